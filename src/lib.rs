@@ -1,0 +1,1 @@
+//! Unpublished root package: owns examples/, tests/ and benches/.
