@@ -1,1 +1,28 @@
-//! Derive macros for redis-state.
+//! Derive macros for [redis-state](https://docs.rs/redis-state). Use them
+//! through the `redis_state` crate, which re-exports them.
+//!
+//! * `#[derive(RedisHash)]`: a struct stored as a Redis hash.
+//! * `#[derive(RedisField)]`: a newtype or unit enum stored as a plain field
+//!   value (and usable as an id).
+
+mod field;
+mod hash;
+mod internals;
+
+use proc_macro::TokenStream;
+use syn::{DeriveInput, parse_macro_input};
+
+/// Derives `redis_state::RedisHash`. See the `redis_state` crate docs for the
+/// attributes.
+#[proc_macro_derive(RedisHash, attributes(redis))]
+pub fn derive_redis_hash(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    hash::derive(&input).into()
+}
+
+/// Derives `FieldValue` and `KeyPart` for a newtype or a unit enum.
+#[proc_macro_derive(RedisField, attributes(redis))]
+pub fn derive_redis_field(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    field::derive(&input).into()
+}

@@ -1,4 +1,87 @@
-//! redis-state: typed Rust state in Redis.
+#![doc = include_str!("../../README.md")]
+//!
+//! # Crate map
+//!
+//! * [`RedisHash`] (derive and trait): structs stored as hashes, with TTLs,
+//!   secondary indexes, unique fields, counters and optimistic versions.
+//! * [`op`]: operations as values, [`batch`] and [`many`] for pipelines.
+//! * [`codec`]: how field values are stored, and how to add your own.
+//! * [`keys`]: key escaping, namespaces, Cluster slots.
+//! * `testing` (feature `test-support`): real `redis-server` processes for
+//!   tests, standalone or as a local Cluster.
+
+pub mod codec;
+pub mod error;
+pub mod exec;
+pub mod hash;
+pub mod keys;
+pub mod op;
+pub mod script;
 
 #[cfg(feature = "test-support")]
 pub mod testing;
+
+pub use redis;
+pub use redis_state_derive::{RedisField, RedisHash};
+
+pub use crate::error::{DecodeError, Error, Result};
+pub use crate::hash::{RedisHash, Ttl};
+pub use crate::keys::Namespace;
+pub use crate::op::{Operation, batch, many};
+
+/// The names most programs need: `use redis_state::prelude::*;`.
+pub mod prelude {
+    pub use crate::hash::RedisHash;
+    pub use crate::keys::Namespace;
+    pub use crate::op::{Operation, batch, many};
+    pub use redis_state_derive::{RedisField, RedisHash};
+}
+
+/// What the derives expand to. Not public API: no semver guarantees.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::codec::{
+        Codec, CounterValue, ExpiresAtValue, FieldError, FieldValue, Json, Opt, Plain, Req, Slot,
+        VersionValue,
+    };
+    pub use crate::error::{Error, Result};
+    pub use crate::hash::{
+        CounterField, ExpiryField, Field, FieldKind, FieldReader, FieldSchema, FieldWriter,
+        HashSchema, IndexField, IndexSchema, RedisHash, UniqueField,
+    };
+    pub use crate::keys::{IdBuf, IdValue, KeyPart, KeyTemplate, Seg};
+    pub use core::option::Option::{self, None, Some};
+    pub use core::result::Result::{Err, Ok};
+    pub use std::string::String;
+    pub use std::vec::Vec;
+
+    /// The schema of the stand-in impl the derive emits beside compile errors.
+    pub static FALLBACK_SCHEMA: HashSchema = HashSchema::new(
+        "(invalid)",
+        "invalid",
+        KeyTemplate {
+            segs: &[],
+            scope: None,
+            namespace: None,
+        },
+        None,
+        &[],
+        &[],
+        None,
+        None,
+    );
+
+    /// Compile-time assertion helpers: a failing bound is reported at the
+    /// field type it names.
+    pub fn assert_field_value<T: FieldValue>() {}
+    /// See [`assert_field_value`].
+    pub fn assert_key_part<T: KeyPart>() {}
+    /// See [`assert_field_value`].
+    pub fn assert_counter<T: CounterValue>() {}
+    /// See [`assert_field_value`].
+    pub fn assert_version<T: VersionValue>() {}
+    /// See [`assert_field_value`].
+    pub fn assert_expires_at<T: ExpiresAtValue>() {}
+    /// See [`assert_field_value`].
+    pub fn assert_codec<T, C: Codec<T>>() {}
+}

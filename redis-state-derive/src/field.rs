@@ -1,0 +1,195 @@
+//! `#[derive(RedisField)]`: newtypes and unit enums as plain hash fields and
+//! key parts.
+
+use proc_macro2::TokenStream;
+use quote::{ToTokens, quote};
+
+use crate::internals::attr::{Attr, parse_lit_str, parse_path};
+use crate::internals::case::{RULES, RenameRule};
+use crate::internals::ctxt::Ctxt;
+
+pub(crate) fn derive(input: &syn::DeriveInput) -> TokenStream {
+    let cx = Ctxt::new();
+    let mut rename_all = Attr::<RenameRule>::none(&cx, "rename_all");
+    let mut krate = Attr::<syn::Path>::none(&cx, "crate");
+    for attr in input.attrs.iter().filter(|a| a.path().is_ident("redis")) {
+        let res = attr.parse_nested_meta(|meta| {
+            let path = meta.path.clone();
+            if path.is_ident("rename_all") {
+                let s = parse_lit_str(&meta)?;
+                match RenameRule::from_str(&s.value()) {
+                    Some(r) => rename_all.set(&path, r),
+                    None => cx.error_spanned_by(
+                        &s,
+                        format!(
+                            "unknown rename_all rule; expected one of {}",
+                            RULES.iter().map(|(n, _)| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")
+                        ),
+                    ),
+                }
+            } else if path.is_ident("crate") {
+                krate.set(&path, parse_path(&meta)?);
+            } else {
+                return Err(meta.error(format!(
+                    "unknown redis attribute `{}` for RedisField; expected rename_all or crate",
+                    path.to_token_stream().to_string().replace(' ', "")
+                )));
+            }
+            Ok(())
+        });
+        if let Err(e) = res {
+            cx.syn_error(e);
+        }
+    }
+    let krate = krate.get().unwrap_or_else(|| syn::parse_quote!(::redis_state));
+    let rename_all = rename_all.get();
+
+    let out = match &input.data {
+        syn::Data::Struct(s) if s.fields.len() == 1 => newtype(input, &s.fields, &krate),
+        syn::Data::Enum(e) => unit_enum(&cx, input, e, rename_all, &krate),
+        _ => {
+            cx.error_spanned_by(
+                &input.ident,
+                "RedisField can be derived for a newtype (a struct with one field) or an enum whose variants have no fields",
+            );
+            TokenStream::new()
+        }
+    };
+    match cx.check() {
+        Ok(()) => out,
+        Err(e) => e.to_compile_error(),
+    }
+}
+
+fn newtype(input: &syn::DeriveInput, fields: &syn::Fields, krate: &syn::Path) -> TokenStream {
+    let ident = &input.ident;
+    let p = quote!(#krate::__private);
+    let Some(field) = fields.iter().next() else {
+        return TokenStream::new();
+    };
+    let inner = &field.ty;
+    let access = match &field.ident {
+        Some(name) => quote!(#name),
+        None => quote!(0),
+    };
+    let build = match &field.ident {
+        Some(name) => quote!(|v| #ident { #name: v }),
+        None => quote!(#ident),
+    };
+    let (impl_g, ty_g, where_c) = input.generics.split_for_impl();
+    quote! {
+        const _: () = {
+            #[automatically_derived]
+            impl #impl_g #p::FieldValue for #ident #ty_g #where_c {
+                const EXPECTED: &'static str = <#inner as #p::FieldValue>::EXPECTED;
+                #[inline]
+                fn encode(&self, out: &mut #p::Vec<u8>) {
+                    #p::FieldValue::encode(&self.#access, out)
+                }
+                #[inline]
+                fn decode(raw: &[u8]) -> #p::Result<Self, #p::FieldError> {
+                    <#inner as #p::FieldValue>::decode(raw).map(#build)
+                }
+            }
+
+            // Generic over a lifetime so that the bound is not "trivially
+            // false" for inner types that are not key parts (f64, ...): the
+            // newtype is then simply not a key part either.
+            #[automatically_derived]
+            impl<'__redis_state> #p::KeyPart for #ident
+            where
+                &'__redis_state #inner: #p::KeyPart,
+            {
+                #[inline]
+                fn write_key_part(&self, out: &mut #p::IdBuf) {
+                    #p::KeyPart::write_key_part(&self.#access, out)
+                }
+            }
+        };
+    }
+}
+
+fn unit_enum(
+    cx: &Ctxt,
+    input: &syn::DeriveInput,
+    e: &syn::DataEnum,
+    rename_all: Option<RenameRule>,
+    krate: &syn::Path,
+) -> TokenStream {
+    let ident = &input.ident;
+    let p = quote!(#krate::__private);
+    if !input.generics.params.is_empty() {
+        cx.error_spanned_by(&input.generics, "RedisField enums cannot be generic");
+    }
+    let mut names = Vec::new();
+    let mut idents = Vec::new();
+    for v in &e.variants {
+        if !matches!(v.fields, syn::Fields::Unit) {
+            cx.error_spanned_by(
+                v,
+                "RedisField enums are stored as the variant name, so variants cannot have fields; store data-carrying enums with #[redis(json)]",
+            );
+            continue;
+        }
+        let mut rename = Attr::<syn::LitStr>::none(cx, "rename");
+        for attr in v.attrs.iter().filter(|a| a.path().is_ident("redis")) {
+            let res = attr.parse_nested_meta(|meta| {
+                if meta.path.is_ident("rename") {
+                    rename.set(meta.path.clone(), parse_lit_str(&meta)?);
+                    Ok(())
+                } else {
+                    Err(meta.error("unknown redis attribute on a variant; expected rename"))
+                }
+            });
+            if let Err(e) = res {
+                cx.syn_error(e);
+            }
+        }
+        let name = match rename.get() {
+            Some(l) => l.value(),
+            None => match rename_all {
+                Some(rule) => rule.apply_to_variant(&v.ident.to_string()),
+                None => v.ident.to_string(),
+            },
+        };
+        if names.contains(&name) {
+            cx.error_spanned_by(v, format!("two variants are stored as `{name}`"));
+        }
+        names.push(name);
+        idents.push(&v.ident);
+    }
+    if names.is_empty() {
+        cx.error_spanned_by(ident, "RedisField enums need at least one variant");
+    }
+    let expected = format!("one of {}", names.join(", "));
+    let bytes: Vec<syn::LitByteStr> = names
+        .iter()
+        .map(|n| syn::LitByteStr::new(n.as_bytes(), proc_macro2::Span::call_site()))
+        .collect();
+    quote! {
+        const _: () = {
+            #[automatically_derived]
+            impl #p::FieldValue for #ident {
+                const EXPECTED: &'static str = #expected;
+                #[inline]
+                fn encode(&self, out: &mut #p::Vec<u8>) {
+                    out.extend_from_slice(match self { #( #ident::#idents => #bytes, )* });
+                }
+                fn decode(raw: &[u8]) -> #p::Result<Self, #p::FieldError> {
+                    match raw {
+                        #( #bytes => #p::Ok(#ident::#idents), )*
+                        _ => #p::Err(#p::FieldError::new()),
+                    }
+                }
+            }
+
+            #[automatically_derived]
+            impl #p::KeyPart for #ident {
+                #[inline]
+                fn write_key_part(&self, out: &mut #p::IdBuf) {
+                    out.push_str(match self { #( #ident::#idents => #names, )* })
+                }
+            }
+        };
+    }
+}

@@ -1,0 +1,611 @@
+//! `#[derive(RedisHash)]`: parse the attributes into a checked model.
+
+use proc_macro2::Span;
+use quote::ToTokens;
+use syn::spanned::Spanned;
+
+use crate::internals::attr::{Attr, Flag, parse_lit_str, parse_path};
+use crate::internals::case::{RULES, RenameRule, to_snake};
+use crate::internals::ctxt::Ctxt;
+use crate::internals::duration::parse_duration_ms;
+use crate::internals::template::{self, Template};
+use crate::internals::ty::option_inner;
+
+/// Most parts a composite id may have (the runtime's `MAX_ID_PARTS`).
+const MAX_ID_PARTS: usize = 8;
+
+pub(crate) struct Model<'a> {
+    pub(crate) ident: &'a syn::Ident,
+    pub(crate) vis: &'a syn::Visibility,
+    pub(crate) generics: &'a syn::Generics,
+    pub(crate) krate: syn::Path,
+    pub(crate) template: Template,
+    pub(crate) ttl_ms: Option<u64>,
+    pub(crate) namespace: Option<String>,
+    pub(crate) collection: String,
+    pub(crate) fields: Vec<FieldModel<'a>>,
+}
+
+#[derive(Clone)]
+pub(crate) enum CodecKind {
+    Plain,
+    Json,
+    With(syn::Path),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Id,
+    Data,
+    Counter,
+    Version,
+    ExpiresAt,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IndexKind {
+    None,
+    Index,
+    Unique,
+}
+
+#[derive(Clone)]
+pub(crate) enum DefaultKind {
+    None,
+    Default,
+    Path(syn::Path),
+}
+
+pub(crate) struct FieldModel<'a> {
+    pub(crate) ident: &'a syn::Ident,
+    pub(crate) ty: &'a syn::Type,
+    /// `T` of `Option<T>`.
+    pub(crate) option_inner: Option<&'a syn::Type>,
+    /// The hash field name.
+    pub(crate) name: String,
+    pub(crate) skip: bool,
+    pub(crate) codec: CodecKind,
+    pub(crate) codec_span: Span,
+    pub(crate) role: Role,
+    pub(crate) index: IndexKind,
+    pub(crate) default: DefaultKind,
+}
+
+impl FieldModel<'_> {
+    /// The Rust name without `r#`.
+    pub(crate) fn rust_name(&self) -> String {
+        let s = self.ident.to_string();
+        s.strip_prefix("r#").map(str::to_owned).unwrap_or(s)
+    }
+
+    /// The type a value of this field has when it is present (`T` for
+    /// `Option<T>`).
+    pub(crate) fn value_ty(&self) -> &syn::Type {
+        self.option_inner.unwrap_or(self.ty)
+    }
+}
+
+fn unsupported_shape(cx: &Ctxt, input: &syn::DeriveInput, what: &str) {
+    cx.error_spanned_by(
+        &input.ident,
+        format!(
+            "RedisHash cannot be derived for {what}: it maps a struct with named fields onto a Redis hash"
+        ),
+    );
+}
+
+pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<'a>> {
+    let named = match &input.data {
+        syn::Data::Struct(s) => match &s.fields {
+            syn::Fields::Named(named) => Some(named),
+            syn::Fields::Unnamed(_) => {
+                unsupported_shape(cx, input, "a tuple struct");
+                None
+            }
+            syn::Fields::Unit => {
+                unsupported_shape(cx, input, "a unit struct");
+                None
+            }
+        },
+        syn::Data::Enum(_) => {
+            unsupported_shape(cx, input, "an enum");
+            None
+        }
+        syn::Data::Union(_) => {
+            unsupported_shape(cx, input, "a union");
+            None
+        }
+    };
+
+    // -- container attributes ---------------------------------------------
+    let mut key = Attr::<syn::LitStr>::none(cx, "key");
+    let mut hash_tag = Attr::<syn::LitStr>::none(cx, "hash_tag");
+    let mut ttl = Attr::<(u64, Span)>::none(cx, "ttl");
+    let mut namespace = Attr::<syn::LitStr>::none(cx, "namespace");
+    let mut collection = Attr::<syn::LitStr>::none(cx, "collection");
+    let mut rename_all = Attr::<RenameRule>::none(cx, "rename_all");
+    let mut krate = Attr::<syn::Path>::none(cx, "crate");
+
+    for attr in input.attrs.iter().filter(|a| a.path().is_ident("redis")) {
+        let res = attr.parse_nested_meta(|meta| {
+            let path = meta.path.clone();
+            if path.is_ident("key") {
+                key.set(&path, parse_lit_str(&meta)?);
+            } else if path.is_ident("hash_tag") {
+                hash_tag.set(&path, parse_lit_str(&meta)?);
+            } else if path.is_ident("ttl") {
+                let expr: syn::Expr = meta.value()?.parse()?;
+                match &expr {
+                    syn::Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Str(s),
+                        ..
+                    }) => match parse_duration_ms(&s.value()) {
+                        Ok(0) => cx.error_spanned_by(s, "ttl must be longer than zero"),
+                        Ok(ms) => ttl.set(&path, (ms, s.span())),
+                        Err(e) => cx.error_spanned_by(
+                            s,
+                            format!("malformed ttl: {e}; write e.g. \"30m\", \"1h30m\", \"500ms\" or a number of seconds"),
+                        ),
+                    },
+                    syn::Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Int(i),
+                        ..
+                    }) => match i.base10_parse::<u64>() {
+                        Ok(0) => cx.error_spanned_by(i, "ttl must be longer than zero"),
+                        Ok(secs) => match secs.checked_mul(1000) {
+                            Some(ms) => ttl.set(&path, (ms, i.span())),
+                            None => cx.error_spanned_by(i, "ttl too large"),
+                        },
+                        Err(e) => cx.error_spanned_by(i, format!("malformed ttl: {e}")),
+                    },
+                    other => cx.error_spanned_by(
+                        other,
+                        "malformed ttl: write a string like \"30m\" or a number of seconds",
+                    ),
+                }
+            } else if path.is_ident("namespace") {
+                namespace.set(&path, parse_lit_str(&meta)?);
+            } else if path.is_ident("collection") {
+                collection.set(&path, parse_lit_str(&meta)?);
+            } else if path.is_ident("rename_all") {
+                let s = parse_lit_str(&meta)?;
+                match RenameRule::from_str(&s.value()) {
+                    Some(rule) => rename_all.set(&path, rule),
+                    None => cx.error_spanned_by(
+                        &s,
+                        format!(
+                            "unknown rename_all rule; expected one of {}",
+                            RULES.iter().map(|(n, _)| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")
+                        ),
+                    ),
+                }
+            } else if path.is_ident("crate") {
+                krate.set(&path, parse_path(&meta)?);
+            } else {
+                let name = path.to_token_stream().to_string().replace(' ', "");
+                let hint = match name.as_str() {
+                    "id" | "index" | "unique" | "skip" | "json" | "counter" | "version"
+                    | "expires_at" | "rename" | "with" | "default" => {
+                        " (it is a field attribute: put it on a field)"
+                    }
+                    _ => "",
+                };
+                return Err(meta.error(format!(
+                    "unknown redis attribute `{name}` on a struct{hint}; expected one of: key, hash_tag, ttl, namespace, collection, rename_all, crate"
+                )));
+            }
+            Ok(())
+        });
+        if let Err(e) = res {
+            cx.syn_error(e);
+        }
+    }
+
+    let rename_all = rename_all.get();
+    let krate = krate
+        .get()
+        .unwrap_or_else(|| syn::parse_quote!(::redis_state));
+
+    // -- fields -------------------------------------------------------------
+    let mut fields = Vec::new();
+    if let Some(named) = named {
+        for f in &named.named {
+            if let Some(fm) = parse_field(cx, f, rename_all) {
+                fields.push(fm);
+            }
+        }
+    }
+
+    let namespace = namespace.get().and_then(|ns| {
+        let v = ns.value();
+        let bad = v.is_empty()
+            || v.len() > 256
+            || v.starts_with(':')
+            || v.ends_with(':')
+            || v.contains("::")
+            || v.chars().any(|c| {
+                matches!(c, '{' | '}' | '#' | '%' | '*' | '?' | '[' | ']' | '\\')
+                    || c.is_whitespace()
+                    || c.is_control()
+            });
+        if bad {
+            cx.error_spanned_by(
+                &ns,
+                "invalid namespace: it must be non-empty, at most 256 bytes, not start or end with `:`, and contain no braces, `#`, `%`, glob characters or whitespace",
+            );
+            None
+        } else {
+            Some(v)
+        }
+    });
+
+    let collection = match collection.get() {
+        Some(c) => {
+            let v = c.value();
+            if v.is_empty()
+                || !v
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '-' | '.'))
+            {
+                cx.error_spanned_by(
+                    &c,
+                    "invalid collection: use ASCII letters, digits, `_`, `-` and `.`",
+                );
+            }
+            v
+        }
+        None => to_snake(&input.ident.to_string()),
+    };
+
+    check_fields(cx, input, &fields);
+
+    let id_fields: Vec<&FieldModel<'_>> = fields.iter().filter(|f| f.role == Role::Id).collect();
+
+    // -- key template -------------------------------------------------------
+    let (template_src, template_span) = match key.get_with_tokens() {
+        Some((_, lit)) => (lit.value(), Some(lit)),
+        None => {
+            let mut s = to_snake(&input.ident.to_string());
+            for f in &id_fields {
+                s.push_str(&format!(":{{{}}}", f.rust_name()));
+            }
+            (s, None)
+        }
+    };
+    let template_err_at = |msg: String| match &template_span {
+        Some(lit) => cx.error_spanned_by(lit, msg),
+        None => cx.error_spanned_by(&input.ident, msg),
+    };
+    let mut template = match template::parse(&template_src) {
+        Ok(t) => Some(t),
+        Err(msg) => {
+            template_err_at(format!("malformed key template: {msg}"));
+            None
+        }
+    };
+    if let (Some(t), Some(tag)) = (template.as_mut(), hash_tag.get())
+        && let Err(msg) = t.tag_placeholder(&tag.value())
+    {
+        cx.error_spanned_by(&tag, msg);
+    }
+    if let Some(t) = &template {
+        let parts: Vec<&str> = t.parts().collect();
+        for p in &parts {
+            match fields.iter().find(|f| f.rust_name() == *p) {
+                None => template_err_at(format!(
+                    "the key template names `{{{p}}}`, but `{}` has no field `{p}`",
+                    input.ident
+                )),
+                Some(f) if f.role != Role::Id => template_err_at(format!(
+                    "the key template names `{{{p}}}`, which is not an id field; mark it `#[redis(id)]` or remove it from the key"
+                )),
+                Some(_) => {}
+            }
+            if parts.iter().filter(|q| *q == p).count() > 1 {
+                template_err_at(format!("the key template names `{{{p}}}` more than once"));
+            }
+        }
+        for f in &id_fields {
+            if !parts.contains(&f.rust_name().as_str()) {
+                cx.error_spanned_by(
+                    f.ident,
+                    format!(
+                        "id field `{}` does not appear in the key template `{template_src}`",
+                        f.rust_name()
+                    ),
+                );
+            }
+        }
+        if parts.len() > MAX_ID_PARTS {
+            template_err_at(format!("a key may have at most {MAX_ID_PARTS} id parts"));
+        }
+        if !t.has_tag() {
+            for f in fields.iter().filter(|f| f.index != IndexKind::None) {
+                let what = if f.index == IndexKind::Unique { "unique" } else { "indexed" };
+                cx.error_spanned_by(
+                    f.ident,
+                    format!(
+                        "`{}` is {what}, so entity keys and index keys must share a Redis Cluster hash tag, and the key template `{template_src}` has none; put one in the key, e.g. `key = \"{{{{{}}}}}:{{id}}\"` (one slot for all), or scope the indexes by an id field with `hash_tag = \"tenant\"`",
+                        f.rust_name(),
+                        collection,
+                    ),
+                );
+            }
+        }
+    }
+
+    if named.is_none() || cx.has_errors() {
+        return None;
+    }
+    Some(Model {
+        ident: &input.ident,
+        vis: &input.vis,
+        generics: &input.generics,
+        krate,
+        template: template?,
+        ttl_ms: ttl.get().map(|(ms, _)| ms),
+        namespace,
+        collection,
+        fields,
+    })
+}
+
+fn parse_field<'a>(
+    cx: &Ctxt,
+    f: &'a syn::Field,
+    rename_all: Option<RenameRule>,
+) -> Option<FieldModel<'a>> {
+    let ident = f.ident.as_ref()?;
+    let mut id = Flag::none(cx, "id");
+    let mut rename = Attr::<syn::LitStr>::none(cx, "rename");
+    let mut skip = Flag::none(cx, "skip");
+    let mut default = Attr::<DefaultKind>::none(cx, "default");
+    let mut json = Flag::none(cx, "json");
+    let mut with = Attr::<syn::Path>::none(cx, "with");
+    let mut index = Flag::none(cx, "index");
+    let mut unique = Flag::none(cx, "unique");
+    let mut counter = Flag::none(cx, "counter");
+    let mut version = Flag::none(cx, "version");
+    let mut expires_at = Flag::none(cx, "expires_at");
+
+    for attr in f.attrs.iter().filter(|a| a.path().is_ident("redis")) {
+        let res = attr.parse_nested_meta(|meta| {
+            let path = meta.path.clone();
+            let span = path.span();
+            if path.is_ident("id") {
+                id.set(&path, span);
+            } else if path.is_ident("rename") {
+                rename.set(&path, parse_lit_str(&meta)?);
+            } else if path.is_ident("skip") {
+                skip.set(&path, span);
+            } else if path.is_ident("default") {
+                if meta.input.peek(syn::Token![=]) {
+                    default.set(&path, DefaultKind::Path(parse_path(&meta)?));
+                } else {
+                    default.set(&path, DefaultKind::Default);
+                }
+            } else if path.is_ident("json") {
+                json.set(&path, span);
+            } else if path.is_ident("with") {
+                with.set(&path, parse_path(&meta)?);
+            } else if path.is_ident("index") {
+                index.set(&path, span);
+            } else if path.is_ident("unique") {
+                unique.set(&path, span);
+            } else if path.is_ident("counter") {
+                counter.set(&path, span);
+            } else if path.is_ident("version") {
+                version.set(&path, span);
+            } else if path.is_ident("expires_at") {
+                expires_at.set(&path, span);
+            } else {
+                let name = path.to_token_stream().to_string().replace(' ', "");
+                let hint = match name.as_str() {
+                    "key" | "ttl" | "namespace" | "hash_tag" | "collection" | "rename_all" => {
+                        " (it is a struct attribute: put it on the struct)"
+                    }
+                    _ => "",
+                };
+                return Err(meta.error(format!(
+                    "unknown redis attribute `{name}` on a field{hint}; expected one of: id, rename, skip, default, json, with, index, unique, counter, version, expires_at"
+                )));
+            }
+            Ok(())
+        });
+        if let Err(e) = res {
+            cx.syn_error(e);
+        }
+    }
+
+    let option = option_inner(&f.ty);
+    let id = id.get();
+    let skip = skip.get();
+    let json = json.get();
+    let with = with.get_with_tokens();
+    let index = index.get();
+    let unique = unique.get();
+    let counter = counter.get();
+    let version = version.get();
+    let expires_at = expires_at.get();
+    let default = default.get_with_tokens();
+    let rename = rename.get();
+
+    // Conflicts, each reported at the attribute that conflicts.
+    let roles: Vec<(&str, Span)> = [
+        ("id", id),
+        ("counter", counter),
+        ("version", version),
+        ("expires_at", expires_at),
+    ]
+    .into_iter()
+    .filter_map(|(n, s)| s.map(|s| (n, s)))
+    .collect();
+    if roles.len() > 1 {
+        cx.error_at(
+            roles[1].1,
+            format!(
+                "`{}` conflicts with `{}`: a field has one role",
+                roles[1].0, roles[0].0
+            ),
+        );
+    }
+    if let Some(s) = skip {
+        for (name, other) in [
+            ("id", id),
+            ("json", json),
+            ("index", index),
+            ("unique", unique),
+            ("counter", counter),
+            ("version", version),
+            ("expires_at", expires_at),
+        ] {
+            if other.is_some() {
+                cx.error_at(s, format!("`skip` conflicts with `{name}`: a skipped field is not stored"));
+            }
+        }
+        if with.is_some() || rename.is_some() {
+            cx.error_at(s, "`skip` conflicts with `with` / `rename`: a skipped field is not stored");
+        }
+    }
+    if let (Some(j), Some((w, _))) = (json, &with) {
+        cx.error_spanned_by(w, "`with` conflicts with `json`: choose one codec");
+        let _ = j;
+    }
+    if let (Some(_), Some(u)) = (index, unique) {
+        cx.error_at(u, "`unique` conflicts with `index`: a unique field is already indexed");
+    }
+    for (name, flag) in [("index", index), ("unique", unique)] {
+        let Some(s) = flag else { continue };
+        if json.is_some() {
+            cx.error_at(
+                s,
+                format!("`{name}` on a json field: indexes match exact stored strings, and JSON text is not a stable key; index a plain field instead"),
+            );
+        }
+        if id.is_some() {
+            cx.error_at(s, format!("`{name}` on an id field: ids are already the key"));
+        }
+        if counter.is_some() || version.is_some() {
+            cx.error_at(
+                s,
+                format!("`{name}` on a counter or version field: they change without index upkeep"),
+            );
+        }
+    }
+    if let Some(s) = id {
+        if option.is_some() {
+            cx.error_at(s, "an id field cannot be an `Option`: every entity needs its id");
+        }
+        if json.is_some() || with.is_some() {
+            cx.error_at(s, "an id field is a key part: it cannot use `json` or `with`");
+        }
+        if let Some((tokens, _)) = &default {
+            cx.error_spanned_by(tokens, "`default` on an id field: an entity without its id cannot be loaded");
+        }
+    }
+    for (name, flag) in [("counter", counter), ("version", version)] {
+        let Some(s) = flag else { continue };
+        if option.is_some() {
+            cx.error_at(s, format!("a {name} field cannot be an `Option`"));
+        }
+        if json.is_some() || with.is_some() {
+            cx.error_at(s, format!("a {name} field is stored as a plain number: no `json` or `with`"));
+        }
+    }
+
+    let name = match rename {
+        Some(lit) => {
+            let v = lit.value();
+            if v.is_empty() {
+                cx.error_spanned_by(&lit, "a field name cannot be empty");
+            }
+            v
+        }
+        None => {
+            let s = ident.to_string();
+            let s = s.strip_prefix("r#").unwrap_or(&s).to_owned();
+            match rename_all {
+                Some(rule) => rule.apply_to_field(&s),
+                None => s,
+            }
+        }
+    };
+
+    let (codec, codec_span) = match (json, with) {
+        (_, Some((tokens, path))) => (CodecKind::With(path), tokens.span()),
+        (Some(s), None) => (CodecKind::Json, s),
+        (None, None) => (CodecKind::Plain, f.ty.span()),
+    };
+    let role = if id.is_some() {
+        Role::Id
+    } else if counter.is_some() {
+        Role::Counter
+    } else if version.is_some() {
+        Role::Version
+    } else if expires_at.is_some() {
+        Role::ExpiresAt
+    } else {
+        Role::Data
+    };
+    let index = if unique.is_some() {
+        IndexKind::Unique
+    } else if index.is_some() {
+        IndexKind::Index
+    } else {
+        IndexKind::None
+    };
+    Some(FieldModel {
+        ident,
+        ty: &f.ty,
+        option_inner: option,
+        name,
+        skip: skip.is_some(),
+        codec,
+        codec_span,
+        role,
+        index,
+        default: default.map_or(DefaultKind::None, |(_, d)| d),
+    })
+}
+
+fn check_fields(cx: &Ctxt, input: &syn::DeriveInput, fields: &[FieldModel<'_>]) {
+    if matches!(&input.data, syn::Data::Struct(_))
+        && !fields.is_empty()
+        && !fields.iter().any(|f| f.role == Role::Id)
+    {
+        cx.error_spanned_by(
+            &input.ident,
+            format!(
+                "`{}` has no id: mark the field (or fields) that identify an entity with `#[redis(id)]`",
+                input.ident
+            ),
+        );
+    }
+    for (role, name) in [(Role::Version, "version"), (Role::ExpiresAt, "expires_at")] {
+        let marked: Vec<_> = fields.iter().filter(|f| f.role == role).collect();
+        for extra in marked.iter().skip(1) {
+            cx.error_spanned_by(
+                extra.ident,
+                format!(
+                    "a second `{name}` field: `{}` already is the {name} field",
+                    marked[0].rust_name()
+                ),
+            );
+        }
+    }
+    for (i, f) in fields.iter().enumerate() {
+        if f.skip {
+            continue;
+        }
+        if let Some(prev) = fields[..i].iter().find(|p| !p.skip && p.name == f.name) {
+            cx.error_spanned_by(
+                f.ident,
+                format!(
+                    "hash field name `{}` is already used by `{}`; rename one of them",
+                    f.name,
+                    prev.rust_name()
+                ),
+            );
+        }
+    }
+}

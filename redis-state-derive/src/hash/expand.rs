@@ -1,0 +1,381 @@
+//! `#[derive(RedisHash)]`: generate the schema, the field codecs and typed
+//! field handles. Everything else is generic runtime code.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+
+use super::ast::{CodecKind, DefaultKind, FieldModel, IndexKind, Model, Role};
+use crate::internals::template::TSeg;
+
+pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
+    let krate = &m.krate;
+    let p = quote!(#krate::__private);
+    let ident = m.ident;
+    let vis = m.vis;
+    let (impl_g, ty_g, where_c) = m.generics.split_for_impl();
+    let model_name = ident.to_string();
+    let collection = &m.collection;
+
+    let stored: Vec<&FieldModel<'_>> = m.fields.iter().filter(|f| !f.skip).collect();
+    let pos_of = |name: &str| stored.iter().position(|f| f.rust_name() == name);
+
+    // -- key template ---------------------------------------------------------
+    let parts: Vec<&str> = m.template.parts().collect();
+    let id_fields: Vec<&FieldModel<'_>> = parts
+        .iter()
+        .filter_map(|p| m.fields.iter().find(|f| f.rust_name() == *p))
+        .collect();
+    let mut part_no = 0u8;
+    let segs = m.template.segs.iter().map(|s| match s {
+        TSeg::Lit(l) => quote!(#p::Seg::Lit(#l)),
+        TSeg::Part(_) => {
+            let n = part_no;
+            part_no += 1;
+            quote!(#p::Seg::Part(#n))
+        }
+    });
+    let scope = match m.template.scope {
+        Some(n) => quote!(#p::Some(#n)),
+        None => quote!(#p::None),
+    };
+    let namespace = match &m.namespace {
+        Some(ns) => quote!(#p::Some(#ns)),
+        None => quote!(#p::None),
+    };
+    let ttl = match m.ttl_ms {
+        Some(ms) => quote!(#p::Some(#ms)),
+        None => quote!(#p::None),
+    };
+
+    let id_ty = match id_fields.as_slice() {
+        [one] => {
+            let ty = one.ty;
+            quote!(#ty)
+        }
+        many => {
+            let tys = many.iter().map(|f| f.ty);
+            quote!((#(#tys,)*))
+        }
+    };
+    let write_id = id_fields.iter().map(|f| {
+        let fi = f.ident;
+        quote_spanned!(f.ty_span()=> #p::KeyPart::write_key_part(&self.#fi, __out);)
+    });
+
+    // -- fields -------------------------------------------------------------
+    let slot_of = |f: &FieldModel<'_>| -> TokenStream {
+        let codec = match &f.codec {
+            CodecKind::Plain => quote!(#p::Plain),
+            CodecKind::Json => quote!(#p::Json),
+            CodecKind::With(path) => quote!(#path),
+        };
+        if f.option_inner.is_some() {
+            quote!(#p::Opt<#codec>)
+        } else {
+            quote!(#p::Req<#codec>)
+        }
+    };
+
+    let field_schemas = stored.iter().map(|f| {
+        let name = &f.name;
+        let rust = f.rust_name();
+        let ty = f.ty;
+        let slot = slot_of(f);
+        let optional = f.option_inner.is_some();
+        let has_default = !matches!(f.default, DefaultKind::None);
+        let kind = match f.role {
+            Role::Id => quote!(#p::FieldKind::Id),
+            Role::Data => quote!(#p::FieldKind::Data),
+            Role::Counter => quote!(#p::FieldKind::Counter),
+            Role::Version => quote!(#p::FieldKind::Version),
+            Role::ExpiresAt => quote!(#p::FieldKind::ExpiresAt),
+        };
+        quote! {
+            #p::FieldSchema::new(#name, #rust, <#slot as #p::Slot<#ty>>::EXPECTED, #optional, #has_default, #kind)
+        }
+    });
+    let indexes = stored.iter().enumerate().filter_map(|(i, f)| match f.index {
+        IndexKind::None => None,
+        IndexKind::Index => Some(quote!(#p::IndexSchema::new(#i, false))),
+        IndexKind::Unique => Some(quote!(#p::IndexSchema::new(#i, true))),
+    });
+    let version_pos = stored.iter().position(|f| f.role == Role::Version);
+    let expires_pos = stored.iter().position(|f| f.role == Role::ExpiresAt);
+    let opt_usize = |o: Option<usize>| match o {
+        Some(i) => quote!(#p::Some(#i)),
+        None => quote!(#p::None),
+    };
+    let version_pos_tokens = opt_usize(version_pos);
+    let expires_pos_tokens = opt_usize(expires_pos);
+
+    let encode = stored.iter().enumerate().map(|(i, f)| {
+        let fi = f.ident;
+        let ty = f.ty;
+        let slot = slot_of(f);
+        quote_spanned!(f.codec_span=> __out.put::<#ty, #slot>(#i, &self.#fi)?;)
+    });
+
+    let decode = m.fields.iter().map(|f| {
+        let fi = f.ident;
+        let ty = f.ty;
+        if f.skip {
+            return match &f.default {
+                DefaultKind::Path(path) => quote!(#fi: #path(),),
+                _ => quote_spanned!(f.ty_span()=> #fi: ::core::default::Default::default(),),
+            };
+        }
+        let i = pos_of(&f.rust_name()).unwrap_or(0);
+        let slot = slot_of(f);
+        match &f.default {
+            DefaultKind::None => {
+                quote_spanned!(f.codec_span=> #fi: __r.get::<#ty, #slot>(#i)?,)
+            }
+            DefaultKind::Default => quote_spanned!(f.ty_span()=>
+                #fi: __r.get_or::<#ty, #slot>(#i, ::core::default::Default::default)?,
+            ),
+            DefaultKind::Path(path) => quote!(#fi: __r.get_or::<#ty, #slot>(#i, #path)?,),
+        }
+    });
+
+    let expires_at_fn = stored.iter().find(|f| f.role == Role::ExpiresAt).map(|f| {
+        let fi = f.ident;
+        quote! {
+            fn expires_at_ms(&self) -> #p::Option<i64> {
+                #p::ExpiresAtValue::expires_at_ms(&self.#fi)
+            }
+        }
+    });
+    let version_fn = stored.iter().find(|f| f.role == Role::Version).map(|f| {
+        let fi = f.ident;
+        quote! {
+            fn version(&self) -> u64 {
+                #p::VersionValue::to_version(self.#fi)
+            }
+        }
+    });
+
+    // -- compile-time checks, spanned at the faulty type --------------------
+    let asserts = m.fields.iter().filter(|f| !f.skip).map(|f| {
+        let vt = f.value_ty();
+        let ty = f.ty;
+        let codec_check = match &f.codec {
+            CodecKind::Plain => quote_spanned!(f.ty_span_value()=> #p::assert_field_value::<#vt>();),
+            CodecKind::Json => quote_spanned!(f.codec_span=> #p::assert_codec::<#vt, #p::Json>();),
+            CodecKind::With(path) => quote_spanned!(f.codec_span=> #p::assert_codec::<#vt, #path>();),
+        };
+        let role_check = match f.role {
+            Role::Id => quote_spanned!(f.ty_span()=> #p::assert_key_part::<#ty>();),
+            Role::Counter => quote_spanned!(f.ty_span()=> #p::assert_counter::<#ty>();),
+            Role::Version => quote_spanned!(f.ty_span()=> #p::assert_version::<#ty>();),
+            Role::ExpiresAt => quote_spanned!(f.ty_span()=> #p::assert_expires_at::<#ty>();),
+            Role::Data => quote!(),
+        };
+        quote!(#codec_check #role_check)
+    });
+
+    // -- typed field handles and helpers --------------------------------------
+    let scope_names = m.template.scope_parts();
+    let scope_fields: Vec<&FieldModel<'_>> = scope_names
+        .iter()
+        .filter_map(|n| m.fields.iter().find(|f| f.rust_name() == *n))
+        .collect();
+    let scope_params = scope_fields.iter().map(|f| {
+        let fi = f.ident;
+        let ty = f.ty;
+        quote!(#fi: &#ty,)
+    });
+    let scope_params: Vec<TokenStream> = scope_params.collect();
+    let scope_value = match scope_fields.as_slice() {
+        [] => quote!(&()),
+        [one] => {
+            let fi = one.ident;
+            quote!(#fi)
+        }
+        many => {
+            let fis = many.iter().map(|f| f.ident);
+            quote!(&(#(#fis,)*))
+        }
+    };
+
+    let mut consts = Vec::new();
+    let mut helpers = Vec::new();
+    for (i, f) in stored.iter().enumerate() {
+        let ty = f.ty;
+        let slot = slot_of(f);
+        let const_name = format_ident!("{}", f.rust_name().to_uppercase(), span = f.ident.span());
+        let doc = format!(
+            "The `{}` field (hash field `{}`), for `update().set(..)`{}.",
+            f.rust_name(),
+            f.name,
+            match (f.index, f.role) {
+                (IndexKind::Index, _) => " and `find_by`",
+                (IndexKind::Unique, _) => " and `find_unique`",
+                (_, Role::Counter) => " and `increment`",
+                _ => "",
+            }
+        );
+        let handle = match (f.role, f.index) {
+            (Role::Id | Role::Version, _) => continue,
+            (Role::Counter, _) => quote!(#p::CounterField),
+            (Role::ExpiresAt, _) => quote!(#p::ExpiryField),
+            (_, IndexKind::Index) => quote!(#p::IndexField),
+            (_, IndexKind::Unique) => quote!(#p::UniqueField),
+            (_, IndexKind::None) => quote!(#p::Field),
+        };
+        consts.push(quote! {
+            #[doc = #doc]
+            #[allow(dead_code)]
+            #vis const #const_name: #handle<Self, #ty, #slot> = #handle::new(#i);
+        });
+
+        let vt = f.value_ty();
+        let codec = match &f.codec {
+            CodecKind::Plain => quote!(#p::Plain),
+            CodecKind::Json => quote!(#p::Json),
+            CodecKind::With(path) => quote!(#path),
+        };
+        let fname = f.rust_name();
+        match f.index {
+            IndexKind::Index => {
+                let method = format_ident!("find_by_{}", fname);
+                let doc = format!(
+                    "Finds the entities whose `{fname}` equals `value`. Two round trips: see [`RedisHash::find_by`](#krate::RedisHash::find_by)."
+                );
+                helpers.push(quote! {
+                    #[doc = #doc]
+                    #[allow(dead_code)]
+                    #vis fn #method(#(#scope_params)* value: &#vt) -> #krate::hash::FindBy<Self> {
+                        #krate::hash::FindBy::__new(#scope_value, #i, |__out| {
+                            <#codec as #p::Codec<#vt>>::encode(value, __out).map(|()| true)
+                        })
+                    }
+                });
+            }
+            IndexKind::Unique => {
+                let method = format_ident!("find_by_{}", fname);
+                let doc = format!(
+                    "Finds the entity whose unique `{fname}` equals `value`. Two round trips: see [`RedisHash::find_unique`](#krate::RedisHash::find_unique)."
+                );
+                helpers.push(quote! {
+                    #[doc = #doc]
+                    #[allow(dead_code)]
+                    #vis fn #method(#(#scope_params)* value: &#vt) -> #krate::hash::FindUnique<Self> {
+                        #krate::hash::FindUnique::__new(#scope_value, #i, |__out| {
+                            <#codec as #p::Codec<#vt>>::encode(value, __out).map(|()| true)
+                        })
+                    }
+                });
+            }
+            IndexKind::None => {}
+        }
+        if f.role == Role::Counter {
+            let method = format_ident!("increment_{}", fname);
+            let doc = format!(
+                "Adds `by` to the `{fname}` counter of the entity with `id` and returns the new value. One round trip: see [`RedisHash::increment`](#krate::RedisHash::increment)."
+            );
+            helpers.push(quote! {
+                #[doc = #doc]
+                #[allow(dead_code)]
+                #vis fn #method<__Q: #p::IdValue + ?Sized>(
+                    id: &__Q,
+                    by: <#ty as #p::CounterValue>::Delta,
+                ) -> #krate::hash::Increment<Self, #ty>
+                where
+                    <Self as #p::RedisHash>::Id: ::core::borrow::Borrow<__Q>,
+                {
+                    <Self as #p::RedisHash>::increment(id, Self::#const_name, by)
+                }
+            });
+        }
+    }
+
+    quote! {
+        #[allow(non_upper_case_globals, clippy::all, clippy::pedantic)]
+        const _: () = {
+            #[automatically_derived]
+            impl #impl_g #p::RedisHash for #ident #ty_g #where_c {
+                type Id = #id_ty;
+
+                const SCHEMA: &'static #p::HashSchema = &#p::HashSchema::new(
+                    #model_name,
+                    #collection,
+                    #p::KeyTemplate {
+                        segs: &[#(#segs),*],
+                        scope: #scope,
+                        namespace: #namespace,
+                    },
+                    #ttl,
+                    &[#(#field_schemas),*],
+                    &[#(#indexes),*],
+                    #version_pos_tokens,
+                    #expires_pos_tokens,
+                );
+
+                #[inline]
+                fn write_id(&self, __out: &mut #p::IdBuf) {
+                    #(#write_id)*
+                }
+
+                #[inline]
+                fn encode(&self, __out: &mut #p::FieldWriter) -> #p::Result<()> {
+                    #(#encode)*
+                    #p::Ok(())
+                }
+
+                #[inline]
+                fn decode(__r: &#p::FieldReader<'_>) -> #p::Result<Self> {
+                    #p::Ok(Self { #(#decode)* })
+                }
+
+                #expires_at_fn
+                #version_fn
+            }
+
+            #[automatically_derived]
+            impl #impl_g #ident #ty_g #where_c {
+                #(#consts)*
+                #(#helpers)*
+
+                #[doc(hidden)]
+                #[allow(dead_code)]
+                fn __redis_state_assert_fields() {
+                    #(#asserts)*
+                }
+            }
+        };
+    }
+}
+
+impl FieldModel<'_> {
+    fn ty_span(&self) -> Span {
+        syn::spanned::Spanned::span(self.ty)
+    }
+
+    fn ty_span_value(&self) -> Span {
+        syn::spanned::Spanned::span(self.value_ty())
+    }
+}
+
+/// A stand-in impl emitted beside compile errors, so that the user sees the
+/// real error and not dozens of follow-on "trait not implemented" errors.
+pub(crate) fn fallback(input: &syn::DeriveInput, krate: &syn::Path) -> TokenStream {
+    let ident = &input.ident;
+    let p = quote!(#krate::__private);
+    let (impl_g, ty_g, where_c) = input.generics.split_for_impl();
+    quote! {
+        const _: () = {
+            #[automatically_derived]
+            impl #impl_g #p::RedisHash for #ident #ty_g #where_c {
+                type Id = ();
+                const SCHEMA: &'static #p::HashSchema = &#p::FALLBACK_SCHEMA;
+                fn write_id(&self, _: &mut #p::IdBuf) {}
+                fn encode(&self, _: &mut #p::FieldWriter) -> #p::Result<()> {
+                    ::core::unimplemented!()
+                }
+                fn decode(_: &#p::FieldReader<'_>) -> #p::Result<Self> {
+                    ::core::unimplemented!()
+                }
+            }
+        };
+    }
+}

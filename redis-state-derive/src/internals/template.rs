@@ -1,0 +1,239 @@
+//! Key templates: `"user:{id}"`, `"order:{{{customer}}}:{id}"`.
+//!
+//! `{name}` is a placeholder; `{{` and `}}` are literal braces (as in
+//! `format!`). Literal braces form the Redis Cluster hash tag: at most one
+//! pair, `{` before `}`, with something between them. Literal text may not
+//! contain `#` (reserved for redis-state's own keys), `%` (the escape
+//! character), glob characters `* ? [ ] \`, whitespace or control
+//! characters, so that keys stay unambiguous and prefixes are safe `SCAN`
+//! patterns.
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TSeg {
+    Lit(String),
+    Part(String),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Template {
+    pub(crate) segs: Vec<TSeg>,
+    /// Number of leading segments through the closing brace of the hash tag.
+    pub(crate) scope: Option<usize>,
+}
+
+impl Template {
+    /// Placeholder names in template order.
+    pub(crate) fn parts(&self) -> impl Iterator<Item = &str> {
+        self.segs.iter().filter_map(|s| match s {
+            TSeg::Part(p) => Some(p.as_str()),
+            TSeg::Lit(_) => None,
+        })
+    }
+
+    /// Placeholder names inside the scope (through the hash tag).
+    pub(crate) fn scope_parts(&self) -> Vec<&str> {
+        let n = self.scope.unwrap_or(0);
+        self.segs[..n]
+            .iter()
+            .filter_map(|s| match s {
+                TSeg::Part(p) => Some(p.as_str()),
+                TSeg::Lit(_) => None,
+            })
+            .collect()
+    }
+
+    pub(crate) fn has_tag(&self) -> bool {
+        self.scope.is_some()
+    }
+
+    /// Wraps placeholder `name` in literal braces (the `hash_tag = "name"`
+    /// shorthand). Fails if the template already has a tag or lacks `name`.
+    pub(crate) fn tag_placeholder(&mut self, name: &str) -> Result<(), String> {
+        if self.has_tag() {
+            return Err(
+                "the key template already has a hash tag; remove `hash_tag` or the braces"
+                    .to_owned(),
+            );
+        }
+        let Some(pos) = self
+            .segs
+            .iter()
+            .position(|s| matches!(s, TSeg::Part(p) if p == name))
+        else {
+            return Err(format!(
+                "hash_tag names `{name}`, which is not a placeholder of the key template"
+            ));
+        };
+        let rest = self.segs.split_off(pos);
+        match self.segs.last_mut() {
+            Some(TSeg::Lit(prev)) => prev.push('{'),
+            _ => self.segs.push(TSeg::Lit("{".to_owned())),
+        }
+        let mut rest = rest.into_iter();
+        if let Some(part) = rest.next() {
+            self.segs.push(part);
+        }
+        self.segs.push(TSeg::Lit("}".to_owned()));
+        self.scope = Some(self.segs.len());
+        self.segs.extend(rest);
+        Ok(())
+    }
+}
+
+fn forbidden(c: char) -> bool {
+    matches!(c, '#' | '%' | '*' | '?' | '[' | ']' | '\\') || c.is_whitespace() || c.is_control()
+}
+
+fn is_ident(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+}
+
+/// Parses a template. Errors are messages for the template literal.
+pub(crate) fn parse(src: &str) -> Result<Template, String> {
+    let mut segs: Vec<TSeg> = Vec::new();
+    let mut lit = String::new();
+    let mut open_seen = false;
+    let mut tag_content = false;
+    let mut scope = None;
+    let mut chars = src.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+                if open_seen {
+                    return Err(
+                        "a key template may contain one hash tag: a single `{{` ... `}}` pair"
+                            .to_owned(),
+                    );
+                }
+                open_seen = true;
+                lit.push('{');
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+                if !open_seen || scope.is_some() {
+                    return Err(
+                        "`}}` without a matching `{{`: a key template may contain one hash tag `{{...}}`"
+                            .to_owned(),
+                    );
+                }
+                if !tag_content && lit.ends_with('{') {
+                    return Err("empty hash tag `{{}}`: Redis would hash the whole key".to_owned());
+                }
+                lit.push('}');
+                segs.push(TSeg::Lit(std::mem::take(&mut lit)));
+                scope = Some(segs.len());
+            }
+            '{' => {
+                let mut name = String::new();
+                let mut closed = false;
+                for c in chars.by_ref() {
+                    if c == '}' {
+                        closed = true;
+                        break;
+                    }
+                    name.push(c);
+                }
+                if !closed {
+                    return Err(format!(
+                        "unclosed placeholder `{{{name}`: write `{{field}}`, or `{{{{` for a literal brace"
+                    ));
+                }
+                if !is_ident(&name) {
+                    return Err(format!(
+                        "`{{{name}}}` is not a placeholder: placeholders name a field, like `{{id}}`"
+                    ));
+                }
+                if open_seen && scope.is_none() {
+                    tag_content = true;
+                }
+                if !lit.is_empty() {
+                    segs.push(TSeg::Lit(std::mem::take(&mut lit)));
+                }
+                segs.push(TSeg::Part(name));
+            }
+            '}' => {
+                return Err("unmatched `}`: write `}}` for a literal brace".to_owned());
+            }
+            c if forbidden(c) => {
+                return Err(format!(
+                    "`{}` is not allowed in a key template: `#` is reserved for redis-state's own keys, `%` for escaping, and glob characters, whitespace and control characters would make keys ambiguous in SCAN patterns",
+                    c.escape_debug()
+                ));
+            }
+            c => {
+                if open_seen && scope.is_none() {
+                    tag_content = true;
+                }
+                lit.push(c);
+            }
+        }
+    }
+    if open_seen && scope.is_none() {
+        return Err("`{{` without a matching `}}`".to_owned());
+    }
+    if !lit.is_empty() {
+        segs.push(TSeg::Lit(lit));
+    }
+    Ok(Template { segs, scope })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lit(s: &str) -> TSeg {
+        TSeg::Lit(s.to_owned())
+    }
+    fn part(s: &str) -> TSeg {
+        TSeg::Part(s.to_owned())
+    }
+
+    #[test]
+    fn plain() {
+        let t = parse("user:{id}").unwrap();
+        assert_eq!(t.segs, vec![lit("user:"), part("id")]);
+        assert_eq!(t.scope, None);
+    }
+
+    #[test]
+    fn static_tag() {
+        let t = parse("{{user}}:{id}").unwrap();
+        assert_eq!(t.segs, vec![lit("{user}"), lit(":"), part("id")]);
+        assert_eq!(t.scope, Some(1));
+    }
+
+    #[test]
+    fn placeholder_tag() {
+        let t = parse("order:{{{customer}}}:{id}").unwrap();
+        assert_eq!(
+            t.segs,
+            vec![lit("order:{"), part("customer"), lit("}"), lit(":"), part("id")]
+        );
+        assert_eq!(t.scope, Some(3));
+        assert_eq!(t.scope_parts(), vec!["customer"]);
+    }
+
+    #[test]
+    fn shorthand_tag() {
+        let mut t = parse("order:{customer}:{id}").unwrap();
+        t.tag_placeholder("customer").unwrap();
+        assert_eq!(
+            t.segs,
+            vec![lit("order:{"), part("customer"), lit("}"), lit(":"), part("id")]
+        );
+        assert_eq!(t.scope, Some(3));
+    }
+
+    #[test]
+    fn errors() {
+        for bad in [
+            "user:{id", "user:}", "user:{}", "user:{1x}", "{{}}:{id}", "{{a}}{{b}}:{id}",
+            "user:#{id}", "user:{id}*", "user {id}", "{{user:{id}", "user}}:{id}",
+        ] {
+            assert!(parse(bad).is_err(), "{bad} accepted");
+        }
+    }
+}

@@ -1,0 +1,487 @@
+//! Field codecs: how a Rust value becomes the plain string in a hash field.
+//!
+//! DESIGN principle 6: hash fields hold plain strings that `redis-cli` and other
+//! clients read and write naturally.
+//!
+//! | Rust type                     | stored as                                   |
+//! |-------------------------------|---------------------------------------------|
+//! | integers (`u8` ... `i128`)    | decimal: `42`, `-7`                         |
+//! | `f32`, `f64`                  | shortest text that round-trips: `0.1`, `1e300`, `inf`, `NaN` |
+//! | `bool`                        | `true` / `false` (reads `1`/`0`, any case)  |
+//! | `String`                      | the UTF-8 text                              |
+//! | `Vec<u8>`                     | the raw bytes                               |
+//! | `chrono::DateTime<Utc>`       | RFC 3339: `2024-05-01T12:00:00.250Z` (or [`EpochSeconds`] / [`EpochMillis`]) |
+//! | `chrono::NaiveDate`           | `2024-05-01`                                |
+//! | `chrono::NaiveDateTime`       | `2024-05-01T12:00:00.250`                   |
+//! | `Option<T>`                   | the field is absent when `None`             |
+//! | unit enums, newtypes          | `#[derive(RedisField)]`: the variant name / the inner value |
+//! | any serde type                | JSON, with `#[redis(json)]` ([`Json`])      |
+//! | anything else                 | your [`Codec`], with `#[redis(with = MyCodec)]` |
+
+use std::marker::PhantomData;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, TimeZone, Utc};
+
+/// Why raw bytes did not decode (the caller adds key and field).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FieldError {
+    /// The parser's explanation, if it has one.
+    pub detail: Option<String>,
+}
+
+impl FieldError {
+    /// A failure without further explanation.
+    pub fn new() -> Self {
+        FieldError { detail: None }
+    }
+
+    /// A failure with the parser's explanation.
+    pub fn detail(detail: impl std::fmt::Display) -> Self {
+        FieldError {
+            detail: Some(detail.to_string()),
+        }
+    }
+}
+
+/// A type with a plain-string form, the default codec of hash fields.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be stored in a Redis hash field as plain data",
+    label = "no plain-string form for this type",
+    note = "store serde types as JSON with `#[redis(json)]`, name a codec with `#[redis(with = MyCodec)]`, or derive `RedisField` for unit enums and newtypes"
+)]
+pub trait FieldValue: Sized {
+    /// What the stored text must look like, for error messages (`"u64"`).
+    const EXPECTED: &'static str;
+    /// Appends the plain form.
+    fn encode(&self, out: &mut Vec<u8>);
+    /// Parses the plain form.
+    fn decode(raw: &[u8]) -> Result<Self, FieldError>;
+}
+
+/// How a field's value is turned into bytes and back.
+///
+/// Implement it on a unit struct and name it with `#[redis(with = MyCodec)]`.
+pub trait Codec<T> {
+    /// What the stored bytes must look like, for error messages.
+    const EXPECTED: &'static str;
+    /// Appends the encoded value. An `Err` carries the encoder's message.
+    fn encode(value: &T, out: &mut Vec<u8>) -> Result<(), String>;
+    /// Decodes the stored bytes.
+    fn decode(raw: &[u8]) -> Result<T, FieldError>;
+}
+
+/// The default codec: the type's [`FieldValue`] form.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Plain;
+
+impl<T: FieldValue> Codec<T> for Plain {
+    const EXPECTED: &'static str = T::EXPECTED;
+    #[inline]
+    fn encode(value: &T, out: &mut Vec<u8>) -> Result<(), String> {
+        value.encode(out);
+        Ok(())
+    }
+    #[inline]
+    fn decode(raw: &[u8]) -> Result<T, FieldError> {
+        T::decode(raw)
+    }
+}
+
+/// Any serde type as JSON text (`#[redis(json)]`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json;
+
+impl<T: serde::Serialize + serde::de::DeserializeOwned> Codec<T> for Json {
+    const EXPECTED: &'static str = "JSON";
+    fn encode(value: &T, out: &mut Vec<u8>) -> Result<(), String> {
+        serde_json::to_writer(out, value).map_err(|e| e.to_string())
+    }
+    fn decode(raw: &[u8]) -> Result<T, FieldError> {
+        serde_json::from_slice(raw).map_err(FieldError::detail)
+    }
+}
+
+/// `DateTime<Utc>` as whole seconds since the Unix epoch (`1714564800`).
+/// Sub-second precision is dropped on write.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EpochSeconds;
+
+impl Codec<DateTime<Utc>> for EpochSeconds {
+    const EXPECTED: &'static str = "Unix timestamp in seconds";
+    fn encode(value: &DateTime<Utc>, out: &mut Vec<u8>) -> Result<(), String> {
+        value.timestamp().encode(out);
+        Ok(())
+    }
+    fn decode(raw: &[u8]) -> Result<DateTime<Utc>, FieldError> {
+        let secs = i64::decode(raw)?;
+        Utc.timestamp_opt(secs, 0)
+            .single()
+            .ok_or_else(|| FieldError::detail("timestamp out of range"))
+    }
+}
+
+/// `DateTime<Utc>` as milliseconds since the Unix epoch (`1714564800250`).
+/// Sub-millisecond precision is dropped on write.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EpochMillis;
+
+impl Codec<DateTime<Utc>> for EpochMillis {
+    const EXPECTED: &'static str = "Unix timestamp in milliseconds";
+    fn encode(value: &DateTime<Utc>, out: &mut Vec<u8>) -> Result<(), String> {
+        value.timestamp_millis().encode(out);
+        Ok(())
+    }
+    fn decode(raw: &[u8]) -> Result<DateTime<Utc>, FieldError> {
+        let ms = i64::decode(raw)?;
+        Utc.timestamp_millis_opt(ms)
+            .single()
+            .ok_or_else(|| FieldError::detail("timestamp out of range"))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Slots: required or optional fields
+
+/// How a field occupies its hash field: always present ([`Req`]) or absent
+/// when `None` ([`Opt`]). Chosen by the derive; `C` is the codec.
+pub trait Slot<T> {
+    /// True for `Option` fields.
+    const OPTIONAL: bool;
+    /// What the stored bytes must look like, for error messages.
+    const EXPECTED: &'static str;
+    /// Appends the encoded value and returns `true`, or returns `false` when
+    /// the field must be absent.
+    fn encode(value: &T, out: &mut Vec<u8>) -> Result<bool, String>;
+    /// Decodes a present field.
+    fn decode(raw: &[u8]) -> Result<T, FieldError>;
+    /// The value of an absent field, if absence is allowed.
+    fn absent() -> Option<T>;
+}
+
+/// A field that is always present, encoded with codec `C`.
+pub struct Req<C>(PhantomData<C>);
+
+/// An `Option` field, absent when `None`, encoded with codec `C`.
+pub struct Opt<C>(PhantomData<C>);
+
+impl<T, C: Codec<T>> Slot<T> for Req<C> {
+    const OPTIONAL: bool = false;
+    const EXPECTED: &'static str = C::EXPECTED;
+    #[inline]
+    fn encode(value: &T, out: &mut Vec<u8>) -> Result<bool, String> {
+        C::encode(value, out).map(|()| true)
+    }
+    #[inline]
+    fn decode(raw: &[u8]) -> Result<T, FieldError> {
+        C::decode(raw)
+    }
+    #[inline]
+    fn absent() -> Option<T> {
+        None
+    }
+}
+
+impl<T, C: Codec<T>> Slot<Option<T>> for Opt<C> {
+    const OPTIONAL: bool = true;
+    const EXPECTED: &'static str = C::EXPECTED;
+    #[inline]
+    fn encode(value: &Option<T>, out: &mut Vec<u8>) -> Result<bool, String> {
+        match value {
+            Some(v) => C::encode(v, out).map(|()| true),
+            None => Ok(false),
+        }
+    }
+    #[inline]
+    fn decode(raw: &[u8]) -> Result<Option<T>, FieldError> {
+        C::decode(raw).map(Some)
+    }
+    #[inline]
+    fn absent() -> Option<Option<T>> {
+        Some(None)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// FieldValue for the standard types
+
+fn utf8(raw: &[u8]) -> Result<&str, FieldError> {
+    std::str::from_utf8(raw).map_err(|e| FieldError::detail(format!("invalid UTF-8: {e}")))
+}
+
+macro_rules! int_field {
+    ($($t:ty),*) => {$(
+        impl FieldValue for $t {
+            const EXPECTED: &'static str = stringify!($t);
+            #[inline]
+            fn encode(&self, out: &mut Vec<u8>) {
+                out.extend_from_slice(itoa::Buffer::new().format(*self).as_bytes());
+            }
+            #[inline]
+            fn decode(raw: &[u8]) -> Result<Self, FieldError> {
+                utf8(raw)?.parse::<$t>().map_err(FieldError::detail)
+            }
+        }
+    )*};
+}
+int_field!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
+
+macro_rules! float_field {
+    ($($t:ty),*) => {$(
+        impl FieldValue for $t {
+            const EXPECTED: &'static str = stringify!($t);
+            #[inline]
+            fn encode(&self, out: &mut Vec<u8>) {
+                if self.is_finite() {
+                    out.extend_from_slice(ryu::Buffer::new().format_finite(*self).as_bytes());
+                } else if self.is_nan() {
+                    out.extend_from_slice(b"nan");
+                } else if *self > 0.0 {
+                    out.extend_from_slice(b"inf");
+                } else {
+                    out.extend_from_slice(b"-inf");
+                }
+            }
+            #[inline]
+            fn decode(raw: &[u8]) -> Result<Self, FieldError> {
+                utf8(raw)?.trim().parse::<$t>().map_err(FieldError::detail)
+            }
+        }
+    )*};
+}
+float_field!(f32, f64);
+
+impl FieldValue for bool {
+    const EXPECTED: &'static str = "bool (true/false/1/0)";
+    #[inline]
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(if *self { b"true" } else { b"false" });
+    }
+    fn decode(raw: &[u8]) -> Result<Self, FieldError> {
+        match raw {
+            b"1" => Ok(true),
+            b"0" => Ok(false),
+            _ if raw.eq_ignore_ascii_case(b"true") => Ok(true),
+            _ if raw.eq_ignore_ascii_case(b"false") => Ok(false),
+            _ => Err(FieldError::new()),
+        }
+    }
+}
+
+impl FieldValue for String {
+    const EXPECTED: &'static str = "UTF-8 string";
+    #[inline]
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.as_bytes());
+    }
+    #[inline]
+    fn decode(raw: &[u8]) -> Result<Self, FieldError> {
+        utf8(raw).map(str::to_owned)
+    }
+}
+
+impl FieldValue for Vec<u8> {
+    const EXPECTED: &'static str = "bytes";
+    #[inline]
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self);
+    }
+    #[inline]
+    fn decode(raw: &[u8]) -> Result<Self, FieldError> {
+        Ok(raw.to_vec())
+    }
+}
+
+impl FieldValue for char {
+    const EXPECTED: &'static str = "one character";
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.encode_utf8(&mut [0; 4]).as_bytes());
+    }
+    fn decode(raw: &[u8]) -> Result<Self, FieldError> {
+        let s = utf8(raw)?;
+        let mut chars = s.chars();
+        match (chars.next(), chars.next()) {
+            (Some(c), None) => Ok(c),
+            _ => Err(FieldError::detail("not exactly one character")),
+        }
+    }
+}
+
+impl FieldValue for DateTime<Utc> {
+    const EXPECTED: &'static str = "RFC 3339 timestamp";
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.to_rfc3339_opts(SecondsFormat::AutoSi, true).as_bytes());
+    }
+    fn decode(raw: &[u8]) -> Result<Self, FieldError> {
+        DateTime::parse_from_rfc3339(utf8(raw)?)
+            .map(|d| d.with_timezone(&Utc))
+            .map_err(FieldError::detail)
+    }
+}
+
+impl FieldValue for NaiveDate {
+    const EXPECTED: &'static str = "date (YYYY-MM-DD)";
+    fn encode(&self, out: &mut Vec<u8>) {
+        use std::io::Write;
+        let _ = write!(out, "{}", self.format("%Y-%m-%d"));
+    }
+    fn decode(raw: &[u8]) -> Result<Self, FieldError> {
+        NaiveDate::parse_from_str(utf8(raw)?, "%Y-%m-%d").map_err(FieldError::detail)
+    }
+}
+
+impl FieldValue for NaiveDateTime {
+    const EXPECTED: &'static str = "date-time (YYYY-MM-DDTHH:MM:SS[.fff])";
+    fn encode(&self, out: &mut Vec<u8>) {
+        use std::io::Write;
+        let _ = write!(out, "{}", self.format("%Y-%m-%dT%H:%M:%S%.f"));
+    }
+    fn decode(raw: &[u8]) -> Result<Self, FieldError> {
+        NaiveDateTime::parse_from_str(utf8(raw)?, "%Y-%m-%dT%H:%M:%S%.f")
+            .map_err(FieldError::detail)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Helpers for the derive crate
+
+/// Types that may be `#[redis(counter)]` fields: integers and floats, updated
+/// with `HINCRBY` / `HINCRBYFLOAT`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a counter",
+    label = "counters must be an integer or float type",
+    note = "#[redis(counter)] fields are updated with HINCRBY / HINCRBYFLOAT"
+)]
+pub trait CounterValue: FieldValue + Copy {
+    /// The delta type callers pass to `increment`.
+    type Delta: Copy + std::fmt::Display;
+    /// True for `f32` / `f64`.
+    const FLOAT: bool;
+    /// The smallest value, as a decimal string, when it is narrower than
+    /// Redis' own 64-bit range (checked in the script), else `""`.
+    const MIN: &'static str;
+    /// The largest value, like [`CounterValue::MIN`].
+    const MAX: &'static str;
+    /// Appends the delta as the text `HINCRBY` / `HINCRBYFLOAT` take.
+    fn encode_delta(delta: Self::Delta, out: &mut Vec<u8>);
+}
+
+macro_rules! counter_int {
+    ($($t:ty => $min:expr, $max:expr;)*) => {$(
+        impl CounterValue for $t {
+            type Delta = i64;
+            const FLOAT: bool = false;
+            const MIN: &'static str = $min;
+            const MAX: &'static str = $max;
+            fn encode_delta(delta: i64, out: &mut Vec<u8>) {
+                delta.encode(out)
+            }
+        }
+    )*};
+}
+counter_int! {
+    i8 => "-128", "127";
+    i16 => "-32768", "32767";
+    i32 => "-2147483648", "2147483647";
+    i64 => "", "";
+    isize => "", "";
+    u8 => "0", "255";
+    u16 => "0", "65535";
+    u32 => "0", "4294967295";
+    u64 => "0", "";
+    usize => "0", "";
+}
+
+macro_rules! counter_float {
+    ($($t:ty),*) => {$(
+        impl CounterValue for $t {
+            type Delta = $t;
+            const FLOAT: bool = true;
+            const MIN: &'static str = "";
+            const MAX: &'static str = "";
+            fn encode_delta(delta: $t, out: &mut Vec<u8>) {
+                delta.encode(out)
+            }
+        }
+    )*};
+}
+counter_float!(f32, f64);
+
+/// Types that may be `#[redis(version)]` fields.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a version field",
+    label = "version fields must be u64, u32 or i64",
+    note = "#[redis(version)] counts the writes of an entity for optimistic locking"
+)]
+pub trait VersionValue: FieldValue + Copy {
+    /// The version as `u64`.
+    fn to_version(self) -> u64;
+}
+
+impl VersionValue for u64 {
+    fn to_version(self) -> u64 {
+        self
+    }
+}
+impl VersionValue for u32 {
+    fn to_version(self) -> u64 {
+        u64::from(self)
+    }
+}
+impl VersionValue for i64 {
+    fn to_version(self) -> u64 {
+        self.max(0) as u64
+    }
+}
+
+/// Types that may be `#[redis(expires_at)]` fields: the entity expires at
+/// this instant (`PEXPIREAT`); `None` means it does not expire.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be an expiry field",
+    label = "expires_at fields must be DateTime<Utc> or Option<DateTime<Utc>>"
+)]
+pub trait ExpiresAtValue {
+    /// Milliseconds since the Unix epoch, or `None` for "never".
+    fn expires_at_ms(&self) -> Option<i64>;
+}
+
+impl ExpiresAtValue for DateTime<Utc> {
+    fn expires_at_ms(&self) -> Option<i64> {
+        Some(self.timestamp_millis())
+    }
+}
+
+impl ExpiresAtValue for Option<DateTime<Utc>> {
+    fn expires_at_ms(&self) -> Option<i64> {
+        self.as_ref().map(DateTime::timestamp_millis)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round<T: FieldValue + PartialEq + std::fmt::Debug>(v: T) -> Vec<u8> {
+        let mut out = Vec::new();
+        v.encode(&mut out);
+        assert_eq!(T::decode(&out).unwrap(), v);
+        out
+    }
+
+    #[test]
+    fn plain_forms() {
+        assert_eq!(round(42u64), b"42");
+        assert_eq!(round(-7i8), b"-7");
+        assert_eq!(round(0.1f64), b"0.1");
+        assert_eq!(round(1e300f64), b"1e300");
+        assert_eq!(round(f64::INFINITY), b"inf");
+        assert_eq!(round(true), b"true");
+        assert_eq!(round(String::from("héllo")), "héllo".as_bytes());
+        let t = Utc.timestamp_millis_opt(1_714_564_800_250).unwrap();
+        assert_eq!(round(t), b"2024-05-01T12:00:00.250Z");
+        assert!(f64::decode(b"nan").unwrap().is_nan());
+        assert!(bool::decode(b"1").unwrap());
+        assert!(bool::decode(b"yes").is_err());
+        assert!(u8::decode(b"300").is_err());
+        assert!(String::decode(b"\xff").is_err());
+    }
+}

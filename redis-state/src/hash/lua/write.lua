@@ -1,0 +1,110 @@
+
+-- Writes an entity: save, insert, update, versioned save, or a TTL change.
+--
+-- ARGV: mode, id, ttl_op, ttl_value, version_field, expected_version,
+--       nset, (field, value) * nset, ndel, field * ndel,
+--       n, (field, unique, touched, present, value) * n
+--
+-- Returns {'ok', new_version}, {'exists'}, {'missing'}, {'conflict', actual}
+-- or {'unique', field, value, holder}.
+local key = KEYS[1]
+local mode, id = ARGV[1], ARGV[2]
+local ttl_op, ttl_value = ARGV[3], ARGV[4]
+local vfield, vexpected = ARGV[5], ARGV[6]
+local pos = 7
+local nset = tonumber(ARGV[pos]); pos = pos + 1
+local set_from = pos; pos = pos + 2 * nset
+local ndel = tonumber(ARGV[pos]); pos = pos + 1
+local del_from = pos; pos = pos + ndel
+local n = tonumber(ARGV[pos]); pos = pos + 1
+local idx_from = pos
+
+local fields, uniques, touched, present, values = {}, {}, {}, {}, {}
+for i = 1, n do
+  local b = idx_from + 5 * (i - 1)
+  fields[i] = ARGV[b]
+  uniques[i] = ARGV[b + 1] == '1'
+  touched[i] = ARGV[b + 2] == '1'
+  present[i] = ARGV[b + 3] == '1'
+  values[i] = ARGV[b + 4]
+end
+local exp_key, expv_key = KEYS[n + 2], KEYS[n + 3]
+
+local exists = redis.call('EXISTS', key) == 1
+if mode == 'insert' and exists then return {'exists'} end
+if (mode == 'update' or mode == 'ttl') and not exists then return {'missing'} end
+
+local now = 0
+if n > 0 then
+  now = now_ms()
+  -- index entries of entities that expired more than a second ago
+  prune(now - 1000, 16, n, uniques, exp_key, expv_key)
+end
+
+local newver = ''
+if vfield ~= '' and mode ~= 'ttl' then
+  local cur = 0
+  if exists then cur = tonumber(redis.call('HGET', key, vfield) or '0') or 0 end
+  if mode == 'versioned' and cur ~= tonumber(vexpected) then
+    return {'conflict', tostring(cur)}
+  end
+  newver = string.format('%d', cur + 1)
+end
+
+for i = 1, n do
+  if uniques[i] and touched[i] and present[i] then
+    local holder = redis.call('HGET', KEYS[1 + i], values[i])
+    if holder and holder ~= id then
+      local at = redis.call('ZSCORE', exp_key, holder)
+      if at and tonumber(at) < now then
+        prune_one(holder, n, uniques, exp_key, expv_key)
+      else
+        return {'unique', fields[i], values[i], holder}
+      end
+    end
+  end
+end
+
+local olds = {}
+for i = 1, n do
+  olds[i] = redis.call('HGET', key, fields[i])
+end
+
+if nset > 0 then
+  redis.call('HSET', key, unpack(ARGV, set_from, set_from + 2 * nset - 1))
+end
+if ndel > 0 then
+  redis.call('HDEL', key, unpack(ARGV, del_from, del_from + ndel - 1))
+end
+if newver ~= '' then
+  redis.call('HSET', key, vfield, newver)
+end
+if ttl_op == 'px' then
+  redis.call('PEXPIRE', key, ttl_value)
+elseif ttl_op == 'pxat' then
+  redis.call('PEXPIREAT', key, ttl_value)
+elseif ttl_op == 'persist' then
+  redis.call('PERSIST', key)
+end
+
+if n > 0 then
+  local alive = redis.call('EXISTS', key) == 1
+  local news = {}
+  for i = 1, n do
+    local new = olds[i]
+    if touched[i] then
+      if present[i] then new = values[i] else new = false end
+    end
+    if not alive then new = false end
+    if olds[i] and olds[i] ~= new then
+      unindex(i, uniques[i], olds[i], id)
+    end
+    if new then
+      index(i, uniques[i], new, id)
+    end
+    news[i] = new
+  end
+  track_expiry(key, id, news, n, exp_key, expv_key)
+end
+
+return {'ok', newver}

@@ -1,0 +1,1073 @@
+//! The operations of [`RedisHash`](super::RedisHash) models.
+
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use redis::Value;
+
+use super::{FieldKind, FieldReader, FieldWriter, HashSchema, RedisHash, Settable, Ttl};
+use crate::codec::CounterValue;
+use crate::error::{DecodeError, Error, Result};
+use crate::keys::{IdBuf, IdValue, Namespace};
+use crate::op::{Many, Operation, Plan, Replies, Step};
+use crate::script::Script;
+
+pub(super) static WRITE: Script = Script::new(
+    "redis_state.hash.write",
+    concat!(include_str!("lua/common.lua"), include_str!("lua/write.lua")),
+);
+pub(super) static DELETE: Script = Script::new(
+    "redis_state.hash.delete",
+    concat!(include_str!("lua/common.lua"), include_str!("lua/delete.lua")),
+);
+pub(super) static FIND: Script = Script::new("redis_state.hash.find", include_str!("lua/find.lua"));
+pub(super) static INCR: Script = Script::new("redis_state.hash.incr", include_str!("lua/incr.lua"));
+
+fn id_of<Q: IdValue + ?Sized>(id: &Q) -> IdBuf {
+    let mut buf = IdBuf::new();
+    id.write_id(&mut buf);
+    buf
+}
+
+macro_rules! namespaced {
+    ($($ty:ident $(<$lt:lifetime>)?),*) => {$(
+        impl<$($lt,)? M: RedisHash> $ty<$($lt,)? M> {
+            /// Runs the operation in namespace `ns` (prefixes every key it touches).
+            pub fn namespace(mut self, ns: &Namespace) -> Self {
+                self.ns = Some(ns.clone());
+                self
+            }
+        }
+    )*};
+}
+
+// ---------------------------------------------------------------------------
+// The write script
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum WriteMode {
+    Save,
+    Insert,
+    Versioned,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum TtlOp {
+    Keep,
+    Px(u64),
+    PxAt(i64),
+    Persist,
+}
+
+/// The TTL a full write applies.
+fn full_write_ttl(schema: &HashSchema, expires_at: Option<i64>) -> TtlOp {
+    match (schema.expires_at.is_some(), expires_at, schema.ttl_ms) {
+        (true, Some(at), _) => TtlOp::PxAt(at),
+        (_, _, Some(ms)) => TtlOp::Px(ms),
+        (true, None, None) => TtlOp::Persist,
+        (false, _, None) => TtlOp::Keep,
+    }
+}
+
+/// What a write does to one field.
+#[derive(Clone, Copy)]
+enum Change<'b> {
+    Untouched,
+    Set(&'b [u8]),
+    Remove,
+}
+
+struct WriteCall<'b> {
+    mode: &'static str,
+    ttl: TtlOp,
+    expected_version: Option<u64>,
+    changes: Vec<Change<'b>>,
+}
+
+fn push_write(
+    plan: &mut Plan,
+    schema: &'static HashSchema,
+    ns: Option<&Namespace>,
+    id: &IdBuf,
+    key: &str,
+    call: &WriteCall<'_>,
+) -> Result<()> {
+    let index_keys = schema.index_keys(ns, id)?;
+    let mut keys: Vec<&str> = Vec::with_capacity(1 + index_keys.len());
+    keys.push(key);
+    keys.extend(index_keys.iter().map(String::as_str));
+    let cmd = plan.script(&WRITE, &keys)?;
+    cmd.arg(call.mode).arg(id.joined());
+    match call.ttl {
+        TtlOp::Keep => cmd.arg("keep").arg(""),
+        TtlOp::Px(ms) => cmd.arg("px").arg(ms),
+        TtlOp::PxAt(at) => cmd.arg("pxat").arg(at),
+        TtlOp::Persist => cmd.arg("persist").arg(""),
+    };
+    match schema.version {
+        Some(v) => cmd.arg(schema.fields[v].name),
+        None => cmd.arg(""),
+    };
+    match call.expected_version {
+        Some(v) => cmd.arg(v),
+        None => cmd.arg(""),
+    };
+    let settable = |i: usize| schema.version != Some(i);
+    let nset = call
+        .changes
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| settable(*i) && matches!(c, Change::Set(_)))
+        .count();
+    cmd.arg(nset);
+    for (i, c) in call.changes.iter().enumerate() {
+        if let (true, Change::Set(v)) = (settable(i), c) {
+            cmd.arg(schema.fields[i].name).arg(*v);
+        }
+    }
+    let ndel = call
+        .changes
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| settable(*i) && matches!(c, Change::Remove))
+        .count();
+    cmd.arg(ndel);
+    for (i, c) in call.changes.iter().enumerate() {
+        if settable(i) && matches!(c, Change::Remove) {
+            cmd.arg(schema.fields[i].name);
+        }
+    }
+    cmd.arg(schema.indexes.len());
+    for ix in schema.indexes {
+        let f = &schema.fields[ix.field];
+        cmd.arg(f.name).arg(if ix.unique { "1" } else { "0" });
+        match call.changes.get(ix.field).copied().unwrap_or(Change::Untouched) {
+            Change::Untouched => cmd.arg("0").arg("0").arg(""),
+            Change::Set(v) => cmd.arg("1").arg("1").arg(v),
+            Change::Remove => cmd.arg("1").arg("0").arg(""),
+        };
+    }
+    Ok(())
+}
+
+/// Decodes the reply of the write script. Returns the new version (0 when
+/// the model has none).
+fn write_reply(schema: &HashSchema, key: &str, v: Value) -> Result<u64> {
+    let items = match &v {
+        Value::Array(items) => items,
+        _ => return Err(Error::unexpected("the write script", &v)),
+    };
+    let text = |i: usize| -> Option<String> {
+        match items.get(i)? {
+            Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            Value::SimpleString(s) => Some(s.clone()),
+            Value::Int(n) => Some(n.to_string()),
+            _ => None,
+        }
+    };
+    match text(0).as_deref() {
+        Some("ok") => Ok(text(1).and_then(|s| s.parse().ok()).unwrap_or(0)),
+        Some("exists") => Err(Error::AlreadyExists {
+            model: schema.model,
+            key: key.to_owned(),
+        }),
+        Some("missing") => Err(Error::NotFound {
+            model: schema.model,
+            key: key.to_owned(),
+        }),
+        Some("conflict") => Err(Error::VersionConflict {
+            key: key.to_owned(),
+            expected: 0,
+            actual: text(1).and_then(|s| s.parse().ok()).unwrap_or(0),
+        }),
+        Some("unique") => {
+            let field = text(1).unwrap_or_default();
+            let field = schema
+                .fields
+                .iter()
+                .find(|f| f.name == field)
+                .map_or("?", |f| f.rust_name);
+            Err(Error::UniqueViolation {
+                model: schema.model,
+                field,
+                value: text(2).unwrap_or_default(),
+                holder: text(3).unwrap_or_default(),
+            })
+        }
+        _ => Err(Error::unexpected("the write script", &v)),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Save
+
+/// Saves one entity; see [`RedisHash::save`], [`RedisHash::insert`],
+/// [`RedisHash::save_versioned`]. The output is the entity's new version
+/// (0 for models without a `version` field).
+pub struct Save<'a, M: RedisHash> {
+    entity: &'a M,
+    mode: WriteMode,
+    ns: Option<Namespace>,
+    key: String,
+    plain: bool,
+}
+
+impl<M: RedisHash> std::fmt::Debug for Save<'_, M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Save")
+            .field("model", &M::SCHEMA.model)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, M: RedisHash> Save<'a, M> {
+    pub(super) fn new(entity: &'a M, mode: WriteMode) -> Self {
+        Save {
+            entity,
+            mode,
+            ns: None,
+            key: String::new(),
+            plain: false,
+        }
+    }
+}
+
+namespaced!(Save<'a>, Update, Load, Exists, TtlOf, Expire, Delete, FindBy, FindUnique);
+
+impl<M: RedisHash, T: CounterValue> Increment<M, T> {
+    /// Runs the operation in namespace `ns` (prefixes every key it touches).
+    pub fn namespace(mut self, ns: &Namespace) -> Self {
+        self.ns = Some(ns.clone());
+        self
+    }
+}
+
+impl<M: RedisHash> Operation for Save<'_, M> {
+    type Output = u64;
+
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        let schema = M::SCHEMA;
+        let mut id = IdBuf::new();
+        self.entity.write_id(&mut id);
+        self.key = schema.key(self.ns.as_ref(), &id);
+        let mut w = FieldWriter::new(schema);
+        self.entity.encode(&mut w)?;
+        let all_present = (0..schema.fields.len()).all(|i| w.get(i).is_some());
+        self.plain = self.mode == WriteMode::Save && schema.plain_save() && all_present;
+        if self.plain {
+            let cmd = plan.cmd("HSET", &self.key);
+            for (i, f) in schema.fields.iter().enumerate() {
+                if let Some(v) = w.get(i) {
+                    cmd.arg(f.name).arg(v);
+                }
+            }
+            return Ok(());
+        }
+        let changes = (0..schema.fields.len())
+            .map(|i| match w.get(i) {
+                Some(v) => Change::Set(v),
+                None => Change::Remove,
+            })
+            .collect();
+        let call = WriteCall {
+            mode: match self.mode {
+                WriteMode::Save => "save",
+                WriteMode::Insert => "insert",
+                WriteMode::Versioned => "versioned",
+            },
+            ttl: full_write_ttl(schema, self.entity.expires_at_ms()),
+            expected_version: (self.mode == WriteMode::Versioned).then(|| self.entity.version()),
+            changes,
+        };
+        push_write(plan, schema, self.ns.as_ref(), &id, &self.key, &call)
+    }
+
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<u64>> {
+        let v = replies.next_value()?;
+        if self.plain {
+            return match v {
+                Value::Int(_) => Ok(Step::Done(0)),
+                other => Err(Error::unexpected("HSET", &other)),
+            };
+        }
+        match write_reply(M::SCHEMA, &self.key, v) {
+            Err(Error::VersionConflict { key, actual, .. }) => Err(Error::VersionConflict {
+                key,
+                expected: self.entity.version(),
+                actual,
+            }),
+            other => other.map(Step::Done),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Update
+
+/// Changes some fields of an existing entity; see [`RedisHash::update`].
+/// The output is the new version (0 for models without one).
+pub struct Update<M: RedisHash> {
+    id: IdBuf,
+    ns: Option<Namespace>,
+    key: String,
+    buf: Vec<u8>,
+    /// Per field: untouched, set (byte range in `buf`), or removed.
+    changes: Vec<Option<Option<(u32, u32)>>>,
+    expiry: Option<Option<i64>>,
+    error: Option<Error>,
+    _m: PhantomData<fn() -> M>,
+}
+
+impl<M: RedisHash> std::fmt::Debug for Update<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Update")
+            .field("model", &M::SCHEMA.model)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M: RedisHash> Update<M> {
+    pub(super) fn new<Q: IdValue + ?Sized>(id: &Q) -> Self {
+        Update {
+            id: id_of(id),
+            ns: None,
+            key: String::new(),
+            buf: Vec::new(),
+            changes: vec![None; M::SCHEMA.fields.len()],
+            expiry: None,
+            error: None,
+            _m: PhantomData,
+        }
+    }
+
+    /// Sets `field` to `value` (`None` removes an optional field).
+    pub fn set<T, F: Settable<M, T>>(mut self, field: F, value: impl Into<T>) -> Self {
+        let value = value.into();
+        let idx = field.position();
+        let start = self.buf.len();
+        match field.encode(&value, &mut self.buf) {
+            Ok(present) => {
+                if let Some(slot) = self.changes.get_mut(idx) {
+                    *slot = Some(present.then_some((start as u32, self.buf.len() as u32)));
+                }
+                if M::SCHEMA.expires_at == Some(idx) {
+                    self.expiry = Some(field.expiry_ms(&value));
+                }
+            }
+            Err(message) => {
+                self.error.get_or_insert(Error::Encode {
+                    model: M::SCHEMA.model,
+                    field: M::SCHEMA.fields.get(idx).map_or("?", |f| f.rust_name),
+                    message,
+                });
+            }
+        }
+        self
+    }
+}
+
+impl<M: RedisHash> Operation for Update<M> {
+    type Output = u64;
+
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        let schema = M::SCHEMA;
+        self.key = schema.key(self.ns.as_ref(), &self.id);
+        let changes = self
+            .changes
+            .iter()
+            .map(|c| match c {
+                None => Change::Untouched,
+                Some(None) => Change::Remove,
+                Some(Some((s, e))) => Change::Set(&self.buf[*s as usize..*e as usize]),
+            })
+            .collect();
+        let ttl = match self.expiry {
+            None => TtlOp::Keep,
+            Some(at) => full_write_ttl(schema, at),
+        };
+        let call = WriteCall {
+            mode: "update",
+            ttl,
+            expected_version: None,
+            changes,
+        };
+        push_write(plan, schema, self.ns.as_ref(), &self.id, &self.key, &call)
+    }
+
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<u64>> {
+        write_reply(M::SCHEMA, &self.key, replies.next_value()?).map(Step::Done)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Load
+
+/// Loads one entity; see [`RedisHash::load`].
+pub struct Load<M: RedisHash> {
+    id: IdBuf,
+    ns: Option<Namespace>,
+    key: String,
+    _m: PhantomData<fn() -> M>,
+}
+
+impl<M: RedisHash> std::fmt::Debug for Load<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Load")
+            .field("model", &M::SCHEMA.model)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M: RedisHash> Load<M> {
+    pub(super) fn new<Q: IdValue + ?Sized>(id: &Q) -> Self {
+        Load {
+            id: id_of(id),
+            ns: None,
+            key: String::new(),
+            _m: PhantomData,
+        }
+    }
+}
+
+/// Decodes an `HMGET` reply of all fields: `None` when every field is absent.
+pub(super) fn decode_hmget<M: RedisHash>(key: &str, v: &Value) -> Result<Option<M>> {
+    let values = match v {
+        Value::Array(values) => values,
+        other => return Err(Error::unexpected("HMGET", other)),
+    };
+    if values.iter().all(|v| matches!(v, Value::Nil)) {
+        return Ok(None);
+    }
+    M::decode(&FieldReader::new(M::SCHEMA, key, values)).map(Some)
+}
+
+impl<M: RedisHash> Operation for Load<M> {
+    type Output = Option<M>;
+
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        let schema = M::SCHEMA;
+        self.key = schema.key(self.ns.as_ref(), &self.id);
+        let cmd = plan.cmd("HMGET", &self.key);
+        for name in schema.field_names() {
+            cmd.arg(name);
+        }
+        Ok(())
+    }
+
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Option<M>>> {
+        let v = replies.next_value()?;
+        decode_hmget(&self.key, &v).map(Step::Done)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Exists, TTL
+
+/// Whether an entity exists; see [`RedisHash::exists`].
+pub struct Exists<M: RedisHash> {
+    id: IdBuf,
+    ns: Option<Namespace>,
+    _m: PhantomData<fn() -> M>,
+}
+
+impl<M: RedisHash> Exists<M> {
+    pub(super) fn new<Q: IdValue + ?Sized>(id: &Q) -> Self {
+        Exists {
+            id: id_of(id),
+            ns: None,
+            _m: PhantomData,
+        }
+    }
+}
+
+impl<M: RedisHash> Operation for Exists<M> {
+    type Output = bool;
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        plan.cmd("EXISTS", M::SCHEMA.key(self.ns.as_ref(), &self.id));
+        Ok(())
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<bool>> {
+        replies.next::<bool>("EXISTS").map(Step::Done)
+    }
+}
+
+/// The remaining time to live; see [`RedisHash::ttl`].
+pub struct TtlOf<M: RedisHash> {
+    id: IdBuf,
+    ns: Option<Namespace>,
+    _m: PhantomData<fn() -> M>,
+}
+
+impl<M: RedisHash> TtlOf<M> {
+    pub(super) fn new<Q: IdValue + ?Sized>(id: &Q) -> Self {
+        TtlOf {
+            id: id_of(id),
+            ns: None,
+            _m: PhantomData,
+        }
+    }
+}
+
+impl<M: RedisHash> Operation for TtlOf<M> {
+    type Output = Ttl;
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        plan.cmd("PTTL", M::SCHEMA.key(self.ns.as_ref(), &self.id));
+        Ok(())
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Ttl>> {
+        let ms: i64 = replies.next("PTTL")?;
+        Ok(Step::Done(match ms {
+            -2 => Ttl::Missing,
+            -1 => Ttl::Persistent,
+            ms => Ttl::Expires(Duration::from_millis(ms.max(0) as u64)),
+        }))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Expire / persist
+
+/// Sets or removes the TTL; see [`RedisHash::expire`], [`RedisHash::persist`].
+/// The output says whether the entity exists.
+pub struct Expire<M: RedisHash> {
+    id: IdBuf,
+    ns: Option<Namespace>,
+    ttl: Option<Duration>,
+    key: String,
+    _m: PhantomData<fn() -> M>,
+}
+
+/// [`RedisHash::persist`] is an [`Expire`] without a TTL.
+pub type Persist<M> = Expire<M>;
+
+impl<M: RedisHash> Expire<M> {
+    pub(super) fn new<Q: IdValue + ?Sized>(id: &Q, ttl: Option<Duration>) -> Self {
+        Expire {
+            id: id_of(id),
+            ns: None,
+            ttl,
+            key: String::new(),
+            _m: PhantomData,
+        }
+    }
+}
+
+impl<M: RedisHash> Operation for Expire<M> {
+    type Output = bool;
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        let schema = M::SCHEMA;
+        self.key = schema.key(self.ns.as_ref(), &self.id);
+        let ms = self.ttl.map(|d| d.as_millis().clamp(1, i64::MAX as u128) as u64);
+        if schema.indexes.is_empty() {
+            match ms {
+                Some(ms) => {
+                    plan.cmd("PEXPIRE", &self.key).arg(ms);
+                }
+                None => {
+                    // PERSIST answers 0 both for a missing key and for a key
+                    // without TTL; EXISTS tells them apart.
+                    plan.cmd("PERSIST", &self.key);
+                    plan.cmd("EXISTS", &self.key);
+                }
+            }
+            return Ok(());
+        }
+        let call = WriteCall {
+            mode: "ttl",
+            ttl: ms.map_or(TtlOp::Persist, TtlOp::Px),
+            expected_version: None,
+            changes: vec![Change::Untouched; schema.fields.len()],
+        };
+        push_write(plan, schema, self.ns.as_ref(), &self.id, &self.key, &call)
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<bool>> {
+        if M::SCHEMA.indexes.is_empty() {
+            let first: i64 = replies.next("PEXPIRE")?;
+            if self.ttl.is_some() {
+                return Ok(Step::Done(first == 1));
+            }
+            return replies.next::<bool>("EXISTS").map(Step::Done);
+        }
+        let v = replies.next_value()?;
+        match write_reply(M::SCHEMA, &self.key, v) {
+            Ok(_) => Ok(Step::Done(true)),
+            Err(Error::NotFound { .. }) => Ok(Step::Done(false)),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Delete
+
+/// Deletes one entity; see [`RedisHash::delete`]. The output says whether it
+/// existed.
+pub struct Delete<M: RedisHash> {
+    id: IdBuf,
+    ns: Option<Namespace>,
+    _m: PhantomData<fn() -> M>,
+}
+
+impl<M: RedisHash> Delete<M> {
+    pub(super) fn new<Q: IdValue + ?Sized>(id: &Q) -> Self {
+        Delete {
+            id: id_of(id),
+            ns: None,
+            _m: PhantomData,
+        }
+    }
+}
+
+impl<M: RedisHash> Operation for Delete<M> {
+    type Output = bool;
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        let schema = M::SCHEMA;
+        let key = schema.key(self.ns.as_ref(), &self.id);
+        if schema.indexes.is_empty() {
+            plan.cmd("DEL", &key);
+            return Ok(());
+        }
+        let index_keys = schema.index_keys(self.ns.as_ref(), &self.id)?;
+        let mut keys: Vec<&str> = vec![&key];
+        keys.extend(index_keys.iter().map(String::as_str));
+        let cmd = plan.script(&DELETE, &keys)?;
+        cmd.arg(self.id.joined()).arg(schema.indexes.len());
+        for ix in schema.indexes {
+            cmd.arg(schema.fields[ix.field].name)
+                .arg(if ix.unique { "1" } else { "0" });
+        }
+        Ok(())
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<bool>> {
+        replies.next::<i64>("DEL").map(|n| Step::Done(n > 0))
+    }
+}
+
+/// Deletes many entities; see [`RedisHash::delete_many`]. The output is the
+/// number that existed.
+#[derive(Debug)]
+pub struct DeleteMany<M: RedisHash> {
+    inner: Many<Delete<M>>,
+}
+
+impl<M: RedisHash> DeleteMany<M> {
+    pub(super) fn new(inner: Many<Delete<M>>) -> Self {
+        DeleteMany { inner }
+    }
+}
+
+impl<M: RedisHash> std::fmt::Debug for Delete<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delete")
+            .field("model", &M::SCHEMA.model)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M: RedisHash> Operation for DeleteMany<M> {
+    type Output = usize;
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        self.inner.prepare(plan)
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<usize>> {
+        Ok(match self.inner.complete(replies)? {
+            Step::Done(existed) => Step::Done(existed.into_iter().filter(|&e| e).count()),
+            Step::Again => Step::Again,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Increment
+
+/// Adds to a counter field; see [`RedisHash::increment`]. The output is the
+/// new value.
+pub struct Increment<M: RedisHash, T: CounterValue> {
+    id: IdBuf,
+    ns: Option<Namespace>,
+    field: usize,
+    by: T::Delta,
+    key: String,
+    _m: PhantomData<fn() -> M>,
+}
+
+impl<M: RedisHash, T: CounterValue> Increment<M, T> {
+    pub(super) fn new<Q: IdValue + ?Sized>(id: &Q, field: usize, by: T::Delta) -> Self {
+        Increment {
+            id: id_of(id),
+            ns: None,
+            field,
+            by,
+            key: String::new(),
+            _m: PhantomData,
+        }
+    }
+}
+
+impl<M: RedisHash, T: CounterValue> Operation for Increment<M, T> {
+    type Output = T;
+
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        let schema = M::SCHEMA;
+        let field = &schema.fields[self.field];
+        debug_assert_eq!(field.kind, FieldKind::Counter);
+        self.key = schema.key(self.ns.as_ref(), &self.id);
+        let mut delta = Vec::new();
+        T::encode_delta(self.by, &mut delta);
+        plan.script(&INCR, &[&self.key])?
+            .arg(field.name)
+            .arg(delta)
+            .arg(if T::FLOAT { "1" } else { "0" })
+            .arg(T::MIN)
+            .arg(T::MAX);
+        Ok(())
+    }
+
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<T>> {
+        let schema = M::SCHEMA;
+        let field = &schema.fields[self.field];
+        let v = replies.next_value()?;
+        let items = match &v {
+            Value::Array(items) => items,
+            other => return Err(Error::unexpected("the increment script", other)),
+        };
+        let text = |i: usize| match items.get(i) {
+            Some(Value::BulkString(b)) => Some(b.as_slice()),
+            _ => None,
+        };
+        match text(0) {
+            Some(b"ok") => {
+                let raw = text(1).unwrap_or_default();
+                T::decode(raw).map(Step::Done).map_err(|e| {
+                    let mut d = DecodeError::new(&self.key, Some(field.name), T::EXPECTED, Some(raw));
+                    d.detail = e.detail;
+                    d.into()
+                })
+            }
+            Some(b"missing") => Err(Error::NotFound {
+                model: schema.model,
+                key: self.key.clone(),
+            }),
+            Some(b"range") => Err(Error::CounterOutOfRange {
+                key: self.key.clone(),
+                field: field.rust_name,
+                ty: T::EXPECTED,
+                message: format!(
+                    "adding {} gives {}; the counter is unchanged",
+                    self.by,
+                    String::from_utf8_lossy(text(1).unwrap_or_default())
+                ),
+            }),
+            _ => Err(Error::unexpected("the increment script", &v)),
+        }
+    }
+}
+
+impl<M: RedisHash, T: CounterValue> std::fmt::Debug for Increment<M, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Increment")
+            .field("model", &M::SCHEMA.model)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Find
+
+enum FindState {
+    /// Round 1: look the value up in the index.
+    Lookup,
+    /// Round 2: load the candidates, verified.
+    Verify(Vec<String>),
+    Failed(Option<Error>),
+}
+
+struct Finder<M: RedisHash> {
+    ns: Option<Namespace>,
+    scope_id: IdBuf,
+    scope_parts: usize,
+    field: usize,
+    unique: bool,
+    value: Vec<u8>,
+    limit: Option<(usize, usize)>,
+    state: FindState,
+    index_key: String,
+    keys: Vec<String>,
+    _m: PhantomData<fn() -> M>,
+}
+
+impl<M: RedisHash> Finder<M> {
+    fn new<Sc: IdValue + ?Sized>(
+        scope: &Sc,
+        field: usize,
+        unique: bool,
+        encode: impl FnOnce(&mut Vec<u8>) -> std::result::Result<bool, String>,
+    ) -> Self {
+        let mut value = Vec::new();
+        let state = match encode(&mut value) {
+            Ok(true) => FindState::Lookup,
+            // Looking up `None`: absent values are not indexed.
+            Ok(false) => FindState::Verify(Vec::new()),
+            Err(message) => FindState::Failed(Some(Error::Encode {
+                model: M::SCHEMA.model,
+                field: M::SCHEMA.fields.get(field).map_or("?", |f| f.rust_name),
+                message,
+            })),
+        };
+        Finder {
+            ns: None,
+            scope_id: id_of(scope),
+            scope_parts: Sc::PARTS,
+            field,
+            unique,
+            value,
+            limit: None,
+            state,
+            index_key: String::new(),
+            keys: Vec::new(),
+            _m: PhantomData,
+        }
+    }
+
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        let schema = M::SCHEMA;
+        match &mut self.state {
+            FindState::Failed(e) => Err(e.take().unwrap_or_else(|| Error::UnexpectedReply {
+                context: "find_by",
+                found: "an operation run twice".to_owned(),
+            })),
+            FindState::Lookup => {
+                let want = schema.key.scope_parts().count();
+                if self.scope_parts != want {
+                    return Err(Error::InvalidKeyPart {
+                        what: "index scope",
+                        value: format!("{} part(s)", self.scope_parts),
+                        reason: if want == 0 {
+                            "this model's indexes are not scoped: use find_by / find_unique"
+                        } else {
+                            "give the id fields of the key's hash tag: use find_by_in / find_unique_in"
+                        },
+                    });
+                }
+                let scope = schema.scope(self.ns.as_ref(), &self.scope_id)?;
+                let ix = schema
+                    .indexes
+                    .iter()
+                    .find(|ix| ix.field == self.field && ix.unique == self.unique)
+                    .ok_or_else(|| Error::UnexpectedReply {
+                        context: "find_by",
+                        found: "a field without an index".to_owned(),
+                    })?;
+                self.index_key = schema.index_key(&scope, ix);
+                if self.unique {
+                    plan.cmd("HGET", &self.index_key).arg(&self.value);
+                } else {
+                    let mut lo = Vec::with_capacity(self.value.len() + 24);
+                    lo.push(b'[');
+                    lo.extend_from_slice(self.value.len().to_string().as_bytes());
+                    lo.push(b':');
+                    lo.extend_from_slice(&self.value);
+                    lo.push(b':');
+                    let mut hi = lo.clone();
+                    hi[0] = b'(';
+                    hi.push(0xff);
+                    let cmd = plan.cmd("ZRANGEBYLEX", &self.index_key);
+                    cmd.arg(lo).arg(hi);
+                    if let Some((offset, count)) = self.limit {
+                        cmd.arg("LIMIT").arg(offset).arg(count);
+                    }
+                }
+                Ok(())
+            }
+            FindState::Verify(ids) => {
+                if ids.is_empty() {
+                    return Ok(());
+                }
+                self.keys = ids
+                    .iter()
+                    .map(|id| schema.key(self.ns.as_ref(), &IdBuf::from_joined(id)))
+                    .collect();
+                let mut keys: Vec<&str> = Vec::with_capacity(1 + ids.len());
+                keys.push(&self.index_key);
+                keys.extend(self.keys.iter().map(String::as_str));
+                let cmd = plan.script(&FIND, &keys)?;
+                cmd.arg(schema.fields[self.field].name)
+                    .arg(&self.value)
+                    .arg(if self.unique { "1" } else { "0" })
+                    .arg(schema.fields.len());
+                for name in schema.field_names() {
+                    cmd.arg(name);
+                }
+                for id in ids.iter() {
+                    cmd.arg(id);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Vec<M>>> {
+        match &mut self.state {
+            FindState::Failed(_) => Ok(Step::Done(Vec::new())),
+            FindState::Lookup => {
+                let v = replies.next_value()?;
+                let prefix_len = self.value.len().to_string().len() + 1 + self.value.len() + 1;
+                let ids: Vec<String> = match v {
+                    Value::Nil => Vec::new(),
+                    Value::BulkString(id) if self.unique => {
+                        vec![String::from_utf8_lossy(&id).into_owned()]
+                    }
+                    Value::Array(members) if !self.unique => members
+                        .into_iter()
+                        .filter_map(|m| match m {
+                            Value::BulkString(b) if b.len() >= prefix_len => {
+                                Some(String::from_utf8_lossy(&b[prefix_len..]).into_owned())
+                            }
+                            _ => None,
+                        })
+                        .collect(),
+                    other => return Err(Error::unexpected("an index lookup", &other)),
+                };
+                if ids.is_empty() {
+                    return Ok(Step::Done(Vec::new()));
+                }
+                self.state = FindState::Verify(ids);
+                Ok(Step::Again)
+            }
+            FindState::Verify(ids) => {
+                if ids.is_empty() {
+                    return Ok(Step::Done(Vec::new()));
+                }
+                let v = replies.next_value()?;
+                let rows = match v {
+                    Value::Array(rows) => rows,
+                    other => return Err(Error::unexpected("the find script", &other)),
+                };
+                let mut out = Vec::with_capacity(rows.len());
+                for (row, key) in rows.iter().zip(&self.keys) {
+                    if matches!(row, Value::Nil) {
+                        continue; // stale index entry, removed by the script
+                    }
+                    if let Some(m) = decode_hmget::<M>(key, row)? {
+                        out.push(m);
+                    }
+                }
+                Ok(Step::Done(out))
+            }
+        }
+    }
+}
+
+/// Finds entities by an indexed field; see [`RedisHash::find_by`].
+pub struct FindBy<M: RedisHash> {
+    ns: Option<Namespace>,
+    inner: Finder<M>,
+}
+
+impl<M: RedisHash> FindBy<M> {
+    /// Used by the derive.
+    #[doc(hidden)]
+    pub fn __new<Sc: IdValue + ?Sized>(
+        scope: &Sc,
+        field: usize,
+        encode: impl FnOnce(&mut Vec<u8>) -> std::result::Result<bool, String>,
+    ) -> Self {
+        Self::new(scope, field, encode)
+    }
+
+    pub(super) fn new<Sc: IdValue + ?Sized>(
+        scope: &Sc,
+        field: usize,
+        encode: impl FnOnce(&mut Vec<u8>) -> std::result::Result<bool, String>,
+    ) -> Self {
+        FindBy {
+            ns: None,
+            inner: Finder::new(scope, field, false, encode),
+        }
+    }
+
+    /// Returns at most `count` entities, skipping the first `offset` index
+    /// entries (in id order).
+    pub fn limit(mut self, offset: usize, count: usize) -> Self {
+        self.inner.limit = Some((offset, count));
+        self
+    }
+}
+
+impl<M: RedisHash> std::fmt::Debug for FindBy<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FindBy")
+            .field("model", &M::SCHEMA.model)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M: RedisHash> Operation for FindBy<M> {
+    type Output = Vec<M>;
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        self.inner.ns = self.ns.clone();
+        self.inner.prepare(plan)
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Vec<M>>> {
+        self.inner.complete(replies)
+    }
+}
+
+/// Finds the entity holding a unique value; see [`RedisHash::find_unique`].
+pub struct FindUnique<M: RedisHash> {
+    ns: Option<Namespace>,
+    inner: Finder<M>,
+}
+
+impl<M: RedisHash> FindUnique<M> {
+    /// Used by the derive.
+    #[doc(hidden)]
+    pub fn __new<Sc: IdValue + ?Sized>(
+        scope: &Sc,
+        field: usize,
+        encode: impl FnOnce(&mut Vec<u8>) -> std::result::Result<bool, String>,
+    ) -> Self {
+        Self::new(scope, field, encode)
+    }
+
+    pub(super) fn new<Sc: IdValue + ?Sized>(
+        scope: &Sc,
+        field: usize,
+        encode: impl FnOnce(&mut Vec<u8>) -> std::result::Result<bool, String>,
+    ) -> Self {
+        FindUnique {
+            ns: None,
+            inner: Finder::new(scope, field, true, encode),
+        }
+    }
+}
+
+impl<M: RedisHash> std::fmt::Debug for FindUnique<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FindUnique")
+            .field("model", &M::SCHEMA.model)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M: RedisHash> Operation for FindUnique<M> {
+    type Output = Option<M>;
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        self.inner.ns = self.ns.clone();
+        self.inner.prepare(plan)
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Option<M>>> {
+        Ok(match self.inner.complete(replies)? {
+            Step::Done(mut found) => Step::Done(found.pop()),
+            Step::Again => Step::Again,
+        })
+    }
+}

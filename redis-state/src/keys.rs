@@ -1,0 +1,680 @@
+//! Keys: escaping of user values, namespaces, templates and Cluster hash slots.
+//!
+//! # Escaping (DESIGN principle 7)
+//!
+//! A user value placed in a key (an id, a tenant name, a tag) is escaped so
+//! that two different values never produce the same key and no value can break
+//! out of its segment. The bytes `%` `:` `{` `}` `*` `?` `[` `]` `\` `#`, space
+//! and ASCII control bytes are written as `%XX` (upper-case hex), as are bytes
+//! that are not valid UTF-8. Everything else, including non-ASCII text, is kept
+//! as is, so keys stay readable in `redis-cli`:
+//!
+//! | value          | segment              |
+//! |----------------|----------------------|
+//! | `42`           | `42`                 |
+//! | `alice`        | `alice`              |
+//! | `a:b`          | `a%3Ab`              |
+//! | `{x}`          | `%7Bx%7D`            |
+//! | `50%`          | `50%25`              |
+//! | `ünïcödé`      | `ünïcödé`            |
+//!
+//! Because `%` itself is escaped, the mapping is injective. Because `:` and the
+//! braces are escaped, a value never adds a segment or a hash tag. Because the
+//! glob characters are escaped, a key prefix is also a safe `SCAN MATCH`
+//! pattern. Because `#` is escaped, the segments redis-state uses for its own
+//! structures (`#idx`, `#uniq`, `#exp`, ...) can never be an escaped value.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+
+/// Largest number of parts a composite id may have.
+pub const MAX_ID_PARTS: usize = 8;
+
+#[inline]
+fn needs_escape(b: u8) -> bool {
+    matches!(
+        b,
+        b'%' | b':' | b'{' | b'}' | b'*' | b'?' | b'[' | b']' | b'\\' | b'#' | b' ' | 0x7f
+    ) || b < 0x20
+}
+
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+fn push_escaped_byte(out: &mut String, b: u8) {
+    out.push('%');
+    out.push(HEX[(b >> 4) as usize] as char);
+    out.push(HEX[(b & 0xf) as usize] as char);
+}
+
+/// Appends `value` to `out`, escaped as described in the [module docs](self).
+pub fn escape_into(out: &mut String, value: &str) {
+    escape_bytes_into(out, value.as_bytes());
+}
+
+/// Appends raw bytes to `out`, escaped; bytes that are not valid UTF-8 are
+/// escaped too.
+pub fn escape_bytes_into(out: &mut String, value: &[u8]) {
+    // Fast path: nothing to escape (the common case for ids).
+    if let Ok(s) = std::str::from_utf8(value)
+        && !value.iter().any(|&b| needs_escape(b))
+    {
+        out.push_str(s);
+        return;
+    }
+    for chunk in value.utf8_chunks() {
+        let valid = chunk.valid();
+        let mut start = 0;
+        for (i, b) in valid.bytes().enumerate() {
+            if needs_escape(b) {
+                out.push_str(&valid[start..i]);
+                push_escaped_byte(out, b);
+                start = i + 1;
+            }
+        }
+        out.push_str(&valid[start..]);
+        for &b in chunk.invalid() {
+            push_escaped_byte(out, b);
+        }
+    }
+}
+
+/// Returns `value` escaped for use as one key segment.
+pub fn escape(value: &str) -> Cow<'_, str> {
+    if value.bytes().any(needs_escape) {
+        let mut out = String::with_capacity(value.len() + 8);
+        escape_into(&mut out, value);
+        Cow::Owned(out)
+    } else {
+        Cow::Borrowed(value)
+    }
+}
+
+/// Reverses [`escape_bytes_into`]. Returns `None` if `segment` is not the
+/// output of the escaping (a stray `%`, bad hex, an unescaped special byte).
+pub fn unescape(segment: &str) -> Option<Vec<u8>> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let hi = hex_val(*bytes.get(i + 1)?)?;
+            let lo = hex_val(*bytes.get(i + 2)?)?;
+            out.push(hi << 4 | lo);
+            i += 3;
+        } else if needs_escape(b) {
+            return None;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Escapes the glob characters `*` `?` `[` `]` `\` of `literal` so that it
+/// matches only itself in a `SCAN MATCH` / `KEYS` pattern.
+pub fn glob_escape(literal: &str) -> Cow<'_, str> {
+    if !literal.bytes().any(|b| matches!(b, b'*' | b'?' | b'[' | b']' | b'\\')) {
+        return Cow::Borrowed(literal);
+    }
+    let mut out = String::with_capacity(literal.len() + 8);
+    for c in literal.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    Cow::Owned(out)
+}
+
+// ---------------------------------------------------------------------------
+// Namespaces
+
+/// A validated key prefix, for multi-tenant applications and test isolation.
+///
+/// A namespace `"tenant-7"` turns the key `user:42` into `tenant-7:user:42`.
+/// It may contain `:` to build hierarchies (`"app:prod"`), but not braces
+/// (they would change the Cluster hash tag), glob characters, `#`, `%`,
+/// whitespace or control characters, and it is at most 256 bytes long.
+///
+/// Cloning is cheap (the text is shared).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Namespace(Arc<str>);
+
+impl Namespace {
+    /// Validates `name` as a namespace.
+    pub fn new(name: impl AsRef<str>) -> Result<Self> {
+        let name = name.as_ref();
+        let reject = |reason| {
+            Err(Error::InvalidKeyPart {
+                what: "namespace",
+                value: crate::error::preview_bytes(name.as_bytes()),
+                reason,
+            })
+        };
+        if name.is_empty() {
+            return reject("a namespace must not be empty");
+        }
+        if name.len() > 256 {
+            return reject("a namespace is at most 256 bytes");
+        }
+        if name.starts_with(':') || name.ends_with(':') || name.contains("::") {
+            return reject("a namespace must not start or end with `:` or contain `::`");
+        }
+        if name.bytes().any(|b| b != b':' && needs_escape(b)) {
+            return reject(
+                "a namespace must not contain braces, glob characters, `#`, `%`, whitespace or control characters",
+            );
+        }
+        Ok(Namespace(Arc::from(name)))
+    }
+
+    /// The namespace text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Namespace").field(&&*self.0).finish()
+    }
+}
+
+impl fmt::Display for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<&str> for Namespace {
+    type Error = Error;
+    fn try_from(value: &str) -> Result<Self> {
+        Namespace::new(value)
+    }
+}
+
+impl TryFrom<String> for Namespace {
+    type Error = Error;
+    fn try_from(value: String) -> Result<Self> {
+        Namespace::new(value)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Id parts
+
+/// The escaped parts of an id, in one buffer.
+///
+/// Parts are separated by `:` in [`IdBuf::joined`], which is also the form
+/// redis-state stores in its indexes: since every part is escaped, the `:`
+/// separators are unambiguous.
+#[derive(Clone)]
+pub struct IdBuf {
+    buf: String,
+    ends: [u32; MAX_ID_PARTS],
+    len: u8,
+}
+
+impl Default for IdBuf {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl IdBuf {
+    /// An empty buffer.
+    pub fn new() -> Self {
+        IdBuf {
+            buf: String::new(),
+            ends: [0; MAX_ID_PARTS],
+            len: 0,
+        }
+    }
+
+    fn start_part(&mut self) {
+        if self.len > 0 {
+            self.buf.push(':');
+        }
+    }
+
+    fn end_part(&mut self) {
+        let i = self.len as usize;
+        if i < MAX_ID_PARTS {
+            self.ends[i] = self.buf.len() as u32;
+        }
+        self.len = self.len.saturating_add(1);
+    }
+
+    /// Appends one part from text (escaped).
+    pub fn push_str(&mut self, value: &str) {
+        self.start_part();
+        escape_into(&mut self.buf, value);
+        self.end_part();
+    }
+
+    /// Appends one part from raw bytes (escaped).
+    pub fn push_bytes(&mut self, value: &[u8]) {
+        self.start_part();
+        escape_bytes_into(&mut self.buf, value);
+        self.end_part();
+    }
+
+    /// Appends one part that is already safe (digits, for example). Escapes
+    /// anyway if it is not, so a wrong caller cannot break a key.
+    pub fn push_safe(&mut self, value: &str) {
+        self.push_str(value);
+    }
+
+    /// Appends an integer part.
+    pub fn push_int<I: itoa::Integer>(&mut self, value: I) {
+        self.start_part();
+        self.buf.push_str(itoa::Buffer::new().format(value));
+        self.end_part();
+    }
+
+    /// Number of parts.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// True when no part was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Part `i`, escaped.
+    pub fn part(&self, i: usize) -> &str {
+        if i >= self.len() || i >= MAX_ID_PARTS {
+            return "";
+        }
+        let end = self.ends[i] as usize;
+        let start = if i == 0 {
+            0
+        } else {
+            self.ends[i - 1] as usize + 1
+        };
+        &self.buf[start..end]
+    }
+
+    /// All parts joined by `:`.
+    pub fn joined(&self) -> &str {
+        &self.buf
+    }
+
+    /// Rebuilds a buffer from the joined form (as stored in indexes).
+    pub fn from_joined(joined: &str) -> Self {
+        let mut id = IdBuf::new();
+        if joined.is_empty() {
+            // One empty part: an empty id is still one id.
+            id.end_part();
+            return id;
+        }
+        id.buf.push_str(joined);
+        for (i, b) in joined.bytes().enumerate() {
+            if b == b':' {
+                let n = id.len as usize;
+                if n < MAX_ID_PARTS {
+                    id.ends[n] = i as u32;
+                }
+                id.len = id.len.saturating_add(1);
+            }
+        }
+        id.end_part();
+        id
+    }
+}
+
+impl fmt::Debug for IdBuf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries((0..self.len()).map(|i| self.part(i)))
+            .finish()
+    }
+}
+
+/// A value that can be one segment of a key (an id or an id part).
+///
+/// Implemented for strings, integers, `bool`, `char`, and by
+/// `#[derive(RedisField)]` for newtypes and unit enums.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be used as an id or key part",
+    label = "not a key part",
+    note = "ids can be strings, integers, bool, char, or a newtype / unit enum with #[derive(RedisField)]"
+)]
+pub trait KeyPart {
+    /// Appends this value as one escaped part.
+    fn write_key_part(&self, out: &mut IdBuf);
+}
+
+impl<T: KeyPart + ?Sized> KeyPart for &T {
+    fn write_key_part(&self, out: &mut IdBuf) {
+        (**self).write_key_part(out)
+    }
+}
+
+impl KeyPart for str {
+    fn write_key_part(&self, out: &mut IdBuf) {
+        out.push_str(self)
+    }
+}
+
+impl KeyPart for String {
+    fn write_key_part(&self, out: &mut IdBuf) {
+        out.push_str(self)
+    }
+}
+
+impl KeyPart for Box<str> {
+    fn write_key_part(&self, out: &mut IdBuf) {
+        out.push_str(self)
+    }
+}
+
+impl KeyPart for Arc<str> {
+    fn write_key_part(&self, out: &mut IdBuf) {
+        out.push_str(self)
+    }
+}
+
+impl KeyPart for [u8] {
+    fn write_key_part(&self, out: &mut IdBuf) {
+        out.push_bytes(self)
+    }
+}
+
+impl KeyPart for Vec<u8> {
+    fn write_key_part(&self, out: &mut IdBuf) {
+        out.push_bytes(self)
+    }
+}
+
+impl KeyPart for bool {
+    fn write_key_part(&self, out: &mut IdBuf) {
+        out.push_str(if *self { "true" } else { "false" })
+    }
+}
+
+impl KeyPart for char {
+    fn write_key_part(&self, out: &mut IdBuf) {
+        out.push_str(self.encode_utf8(&mut [0; 4]))
+    }
+}
+
+macro_rules! int_key_part {
+    ($($t:ty),*) => {$(
+        impl KeyPart for $t {
+            #[inline]
+            fn write_key_part(&self, out: &mut IdBuf) {
+                out.push_int(*self)
+            }
+        }
+    )*};
+}
+int_key_part!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
+
+/// A whole id: one [`KeyPart`], or a tuple of them for composite ids.
+pub trait IdValue {
+    /// Number of parts this id writes.
+    const PARTS: usize;
+    /// Appends every part, in order.
+    fn write_id(&self, out: &mut IdBuf);
+}
+
+impl<T: KeyPart + ?Sized> IdValue for T {
+    const PARTS: usize = 1;
+    #[inline]
+    fn write_id(&self, out: &mut IdBuf) {
+        self.write_key_part(out)
+    }
+}
+
+/// The empty scope, for models whose hash tag holds no id field.
+impl IdValue for () {
+    const PARTS: usize = 0;
+    fn write_id(&self, _out: &mut IdBuf) {}
+}
+
+macro_rules! tuple_id {
+    ($n:expr; $($name:ident . $idx:tt),+) => {
+        impl<$($name: KeyPart),+> IdValue for ($($name,)+) {
+            const PARTS: usize = $n;
+            fn write_id(&self, out: &mut IdBuf) {
+                $( self.$idx.write_key_part(out); )+
+            }
+        }
+    };
+}
+tuple_id!(2; A.0, B.1);
+tuple_id!(3; A.0, B.1, C.2);
+tuple_id!(4; A.0, B.1, C.2, D.3);
+tuple_id!(5; A.0, B.1, C.2, D.3, E.4);
+tuple_id!(6; A.0, B.1, C.2, D.3, E.4, F.5);
+tuple_id!(7; A.0, B.1, C.2, D.3, E.4, F.5, G.6);
+tuple_id!(8; A.0, B.1, C.2, D.3, E.4, F.5, G.6, H.7);
+
+// ---------------------------------------------------------------------------
+// Templates
+
+/// One segment of a key template, as generated by the derives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seg {
+    /// Literal text (already unescaped from `{{` / `}}`).
+    Lit(&'static str),
+    /// Id part number `n`.
+    Part(u8),
+}
+
+/// A key template: literal text and id parts, checked at compile time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyTemplate {
+    /// The segments, in order.
+    pub segs: &'static [Seg],
+    /// How many leading segments form the *scope*: the part of the key up to
+    /// and including its hash tag. Structures shared by several entities
+    /// (indexes) live under the scope, so they share the entities' slot.
+    /// `None` when the template has no hash tag.
+    pub scope: Option<usize>,
+    /// The namespace given in the attributes, used when the operation sets none.
+    pub namespace: Option<&'static str>,
+}
+
+impl KeyTemplate {
+    fn write_prefix(&self, ns: Option<&Namespace>, out: &mut String) {
+        if let Some(ns) = ns {
+            out.push_str(ns.as_str());
+            out.push(':');
+        } else if let Some(ns) = self.namespace {
+            out.push_str(ns);
+            out.push(':');
+        }
+    }
+
+    fn write_segs(segs: &[Seg], id: &IdBuf, out: &mut String) {
+        for seg in segs {
+            match *seg {
+                Seg::Lit(s) => out.push_str(s),
+                Seg::Part(i) => out.push_str(id.part(i as usize)),
+            }
+        }
+    }
+
+    /// Renders the full key of the entity with `id`.
+    pub fn render(&self, ns: Option<&Namespace>, id: &IdBuf) -> String {
+        let mut out = String::with_capacity(32 + id.joined().len());
+        self.write_prefix(ns, &mut out);
+        Self::write_segs(self.segs, id, &mut out);
+        out
+    }
+
+    /// Renders the scope prefix (through the hash tag). `id` needs only the
+    /// parts that appear in the scope.
+    pub fn render_scope(&self, ns: Option<&Namespace>, id: &IdBuf) -> Option<String> {
+        let n = self.scope?;
+        let mut out = String::with_capacity(32);
+        self.write_prefix(ns, &mut out);
+        Self::write_segs(&self.segs[..n], id, &mut out);
+        Some(out)
+    }
+
+    /// The id parts used inside the scope, in template order.
+    pub fn scope_parts(&self) -> impl Iterator<Item = u8> + '_ {
+        let n = self.scope.unwrap_or(0);
+        self.segs[..n].iter().filter_map(|s| match s {
+            Seg::Part(i) => Some(*i),
+            Seg::Lit(_) => None,
+        })
+    }
+
+    /// A `SCAN MATCH` pattern for every key of this template in `ns`.
+    pub fn scan_pattern(&self, ns: Option<&Namespace>) -> String {
+        let mut out = String::new();
+        self.write_prefix(ns, &mut out);
+        let mut glob = String::new();
+        for seg in self.segs {
+            match *seg {
+                Seg::Lit(s) => glob.push_str(&glob_escape(s)),
+                Seg::Part(_) => glob.push('*'),
+            }
+        }
+        let mut pat = glob_escape(&out).into_owned();
+        pat.push_str(&glob);
+        pat
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Cluster slots
+
+/// The Redis Cluster hash slot of `key` (CRC16/XMODEM of the hash tag or of
+/// the whole key, modulo 16384), as computed by `CLUSTER KEYSLOT`.
+pub fn key_slot(key: &[u8]) -> u16 {
+    crc16(hash_tag(key).unwrap_or(key)) % 16384
+}
+
+/// The hash tag of `key` per the Redis Cluster rules: the bytes between the
+/// first `{` and the first `}` after it, when that is not empty.
+pub fn hash_tag(key: &[u8]) -> Option<&[u8]> {
+    let open = key.iter().position(|&b| b == b'{')?;
+    let close = key[open + 1..].iter().position(|&b| b == b'}')?;
+    (close > 0).then(|| &key[open + 1..open + 1 + close])
+}
+
+const fn crc16_table() -> [u16; 256] {
+    let mut table = [0u16; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut crc = (i as u16) << 8;
+        let mut j = 0;
+        while j < 8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+            j += 1;
+        }
+        table[i] = crc;
+        i += 1;
+    }
+    table
+}
+
+static CRC16: [u16; 256] = crc16_table();
+
+fn crc16(data: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &b in data {
+        crc = (crc << 8) ^ CRC16[((crc >> 8) as u8 ^ b) as usize];
+    }
+    crc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_is_injective_on_tricky_values() {
+        let values = [
+            "", ":", "%", "%25", "%3A", "a:b", "a%3Ab", "{x}", "*", "?", "[", "]", "\\", "#",
+            " ", "\n", "\0", "ü", "#idx",
+        ];
+        let mut seen = std::collections::HashMap::new();
+        for v in values {
+            let e = escape(v).into_owned();
+            assert!(!e.contains([':', '{', '}', '*', '?', '[', ']', '\\', '#', ' ']), "{e}");
+            if let Some(prev) = seen.insert(e.clone(), v) {
+                panic!("{prev:?} and {v:?} both escape to {e:?}");
+            }
+            assert_eq!(unescape(&e).as_deref(), Some(v.as_bytes()));
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_is_escaped() {
+        let mut s = String::new();
+        escape_bytes_into(&mut s, b"a\xffb");
+        assert_eq!(s, "a%FFb");
+        assert_eq!(unescape(&s).as_deref(), Some(&b"a\xffb"[..]));
+    }
+
+    #[test]
+    fn slots_match_redis() {
+        // Values from the Redis Cluster specification and `CLUSTER KEYSLOT`.
+        assert_eq!(crc16(b"123456789"), 0x31C3);
+        assert_eq!(key_slot(b"foo"), 12182);
+        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"{user1000}.followers"));
+        assert_eq!(key_slot(b"foo{}{bar}"), key_slot(b"foo{}{bar}"));
+        assert_eq!(hash_tag(b"foo{}{bar}"), None);
+        assert_eq!(hash_tag(b"foo{{bar}}zap"), Some(&b"{bar"[..]));
+        assert_eq!(hash_tag(b"foo{bar}{zap}"), Some(&b"bar"[..]));
+    }
+
+    #[test]
+    fn namespaces_are_validated() {
+        assert!(Namespace::new("tenant-7").is_ok());
+        assert!(Namespace::new("app:prod").is_ok());
+        for bad in ["", "a{b}", "a*", "a b", "a#", ":a", "a:", "a::b", "50%"] {
+            assert!(Namespace::new(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn templates_render() {
+        static SEGS: [Seg; 5] = [
+            Seg::Lit("order:{"),
+            Seg::Part(0),
+            Seg::Lit("}"),
+            Seg::Lit(":"),
+            Seg::Part(1),
+        ];
+        let t = KeyTemplate {
+            segs: &SEGS,
+            scope: Some(3),
+            namespace: None,
+        };
+        let mut id = IdBuf::new();
+        ("acme:corp", 7u32).write_id(&mut id);
+        assert_eq!(id.joined(), "acme%3Acorp:7");
+        assert_eq!(t.render(None, &id), "order:{acme%3Acorp}:7");
+        let ns = Namespace::new("t1").unwrap();
+        assert_eq!(t.render_scope(Some(&ns), &id).unwrap(), "t1:order:{acme%3Acorp}");
+        assert_eq!(t.scan_pattern(None), "order:{*}:*");
+        let back = IdBuf::from_joined(id.joined());
+        assert_eq!(back.part(0), "acme%3Acorp");
+        assert_eq!(back.part(1), "7");
+    }
+}

@@ -1,0 +1,592 @@
+//! Operations as values (DESIGN principle 1).
+//!
+//! Every operation of the crate (save, load, rank, acquire, ...) is a value
+//! that implements [`Operation`]: it writes the commands of one round trip into
+//! a [`Plan`] and decodes the [`Replies`]. Building one does no I/O. The same
+//! value runs on a blocking connection with [`Operation::run`] or on an async
+//! one with [`Operation::run_async`], on a standalone server or a Cluster.
+//!
+//! Operations compose: [`batch`] runs a tuple of operations of any models in
+//! one pipeline and returns a tuple of their outputs; [`many`] does the same
+//! for a `Vec`. A few operations need a second round trip (a secondary index
+//! lookup, then the entities); in a batch, all second rounds share one
+//! pipeline too.
+//!
+//! ```no_run
+//! # use redis_state::prelude::*;
+//! # #[derive(RedisHash)] #[redis(key = "user:{id}")] struct User { #[redis(id)] id: u64, name: String }
+//! # #[derive(RedisHash)] #[redis(key = "order:{id}")] struct Order { #[redis(id)] id: u64, total: i64 }
+//! # fn f(con: &mut redis::Connection) -> redis_state::Result<()> {
+//! // One round trip for two models.
+//! let (user, order) = redis_state::batch((User::load(&1), Order::load(&7))).run(con)?;
+//! # Ok(()) }
+//! ```
+
+use std::future::Future;
+
+use redis::{Cmd, FromRedisValue, Value};
+
+use crate::error::{Error, Result};
+use crate::exec::{AsyncExecutor, SyncExecutor};
+use crate::keys::key_slot;
+use crate::script::Script;
+
+/// One command of a plan.
+#[derive(Debug)]
+pub(crate) struct Command {
+    pub(crate) cmd: Cmd,
+    /// Set when `cmd` is an `EVALSHA` of this script.
+    pub(crate) script: Option<&'static Script>,
+    /// The Cluster slot of the command's keys; `None` for keyless commands.
+    pub(crate) slot: Option<u16>,
+}
+
+impl Command {
+    /// The same call as `EVAL` with the script body.
+    pub(crate) fn as_eval(&self) -> Option<Cmd> {
+        let script = self.script?;
+        let mut eval = Cmd::new();
+        eval.arg("EVAL").arg(script.body());
+        for arg in self.cmd.args_iter().skip(2) {
+            if let redis::Arg::Simple(bytes) = arg {
+                eval.arg(bytes);
+            }
+        }
+        Some(eval)
+    }
+}
+
+/// The commands of one round trip, written by operations.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub(crate) commands: Vec<Command>,
+}
+
+impl Plan {
+    /// An empty plan.
+    pub fn new() -> Self {
+        Plan::default()
+    }
+
+    /// Number of commands so far.
+    pub fn len(&self) -> usize {
+        self.commands.len()
+    }
+
+    /// True when no command was written.
+    pub fn is_empty(&self) -> bool {
+        self.commands.is_empty()
+    }
+
+    /// Starts command `name` on `key` (its first key) and returns it, so the
+    /// caller appends the remaining arguments.
+    pub fn cmd(&mut self, name: &str, key: impl AsRef<[u8]>) -> &mut Cmd {
+        let key = key.as_ref();
+        let mut cmd = Cmd::new();
+        cmd.arg(name).arg(key);
+        self.push(cmd, Some(key_slot(key)), None)
+    }
+
+    /// Starts command `name` over several keys, which must share a Cluster
+    /// slot (checked here). Returns the command after its keys.
+    pub fn cmd_keys<K: AsRef<[u8]>>(&mut self, name: &str, keys: &[K]) -> Result<&mut Cmd> {
+        let slot = common_slot(name, keys)?;
+        let mut cmd = Cmd::new();
+        cmd.arg(name);
+        for k in keys {
+            cmd.arg(k.as_ref());
+        }
+        Ok(self.push(cmd, slot, None))
+    }
+
+    /// Starts a command without keys (routed to any node in a Cluster).
+    pub fn keyless(&mut self, name: &str) -> &mut Cmd {
+        let mut cmd = Cmd::new();
+        cmd.arg(name);
+        self.push(cmd, None, None)
+    }
+
+    /// Starts a call of `script` with `keys`, which must share a Cluster slot
+    /// (checked here, before anything is sent). Returns the command so the
+    /// caller appends `ARGV`.
+    pub fn script<K: AsRef<[u8]>>(
+        &mut self,
+        script: &'static Script,
+        keys: &[K],
+    ) -> Result<&mut Cmd> {
+        let slot = common_slot(script.name(), keys)?;
+        let mut cmd = Cmd::new();
+        cmd.arg("EVALSHA").arg(script.sha()).arg(keys.len());
+        for k in keys {
+            cmd.arg(k.as_ref());
+        }
+        Ok(self.push(cmd, slot, Some(script)))
+    }
+
+    fn push(&mut self, cmd: Cmd, slot: Option<u16>, script: Option<&'static Script>) -> &mut Cmd {
+        self.commands.push(Command { cmd, script, slot });
+        let last = self.commands.len() - 1;
+        &mut self.commands[last].cmd
+    }
+}
+
+fn common_slot<K: AsRef<[u8]>>(unit: &str, keys: &[K]) -> Result<Option<u16>> {
+    let mut slot = None;
+    for k in keys {
+        let s = key_slot(k.as_ref());
+        match slot {
+            None => slot = Some(s),
+            Some(prev) if prev != s => {
+                return Err(Error::CrossSlot {
+                    unit: unit.to_owned(),
+                    keys: keys
+                        .iter()
+                        .map(|k| String::from_utf8_lossy(k.as_ref()).into_owned())
+                        .collect(),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(slot)
+}
+
+/// The replies to the commands an operation wrote, in order.
+///
+/// An operation reads exactly as many replies as it wrote commands; replies
+/// it leaves unread are skipped, so one operation's failure never shifts the
+/// replies of the next one in a batch.
+#[derive(Debug)]
+pub struct Replies {
+    iter: std::vec::IntoIter<Value>,
+    budget: usize,
+}
+
+impl Replies {
+    pub(crate) fn new(values: Vec<Value>) -> Self {
+        let budget = values.len();
+        Replies {
+            iter: values.into_iter(),
+            budget,
+        }
+    }
+
+    /// The next reply; a server error reply becomes [`Error::Redis`].
+    pub fn next_value(&mut self) -> Result<Value> {
+        match self.next_raw()? {
+            Value::ServerError(e) => Err(Error::Redis(e.into())),
+            v => Ok(v),
+        }
+    }
+
+    /// The next reply as it came, server errors included.
+    pub fn next_raw(&mut self) -> Result<Value> {
+        if self.budget == 0 {
+            return Err(Error::UnexpectedReply {
+                context: "an operation",
+                found: "fewer replies than commands".to_owned(),
+            });
+        }
+        self.budget -= 1;
+        self.iter.next().ok_or_else(|| Error::UnexpectedReply {
+            context: "an operation",
+            found: "fewer replies than commands".to_owned(),
+        })
+    }
+
+    /// The next reply converted with redis-rs' [`FromRedisValue`].
+    pub fn next<T: FromRedisValue>(&mut self, context: &'static str) -> Result<T> {
+        let v = self.next_value()?;
+        T::from_redis_value_ref(&v).map_err(|_| Error::unexpected(context, &v))
+    }
+
+    /// Number of replies left for the current operation.
+    pub fn remaining(&self) -> usize {
+        self.budget
+    }
+
+    /// Lets `f` read the next `n` replies, then skips whatever it left.
+    pub(crate) fn scope<R>(&mut self, n: usize, f: impl FnOnce(&mut Replies) -> R) -> R {
+        let outer = self.budget;
+        let n = n.min(outer);
+        self.budget = n;
+        let r = f(self);
+        for _ in 0..self.budget {
+            self.iter.next();
+        }
+        self.budget = outer - n;
+        r
+    }
+}
+
+/// What an operation says after reading its replies.
+#[derive(Debug)]
+pub enum Step<T> {
+    /// Finished, with the output.
+    Done(T),
+    /// Needs another round trip: `prepare` will be called again.
+    Again,
+}
+
+/// The most round trips one operation may ask for before the executor
+/// reports a bug instead of looping.
+const MAX_ROUNDS: usize = 16;
+
+/// A Redis operation as a value: commands plus a decoder of the replies.
+///
+/// Implement it for your own operations to batch them with the crate's.
+pub trait Operation {
+    /// What the operation returns.
+    type Output;
+
+    /// Writes the commands of the next round trip.
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()>;
+
+    /// Reads the replies to the commands written by the last `prepare`.
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Self::Output>>;
+
+    /// Runs the operation on a blocking connection: a `redis::Connection`,
+    /// a `redis::cluster::ClusterConnection`, or anything else implementing
+    /// `redis::ConnectionLike` (a pooled connection via `&mut *pooled`).
+    fn run<C: SyncExecutor + ?Sized>(mut self, con: &mut C) -> Result<Self::Output>
+    where
+        Self: Sized,
+    {
+        for _ in 0..MAX_ROUNDS {
+            let mut plan = Plan::new();
+            self.prepare(&mut plan)?;
+            let empty = plan.is_empty();
+            let values = if empty { Vec::new() } else { con.execute(plan)? };
+            match self.complete(&mut Replies::new(values))? {
+                Step::Done(out) => return Ok(out),
+                Step::Again if empty => break,
+                Step::Again => {}
+            }
+        }
+        Err(too_many_rounds())
+    }
+
+    /// Runs the operation on an async connection: a
+    /// `redis::aio::MultiplexedConnection`, a `ConnectionManager`, a
+    /// `redis::cluster_async::ClusterConnection`, or anything else
+    /// implementing `redis::aio::ConnectionLike`.
+    fn run_async<C: AsyncExecutor + ?Sized>(
+        mut self,
+        con: &mut C,
+    ) -> impl Future<Output = Result<Self::Output>> + Send
+    where
+        Self: Sized + Send,
+    {
+        async move {
+            for _ in 0..MAX_ROUNDS {
+                let mut plan = Plan::new();
+                self.prepare(&mut plan)?;
+                let empty = plan.is_empty();
+                let values = if empty {
+                    Vec::new()
+                } else {
+                    con.execute_async(plan).await?
+                };
+                match self.complete(&mut Replies::new(values))? {
+                    Step::Done(out) => return Ok(out),
+                    Step::Again if empty => break,
+                    Step::Again => {}
+                }
+            }
+            Err(too_many_rounds())
+        }
+    }
+
+    /// Transforms the output.
+    fn map<F, T>(self, f: F) -> Map<Self, F>
+    where
+        Self: Sized,
+        F: FnMut(Self::Output) -> T,
+    {
+        Map { op: self, f }
+    }
+
+    /// Turns a failure into an output, so that in a [`batch`] or [`many`] one
+    /// failing operation does not fail the others.
+    fn settled(self) -> Settled<Self>
+    where
+        Self: Sized,
+    {
+        Settled { op: self }
+    }
+}
+
+fn too_many_rounds() -> Error {
+    Error::UnexpectedReply {
+        context: "an operation",
+        found: "an operation asked for another round trip without sending a command".to_owned(),
+    }
+}
+
+/// See [`Operation::map`].
+#[derive(Debug)]
+pub struct Map<O, F> {
+    op: O,
+    f: F,
+}
+
+impl<O: Operation, F: FnMut(O::Output) -> T, T> Operation for Map<O, F> {
+    type Output = T;
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        self.op.prepare(plan)
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<T>> {
+        Ok(match self.op.complete(replies)? {
+            Step::Done(out) => Step::Done((self.f)(out)),
+            Step::Again => Step::Again,
+        })
+    }
+}
+
+/// See [`Operation::settled`].
+#[derive(Debug)]
+pub struct Settled<O> {
+    op: O,
+}
+
+impl<O: Operation> Operation for Settled<O> {
+    type Output = Result<O::Output>;
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        self.op.prepare(plan)
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Self::Output>> {
+        Ok(match self.op.complete(replies) {
+            Ok(Step::Done(out)) => Step::Done(Ok(out)),
+            Ok(Step::Again) => Step::Again,
+            Err(e) => Step::Done(Err(e)),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Batches
+
+/// One operation inside a batch, with its state.
+pub struct Child<O: Operation> {
+    op: O,
+    out: Option<O::Output>,
+    /// Commands written in the current round.
+    n: usize,
+    failed: bool,
+}
+
+impl<O: Operation + std::fmt::Debug> std::fmt::Debug for Child<O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Child")
+            .field("op", &self.op)
+            .field("done", &self.out.is_some())
+            .finish()
+    }
+}
+
+impl<O: Operation + std::fmt::Debug> std::fmt::Debug for Many<O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Many").field("children", &self.children).finish()
+    }
+}
+
+impl<O: Operation> Child<O> {
+    fn new(op: O) -> Self {
+        Child {
+            op,
+            out: None,
+            n: 0,
+            failed: false,
+        }
+    }
+
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        self.n = 0;
+        if self.out.is_some() {
+            return Ok(());
+        }
+        let before = plan.len();
+        self.op.prepare(plan)?;
+        self.n = plan.len() - before;
+        Ok(())
+    }
+
+    /// Returns `Ok(true)` when finished.
+    fn complete(&mut self, replies: &mut Replies) -> Result<bool> {
+        if self.out.is_some() {
+            return Ok(true);
+        }
+        if self.failed {
+            return Ok(false);
+        }
+        match replies.scope(self.n, |r| self.op.complete(r)) {
+            Ok(Step::Done(out)) => {
+                self.out = Some(out);
+                Ok(true)
+            }
+            Ok(Step::Again) => Ok(false),
+            Err(e) => {
+                self.failed = true;
+                Err(e)
+            }
+        }
+    }
+
+    fn take(&mut self) -> Result<O::Output> {
+        self.out.take().ok_or_else(too_many_rounds)
+    }
+}
+
+/// Several operations in one pipeline; see [`batch`].
+#[derive(Debug)]
+pub struct Batch<T> {
+    children: T,
+}
+
+/// Runs a tuple of operations (of any models) in one pipeline and returns
+/// the tuple of their outputs. Operations that need a second round trip share
+/// a second pipeline.
+///
+/// The batch fails with the first failing operation's error; operations are
+/// not a transaction, so the others may have been applied. Wrap an operation
+/// in [`Operation::settled`] to get its `Result` instead.
+pub fn batch<T: IntoBatch>(ops: T) -> Batch<T::Children> {
+    Batch {
+        children: ops.into_children(),
+    }
+}
+
+/// Tuples of operations that [`batch`] accepts.
+pub trait IntoBatch {
+    /// The tuple of [`Child`] states.
+    type Children;
+    /// Wraps each operation.
+    fn into_children(self) -> Self::Children;
+}
+
+macro_rules! tuple_batch {
+    ($($name:ident . $idx:tt),+) => {
+        impl<$($name: Operation),+> IntoBatch for ($($name,)+) {
+            type Children = ($(Child<$name>,)+);
+            fn into_children(self) -> Self::Children {
+                ($(Child::new(self.$idx),)+)
+            }
+        }
+
+        impl<$($name: Operation),+> Operation for Batch<($(Child<$name>,)+)> {
+            type Output = ($($name::Output,)+);
+
+            fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+                $( self.children.$idx.prepare(plan)?; )+
+                Ok(())
+            }
+
+            fn complete(&mut self, replies: &mut Replies) -> Result<Step<Self::Output>> {
+                let mut done = true;
+                $( done &= self.children.$idx.complete(replies)?; )+
+                if !done {
+                    return Ok(Step::Again);
+                }
+                Ok(Step::Done(($(self.children.$idx.take()?,)+)))
+            }
+        }
+    };
+}
+tuple_batch!(A.0);
+tuple_batch!(A.0, B.1);
+tuple_batch!(A.0, B.1, C.2);
+tuple_batch!(A.0, B.1, C.2, D.3);
+tuple_batch!(A.0, B.1, C.2, D.3, E.4);
+tuple_batch!(A.0, B.1, C.2, D.3, E.4, F.5);
+tuple_batch!(A.0, B.1, C.2, D.3, E.4, F.5, G.6);
+tuple_batch!(A.0, B.1, C.2, D.3, E.4, F.5, G.6, H.7);
+tuple_batch!(A.0, B.1, C.2, D.3, E.4, F.5, G.6, H.7, I.8);
+tuple_batch!(A.0, B.1, C.2, D.3, E.4, F.5, G.6, H.7, I.8, J.9);
+tuple_batch!(A.0, B.1, C.2, D.3, E.4, F.5, G.6, H.7, I.8, J.9, K.10);
+tuple_batch!(A.0, B.1, C.2, D.3, E.4, F.5, G.6, H.7, I.8, J.9, K.10, L.11);
+
+/// Any number of operations of one type in one pipeline; see [`many`].
+pub struct Many<O: Operation> {
+    children: Vec<Child<O>>,
+}
+
+/// Runs operations of one type in one pipeline (one per slot group on a
+/// Cluster) and returns their outputs in order. Fails like [`batch`].
+pub fn many<O: Operation>(ops: impl IntoIterator<Item = O>) -> Many<O> {
+    Many {
+        children: ops.into_iter().map(Child::new).collect(),
+    }
+}
+
+impl<O: Operation> Operation for Many<O> {
+    type Output = Vec<O::Output>;
+
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        for child in &mut self.children {
+            child.prepare(plan)?;
+        }
+        Ok(())
+    }
+
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Self::Output>> {
+        let mut done = true;
+        for child in &mut self.children {
+            done &= child.complete(replies)?;
+        }
+        if !done {
+            return Ok(Step::Again);
+        }
+        self.children.iter_mut().map(Child::take).collect::<Result<_>>().map(Step::Done)
+    }
+}
+
+/// A single command whose reply converts with [`FromRedisValue`]: the
+/// smallest operation, for plain commands next to the crate's own in a batch.
+///
+/// ```no_run
+/// # fn f(con: &mut redis::Connection) -> redis_state::Result<()> {
+/// use redis_state::prelude::*;
+/// let n: i64 = redis_state::op::command::<i64>("INCR", "visits").run(con)?;
+/// # Ok(()) }
+/// ```
+pub fn command<T: FromRedisValue>(name: &str, key: impl AsRef<[u8]>) -> CommandOp<T> {
+    let key = key.as_ref();
+    let mut cmd = Cmd::new();
+    cmd.arg(name).arg(key);
+    CommandOp {
+        cmd: Some(cmd),
+        slot: Some(key_slot(key)),
+        _out: std::marker::PhantomData,
+    }
+}
+
+/// See [`command`].
+#[derive(Debug)]
+pub struct CommandOp<T> {
+    cmd: Option<Cmd>,
+    slot: Option<u16>,
+    _out: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> CommandOp<T> {
+    /// Appends an argument.
+    pub fn arg(mut self, arg: impl redis::ToRedisArgs) -> Self {
+        if let Some(cmd) = &mut self.cmd {
+            cmd.arg(arg);
+        }
+        self
+    }
+}
+
+impl<T: FromRedisValue> Operation for CommandOp<T> {
+    type Output = T;
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        if let Some(cmd) = self.cmd.take() {
+            plan.push(cmd, self.slot, None);
+        }
+        Ok(())
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<T>> {
+        replies.next::<T>("a command").map(Step::Done)
+    }
+}
