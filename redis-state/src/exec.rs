@@ -56,6 +56,15 @@ fn is_noscript(v: &Value) -> bool {
     matches!(v, Value::ServerError(e) if e.kind() == Some(ServerErrorKind::NoScript))
 }
 
+/// `NOSCRIPT`, whether the client returned it as a reply or as an error
+/// (clients differ).
+fn noscript_result(r: &redis::RedisResult<Value>) -> bool {
+    match r {
+        Ok(v) => is_noscript(v),
+        Err(e) => e.kind() == ErrorKind::Server(ServerErrorKind::NoScript),
+    }
+}
+
 /// Builds the pipeline of `commands`, sending the first call of each script
 /// as `EVAL` when there is more than one command.
 fn pipeline_of<'a>(commands: impl ExactSizeIterator<Item = &'a Command>) -> Pipeline {
@@ -103,13 +112,12 @@ impl<C: redis::ConnectionLike + Any> SyncExecutor for C {
             return execute_sync_cluster(cluster, &commands);
         }
         if commands.len() == 1 {
-            let mut v = self.req_command(&commands[0].cmd)?;
-            if is_noscript(&v)
-                && let Some(eval) = commands[0].as_eval()
-            {
-                v = self.req_command(&eval)?;
-            }
-            return Ok(vec![v]);
+            let first = self.req_command(&commands[0].cmd);
+            let v = match (noscript_result(&first), commands[0].as_eval()) {
+                (true, Some(eval)) => self.req_command(&eval),
+                _ => first,
+            };
+            return Ok(vec![v?]);
         }
         let pipe = pipeline_of(commands.iter());
         let mut values = into_values(pipe.query::<Value>(self)?, commands.len())?;
@@ -135,13 +143,12 @@ fn execute_sync_cluster(
 ) -> Result<Vec<Value>> {
     use redis::ConnectionLike;
     if commands.len() == 1 {
-        let mut v = con.req_command(&commands[0].cmd)?;
-        if is_noscript(&v)
-            && let Some(eval) = commands[0].as_eval()
-        {
-            v = con.req_command(&eval)?;
-        }
-        return Ok(vec![v]);
+        let first = con.req_command(&commands[0].cmd);
+        let v = match (noscript_result(&first), commands[0].as_eval()) {
+            (true, Some(eval)) => con.req_command(&eval),
+            _ => first,
+        };
+        return Ok(vec![v?]);
     }
     let mut pipe = redis::cluster::cluster_pipe();
     // redis-rs decides which node gets which command, so the first call of a
@@ -186,13 +193,12 @@ async fn send_async<C: redis::aio::ConnectionLike + Send>(
     commands: &[Command],
 ) -> Result<Vec<Value>> {
     if commands.len() == 1 {
-        let mut v = con.req_packed_command(&commands[0].cmd).await?;
-        if is_noscript(&v)
-            && let Some(eval) = commands[0].as_eval()
-        {
-            v = con.req_packed_command(&eval).await?;
-        }
-        return Ok(vec![v]);
+        let first = con.req_packed_command(&commands[0].cmd).await;
+        let v = match (noscript_result(&first), commands[0].as_eval()) {
+            (true, Some(eval)) => con.req_packed_command(&eval).await,
+            _ => first,
+        };
+        return Ok(vec![v?]);
     }
     let pipe = pipeline_of(commands.iter());
     let mut values = into_values(pipe.query_async::<Value>(con).await?, commands.len())?;

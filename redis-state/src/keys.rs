@@ -213,6 +213,15 @@ impl TryFrom<String> for Namespace {
     }
 }
 
+/// Operations that can run in a [`Namespace`]. Every operation of the crate
+/// that touches model keys implements it (and has the same method inherent,
+/// so no import is needed); [`Many`](crate::op::Many) passes it on to each
+/// operation.
+pub trait Namespaced: Sized {
+    /// Prefixes every key the operation touches with `ns`.
+    fn namespace(self, ns: &Namespace) -> Self;
+}
+
 // ---------------------------------------------------------------------------
 // Id parts
 

@@ -26,7 +26,7 @@ pub use redis_state_derive::{RedisField, RedisHash};
 
 pub use crate::error::{DecodeError, Error, Result};
 pub use crate::hash::{RedisHash, Ttl};
-pub use crate::keys::Namespace;
+pub use crate::keys::{Namespace, Namespaced};
 pub use crate::op::{Operation, batch, many};
 
 /// The names most programs need: `use redis_state::prelude::*;`.

@@ -518,6 +518,21 @@ pub fn many<O: Operation>(ops: impl IntoIterator<Item = O>) -> Many<O> {
     }
 }
 
+impl<O: Operation + crate::keys::Namespaced> Many<O> {
+    /// Runs every operation in namespace `ns`.
+    pub fn namespace(mut self, ns: &crate::keys::Namespace) -> Self {
+        self.children = self
+            .children
+            .into_iter()
+            .map(|c| Child {
+                op: c.op.namespace(ns),
+                ..c
+            })
+            .collect();
+        self
+    }
+}
+
 impl<O: Operation> Operation for Many<O> {
     type Output = Vec<O::Output>;
 

@@ -8,7 +8,7 @@ use redis::Value;
 use super::{FieldKind, FieldReader, FieldWriter, HashSchema, RedisHash, Settable, Ttl};
 use crate::codec::CounterValue;
 use crate::error::{DecodeError, Error, Result};
-use crate::keys::{IdBuf, IdValue, Namespace};
+use crate::keys::{IdBuf, IdValue, Namespace, Namespaced};
 use crate::op::{Many, Operation, Plan, Replies, Step};
 use crate::script::Script;
 
@@ -36,6 +36,12 @@ macro_rules! namespaced {
             pub fn namespace(mut self, ns: &Namespace) -> Self {
                 self.ns = Some(ns.clone());
                 self
+            }
+        }
+
+        impl<$($lt,)? M: RedisHash> Namespaced for $ty<$($lt,)? M> {
+            fn namespace(self, ns: &Namespace) -> Self {
+                $ty::namespace(self, ns)
             }
         }
     )*};
@@ -240,6 +246,21 @@ impl<M: RedisHash, T: CounterValue> Increment<M, T> {
     pub fn namespace(mut self, ns: &Namespace) -> Self {
         self.ns = Some(ns.clone());
         self
+    }
+}
+
+impl<M: RedisHash, T: CounterValue> Namespaced for Increment<M, T> {
+    fn namespace(self, ns: &Namespace) -> Self {
+        Increment::namespace(self, ns)
+    }
+}
+
+impl<M: RedisHash> DeleteMany<M> {
+    /// Runs every delete in namespace `ns`.
+    pub fn namespace(self, ns: &Namespace) -> Self {
+        DeleteMany {
+            inner: self.inner.namespace(ns),
+        }
     }
 }
 
