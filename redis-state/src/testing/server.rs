@@ -1,0 +1,632 @@
+//! One `redis-server` process on a free port, in its own temporary directory.
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::io::{Read, Seek, SeekFrom};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use redis::FromRedisValue;
+use tempfile::TempDir;
+
+use super::TestSupportError;
+use super::binary;
+use super::process::{self, ChildHandle, SpawnSpec};
+
+/// The only interface servers listen on.
+pub(crate) const HOST: &str = "127.0.0.1";
+/// How many fresh ports a start tries before giving up (another process may
+/// take a port between the moment it is found free and the server binding it).
+const START_ATTEMPTS: u32 = 5;
+const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(10);
+/// Lines of each output file quoted in error messages.
+const LOG_TAIL_LINES: usize = 20;
+const LOG_FILE: &str = "redis.log";
+const STDERR_FILE: &str = "stderr.log";
+const STDOUT_FILE: &str = "stdout.log";
+
+/// A `redis-server` child process listening on a free port of 127.0.0.1.
+///
+/// Started by [`RedisServer::start`] or [`RedisServer::builder`] with
+/// `--port P --bind 127.0.0.1 --save "" --appendonly no --dir <tmp>
+/// --logfile <tmp>/redis.log --daemonize no --protected-mode no
+/// --repl-diskless-sync-delay 0` followed by the builder's arguments (a later
+/// argument overrides an earlier one). Nothing is persisted: a restarted server
+/// starts empty.
+///
+/// Dropping the value kills (`SIGKILL`) and reaps the process, then removes
+/// its directory; this also happens while a panicking test unwinds. A server
+/// that is never dropped (a static, [`std::mem::forget`]) is killed when the
+/// test process ends: see the [module docs](super).
+pub struct RedisServer {
+    port: u16,
+    cluster_port: Option<u16>,
+    primary_port: Option<u16>,
+    binary: PathBuf,
+    args: Vec<OsString>,
+    client: redis::Client,
+    child: Option<ChildHandle>,
+    start_timeout: Duration,
+    // Last field: dropped after `Drop::drop` has killed the process.
+    dir: TempDir,
+}
+
+/// Configures and starts a [`RedisServer`]. Obtained from [`RedisServer::builder`].
+#[derive(Clone, Debug)]
+#[must_use = "a builder does nothing until `.start()` is called"]
+pub struct ServerBuilder {
+    binary: Option<PathBuf>,
+    args: Vec<OsString>,
+    primary_port: Option<u16>,
+    cluster_bus: bool,
+    start_timeout: Duration,
+}
+
+impl Default for ServerBuilder {
+    fn default() -> Self {
+        Self {
+            binary: None,
+            args: Vec::new(),
+            primary_port: None,
+            cluster_bus: false,
+            start_timeout: DEFAULT_START_TIMEOUT,
+        }
+    }
+}
+
+impl ServerBuilder {
+    /// Appends one raw command-line argument, e.g. `.arg("--maxmemory").arg("10mb")`.
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    /// Appends raw command-line arguments.
+    pub fn args<I>(mut self, args: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: AsRef<OsStr>,
+    {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    /// Sets a configuration directive: appends `--name value`
+    /// (`name` may be given with or without the leading `--`).
+    pub fn config(mut self, name: &str, value: impl AsRef<OsStr>) -> Self {
+        self.args
+            .push(format!("--{}", name.trim_start_matches("--")).into());
+        self.args.push(value.as_ref().to_owned());
+        self
+    }
+
+    /// Runs this executable instead of `$REDIS_SERVER_BIN` or `redis-server`
+    /// on `PATH`. A bare name is looked up on `PATH`.
+    pub fn binary(mut self, path: impl Into<PathBuf>) -> Self {
+        self.binary = Some(path.into());
+        self
+    }
+
+    /// Makes the server a replica of `primary` (`--replicaof 127.0.0.1 <port>`).
+    /// [`start`](Self::start) then also waits until the initial synchronisation
+    /// is done (`master_link_status:up`).
+    pub fn replica_of(mut self, primary: &RedisServer) -> Self {
+        self.primary_port = Some(primary.port());
+        self
+    }
+
+    /// How long [`start`](Self::start) waits for the server to answer
+    /// (default 10 s); a replica waits as long again for its synchronisation.
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.start_timeout = timeout;
+        self
+    }
+
+    /// Cluster mode with a cluster bus on its own free port.
+    pub(crate) fn cluster_bus(mut self) -> Self {
+        self.cluster_bus = true;
+        self
+    }
+
+    /// Starts the server and waits until it answers.
+    ///
+    /// # Errors
+    ///
+    /// [`TestSupportError::RedisServerNotFound`] or [`TestSupportError::TooOld`]
+    /// if there is no usable executable; [`TestSupportError::ServerExited`] (with
+    /// its log) if it refused the arguments; [`TestSupportError::StartTimeout`];
+    /// [`TestSupportError::PortUnavailable`] if five fresh ports were all taken;
+    /// [`TestSupportError::ReplicaNotSynced`] for a replica.
+    pub fn start(self) -> Result<RedisServer, TestSupportError> {
+        if self.start_timeout.is_zero() {
+            return Err(TestSupportError::InvalidConfig {
+                reason: "start_timeout must not be zero".to_owned(),
+            });
+        }
+        let binary = binary::resolve(self.binary.as_deref())?;
+        let dir = tempfile::Builder::new()
+            .prefix("redis-state-")
+            .tempdir()
+            .map_err(|e| {
+                TestSupportError::io("create a temporary directory for redis-server", e)
+            })?;
+        let mut last_port = 0;
+        let mut last_tail = String::new();
+        for _ in 0..START_ATTEMPTS {
+            let ports = free_ports(if self.cluster_bus { 2 } else { 1 })?;
+            let port = ports[0];
+            let cluster_port = ports.get(1).copied();
+            let args = self.full_args(port, cluster_port, dir.path());
+            let client = client_for(port)?;
+            match launch(
+                &binary,
+                &args,
+                dir.path(),
+                port,
+                &client,
+                self.start_timeout,
+            ) {
+                Ok(child) => {
+                    let server = RedisServer {
+                        port,
+                        cluster_port,
+                        primary_port: self.primary_port,
+                        binary,
+                        args,
+                        client,
+                        child: Some(child),
+                        start_timeout: self.start_timeout,
+                        dir,
+                    };
+                    if server.primary_port.is_some() {
+                        server.wait_until_synced(self.start_timeout)?;
+                    }
+                    return Ok(server);
+                }
+                Err(LaunchError::PortInUse { log_tail }) => {
+                    last_port = port;
+                    last_tail = log_tail;
+                }
+                Err(LaunchError::Failed(error)) => return Err(error),
+            }
+        }
+        Err(TestSupportError::PortUnavailable {
+            port: last_port,
+            attempts: START_ATTEMPTS,
+            log_tail: last_tail,
+        })
+    }
+
+    fn full_args(&self, port: u16, cluster_port: Option<u16>, dir: &Path) -> Vec<OsString> {
+        let mut args: Vec<OsString> = Vec::new();
+        let mut push = |name: &str, value: &OsStr| {
+            args.push(name.into());
+            args.push(value.to_owned());
+        };
+        push("--port", port.to_string().as_ref());
+        push("--bind", HOST.as_ref());
+        push("--save", "".as_ref());
+        push("--appendonly", "no".as_ref());
+        push("--dir", dir.as_os_str());
+        push("--logfile", dir.join(LOG_FILE).as_os_str());
+        push("--daemonize", "no".as_ref());
+        push("--protected-mode", "no".as_ref());
+        // Replicas sync at once instead of after the default 5 s delay.
+        push("--repl-diskless-sync-delay", "0".as_ref());
+        if let Some(cluster_port) = cluster_port {
+            push("--cluster-enabled", "yes".as_ref());
+            push("--cluster-config-file", "nodes.conf".as_ref());
+            push("--cluster-port", cluster_port.to_string().as_ref());
+            push("--cluster-node-timeout", "5000".as_ref());
+            push("--cluster-announce-ip", HOST.as_ref());
+        }
+        if let Some(primary) = self.primary_port {
+            args.push("--replicaof".into());
+            args.push(HOST.into());
+            args.push(primary.to_string().into());
+        }
+        args.extend(self.args.iter().cloned());
+        args
+    }
+}
+
+impl RedisServer {
+    /// Starts a standalone server with the default configuration.
+    ///
+    /// # Errors
+    ///
+    /// See [`ServerBuilder::start`].
+    pub fn start() -> Result<Self, TestSupportError> {
+        Self::builder().start()
+    }
+
+    /// A builder for extra arguments, a replica or another executable.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+
+    /// The TCP port (kept across [`restart`](Self::restart)).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Always `"127.0.0.1"`.
+    pub fn host(&self) -> &'static str {
+        HOST
+    }
+
+    /// `redis://127.0.0.1:<port>/`.
+    pub fn url(&self) -> String {
+        url(self.port)
+    }
+
+    /// The cluster bus port of a cluster node, `None` for a standalone server.
+    pub fn cluster_port(&self) -> Option<u16> {
+        self.cluster_port
+    }
+
+    /// The port of the primary this server replicates, if it was built with
+    /// [`ServerBuilder::replica_of`].
+    pub fn primary_port(&self) -> Option<u16> {
+        self.primary_port
+    }
+
+    /// A client for this server (no connection is opened).
+    pub fn client(&self) -> redis::Client {
+        self.client.clone()
+    }
+
+    /// A new synchronous connection (connect timeout 5 s).
+    ///
+    /// # Errors
+    ///
+    /// [`TestSupportError::Redis`] if the server does not accept it (e.g. it is stopped).
+    pub fn connection(&self) -> Result<redis::Connection, TestSupportError> {
+        self.client
+            .get_connection_with_timeout(Duration::from_secs(5))
+            .map_err(|e| TestSupportError::redis(self.port, "connect", e))
+    }
+
+    /// A new multiplexed asynchronous connection. Needs a Tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`TestSupportError::Redis`] if the server does not accept it (e.g. it is stopped).
+    pub async fn async_connection(
+        &self,
+    ) -> Result<redis::aio::MultiplexedConnection, TestSupportError> {
+        self.client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| TestSupportError::redis(self.port, "connect", e))
+    }
+
+    /// Runs one command on a new connection: a shortcut for setup and checks
+    /// in tests, e.g. `server.query::<String>(&redis::cmd("INFO"))`.
+    ///
+    /// # Errors
+    ///
+    /// [`TestSupportError::Redis`] naming the command.
+    pub fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, TestSupportError> {
+        let mut connection = self.connection()?;
+        cmd.query(&mut connection)
+            .map_err(|e| TestSupportError::redis(self.port, describe(cmd), e))
+    }
+
+    /// The process id while the server is started (`None` after [`stop`](Self::stop)).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(ChildHandle::pid)
+    }
+
+    /// The server's working directory (`--dir`), which also holds `redis.log`.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The whole server log (`redis.log`) so far, across restarts; empty if unreadable.
+    pub fn log(&self) -> String {
+        std::fs::read(self.dir.path().join(LOG_FILE))
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Whether the process is started and has not exited.
+    pub fn is_running(&self) -> bool {
+        self.child
+            .as_ref()
+            .is_some_and(|child| process::exit_status(child).is_none())
+    }
+
+    /// Kills the process (`SIGKILL`, like a crash) and reaps it. Does nothing
+    /// if it is already stopped.
+    pub fn stop(&mut self) {
+        if let Some(child) = self.child.take() {
+            process::kill(child);
+        }
+    }
+
+    /// Stops the server if needed and starts it again on the same port, in
+    /// the same directory, with the same arguments, then waits until it
+    /// answers. The data is gone (nothing is persisted); a cluster node keeps
+    /// its identity through `nodes.conf`. Connections opened before must
+    /// reconnect.
+    ///
+    /// # Errors
+    ///
+    /// As for [`ServerBuilder::start`]; [`TestSupportError::PortUnavailable`]
+    /// if another process took the port meanwhile. A replica does not wait for
+    /// its synchronisation here: see [`wait_until_synced`](Self::wait_until_synced).
+    pub fn restart(&mut self) -> Result<(), TestSupportError> {
+        self.stop();
+        let mut last_tail = String::new();
+        for attempt in 1..=START_ATTEMPTS {
+            match launch(
+                &self.binary,
+                &self.args,
+                self.dir.path(),
+                self.port,
+                &self.client,
+                self.start_timeout,
+            ) {
+                Ok(child) => {
+                    self.child = Some(child);
+                    return Ok(());
+                }
+                Err(LaunchError::PortInUse { log_tail }) => {
+                    last_tail = log_tail;
+                    std::thread::sleep(Duration::from_millis(100) * attempt);
+                }
+                Err(LaunchError::Failed(error)) => return Err(error),
+            }
+        }
+        Err(TestSupportError::PortUnavailable {
+            port: self.port,
+            attempts: START_ATTEMPTS,
+            log_tail: last_tail,
+        })
+    }
+
+    /// For a replica: waits until `INFO replication` reports
+    /// `master_link_status:up`, i.e. the initial synchronisation is done.
+    /// Returns at once for a server that replicates nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`TestSupportError::ReplicaNotSynced`] after `timeout`.
+    pub fn wait_until_synced(&self, timeout: Duration) -> Result<(), TestSupportError> {
+        let Some(primary_port) = self.primary_port else {
+            return Ok(());
+        };
+        let deadline = Instant::now() + timeout;
+        let mut status = String::from("unknown");
+        loop {
+            if let Ok(info) = self.query::<String>(redis::cmd("INFO").arg("replication")) {
+                status = info_field(&info, "master_link_status")
+                    .unwrap_or("absent")
+                    .to_owned();
+                if status == "up" {
+                    return Ok(());
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(TestSupportError::ReplicaNotSynced {
+                    port: self.port,
+                    primary_port,
+                    waited: timeout,
+                    status,
+                    log_tail: log_tail(self.dir.path(), Offsets::default()),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Records the primary of a cluster replica (set by `CLUSTER REPLICATE`,
+    /// not by `--replicaof`).
+    pub(crate) fn set_primary_port(&mut self, port: u16) {
+        self.primary_port = Some(port);
+    }
+
+    /// The last lines of the server's output and log, as quoted in errors.
+    pub(crate) fn log_tail(&self) -> String {
+        log_tail(self.dir.path(), Offsets::default())
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl fmt::Debug for RedisServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisServer")
+            .field("port", &self.port)
+            .field("cluster_port", &self.cluster_port)
+            .field("primary_port", &self.primary_port)
+            .field("pid", &self.pid())
+            .field("dir", &self.dir.path())
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn url(port: u16) -> String {
+    format!("redis://{HOST}:{port}/")
+}
+
+fn client_for(port: u16) -> Result<redis::Client, TestSupportError> {
+    redis::Client::open(url(port)).map_err(|e| TestSupportError::redis(port, "open a client", e))
+}
+
+/// Ports the kernel reports free now (all listeners are held together so the
+/// ports differ, then released for the server to bind).
+fn free_ports(count: usize) -> Result<Vec<u16>, TestSupportError> {
+    let listeners = (0..count)
+        .map(|_| TcpListener::bind((HOST, 0)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TestSupportError::io("bind 127.0.0.1:0 to find a free port", e))?;
+    listeners
+        .iter()
+        .map(|listener| listener.local_addr().map(|addr| addr.port()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TestSupportError::io("read the address of a free port", e))
+}
+
+enum LaunchError {
+    /// The server could not bind its port or cluster bus port: retry.
+    PortInUse {
+        log_tail: String,
+    },
+    Failed(TestSupportError),
+}
+
+/// Spawns the server and waits until *this* process answers on `port` (an
+/// answer from another server that holds the port does not count).
+fn launch(
+    binary: &Path,
+    args: &[OsString],
+    dir: &Path,
+    port: u16,
+    client: &redis::Client,
+    timeout: Duration,
+) -> Result<ChildHandle, LaunchError> {
+    let offsets = Offsets::now(dir);
+    let child = process::spawn(SpawnSpec {
+        program: binary.to_path_buf(),
+        args: args.to_vec(),
+        dir: dir.to_path_buf(),
+    })
+    .map_err(LaunchError::Failed)?;
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        if let Some(status) = process::exit_status(&child) {
+            process::kill(child);
+            let log_tail = log_tail(dir, offsets);
+            return Err(if log_tail.contains("Address already in use") {
+                LaunchError::PortInUse { log_tail }
+            } else {
+                LaunchError::Failed(TestSupportError::ServerExited {
+                    port,
+                    status: status.to_string(),
+                    log_tail,
+                })
+            });
+        }
+        if answers_as(client, child.pid()) {
+            return Ok(child);
+        }
+        if Instant::now() >= deadline {
+            process::kill(child);
+            return Err(LaunchError::Failed(TestSupportError::StartTimeout {
+                port,
+                waited: timeout,
+                log_tail: log_tail(dir, offsets),
+            }));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Whether the server on the client's port answers `INFO server` with `process_id:<pid>`.
+fn answers_as(client: &redis::Client, pid: u32) -> bool {
+    let Ok(mut connection) = client.get_connection_with_timeout(Duration::from_millis(500)) else {
+        return false;
+    };
+    if connection
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .is_err()
+    {
+        return false;
+    }
+    let Ok(info) = redis::cmd("INFO")
+        .arg("server")
+        .query::<String>(&mut connection)
+    else {
+        return false;
+    };
+    info_field(&info, "process_id").and_then(|v| v.parse::<u32>().ok()) == Some(pid)
+}
+
+/// The value of `name:value` in an `INFO` reply.
+pub(crate) fn info_field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
+    info.lines().find_map(|line| {
+        line.strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .map(str::trim)
+    })
+}
+
+/// A command's text for error messages (arguments truncated).
+pub(crate) fn describe(cmd: &redis::Cmd) -> String {
+    let mut text = String::new();
+    for arg in cmd.args_iter() {
+        let bytes = match arg {
+            redis::Arg::Simple(bytes) => bytes,
+            _ => b"<cursor>".as_slice(),
+        };
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(&String::from_utf8_lossy(bytes));
+        if text.len() > 80 {
+            text.truncate(77);
+            text.push_str("...");
+            break;
+        }
+    }
+    text
+}
+
+/// Where the output files ended before a launch, so errors quote only that launch.
+#[derive(Clone, Copy, Default)]
+struct Offsets {
+    log: u64,
+    stderr: u64,
+    stdout: u64,
+}
+
+impl Offsets {
+    fn now(dir: &Path) -> Self {
+        let len = |name: &str| std::fs::metadata(dir.join(name)).map_or(0, |m| m.len());
+        Self {
+            log: len(LOG_FILE),
+            stderr: len(STDERR_FILE),
+            stdout: len(STDOUT_FILE),
+        }
+    }
+}
+
+fn log_tail(dir: &Path, offsets: Offsets) -> String {
+    let mut out = String::new();
+    for (name, offset) in [
+        (STDOUT_FILE, offsets.stdout),
+        (STDERR_FILE, offsets.stderr),
+        (LOG_FILE, offsets.log),
+    ] {
+        let text = read_from(&dir.join(name), offset);
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
+        for line in tail {
+            out.push_str(&format!("  [{name}] {line}\n"));
+        }
+    }
+    if out.is_empty() {
+        out.push_str(&format!("  (no output; see {})\n", dir.display()));
+    }
+    out
+}
+
+fn read_from(path: &Path, offset: u64) -> String {
+    let mut bytes = Vec::new();
+    if let Ok(mut file) = std::fs::File::open(path) {
+        let _ = file
+            .seek(SeekFrom::Start(offset))
+            .and_then(|_| file.read_to_end(&mut bytes));
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
