@@ -2,7 +2,8 @@
 //! key parts.
 
 use proc_macro2::TokenStream;
-use quote::{ToTokens, quote};
+use quote::{ToTokens, quote, quote_spanned};
+use syn::spanned::Spanned;
 
 use crate::internals::attr::{Attr, parse_lit_str, parse_path};
 use crate::internals::case::{RULES, RenameRule};
@@ -42,11 +43,19 @@ pub(crate) fn derive(input: &syn::DeriveInput) -> TokenStream {
         }
     }
     let krate = krate.get().unwrap_or_else(|| syn::parse_quote!(::redis_state));
-    let rename_all = rename_all.get();
+    let rename_all = rename_all.get_with_tokens();
 
     let out = match &input.data {
-        syn::Data::Struct(s) if s.fields.len() == 1 => newtype(input, &s.fields, &krate),
-        syn::Data::Enum(e) => unit_enum(&cx, input, e, rename_all, &krate),
+        syn::Data::Struct(s) if s.fields.len() == 1 => {
+            if let Some((tokens, _)) = &rename_all {
+                cx.error_spanned_by(
+                    tokens,
+                    "`rename_all` renames enum variants; a newtype is stored as its inner value",
+                );
+            }
+            newtype(input, &s.fields, &krate)
+        }
+        syn::Data::Enum(e) => unit_enum(&cx, input, e, rename_all.map(|(_, r)| r), &krate),
         _ => {
             cx.error_spanned_by(
                 &input.ident,
@@ -57,7 +66,40 @@ pub(crate) fn derive(input: &syn::DeriveInput) -> TokenStream {
     };
     match cx.check() {
         Ok(()) => out,
-        Err(e) => e.to_compile_error(),
+        Err(e) => {
+            let mut out = e.to_compile_error();
+            out.extend(fallback(input, &krate));
+            out
+        }
+    }
+}
+
+/// Stand-in impls emitted beside compile errors, so that models using the
+/// type as a field or id do not add "not implemented" errors of their own.
+fn fallback(input: &syn::DeriveInput, krate: &syn::Path) -> TokenStream {
+    let ident = &input.ident;
+    let p = quote!(#krate::__private);
+    let (impl_g, ty_g, where_c) = input.generics.split_for_impl();
+    quote! {
+        const _: () = {
+            #[automatically_derived]
+            impl #impl_g #p::FieldValue for #ident #ty_g #where_c {
+                const EXPECTED: &'static str = "";
+                fn encode(&self, _: &mut #p::Vec<u8>) -> #p::Result<(), #p::String> {
+                    ::core::unimplemented!()
+                }
+                fn decode(_: &[u8]) -> #p::Result<Self, #p::FieldError> {
+                    ::core::unimplemented!()
+                }
+            }
+
+            #[automatically_derived]
+            impl #impl_g #p::KeyPart for #ident #ty_g #where_c {
+                fn write_key_part(&self, _: &mut #p::IdBuf) {
+                    ::core::unimplemented!()
+                }
+            }
+        };
     }
 }
 
@@ -76,14 +118,44 @@ fn newtype(input: &syn::DeriveInput, fields: &syn::Fields, krate: &syn::Path) ->
         Some(name) => quote!(|v| #ident { #name: v }),
         None => quote!(#ident),
     };
-    let (impl_g, ty_g, where_c) = input.generics.split_for_impl();
+    let (impl_g, ty_g, _) = input.generics.split_for_impl();
+    let user_preds: Vec<&syn::WherePredicate> = input
+        .generics
+        .where_clause
+        .as_ref()
+        .map(|w| w.predicates.iter().collect())
+        .unwrap_or_default();
+    // `for<'__r>` keeps rustc from rejecting the bound when it names no
+    // generic parameter: the newtype of an `f64` is a field value but simply
+    // not a key part. A generic newtype gets the bounds it needs.
+    // Spanned at the inner type, where rustc's "required for `Newtype` to
+    // implement `KeyPart`" note then points.
+    let value_where =
+        quote_spanned!(inner.span()=> where #(#user_preds,)* for<'__r> #inner: #p::FieldValue);
+    let key_where =
+        quote_spanned!(inner.span()=> where #(#user_preds,)* for<'__r> #inner: #p::KeyPart);
+    // A newtype over a type with no plain form is a mistake: say so once,
+    // at the inner type. (Generic newtypes are checked where they are used.)
+    let assert = input.generics.params.is_empty().then(|| {
+        let check = quote_spanned!(inner.span()=> #p::assert_field_value::<#inner>(););
+        quote! {
+            #[automatically_derived]
+            impl #ident {
+                #[doc(hidden)]
+                #[allow(dead_code)]
+                fn __redis_state_assert_field() {
+                    #check
+                }
+            }
+        }
+    });
     quote! {
         const _: () = {
             #[automatically_derived]
-            impl #impl_g #p::FieldValue for #ident #ty_g #where_c {
+            impl #impl_g #p::FieldValue for #ident #ty_g #value_where {
                 const EXPECTED: &'static str = <#inner as #p::FieldValue>::EXPECTED;
                 #[inline]
-                fn encode(&self, out: &mut #p::Vec<u8>) {
+                fn encode(&self, out: &mut #p::Vec<u8>) -> #p::Result<(), #p::String> {
                     #p::FieldValue::encode(&self.#access, out)
                 }
                 #[inline]
@@ -92,19 +164,15 @@ fn newtype(input: &syn::DeriveInput, fields: &syn::Fields, krate: &syn::Path) ->
                 }
             }
 
-            // Generic over a lifetime so that the bound is not "trivially
-            // false" for inner types that are not key parts (f64, ...): the
-            // newtype is then simply not a key part either.
             #[automatically_derived]
-            impl<'__redis_state> #p::KeyPart for #ident
-            where
-                &'__redis_state #inner: #p::KeyPart,
-            {
+            impl #impl_g #p::KeyPart for #ident #ty_g #key_where {
                 #[inline]
                 fn write_key_part(&self, out: &mut #p::IdBuf) {
                     #p::KeyPart::write_key_part(&self.#access, out)
                 }
             }
+
+            #assert
         };
     }
 }
@@ -172,8 +240,9 @@ fn unit_enum(
             impl #p::FieldValue for #ident {
                 const EXPECTED: &'static str = #expected;
                 #[inline]
-                fn encode(&self, out: &mut #p::Vec<u8>) {
+                fn encode(&self, out: &mut #p::Vec<u8>) -> #p::Result<(), #p::String> {
                     out.extend_from_slice(match self { #( #ident::#idents => #bytes, )* });
+                    #p::Ok(())
                 }
                 fn decode(raw: &[u8]) -> #p::Result<Self, #p::FieldError> {
                     match raw {

@@ -20,7 +20,7 @@
 
 use std::marker::PhantomData;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, SecondsFormat, TimeZone, Utc};
 
 /// Why raw bytes did not decode (the caller adds key and field).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -52,8 +52,10 @@ impl FieldError {
 pub trait FieldValue: Sized {
     /// What the stored text must look like, for error messages (`"u64"`).
     const EXPECTED: &'static str;
-    /// Appends the plain form.
-    fn encode(&self, out: &mut Vec<u8>);
+    /// Appends the plain form, or refuses a value that has none (a date
+    /// outside the years RFC 3339 can write) with the reason: a value that
+    /// could not be read back is never written.
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), String>;
     /// Parses the plain form.
     fn decode(raw: &[u8]) -> Result<Self, FieldError>;
 }
@@ -61,6 +63,11 @@ pub trait FieldValue: Sized {
 /// How a field's value is turned into bytes and back.
 ///
 /// Implement it on a unit struct and name it with `#[redis(with = MyCodec)]`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a codec for `{T}`",
+    label = "`{Self}` does not implement `Codec<{T}>`",
+    note = "a `#[redis(with = ...)]` codec implements `redis_state::codec::Codec<T>` for the field's type (for an `Option<T>` field: for `T`)"
+)]
 pub trait Codec<T> {
     /// What the stored bytes must look like, for error messages.
     const EXPECTED: &'static str;
@@ -78,8 +85,7 @@ impl<T: FieldValue> Codec<T> for Plain {
     const EXPECTED: &'static str = T::EXPECTED;
     #[inline]
     fn encode(value: &T, out: &mut Vec<u8>) -> Result<(), String> {
-        value.encode(out);
-        Ok(())
+        value.encode(out)
     }
     #[inline]
     fn decode(raw: &[u8]) -> Result<T, FieldError> {
@@ -109,8 +115,7 @@ pub struct EpochSeconds;
 impl Codec<DateTime<Utc>> for EpochSeconds {
     const EXPECTED: &'static str = "Unix timestamp in seconds";
     fn encode(value: &DateTime<Utc>, out: &mut Vec<u8>) -> Result<(), String> {
-        value.timestamp().encode(out);
-        Ok(())
+        value.timestamp().encode(out)
     }
     fn decode(raw: &[u8]) -> Result<DateTime<Utc>, FieldError> {
         let secs = i64::decode(raw)?;
@@ -128,8 +133,7 @@ pub struct EpochMillis;
 impl Codec<DateTime<Utc>> for EpochMillis {
     const EXPECTED: &'static str = "Unix timestamp in milliseconds";
     fn encode(value: &DateTime<Utc>, out: &mut Vec<u8>) -> Result<(), String> {
-        value.timestamp_millis().encode(out);
-        Ok(())
+        value.timestamp_millis().encode(out)
     }
     fn decode(raw: &[u8]) -> Result<DateTime<Utc>, FieldError> {
         let ms = i64::decode(raw)?;
@@ -213,8 +217,9 @@ macro_rules! int_field {
         impl FieldValue for $t {
             const EXPECTED: &'static str = stringify!($t);
             #[inline]
-            fn encode(&self, out: &mut Vec<u8>) {
+            fn encode(&self, out: &mut Vec<u8>) -> Result<(), String> {
                 out.extend_from_slice(itoa::Buffer::new().format(*self).as_bytes());
+                Ok(())
             }
             #[inline]
             fn decode(raw: &[u8]) -> Result<Self, FieldError> {
@@ -230,7 +235,7 @@ macro_rules! float_field {
         impl FieldValue for $t {
             const EXPECTED: &'static str = stringify!($t);
             #[inline]
-            fn encode(&self, out: &mut Vec<u8>) {
+            fn encode(&self, out: &mut Vec<u8>) -> Result<(), String> {
                 if self.is_finite() {
                     out.extend_from_slice(ryu::Buffer::new().format_finite(*self).as_bytes());
                 } else if self.is_nan() {
@@ -240,6 +245,7 @@ macro_rules! float_field {
                 } else {
                     out.extend_from_slice(b"-inf");
                 }
+                Ok(())
             }
             #[inline]
             fn decode(raw: &[u8]) -> Result<Self, FieldError> {
@@ -253,8 +259,9 @@ float_field!(f32, f64);
 impl FieldValue for bool {
     const EXPECTED: &'static str = "bool (true/false/1/0)";
     #[inline]
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), String> {
         out.extend_from_slice(if *self { b"true" } else { b"false" });
+        Ok(())
     }
     fn decode(raw: &[u8]) -> Result<Self, FieldError> {
         match raw {
@@ -270,8 +277,9 @@ impl FieldValue for bool {
 impl FieldValue for String {
     const EXPECTED: &'static str = "UTF-8 string";
     #[inline]
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), String> {
         out.extend_from_slice(self.as_bytes());
+        Ok(())
     }
     #[inline]
     fn decode(raw: &[u8]) -> Result<Self, FieldError> {
@@ -282,8 +290,9 @@ impl FieldValue for String {
 impl FieldValue for Vec<u8> {
     const EXPECTED: &'static str = "bytes";
     #[inline]
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), String> {
         out.extend_from_slice(self);
+        Ok(())
     }
     #[inline]
     fn decode(raw: &[u8]) -> Result<Self, FieldError> {
@@ -293,8 +302,9 @@ impl FieldValue for Vec<u8> {
 
 impl FieldValue for char {
     const EXPECTED: &'static str = "one character";
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), String> {
         out.extend_from_slice(self.encode_utf8(&mut [0; 4]).as_bytes());
+        Ok(())
     }
     fn decode(raw: &[u8]) -> Result<Self, FieldError> {
         let s = utf8(raw)?;
@@ -306,10 +316,23 @@ impl FieldValue for char {
     }
 }
 
+/// RFC 3339 and ISO 8601 without extensions write years 0000 to 9999 only.
+fn check_year(year: i32) -> Result<(), String> {
+    if (0..=9999).contains(&year) {
+        Ok(())
+    } else {
+        Err(format!(
+            "year {year} is outside 0000-9999, which the text form cannot hold; use EpochMillis"
+        ))
+    }
+}
+
 impl FieldValue for DateTime<Utc> {
     const EXPECTED: &'static str = "RFC 3339 timestamp";
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), String> {
+        check_year(self.year())?;
         out.extend_from_slice(self.to_rfc3339_opts(SecondsFormat::AutoSi, true).as_bytes());
+        Ok(())
     }
     fn decode(raw: &[u8]) -> Result<Self, FieldError> {
         DateTime::parse_from_rfc3339(utf8(raw)?)
@@ -320,9 +343,10 @@ impl FieldValue for DateTime<Utc> {
 
 impl FieldValue for NaiveDate {
     const EXPECTED: &'static str = "date (YYYY-MM-DD)";
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), String> {
         use std::io::Write;
-        let _ = write!(out, "{}", self.format("%Y-%m-%d"));
+        check_year(self.year())?;
+        write!(out, "{}", self.format("%Y-%m-%d")).map_err(|e| e.to_string())
     }
     fn decode(raw: &[u8]) -> Result<Self, FieldError> {
         NaiveDate::parse_from_str(utf8(raw)?, "%Y-%m-%d").map_err(FieldError::detail)
@@ -331,9 +355,10 @@ impl FieldValue for NaiveDate {
 
 impl FieldValue for NaiveDateTime {
     const EXPECTED: &'static str = "date-time (YYYY-MM-DDTHH:MM:SS[.fff])";
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), String> {
         use std::io::Write;
-        let _ = write!(out, "{}", self.format("%Y-%m-%dT%H:%M:%S%.f"));
+        check_year(self.year())?;
+        write!(out, "{}", self.format("%Y-%m-%dT%H:%M:%S%.f")).map_err(|e| e.to_string())
     }
     fn decode(raw: &[u8]) -> Result<Self, FieldError> {
         NaiveDateTime::parse_from_str(utf8(raw)?, "%Y-%m-%dT%H:%M:%S%.f")
@@ -347,9 +372,9 @@ impl FieldValue for NaiveDateTime {
 /// Types that may be `#[redis(counter)]` fields: integers and floats, updated
 /// with `HINCRBY` / `HINCRBYFLOAT`.
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be a counter",
-    label = "counters must be an integer or float type",
-    note = "#[redis(counter)] fields are updated with HINCRBY / HINCRBYFLOAT"
+    message = "a `#[redis(counter)]` field must have an integer or float type",
+    label = "`{Self}` is not an integer or float type",
+    note = "counters are updated in place with HINCRBY / HINCRBYFLOAT"
 )]
 pub trait CounterValue: FieldValue + Copy {
     /// The delta type callers pass to `increment`.
@@ -373,7 +398,7 @@ macro_rules! counter_int {
             const MIN: &'static str = $min;
             const MAX: &'static str = $max;
             fn encode_delta(delta: i64, out: &mut Vec<u8>) {
-                delta.encode(out)
+                out.extend_from_slice(itoa::Buffer::new().format(delta).as_bytes());
             }
         }
     )*};
@@ -399,7 +424,7 @@ macro_rules! counter_float {
             const MIN: &'static str = "";
             const MAX: &'static str = "";
             fn encode_delta(delta: $t, out: &mut Vec<u8>) {
-                delta.encode(out)
+                let _ = delta.encode(out);
             }
         }
     )*};
@@ -408,9 +433,9 @@ counter_float!(f32, f64);
 
 /// Types that may be `#[redis(version)]` fields.
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be a version field",
-    label = "version fields must be u64, u32 or i64",
-    note = "#[redis(version)] counts the writes of an entity for optimistic locking"
+    message = "a `#[redis(version)]` field must be `u64`, `u32` or `i64`",
+    label = "`{Self}` is not `u64`, `u32` or `i64`",
+    note = "the version counts the writes of an entity, for optimistic locking"
 )]
 pub trait VersionValue: FieldValue + Copy {
     /// The version as `u64`.
@@ -436,8 +461,9 @@ impl VersionValue for i64 {
 /// Types that may be `#[redis(expires_at)]` fields: the entity expires at
 /// this instant (`PEXPIREAT`); `None` means it does not expire.
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be an expiry field",
-    label = "expires_at fields must be DateTime<Utc> or Option<DateTime<Utc>>"
+    message = "a `#[redis(expires_at)]` field must be `DateTime<Utc>` or `Option<DateTime<Utc>>`",
+    label = "`{Self}` is not `DateTime<Utc>` or `Option<DateTime<Utc>>`",
+    note = "the entity expires at this instant (PEXPIREAT); `None` means it does not expire"
 )]
 pub trait ExpiresAtValue {
     /// Milliseconds since the Unix epoch, or `None` for "never".
@@ -462,7 +488,7 @@ mod tests {
 
     fn round<T: FieldValue + PartialEq + std::fmt::Debug>(v: T) -> Vec<u8> {
         let mut out = Vec::new();
-        v.encode(&mut out);
+        v.encode(&mut out).unwrap();
         assert_eq!(T::decode(&out).unwrap(), v);
         out
     }

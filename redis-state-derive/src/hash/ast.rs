@@ -4,7 +4,7 @@ use proc_macro2::Span;
 use quote::ToTokens;
 use syn::spanned::Spanned;
 
-use crate::internals::attr::{Attr, Flag, parse_lit_str, parse_path};
+use crate::internals::attr::{Attr, Flag, parse_lit_str, parse_path, parse_value};
 use crate::internals::case::{RULES, RenameRule, to_snake};
 use crate::internals::ctxt::Ctxt;
 use crate::internals::duration::parse_duration_ms;
@@ -67,7 +67,13 @@ pub(crate) struct FieldModel<'a> {
     pub(crate) codec: CodecKind,
     pub(crate) codec_span: Span,
     pub(crate) role: Role,
+    /// The `id` / `counter` / `version` / `expires_at` attribute.
+    pub(crate) role_span: Span,
     pub(crate) index: IndexKind,
+    /// The `index` / `unique` attribute.
+    pub(crate) index_span: Span,
+    /// The `rename` literal, else the field name.
+    pub(crate) name_span: Span,
     pub(crate) default: DefaultKind,
 }
 
@@ -134,7 +140,7 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<
             } else if path.is_ident("hash_tag") {
                 hash_tag.set(&path, parse_lit_str(&meta)?);
             } else if path.is_ident("ttl") {
-                let expr: syn::Expr = meta.value()?.parse()?;
+                let expr = parse_value(&meta)?;
                 match &expr {
                     syn::Expr::Lit(syn::ExprLit {
                         lit: syn::Lit::Str(s),
@@ -289,49 +295,7 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<
         cx.error_spanned_by(&tag, msg);
     }
     if let Some(t) = &template {
-        let parts: Vec<&str> = t.parts().collect();
-        for p in &parts {
-            match fields.iter().find(|f| f.rust_name() == *p) {
-                None => template_err_at(format!(
-                    "the key template names `{{{p}}}`, but `{}` has no field `{p}`",
-                    input.ident
-                )),
-                Some(f) if f.role != Role::Id => template_err_at(format!(
-                    "the key template names `{{{p}}}`, which is not an id field; mark it `#[redis(id)]` or remove it from the key"
-                )),
-                Some(_) => {}
-            }
-            if parts.iter().filter(|q| *q == p).count() > 1 {
-                template_err_at(format!("the key template names `{{{p}}}` more than once"));
-            }
-        }
-        for f in &id_fields {
-            if !parts.contains(&f.rust_name().as_str()) {
-                cx.error_spanned_by(
-                    f.ident,
-                    format!(
-                        "id field `{}` does not appear in the key template `{template_src}`",
-                        f.rust_name()
-                    ),
-                );
-            }
-        }
-        if parts.len() > MAX_ID_PARTS {
-            template_err_at(format!("a key may have at most {MAX_ID_PARTS} id parts"));
-        }
-        if !t.has_tag() {
-            for f in fields.iter().filter(|f| f.index != IndexKind::None) {
-                let what = if f.index == IndexKind::Unique { "unique" } else { "indexed" };
-                cx.error_spanned_by(
-                    f.ident,
-                    format!(
-                        "`{}` is {what}, so entity keys and index keys must share a Redis Cluster hash tag, and the key template `{template_src}` has none; put one in the key, e.g. `key = \"{{{{{}}}}}:{{id}}\"` (one slot for all), or scope the indexes by an id field with `hash_tag = \"tenant\"`",
-                        f.rust_name(),
-                        collection,
-                    ),
-                );
-            }
-        }
+        check_template(cx, input, t, &template_src, &template_err_at, &fields, &collection);
     }
 
     if named.is_none() || cx.has_errors() {
@@ -348,6 +312,97 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<
         collection,
         fields,
     })
+}
+
+fn check_template(
+    cx: &Ctxt,
+    input: &syn::DeriveInput,
+    t: &Template,
+    template_src: &str,
+    template_err_at: &dyn Fn(String),
+    fields: &[FieldModel<'_>],
+    collection: &str,
+) {
+    let parts: Vec<&str> = t.parts().collect();
+    let id_fields: Vec<&FieldModel<'_>> = fields.iter().filter(|f| f.role == Role::Id).collect();
+    let missing_ids: Vec<String> = id_fields
+        .iter()
+        .map(|f| f.rust_name())
+        .filter(|n| !parts.contains(&n.as_str()))
+        .collect();
+    let mut unknown = false;
+    for (i, p) in parts.iter().enumerate() {
+        match fields.iter().find(|f| f.rust_name() == *p) {
+            None => {
+                unknown = true;
+                let hint = match missing_ids.as_slice() {
+                    [] => String::new(),
+                    [one] => format!("; did you mean `{{{one}}}`?"),
+                    many => format!(
+                        "; the id fields missing from the key are {}",
+                        many.iter().map(|n| format!("`{{{n}}}`")).collect::<Vec<_>>().join(", ")
+                    ),
+                };
+                template_err_at(format!(
+                    "the key template names `{{{p}}}`, but `{}` has no field `{p}`{hint}",
+                    input.ident
+                ));
+            }
+            Some(f) if f.role != Role::Id => template_err_at(format!(
+                "the key template names `{{{p}}}`, which is not an id field; mark it `#[redis(id)]` or remove it from the key"
+            )),
+            Some(_) => {}
+        }
+        if parts[..i].contains(p) {
+            template_err_at(format!("the key template names `{{{p}}}` more than once"));
+        }
+    }
+    // A misspelt placeholder already names the id it misses: one error.
+    if !unknown {
+        for f in id_fields.iter().filter(|f| missing_ids.contains(&f.rust_name())) {
+            cx.error_spanned_by(
+                f.ident,
+                format!(
+                    "id field `{}` does not appear in the key template `{template_src}`; add `{{{}}}` to it",
+                    f.rust_name(),
+                    f.rust_name()
+                ),
+            );
+        }
+    }
+    if parts.len() > MAX_ID_PARTS {
+        template_err_at(format!("a key may have at most {MAX_ID_PARTS} id parts"));
+    }
+    if !t.has_tag()
+        && let Some(f) = fields.iter().find(|f| f.index != IndexKind::None)
+    {
+        let attr = if f.index == IndexKind::Unique { "unique" } else { "index" };
+        let key = suggest_tagged_key(template_src, collection);
+        let scoped = match parts.as_slice() {
+            [first, _, ..] => format!(
+                ", or `hash_tag = \"{first}\"` for one index per `{first}`"
+            ),
+            _ => String::new(),
+        };
+        cx.error_at(
+            f.index_span,
+            format!(
+                "`#[redis({attr})]` needs a key with a Redis Cluster hash tag, so that entities and their index share a slot, and the key template `{template_src}` has none; write `#[redis(key = \"{key}\")]`{scoped}"
+            ),
+        );
+    }
+}
+
+/// The user's template with its leading literal (or the collection name)
+/// wrapped in a hash tag: `user:{id}` -> `{{user}}:{id}`.
+fn suggest_tagged_key(template_src: &str, collection: &str) -> String {
+    let lead = template_src.split('{').next().unwrap_or("");
+    let lead = lead.split(':').next().unwrap_or("");
+    if lead.is_empty() {
+        format!("{{{{{collection}}}}}:{template_src}")
+    } else {
+        format!("{{{{{lead}}}}}{}", &template_src[lead.len()..])
+    }
 }
 
 fn parse_field<'a>(
@@ -494,7 +549,7 @@ fn parse_field<'a>(
     }
     if let Some(s) = id {
         if option.is_some() {
-            cx.error_at(s, "an id field cannot be an `Option`: every entity needs its id");
+            cx.error_spanned_by(&f.ty, "an id field cannot be an `Option`: every entity needs its id");
         }
         if json.is_some() || with.is_some() {
             cx.error_at(s, "an id field is a key part: it cannot use `json` or `with`");
@@ -506,13 +561,17 @@ fn parse_field<'a>(
     for (name, flag) in [("counter", counter), ("version", version)] {
         let Some(s) = flag else { continue };
         if option.is_some() {
-            cx.error_at(s, format!("a {name} field cannot be an `Option`"));
+            cx.error_spanned_by(
+                &f.ty,
+                format!("a {name} field cannot be an `Option`: use the number type itself"),
+            );
         }
         if json.is_some() || with.is_some() {
             cx.error_at(s, format!("a {name} field is stored as a plain number: no `json` or `with`"));
         }
     }
 
+    let name_span = rename.as_ref().map_or(ident.span(), syn::LitStr::span);
     let name = match rename {
         Some(lit) => {
             let v = lit.value();
@@ -536,6 +595,12 @@ fn parse_field<'a>(
         (Some(s), None) => (CodecKind::Json, s),
         (None, None) => (CodecKind::Plain, f.ty.span()),
     };
+    let role_span = id
+        .or(counter)
+        .or(version)
+        .or(expires_at)
+        .unwrap_or_else(Span::call_site);
+    let index_span = unique.or(index).unwrap_or_else(Span::call_site);
     let role = if id.is_some() {
         Role::Id
     } else if counter.is_some() {
@@ -563,7 +628,10 @@ fn parse_field<'a>(
         codec,
         codec_span,
         role,
+        role_span,
         index,
+        index_span,
+        name_span,
         default: default.map_or(DefaultKind::None, |(_, d)| d),
     })
 }
@@ -584,10 +652,10 @@ fn check_fields(cx: &Ctxt, input: &syn::DeriveInput, fields: &[FieldModel<'_>]) 
     for (role, name) in [(Role::Version, "version"), (Role::ExpiresAt, "expires_at")] {
         let marked: Vec<_> = fields.iter().filter(|f| f.role == role).collect();
         for extra in marked.iter().skip(1) {
-            cx.error_spanned_by(
-                extra.ident,
+            cx.error_at(
+                extra.role_span,
                 format!(
-                    "a second `{name}` field: `{}` already is the {name} field",
+                    "a model has at most one `{name}` field, and `{}` already is `#[redis({name})]`",
                     marked[0].rust_name()
                 ),
             );
@@ -598,12 +666,13 @@ fn check_fields(cx: &Ctxt, input: &syn::DeriveInput, fields: &[FieldModel<'_>]) 
             continue;
         }
         if let Some(prev) = fields[..i].iter().find(|p| !p.skip && p.name == f.name) {
-            cx.error_spanned_by(
-                f.ident,
+            cx.error_at(
+                f.name_span,
                 format!(
-                    "hash field name `{}` is already used by `{}`; rename one of them",
+                    "two fields are stored under the hash field name `{}`: `{}` and `{}`; give one of them another `rename`",
                     f.name,
-                    prev.rust_name()
+                    prev.rust_name(),
+                    f.rust_name()
                 ),
             );
         }

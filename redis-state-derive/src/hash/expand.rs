@@ -59,7 +59,7 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
     };
     let write_id = id_fields.iter().map(|f| {
         let fi = f.ident;
-        quote_spanned!(f.ty_span()=> #p::KeyPart::write_key_part(&self.#fi, __out);)
+        quote!(#p::KeyPart::write_key_part(&self.#fi, __out);)
     });
 
     // -- fields -------------------------------------------------------------
@@ -112,7 +112,7 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
         let fi = f.ident;
         let ty = f.ty;
         let slot = slot_of(f);
-        quote_spanned!(f.codec_span=> __out.put::<#ty, #slot>(#i, &self.#fi)?;)
+        quote!(__out.put::<#ty, #slot>(#i, &self.#fi)?;)
     });
 
     let decode = m.fields.iter().map(|f| {
@@ -127,9 +127,7 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
         let i = pos_of(&f.rust_name()).unwrap_or(0);
         let slot = slot_of(f);
         match &f.default {
-            DefaultKind::None => {
-                quote_spanned!(f.codec_span=> #fi: __r.get::<#ty, #slot>(#i)?,)
-            }
+            DefaultKind::None => quote!(#fi: __r.get::<#ty, #slot>(#i)?,),
             DefaultKind::Default => quote_spanned!(f.ty_span()=>
                 #fi: __r.get_or::<#ty, #slot>(#i, ::core::default::Default::default)?,
             ),
@@ -154,8 +152,30 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
         }
     });
 
+    // -- trait requirements ----------------------------------------------------
+    // Each generated impl states what its bodies need as `for<'__r> Ty: Trait`
+    // where-clauses. The binder keeps rustc from checking a bound that names
+    // no generic parameter at the impl (a "trivial bound"): an unmet one just
+    // makes the impl not apply. So an unmet requirement is reported once, by
+    // the assertion below, at the field type, instead of once per use in
+    // SCHEMA, encode, decode, and the helpers.
+    let user_preds: Vec<&syn::WherePredicate> =
+        where_c.map(|w| w.predicates.iter().collect()).unwrap_or_default();
+    let mut trait_preds = Bounds::default();
+    for f in &stored {
+        let ty = f.ty;
+        let slot = slot_of(f);
+        trait_preds.push(quote!(#slot: #p::Slot<#ty>));
+        match f.role {
+            Role::Id => trait_preds.push(quote!(#ty: #p::KeyPart)),
+            Role::Version => trait_preds.push(quote!(#ty: #p::VersionValue)),
+            Role::ExpiresAt => trait_preds.push(quote!(#ty: #p::ExpiresAtValue)),
+            Role::Counter | Role::Data => {}
+        }
+    }
+
     // -- compile-time checks, spanned at the faulty type --------------------
-    let asserts = m.fields.iter().filter(|f| !f.skip).map(|f| {
+    let asserts = stored.iter().map(|f| {
         let vt = f.value_ty();
         let ty = f.ty;
         let codec_check = match &f.codec {
@@ -199,6 +219,7 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
 
     let mut consts = Vec::new();
     let mut helpers = Vec::new();
+    let mut helper_preds = Bounds::default();
     for (i, f) in stored.iter().enumerate() {
         let ty = f.ty;
         let slot = slot_of(f);
@@ -235,6 +256,9 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
             CodecKind::With(path) => quote!(#path),
         };
         let fname = f.rust_name();
+        if f.index != IndexKind::None {
+            helper_preds.push(quote!(#codec: #p::Codec<#vt>));
+        }
         match f.index {
             IndexKind::Index => {
                 let method = format_ident!("find_by_{}", fname);
@@ -269,6 +293,7 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
             IndexKind::None => {}
         }
         if f.role == Role::Counter {
+            helper_preds.push(quote!(#ty: #p::CounterValue));
             let method = format_ident!("increment_{}", fname);
             let doc = format!(
                 "Adds `by` to the `{fname}` counter of the entity with `id` and returns the new value. One round trip: see [`RedisHash::increment`](#krate::RedisHash::increment)."
@@ -289,11 +314,17 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
         }
     }
 
+    let trait_where = where_clause(&user_preds, &trait_preds.preds);
+    if !helpers.is_empty() {
+        helper_preds.preds.insert(0, quote!(for<'__r> Self: #p::RedisHash));
+    }
+    let helper_where = where_clause(&user_preds, &helper_preds.preds);
+
     quote! {
         #[allow(non_upper_case_globals, clippy::all, clippy::pedantic)]
         const _: () = {
             #[automatically_derived]
-            impl #impl_g #p::RedisHash for #ident #ty_g #where_c {
+            impl #impl_g #p::RedisHash for #ident #ty_g #trait_where {
                 type Id = #id_ty;
 
                 const SCHEMA: &'static #p::HashSchema = &#p::HashSchema::new(
@@ -332,10 +363,13 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
             }
 
             #[automatically_derived]
-            impl #impl_g #ident #ty_g #where_c {
+            impl #impl_g #ident #ty_g #helper_where {
                 #(#consts)*
                 #(#helpers)*
+            }
 
+            #[automatically_derived]
+            impl #impl_g #ident #ty_g #where_c {
                 #[doc(hidden)]
                 #[allow(dead_code)]
                 fn __redis_state_assert_fields() {
@@ -343,6 +377,30 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
                 }
             }
         };
+    }
+}
+
+/// Where-clause predicates `for<'__r> Ty: Trait`, each once.
+#[derive(Default)]
+struct Bounds {
+    preds: Vec<TokenStream>,
+}
+
+impl Bounds {
+    fn push(&mut self, pred: TokenStream) {
+        let pred = quote!(for<'__r> #pred);
+        let text = pred.to_string();
+        if !self.preds.iter().any(|p| p.to_string() == text) {
+            self.preds.push(pred);
+        }
+    }
+}
+
+fn where_clause(user: &[&syn::WherePredicate], extra: &[TokenStream]) -> TokenStream {
+    if user.is_empty() && extra.is_empty() {
+        quote!()
+    } else {
+        quote!(where #(#user,)* #(#extra,)*)
     }
 }
 
@@ -362,6 +420,7 @@ pub(crate) fn fallback(input: &syn::DeriveInput, krate: &syn::Path) -> TokenStre
     let ident = &input.ident;
     let p = quote!(#krate::__private);
     let (impl_g, ty_g, where_c) = input.generics.split_for_impl();
+    let uses = fallback_uses(input);
     quote! {
         const _: () = {
             #[automatically_derived]
@@ -376,6 +435,51 @@ pub(crate) fn fallback(input: &syn::DeriveInput, krate: &syn::Path) -> TokenStre
                     ::core::unimplemented!()
                 }
             }
+            #uses
         };
+    }
+}
+
+/// Names what `with = Codec` and `default = path` attributes name, so that
+/// the imports and functions only the real expansion would use do not add
+/// "unused" warnings beside the real error. Read leniently: a broken
+/// attribute is already reported.
+fn fallback_uses(input: &syn::DeriveInput) -> TokenStream {
+    let syn::Data::Struct(data) = &input.data else {
+        return TokenStream::new();
+    };
+    let mut uses = Vec::new();
+    for f in &data.fields {
+        for attr in f.attrs.iter().filter(|a| a.path().is_ident("redis")) {
+            let _ = attr.parse_nested_meta(|meta| {
+                let is_with = meta.path.is_ident("with");
+                let is_default = meta.path.is_ident("default");
+                if (is_with || is_default) && meta.input.peek(syn::Token![=]) {
+                    let path = crate::internals::attr::parse_path(&meta)?;
+                    let ty = &f.ty;
+                    uses.push(if is_with {
+                        quote!(let _: ::core::marker::PhantomData<#path>;)
+                    } else {
+                        quote!(let _: fn() -> #ty = #path;)
+                    });
+                } else if meta.input.peek(syn::Token![=]) {
+                    let _: syn::Expr = meta.value()?.parse()?;
+                }
+                Ok(())
+            });
+        }
+    }
+    if uses.is_empty() {
+        return TokenStream::new();
+    }
+    let (impl_g, ty_g, where_c) = input.generics.split_for_impl();
+    let ident = &input.ident;
+    quote! {
+        impl #impl_g #ident #ty_g #where_c {
+            #[allow(dead_code)]
+            fn __redis_state_uses() {
+                #(#uses)*
+            }
+        }
     }
 }

@@ -68,10 +68,19 @@ impl<'c> Flag<'c> {
     }
 }
 
+/// Parses `= <expr>` after an attribute key, looking through the invisible
+/// groups a `macro_rules!` fragment (`$lit:literal`, `$e:expr`) arrives in.
+pub(crate) fn parse_value(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<syn::Expr> {
+    let mut expr: syn::Expr = meta.value()?.parse()?;
+    while let syn::Expr::Group(g) = expr {
+        expr = *g.expr;
+    }
+    Ok(expr)
+}
+
 /// Parses `= "string"` after an attribute key.
 pub(crate) fn parse_lit_str(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<syn::LitStr> {
-    let expr: syn::Expr = meta.value()?.parse()?;
-    match expr {
+    match parse_value(meta)? {
         syn::Expr::Lit(syn::ExprLit {
             lit: syn::Lit::Str(s),
             ..
@@ -88,8 +97,7 @@ pub(crate) fn parse_lit_str(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Resul
 
 /// Parses `= path` or `= "path"` (for `with`, `crate`, `default`).
 pub(crate) fn parse_path(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<syn::Path> {
-    let expr: syn::Expr = meta.value()?.parse()?;
-    match expr {
+    match parse_value(meta)? {
         syn::Expr::Lit(syn::ExprLit {
             lit: syn::Lit::Str(s),
             ..

@@ -7,6 +7,9 @@ pub(crate) fn parse_duration_ms(s: &str) -> Result<u64, String> {
     if s.is_empty() {
         return Err("empty duration".to_owned());
     }
+    if s.contains(char::is_whitespace) {
+        return Err("spaces are not allowed".to_owned());
+    }
     if s.bytes().all(|b| b.is_ascii_digit()) {
         return s
             .parse::<u64>()

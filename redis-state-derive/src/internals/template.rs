@@ -60,8 +60,14 @@ impl Template {
             .iter()
             .position(|s| matches!(s, TSeg::Part(p) if p == name))
         else {
+            let parts: Vec<String> = self.parts().map(|p| format!("`{p}`")).collect();
+            let known = if parts.is_empty() {
+                "it has none".to_owned()
+            } else {
+                format!("its placeholders are {}", parts.join(", "))
+            };
             return Err(format!(
-                "hash_tag names `{name}`, which is not a placeholder of the key template"
+                "hash_tag names `{name}`, which is not a placeholder of the key template; {known}"
             ));
         };
         let rest = self.segs.split_off(pos);
