@@ -57,14 +57,23 @@ where
         .map(|id| Order {
             tenant: if id % 2 == 0 { "acme" } else { "globex" }.to_owned(),
             id,
-            status: if id % 5 == 0 { Status::Paid } else { Status::Open },
+            status: if id % 5 == 0 {
+                Status::Paid
+            } else {
+                Status::Open
+            },
             total_cents: id as i64 * 100,
-            lines: vec![Line { sku: format!("sku-{id}"), qty: 1 }],
+            lines: vec![Line {
+                sku: format!("sku-{id}"),
+                qty: 1,
+            }],
         })
         .collect();
     Order::save_many(&orders).run_async(con).await?;
 
-    let paid = Order::find_by_status(&"acme".to_owned(), &Status::Paid).run_async(con).await?;
+    let paid = Order::find_by_status(&"acme".to_owned(), &Status::Paid)
+        .run_async(con)
+        .await?;
     println!("[{label}] acme has {} paid orders", paid.len());
 
     let ids: Vec<(String, u64)> = (1..=50)
@@ -72,9 +81,15 @@ where
         .collect();
     let loaded = Order::load_many(&ids).run_async(con).await?;
     let total: i64 = loaded.iter().flatten().map(|o| o.total_cents).sum();
-    println!("[{label}] loaded {} orders worth {total} cents", loaded.iter().flatten().count());
+    println!(
+        "[{label}] loaded {} orders worth {total} cents",
+        loaded.iter().flatten().count()
+    );
 
-    Order::update(&("acme".to_owned(), 10)).set(Order::STATUS, Status::Shipped).run_async(con).await?;
+    Order::update(&("acme".to_owned(), 10))
+        .set(Order::STATUS, Status::Shipped)
+        .run_async(con)
+        .await?;
     let removed = Order::delete_many(&ids).run_async(con).await?;
     println!("[{label}] removed {removed} orders");
     Ok(())

@@ -72,7 +72,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     // One round trip: a script writes the hash and its index entries atomically.
     let version = ada.save().run(&mut con)?;
-    println!("saved {} as version {version} at key {}", ada.name, ada.key());
+    println!(
+        "saved {} as version {version} at key {}",
+        ada.name,
+        ada.key()
+    );
 
     let loaded = User::load(&1).run(&mut con)?.expect("just saved");
     assert_eq!(loaded.email, ada.email);
@@ -81,19 +85,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // ANCHOR: update
     // Only the given fields change; the TTL (if any) and the other fields stay.
-    User::update(&1).set(User::CITY, Some("Paris".to_owned())).run(&mut con)?;
+    User::update(&1)
+        .set(User::CITY, Some("Paris".to_owned()))
+        .run(&mut con)?;
     let logins = User::increment_logins(&1, 1).run(&mut con)?;
     println!("moved to Paris, {logins} login(s)");
     // ANCHOR_END: update
 
     // ANCHOR: find
     let in_paris = User::find_by_city(&"Paris".to_owned()).run(&mut con)?;
-    println!("in Paris: {:?}", in_paris.iter().map(|u| &u.name).collect::<Vec<_>>());
+    println!(
+        "in Paris: {:?}",
+        in_paris.iter().map(|u| &u.name).collect::<Vec<_>>()
+    );
     let by_email = User::find_by_email(&"ada@example.com".to_owned()).run(&mut con)?;
     assert_eq!(by_email.map(|u| u.id), Some(1));
 
     // A unique value cannot be taken twice.
-    let copycat = User { id: 2, ..ada.clone() };
+    let copycat = User {
+        id: 2,
+        ..ada.clone()
+    };
     match copycat.save().run(&mut con) {
         Err(Error::UniqueViolation { field, holder, .. }) => {
             println!("refused: {field} already held by user {holder}")
@@ -109,7 +121,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     mine.name = "Ada Lovelace".into();
     mine.version = mine.save_versioned().run(&mut con)?;
     match theirs.save_versioned().run(&mut con) {
-        Err(Error::VersionConflict { expected, actual, .. }) => {
+        Err(Error::VersionConflict {
+            expected, actual, ..
+        }) => {
             println!("stale write refused: expected v{expected}, found v{actual}")
         }
         other => panic!("expected a version conflict, got {other:?}"),
@@ -117,13 +131,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // ANCHOR_END: versioned
 
     // ANCHOR: ttl
-    let s = Session { token: "tok-1".into(), user_id: 1, ip: None };
+    let s = Session {
+        token: "tok-1".into(),
+        user_id: 1,
+        ip: None,
+    };
     s.save().run(&mut con)?;
     if let Ttl::Expires(left) = Session::ttl("tok-1").run(&mut con)? {
         println!("session expires in {}s", left.as_secs());
     }
     // Writes keep the TTL: update and increment never reset or remove it.
-    Session::update("tok-1").set(Session::IP, Some("10.0.0.7".to_owned())).run(&mut con)?;
+    Session::update("tok-1")
+        .set(Session::IP, Some("10.0.0.7".to_owned()))
+        .run(&mut con)?;
     Session::expire("tok-1", Duration::from_secs(60)).run(&mut con)?;
     // ANCHOR_END: ttl
 
@@ -143,12 +163,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     // Many entities: one pipeline.
     let sessions: Vec<Session> = (0..100)
-        .map(|i| Session { token: format!("bulk-{i}"), user_id: i, ip: None })
+        .map(|i| Session {
+            token: format!("bulk-{i}"),
+            user_id: i,
+            ip: None,
+        })
         .collect();
     Session::save_many(&sessions).run(&mut con)?;
     let tokens: Vec<String> = (0..100).map(|i| format!("bulk-{i}")).collect();
     let loaded = Session::load_many(&tokens).run(&mut con)?;
-    println!("bulk: {} sessions loaded in one round trip", loaded.iter().flatten().count());
+    println!(
+        "bulk: {} sessions loaded in one round trip",
+        loaded.iter().flatten().count()
+    );
     let deleted = Session::delete_many(&tokens).run(&mut con)?;
     println!("bulk: {deleted} deleted");
     // ANCHOR_END: batch
@@ -167,7 +194,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// Connects to `REDIS_URL`, or starts a private server for this run.
-fn connect() -> Result<(Option<redis_state::testing::RedisServer>, redis::Client), Box<dyn std::error::Error>> {
+fn connect()
+-> Result<(Option<redis_state::testing::RedisServer>, redis::Client), Box<dyn std::error::Error>> {
     match std::env::var("REDIS_URL") {
         Ok(url) => Ok((None, redis::Client::open(url)?)),
         Err(_) => {

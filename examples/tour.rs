@@ -60,43 +60,91 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ns = Namespace::new(format!("tour-{}", std::process::id()))?;
 
     step("1. #[derive(RedisHash)]: save, load, plain data");
-    let p = Player { id: 1, nick: "ferris".into(), guild: Some("crabs".into()), gold: 10, version: 0 };
+    let p = Player {
+        id: 1,
+        nick: "ferris".into(),
+        guild: Some("crabs".into()),
+        gold: 10,
+        version: 0,
+    };
     p.save().namespace(&ns).run(&mut con)?;
     let raw: Vec<(String, String)> = redis::cmd("HGETALL")
         .arg(format!("{ns}:{}", p.key()))
         .query(&mut con)?;
     println!("stored as a plain hash: {raw:?}");
-    println!("loaded: {:?}", Player::load(&1).namespace(&ns).run(&mut con)?);
+    println!(
+        "loaded: {:?}",
+        Player::load(&1).namespace(&ns).run(&mut con)?
+    );
 
     step("2. Secondary indexes that cannot go stale");
-    Player { id: 2, nick: "corro".into(), guild: Some("crabs".into()), gold: 0, version: 0 }
-        .save()
+    Player {
+        id: 2,
+        nick: "corro".into(),
+        guild: Some("crabs".into()),
+        gold: 0,
+        version: 0,
+    }
+    .save()
+    .namespace(&ns)
+    .run(&mut con)?;
+    let crabs = Player::find_by_guild(&"crabs".to_owned())
         .namespace(&ns)
         .run(&mut con)?;
-    let crabs = Player::find_by_guild(&"crabs".to_owned()).namespace(&ns).run(&mut con)?;
-    println!("guild crabs: {:?}", crabs.iter().map(|p| &p.nick).collect::<Vec<_>>());
-    Player::update(&2).set(Player::GUILD, None).namespace(&ns).run(&mut con)?;
-    let crabs = Player::find_by_guild(&"crabs".to_owned()).namespace(&ns).run(&mut con)?;
-    println!("after corro left: {:?}", crabs.iter().map(|p| &p.nick).collect::<Vec<_>>());
-    let dup = Player { id: 3, nick: "ferris".into(), guild: None, gold: 0, version: 0 };
+    println!(
+        "guild crabs: {:?}",
+        crabs.iter().map(|p| &p.nick).collect::<Vec<_>>()
+    );
+    Player::update(&2)
+        .set(Player::GUILD, None)
+        .namespace(&ns)
+        .run(&mut con)?;
+    let crabs = Player::find_by_guild(&"crabs".to_owned())
+        .namespace(&ns)
+        .run(&mut con)?;
+    println!(
+        "after corro left: {:?}",
+        crabs.iter().map(|p| &p.nick).collect::<Vec<_>>()
+    );
+    let dup = Player {
+        id: 3,
+        nick: "ferris".into(),
+        guild: None,
+        gold: 0,
+        version: 0,
+    };
     if let Err(e @ Error::UniqueViolation { .. }) = dup.save().namespace(&ns).run(&mut con) {
         println!("unique nick enforced: {e}");
     }
 
     step("3. Counters and optimistic locking");
-    let gold = Player::increment_gold(&1, 25).namespace(&ns).run(&mut con)?;
+    let gold = Player::increment_gold(&1, 25)
+        .namespace(&ns)
+        .run(&mut con)?;
     println!("gold after +25: {gold}");
-    let current = Player::load(&1).namespace(&ns).run(&mut con)?.ok_or("missing")?;
+    let current = Player::load(&1)
+        .namespace(&ns)
+        .run(&mut con)?
+        .ok_or("missing")?;
     let stale = current.clone();
     current.save_versioned().namespace(&ns).run(&mut con)?;
-    if let Err(e @ Error::VersionConflict { .. }) = stale.save_versioned().namespace(&ns).run(&mut con) {
+    if let Err(e @ Error::VersionConflict { .. }) =
+        stale.save_versioned().namespace(&ns).run(&mut con)
+    {
         println!("second writer refused: {e}");
     }
 
     step("4. TTLs that no write loses");
-    let lobby = Lobby { id: "l1".into(), host: 1, seats: 4 };
+    let lobby = Lobby {
+        id: "l1".into(),
+        host: 1,
+        seats: 4,
+    };
     lobby.save().namespace(&ns).run(&mut con)?;
-    Lobby::update("l1").set(Lobby::SEATS, 3u8).namespace(&ns).run(&mut con)?;
+    Lobby::update("l1")
+        .set(Lobby::SEATS, 3u8)
+        .namespace(&ns)
+        .run(&mut con)?;
     if let Ttl::Expires(d) = Lobby::ttl("l1").namespace(&ns).run(&mut con)? {
         println!("lobby still expires in {}s after an update", d.as_secs());
     }
@@ -116,10 +164,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         nobody,
         started.elapsed()
     );
-    let lobbies: Vec<Lobby> = (0..1000).map(|i| Lobby { id: format!("b{i}"), host: i, seats: 2 }).collect();
+    let lobbies: Vec<Lobby> = (0..1000)
+        .map(|i| Lobby {
+            id: format!("b{i}"),
+            host: i,
+            seats: 2,
+        })
+        .collect();
     let started = Instant::now();
     Lobby::save_many(&lobbies).namespace(&ns).run(&mut con)?;
-    println!("saved 1000 lobbies in one pipeline in {:?}", started.elapsed());
+    println!(
+        "saved 1000 lobbies in one pipeline in {:?}",
+        started.elapsed()
+    );
 
     step("6. Hostile ids stay in their segment");
     for id in ["a:b", "{tag}", "*", "", "ünï"] {

@@ -76,7 +76,11 @@ fn same_f32(a: f32, b: f32) -> bool {
 fn assert_same(a: &Every, b: &Every) {
     assert!(same_f32(a.f32_, b.f32_), "{} vs {}", a.f32_, b.f32_);
     assert!(same_f64(a.f64_, b.f64_), "{} vs {}", a.f64_, b.f64_);
-    let strip = |e: &Every| Every { f32_: 0.0, f64_: 0.0, ..e.clone() };
+    let strip = |e: &Every| Every {
+        f32_: 0.0,
+        f64_: 0.0,
+        ..e.clone()
+    };
     assert_eq!(format!("{:?}", strip(a)), format!("{:?}", strip(b)));
 }
 
@@ -87,11 +91,23 @@ fn datetime() -> impl Strategy<Value = DateTime<Utc>> {
 }
 
 fn blob() -> impl Strategy<Value = Blob> {
-    let leaf = (any::<String>(), prop::collection::vec(any::<i64>(), 0..4))
-        .prop_map(|(tag, nums)| Blob { tag, nums, nested: None });
+    let leaf =
+        (any::<String>(), prop::collection::vec(any::<i64>(), 0..4)).prop_map(|(tag, nums)| Blob {
+            tag,
+            nums,
+            nested: None,
+        });
     leaf.prop_recursive(3, 8, 2, |inner| {
-        (any::<String>(), prop::collection::vec(any::<i64>(), 0..4), prop::option::of(inner))
-            .prop_map(|(tag, nums, nested)| Blob { tag, nums, nested: nested.map(Box::new) })
+        (
+            any::<String>(),
+            prop::collection::vec(any::<i64>(), 0..4),
+            prop::option::of(inner),
+        )
+            .prop_map(|(tag, nums, nested)| Blob {
+                tag,
+                nums,
+                nested: nested.map(Box::new),
+            })
     })
 }
 
@@ -129,7 +145,8 @@ prop_compose! {
 fn plain_round<T: FieldValue>(v: &T) -> T {
     let mut out = Vec::new();
     v.encode(&mut out).unwrap();
-    T::decode(&out).unwrap_or_else(|e| panic!("{:?} did not decode: {e:?}", String::from_utf8_lossy(&out)))
+    T::decode(&out)
+        .unwrap_or_else(|e| panic!("{:?} did not decode: {e:?}", String::from_utf8_lossy(&out)))
 }
 
 proptest! {
@@ -174,7 +191,11 @@ fn every_codec_round_trips_through_redis() {
             e.id = format!("e{}", n.get());
             let mut con = con.borrow_mut();
             e.save().namespace(&ns).run(&mut *con).unwrap();
-            let back = Every::load(&e.id).namespace(&ns).run(&mut *con).unwrap().unwrap();
+            let back = Every::load(&e.id)
+                .namespace(&ns)
+                .run(&mut *con)
+                .unwrap()
+                .unwrap();
             assert_same(&back, &e);
             Ok(())
         })
@@ -193,8 +214,14 @@ fn dates_outside_the_text_range_are_refused_not_corrupted() {
         id: u8,
         at: DateTime<Utc>,
     }
-    let far = Far { id: 1, at: Utc.with_ymd_and_hms(12_000, 1, 1, 0, 0, 0).unwrap() };
+    let far = Far {
+        id: 1,
+        at: Utc.with_ymd_and_hms(12_000, 1, 1, 0, 0, 0).unwrap(),
+    };
     let err = far.save().namespace(&ns).run(&mut con).unwrap_err();
     assert!(err.to_string().contains("year 12000"), "{err}");
-    assert!(!Far::exists(&1).namespace(&ns).run(&mut con).unwrap(), "nothing was written");
+    assert!(
+        !Far::exists(&1).namespace(&ns).run(&mut con).unwrap(),
+        "nothing was written"
+    );
 }

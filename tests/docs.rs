@@ -70,7 +70,10 @@ fn render_index() -> String {
             .lines()
             .find_map(|l| l.strip_prefix("# ").map(str::to_owned))
             .unwrap_or_else(|| (*file).to_owned());
-        let runs: Vec<String> = examples.iter().map(|e| format!("`cargo run --example {e}`")).collect();
+        let runs: Vec<String> = examples
+            .iter()
+            .map(|e| format!("`cargo run --example {e}`"))
+            .collect();
         out.push_str(&format!("- [{title}]({file}): {}\n", runs.join(", ")));
     }
     out.push_str("\nDesign decisions and their reasons: [design.md](design.md).\n");
@@ -105,7 +108,10 @@ fn guide_matches_examples() {
 
 #[test]
 fn every_example_is_in_the_guide() {
-    let mut listed: Vec<&str> = CHAPTERS.iter().flat_map(|(_, e)| e.iter().copied()).collect();
+    let mut listed: Vec<&str> = CHAPTERS
+        .iter()
+        .flat_map(|(_, e)| e.iter().copied())
+        .collect();
     listed.sort();
     let mut found: Vec<String> = std::fs::read_dir(root().join("examples"))
         .unwrap()
@@ -115,5 +121,8 @@ fn every_example_is_in_the_guide() {
         })
         .collect();
     found.sort();
-    assert_eq!(listed, found, "add new examples to CHAPTERS in tests/docs.rs");
+    assert_eq!(
+        listed, found,
+        "add new examples to CHAPTERS in tests/docs.rs"
+    );
 }

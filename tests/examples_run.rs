@@ -37,7 +37,10 @@ fn run(name: &str) {
         "{} is missing: the examples are built by `cargo test` with no target filter; to run this test alone use `cargo test --examples --test examples_run`",
         path.display()
     );
-    let out = Command::new(&path).env_remove("REDIS_URL").output().unwrap();
+    let out = Command::new(&path)
+        .env_remove("REDIS_URL")
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         !stdout.contains("running 0 tests"),
@@ -55,10 +58,18 @@ fn run(name: &str) {
 
 #[test]
 fn every_example_runs() {
-    let mut names: Vec<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/examples"))
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().into_string().ok()?.strip_suffix(".rs").map(str::to_owned))
-        .collect();
+    let mut names: Vec<String> =
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/examples"))
+            .unwrap()
+            .filter_map(|e| {
+                e.ok()?
+                    .file_name()
+                    .into_string()
+                    .ok()?
+                    .strip_suffix(".rs")
+                    .map(str::to_owned)
+            })
+            .collect();
     names.sort();
     assert!(!names.is_empty());
     for name in names {

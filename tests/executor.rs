@@ -18,7 +18,12 @@ struct Note {
 }
 
 fn notes(n: u32) -> Vec<Note> {
-    (0..n).map(|id| Note { id, text: format!("note {id}") }).collect()
+    (0..n)
+        .map(|id| Note {
+            id,
+            text: format!("note {id}"),
+        })
+        .collect()
 }
 
 fn flush_scripts(server: &RedisServer) {
@@ -36,12 +41,23 @@ fn scripts_run_on_a_server_that_has_not_seen_them() {
     // A pipeline: the first call of the script carries its body, so the
     // pipeline runs in order; a load in the same pipeline sees the save.
     flush_scripts(&server);
-    let n = Note { id: 9, text: "fresh".into() };
+    let n = Note {
+        id: 9,
+        text: "fresh".into(),
+    };
     let (_, loaded) = batch((n.save(), Note::load(&9))).run(&mut con).unwrap();
     assert_eq!(loaded, Some(n));
     flush_scripts(&server);
     Note::save_many(&notes(100)).run(&mut con).unwrap();
-    assert_eq!(Note::load_many(&(0..100).collect::<Vec<_>>()).run(&mut con).unwrap().iter().flatten().count(), 100);
+    assert_eq!(
+        Note::load_many(&(0..100).collect::<Vec<_>>())
+            .run(&mut con)
+            .unwrap()
+            .iter()
+            .flatten()
+            .count(),
+        100
+    );
 }
 
 #[tokio::test]
@@ -55,7 +71,10 @@ async fn scripts_run_on_a_cluster_that_has_not_seen_them() {
         }
         let batch_of = notes(60);
         if round == 0 {
-            Note::save_many(&batch_of).run_async(&mut acon).await.unwrap();
+            Note::save_many(&batch_of)
+                .run_async(&mut acon)
+                .await
+                .unwrap();
         } else {
             Note::save_many(&batch_of).run(&mut scon).unwrap();
         }
@@ -65,8 +84,21 @@ async fn scripts_run_on_a_cluster_that_has_not_seen_them() {
         for node in cluster.nodes() {
             flush_scripts(node);
         }
-        Note { id: 1000, text: "lone".into() }.save().run(&mut scon).unwrap();
-        Note { id: 1001, text: "lone".into() }.save().run_async(&mut acon).await.unwrap();
+        Note {
+            id: 1000,
+            text: "lone".into(),
+        }
+        .save()
+        .run(&mut scon)
+        .unwrap();
+        Note {
+            id: 1001,
+            text: "lone".into(),
+        }
+        .save()
+        .run_async(&mut acon)
+        .await
+        .unwrap();
     }
 }
 
@@ -74,7 +106,8 @@ async fn scripts_run_on_a_cluster_that_has_not_seen_them() {
 fn cross_slot_units_are_refused_before_sending() {
     let server = RedisServer::start().unwrap();
     let mut con = server.connection().unwrap();
-    static PING: redis_state::script::Script = redis_state::script::Script::new("test.two_keys", "return 1");
+    static PING: redis_state::script::Script =
+        redis_state::script::Script::new("test.two_keys", "return 1");
     struct TwoKeys;
     impl Operation for TwoKeys {
         type Output = i64;
@@ -89,7 +122,9 @@ fn cross_slot_units_are_refused_before_sending() {
     let err = TwoKeys.run(&mut con).unwrap_err();
     assert!(matches!(err, Error::CrossSlot { .. }), "{err}");
     let commands: i64 = {
-        let info: String = server.query(redis::cmd("INFO").arg("commandstats")).unwrap();
+        let info: String = server
+            .query(redis::cmd("INFO").arg("commandstats"))
+            .unwrap();
         i64::from(info.contains("cmdstat_evalsha") || info.contains("cmdstat_eval:"))
     };
     assert_eq!(commands, 0, "nothing was sent");
@@ -124,7 +159,8 @@ async fn a_dead_server_is_a_connection_error_async() {
     let mut con = server.async_connection().await.unwrap();
     notes(1)[0].save().run_async(&mut con).await.unwrap();
     server.stop();
-    let res = tokio::time::timeout(Duration::from_secs(10), Note::load(&0).run_async(&mut con)).await;
+    let res =
+        tokio::time::timeout(Duration::from_secs(10), Note::load(&0).run_async(&mut con)).await;
     let err = res.expect("no hang").unwrap_err();
     assert!(err.is_connection_error(), "{err:?}");
 }
@@ -133,8 +169,17 @@ async fn a_dead_server_is_a_connection_error_async() {
 fn plain_commands_join_a_batch() {
     let server = RedisServer::start().unwrap();
     let mut con = server.connection().unwrap();
-    let n = Note { id: 1, text: "t".into() };
-    let (_, visits, loaded) = batch((n.save(), op::command::<i64>("INCR", "visits"), Note::load(&1))).run(&mut con).unwrap();
+    let n = Note {
+        id: 1,
+        text: "t".into(),
+    };
+    let (_, visits, loaded) = batch((
+        n.save(),
+        op::command::<i64>("INCR", "visits"),
+        Note::load(&1),
+    ))
+    .run(&mut con)
+    .unwrap();
     assert_eq!(visits, 1);
     assert_eq!(loaded, Some(n));
 }

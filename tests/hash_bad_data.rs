@@ -43,7 +43,10 @@ struct Account {
 }
 
 fn con() -> (redis::Connection, Namespace) {
-    (redis_state::testing::shared_server().connection().unwrap(), common::namespace("bad_data"))
+    (
+        redis_state::testing::shared_server().connection().unwrap(),
+        common::namespace("bad_data"),
+    )
 }
 
 fn write_raw(con: &mut redis::Connection, key: &str, fields: &[(&str, &[u8])]) {
@@ -121,11 +124,18 @@ fn missing_required_field_is_named_and_defaults_apply() {
     fields.retain(|(f, _)| *f != "age");
     write_raw(&mut con, &key, &fields);
     let err = decode_error(Account::load(&1).namespace(&ns).run(&mut con).unwrap_err());
-    assert_eq!((err.field.as_deref(), err.found.as_deref()), (Some("age"), None));
+    assert_eq!(
+        (err.field.as_deref(), err.found.as_deref()),
+        (Some("age"), None)
+    );
     assert!(err.to_string().contains("absent"), "{err}");
     // visits has #[redis(default)], nick is optional: both absent is fine.
     write_raw(&mut con, &key, &[("age", b"5")]);
-    let acct = Account::load(&1).namespace(&ns).run(&mut con).unwrap().unwrap();
+    let acct = Account::load(&1)
+        .namespace(&ns)
+        .run(&mut con)
+        .unwrap()
+        .unwrap();
     assert_eq!((acct.visits, acct.nick), (0, None));
 }
 
@@ -133,7 +143,11 @@ fn missing_required_field_is_named_and_defaults_apply() {
 fn a_key_of_another_type_is_an_error_not_a_panic() {
     let (mut con, ns) = con();
     let key = format!("{ns}:{{acct}}:7");
-    redis::cmd("SET").arg(&key).arg("a string").exec(&mut con).unwrap();
+    redis::cmd("SET")
+        .arg(&key)
+        .arg("a string")
+        .exec(&mut con)
+        .unwrap();
     let err = Account::load(&7).namespace(&ns).run(&mut con).unwrap_err();
     assert!(matches!(err, Error::Redis(_)), "{err}");
     assert!(err.to_string().contains("WRONGTYPE"), "{err}");
@@ -162,10 +176,25 @@ fn a_key_of_another_type_is_an_error_not_a_panic() {
 fn garbage_index_entries_are_ignored() {
     let (mut con, ns) = con();
     let idx = format!("{ns}:{{acct}}:#account:idx:city");
-    for member in ["", "garbage", "5:Paris", "5:Paris:", "999:Paris:1", "5:Paris:%ZZ"] {
-        redis::cmd("ZADD").arg(&idx).arg(0).arg(member).exec(&mut con).unwrap();
+    for member in [
+        "",
+        "garbage",
+        "5:Paris",
+        "5:Paris:",
+        "999:Paris:1",
+        "5:Paris:%ZZ",
+    ] {
+        redis::cmd("ZADD")
+            .arg(&idx)
+            .arg(0)
+            .arg(member)
+            .exec(&mut con)
+            .unwrap();
     }
-    let found = Account::find_by_city(&"Paris".to_owned()).namespace(&ns).run(&mut con).unwrap();
+    let found = Account::find_by_city(&"Paris".to_owned())
+        .namespace(&ns)
+        .run(&mut con)
+        .unwrap();
     assert!(found.is_empty());
 }
 

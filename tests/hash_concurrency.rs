@@ -5,8 +5,8 @@ mod common;
 
 use std::sync::{Arc, Barrier};
 
-use redis_state::prelude::*;
 use redis_state::Error;
+use redis_state::prelude::*;
 use redis_state::testing::{shared_cluster, shared_server};
 
 #[derive(RedisHash, Debug, Clone, PartialEq)]
@@ -29,11 +29,17 @@ const WRITERS: usize = 16;
 fn versioned_saves_have_one_winner_per_round() {
     let ns = common::namespace("versioned_race");
     let mut con = shared_server().connection().unwrap();
-    Wallet { id: 1, owner: "start".into(), handle: "h".into(), balance: 0, version: 0 }
-        .save()
-        .namespace(&ns)
-        .run(&mut con)
-        .unwrap();
+    Wallet {
+        id: 1,
+        owner: "start".into(),
+        handle: "h".into(),
+        balance: 0,
+        version: 0,
+    }
+    .save()
+    .namespace(&ns)
+    .run(&mut con)
+    .unwrap();
     for round in 0..10 {
         let barrier = Arc::new(Barrier::new(WRITERS));
         let handles: Vec<_> = (0..WRITERS)
@@ -42,7 +48,11 @@ fn versioned_saves_have_one_winner_per_round() {
                 let ns = ns.clone();
                 std::thread::spawn(move || {
                     let mut con = shared_server().connection().unwrap();
-                    let mut wallet = Wallet::load(&1).namespace(&ns).run(&mut con).unwrap().unwrap();
+                    let mut wallet = Wallet::load(&1)
+                        .namespace(&ns)
+                        .run(&mut con)
+                        .unwrap()
+                        .unwrap();
                     barrier.wait();
                     wallet.owner = format!("round {round} writer {w}");
                     wallet.save_versioned().namespace(&ns).run(&mut con)
@@ -56,7 +66,11 @@ fn versioned_saves_have_one_winner_per_round() {
             assert!(matches!(r, Err(Error::VersionConflict { .. })), "{r:?}");
         }
     }
-    let w = Wallet::load(&1).namespace(&ns).run(&mut con).unwrap().unwrap();
+    let w = Wallet::load(&1)
+        .namespace(&ns)
+        .run(&mut con)
+        .unwrap()
+        .unwrap();
     assert_eq!(w.version, 11);
 }
 
@@ -69,7 +83,13 @@ async fn unique_values_have_one_holder_on_a_cluster() {
             let mut con = con.clone();
             let ns = ns.clone();
             tokio::spawn(async move {
-                let w = Wallet { id: i, owner: "x".into(), handle: "taken".into(), balance: 0, version: 0 };
+                let w = Wallet {
+                    id: i,
+                    owner: "x".into(),
+                    handle: "taken".into(),
+                    balance: 0,
+                    version: 0,
+                };
                 w.save().namespace(&ns).run_async(&mut con).await
             })
         })
@@ -84,7 +104,11 @@ async fn unique_values_have_one_holder_on_a_cluster() {
     }
     assert_eq!(ok, 1);
     let mut con = con;
-    let holder = Wallet::find_by_handle(&"taken".to_owned()).namespace(&ns).run_async(&mut con).await.unwrap();
+    let holder = Wallet::find_by_handle(&"taken".to_owned())
+        .namespace(&ns)
+        .run_async(&mut con)
+        .await
+        .unwrap();
     assert!(holder.is_some());
 }
 
@@ -92,19 +116,29 @@ async fn unique_values_have_one_holder_on_a_cluster() {
 async fn increments_lose_nothing() {
     let ns = common::namespace("incr_race");
     let mut con = shared_server().async_connection().await.unwrap();
-    Wallet { id: 1, owner: "o".into(), handle: "i".into(), balance: 0, version: 0 }
-        .save()
-        .namespace(&ns)
-        .run_async(&mut con)
-        .await
-        .unwrap();
+    Wallet {
+        id: 1,
+        owner: "o".into(),
+        handle: "i".into(),
+        balance: 0,
+        version: 0,
+    }
+    .save()
+    .namespace(&ns)
+    .run_async(&mut con)
+    .await
+    .unwrap();
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let mut con = con.clone();
             let ns = ns.clone();
             tokio::spawn(async move {
                 for _ in 0..100 {
-                    Wallet::increment_balance(&1, 3).namespace(&ns).run_async(&mut con).await.unwrap();
+                    Wallet::increment_balance(&1, 3)
+                        .namespace(&ns)
+                        .run_async(&mut con)
+                        .await
+                        .unwrap();
                 }
             })
         })
@@ -112,6 +146,11 @@ async fn increments_lose_nothing() {
     for t in tasks {
         t.await.unwrap();
     }
-    let w = Wallet::load(&1).namespace(&ns).run_async(&mut con).await.unwrap().unwrap();
+    let w = Wallet::load(&1)
+        .namespace(&ns)
+        .run_async(&mut con)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(w.balance, 20 * 100 * 3);
 }

@@ -30,9 +30,42 @@ struct Account {
 
 fn hostile() -> Vec<String> {
     let mut ids: Vec<String> = [
-        "", ":", "::", "*", "?", "[", "]", "[a-z]", "\\", "{", "}", "{}", "{a}", "}{", " ", "  ",
-        "\n", "\r\n", "\t", "\0", "%", "%25", "%3A", "a:b", "a%3Ab", "#", "#idx", "#item:idx:kind",
-        "item:1", "1", "01", "ünïcödé", "🦀", "a b", "a*b", "a?b",
+        "",
+        ":",
+        "::",
+        "*",
+        "?",
+        "[",
+        "]",
+        "[a-z]",
+        "\\",
+        "{",
+        "}",
+        "{}",
+        "{a}",
+        "}{",
+        " ",
+        "  ",
+        "\n",
+        "\r\n",
+        "\t",
+        "\0",
+        "%",
+        "%25",
+        "%3A",
+        "a:b",
+        "a%3Ab",
+        "#",
+        "#idx",
+        "#item:idx:kind",
+        "item:1",
+        "1",
+        "01",
+        "ünïcödé",
+        "🦀",
+        "a b",
+        "a*b",
+        "a?b",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -44,11 +77,21 @@ fn hostile() -> Vec<String> {
 
 fn ids_stay_apart(r: &mut Runner, ns: &Namespace) {
     let ids = hostile();
-    let items: Vec<Item> = ids.iter().map(|id| Item { id: id.clone(), value: id.clone() }).collect();
+    let items: Vec<Item> = ids
+        .iter()
+        .map(|id| Item {
+            id: id.clone(),
+            value: id.clone(),
+        })
+        .collect();
     r.run(Item::save_many(&items).namespace(ns)).unwrap();
     let loaded = r.run(Item::load_many(&ids).namespace(ns)).unwrap();
     for (id, got) in ids.iter().zip(loaded) {
-        assert_eq!(got.map(|i| i.value).as_deref(), Some(id.as_str()), "id {id:?}");
+        assert_eq!(
+            got.map(|i| i.value).as_deref(),
+            Some(id.as_str()),
+            "id {id:?}"
+        );
     }
     // Every id got its own key, and every key has exactly the template's shape.
     let keys: HashSet<String> = ids.iter().map(|id| Item::key_of(id.as_str())).collect();
@@ -56,7 +99,9 @@ fn ids_stay_apart(r: &mut Runner, ns: &Namespace) {
     for key in &keys {
         let rest = key.strip_prefix("item:").expect("prefix");
         assert!(
-            !rest.contains([':', '{', '}', '*', '?', '[', ']', '\\', '#', ' ', '\n', '\0']),
+            !rest.contains([
+                ':', '{', '}', '*', '?', '[', ']', '\\', '#', ' ', '\n', '\0'
+            ]),
             "a value escaped its segment: {key:?}"
         );
     }
@@ -72,7 +117,11 @@ fn hostile_tags_stay_in_their_slot(r: &mut Runner, ns: &Namespace) {
     // CROSSSLOT otherwise).
     let owners = ["{", "}", "a}b", "{x}", "}{", "a:b", "", "🦀"];
     for (i, owner) in owners.iter().enumerate() {
-        let acct = Account { owner: owner.to_string(), id: format!("{i}"), kind: "gold".into() };
+        let acct = Account {
+            owner: owner.to_string(),
+            id: format!("{i}"),
+            kind: "gold".into(),
+        };
         let res = r.run(acct.save().namespace(ns));
         if owner.is_empty() {
             // An empty tag would hash the entity and its index to different

@@ -40,7 +40,11 @@ fn redis_cli(port: u16, args: &[&str]) -> String {
         .args(args)
         .output()
         .expect("redis-cli is installed with redis-server");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -63,7 +67,10 @@ fn redis_cli_reads_plain_fields() {
     p.save().namespace(&ns).run(&mut con).unwrap();
     let key = format!("{ns}:profile:42");
     let out = redis_cli(server.port(), &["--no-raw", "HGETALL", &key]);
-    let lines: Vec<&str> = out.lines().map(|l| l.split_once(") ").map_or(l, |(_, v)| v)).collect();
+    let lines: Vec<&str> = out
+        .lines()
+        .map(|l| l.split_once(") ").map_or(l, |(_, v)| v))
+        .collect();
     let pairs: Vec<(&str, &str)> = lines.chunks(2).map(|c| (c[0], c[1])).collect();
     let expect = [
         ("\"id\"", "\"42\""),
@@ -90,17 +97,43 @@ fn a_hash_written_by_another_client_loads() {
     redis_cli(
         server.port(),
         &[
-            "HSET", &key, "id", "7", "name", "Grace", "e-mail", "grace@example.com", "age", "85",
-            "verified", "1", "balance", "-0.25", "role", "member", "joined",
-            "1906-12-09T00:00:00+01:00", "bio", "Admiral", "unknown_field", "ignored",
+            "HSET",
+            &key,
+            "id",
+            "7",
+            "name",
+            "Grace",
+            "e-mail",
+            "grace@example.com",
+            "age",
+            "85",
+            "verified",
+            "1",
+            "balance",
+            "-0.25",
+            "role",
+            "member",
+            "joined",
+            "1906-12-09T00:00:00+01:00",
+            "bio",
+            "Admiral",
+            "unknown_field",
+            "ignored",
         ],
     );
-    let p = Profile::load(&7).namespace(&ns).run(&mut con).unwrap().unwrap();
+    let p = Profile::load(&7)
+        .namespace(&ns)
+        .run(&mut con)
+        .unwrap()
+        .unwrap();
     assert_eq!(p.name, "Grace");
     assert!(p.verified);
     assert_eq!(p.balance, -0.25);
     assert_eq!(p.role, Role::Member);
-    assert_eq!(p.joined, Utc.with_ymd_and_hms(1906, 12, 8, 23, 0, 0).unwrap());
+    assert_eq!(
+        p.joined,
+        Utc.with_ymd_and_hms(1906, 12, 8, 23, 0, 0).unwrap()
+    );
     assert_eq!(p.bio.as_deref(), Some("Admiral"));
     // Saving it back keeps fields other clients added.
     p.save().namespace(&ns).run(&mut con).unwrap();

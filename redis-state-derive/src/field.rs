@@ -24,7 +24,11 @@ pub(crate) fn derive(input: &syn::DeriveInput) -> TokenStream {
                         &s,
                         format!(
                             "unknown rename_all rule; expected one of {}",
-                            RULES.iter().map(|(n, _)| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")
+                            RULES
+                                .iter()
+                                .map(|(n, _)| format!("\"{n}\""))
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ),
                     ),
                 }
@@ -42,7 +46,9 @@ pub(crate) fn derive(input: &syn::DeriveInput) -> TokenStream {
             cx.syn_error(e);
         }
     }
-    let krate = krate.get().unwrap_or_else(|| syn::parse_quote!(::redis_state));
+    let krate = krate
+        .get()
+        .unwrap_or_else(|| syn::parse_quote!(::redis_state));
     let rename_all = rename_all.get_with_tokens();
 
     let out = match &input.data {
@@ -194,8 +200,8 @@ fn unit_enum(
     for v in &e.variants {
         if !matches!(v.fields, syn::Fields::Unit) {
             cx.error_spanned_by(
-                v,
-                "RedisField enums are stored as the variant name, so variants cannot have fields; store data-carrying enums with #[redis(json)]",
+                &v.fields,
+                "RedisField stores an enum as its variant name, so variants cannot have fields; store a data-carrying enum as JSON with `#[redis(json)]` on the field that holds it",
             );
             continue;
         }
@@ -206,27 +212,39 @@ fn unit_enum(
                     rename.set(meta.path.clone(), parse_lit_str(&meta)?);
                     Ok(())
                 } else {
-                    Err(meta.error("unknown redis attribute on a variant; expected rename"))
+                    Err(meta.error(format!(
+                        "unknown redis attribute `{}` on a variant; expected `rename`",
+                        meta.path.to_token_stream().to_string().replace(' ', "")
+                    )))
                 }
             });
             if let Err(e) = res {
                 cx.syn_error(e);
             }
         }
-        let name = match rename.get() {
+        let rename = rename.get();
+        let rename_span = rename.as_ref().map(syn::LitStr::span);
+        let name = match rename {
             Some(l) => l.value(),
             None => match rename_all {
                 Some(rule) => rule.apply_to_variant(&v.ident.to_string()),
                 None => v.ident.to_string(),
             },
         };
-        if names.contains(&name) {
-            cx.error_spanned_by(v, format!("two variants are stored as `{name}`"));
+        if let Some(i) = names.iter().position(|n| *n == name) {
+            let at = rename_span.unwrap_or_else(|| v.ident.span());
+            cx.error_at(
+                at,
+                format!(
+                    "two variants are stored as `{name}`: `{}` and `{}`; give one of them another `rename`",
+                    idents[i], v.ident
+                ),
+            );
         }
         names.push(name);
         idents.push(&v.ident);
     }
-    if names.is_empty() {
+    if e.variants.is_empty() {
         cx.error_spanned_by(ident, "RedisField enums need at least one variant");
     }
     let expected = format!("one of {}", names.join(", "));

@@ -8,6 +8,8 @@
 mod field;
 mod hash;
 mod internals;
+#[cfg(test)]
+mod tests;
 
 use proc_macro::TokenStream;
 use syn::{DeriveInput, parse_macro_input};

@@ -228,7 +228,9 @@ macro_rules! int_field {
         }
     )*};
 }
-int_field!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
+int_field!(
+    u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize
+);
 
 macro_rules! float_field {
     ($($t:ty),*) => {$(

@@ -126,7 +126,10 @@ fn hex_val(b: u8) -> Option<u8> {
 /// Escapes the glob characters `*` `?` `[` `]` `\` of `literal` so that it
 /// matches only itself in a `SCAN MATCH` / `KEYS` pattern.
 pub fn glob_escape(literal: &str) -> Cow<'_, str> {
-    if !literal.bytes().any(|b| matches!(b, b'*' | b'?' | b'[' | b']' | b'\\')) {
+    if !literal
+        .bytes()
+        .any(|b| matches!(b, b'*' | b'?' | b'[' | b']' | b'\\'))
+    {
         return Cow::Borrowed(literal);
     }
     let mut out = String::with_capacity(literal.len() + 8);
@@ -432,7 +435,9 @@ macro_rules! int_key_part {
         }
     )*};
 }
-int_key_part!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
+int_key_part!(
+    u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize
+);
 
 /// A whole id: one [`KeyPart`], or a tuple of them for composite ids.
 pub trait IdValue {
@@ -618,13 +623,16 @@ mod tests {
     #[test]
     fn escaping_is_injective_on_tricky_values() {
         let values = [
-            "", ":", "%", "%25", "%3A", "a:b", "a%3Ab", "{x}", "*", "?", "[", "]", "\\", "#",
-            " ", "\n", "\0", "ü", "#idx",
+            "", ":", "%", "%25", "%3A", "a:b", "a%3Ab", "{x}", "*", "?", "[", "]", "\\", "#", " ",
+            "\n", "\0", "ü", "#idx",
         ];
         let mut seen = std::collections::HashMap::new();
         for v in values {
             let e = escape(v).into_owned();
-            assert!(!e.contains([':', '{', '}', '*', '?', '[', ']', '\\', '#', ' ']), "{e}");
+            assert!(
+                !e.contains([':', '{', '}', '*', '?', '[', ']', '\\', '#', ' ']),
+                "{e}"
+            );
             if let Some(prev) = seen.insert(e.clone(), v) {
                 panic!("{prev:?} and {v:?} both escape to {e:?}");
             }
@@ -645,7 +653,10 @@ mod tests {
         // Values from the Redis Cluster specification and `CLUSTER KEYSLOT`.
         assert_eq!(crc16(b"123456789"), 0x31C3);
         assert_eq!(key_slot(b"foo"), 12182);
-        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"{user1000}.followers"));
+        assert_eq!(
+            key_slot(b"{user1000}.following"),
+            key_slot(b"{user1000}.followers")
+        );
         assert_eq!(key_slot(b"foo{}{bar}"), key_slot(b"foo{}{bar}"));
         assert_eq!(hash_tag(b"foo{}{bar}"), None);
         assert_eq!(hash_tag(b"foo{{bar}}zap"), Some(&b"{bar"[..]));
@@ -680,7 +691,10 @@ mod tests {
         assert_eq!(id.joined(), "acme%3Acorp:7");
         assert_eq!(t.render(None, &id), "order:{acme%3Acorp}:7");
         let ns = Namespace::new("t1").unwrap();
-        assert_eq!(t.render_scope(Some(&ns), &id).unwrap(), "t1:order:{acme%3Acorp}");
+        assert_eq!(
+            t.render_scope(Some(&ns), &id).unwrap(),
+            "t1:order:{acme%3Acorp}"
+        );
         assert_eq!(t.scan_pattern(None), "order:{*}:*");
         let back = IdBuf::from_joined(id.joined());
         assert_eq!(back.part(0), "acme%3Acorp");

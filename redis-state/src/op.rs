@@ -256,7 +256,11 @@ pub trait Operation {
             let mut plan = Plan::new();
             self.prepare(&mut plan)?;
             let empty = plan.is_empty();
-            let values = if empty { Vec::new() } else { con.execute(plan)? };
+            let values = if empty {
+                Vec::new()
+            } else {
+                con.execute(plan)?
+            };
             match self.complete(&mut Replies::new(values))? {
                 Step::Done(out) => return Ok(out),
                 Step::Again if empty => break,
@@ -386,7 +390,9 @@ impl<O: Operation + std::fmt::Debug> std::fmt::Debug for Child<O> {
 
 impl<O: Operation + std::fmt::Debug> std::fmt::Debug for Many<O> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Many").field("children", &self.children).finish()
+        f.debug_struct("Many")
+            .field("children", &self.children)
+            .finish()
     }
 }
 
@@ -551,7 +557,11 @@ impl<O: Operation> Operation for Many<O> {
         if !done {
             return Ok(Step::Again);
         }
-        self.children.iter_mut().map(Child::take).collect::<Result<_>>().map(Step::Done)
+        self.children
+            .iter_mut()
+            .map(Child::take)
+            .collect::<Result<_>>()
+            .map(Step::Done)
     }
 }
 

@@ -21,7 +21,10 @@ pub enum Runner {
     Sync(redis::Connection),
     SyncCluster(redis::cluster::ClusterConnection),
     Async(tokio::runtime::Runtime, redis::aio::MultiplexedConnection),
-    AsyncCluster(tokio::runtime::Runtime, redis::cluster_async::ClusterConnection),
+    AsyncCluster(
+        tokio::runtime::Runtime,
+        redis::cluster_async::ClusterConnection,
+    ),
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -35,7 +38,9 @@ impl Runner {
     pub fn new(topology: Topology, asynchronous: bool) -> Runner {
         match (topology, asynchronous) {
             (Topology::Standalone, false) => Runner::Sync(shared_server().connection().unwrap()),
-            (Topology::Cluster, false) => Runner::SyncCluster(shared_cluster().connection().unwrap()),
+            (Topology::Cluster, false) => {
+                Runner::SyncCluster(shared_cluster().connection().unwrap())
+            }
             (Topology::Standalone, true) => {
                 let rt = runtime();
                 let con = rt.block_on(shared_server().async_connection()).unwrap();

@@ -295,7 +295,15 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<
         cx.error_spanned_by(&tag, msg);
     }
     if let Some(t) = &template {
-        check_template(cx, input, t, &template_src, &template_err_at, &fields, &collection);
+        check_template(
+            cx,
+            input,
+            t,
+            &template_src,
+            &template_err_at,
+            &fields,
+            &collection,
+        );
     }
 
     if named.is_none() || cx.has_errors() {
@@ -340,7 +348,10 @@ fn check_template(
                     [one] => format!("; did you mean `{{{one}}}`?"),
                     many => format!(
                         "; the id fields missing from the key are {}",
-                        many.iter().map(|n| format!("`{{{n}}}`")).collect::<Vec<_>>().join(", ")
+                        many.iter()
+                            .map(|n| format!("`{{{n}}}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 };
                 template_err_at(format!(
@@ -359,7 +370,10 @@ fn check_template(
     }
     // A misspelt placeholder already names the id it misses: one error.
     if !unknown {
-        for f in id_fields.iter().filter(|f| missing_ids.contains(&f.rust_name())) {
+        for f in id_fields
+            .iter()
+            .filter(|f| missing_ids.contains(&f.rust_name()))
+        {
             cx.error_spanned_by(
                 f.ident,
                 format!(
@@ -376,12 +390,14 @@ fn check_template(
     if !t.has_tag()
         && let Some(f) = fields.iter().find(|f| f.index != IndexKind::None)
     {
-        let attr = if f.index == IndexKind::Unique { "unique" } else { "index" };
+        let attr = if f.index == IndexKind::Unique {
+            "unique"
+        } else {
+            "index"
+        };
         let key = suggest_tagged_key(template_src, collection);
         let scoped = match parts.as_slice() {
-            [first, _, ..] => format!(
-                ", or `hash_tag = \"{first}\"` for one index per `{first}`"
-            ),
+            [first, _, ..] => format!(", or `hash_tag = \"{first}\"` for one index per `{first}`"),
             _ => String::new(),
         };
         cx.error_at(
@@ -515,11 +531,17 @@ fn parse_field<'a>(
             ("expires_at", expires_at),
         ] {
             if other.is_some() {
-                cx.error_at(s, format!("`skip` conflicts with `{name}`: a skipped field is not stored"));
+                cx.error_at(
+                    s,
+                    format!("`skip` conflicts with `{name}`: a skipped field is not stored"),
+                );
             }
         }
         if with.is_some() || rename.is_some() {
-            cx.error_at(s, "`skip` conflicts with `with` / `rename`: a skipped field is not stored");
+            cx.error_at(
+                s,
+                "`skip` conflicts with `with` / `rename`: a skipped field is not stored",
+            );
         }
     }
     if let (Some(j), Some((w, _))) = (json, &with) {
@@ -527,7 +549,10 @@ fn parse_field<'a>(
         let _ = j;
     }
     if let (Some(_), Some(u)) = (index, unique) {
-        cx.error_at(u, "`unique` conflicts with `index`: a unique field is already indexed");
+        cx.error_at(
+            u,
+            "`unique` conflicts with `index`: a unique field is already indexed",
+        );
     }
     for (name, flag) in [("index", index), ("unique", unique)] {
         let Some(s) = flag else { continue };
@@ -538,7 +563,10 @@ fn parse_field<'a>(
             );
         }
         if id.is_some() {
-            cx.error_at(s, format!("`{name}` on an id field: ids are already the key"));
+            cx.error_at(
+                s,
+                format!("`{name}` on an id field: ids are already the key"),
+            );
         }
         if counter.is_some() || version.is_some() {
             cx.error_at(
@@ -549,13 +577,22 @@ fn parse_field<'a>(
     }
     if let Some(s) = id {
         if option.is_some() {
-            cx.error_spanned_by(&f.ty, "an id field cannot be an `Option`: every entity needs its id");
+            cx.error_spanned_by(
+                &f.ty,
+                "an id field cannot be an `Option`: every entity needs its id",
+            );
         }
         if json.is_some() || with.is_some() {
-            cx.error_at(s, "an id field is a key part: it cannot use `json` or `with`");
+            cx.error_at(
+                s,
+                "an id field is a key part: it cannot use `json` or `with`",
+            );
         }
         if let Some((tokens, _)) = &default {
-            cx.error_spanned_by(tokens, "`default` on an id field: an entity without its id cannot be loaded");
+            cx.error_spanned_by(
+                tokens,
+                "`default` on an id field: an entity without its id cannot be loaded",
+            );
         }
     }
     for (name, flag) in [("counter", counter), ("version", version)] {
@@ -567,7 +604,10 @@ fn parse_field<'a>(
             );
         }
         if json.is_some() || with.is_some() {
-            cx.error_at(s, format!("a {name} field is stored as a plain number: no `json` or `with`"));
+            cx.error_at(
+                s,
+                format!("a {name} field is stored as a plain number: no `json` or `with`"),
+            );
         }
     }
 

@@ -94,11 +94,14 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
             #p::FieldSchema::new(#name, #rust, <#slot as #p::Slot<#ty>>::EXPECTED, #optional, #has_default, #kind)
         }
     });
-    let indexes = stored.iter().enumerate().filter_map(|(i, f)| match f.index {
-        IndexKind::None => None,
-        IndexKind::Index => Some(quote!(#p::IndexSchema::new(#i, false))),
-        IndexKind::Unique => Some(quote!(#p::IndexSchema::new(#i, true))),
-    });
+    let indexes = stored
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| match f.index {
+            IndexKind::None => None,
+            IndexKind::Index => Some(quote!(#p::IndexSchema::new(#i, false))),
+            IndexKind::Unique => Some(quote!(#p::IndexSchema::new(#i, true))),
+        });
     let version_pos = stored.iter().position(|f| f.role == Role::Version);
     let expires_pos = stored.iter().position(|f| f.role == Role::ExpiresAt);
     let opt_usize = |o: Option<usize>| match o {
@@ -159,8 +162,9 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
     // makes the impl not apply. So an unmet requirement is reported once, by
     // the assertion below, at the field type, instead of once per use in
     // SCHEMA, encode, decode, and the helpers.
-    let user_preds: Vec<&syn::WherePredicate> =
-        where_c.map(|w| w.predicates.iter().collect()).unwrap_or_default();
+    let user_preds: Vec<&syn::WherePredicate> = where_c
+        .map(|w| w.predicates.iter().collect())
+        .unwrap_or_default();
     let mut trait_preds = Bounds::default();
     for f in &stored {
         let ty = f.ty;
@@ -179,9 +183,18 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
         let vt = f.value_ty();
         let ty = f.ty;
         let codec_check = match &f.codec {
-            CodecKind::Plain => quote_spanned!(f.ty_span_value()=> #p::assert_field_value::<#vt>();),
-            CodecKind::Json => quote_spanned!(f.codec_span=> #p::assert_codec::<#vt, #p::Json>();),
-            CodecKind::With(path) => quote_spanned!(f.codec_span=> #p::assert_codec::<#vt, #path>();),
+            CodecKind::Plain => {
+                quote_spanned!(f.ty_span_value()=> #p::assert_field_value::<#vt>();)
+            }
+            CodecKind::Json => {
+                // rustc points at the codec argument: give all of it the
+                // span of the `json` attribute.
+                let json = respan(quote!(#p::Json), f.codec_span);
+                quote_spanned!(f.codec_span=> #p::assert_codec::<#vt, #json>();)
+            }
+            CodecKind::With(path) => {
+                quote_spanned!(f.codec_span=> #p::assert_codec::<#vt, #path>();)
+            }
         };
         let role_check = match f.role {
             Role::Id => quote_spanned!(f.ty_span()=> #p::assert_key_part::<#ty>();),
@@ -316,7 +329,9 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
 
     let trait_where = where_clause(&user_preds, &trait_preds.preds);
     if !helpers.is_empty() {
-        helper_preds.preds.insert(0, quote!(for<'__r> Self: #p::RedisHash));
+        helper_preds
+            .preds
+            .insert(0, quote!(for<'__r> Self: #p::RedisHash));
     }
     let helper_where = where_clause(&user_preds, &helper_preds.preds);
 
@@ -378,6 +393,22 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
             }
         };
     }
+}
+
+/// `tokens` with every span set to `span`.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tt| {
+            if let proc_macro2::TokenTree::Group(g) = &tt {
+                let mut group = proc_macro2::Group::new(g.delimiter(), respan(g.stream(), span));
+                group.set_span(span);
+                tt = group.into();
+            }
+            tt.set_span(span);
+            tt
+        })
+        .collect()
 }
 
 /// Where-clause predicates `for<'__r> Ty: Trait`, each once.

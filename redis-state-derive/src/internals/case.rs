@@ -101,8 +101,14 @@ mod tests {
         assert_eq!(RenameRule::Camel.apply_to_field("created_at"), "createdAt");
         assert_eq!(RenameRule::Pascal.apply_to_field("created_at"), "CreatedAt");
         assert_eq!(RenameRule::Kebab.apply_to_field("created_at"), "created-at");
-        assert_eq!(RenameRule::Snake.apply_to_variant("InProgress"), "in_progress");
-        assert_eq!(RenameRule::ScreamingSnake.apply_to_variant("InProgress"), "IN_PROGRESS");
+        assert_eq!(
+            RenameRule::Snake.apply_to_variant("InProgress"),
+            "in_progress"
+        );
+        assert_eq!(
+            RenameRule::ScreamingSnake.apply_to_variant("InProgress"),
+            "IN_PROGRESS"
+        );
         assert_eq!(to_snake("UserProfile"), "user_profile");
     }
 }

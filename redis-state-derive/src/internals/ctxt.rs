@@ -58,7 +58,10 @@ impl Ctxt {
 
 impl Drop for Ctxt {
     fn drop(&mut self) {
-        #[allow(clippy::panic, reason = "a derive bug, reported by rustc at the derive")]
+        #[allow(
+            clippy::panic,
+            reason = "a derive bug, reported by rustc at the derive"
+        )]
         if !std::thread::panicking() && self.errors.borrow().is_some() {
             panic!("forgot to check for errors");
         }

@@ -38,7 +38,11 @@ pub(crate) fn parse_duration_ms(s: &str) -> Result<u64, String> {
             "h" => 3_600_000,
             "d" => 86_400_000,
             "w" => 604_800_000,
-            "" => return Err(format!("missing unit after `{n}` (use ms, s, m, h, d or w)")),
+            "" => {
+                return Err(format!(
+                    "missing unit after `{n}` (use ms, s, m, h, d or w)"
+                ));
+            }
             other => return Err(format!("unknown unit `{other}` (use ms, s, m, h, d or w)")),
         };
         total = n

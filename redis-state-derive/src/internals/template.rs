@@ -216,7 +216,13 @@ mod tests {
         let t = parse("order:{{{customer}}}:{id}").unwrap();
         assert_eq!(
             t.segs,
-            vec![lit("order:{"), part("customer"), lit("}"), lit(":"), part("id")]
+            vec![
+                lit("order:{"),
+                part("customer"),
+                lit("}"),
+                lit(":"),
+                part("id")
+            ]
         );
         assert_eq!(t.scope, Some(3));
         assert_eq!(t.scope_parts(), vec!["customer"]);
@@ -228,7 +234,13 @@ mod tests {
         t.tag_placeholder("customer").unwrap();
         assert_eq!(
             t.segs,
-            vec![lit("order:{"), part("customer"), lit("}"), lit(":"), part("id")]
+            vec![
+                lit("order:{"),
+                part("customer"),
+                lit("}"),
+                lit(":"),
+                part("id")
+            ]
         );
         assert_eq!(t.scope, Some(3));
     }
@@ -236,8 +248,17 @@ mod tests {
     #[test]
     fn errors() {
         for bad in [
-            "user:{id", "user:}", "user:{}", "user:{1x}", "{{}}:{id}", "{{a}}{{b}}:{id}",
-            "user:#{id}", "user:{id}*", "user {id}", "{{user:{id}", "user}}:{id}",
+            "user:{id",
+            "user:}",
+            "user:{}",
+            "user:{1x}",
+            "{{}}:{id}",
+            "{{a}}{{b}}:{id}",
+            "user:#{id}",
+            "user:{id}*",
+            "user {id}",
+            "{{user:{id}",
+            "user}}:{id}",
         ] {
             assert!(parse(bad).is_err(), "{bad} accepted");
         }

@@ -13,9 +13,7 @@ pub(crate) fn option_inner(ty: &syn::Type) -> Option<&syn::Type> {
     let last = segs.last()?;
     let prefix_ok = match segs.len() {
         1 => tp.path.leading_colon.is_none(),
-        3 => {
-            (segs[0].ident == "std" || segs[0].ident == "core") && segs[1].ident == "option"
-        }
+        3 => (segs[0].ident == "std" || segs[0].ident == "core") && segs[1].ident == "option",
         _ => false,
     };
     if !prefix_ok || last.ident != "Option" {

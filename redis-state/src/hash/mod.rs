@@ -2,8 +2,49 @@
 //!
 //! The derive writes the schema (key template, TTL, fields, indexes) and the
 //! field encode/decode code; everything else lives here, generic over
-//! [`RedisHash`] (DESIGN principle 2). See the [guide chapter](crate::guide)
+//! [`RedisHash`] (DESIGN principle 2). See the guide chapter `docs/02-hash-models.md`
 //! and the `hash_*` examples for the attributes.
+//!
+//! # Attributes
+//!
+//! On the struct, `#[redis(...)]`:
+//!
+//! | attribute | meaning |
+//! |---|---|
+//! | `key = "user:{id}"` | key template; `{field}` names an id field, `{{`/`}}` are literal braces (a Cluster hash tag). Default: `"<snake_case name>:{id}"` |
+//! | `hash_tag = "tenant"` | wraps the `{tenant}` placeholder in a hash tag: entities of one tenant share a slot, indexes are per tenant |
+//! | `ttl = "30m"` | time to live applied by every save: `"500ms"`, `"45s"`, `"30m"`, `"1h30m"`, `"2d"`, `"1w"`, or an integer of seconds |
+//! | `namespace = "app"` | static key prefix (`app:user:42`); an operation's `.namespace(..)` replaces it |
+//! | `collection = "users"` | the name in redis-state's own keys (indexes); default: snake_case struct name |
+//! | `rename_all = "camelCase"` | hash field naming: `snake_case`, `camelCase`, `PascalCase`, `kebab-case`, `SCREAMING_SNAKE_CASE`, `lowercase`, `UPPERCASE` |
+//! | `crate = "path"` | where `redis_state` is, for crates that re-export it |
+//!
+//! On fields:
+//!
+//! | attribute | meaning |
+//! |---|---|
+//! | `id` | part of the id (several make a composite id, in key-template order) |
+//! | `rename = "name"` | the hash field name |
+//! | `skip` | not stored; loads as `Default::default()` (or `default = "path"`) |
+//! | `default` / `default = "path"` | an absent field loads as the default instead of an error |
+//! | `json` | stored as JSON text (any serde type) |
+//! | `with = Codec` | stored with a [`Codec`](crate::codec::Codec) of yours |
+//! | `index` | exact-match secondary index: `find_by_<field>` (needs a hash tag) |
+//! | `unique` | at most one entity per value: `find_by_<field>`, `UniqueViolation` |
+//! | `counter` | integer or float updated atomically: `increment_<field>` |
+//! | `version` | optimistic locking: bumped by every write, checked by `save_versioned` |
+//! | `expires_at` | `DateTime<Utc>` (or `Option`) the entity expires at (`PEXPIREAT`) |
+//!
+//! Every field that is not skipped needs a codec: the types listed in
+//! [`codec`](crate::codec), `#[derive(RedisField)]` types, `json` or `with`.
+//! Mistakes are compile errors at the attribute or field at fault.
+//!
+//! The derive also generates, on the struct: one typed handle per stored
+//! field that is not an id or version (`User::EMAIL`), for
+//! [`Update::set`], [`RedisHash::find_by`] and [`RedisHash::increment`];
+//! `find_by_<field>` for `index` and `unique` fields (taking the id fields of
+//! the hash tag first when the tag holds any); `increment_<field>` for
+//! counters.
 //!
 //! # What is stored
 //!
@@ -308,7 +349,9 @@ impl<'a> FieldReader<'a> {
             None | Some(Value::Nil) => Ok(None),
             Some(Value::BulkString(b)) => Ok(Some(b)),
             Some(Value::SimpleString(s)) => Ok(Some(s.as_bytes())),
-            Some(other) => Err(self.error(idx, Some(crate::error::preview_value(other).as_bytes()))),
+            Some(other) => {
+                Err(self.error(idx, Some(crate::error::preview_value(other).as_bytes())))
+            }
         }
     }
 
@@ -606,7 +649,11 @@ pub trait RedisHash: Sized {
     /// Rust type ([`Error::CounterOutOfRange`]) and to create a partial entity
     /// ([`Error::NotFound`]). Keeps the TTL. Returns the new value. One
     /// `EVALSHA`, one round trip.
-    fn increment<Q, T, S>(id: &Q, field: CounterField<Self, T, S>, by: T::Delta) -> Increment<Self, T>
+    fn increment<Q, T, S>(
+        id: &Q,
+        field: CounterField<Self, T, S>,
+        by: T::Delta,
+    ) -> Increment<Self, T>
     where
         Q: IdValue + ?Sized,
         Self::Id: std::borrow::Borrow<Q>,
@@ -730,4 +777,3 @@ pub trait RedisHash: Sized {
         Persist::new(id, None)
     }
 }
-

@@ -14,11 +14,17 @@ use crate::script::Script;
 
 pub(super) static WRITE: Script = Script::new(
     "redis_state.hash.write",
-    concat!(include_str!("lua/common.lua"), include_str!("lua/write.lua")),
+    concat!(
+        include_str!("lua/common.lua"),
+        include_str!("lua/write.lua")
+    ),
 );
 pub(super) static DELETE: Script = Script::new(
     "redis_state.hash.delete",
-    concat!(include_str!("lua/common.lua"), include_str!("lua/delete.lua")),
+    concat!(
+        include_str!("lua/common.lua"),
+        include_str!("lua/delete.lua")
+    ),
 );
 pub(super) static FIND: Script = Script::new("redis_state.hash.find", include_str!("lua/find.lua"));
 pub(super) static INCR: Script = Script::new("redis_state.hash.incr", include_str!("lua/incr.lua"));
@@ -147,7 +153,12 @@ fn push_write(
     for ix in schema.indexes {
         let f = &schema.fields[ix.field];
         cmd.arg(f.name).arg(if ix.unique { "1" } else { "0" });
-        match call.changes.get(ix.field).copied().unwrap_or(Change::Untouched) {
+        match call
+            .changes
+            .get(ix.field)
+            .copied()
+            .unwrap_or(Change::Untouched)
+        {
             Change::Untouched => cmd.arg("0").arg("0").arg(""),
             Change::Set(v) => cmd.arg("1").arg("1").arg(v),
             Change::Remove => cmd.arg("1").arg("0").arg(""),
@@ -239,7 +250,17 @@ impl<'a, M: RedisHash> Save<'a, M> {
     }
 }
 
-namespaced!(Save<'a>, Update, Load, Exists, TtlOf, Expire, Delete, FindBy, FindUnique);
+namespaced!(
+    Save<'a>,
+    Update,
+    Load,
+    Exists,
+    TtlOf,
+    Expire,
+    Delete,
+    FindBy,
+    FindUnique
+);
 
 impl<M: RedisHash, T: CounterValue> Increment<M, T> {
     /// Runs the operation in namespace `ns` (prefixes every key it touches).
@@ -584,7 +605,9 @@ impl<M: RedisHash> Operation for Expire<M> {
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
         let schema = M::SCHEMA;
         self.key = schema.key(self.ns.as_ref(), &self.id);
-        let ms = self.ttl.map(|d| d.as_millis().clamp(1, i64::MAX as u128) as u64);
+        let ms = self
+            .ttl
+            .map(|d| d.as_millis().clamp(1, i64::MAX as u128) as u64);
         if schema.indexes.is_empty() {
             match ms {
                 Some(ms) => {
@@ -767,7 +790,8 @@ impl<M: RedisHash, T: CounterValue> Operation for Increment<M, T> {
             Some(b"ok") => {
                 let raw = text(1).unwrap_or_default();
                 T::decode(raw).map(Step::Done).map_err(|e| {
-                    let mut d = DecodeError::new(&self.key, Some(field.name), T::EXPECTED, Some(raw));
+                    let mut d =
+                        DecodeError::new(&self.key, Some(field.name), T::EXPECTED, Some(raw));
                     d.detail = e.detail;
                     d.into()
                 })

@@ -1,0 +1,173 @@
+//! Expansion snapshots (STYLE item 6): each input goes through the derive's
+//! expansion function, and the pretty-printed output is compared with
+//! `snapshots/<name>.snap`, whose header holds the input. They are the review
+//! of what the derives generate: read a changed snapshot before accepting it
+//! (`cargo insta review`, or `INSTA_UPDATE=always cargo test -p redis-state-derive`).
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+/// Expands `input` with `derive` (the internal expansion function, not the
+/// proc-macro entry point) and snapshots the result under `name`.
+fn snapshot(
+    name: &str,
+    derive_name: &str,
+    derive: fn(&syn::DeriveInput) -> TokenStream,
+    input: TokenStream,
+) {
+    let parsed: syn::DeriveInput = syn::parse2(input.clone()).expect("the input is a derive input");
+    let expansion = derive(&parsed);
+    insta::with_settings!({
+        prepend_module_to_snapshot => false,
+        omit_expression => true,
+        description => format!("#[derive({derive_name})]\n{}", pretty(input)),
+    }, {
+        insta::assert_snapshot!(name, pretty(expansion));
+    });
+}
+
+fn pretty(tokens: TokenStream) -> String {
+    let file: syn::File = syn::parse2(tokens).expect("the expansion parses as items");
+    prettyplease::unparse(&file)
+}
+
+fn hash(name: &str, input: TokenStream) {
+    snapshot(name, "RedisHash", crate::hash::derive, input);
+}
+
+fn field(name: &str, input: TokenStream) {
+    snapshot(name, "RedisField", crate::field::derive, input);
+}
+
+#[test]
+fn hash_plain() {
+    hash(
+        "hash_plain",
+        quote! {
+            pub struct User {
+                #[redis(id)]
+                pub id: u64,
+                pub name: String,
+                pub email: String,
+            }
+        },
+    );
+}
+
+#[test]
+fn hash_every_role() {
+    hash(
+        "hash_every_role",
+        quote! {
+            #[redis(key = "{{user}}:{id}", ttl = "30m")]
+            pub struct User {
+                #[redis(id)]
+                pub id: u64,
+                #[redis(index)]
+                pub country: String,
+                #[redis(unique)]
+                pub email: String,
+                pub nick: Option<String>,
+                #[redis(json)]
+                pub tags: Vec<String>,
+                #[redis(counter)]
+                pub logins: i64,
+                #[redis(version)]
+                pub version: u64,
+                #[redis(expires_at)]
+                pub expires_at: Option<DateTime<Utc>>,
+                #[redis(skip)]
+                pub cache: Vec<u8>,
+            }
+        },
+    );
+}
+
+#[test]
+fn hash_composite_id() {
+    hash(
+        "hash_composite_id",
+        quote! {
+            #[redis(key = "order:{customer}:{id}", hash_tag = "customer", rename_all = "camelCase")]
+            pub struct Order {
+                #[redis(id)]
+                pub customer: CustomerId,
+                #[redis(id)]
+                pub id: u64,
+                #[redis(index)]
+                pub order_status: Status,
+                #[redis(with = EpochMillis, default)]
+                pub placed_at: DateTime<Utc>,
+            }
+        },
+    );
+}
+
+#[test]
+fn hash_generic() {
+    hash(
+        "hash_generic",
+        quote! {
+            #[redis(key = "setting:{id}", crate = "my_app::redis_state")]
+            pub struct Setting<T: FieldValue> where T: Clone {
+                #[redis(id)]
+                pub id: String,
+                pub value: T,
+            }
+        },
+    );
+}
+
+#[test]
+fn hash_error_fallback() {
+    hash(
+        "hash_error_fallback",
+        quote! {
+            #[redis(ttl = "5x")]
+            pub struct User {
+                #[redis(id)]
+                pub id: u64,
+                #[redis(with = EpochSeconds)]
+                pub seen: DateTime<Utc>,
+            }
+        },
+    );
+}
+
+#[test]
+fn field_newtype() {
+    field(
+        "field_newtype",
+        quote! {
+            pub struct UserId(pub u64);
+        },
+    );
+}
+
+#[test]
+fn field_newtype_named_generic() {
+    field(
+        "field_newtype_named_generic",
+        quote! {
+            pub struct Tagged<T> {
+                pub inner: T,
+            }
+        },
+    );
+}
+
+#[test]
+fn field_enum() {
+    field(
+        "field_enum",
+        quote! {
+            #[redis(rename_all = "snake_case")]
+            pub enum Status {
+                Active,
+                OnHold,
+                #[redis(rename = "gone")]
+                Deleted,
+            }
+        },
+    );
+}
