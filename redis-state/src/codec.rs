@@ -20,7 +20,9 @@
 
 use std::marker::PhantomData;
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, SecondsFormat, TimeZone, Utc};
+use chrono::{
+    DateTime, Datelike, NaiveDate, NaiveDateTime, SecondsFormat, TimeZone, Timelike, Utc,
+};
 
 /// Why raw bytes did not decode (the caller adds key and field).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -223,11 +225,40 @@ macro_rules! int_field {
             }
             #[inline]
             fn decode(raw: &[u8]) -> Result<Self, FieldError> {
+                if let Some(v) = fast_int(raw, <$t>::MIN != 0).and_then(|v| <$t>::try_from(v).ok()) {
+                    return Ok(v);
+                }
                 utf8(raw)?.parse::<$t>().map_err(FieldError::detail)
             }
         }
     )*};
 }
+
+/// Reads plain decimal digits, after a `-` when `signed`, as `str::parse`
+/// would, without validating UTF-8 first. `None` for anything else (a `+`,
+/// more than 19 digits, other bytes), which then goes through `str::parse`
+/// for the value or the error.
+#[inline]
+fn fast_int(raw: &[u8], signed: bool) -> Option<i128> {
+    let (negative, digits) = match raw {
+        [b'-', rest @ ..] if signed => (true, rest),
+        _ => (false, raw),
+    };
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &b in digits {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v * 10 + u64::from(d);
+    }
+    let v = i128::from(v);
+    Some(if negative { -v } else { v })
+}
+
 int_field!(
     u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize
 );
@@ -329,18 +360,116 @@ fn check_year(year: i32) -> Result<(), String> {
     }
 }
 
+/// Appends `t` exactly as `t.to_rfc3339_opts(SecondsFormat::AutoSi, true)`
+/// writes it (`2024-05-01T12:00:00.250Z`: no fraction, or 3, 6 or 9 digits;
+/// a leap second as second 60), without allocating or going through
+/// `fmt`. Years outside 0000-9999 are refused before (`check_year`); for them
+/// this falls back to chrono.
+fn write_rfc3339_utc(t: &DateTime<Utc>, out: &mut Vec<u8>) {
+    let d = t.naive_utc();
+    let Ok(year) = u32::try_from(d.year()) else {
+        out.extend_from_slice(t.to_rfc3339_opts(SecondsFormat::AutoSi, true).as_bytes());
+        return;
+    };
+    if year > 9999 {
+        out.extend_from_slice(t.to_rfc3339_opts(SecondsFormat::AutoSi, true).as_bytes());
+        return;
+    }
+    let mut sec = d.second();
+    let mut nano = d.nanosecond();
+    if nano >= 1_000_000_000 {
+        sec += 1;
+        nano -= 1_000_000_000;
+    }
+    let mut buf = *b"0000-00-00T00:00:00.000000000Z";
+    let mut digits = |at: usize, width: usize, mut v: u32| {
+        for i in (at..at + width).rev() {
+            buf[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    digits(0, 4, year);
+    digits(5, 2, d.month());
+    digits(8, 2, d.day());
+    digits(11, 2, d.hour());
+    digits(14, 2, d.minute());
+    digits(17, 2, sec);
+    let frac = if nano == 0 {
+        0
+    } else if nano.is_multiple_of(1_000_000) {
+        digits(20, 3, nano / 1_000_000);
+        3
+    } else if nano.is_multiple_of(1_000) {
+        digits(20, 6, nano / 1_000);
+        6
+    } else {
+        digits(20, 9, nano);
+        9
+    };
+    let end = if frac == 0 { 19 } else { 20 + frac };
+    buf[end] = b'Z';
+    out.extend_from_slice(&buf[..=end]);
+}
+
 impl FieldValue for DateTime<Utc> {
     const EXPECTED: &'static str = "RFC 3339 timestamp";
     fn encode(&self, out: &mut Vec<u8>) -> Result<(), String> {
         check_year(self.year())?;
-        out.extend_from_slice(self.to_rfc3339_opts(SecondsFormat::AutoSi, true).as_bytes());
+        write_rfc3339_utc(self, out);
         Ok(())
     }
     fn decode(raw: &[u8]) -> Result<Self, FieldError> {
+        if let Some(t) = parse_rfc3339_utc(raw) {
+            return Ok(t);
+        }
         DateTime::parse_from_rfc3339(utf8(raw)?)
             .map(|d| d.with_timezone(&Utc))
             .map_err(FieldError::detail)
     }
+}
+
+/// Parses the form [`write_rfc3339_utc`] writes, `YYYY-MM-DDTHH:MM:SS` with
+/// 1 to 9 fraction digits or none, then `Z`, without chrono's general
+/// parser. `None` for anything else (other offsets, leap seconds, invalid
+/// dates), which then goes through `DateTime::parse_from_rfc3339`: whenever
+/// this returns a value, that parser returns the same one.
+fn parse_rfc3339_utc(raw: &[u8]) -> Option<DateTime<Utc>> {
+    let n = raw.len();
+    if !(20..=30).contains(&n) || raw[n - 1] != b'Z' {
+        return None;
+    }
+    #[inline(always)]
+    fn digit(b: u8) -> Option<u32> {
+        let d = b.wrapping_sub(b'0');
+        (d < 10).then_some(u32::from(d))
+    }
+    #[inline(always)]
+    fn two(raw: &[u8], at: usize) -> Option<u32> {
+        Some(digit(raw[at])? * 10 + digit(raw[at + 1])?)
+    }
+    if raw[4] != b'-' || raw[7] != b'-' || raw[10] != b'T' || raw[13] != b':' || raw[16] != b':' {
+        return None;
+    }
+    let nano = match n {
+        20 => 0,
+        22.. if raw[19] == b'.' => {
+            let mut frac = 0;
+            for &b in &raw[20..n - 1] {
+                frac = frac * 10 + digit(b)?;
+            }
+            // 1 to 9 digits: scale to nanoseconds.
+            frac * 10u32.pow(30 - n as u32)
+        }
+        _ => return None,
+    };
+    let sec = two(raw, 17)?;
+    if sec > 59 {
+        return None;
+    }
+    let year = two(raw, 0)? * 100 + two(raw, 2)?;
+    let date = NaiveDate::from_ymd_opt(year as i32, two(raw, 5)?, two(raw, 8)?)?;
+    let time = chrono::NaiveTime::from_hms_nano_opt(two(raw, 11)?, two(raw, 14)?, sec, nano)?;
+    Some(NaiveDateTime::new(date, time).and_utc())
 }
 
 impl FieldValue for NaiveDate {
@@ -511,5 +640,156 @@ mod tests {
         assert!(bool::decode(b"yes").is_err());
         assert!(u8::decode(b"300").is_err());
         assert!(String::decode(b"\xff").is_err());
+    }
+
+    /// The hand-rolled RFC 3339 writer matches chrono's, fractions and leap
+    /// seconds included.
+    #[test]
+    fn rfc3339_matches_chrono() {
+        use proptest::prelude::*;
+        let check = |t: DateTime<Utc>| {
+            let mut out = Vec::new();
+            write_rfc3339_utc(&t, &mut out);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+            );
+        };
+        let min = NaiveDate::from_ymd_opt(0, 1, 1)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap();
+        let max = NaiveDate::from_ymd_opt(9999, 12, 31)
+            .unwrap()
+            .and_hms_nano_opt(23, 59, 59, 999_999_999)
+            .unwrap();
+        check(min.and_utc());
+        check(max.and_utc());
+        let leap = NaiveDate::from_ymd_opt(2016, 12, 31).unwrap();
+        for nano in [1_000_000_000, 1_250_000_000, 1_000_001_000, 1_999_999_999] {
+            check(leap.and_hms_nano_opt(23, 59, 59, nano).unwrap().and_utc());
+        }
+        let secs = min.and_utc().timestamp()..=max.and_utc().timestamp();
+        let nanos = prop_oneof![
+            Just(0u32),
+            (0u32..1000).prop_map(|ms| ms * 1_000_000),
+            (0u32..1_000_000).prop_map(|us| us * 1_000),
+            0u32..1_000_000_000,
+        ];
+        proptest!(|(s in secs, n in nanos)| {
+            check(DateTime::from_timestamp(s, n).unwrap());
+        });
+    }
+
+    /// Integers read without `str::parse` read exactly as with it.
+    #[test]
+    fn fast_integers_agree_with_str_parse() {
+        use proptest::prelude::*;
+        fn agree<T: FieldValue + std::str::FromStr + PartialEq + std::fmt::Debug>(s: &str) {
+            let fast = T::decode(s.as_bytes()).ok();
+            assert_eq!(fast, s.parse::<T>().ok(), "{s}");
+        }
+        fn all(s: &str) {
+            agree::<u8>(s);
+            agree::<i8>(s);
+            agree::<u16>(s);
+            agree::<i16>(s);
+            agree::<u32>(s);
+            agree::<i32>(s);
+            agree::<u64>(s);
+            agree::<i64>(s);
+            agree::<u128>(s);
+            agree::<i128>(s);
+            agree::<usize>(s);
+            agree::<isize>(s);
+        }
+        for s in [
+            "",
+            "-",
+            "+",
+            "0",
+            "-0",
+            "+0",
+            "007",
+            "255",
+            "256",
+            "-128",
+            "-129",
+            "18446744073709551615",
+            "18446744073709551616",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "9999999999999999999",
+            "10000000000000000000",
+            " 1",
+            "1 ",
+            "1a",
+            "--1",
+            "-+1",
+        ] {
+            all(s);
+        }
+        proptest!(|(s in "[-+]?[0-9]{0,22}")| all(&s));
+        proptest!(|(s in "\\PC{0,6}")| all(&s));
+    }
+
+    /// Whenever the fast RFC 3339 parser returns a value, chrono's parser
+    /// returns the same; and it reads back everything the writer writes.
+    #[test]
+    fn rfc3339_fast_parse_agrees_with_chrono() {
+        use proptest::prelude::*;
+        let agree = |s: &str| {
+            if let Some(fast) = parse_rfc3339_utc(s.as_bytes()) {
+                let slow = DateTime::parse_from_rfc3339(s).map(|d| d.with_timezone(&Utc));
+                assert_eq!(Ok(fast), slow, "{s}");
+            }
+        };
+        for s in [
+            "2024-05-01T12:00:00Z",
+            "2024-05-01T12:00:00.250Z",
+            "2024-05-01T12:00:00.1Z",
+            "2024-05-01T12:00:00.123456789Z",
+            "2024-02-30T12:00:00Z",
+            "2023-02-29T00:00:00Z",
+            "2024-02-29T23:59:59Z",
+            "2016-12-31T23:59:60Z",
+            "0000-01-01T00:00:00Z",
+            "9999-12-31T23:59:59.999999999Z",
+            "2024-05-01T24:00:00Z",
+            "2024-05-01T12:00:00.Z",
+            "2024-05-01t12:00:00Z",
+            "2024-05-01T12:00:00+00:00",
+            "+2024-05-01T12:00:00Z",
+        ] {
+            agree(s);
+        }
+        assert!(parse_rfc3339_utc(b"2024-05-01T12:00:00.250Z").is_some());
+        // Mostly well-formed strings with any digits in any position.
+        let digits = |n: usize| proptest::collection::vec(0u8..10, n);
+        proptest!(|(
+            d in digits(14),
+            frac in proptest::collection::vec(0u8..10, 0..11),
+            dot in any::<bool>(),
+        )| {
+            let d: Vec<char> = d.iter().map(|x| char::from(b'0' + x)).collect();
+            let mut s = format!(
+                "{}{}{}{}-{}{}-{}{}T{}{}:{}{}:{}{}",
+                d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], d[10], d[11], d[12], d[13]
+            );
+            if dot {
+                s.push('.');
+                s.extend(frac.iter().map(|x| char::from(b'0' + x)));
+            }
+            s.push('Z');
+            agree(&s);
+        });
+        // Everything written reads back through the fast path.
+        proptest!(|(secs in 0i64..253_402_300_799, nano in 0u32..1_000_000_000)| {
+            let t = DateTime::from_timestamp(secs, nano).unwrap();
+            let mut out = Vec::new();
+            write_rfc3339_utc(&t, &mut out);
+            prop_assert_eq!(parse_rfc3339_utc(&out), Some(t));
+        });
     }
 }

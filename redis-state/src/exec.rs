@@ -35,7 +35,8 @@ use std::future::Future;
 use redis::{Cmd, ErrorKind, Pipeline, ServerErrorKind, Value};
 
 use crate::error::{Error, Result};
-use crate::op::{Command, Plan};
+use crate::op::{Command, Plan, eval_form};
+use crate::script::Script;
 
 /// A blocking connection that can run a [`Plan`]. Implemented for every
 /// `redis::ConnectionLike`; the Cluster client is recognised and routed.
@@ -65,22 +66,43 @@ fn noscript_result(r: &redis::RedisResult<Value>) -> bool {
     }
 }
 
+/// A pipeline built from the commands of a plan, which it owns (they are
+/// moved into it, not copied), with what a `NOSCRIPT` retry needs.
+struct Built {
+    pipe: Pipeline,
+    /// The `EVALSHA` calls that went out as such: position and script.
+    evalsha: Vec<(usize, &'static Script)>,
+}
+
 /// Builds the pipeline of `commands`, sending the first call of each script
 /// as `EVAL` when there is more than one command.
-fn pipeline_of<'a>(commands: impl ExactSizeIterator<Item = &'a Command>) -> Pipeline {
-    let n = commands.len();
+fn pipeline_of(commands: Vec<Command>) -> Built {
+    let several = commands.len() > 1;
+    let mut pipe = plain_pipeline(commands.len());
+    let mut evalsha = Vec::new();
+    // Plans call few distinct scripts: a short list beats hashing.
+    let mut seen: Vec<&'static str> = Vec::new();
+    for (i, c) in commands.into_iter().enumerate() {
+        match c.script {
+            Some(s) if several && !seen.contains(&s.name()) => {
+                seen.push(s.name());
+                pipe.add_command(eval_form(s, &c.cmd));
+            }
+            Some(s) => {
+                evalsha.push((i, s));
+                pipe.add_command(c.cmd);
+            }
+            None => {
+                pipe.add_command(c.cmd);
+            }
+        }
+    }
+    Built { pipe, evalsha }
+}
+
+fn plain_pipeline(n: usize) -> Pipeline {
     let mut pipe = Pipeline::with_capacity(n);
     pipe.ignore_errors();
-    let mut seen: HashSet<&str> = HashSet::new();
-    for c in commands {
-        match c.script {
-            Some(s) if n > 1 && seen.insert(s.name()) => match c.as_eval() {
-                Some(eval) => pipe.add_command(eval),
-                None => pipe.add_command(c.cmd.clone()),
-            },
-            _ => pipe.add_command(c.cmd.clone()),
-        };
-    }
     pipe
 }
 
@@ -91,14 +113,33 @@ fn into_values(v: Value, expected: usize) -> Result<Vec<Value>> {
     }
 }
 
-/// Indices of script calls answered with `NOSCRIPT`, and their `EVAL` forms.
-fn noscript_retries(commands: &[Command], values: &[Value]) -> Vec<(usize, Cmd)> {
-    values
-        .iter()
-        .enumerate()
-        .filter(|(_, v)| is_noscript(v))
-        .filter_map(|(i, _)| commands.get(i)?.as_eval().map(|eval| (i, eval)))
-        .collect()
+impl Built {
+    /// The script calls answered with `NOSCRIPT`: position and `EVAL` form.
+    fn noscript_retries(&self, values: &[Value]) -> Vec<(usize, Cmd)> {
+        let failed: Vec<(usize, &'static Script)> = self
+            .evalsha
+            .iter()
+            .copied()
+            .filter(|&(i, _)| values.get(i).is_some_and(is_noscript))
+            .collect();
+        if failed.is_empty() {
+            return Vec::new();
+        }
+        let cmds: Vec<&Cmd> = self.pipe.cmd_iter().collect();
+        failed
+            .into_iter()
+            .filter_map(|(i, s)| Some((i, eval_form(s, cmds.get(i)?))))
+            .collect()
+    }
+}
+
+/// The pipeline that re-sends `retries` as `EVAL`.
+fn retry_pipeline(retries: &[(usize, Cmd)]) -> Pipeline {
+    let mut again = plain_pipeline(retries.len());
+    for (_, eval) in retries {
+        again.add_command(eval.clone());
+    }
+    again
 }
 
 impl<C: redis::ConnectionLike + Any> SyncExecutor for C {
@@ -109,26 +150,26 @@ impl<C: redis::ConnectionLike + Any> SyncExecutor for C {
         }
         let any: &mut dyn Any = self;
         if let Some(cluster) = any.downcast_mut::<redis::cluster::ClusterConnection>() {
-            return execute_sync_cluster(cluster, &commands);
+            return execute_sync_cluster(cluster, commands);
         }
-        if commands.len() == 1 {
-            let first = self.req_command(&commands[0].cmd);
-            let v = match (noscript_result(&first), commands[0].as_eval()) {
-                (true, Some(eval)) => self.req_command(&eval),
-                _ => first,
+        if let [only] = commands.as_slice() {
+            let first = self.req_command(&only.cmd);
+            // The EVAL form (with the whole body) only when it is needed.
+            let v = match noscript_result(&first).then(|| only.as_eval()).flatten() {
+                Some(eval) => self.req_command(&eval),
+                None => first,
             };
             return Ok(vec![v?]);
         }
-        let pipe = pipeline_of(commands.iter());
-        let mut values = into_values(pipe.query::<Value>(self)?, commands.len())?;
-        let retries = noscript_retries(&commands, &values);
+        let n = commands.len();
+        let built = pipeline_of(commands);
+        let mut values = into_values(built.pipe.query::<Value>(self)?, n)?;
+        let retries = built.noscript_retries(&values);
         if !retries.is_empty() {
-            let mut again = Pipeline::with_capacity(retries.len());
-            again.ignore_errors();
-            for (_, eval) in &retries {
-                again.add_command(eval.clone());
-            }
-            let redo = into_values(again.query::<Value>(self)?, retries.len())?;
+            let redo = into_values(
+                retry_pipeline(&retries).query::<Value>(self)?,
+                retries.len(),
+            )?;
             for ((i, _), v) in retries.into_iter().zip(redo) {
                 values[i] = v;
             }
@@ -139,35 +180,34 @@ impl<C: redis::ConnectionLike + Any> SyncExecutor for C {
 
 fn execute_sync_cluster(
     con: &mut redis::cluster::ClusterConnection,
-    commands: &[Command],
+    commands: Vec<Command>,
 ) -> Result<Vec<Value>> {
     use redis::ConnectionLike;
-    if commands.len() == 1 {
-        let first = con.req_command(&commands[0].cmd);
-        let v = match (noscript_result(&first), commands[0].as_eval()) {
-            (true, Some(eval)) => con.req_command(&eval),
-            _ => first,
+    if let [only] = commands.as_slice() {
+        let first = con.req_command(&only.cmd);
+        // The EVAL form (with the whole body) only when it is needed.
+        let v = match noscript_result(&first).then(|| only.as_eval()).flatten() {
+            Some(eval) => con.req_command(&eval),
+            None => first,
         };
         return Ok(vec![v?]);
     }
+    let n = commands.len();
     let mut pipe = redis::cluster::cluster_pipe();
     // redis-rs decides which node gets which command, so the first call of a
     // script is sent as EVAL once per hash slot.
     let mut seen: HashSet<(&str, Option<u16>)> = HashSet::new();
     for c in commands {
         match c.script {
-            Some(s) if seen.insert((s.name(), c.slot)) => match c.as_eval() {
-                Some(eval) => pipe.add_command(eval),
-                None => pipe.add_command(c.cmd.clone()),
-            },
-            _ => pipe.add_command(c.cmd.clone()),
+            Some(s) if seen.insert((s.name(), c.slot)) => pipe.add_command(eval_form(s, &c.cmd)),
+            _ => pipe.add_command(c.cmd),
         };
     }
     let values: Vec<Value> = pipe.query(con)?;
-    if values.len() != commands.len() {
+    if values.len() != n {
         return Err(Error::UnexpectedReply {
             context: "a cluster pipeline",
-            found: format!("{} replies to {} commands", values.len(), commands.len()),
+            found: format!("{} replies to {n} commands", values.len()),
         });
     }
     Ok(values)
@@ -183,33 +223,33 @@ impl<C: redis::aio::ConnectionLike + Send + Any> AsyncExecutor for C {
         if let Some(cluster) = any.downcast_mut::<redis::cluster_async::ClusterConnection>() {
             return execute_async_cluster(cluster, commands).await;
         }
-        send_async(self, &commands).await
+        send_async(self, commands).await
     }
 }
 
 /// Sends `commands` to one node as a pipeline (or a lone request).
 async fn send_async<C: redis::aio::ConnectionLike + Send>(
     con: &mut C,
-    commands: &[Command],
+    commands: Vec<Command>,
 ) -> Result<Vec<Value>> {
-    if commands.len() == 1 {
-        let first = con.req_packed_command(&commands[0].cmd).await;
-        let v = match (noscript_result(&first), commands[0].as_eval()) {
-            (true, Some(eval)) => con.req_packed_command(&eval).await,
-            _ => first,
+    if let [only] = commands.as_slice() {
+        let first = con.req_packed_command(&only.cmd).await;
+        // The EVAL form (with the whole body) only when it is needed.
+        let v = match noscript_result(&first).then(|| only.as_eval()).flatten() {
+            Some(eval) => con.req_packed_command(&eval).await,
+            None => first,
         };
         return Ok(vec![v?]);
     }
-    let pipe = pipeline_of(commands.iter());
-    let mut values = into_values(pipe.query_async::<Value>(con).await?, commands.len())?;
-    let retries = noscript_retries(commands, &values);
+    let n = commands.len();
+    let built = pipeline_of(commands);
+    let mut values = into_values(built.pipe.query_async::<Value>(con).await?, n)?;
+    let retries = built.noscript_retries(&values);
     if !retries.is_empty() {
-        let mut again = Pipeline::with_capacity(retries.len());
-        again.ignore_errors();
-        for (_, eval) in &retries {
-            again.add_command(eval.clone());
-        }
-        let redo = into_values(again.query_async::<Value>(con).await?, retries.len())?;
+        let redo = into_values(
+            retry_pipeline(&retries).query_async::<Value>(con).await?,
+            retries.len(),
+        )?;
         for ((i, _), v) in retries.into_iter().zip(redo) {
             values[i] = v;
         }
@@ -223,34 +263,35 @@ async fn execute_async_cluster(
 ) -> Result<Vec<Value>> {
     // Group by slot, keeping order inside each group. Keyless commands each
     // form a group of their own.
-    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let n = commands.len();
+    let mut groups: Vec<(Vec<usize>, Vec<Command>)> = Vec::new();
     let mut by_slot: HashMap<u16, usize> = HashMap::new();
-    for (i, c) in commands.iter().enumerate() {
-        match c.slot {
-            Some(slot) => {
-                let g = *by_slot.entry(slot).or_insert_with(|| {
-                    groups.push(Vec::new());
-                    groups.len() - 1
-                });
-                groups[g].push(i);
+    for (i, c) in commands.into_iter().enumerate() {
+        let g = match c.slot {
+            Some(slot) => *by_slot.entry(slot).or_insert_with(|| {
+                groups.push((Vec::new(), Vec::new()));
+                groups.len() - 1
+            }),
+            None => {
+                groups.push((Vec::new(), Vec::new()));
+                groups.len() - 1
             }
-            None => groups.push(vec![i]),
-        }
+        };
+        groups[g].0.push(i);
+        groups[g].1.push(c);
     }
     if groups.len() == 1 {
-        return send_async(con, &commands).await;
+        let (_, commands) = groups.pop().unwrap_or_default();
+        return send_async(con, commands).await;
     }
-    let commands = &commands;
-    let futures = groups.iter().map(|idx| {
+    let (positions, groups): (Vec<Vec<usize>>, Vec<Vec<Command>>) = groups.into_iter().unzip();
+    let futures = groups.into_iter().map(|group| {
         let mut con = con.clone();
-        async move {
-            let group: Vec<&Command> = idx.iter().map(|&i| &commands[i]).collect();
-            send_group_async(&mut con, &group).await
-        }
+        async move { send_group_async(&mut con, group).await }
     });
     let results = futures_util::future::join_all(futures).await;
-    let mut values = vec![Value::Nil; commands.len()];
-    for (idx, result) in groups.iter().zip(results) {
+    let mut values = vec![Value::Nil; n];
+    for (idx, result) in positions.iter().zip(results) {
         for (&i, v) in idx.iter().zip(result?) {
             values[i] = v;
         }
@@ -260,20 +301,15 @@ async fn execute_async_cluster(
 
 async fn send_group_async(
     con: &mut redis::cluster_async::ClusterConnection,
-    group: &[&Command],
+    group: Vec<Command>,
 ) -> Result<Vec<Value>> {
-    if let [only] = group {
-        return send_async(con, std::slice::from_ref(*only)).await;
+    if group.len() == 1 {
+        return send_async(con, group).await;
     }
-    let pipe = pipeline_of(group.iter().copied());
-    let mut values = into_values(pipe.query_async::<Value>(con).await?, group.len())?;
-    let retries: Vec<(usize, Cmd)> = values
-        .iter()
-        .enumerate()
-        .filter(|(_, v)| is_noscript(v))
-        .filter_map(|(i, _)| group.get(i)?.as_eval().map(|eval| (i, eval)))
-        .collect();
-    for (i, eval) in retries {
+    let n = group.len();
+    let built = pipeline_of(group);
+    let mut values = into_values(built.pipe.query_async::<Value>(con).await?, n)?;
+    for (i, eval) in built.noscript_retries(&values) {
         use redis::aio::ConnectionLike;
         values[i] = con.req_packed_command(&eval).await?;
     }
@@ -284,4 +320,66 @@ async fn send_group_async(
 #[allow(dead_code)]
 pub(crate) fn client_error(msg: &'static str) -> Error {
     Error::Redis(redis::RedisError::from((ErrorKind::Client, msg)))
+}
+
+#[cfg(all(test, feature = "test-support"))]
+mod tests {
+    //! The `NOSCRIPT` retry inside a pipeline: a `SCRIPT FLUSH` between the
+    //! first call of a script (sent as `EVAL`) and the next ones (`EVALSHA`).
+
+    use crate::op::{Operation, Plan, Replies, Step, batch};
+    use crate::script::Script;
+    use crate::testing::RedisServer;
+
+    static ECHO: Script = Script::new("redis_state.test.echo", "return ARGV[1]");
+
+    struct Echo(&'static str);
+
+    impl Operation for Echo {
+        type Output = String;
+        fn prepare(&mut self, plan: &mut Plan) -> crate::Result<()> {
+            plan.script(&ECHO, &["echo-key"])?.arg(self.0);
+            Ok(())
+        }
+        fn complete(&mut self, replies: &mut Replies) -> crate::Result<Step<String>> {
+            replies.next("ECHO").map(Step::Done)
+        }
+    }
+
+    struct FlushScripts;
+
+    impl Operation for FlushScripts {
+        type Output = ();
+        fn prepare(&mut self, plan: &mut Plan) -> crate::Result<()> {
+            plan.keyless("SCRIPT").arg("FLUSH");
+            Ok(())
+        }
+        fn complete(&mut self, replies: &mut Replies) -> crate::Result<Step<()>> {
+            replies.next_value().map(|_| Step::Done(()))
+        }
+    }
+
+    fn ops() -> impl Operation<Output = (String, (), String, String)> + Send {
+        batch((Echo("a"), FlushScripts, Echo("b"), Echo("c")))
+    }
+
+    #[test]
+    fn calls_flushed_mid_pipeline_are_resent_as_eval() {
+        let server = RedisServer::start().expect("redis-server");
+        let mut con = server.connection().expect("connection");
+        let out = ops().run(&mut con).expect("batch");
+        assert_eq!(out, ("a".into(), (), "b".into(), "c".into()));
+
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let out = rt
+            .block_on(async {
+                let mut con = server.async_connection().await.expect("connection");
+                ops().run_async(&mut con).await
+            })
+            .expect("batch");
+        assert_eq!(out, ("a".into(), (), "b".into(), "c".into()));
+    }
 }

@@ -44,16 +44,21 @@ pub(crate) struct Command {
 impl Command {
     /// The same call as `EVAL` with the script body.
     pub(crate) fn as_eval(&self) -> Option<Cmd> {
-        let script = self.script?;
-        let mut eval = Cmd::new();
-        eval.arg("EVAL").arg(script.body());
-        for arg in self.cmd.args_iter().skip(2) {
-            if let redis::Arg::Simple(bytes) = arg {
-                eval.arg(bytes);
-            }
-        }
-        Some(eval)
+        Some(eval_form(self.script?, &self.cmd))
     }
+}
+
+/// The `EVAL` form of `evalsha`, an `EVALSHA` call of `script`: the body in
+/// place of the SHA1, the same keys and arguments.
+pub(crate) fn eval_form(script: &Script, evalsha: &Cmd) -> Cmd {
+    let mut eval = Cmd::new();
+    eval.arg("EVAL").arg(script.body());
+    for arg in evalsha.args_iter().skip(2) {
+        if let redis::Arg::Simple(bytes) = arg {
+            eval.arg(bytes);
+        }
+    }
+    eval
 }
 
 /// The commands of one round trip, written by operations.
@@ -81,8 +86,19 @@ impl Plan {
     /// Starts command `name` on `key` (its first key) and returns it, so the
     /// caller appends the remaining arguments.
     pub fn cmd(&mut self, name: &str, key: impl AsRef<[u8]>) -> &mut Cmd {
-        let key = key.as_ref();
-        let mut cmd = Cmd::new();
+        self.cmd_sized(name, key.as_ref(), 0, 0)
+    }
+
+    /// [`Plan::cmd`] with room for `args` more arguments of `bytes` bytes in
+    /// all, so that appending them does not reallocate.
+    pub(crate) fn cmd_sized(
+        &mut self,
+        name: &str,
+        key: &[u8],
+        args: usize,
+        bytes: usize,
+    ) -> &mut Cmd {
+        let mut cmd = Cmd::with_capacity(2 + args, name.len() + key.len() + bytes);
         cmd.arg(name).arg(key);
         self.push(cmd, Some(key_slot(key)), None)
     }
@@ -114,8 +130,21 @@ impl Plan {
         script: &'static Script,
         keys: &[K],
     ) -> Result<&mut Cmd> {
+        self.script_sized(script, keys, 0, 0)
+    }
+
+    /// [`Plan::script`] with room for `args` arguments of `bytes` bytes in
+    /// all, so that appending them does not reallocate.
+    pub(crate) fn script_sized<K: AsRef<[u8]>>(
+        &mut self,
+        script: &'static Script,
+        keys: &[K],
+        args: usize,
+        bytes: usize,
+    ) -> Result<&mut Cmd> {
         let slot = common_slot(script.name(), keys)?;
-        let mut cmd = Cmd::new();
+        let key_bytes: usize = keys.iter().map(|k| k.as_ref().len()).sum();
+        let mut cmd = Cmd::with_capacity(3 + keys.len() + args, 7 + 40 + 4 + key_bytes + bytes);
         cmd.arg("EVALSHA").arg(script.sha()).arg(keys.len());
         for k in keys {
             cmd.arg(k.as_ref());
@@ -543,6 +572,9 @@ impl<O: Operation> Operation for Many<O> {
     type Output = Vec<O::Output>;
 
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        // Most operations write one command: room for them at once instead
+        // of growing (and copying) the plan step by step.
+        plan.commands.reserve(self.children.len());
         for child in &mut self.children {
             child.prepare(plan)?;
         }

@@ -231,24 +231,38 @@ impl HashSchema {
         for ix in self.indexes {
             keys.push(self.index_key(&scope, ix));
         }
-        keys.push(format!("{scope}:#{}:exp", self.collection));
-        keys.push(format!("{scope}:#{}:expv", self.collection));
+        keys.push(self.scoped_key(&scope, &["exp"]));
+        keys.push(self.scoped_key(&scope, &["expv"]));
         Ok(keys)
     }
 
     pub(crate) fn index_key(&self, scope: &str, ix: &IndexSchema) -> String {
         let kind = if ix.unique { "uniq" } else { "idx" };
-        format!(
-            "{scope}:#{}:{kind}:{}",
-            self.collection, self.fields[ix.field].name
-        )
+        self.scoped_key(scope, &[kind, ":", self.fields[ix.field].name])
+    }
+
+    /// `<scope>:#<collection>:<parts...>`, built without `format!` (this
+    /// runs on every write of an indexed model).
+    fn scoped_key(&self, scope: &str, parts: &[&str]) -> String {
+        let len = parts.iter().map(|p| p.len()).sum::<usize>();
+        let mut key = String::with_capacity(scope.len() + 3 + self.collection.len() + len);
+        key.push_str(scope);
+        key.push_str(":#");
+        key.push_str(self.collection);
+        key.push(':');
+        for p in parts {
+            key.push_str(p);
+        }
+        key
     }
 
     pub(crate) fn scope(&self, ns: Option<&Namespace>, id: &IdBuf) -> Result<String> {
-        self.key.render_scope(ns, id).ok_or(Error::CrossSlot {
-            unit: format!("{} index", self.model),
-            keys: vec!["(the key template has no hash tag)".to_owned()],
-        })
+        self.key
+            .render_scope(ns, id)
+            .ok_or_else(|| Error::CrossSlot {
+                unit: format!("{} index", self.model),
+                keys: vec!["(the key template has no hash tag)".to_owned()],
+            })
     }
 
     /// True when `save` is a single `HSET` (no TTL, indexes, version, expiry
@@ -262,6 +276,11 @@ impl HashSchema {
 
     fn field_names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.fields.iter().map(|f| f.name)
+    }
+
+    /// Total length of the field names (to size commands).
+    fn names_len(&self) -> usize {
+        self.fields.iter().map(|f| f.name.len()).sum()
     }
 }
 
@@ -294,7 +313,43 @@ pub struct FieldWriter {
     schema: &'static HashSchema,
     buf: Vec<u8>,
     /// Per field: the byte range of its value, or `None` when absent.
-    spans: Vec<Option<(u32, u32)>>,
+    spans: Spans,
+}
+
+/// Models of up to this many fields keep their spans inline: one allocation
+/// less per save.
+const INLINE_SPANS: usize = 16;
+
+type Span = Option<(u32, u32)>;
+
+#[derive(Debug)]
+enum Spans {
+    Inline([Span; INLINE_SPANS]),
+    Heap(Vec<Span>),
+}
+
+impl Spans {
+    fn new(n: usize) -> Self {
+        if n <= INLINE_SPANS {
+            Spans::Inline([None; INLINE_SPANS])
+        } else {
+            Spans::Heap(vec![None; n])
+        }
+    }
+
+    fn get(&self, idx: usize) -> Option<&Span> {
+        match self {
+            Spans::Inline(a) => a.get(idx),
+            Spans::Heap(v) => v.get(idx),
+        }
+    }
+
+    fn get_mut(&mut self, idx: usize) -> Option<&mut Span> {
+        match self {
+            Spans::Inline(a) => a.get_mut(idx),
+            Spans::Heap(v) => v.get_mut(idx),
+        }
+    }
 }
 
 impl FieldWriter {
@@ -302,7 +357,7 @@ impl FieldWriter {
         FieldWriter {
             schema,
             buf: Vec::with_capacity(16 * schema.fields.len()),
-            spans: vec![None; schema.fields.len()],
+            spans: Spans::new(schema.fields.len()),
         }
     }
 
@@ -327,6 +382,11 @@ impl FieldWriter {
                 message,
             }),
         }
+    }
+
+    /// Total length of the encoded values.
+    pub(crate) fn encoded_len(&self) -> usize {
+        self.buf.len()
     }
 
     /// The encoded value of field `idx`, or `None` if absent.
@@ -378,18 +438,30 @@ impl<'a> FieldReader<'a> {
     /// Decodes field `idx` with slot `S`; an absent required field is an error.
     #[inline]
     pub fn get<T, S: Slot<T>>(&self, idx: usize) -> Result<T> {
-        match self.raw(idx)? {
-            Some(raw) => S::decode(raw).map_err(|e| {
-                let err = self.error(idx, Some(raw));
-                match (err, e.detail) {
-                    (Error::Decode(mut d), Some(detail)) => {
-                        d.detail = Some(detail);
-                        Error::Decode(d)
-                    }
-                    (err, _) => err,
-                }
-            }),
-            None => S::absent().ok_or_else(|| self.error(idx, None)),
+        // The common case first and short: a bulk string that decodes.
+        let raw = match self.values.get(idx) {
+            Some(Value::BulkString(b)) => b.as_slice(),
+            _ => match self.raw(idx)? {
+                Some(raw) => raw,
+                None => return S::absent().ok_or_else(|| self.error(idx, None)),
+            },
+        };
+        match S::decode(raw) {
+            Ok(v) => Ok(v),
+            Err(e) => Err(self.decode_error(idx, raw, e)),
+        }
+    }
+
+    /// The error for a value the codec refused, with the codec's detail.
+    #[cold]
+    #[inline(never)]
+    fn decode_error(&self, idx: usize, raw: &[u8], e: crate::codec::FieldError) -> Error {
+        match (self.error(idx, Some(raw)), e.detail) {
+            (Error::Decode(mut d), Some(detail)) => {
+                d.detail = Some(detail);
+                Error::Decode(d)
+            }
+            (err, _) => err,
         }
     }
 

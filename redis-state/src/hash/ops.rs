@@ -108,7 +108,24 @@ fn push_write(
     let mut keys: Vec<&str> = Vec::with_capacity(1 + index_keys.len());
     keys.push(key);
     keys.extend(index_keys.iter().map(String::as_str));
-    let cmd = plan.script(&WRITE, &keys)?;
+    // Room for every argument: 9 fixed ones, a name and a value per field,
+    // five per index (values and short numbers are counted generously).
+    let nf = schema.fields.len();
+    let ni = schema.indexes.len();
+    let values: usize = call
+        .changes
+        .iter()
+        .map(|c| match c {
+            Change::Set(v) => v.len(),
+            _ => 0,
+        })
+        .sum();
+    let cmd = plan.script_sized(
+        &WRITE,
+        &keys,
+        9 + 2 * nf + 5 * ni,
+        64 + id.joined().len() + schema.names_len() + values * 2,
+    )?;
     cmd.arg(call.mode).arg(id.joined());
     match call.ttl {
         TtlOp::Keep => cmd.arg("keep").arg(""),
@@ -174,6 +191,16 @@ fn write_reply(schema: &HashSchema, key: &str, v: Value) -> Result<u64> {
         Value::Array(items) => items,
         _ => return Err(Error::unexpected("the write script", &v)),
     };
+    // The common reply, `{'ok', version}`, read without allocating.
+    if let [Value::BulkString(status), version] = items.as_slice()
+        && status.as_slice() == b"ok"
+        && let Value::BulkString(version) = version
+    {
+        return Ok(std::str::from_utf8(version)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0));
+    }
     let text = |i: usize| -> Option<String> {
         match items.get(i)? {
             Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
@@ -298,7 +325,12 @@ impl<M: RedisHash> Operation for Save<'_, M> {
         let all_present = (0..schema.fields.len()).all(|i| w.get(i).is_some());
         self.plain = self.mode == WriteMode::Save && schema.plain_save() && all_present;
         if self.plain {
-            let cmd = plan.cmd("HSET", &self.key);
+            let cmd = plan.cmd_sized(
+                "HSET",
+                self.key.as_bytes(),
+                2 * schema.fields.len(),
+                schema.names_len() + w.encoded_len(),
+            );
             for (i, f) in schema.fields.iter().enumerate() {
                 if let Some(v) = w.get(i) {
                     cmd.arg(f.name).arg(v);
@@ -495,7 +527,12 @@ impl<M: RedisHash> Operation for Load<M> {
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
         let schema = M::SCHEMA;
         self.key = schema.key(self.ns.as_ref(), &self.id);
-        let cmd = plan.cmd("HMGET", &self.key);
+        let cmd = plan.cmd_sized(
+            "HMGET",
+            self.key.as_bytes(),
+            schema.fields.len(),
+            schema.names_len(),
+        );
         for name in schema.field_names() {
             cmd.arg(name);
         }
