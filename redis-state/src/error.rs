@@ -124,6 +124,18 @@ pub enum Error {
         found: String,
     },
 
+    /// A loader failed while other callers waited for its value: they get
+    /// this error (with the loader's message); the caller that ran the
+    /// loader gets the loader's own error as [`Error::User`]. Nothing was
+    /// cached.
+    #[error("loading `{key}` failed in a concurrent caller: {message}")]
+    LoadFailed {
+        /// The cache key.
+        key: String,
+        /// The loader's error message.
+        message: String,
+    },
+
     /// An error raised by user code inside an operation (for example a loader
     /// or a transaction body).
     #[error("{0}")]

@@ -99,6 +99,15 @@ impl Plan {
         Ok(self.push(cmd, slot, None))
     }
 
+    /// Starts command `name` routed by `key` (its Cluster slot) without
+    /// writing the key, for commands whose keys come after other arguments
+    /// (`XREAD BLOCK ms STREAMS key id`). The caller writes every argument.
+    pub fn cmd_routed(&mut self, name: &str, key: impl AsRef<[u8]>) -> &mut Cmd {
+        let mut cmd = Cmd::new();
+        cmd.arg(name);
+        self.push(cmd, Some(key_slot(key.as_ref())), None)
+    }
+
     /// Starts a command without keys (routed to any node in a Cluster).
     pub fn keyless(&mut self, name: &str) -> &mut Cmd {
         let mut cmd = Cmd::new();
