@@ -5,6 +5,7 @@
 //! * `#[derive(RedisField)]`: a newtype or unit enum stored as a plain field
 //!   value (and usable as an id).
 
+mod cached;
 mod field;
 mod hash;
 mod internals;
@@ -27,4 +28,12 @@ pub fn derive_redis_hash(input: TokenStream) -> TokenStream {
 pub fn derive_redis_field(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     field::derive(&input).into()
+}
+
+/// Derives `redis_state::cache::Cached` (and `CachedKeyed` when the key is
+/// made of fields). See `redis_state::cache` for the attributes.
+#[proc_macro_derive(Cached, attributes(cache))]
+pub fn derive_cached(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    cached::derive(&input).into()
 }

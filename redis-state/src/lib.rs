@@ -10,6 +10,7 @@
 //! * `testing` (feature `test-support`): real `redis-server` processes for
 //!   tests, standalone or as a local Cluster.
 
+pub mod cache;
 pub mod codec;
 pub mod error;
 pub mod exec;
@@ -22,7 +23,7 @@ pub mod script;
 pub mod testing;
 
 pub use redis;
-pub use redis_state_derive::{RedisField, RedisHash};
+pub use redis_state_derive::{Cached, RedisField, RedisHash};
 
 pub use crate::error::{DecodeError, Error, Result};
 pub use crate::hash::{RedisHash, Ttl};
@@ -31,10 +32,11 @@ pub use crate::op::{Operation, batch, many};
 
 /// The names most programs need: `use redis_state::prelude::*;`.
 pub mod prelude {
+    pub use crate::cache::{Cache, Cached, CachedKeyed};
     pub use crate::hash::RedisHash;
     pub use crate::keys::Namespace;
     pub use crate::op::{Operation, batch, many};
-    pub use redis_state_derive::{RedisField, RedisHash};
+    pub use redis_state_derive::{Cached, RedisField, RedisHash};
 }
 
 /// What the derives expand to. Not public API: no semver guarantees.
@@ -44,6 +46,7 @@ pub mod __private {
         Codec, CounterValue, ExpiresAtValue, FieldError, FieldValue, Json, Opt, Plain, Req, Slot,
         VersionValue,
     };
+    pub use crate::cache::{CacheSchema, Cached, CachedKeyed, Tags};
     pub use crate::error::{Error, Result};
     pub use crate::hash::{
         CounterField, ExpiryField, Field, FieldKind, FieldReader, FieldSchema, FieldWriter,
