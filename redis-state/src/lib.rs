@@ -46,7 +46,7 @@ pub mod __private {
         Codec, CounterValue, ExpiresAtValue, FieldError, FieldValue, Json, Opt, Plain, Req, Slot,
         VersionValue,
     };
-    pub use crate::cache::{CacheSchema, Cached, CachedKeyed, Tags};
+    pub use crate::cache::{CacheInvalidations, CacheSchema, Cached, CachedKeyed, Tags};
     pub use crate::error::{Error, Result};
     pub use crate::hash::{
         CounterField, ExpiryField, Field, FieldKind, FieldReader, FieldSchema, FieldWriter,
@@ -72,6 +72,24 @@ pub mod __private {
         &[],
         None,
         None,
+    );
+
+    /// The schema of the stand-in `Cached` impl the derive emits beside
+    /// compile errors.
+    pub static FALLBACK_CACHE_SCHEMA: CacheSchema = CacheSchema::new(
+        "(invalid)",
+        "invalid",
+        KeyTemplate {
+            segs: &[],
+            scope: None,
+            namespace: None,
+        },
+        1,
+        0,
+        0,
+        None,
+        0,
+        0.0,
     );
 
     /// Compile-time assertion helpers: a failing bound is reported at the

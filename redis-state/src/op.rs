@@ -237,6 +237,16 @@ pub enum Step<T> {
     Again,
 }
 
+impl<T> Step<T> {
+    /// Maps the output of a finished step.
+    pub fn map_done<U>(self, f: impl FnOnce(T) -> U) -> Step<U> {
+        match self {
+            Step::Done(t) => Step::Done(f(t)),
+            Step::Again => Step::Again,
+        }
+    }
+}
+
 /// The most round trips one operation may ask for before the executor
 /// reports a bug instead of looping.
 const MAX_ROUNDS: usize = 16;

@@ -100,6 +100,7 @@
 
 pub mod behind;
 mod entry;
+mod event;
 mod flight;
 mod handle;
 pub mod local;
@@ -109,6 +110,7 @@ mod pattern;
 pub use self::behind::{
     QueuedWrite, Shutdown, ShutdownTrigger, WorkerStats, WriteBehind, WriteBehindWorker, shutdown,
 };
+pub use self::event::CacheInvalidations;
 pub use self::handle::{Cache, CacheOptions};
 pub use self::local::{LocalCache, LocalCacheOptions, LocalStats};
 pub use self::ops::{

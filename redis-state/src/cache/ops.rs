@@ -463,7 +463,7 @@ impl<T: Cached> Invalidate<T> {
 }
 
 /// Adds the `invalidate` script call for the entry at `key`.
-pub(super) fn push_invalidate(plan: &mut Plan, key: &str, hold: Duration) -> Result<()> {
+pub(crate) fn push_invalidate(plan: &mut Plan, key: &str, hold: Duration) -> Result<()> {
     let lease = companion(key, "lease");
     let hold_ms = if hold.is_zero() { 0 } else { ms(hold) };
     plan.script(&INVALIDATE, &[key, lease.as_str()])?

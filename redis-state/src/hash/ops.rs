@@ -6,6 +6,7 @@ use std::time::Duration;
 use redis::Value;
 
 use super::{FieldKind, FieldReader, FieldWriter, HashSchema, RedisHash, Settable, Ttl};
+use crate::cache::CacheInvalidations;
 use crate::codec::CounterValue;
 use crate::error::{DecodeError, Error, Result};
 use crate::keys::{IdBuf, IdValue, Namespace, Namespaced};
@@ -227,6 +228,10 @@ pub struct Save<'a, M: RedisHash> {
     ns: Option<Namespace>,
     key: String,
     plain: bool,
+    /// Cache entries depending on the entity, and the write's result once
+    /// known (a second round deletes tag members).
+    inv: Option<CacheInvalidations>,
+    written: Option<u64>,
 }
 
 impl<M: RedisHash> std::fmt::Debug for Save<'_, M> {
@@ -246,6 +251,8 @@ impl<'a, M: RedisHash> Save<'a, M> {
             ns: None,
             key: String::new(),
             plain: false,
+            inv: None,
+            written: None,
         }
     }
 }
@@ -289,6 +296,47 @@ impl<M: RedisHash> Operation for Save<'_, M> {
     type Output = u64;
 
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        if self.written.is_some() {
+            // Second round: the members of invalidated tags.
+            return match &mut self.inv {
+                Some(inv) => inv.prepare(plan),
+                None => Ok(()),
+            };
+        }
+        self.prepare_write(plan)?;
+        if M::INVALIDATES_CACHE {
+            // After the write in the pipeline: see `cache::CacheInvalidations`.
+            let mut inv = CacheInvalidations::new(self.ns.clone(), M::SCHEMA.key.namespace);
+            self.entity.cache_invalidations(&mut inv);
+            inv.prepare(plan)?;
+            self.inv = Some(inv);
+        }
+        Ok(())
+    }
+
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<u64>> {
+        if let Some(version) = self.written {
+            return match &mut self.inv {
+                Some(inv) => Ok(inv.complete(replies)?.map_done(|()| version)),
+                None => Ok(Step::Done(version)),
+            };
+        }
+        let version = self.complete_write(replies)?;
+        match &mut self.inv {
+            None => Ok(Step::Done(version)),
+            Some(inv) => match inv.complete(replies)? {
+                Step::Done(()) => Ok(Step::Done(version)),
+                Step::Again => {
+                    self.written = Some(version);
+                    Ok(Step::Again)
+                }
+            },
+        }
+    }
+}
+
+impl<M: RedisHash> Save<'_, M> {
+    fn prepare_write(&mut self, plan: &mut Plan) -> Result<()> {
         let schema = M::SCHEMA;
         let mut id = IdBuf::new();
         self.entity.write_id(&mut id);
@@ -325,11 +373,11 @@ impl<M: RedisHash> Operation for Save<'_, M> {
         push_write(plan, schema, self.ns.as_ref(), &id, &self.key, &call)
     }
 
-    fn complete(&mut self, replies: &mut Replies) -> Result<Step<u64>> {
+    fn complete_write(&mut self, replies: &mut Replies) -> Result<u64> {
         let v = replies.next_value()?;
         if self.plain {
             return match v {
-                Value::Int(_) => Ok(Step::Done(0)),
+                Value::Int(_) => Ok(0),
                 other => Err(Error::unexpected("HSET", &other)),
             };
         }
@@ -339,7 +387,7 @@ impl<M: RedisHash> Operation for Save<'_, M> {
                 expected: self.entity.version(),
                 actual,
             }),
-            other => other.map(Step::Done),
+            other => other,
         }
     }
 }
@@ -652,10 +700,28 @@ impl<M: RedisHash> Operation for Expire<M> {
 
 /// Deletes one entity; see [`RedisHash::delete`]. The output says whether it
 /// existed.
+///
+/// For a model whose deletes invalidate cache entries
+/// (`#[redis(invalidates(..))]`), the entity is read first (`HMGET`, one
+/// round trip) to know which entries depend on it; the delete then carries
+/// the invalidations in its pipeline, and a third round trip deletes tag
+/// members when there are any.
 pub struct Delete<M: RedisHash> {
     id: IdBuf,
     ns: Option<Namespace>,
+    phase: DeletePhase,
+    existed: bool,
+    inv: Option<CacheInvalidations>,
     _m: PhantomData<fn() -> M>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DeletePhase {
+    /// Reading the entity (models with cache invalidations only).
+    Read,
+    Delete,
+    /// Deleting the members of invalidated tags.
+    Members,
 }
 
 impl<M: RedisHash> Delete<M> {
@@ -663,14 +729,18 @@ impl<M: RedisHash> Delete<M> {
         Delete {
             id: id_of(id),
             ns: None,
+            phase: if M::INVALIDATES_CACHE {
+                DeletePhase::Read
+            } else {
+                DeletePhase::Delete
+            },
+            existed: false,
+            inv: None,
             _m: PhantomData,
         }
     }
-}
 
-impl<M: RedisHash> Operation for Delete<M> {
-    type Output = bool;
-    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+    fn push_delete(&self, plan: &mut Plan) -> Result<()> {
         let schema = M::SCHEMA;
         let key = schema.key(self.ns.as_ref(), &self.id);
         if schema.indexes.is_empty() {
@@ -688,8 +758,71 @@ impl<M: RedisHash> Operation for Delete<M> {
         }
         Ok(())
     }
+}
+
+impl<M: RedisHash> Operation for Delete<M> {
+    type Output = bool;
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        match self.phase {
+            DeletePhase::Read => {
+                let schema = M::SCHEMA;
+                let key = schema.key(self.ns.as_ref(), &self.id);
+                let cmd = plan.cmd("HMGET", &key);
+                for name in schema.field_names() {
+                    cmd.arg(name);
+                }
+                Ok(())
+            }
+            DeletePhase::Delete => {
+                self.push_delete(plan)?;
+                match &mut self.inv {
+                    Some(inv) => inv.prepare(plan),
+                    None => Ok(()),
+                }
+            }
+            DeletePhase::Members => match &mut self.inv {
+                Some(inv) => inv.prepare(plan),
+                None => Ok(()),
+            },
+        }
+    }
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<bool>> {
-        replies.next::<i64>("DEL").map(|n| Step::Done(n > 0))
+        match self.phase {
+            DeletePhase::Read => {
+                let key = M::SCHEMA.key(self.ns.as_ref(), &self.id);
+                let v = replies.next_value()?;
+                // An entity that does not decode is deleted all the same;
+                // only the entries its fields would name cannot be found.
+                if let Ok(Some(entity)) = decode_hmget::<M>(&key, &v) {
+                    let mut inv =
+                        CacheInvalidations::new(self.ns.clone(), M::SCHEMA.key.namespace);
+                    entity.cache_invalidations(&mut inv);
+                    self.inv = Some(inv);
+                }
+                self.phase = DeletePhase::Delete;
+                Ok(Step::Again)
+            }
+            DeletePhase::Delete => {
+                self.existed = replies.next::<i64>("DEL")? > 0;
+                match &mut self.inv {
+                    Some(inv) => match inv.complete(replies)? {
+                        Step::Done(()) => Ok(Step::Done(self.existed)),
+                        Step::Again => {
+                            self.phase = DeletePhase::Members;
+                            Ok(Step::Again)
+                        }
+                    },
+                    None => Ok(Step::Done(self.existed)),
+                }
+            }
+            DeletePhase::Members => {
+                let existed = self.existed;
+                match &mut self.inv {
+                    Some(inv) => Ok(inv.complete(replies)?.map_done(|()| existed)),
+                    None => Ok(Step::Done(existed)),
+                }
+            }
+        }
     }
 }
 
