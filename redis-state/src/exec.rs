@@ -84,6 +84,20 @@ fn pipeline_of<'a>(commands: impl ExactSizeIterator<Item = &'a Command>) -> Pipe
     pipe
 }
 
+/// A lone command's result as a reply: a server error reply (`WRONGTYPE`,
+/// ...) becomes `Value::ServerError`, as inside a pipeline, whether the
+/// client returned it as a value or as an error (clients differ), so each
+/// operation decodes its own errors.
+fn as_reply(r: redis::RedisResult<Value>) -> Result<Value> {
+    match r {
+        Ok(v) => Ok(v),
+        Err(e) => match redis::ServerError::try_from(e) {
+            Ok(server) => Ok(Value::ServerError(server)),
+            Err(e) => Err(e.into()),
+        },
+    }
+}
+
 fn into_values(v: Value, expected: usize) -> Result<Vec<Value>> {
     match v {
         Value::Array(items) if items.len() == expected => Ok(items),
@@ -117,7 +131,7 @@ impl<C: redis::ConnectionLike + Any> SyncExecutor for C {
                 (true, Some(eval)) => self.req_command(&eval),
                 _ => first,
             };
-            return Ok(vec![v?]);
+            return Ok(vec![as_reply(v)?]);
         }
         let pipe = pipeline_of(commands.iter());
         let mut values = into_values(pipe.query::<Value>(self)?, commands.len())?;
@@ -148,7 +162,7 @@ fn execute_sync_cluster(
             (true, Some(eval)) => con.req_command(&eval),
             _ => first,
         };
-        return Ok(vec![v?]);
+        return Ok(vec![as_reply(v)?]);
     }
     let mut pipe = redis::cluster::cluster_pipe();
     // redis-rs decides which node gets which command, so the first call of a
@@ -198,7 +212,7 @@ async fn send_async<C: redis::aio::ConnectionLike + Send>(
             (true, Some(eval)) => con.req_packed_command(&eval).await,
             _ => first,
         };
-        return Ok(vec![v?]);
+        return Ok(vec![as_reply(v)?]);
     }
     let pipe = pipeline_of(commands.iter());
     let mut values = into_values(pipe.query_async::<Value>(con).await?, commands.len())?;
