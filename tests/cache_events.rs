@@ -37,7 +37,11 @@ struct ProductView {
 
 /// A page listing a category: depends on every product of the category.
 #[derive(Cached, Serialize, Deserialize, Debug, Clone, PartialEq)]
-#[cache(key = "category_page:{category}", ttl = "10m", tag = "category:{category}")]
+#[cache(
+    key = "category_page:{category}",
+    ttl = "10m",
+    tag = "category:{category}"
+)]
 struct CategoryPage {
     category: String,
     titles: Vec<String>,
@@ -45,7 +49,10 @@ struct CategoryPage {
 
 /// A model with a composite id invalidating a cache keyed by the same parts.
 #[derive(RedisHash, Debug, Clone, PartialEq)]
-#[redis(key = "stock:{warehouse}:{sku}", invalidates(StockView = "warehouse, sku"))]
+#[redis(
+    key = "stock:{warehouse}:{sku}",
+    invalidates(StockView = "warehouse, sku")
+)]
 struct Stock {
     #[redis(id)]
     warehouse: String,
@@ -80,7 +87,13 @@ fn view_loader(r: &mut Runner, ns: &Namespace, id: u64) -> Option<ProductView> {
         })
 }
 
-fn cached_view(r: &mut Runner, cache: &Cache<ProductView>, ns: &Namespace, id: u64, calls: &AtomicUsize) -> Option<ProductView> {
+fn cached_view(
+    r: &mut Runner,
+    cache: &Cache<ProductView>,
+    ns: &Namespace,
+    id: u64,
+    calls: &AtomicUsize,
+) -> Option<ProductView> {
     let loaded = view_loader(r, ns, id);
     let load = || {
         calls.fetch_add(1, Ordering::SeqCst);
@@ -89,7 +102,9 @@ fn cached_view(r: &mut Runner, cache: &Cache<ProductView>, ns: &Namespace, id: u
     match r {
         Runner::Sync(con) => cache.get_or_load_blocking(con, &id, load),
         Runner::SyncCluster(con) => cache.get_or_load_blocking(con, &id, load),
-        Runner::Async(rt, con) => rt.block_on(cache.get_or_load(con, &id, || async move { load() })),
+        Runner::Async(rt, con) => {
+            rt.block_on(cache.get_or_load(con, &id, || async move { load() }))
+        }
         Runner::AsyncCluster(rt, con) => {
             rt.block_on(cache.get_or_load(con, &id, || async move { load() }))
         }
@@ -110,28 +125,48 @@ fn saves_and_deletes_invalidate_dependents(r: &mut Runner, ns: &Namespace) {
     assert_eq!(cached_view(r, &views, ns, 1, &calls).unwrap().title, "ADA");
     assert_eq!(calls.load(Ordering::SeqCst), 1, "cached");
     for c in ["books", "games"] {
-        let page = CategoryPage { category: c.into(), titles: vec!["..".into()] };
+        let page = CategoryPage {
+            category: c.into(),
+            titles: vec!["..".into()],
+        };
         r.run(pages.set(&c.to_owned(), &page)).unwrap();
     }
 
     // Saving product 1 drops its view and every page of its category.
-    r.run(row(1, "ada lovelace", "books").save().namespace(ns)).unwrap();
+    r.run(row(1, "ada lovelace", "books").save().namespace(ns))
+        .unwrap();
     assert_eq!(r.run(views.get(&1)).unwrap(), None);
     assert_eq!(r.run(pages.get(&"books".to_owned())).unwrap(), None);
-    assert!(r.run(pages.get(&"games".to_owned())).unwrap().is_some(), "other tags stay");
+    assert!(
+        r.run(pages.get(&"games".to_owned())).unwrap().is_some(),
+        "other tags stay"
+    );
     // A fill in flight cannot put the old view back: the lease is held.
     let lease: Option<String> = r.cmd("GET", &format!("{{{}}}:#lease", views.key(&1))).go();
     assert_eq!(lease.as_deref(), Some("inv"));
     // During the hold, readers load from the source without caching...
-    assert_eq!(cached_view(r, &views, ns, 1, &calls).unwrap().title, "ADA LOVELACE");
-    assert_eq!(r.run(views.get(&1)).unwrap(), None, "not stored during the hold");
+    assert_eq!(
+        cached_view(r, &views, ns, 1, &calls).unwrap().title,
+        "ADA LOVELACE"
+    );
+    assert_eq!(
+        r.run(views.get(&1)).unwrap(),
+        None,
+        "not stored during the hold"
+    );
     // ...after it, the new value is cached again.
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(cached_view(r, &views, ns, 1, &calls).unwrap().title, "ADA LOVELACE");
+    assert_eq!(
+        cached_view(r, &views, ns, 1, &calls).unwrap().title,
+        "ADA LOVELACE"
+    );
     assert_eq!(r.run(views.get(&1)).unwrap().unwrap().title, "ADA LOVELACE");
 
     // Deleting reads the entity back to find its dependents.
-    let page = CategoryPage { category: "games".into(), titles: vec!["cy".into()] };
+    let page = CategoryPage {
+        category: "games".into(),
+        titles: vec!["cy".into()],
+    };
     r.run(pages.set(&"games".to_owned(), &page)).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(cached_view(r, &views, ns, 3, &calls).unwrap().title, "CY");
@@ -141,22 +176,43 @@ fn saves_and_deletes_invalidate_dependents(r: &mut Runner, ns: &Namespace) {
     // Deleting a missing entity invalidates nothing and reports false.
     assert!(!r.run(ProductRow::delete(&3).namespace(ns)).unwrap());
     // The index of the hash model still works (the write path is intact).
-    let books = r.run(ProductRow::find_by_category(&"books".to_owned()).namespace(ns)).unwrap();
+    let books = r
+        .run(ProductRow::find_by_category(&"books".to_owned()).namespace(ns))
+        .unwrap();
     assert_eq!(books.len(), 2);
 }
 
 fn composite_ids_map_part_by_part(r: &mut Runner, ns: &Namespace) {
     let views = Cache::<StockView>::new().namespace(ns);
-    let view = StockView { warehouse: "north:1".into(), sku: 7, count: 1 };
+    let view = StockView {
+        warehouse: "north:1".into(),
+        sku: 7,
+        count: 1,
+    };
     r.run(views.set(&("north:1".to_owned(), 7), &view)).unwrap();
-    assert!(r.run(views.get(&("north:1".to_owned(), 7))).unwrap().is_some());
-    let stock = Stock { warehouse: "north:1".into(), sku: 7, count: 2 };
+    assert!(
+        r.run(views.get(&("north:1".to_owned(), 7)))
+            .unwrap()
+            .is_some()
+    );
+    let stock = Stock {
+        warehouse: "north:1".into(),
+        sku: 7,
+        count: 2,
+    };
     r.run(stock.save().namespace(ns)).unwrap();
     assert_eq!(r.run(views.get(&("north:1".to_owned(), 7))).unwrap(), None);
     // Other skus are untouched.
     r.run(views.set(&("north:1".to_owned(), 8), &view)).unwrap();
     r.run(stock.save().namespace(ns)).unwrap();
-    assert!(r.run(views.get(&("north:1".to_owned(), 8))).unwrap().is_some());
+    assert!(
+        r.run(views.get(&("north:1".to_owned(), 8)))
+            .unwrap()
+            .is_some()
+    );
 }
 
-matrix!(saves_and_deletes_invalidate_dependents, composite_ids_map_part_by_part);
+matrix!(
+    saves_and_deletes_invalidate_dependents,
+    composite_ids_map_part_by_part
+);

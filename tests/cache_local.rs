@@ -51,7 +51,9 @@ fn no_load() -> impl Future<Output = Result<Option<Profile>, String>> {
 async fn setup(url: &str, ns: &Namespace, opts: LocalCacheOptions) -> (Cache<Profile>, LocalCache) {
     let prefix = format!("{ns}:profile:");
     let local = LocalCache::connect(url, &[&prefix], opts).await.unwrap();
-    let cache = Cache::<Profile>::new().namespace(ns).with_local(local.clone());
+    let cache = Cache::<Profile>::new()
+        .namespace(ns)
+        .with_local(local.clone());
     (cache, local)
 }
 
@@ -67,7 +69,9 @@ fn hits_are_local_and_any_write_drops_them() {
         let key = cache.key(&1);
 
         let got = cache
-            .get_or_load(&mut con, &1, || async { Ok::<_, String>(Some(profile(1, "ada"))) })
+            .get_or_load(&mut con, &1, || async {
+                Ok::<_, String>(Some(profile(1, "ada")))
+            })
             .await
             .unwrap();
         assert_eq!(got, Some(profile(1, "ada")));
@@ -94,7 +98,9 @@ fn hits_are_local_and_any_write_drops_them() {
         assert!(eventually(|| !local.contains(&key), Duration::from_secs(2)).await);
         // Now it reads Redis again, which holds foreign bytes: a miss.
         let got = cache
-            .get_or_load(&mut con, &1, || async { Ok::<_, String>(Some(profile(1, "bob"))) })
+            .get_or_load(&mut con, &1, || async {
+                Ok::<_, String>(Some(profile(1, "bob")))
+            })
             .await
             .unwrap();
         assert_eq!(got, Some(profile(1, "bob")));
@@ -118,11 +124,21 @@ fn keys_outside_the_tracked_prefixes_are_never_kept() {
     let ns = Namespace::new(unique_prefix("local_prefix")).unwrap();
     rt().block_on(async {
         let mut con = server.async_connection().await.unwrap();
-        let local = LocalCache::connect(&server.url(), &["somewhere-else:"], LocalCacheOptions::default())
+        let local = LocalCache::connect(
+            &server.url(),
+            &["somewhere-else:"],
+            LocalCacheOptions::default(),
+        )
+        .await
+        .unwrap();
+        let cache = Cache::<Profile>::new()
+            .namespace(&ns)
+            .with_local(local.clone());
+        cache
+            .set(&2, &profile(2, "x"))
+            .run_async(&mut con)
             .await
             .unwrap();
-        let cache = Cache::<Profile>::new().namespace(&ns).with_local(local.clone());
-        cache.set(&2, &profile(2, "x")).run_async(&mut con).await.unwrap();
         for _ in 0..3 {
             cache.get_or_load(&mut con, &2, no_load).await.unwrap();
         }
@@ -142,7 +158,11 @@ fn bounded_by_capacity_and_age() {
             .max_age(Duration::from_millis(300));
         let (cache, local) = setup(&server.url(), &ns, opts).await;
         for id in 0..50 {
-            cache.set(&id, &profile(id, "n")).run_async(&mut con).await.unwrap();
+            cache
+                .set(&id, &profile(id, "n"))
+                .run_async(&mut con)
+                .await
+                .unwrap();
         }
         // Let the invalidations of those writes arrive before reading.
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -171,7 +191,11 @@ fn a_read_racing_an_invalidation_never_leaves_a_stale_copy() {
         let mut writer = server.async_connection().await.unwrap();
         let (cache, local) = setup(&server.url(), &ns, LocalCacheOptions::default()).await;
         let key = cache.key(&3);
-        cache.set(&3, &profile(3, "v1")).run_async(&mut con).await.unwrap();
+        cache
+            .set(&3, &profile(3, "v1"))
+            .run_async(&mut con)
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
 
         // 1. invalidation between the reply and keeping it.
@@ -179,9 +203,22 @@ fn a_read_racing_an_invalidation_never_leaves_a_stale_copy() {
         let read = cache.get(&3).run_async(&mut con).await.unwrap().unwrap();
         assert_eq!(read.name, "v1");
         let before = local.stats().invalidations;
-        cache.set(&3, &profile(3, "v2")).run_async(&mut writer).await.unwrap();
-        assert!(eventually(|| local.stats().invalidations > before, Duration::from_secs(2)).await);
-        assert!(!local.complete(ticket, read), "a reply older than an invalidation is dropped");
+        cache
+            .set(&3, &profile(3, "v2"))
+            .run_async(&mut writer)
+            .await
+            .unwrap();
+        assert!(
+            eventually(
+                || local.stats().invalidations > before,
+                Duration::from_secs(2)
+            )
+            .await
+        );
+        assert!(
+            !local.complete(ticket, read),
+            "a reply older than an invalidation is dropped"
+        );
         assert!(local.get::<Profile>(&key).is_none());
 
         // 2. invalidation after keeping it.
@@ -190,8 +227,18 @@ fn a_read_racing_an_invalidation_never_leaves_a_stale_copy() {
         assert_eq!(read.name, "v2");
         assert!(local.complete(ticket, read));
         assert_eq!(local.get::<Profile>(&key).unwrap().name, "v2");
-        cache.set(&3, &profile(3, "v3")).run_async(&mut writer).await.unwrap();
-        assert!(eventually(|| local.get::<Profile>(&key).is_none(), Duration::from_secs(2)).await);
+        cache
+            .set(&3, &profile(3, "v3"))
+            .run_async(&mut writer)
+            .await
+            .unwrap();
+        assert!(
+            eventually(
+                || local.get::<Profile>(&key).is_none(),
+                Duration::from_secs(2)
+            )
+            .await
+        );
 
         // 3. the same race, unforced: a writer and readers run freely; once
         //    the writer stops and its last invalidation arrived, every local
@@ -232,14 +279,20 @@ fn a_read_racing_an_invalidation_never_leaves_a_stale_copy() {
                     // real task would, so the writer and the connections run.
                     tokio::task::yield_now().await;
                     cache
-                        .get_or_load(&mut con, &3, || async { Ok::<_, String>(Some(profile(3, "loaded"))) })
+                        .get_or_load(&mut con, &3, || async {
+                            Ok::<_, String>(Some(profile(3, "loaded")))
+                        })
                         .await
                         .unwrap();
                 }
             }));
         }
         assert!(
-            eventually(|| written.load(Ordering::SeqCst) >= 300, Duration::from_secs(20)).await,
+            eventually(
+                || written.load(Ordering::SeqCst) >= 300,
+                Duration::from_secs(20)
+            )
+            .await,
             "the writer ran"
         );
         stop.store(true, Ordering::SeqCst);
@@ -272,7 +325,11 @@ fn flushall_and_reconnects_drop_everything() {
         let (cache, local) = setup(&server.url(), &ns, opts).await;
         let warm = async |cache: &Cache<Profile>, con: &mut redis::aio::MultiplexedConnection| {
             for id in 0..5 {
-                cache.set(&id, &profile(id, "x")).run_async(con).await.unwrap();
+                cache
+                    .set(&id, &profile(id, "x"))
+                    .run_async(con)
+                    .await
+                    .unwrap();
             }
             tokio::time::sleep(Duration::from_millis(30)).await;
             for id in 0..5 {
@@ -283,7 +340,10 @@ fn flushall_and_reconnects_drop_everything() {
         assert_eq!(local.len(), 5);
 
         let _: () = redis::cmd("FLUSHALL").query_async(&mut con).await.unwrap();
-        assert!(eventually(|| local.is_empty(), Duration::from_secs(2)).await, "FLUSHALL");
+        assert!(
+            eventually(|| local.is_empty(), Duration::from_secs(2)).await,
+            "FLUSHALL"
+        );
 
         warm(&cache, &mut con).await;
         assert_eq!(local.len(), 5);
@@ -296,12 +356,22 @@ fn flushall_and_reconnects_drop_everything() {
             .query_async(&mut con)
             .await
             .unwrap_or(0);
-        assert!(eventually(|| local.is_empty(), Duration::from_secs(2)).await, "disconnect");
+        assert!(
+            eventually(|| local.is_empty(), Duration::from_secs(2)).await,
+            "disconnect"
+        );
         // A write while tracking is down must not leave a stale copy: the
         // reconnect drops everything again once tracking is back.
         let mut fresh = server.async_connection().await.unwrap();
-        cache.set(&0, &profile(0, "while down")).run_async(&mut fresh).await.unwrap();
-        assert!(eventually(|| local.is_connected(), Duration::from_secs(5)).await, "reconnected");
+        cache
+            .set(&0, &profile(0, "while down"))
+            .run_async(&mut fresh)
+            .await
+            .unwrap();
+        assert!(
+            eventually(|| local.is_connected(), Duration::from_secs(5)).await,
+            "reconnected"
+        );
         assert!(local.stats().flushes > flushes);
         let got = cache.get_or_load(&mut fresh, &0, no_load).await.unwrap();
         assert_eq!(got.unwrap().name, "while down");
@@ -326,9 +396,15 @@ fn cluster_writes_on_any_primary_drop_local_copies() {
         let local = LocalCache::connect_nodes(&urls, &[&prefix], LocalCacheOptions::default())
             .await
             .unwrap();
-        let cache = Cache::<Profile>::new().namespace(&ns).with_local(local.clone());
+        let cache = Cache::<Profile>::new()
+            .namespace(&ns)
+            .with_local(local.clone());
         for id in 0..30 {
-            cache.set(&id, &profile(id, "a")).run_async(&mut con).await.unwrap();
+            cache
+                .set(&id, &profile(id, "a"))
+                .run_async(&mut con)
+                .await
+                .unwrap();
         }
         tokio::time::sleep(Duration::from_millis(30)).await;
         for id in 0..30 {

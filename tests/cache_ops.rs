@@ -48,7 +48,12 @@ struct Flash {
 
 /// An explicit id: the value does not hold its key.
 #[derive(Cached, Serialize, Deserialize, Debug, Clone, PartialEq)]
-#[cache(key = "report:{day}:{region}", id = "(String, u16)", ttl = "1h", beta = 0)]
+#[cache(
+    key = "report:{day}:{region}",
+    id = "(String, u16)",
+    ttl = "1h",
+    beta = 0
+)]
 struct Report {
     total: i64,
 }
@@ -140,9 +145,7 @@ fn pattern(r: &mut Runner, p: &KeyPattern) -> usize {
         Runner::Sync(con) => invalidate_pattern(con, p).unwrap(),
         Runner::SyncCluster(con) => invalidate_pattern(con, p).unwrap(),
         Runner::Async(rt, con) => rt.block_on(invalidate_pattern_async(con, p)).unwrap(),
-        Runner::AsyncCluster(rt, con) => {
-            rt.block_on(invalidate_pattern_async(con, p)).unwrap()
-        }
+        Runner::AsyncCluster(rt, con) => rt.block_on(invalidate_pattern_async(con, p)).unwrap(),
     }
 }
 
@@ -240,14 +243,19 @@ fn cache_aside(r: &mut Runner, ns: &Namespace) {
         calls.fetch_add(1, Ordering::SeqCst);
         Ok(Some(product(7, "games")))
     };
-    assert_eq!(get_or_load(r, &cache, &7, load).unwrap(), Some(product(7, "games")));
+    assert_eq!(
+        get_or_load(r, &cache, &7, load).unwrap(),
+        Some(product(7, "games"))
+    );
     assert_eq!(
         get_or_load(r, &cache, &7, || panic!("a hit must not load")).unwrap(),
         Some(product(7, "games"))
     );
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     // The lease was released by the fill.
-    let lease: i64 = r.cmd("EXISTS", &format!("{{{}}}:#lease", cache.key(&7))).go();
+    let lease: i64 = r
+        .cmd("EXISTS", &format!("{{{}}}:#lease", cache.key(&7)))
+        .go();
     assert_eq!(lease, 0);
     // The loader's time is stored as delta.
     let found = r.run(cache.entry(&7)).unwrap().unwrap();
@@ -257,7 +265,10 @@ fn cache_aside(r: &mut Runner, ns: &Namespace) {
 fn loader_errors_are_returned_not_cached(r: &mut Runner, ns: &Namespace) {
     let cache = Cache::<Product>::new().namespace(ns);
     let err = get_or_load(r, &cache, &5, || Err("database down".to_owned())).unwrap_err();
-    assert!(matches!(&err, Error::User(e) if e.to_string() == "database down"), "{err}");
+    assert!(
+        matches!(&err, Error::User(e) if e.to_string() == "database down"),
+        "{err}"
+    );
     assert_eq!(r.run(cache.get(&5)).unwrap(), None, "nothing cached");
     // The lease was given back: the next caller loads at once.
     let got = get_or_load(r, &cache, &5, || Ok(Some(product(5, "b")))).unwrap();
@@ -274,7 +285,11 @@ fn format_version_mismatch_is_a_miss(r: &mut Runner, ns: &Namespace) {
     assert_eq!(r.run(cache.get(&3)).unwrap(), None);
     let got = get_or_load(r, &cache, &3, || Ok(Some(product(3, "new")))).unwrap();
     assert_eq!(got, Some(product(3, "new")));
-    assert_eq!(r.run(cache.get(&3)).unwrap(), Some(product(3, "new")), "overwritten");
+    assert_eq!(
+        r.run(cache.get(&3)).unwrap(),
+        Some(product(3, "new")),
+        "overwritten"
+    );
 }
 
 fn foreign_bytes_are_a_logged_miss(r: &mut Runner, ns: &Namespace) {
@@ -283,11 +298,20 @@ fn foreign_bytes_are_a_logged_miss(r: &mut Runner, ns: &Namespace) {
     let far = chrono::Utc::now().timestamp_millis() + 600_000;
     let cases: Vec<(u64, Vec<u8>)> = vec![
         (1, b"plain text another program wrote".to_vec()),
-        (2, br#"{"id":2,"name":"json without a header","category":"x"}"#.to_vec()),
+        (
+            2,
+            br#"{"id":2,"name":"json without a header","category":"x"}"#.to_vec(),
+        ),
         (3, b"rsc1 v2 d0 x".to_vec()),
         (4, format!("rsc1 v2 d0 x{far} v\n{{\"id\":4,").into_bytes()),
         (5, b"\xff\xfe\x00binary".to_vec()),
-        (6, format!("rsc1 v2 d0 x{far} v\n{{\"id\":\"not a number\",\"name\":\"a\",\"category\":\"b\"}}").into_bytes()),
+        (
+            6,
+            format!(
+                "rsc1 v2 d0 x{far} v\n{{\"id\":\"not a number\",\"name\":\"a\",\"category\":\"b\"}}"
+            )
+            .into_bytes(),
+        ),
     ];
     for (id, bytes) in &cases {
         let () = r.cmd("SET", &cache.key(id)).arg(&bytes[..]).go();
@@ -323,7 +347,9 @@ fn tags_invalidate_groups(r: &mut Runner, ns: &Namespace) {
     let members: i64 = r.cmd("ZCARD", &tag_key).go();
     assert_eq!(members, 3);
 
-    let n = r.run(cache.invalidate_tag(&Tag::new("category:").value(&"books"))).unwrap();
+    let n = r
+        .run(cache.invalidate_tag(&Tag::new("category:").value(&"books")))
+        .unwrap();
     assert_eq!(n, 3);
     for id in 1..=3 {
         assert_eq!(r.run(cache.get(&id)).unwrap(), None);
@@ -333,31 +359,58 @@ fn tags_invalidate_groups(r: &mut Runner, ns: &Namespace) {
     let exists: i64 = r.cmd("EXISTS", &tag_key).go();
     assert_eq!(exists, 0, "the tag set is gone");
     // Invalidating an empty tag is one round trip and deletes nothing.
-    assert_eq!(r.run(cache.invalidate_tag(&Tag::new("category:").value(&"none"))).unwrap(), 0);
+    assert_eq!(
+        r.run(cache.invalidate_tag(&Tag::new("category:").value(&"none")))
+            .unwrap(),
+        0
+    );
 }
 
 fn tag_sets_are_pruned(r: &mut Runner, ns: &Namespace) {
     let cache = Cache::<Flash>::new().namespace(ns);
     let tag_key = format!("{ns}:#tag:g:a");
     for id in 0..5 {
-        r.run(cache.set(&id, &Flash { id, group: "a".into(), n: 0 })).unwrap();
+        r.run(cache.set(
+            &id,
+            &Flash {
+                id,
+                group: "a".into(),
+                n: 0,
+            },
+        ))
+        .unwrap();
     }
     let n: i64 = r.cmd("ZCARD", &tag_key).go();
     assert_eq!(n, 5);
     // The tag set lives exactly as long as its longest-lived member.
     let tag_ttl: i64 = r.cmd("PTTL", &tag_key).go();
     let entry_ttl: i64 = r.cmd("PTTL", &cache.key(&4)).go();
-    assert!(tag_ttl > 0 && (tag_ttl - entry_ttl).abs() < 200, "{tag_ttl} vs {entry_ttl}");
+    assert!(
+        tag_ttl > 0 && (tag_ttl - entry_ttl).abs() < 200,
+        "{tag_ttl} vs {entry_ttl}"
+    );
     // After the entries expired, the next write prunes them.
     std::thread::sleep(Duration::from_millis(5_400));
-    r.run(cache.set(&99, &Flash { id: 99, group: "a".into(), n: 0 })).unwrap();
+    r.run(cache.set(
+        &99,
+        &Flash {
+            id: 99,
+            group: "a".into(),
+            n: 0,
+        },
+    ))
+    .unwrap();
     let n: i64 = r.cmd("ZCARD", &tag_key).go();
     assert_eq!(n, 1, "expired members pruned");
 }
 
 fn stale_window_serves_stale_while_one_refreshes(r: &mut Runner, ns: &Namespace) {
     let cache = Cache::<Flash>::new().namespace(ns);
-    let v1 = Flash { id: 1, group: "s".into(), n: 1 };
+    let v1 = Flash {
+        id: 1,
+        group: "s".into(),
+        n: 1,
+    };
     r.run(cache.set(&1, &v1)).unwrap();
     std::thread::sleep(Duration::from_millis(350));
     let found = r.run(cache.entry(&1)).unwrap().unwrap();
@@ -365,7 +418,12 @@ fn stale_window_serves_stale_while_one_refreshes(r: &mut Runner, ns: &Namespace)
     // Another caller holds the refresh lease: the stale value comes back at
     // once, without loading.
     let lease = format!("{{{}}}:#lease", cache.key(&1));
-    let () = r.cmd("SET", &lease).arg("someone-else").arg("PX").arg(2000).go();
+    let () = r
+        .cmd("SET", &lease)
+        .arg("someone-else")
+        .arg("PX")
+        .arg(2000)
+        .go();
     let got = get_or_load(r, &cache, &1, || panic!("the lease holder refreshes")).unwrap();
     assert_eq!(got, Some(v1.clone()));
     let _: i64 = r.cmd("DEL", &lease).go();
@@ -421,7 +479,10 @@ fn xfetch_refreshes_early(r: &mut Runner, ns: &Namespace) {
     assert_eq!(rkey, format!("{ns}:report:2024-05-01:7"));
     let entry = format!("rsc1 v1 d600000 x{} v\n{{\"total\":5}}", now + 10_000);
     let () = r.cmd("SET", &rkey).arg(&entry).go();
-    let got = get_or_load(r, &reports, &("2024-05-01".to_owned(), 7), || panic!("beta = 0")).unwrap();
+    let got = get_or_load(r, &reports, &("2024-05-01".to_owned(), 7), || {
+        panic!("beta = 0")
+    })
+    .unwrap();
     assert_eq!(got, Some(Report { total: 5 }));
 }
 
@@ -437,7 +498,10 @@ fn write_through_writes_source_then_cache(r: &mut Runner, ns: &Namespace) {
     assert_eq!(source.lock().unwrap().as_slice(), &[p.clone()]);
     assert_eq!(r.run(cache.get(&11)).unwrap(), Some(p.clone()));
     // A failing source write leaves the cache alone.
-    let q = Product { name: "renamed".into(), ..p.clone() };
+    let q = Product {
+        name: "renamed".into(),
+        ..p.clone()
+    };
     let err = write_through(r, &cache, &q, |_| Err("constraint violated".to_owned())).unwrap_err();
     assert!(err.to_string().contains("constraint violated"));
     assert_eq!(r.run(cache.get(&11)).unwrap(), Some(p));
@@ -448,7 +512,12 @@ fn set_revokes_a_fill_in_flight(r: &mut Runner, ns: &Namespace) {
     let key = cache.key(&12);
     // A loader (of another process) holds the lease with an old read...
     let lease = format!("{{{key}}}:#lease");
-    let () = r.cmd("SET", &lease).arg("their-token").arg("PX").arg(5000).go();
+    let () = r
+        .cmd("SET", &lease)
+        .arg("their-token")
+        .arg("PX")
+        .arg(5000)
+        .go();
     // ...then the source of truth changes and is written through.
     r.run(cache.set(&12, &product(12, "new"))).unwrap();
     let exists: i64 = r.cmd("EXISTS", &lease).go();
@@ -466,18 +535,29 @@ fn pattern_invalidation_scans_every_primary(r: &mut Runner, ns: &Namespace) {
     }
     // Keys of another type and a look-alike with a glob in its id survive.
     let reports = Cache::<Report>::new().namespace(ns);
-    r.run(reports.set(&("d*".to_owned(), 1), &Report { total: 1 })).unwrap();
-    r.run(reports.set(&("dx".to_owned(), 1), &Report { total: 2 })).unwrap();
-    let n = pattern(r, &KeyPattern::entries_of::<Report, _>(Some(ns), &"d*".to_owned()));
+    r.run(reports.set(&("d*".to_owned(), 1), &Report { total: 1 }))
+        .unwrap();
+    r.run(reports.set(&("dx".to_owned(), 1), &Report { total: 2 }))
+        .unwrap();
+    let n = pattern(
+        r,
+        &KeyPattern::entries_of::<Report, _>(Some(ns), &"d*".to_owned()),
+    );
     assert_eq!(n, 1, "only the literal `d*` report");
-    assert_eq!(r.run(reports.get(&("dx".to_owned(), 1))).unwrap(), Some(Report { total: 2 }));
+    assert_eq!(
+        r.run(reports.get(&("dx".to_owned(), 1))).unwrap(),
+        Some(Report { total: 2 })
+    );
 
     let n = pattern(r, &KeyPattern::entries_of::<Product, _>(Some(ns), &()));
     assert_eq!(n, 40);
     for id in 0..40 {
         assert_eq!(r.run(cache.get(&id)).unwrap(), None);
     }
-    assert_eq!(r.run(reports.get(&("dx".to_owned(), 1))).unwrap(), Some(Report { total: 2 }));
+    assert_eq!(
+        r.run(reports.get(&("dx".to_owned(), 1))).unwrap(),
+        Some(Report { total: 2 })
+    );
 }
 
 fn batches_with_other_operations(r: &mut Runner, ns: &Namespace) {

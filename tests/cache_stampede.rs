@@ -49,13 +49,17 @@ impl Side {
                 .unwrap()
                 .get_connection()
                 .unwrap();
-            con.get::<_, Option<u64>>(self.key("loads")).unwrap().unwrap_or(0)
+            con.get::<_, Option<u64>>(self.key("loads"))
+                .unwrap()
+                .unwrap_or(0)
         } else {
             let mut con = redis::Client::open(self.urls[0].as_str())
                 .unwrap()
                 .get_connection()
                 .unwrap();
-            con.get::<_, Option<u64>>(self.key("loads")).unwrap().unwrap_or(0)
+            con.get::<_, Option<u64>>(self.key("loads"))
+                .unwrap()
+                .unwrap_or(0)
         }
     }
 
@@ -284,13 +288,17 @@ fn stampede(cluster: bool, asynchronous: bool) {
             .unwrap()
             .get_connection()
             .unwrap();
-        con.get::<_, Option<usize>>(side.key("ok")).unwrap().unwrap_or(0)
+        con.get::<_, Option<usize>>(side.key("ok"))
+            .unwrap()
+            .unwrap_or(0)
     } else {
         let mut con = redis::Client::open(urls[0].as_str())
             .unwrap()
             .get_connection()
             .unwrap();
-        con.get::<_, Option<usize>>(side.key("ok")).unwrap().unwrap_or(0)
+        con.get::<_, Option<usize>>(side.key("ok"))
+            .unwrap()
+            .unwrap_or(0)
     };
     assert_eq!(ok_here, PER_PROCESS, "callers of this process");
     assert_eq!(ok_there, PER_PROCESS, "callers of the child process");

@@ -164,11 +164,7 @@ async fn run_worker(
                 return Err(format!("source refused {}", w.id));
             }
             tokio::time::sleep(delay).await;
-            db_con
-                .lock()
-                .await
-                .hset(&db, &w.id, w.value.balance)
-                .await;
+            db_con.lock().await.hset(&db, &w.id, w.value.balance).await;
             Ok(())
         }
     };
@@ -197,7 +193,10 @@ fn drains_the_queue(cluster: bool) {
         let mut con = Con::open(&urls).await;
         let cache = Cache::<Account>::new().namespace(&ns);
         for id in 0..20 {
-            let a = Account { id, balance: 100 + i64::from(id) };
+            let a = Account {
+                id,
+                balance: 100 + i64::from(id),
+            };
             let entry = con.run(cache.write_behind(&id, &a)).await.unwrap();
             assert!(entry.contains('-'), "a stream id: {entry}");
             // The cache is written at once.
@@ -250,11 +249,19 @@ fn retries_then_dead_letters(cluster: bool) {
         let stream = format!("{ns}:#wb:{{account}}");
         let _: String = match &mut con {
             Con::One(c) => c
-                .xadd(&stream, "*", &[("id", "9"), ("key", "x"), ("v", "{\"nope\":1}")])
+                .xadd(
+                    &stream,
+                    "*",
+                    &[("id", "9"), ("key", "x"), ("v", "{\"nope\":1}")],
+                )
                 .await
                 .unwrap(),
             Con::Cluster(c) => c
-                .xadd(&stream, "*", &[("id", "9"), ("key", "x"), ("v", "{\"nope\":1}")])
+                .xadd(
+                    &stream,
+                    "*",
+                    &[("id", "9"), ("key", "x"), ("v", "{\"nope\":1}")],
+                )
                 .await
                 .unwrap(),
         };
@@ -281,7 +288,11 @@ fn retries_then_dead_letters(cluster: bool) {
             Duration::ZERO,
         ));
         assert!(
-            wait_for(async || con.xlen(&dead).await == 2 && con.hlen(&db).await == 3, Duration::from_secs(10)).await,
+            wait_for(
+                async || con.xlen(&dead).await == 2 && con.hlen(&db).await == 3,
+                Duration::from_secs(10)
+            )
+            .await,
             "dead letters and writes"
         );
         trigger.fire();
@@ -294,8 +305,20 @@ fn retries_then_dead_letters(cluster: bool) {
         assert_eq!(tries.iter().filter(|(id, _)| *id == 4).count(), 3);
         // The dead letters keep the entry and say why.
         let v: redis::Value = match &mut con {
-            Con::One(c) => redis::cmd("XRANGE").arg(&dead).arg("-").arg("+").query_async(c).await.unwrap(),
-            Con::Cluster(c) => redis::cmd("XRANGE").arg(&dead).arg("-").arg("+").query_async(c).await.unwrap(),
+            Con::One(c) => redis::cmd("XRANGE")
+                .arg(&dead)
+                .arg("-")
+                .arg("+")
+                .query_async(c)
+                .await
+                .unwrap(),
+            Con::Cluster(c) => redis::cmd("XRANGE")
+                .arg(&dead)
+                .arg("-")
+                .arg("+")
+                .query_async(c)
+                .await
+                .unwrap(),
         };
         let text = format!("{v:?}");
         assert!(text.contains("source refused 3"), "{text}");
@@ -333,13 +356,26 @@ fn shutdown_leaves_a_retrying_entry_pending(cluster: bool) {
             }),
             Duration::ZERO,
         ));
-        assert!(wait_for(async || calls.load(Ordering::SeqCst) == 1, Duration::from_secs(5)).await);
+        assert!(
+            wait_for(
+                async || calls.load(Ordering::SeqCst) == 1,
+                Duration::from_secs(5)
+            )
+            .await
+        );
         let started = Instant::now();
         trigger.fire();
         let stats = task.await.unwrap();
-        assert!(started.elapsed() < Duration::from_secs(2), "did not wait out the 30 s backoff");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "did not wait out the 30 s backoff"
+        );
         assert_eq!(stats.done, 0);
-        assert_eq!(con.pending(&stream).await, 1, "the entry stays pending for the next worker");
+        assert_eq!(
+            con.pending(&stream).await,
+            1,
+            "the entry stays pending for the next worker"
+        );
     });
 }
 
@@ -385,7 +421,12 @@ fn killed_worker_loses_nothing(cluster: bool) {
     let ns = Namespace::new(unique_prefix("wb_kill")).unwrap();
     let db = format!("{ns}:db");
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["write_behind_child", "--exact", "--ignored", "--test-threads=1"])
+        .args([
+            "write_behind_child",
+            "--exact",
+            "--ignored",
+            "--test-threads=1",
+        ])
         .env(ENV_URLS, urls.join(","))
         .env(ENV_NS, ns.as_str())
         .spawn()
@@ -394,9 +435,15 @@ fn killed_worker_loses_nothing(cluster: bool) {
         let mut con = Con::open(&urls).await;
         let cache = Cache::<Account>::new().namespace(&ns);
         for id in 0..N {
-            con.run(cache.write_behind(&id, &Account { id, balance: i64::from(id) * 10 }))
-                .await
-                .unwrap();
+            con.run(cache.write_behind(
+                &id,
+                &Account {
+                    id,
+                    balance: i64::from(id) * 10,
+                },
+            ))
+            .await
+            .unwrap();
         }
         // Let the doomed worker get into its first batch of 25, then kill it.
         assert!(
@@ -435,7 +482,10 @@ fn killed_worker_loses_nothing(cluster: bool) {
         );
         trigger.fire();
         let stats = task.await.unwrap();
-        assert!(stats.claimed > 0, "the rescuer claimed the dead worker's entries");
+        assert!(
+            stats.claimed > 0,
+            "the rescuer claimed the dead worker's entries"
+        );
         let rows = con.hgetall(&db).await;
         let ids: BTreeSet<u32> = rows.keys().map(|k| k.parse().unwrap()).collect();
         assert_eq!(ids, (0..N).collect(), "no entry lost");

@@ -42,11 +42,11 @@ pub mod prelude {
 /// What the derives expand to. Not public API: no semver guarantees.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::cache::{CacheInvalidations, CacheSchema, Cached, CachedKeyed, Tags};
     pub use crate::codec::{
         Codec, CounterValue, ExpiresAtValue, FieldError, FieldValue, Json, Opt, Plain, Req, Slot,
         VersionValue,
     };
-    pub use crate::cache::{CacheInvalidations, CacheSchema, Cached, CachedKeyed, Tags};
     pub use crate::error::{Error, Result};
     pub use crate::hash::{
         CounterField, ExpiryField, Field, FieldKind, FieldReader, FieldSchema, FieldWriter, FindBy,
@@ -91,6 +91,11 @@ pub mod __private {
         0,
         0.0,
     );
+
+    /// A serde type (serialise and deserialise owned): the bound the
+    /// `Cached` derive puts on generic types.
+    pub trait SerdeValue: serde::Serialize + serde::de::DeserializeOwned {}
+    impl<T: serde::Serialize + serde::de::DeserializeOwned> SerdeValue for T {}
 
     /// Compile-time assertion helpers: a failing bound is reported at the
     /// field type it names.

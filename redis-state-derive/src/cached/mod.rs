@@ -114,6 +114,8 @@ fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<'a>> {
     let mut namespace = Attr::<syn::LitStr>::none(cx, "namespace");
     let mut krate = Attr::<syn::Path>::none(cx, "crate");
     let mut tags: Vec<syn::LitStr> = Vec::new();
+    // A ttl that was given but malformed is reported once, as malformed.
+    let mut ttl_given = false;
 
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("cache")) {
         let res = attr.parse_nested_meta(|meta| {
@@ -130,6 +132,7 @@ fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<'a>> {
                 };
                 id.set(&path, ty);
             } else if path.is_ident("ttl") {
+                ttl_given = true;
                 if let Some(v) = duration(cx, "ttl", &parse_value(&meta)?) {
                     ttl.set(&path, v);
                 }
@@ -183,6 +186,16 @@ fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<'a>> {
                         lit: syn::Lit::Int(i),
                         ..
                     }) => i.base10_parse::<f64>().map(|v| (v, i.span())),
+                    syn::Expr::Unary(syn::ExprUnary {
+                        op: syn::UnOp::Neg(_),
+                        ..
+                    }) => {
+                        cx.error_spanned_by(
+                            meta.path.clone(),
+                            "beta must be at least 0 (0 turns early refresh off)",
+                        );
+                        return Ok(());
+                    }
                     other => Err(syn::Error::new_spanned(other, "beta is a number: `beta = 1.5`")),
                 };
                 match parsed {
@@ -214,13 +227,6 @@ fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<'a>> {
             cx.syn_error(e);
         }
     }
-    for attr in input.attrs.iter().filter(|a| a.path().is_ident("redis")) {
-        cx.error_spanned_by(
-            attr.path(),
-            "`#[derive(Cached)]` reads `#[cache(...)]` attributes; `#[redis(...)]` belongs to `#[derive(RedisHash)]`",
-        );
-    }
-
     let krate = krate
         .get()
         .unwrap_or_else(|| syn::parse_quote!(::redis_state));
@@ -254,7 +260,7 @@ fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<'a>> {
 
     // -- ttl and friends ---------------------------------------------------
     let ttl = ttl.get();
-    if ttl.is_none() {
+    if ttl.is_none() && !ttl_given {
         cx.error_spanned_by(
             &input.ident,
             "a cached type needs a time to live: add `#[cache(ttl = \"10m\")]`",
@@ -289,7 +295,10 @@ fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<'a>> {
     let explicit_id = id.get_with_tokens();
     let (template_src, template_lit) = match key.get() {
         Some(lit) => (lit.value(), Some(lit)),
-        None => (format!("{}:{{id}}", to_snake(&input.ident.to_string())), None),
+        None => (
+            format!("{}:{{id}}", to_snake(&input.ident.to_string())),
+            None,
+        ),
     };
     let key_err = |msg: String| match &template_lit {
         Some(lit) => cx.error_spanned_by(lit, msg),
@@ -309,7 +318,9 @@ fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<'a>> {
             key_err("the key template needs at least one placeholder: entries of different ids would share one key".to_owned());
         }
         if parts.len() > MAX_ID_PARTS {
-            key_err(format!("a key may have at most {MAX_ID_PARTS} placeholders"));
+            key_err(format!(
+                "a key may have at most {MAX_ID_PARTS} placeholders"
+            ));
         }
         for (i, p) in parts.iter().enumerate() {
             if parts[..i].contains(p) {
@@ -434,6 +445,38 @@ fn expand(m: &Model<'_>) -> TokenStream {
     let p = quote!(#krate::__private);
     let ident = m.ident;
     let (impl_g, ty_g, where_c) = m.generics.split_for_impl();
+    // A generic type is cacheable for the arguments that make it a serde
+    // type; a plain type gets no extra bound.
+    // Each impl states what its body needs as `for<'__r> Ty: Trait`: an
+    // unmet bound then makes the impl not apply instead of failing inside
+    // it, and the assertion below reports it once, at the field type.
+    let mut preds: Vec<TokenStream> = where_c
+        .map(|w| w.predicates.iter().map(|p| quote!(#p)).collect())
+        .unwrap_or_default();
+    if !m.generics.params.is_empty() {
+        preds.push(quote!(Self: #p::SerdeValue));
+    }
+    let mut seen: Vec<String> = Vec::new();
+    for f in m
+        .key_fields
+        .iter()
+        .chain(m.tags.iter().flat_map(|(_, fs)| fs.iter()))
+    {
+        let ty = &f.ty;
+        let pred = quote!(for<'__r> #ty: #p::KeyPart);
+        if !seen.contains(&pred.to_string()) {
+            seen.push(pred.to_string());
+            preds.push(pred);
+        }
+    }
+    if let Some(ty) = &m.id {
+        preds.push(quote!(for<'__r> #ty: #p::IdValue));
+    }
+    let trait_where = if preds.is_empty() {
+        quote!()
+    } else {
+        quote!(where #(#preds,)*)
+    };
     let model_name = ident.to_string();
     let name = to_snake(&model_name);
     let key_segs = segs(&p, &m.template);
@@ -485,13 +528,14 @@ fn expand(m: &Model<'_>) -> TokenStream {
     });
 
     let keyed = if m.id.is_none() {
+        let trait_where = &trait_where;
         let writes = m.key_fields.iter().map(|f| {
             let fi = &f.ident;
             quote!(#p::KeyPart::write_key_part(&self.#fi, __out);)
         });
         quote! {
             #[automatically_derived]
-            impl #impl_g #p::CachedKeyed for #ident #ty_g #where_c {
+            impl #impl_g #p::CachedKeyed for #ident #ty_g #trait_where {
                 #[inline]
                 fn write_id(&self, __out: &mut #p::IdBuf) {
                     #(#writes)*
@@ -531,7 +575,7 @@ fn expand(m: &Model<'_>) -> TokenStream {
         #[allow(non_upper_case_globals, clippy::all, clippy::pedantic)]
         const _: () = {
             #[automatically_derived]
-            impl #impl_g #p::Cached for #ident #ty_g #where_c {
+            impl #impl_g #p::Cached for #ident #ty_g #trait_where {
                 type Id = #id_ty;
 
                 const SCHEMA: &'static #p::CacheSchema = &#p::CacheSchema::new(
@@ -596,11 +640,12 @@ fn fallback(input: &syn::DeriveInput, krate: &syn::Path) -> TokenStream {
     let ident = &input.ident;
     let p = quote!(#krate::__private);
     let (impl_g, ty_g, where_c) = input.generics.split_for_impl();
+    let id = fallback_id(input).unwrap_or_else(|| quote!(#p::String));
     quote! {
         const _: () = {
             #[automatically_derived]
             impl #impl_g #p::Cached for #ident #ty_g #where_c {
-                type Id = #p::String;
+                type Id = #id;
                 const SCHEMA: &'static #p::CacheSchema = &#p::FALLBACK_CACHE_SCHEMA;
             }
             #[automatically_derived]
@@ -608,5 +653,60 @@ fn fallback(input: &syn::DeriveInput, krate: &syn::Path) -> TokenStream {
                 fn write_id(&self, _: &mut #p::IdBuf) {}
             }
         };
+    }
+}
+
+/// The id type the attributes mean, read leniently, so that uses of the type
+/// next to an attribute error type-check as they will once it is fixed.
+fn fallback_id(input: &syn::DeriveInput) -> Option<TokenStream> {
+    let mut key = None;
+    let mut id = None;
+    for attr in input.attrs.iter().filter(|a| a.path().is_ident("cache")) {
+        let _ = attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("key") {
+                key = parse_lit_str(&meta).ok().map(|l| l.value());
+            } else if meta.path.is_ident("id") {
+                id = match parse_value(&meta) {
+                    Ok(syn::Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Str(s),
+                        ..
+                    })) => s.parse::<syn::Type>().ok(),
+                    Ok(other) => syn::parse2::<syn::Type>(other.to_token_stream()).ok(),
+                    Err(_) => None,
+                };
+            } else if meta.input.peek(syn::Token![=]) {
+                let _: syn::Expr = meta.value()?.parse()?;
+            } else if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
+                meta.parse_nested_meta(|_| Ok(()))?;
+            }
+            Ok(())
+        });
+    }
+    if let Some(ty) = id {
+        return Some(quote!(#ty));
+    }
+    let syn::Data::Struct(syn::DataStruct {
+        fields: syn::Fields::Named(named),
+        ..
+    }) = &input.data
+    else {
+        return None;
+    };
+    let src = key.unwrap_or_else(|| "_:{id}".to_owned());
+    let t = template::parse(&src).ok()?;
+    let tys: Vec<&syn::Type> = t
+        .parts()
+        .map(|p| {
+            named
+                .named
+                .iter()
+                .find(|f| f.ident.as_ref().is_some_and(|i| i == p))
+                .map(|f| &f.ty)
+        })
+        .collect::<Option<_>>()?;
+    match tys.as_slice() {
+        [] => None,
+        [one] => Some(quote!(#one)),
+        many => Some(quote!((#(#many,)*))),
     }
 }

@@ -26,7 +26,7 @@ pub(crate) struct Model<'a> {
     pub(crate) fields: Vec<FieldModel<'a>>,
     /// `invalidates(Type = "field, field")`: cached types whose entry with
     /// the id made of these fields depends on the entity.
-    pub(crate) invalidates: Vec<(syn::Path, Vec<String>)>,
+    pub(crate) invalidates: Vec<(syn::Path, Vec<String>, Span)>,
     /// `invalidates_tag = "template"`: tags over the entity's fields.
     pub(crate) invalidates_tags: Vec<Template>,
 }
@@ -334,7 +334,10 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<
                 }
             };
             if t.has_tag() {
-                cx.error_spanned_by(lit, "a tag is a name, not a key: it cannot hold a hash tag `{{...}}`");
+                cx.error_spanned_by(
+                    lit,
+                    "a tag is a name, not a key: it cannot hold a hash tag `{{...}}`",
+                );
                 return None;
             }
             for p in t.parts() {
@@ -382,10 +385,17 @@ fn check_dependency_field(
         }
         Some(_) => true,
         None => {
-            let names: Vec<String> = fields.iter().map(|f| format!("`{}`", f.rust_name())).collect();
+            let names: Vec<String> = fields
+                .iter()
+                .map(|f| format!("`{}`", f.rust_name()))
+                .collect();
             cx.error_spanned_by(
                 lit,
-                format!("{what} names `{name}`, but `{}` has no such field; its fields are {}", input.ident, names.join(", ")),
+                format!(
+                    "{what} names `{name}`, but `{}` has no such field; its fields are {}",
+                    input.ident,
+                    names.join(", ")
+                ),
             );
             false
         }
@@ -397,7 +407,7 @@ fn check_invalidates(
     input: &syn::DeriveInput,
     fields: &[FieldModel<'_>],
     raw: Vec<(syn::Path, syn::LitStr)>,
-) -> Vec<(syn::Path, Vec<String>)> {
+) -> Vec<(syn::Path, Vec<String>, Span)> {
     let mut out = Vec::new();
     for (ty, lit) in raw {
         let names: Vec<String> = lit
@@ -421,7 +431,7 @@ fn check_invalidates(
             ok &= check_dependency_field(cx, input, fields, &lit, n, "`invalidates`");
         }
         if ok {
-            out.push((ty, names));
+            out.push((ty, names, lit.span()));
         }
     }
     out

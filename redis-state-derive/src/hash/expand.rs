@@ -6,7 +6,6 @@ use quote::{format_ident, quote, quote_spanned};
 
 use super::ast::{CodecKind, DefaultKind, FieldModel, IndexKind, Model, Role};
 use crate::internals::template::TSeg;
-use syn::spanned::Spanned;
 
 pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
     let krate = &m.krate;
@@ -449,16 +448,22 @@ fn expand_invalidations(m: &Model<'_>, p: &TokenStream) -> TokenStream {
         return quote!();
     }
     let field = |name: &str| m.fields.iter().find(|f| f.rust_name() == name);
-    let keys = m.invalidates.iter().map(|(ty, names)| {
-        let idents: Vec<&syn::Ident> = names.iter().filter_map(|n| field(n)).map(|f| f.ident).collect();
+    let keys = m.invalidates.iter().map(|(ty, names, span)| {
+        // Spanned at the field list, where a type mismatch is the user's.
+        let idents: Vec<syn::Ident> = names
+            .iter()
+            .filter_map(|n| field(n))
+            .map(|f| syn::Ident::new(&f.ident.to_string(), *span))
+            .collect();
+        let span = *span;
         match idents.as_slice() {
-            [one] => quote_spanned! {ty.span()=>
+            [one] => quote_spanned! {span=>
                 __out.key::<#ty, _>(&self.#one);
             },
             many => {
                 let n = many.len();
                 let msg = format!("`invalidates` names {n} fields, but the id of the cached type has another number of parts");
-                quote_spanned! {ty.span()=>
+                quote_spanned! {span=>
                     {
                         const _: () = ::core::assert!(<<#ty as #p::Cached>::Id as #p::IdValue>::PARTS == #n, #msg);
                         __out.key_parts::<#ty, _>(&(#(&self.#many,)*));

@@ -171,3 +171,57 @@ fn field_enum() {
         },
     );
 }
+
+fn cached(name: &str, input: TokenStream) {
+    snapshot(name, "Cached", crate::cached::derive, input);
+}
+
+#[test]
+fn cached_every_option() {
+    cached(
+        "cached_every_option",
+        quote! {
+            #[cache(
+                key = "product:{id}",
+                ttl = "10m",
+                jitter = "10%",
+                stale = "1m",
+                negative_ttl = "30s",
+                tag = "category:{category}",
+                version = 2
+            )]
+            pub struct Product {
+                pub id: u64,
+                pub category: String,
+            }
+        },
+    );
+}
+
+#[test]
+fn cached_explicit_id() {
+    cached(
+        "cached_explicit_id",
+        quote! {
+            #[cache(key = "report:{day}:{region}", id = "(String, u16)", ttl = "1h", beta = 0)]
+            pub struct Report {
+                pub total: i64,
+            }
+        },
+    );
+}
+
+#[test]
+fn hash_invalidates() {
+    hash(
+        "hash_invalidates",
+        quote! {
+            #[redis(key = "{{product}}:{id}", invalidates(ProductView = "id"), invalidates_tag = "category:{category}")]
+            pub struct ProductRow {
+                #[redis(id)]
+                pub id: u64,
+                pub category: String,
+            }
+        },
+    );
+}

@@ -441,17 +441,24 @@ where
         let value = match serde_json::from_slice::<T>(field(b"v").unwrap_or_default()) {
             Ok(v) => v,
             Err(e) => {
-                let error = format!("the queued value does not decode as {}: {e}", T::SCHEMA.model);
+                let error = format!(
+                    "the queued value does not decode as {}: {e}",
+                    T::SCHEMA.model
+                );
                 log::warn!(target: "redis_state::cache", "dead-lettering {entry_id} of `{}`: {error}", self.stream);
                 stats.dead += 1;
-                return self.settle(con, &entry_id, &fields, Some((&error, 0))).await;
+                return self
+                    .settle(con, &entry_id, &fields, Some((&error, 0)))
+                    .await;
             }
         };
         if deliveries > self.max_deliveries {
             let error = format!("delivered {deliveries} times (its workers did not finish it)");
             log::warn!(target: "redis_state::cache", "dead-lettering {entry_id} of `{}`: {error}", self.stream);
             stats.dead += 1;
-            return self.settle(con, &entry_id, &fields, Some((&error, 0))).await;
+            return self
+                .settle(con, &entry_id, &fields, Some((&error, 0)))
+                .await;
         }
         let mut attempt = 1;
         loop {
@@ -498,12 +505,20 @@ where
             .min(self.max_backoff);
         // Full jitter on the upper half, so retries of many workers spread.
         let half = exp / 2;
-        half + Duration::from_micros(fastrand::u64(0..=u64::try_from(half.as_micros()).unwrap_or(0)))
+        half + Duration::from_micros(fastrand::u64(
+            0..=u64::try_from(half.as_micros()).unwrap_or(0),
+        ))
     }
 
     async fn ensure_group<C: AsyncExecutor + ?Sized>(&self, con: &mut C) -> Result<()> {
         let r = Raw::new("XGROUP", &self.stream)
-            .args(["CREATE".as_bytes(), self.stream.as_bytes(), self.group.as_bytes(), b"0", b"MKSTREAM"])
+            .args([
+                "CREATE".as_bytes(),
+                self.stream.as_bytes(),
+                self.group.as_bytes(),
+                b"0",
+                b"MKSTREAM",
+            ])
             .run_async(con)
             .await;
         match r {

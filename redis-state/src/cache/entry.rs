@@ -105,7 +105,13 @@ pub(crate) fn parse(raw: &[u8]) -> Result<Envelope<'_>, &'static str> {
 /// `now − delta · beta · ln(rand()) ≥ expiry`, with `rand()` uniform in
 /// (0, 1]. The expected number of early recomputations is small and they
 /// happen closer to the expiry the cheaper the value is to compute.
-pub(crate) fn xfetch(now_ms: i64, delta_ms: u64, beta: f64, fresh_until_ms: i64, rand: f64) -> bool {
+pub(crate) fn xfetch(
+    now_ms: i64,
+    delta_ms: u64,
+    beta: f64,
+    fresh_until_ms: i64,
+    rand: f64,
+) -> bool {
     if beta <= 0.0 || delta_ms == 0 {
         return now_ms >= fresh_until_ms;
     }
@@ -121,10 +127,7 @@ mod tests {
     #[test]
     fn round_trip() {
         let raw = encode(3, 12, 1_732_190_000_000, Some(br#"{"a":1}"#));
-        assert_eq!(
-            raw,
-            b"rsc1 v3 d12 x1732190000000 v\n{\"a\":1}".to_vec()
-        );
+        assert_eq!(raw, b"rsc1 v3 d12 x1732190000000 v\n{\"a\":1}".to_vec());
         let e = parse(&raw).unwrap();
         assert_eq!(e.version, 3);
         assert_eq!(e.delta_ms, 12);

@@ -9,7 +9,7 @@ use super::entry::{now_ms, xfetch};
 use super::flight::{Flight, Flights, Joined, Outcome};
 use super::local::LocalCache;
 use super::ops::{
-    Abandon, Acquire, Acquired, Decoded, DEFAULT_HOLD, Fill, Get, GetEntry, Invalidate,
+    Abandon, Acquire, Acquired, DEFAULT_HOLD, Decoded, Fill, Get, GetEntry, Invalidate,
     InvalidateTag, Prepared, Set, WaitDone, Woken, decode_entry, decode_get_reply, entry_key,
     id_of,
 };
@@ -312,7 +312,12 @@ where
     /// early-refreshed hit adds `acquire` and, for the one caller that
     /// refreshes, `fill`; if that refresh fails the current value is
     /// returned and the failure logged.
-    pub async fn get_or_load<Q, C, F, Fut, E>(&self, con: &mut C, id: &Q, loader: F) -> Result<Option<T>>
+    pub async fn get_or_load<Q, C, F, Fut, E>(
+        &self,
+        con: &mut C,
+        id: &Q,
+        loader: F,
+    ) -> Result<Option<T>>
     where
         Q: IdValue + ?Sized,
         T::Id: std::borrow::Borrow<Q>,
@@ -328,7 +333,12 @@ where
     /// [`Cache::get_or_load`] on a blocking connection, with a blocking
     /// loader. Concurrent callers of one process wait on a condition
     /// variable; the local cache is not used (it is async).
-    pub fn get_or_load_blocking<Q, C, F, E>(&self, con: &mut C, id: &Q, loader: F) -> Result<Option<T>>
+    pub fn get_or_load_blocking<Q, C, F, E>(
+        &self,
+        con: &mut C,
+        id: &Q,
+        loader: F,
+    ) -> Result<Option<T>>
     where
         Q: IdValue + ?Sized,
         T::Id: std::borrow::Borrow<Q>,
@@ -390,7 +400,13 @@ where
         }
     }
 
-    async fn flow<I, F, Fut, E>(&self, io: &mut I, id: IdBuf, loader: F, use_local: bool) -> Result<Option<T>>
+    async fn flow<I, F, Fut, E>(
+        &self,
+        io: &mut I,
+        id: IdBuf,
+        loader: F,
+        use_local: bool,
+    ) -> Result<Option<T>>
     where
         I: Io<T>,
         F: FnOnce() -> Fut + Send,
@@ -454,7 +470,13 @@ where
     /// An entry that is stale or due for early refresh: one caller (per
     /// process: the flight; across processes: the lease) recomputes it, the
     /// others return `current` at once.
-    async fn refresh<I, F, Fut, E>(&self, io: &mut I, key: &str, current: Option<T>, loader: F) -> Result<Option<T>>
+    async fn refresh<I, F, Fut, E>(
+        &self,
+        io: &mut I,
+        key: &str,
+        current: Option<T>,
+        loader: F,
+    ) -> Result<Option<T>>
     where
         I: Io<T>,
         F: FnOnce() -> Fut + Send,
@@ -496,7 +518,13 @@ where
         r
     }
 
-    async fn miss<I, F, Fut, E>(&self, io: &mut I, key: &str, occupied: bool, loader: F) -> Result<Option<T>>
+    async fn miss<I, F, Fut, E>(
+        &self,
+        io: &mut I,
+        key: &str,
+        occupied: bool,
+        loader: F,
+    ) -> Result<Option<T>>
     where
         I: Io<T>,
         F: FnOnce() -> Fut + Send,
@@ -561,7 +589,13 @@ where
         }
     }
 
-    async fn load_and_fill<I, F, Fut, E>(&self, io: &mut I, key: &str, token: String, loader: F) -> Result<Option<T>>
+    async fn load_and_fill<I, F, Fut, E>(
+        &self,
+        io: &mut I,
+        key: &str,
+        token: String,
+        loader: F,
+    ) -> Result<Option<T>>
     where
         I: Io<T>,
         F: FnOnce() -> Fut + Send,

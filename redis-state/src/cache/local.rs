@@ -254,7 +254,11 @@ impl LocalCache {
     /// copies are dropped; keys that moved to a node not listed are no
     /// longer tracked, so reconnect with the new primaries after a topology
     /// change.
-    pub async fn connect_nodes(urls: &[&str], prefixes: &[&str], opts: LocalCacheOptions) -> Result<Self> {
+    pub async fn connect_nodes(
+        urls: &[&str],
+        prefixes: &[&str],
+        opts: LocalCacheOptions,
+    ) -> Result<Self> {
         if prefixes.is_empty() || prefixes.iter().any(|p| p.is_empty()) {
             return Err(Error::InvalidKeyPart {
                 what: "local cache prefix",
@@ -290,7 +294,10 @@ impl LocalCache {
     }
 
     fn tracks(&self, key: &str) -> bool {
-        self.inner.prefixes.iter().any(|p| key.starts_with(p.as_str()))
+        self.inner
+            .prefixes
+            .iter()
+            .any(|p| key.starts_with(p.as_str()))
     }
 
     /// The local copy of `key`, if one is held, younger than `max_age`, and

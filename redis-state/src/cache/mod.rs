@@ -113,9 +113,7 @@ pub use self::behind::{
 pub use self::event::CacheInvalidations;
 pub use self::handle::{Cache, CacheOptions};
 pub use self::local::{LocalCache, LocalCacheOptions, LocalStats};
-pub use self::ops::{
-    DEFAULT_HOLD, Found, Get, GetEntry, Invalidate, InvalidateTag, Set,
-};
+pub use self::ops::{DEFAULT_HOLD, Found, Get, GetEntry, Invalidate, InvalidateTag, Set};
 pub use self::pattern::{KeyPattern, invalidate_pattern, invalidate_pattern_async};
 
 use crate::keys::{IdBuf, IdValue, KeyPart, KeyTemplate, Namespace, hash_tag};

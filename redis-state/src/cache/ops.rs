@@ -16,7 +16,8 @@ use crate::script::Script;
 
 pub(super) static ACQUIRE: Script =
     Script::new("redis_state.cache.acquire", include_str!("lua/acquire.lua"));
-pub(super) static FILL: Script = Script::new("redis_state.cache.fill", include_str!("lua/fill.lua"));
+pub(super) static FILL: Script =
+    Script::new("redis_state.cache.fill", include_str!("lua/fill.lua"));
 pub(super) static ABANDON: Script =
     Script::new("redis_state.cache.abandon", include_str!("lua/abandon.lua"));
 pub(super) static STORE: Script =
@@ -27,8 +28,10 @@ pub(super) static INVALIDATE: Script = Script::new(
 );
 pub(super) static TAG_ADD: Script =
     Script::new("redis_state.cache.tag_add", include_str!("lua/tag_add.lua"));
-pub(super) static TAG_TAKE: Script =
-    Script::new("redis_state.cache.tag_take", include_str!("lua/tag_take.lua"));
+pub(super) static TAG_TAKE: Script = Script::new(
+    "redis_state.cache.tag_take",
+    include_str!("lua/tag_take.lua"),
+);
 
 /// How long the wake-up stream of a key outlives its last message.
 pub(super) const DONE_STREAM_MS: u64 = 60_000;
@@ -608,10 +611,13 @@ impl Operation for Acquire {
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
         let lease = companion(&self.key, "lease");
         let done = companion(&self.key, "done");
-        plan.script(&ACQUIRE, &[self.key.as_str(), lease.as_str(), done.as_str()])?
-            .arg(&self.token)
-            .arg(ms(self.lease))
-            .arg(if self.force { "1" } else { "0" });
+        plan.script(
+            &ACQUIRE,
+            &[self.key.as_str(), lease.as_str(), done.as_str()],
+        )?
+        .arg(&self.token)
+        .arg(ms(self.lease))
+        .arg(if self.force { "1" } else { "0" });
         Ok(())
     }
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<Acquired>> {

@@ -119,7 +119,11 @@ where
             };
             let (next, keys) = parse_scan(&reply)?;
             if !keys.is_empty() {
-                deleted += Delete { keys, hold: DEFAULT_HOLD }.run(con)?;
+                deleted += Delete {
+                    keys,
+                    hold: DEFAULT_HOLD,
+                }
+                .run(con)?;
             }
             if next == 0 {
                 break;
@@ -139,7 +143,10 @@ where
     let nodes = match any.downcast_mut::<redis::cluster_async::ClusterConnection>() {
         Some(cluster) => Some(primaries(
             cluster
-                .route_command(cluster_slots(), RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random))
+                .route_command(
+                    cluster_slots(),
+                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
+                )
                 .await?,
         )?),
         None => None,
@@ -153,7 +160,9 @@ where
                 Some((host, port)) => {
                     let any: &mut dyn Any = con;
                     match any.downcast_mut::<redis::cluster_async::ClusterConnection>() {
-                        Some(cluster) => cluster.route_command(cmd, by_address(host, *port)).await?,
+                        Some(cluster) => {
+                            cluster.route_command(cmd, by_address(host, *port)).await?
+                        }
                         None => con.req_packed_command(&cmd).await?,
                     }
                 }
@@ -161,7 +170,12 @@ where
             };
             let (next, keys) = parse_scan(&reply)?;
             if !keys.is_empty() {
-                deleted += Delete { keys, hold: DEFAULT_HOLD }.run_async(con).await?;
+                deleted += Delete {
+                    keys,
+                    hold: DEFAULT_HOLD,
+                }
+                .run_async(con)
+                .await?;
             }
             if next == 0 {
                 break;

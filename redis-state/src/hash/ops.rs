@@ -794,8 +794,7 @@ impl<M: RedisHash> Operation for Delete<M> {
                 // An entity that does not decode is deleted all the same;
                 // only the entries its fields would name cannot be found.
                 if let Ok(Some(entity)) = decode_hmget::<M>(&key, &v) {
-                    let mut inv =
-                        CacheInvalidations::new(self.ns.clone(), M::SCHEMA.key.namespace);
+                    let mut inv = CacheInvalidations::new(self.ns.clone(), M::SCHEMA.key.namespace);
                     entity.cache_invalidations(&mut inv);
                     self.inv = Some(inv);
                 }
