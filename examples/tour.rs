@@ -38,6 +38,14 @@ struct Lobby {
     seats: u8,
 }
 
+/// A cached value (step 8): `#[derive(Cached)]` on any serde type.
+#[derive(redis_state::Cached, serde::Serialize, serde::Deserialize, Debug, Clone)]
+#[cache(key = "scoreboard:{period}", ttl = "5m", jitter = "10%")]
+struct Scoreboard {
+    period: String,
+    top: Vec<u32>,
+}
+
 fn step(title: &str) {
     println!("\n== {title}");
 }
@@ -194,6 +202,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         cluster.nodes().len(),
         back.iter().flatten().count()
     );
+
+    step("8. Caching: cache-aside with one loader call per miss");
+    let scores = redis_state::cache::Cache::<Scoreboard>::new().namespace(&ns);
+    let loads = std::sync::atomic::AtomicUsize::new(0);
+    for _ in 0..3 {
+        let board = scores.get_or_load_blocking(&mut con, &"daily".to_owned(), || {
+            loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok::<_, String>(Some(Scoreboard {
+                period: "daily".into(),
+                top: vec![1, 2],
+            }))
+        })?;
+        println!("scoreboard: {board:?}");
+    }
+    println!(
+        "3 reads, {} load; entry: {:?}",
+        loads.load(std::sync::atomic::Ordering::SeqCst),
+        scores.key(&"daily".to_owned())
+    );
+    scores.invalidate(&"daily".to_owned()).run(&mut con)?;
 
     // Clean up the namespace on a shared server.
     Lobby::delete_many(&ids).namespace(&ns).run(&mut con)?;

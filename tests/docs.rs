@@ -8,6 +8,16 @@ use std::path::Path;
 const CHAPTERS: &[(&str, &[&str])] = &[
     ("01-tour.md", &["tour"]),
     ("02-hash-models.md", &["hash_sync", "hash_async"]),
+    (
+        "03-caching.md",
+        &[
+            "cache_aside",
+            "cache_write_through",
+            "cache_write_behind",
+            "cache_invalidation",
+            "cache_local",
+        ],
+    ),
 ];
 
 fn root() -> &'static Path {

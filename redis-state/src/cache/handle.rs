@@ -361,11 +361,16 @@ where
     /// not touched. A local copy in this process is dropped at once. One
     /// round trip after `write`: the `store` script and one `tag_add` per
     /// tag.
-    pub async fn write_through<C, F, Fut, E>(&self, con: &mut C, value: &T, write: F) -> Result<()>
+    pub async fn write_through<'v, C, F, Fut, E>(
+        &self,
+        con: &mut C,
+        value: &'v T,
+        write: F,
+    ) -> Result<()>
     where
         T: CachedKeyed,
         C: AsyncExecutor + ?Sized,
-        F: FnOnce(&T) -> Fut + Send,
+        F: FnOnce(&'v T) -> Fut + Send,
         Fut: Future<Output = std::result::Result<(), E>> + Send,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
