@@ -327,7 +327,7 @@ where
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let id = id_of(id);
-        self.flow(&mut Async(con), id, loader, true).await
+        self.flow(&mut Async(con), id, loader, true, None).await
     }
 
     /// [`Cache::get_or_load`] on a blocking connection, with a blocking
@@ -347,11 +347,23 @@ where
         E: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
     {
         let id = id_of(id);
+        // The hit path runs straight, outside the loader state machine.
+        let key = entry_key(T::SCHEMA, self.ns.as_ref(), &id);
+        let first = GetRaw::<T> {
+            key: key.clone(),
+            _t: std::marker::PhantomData,
+        }
+        .run(con)?;
+        let first = match first {
+            Decoded::Found(f) if !needs_refresh(&f) => return Ok(f.value),
+            other => other,
+        };
         block_on(self.flow(
             &mut Blocking(con),
             id,
             move || std::future::ready(loader()),
             false,
+            Some((key, first)),
         ))
     }
 
@@ -411,6 +423,7 @@ where
         id: IdBuf,
         loader: F,
         use_local: bool,
+        first: Option<(String, Decoded<T>)>,
     ) -> Result<Option<T>>
     where
         I: Io<T>,
@@ -418,7 +431,10 @@ where
         Fut: Future<Output = std::result::Result<Option<T>, E>> + Send,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let key = entry_key(T::SCHEMA, self.ns.as_ref(), &id);
+        let (key, first) = match first {
+            Some((key, first)) => (key, Some(first)),
+            None => (entry_key(T::SCHEMA, self.ns.as_ref(), &id), None),
+        };
         let local = self.local.as_ref().filter(|_| use_local);
         let ticket = match local {
             Some(l) => {
@@ -429,24 +445,19 @@ where
             }
             None => None,
         };
-        let occupied = match io
-            .run(GetRaw::<T> {
-                key: key.clone(),
-                _t: std::marker::PhantomData,
-            })
-            .await?
-        {
+        let first = match first {
+            Some(first) => first,
+            None => {
+                io.run(GetRaw::<T> {
+                    key: key.clone(),
+                    _t: std::marker::PhantomData,
+                })
+                .await?
+            }
+        };
+        let occupied = match first {
             Decoded::Found(f) => {
-                let schema = T::SCHEMA;
-                let refresh = f.stale
-                    || xfetch(
-                        now_ms(),
-                        millis(f.delta),
-                        schema.beta,
-                        f.fresh_until_ms,
-                        1.0 - fastrand::f64(),
-                    );
-                if !refresh {
+                if !needs_refresh(&f) {
                     if let (Some(l), Some(t), Some(v)) = (local, ticket, &f.value) {
                         l.complete(t, v.clone());
                     }
@@ -654,6 +665,18 @@ where
         .await?;
         Ok(value)
     }
+}
+
+/// Whether a found entry is stale or due for an early refresh (XFetch).
+fn needs_refresh<T: Cached>(f: &super::Found<T>) -> bool {
+    f.stale
+        || xfetch(
+            now_ms(),
+            millis(f.delta),
+            T::SCHEMA.beta,
+            f.fresh_until_ms,
+            1.0 - fastrand::f64(),
+        )
 }
 
 async fn load_only<T, F, Fut, E>(loader: F) -> Result<Option<T>>
