@@ -177,7 +177,7 @@ fn saves_and_deletes_invalidate_dependents(r: &mut Runner, ns: &Namespace) {
     assert!(!r.run(ProductRow::delete(&3).namespace(ns)).unwrap());
     // The index of the hash model still works (the write path is intact).
     let books = r
-        .run(ProductRow::find_by_category(&"books".to_owned()).namespace(ns))
+        .run(ProductRow::find_by_category("books").namespace(ns))
         .unwrap();
     assert_eq!(books.len(), 2);
 }

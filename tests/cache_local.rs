@@ -44,8 +44,8 @@ async fn eventually(mut check: impl FnMut() -> bool, within: Duration) -> bool {
     check()
 }
 
-fn no_load() -> impl Future<Output = Result<Option<Profile>, String>> {
-    async { panic!("this read must be a hit") }
+async fn no_load() -> Result<Option<Profile>, String> {
+    panic!("this read must be a hit")
 }
 
 async fn setup(url: &str, ns: &Namespace, opts: LocalCacheOptions) -> (Cache<Profile>, LocalCache) {

@@ -495,7 +495,7 @@ fn write_through_writes_source_then_cache(r: &mut Runner, ns: &Namespace) {
         Ok(())
     })
     .unwrap();
-    assert_eq!(source.lock().unwrap().as_slice(), &[p.clone()]);
+    assert_eq!(source.lock().unwrap().as_slice(), std::slice::from_ref(&p));
     assert_eq!(r.run(cache.get(&11)).unwrap(), Some(p.clone()));
     // A failing source write leaves the cache alone.
     let q = Product {

@@ -139,6 +139,9 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// When the source refuses a write: `(value, attempt) -> refuse?`.
+type Fail = Arc<dyn Fn(&Account, u32) -> bool + Send + Sync>;
+
 /// Runs a worker whose handler writes `id -> balance` into the hash `db`
 /// (the "source of truth"), failing as `fail` says.
 async fn run_worker(
@@ -147,7 +150,7 @@ async fn run_worker(
     sd: redis_state::cache::Shutdown,
     db: String,
     urls: Vec<String>,
-    fail: Arc<dyn Fn(&Account, u32) -> bool + Send + Sync>,
+    fail: Fail,
     delay: Duration,
 ) -> redis_state::cache::WorkerStats {
     let mut db_con = Con::open(&urls).await;

@@ -482,7 +482,7 @@ fn expand_invalidations(m: &Model<'_>, p: &TokenStream) -> TokenStream {
                 quote!(#p::Seg::Part(#i))
             }
         });
-        let writes = t.parts().filter_map(|name| field(name)).map(|f| {
+        let writes = t.parts().filter_map(&field).map(|f| {
             let fi = f.ident;
             quote!(#p::KeyPart::write_key_part(&self.#fi, &mut __b);)
         });

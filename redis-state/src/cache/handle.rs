@@ -114,7 +114,7 @@ trait Io<T>: Send {
     where
         O: Operation + Send,
         O::Output: Send;
-    fn wait_flight(&self, flight: Arc<Flight<T>>) -> impl Future<Output = Outcome<T>> + Send;
+    fn wait_flight(flight: Arc<Flight<T>>) -> impl Future<Output = Outcome<T>> + Send;
 }
 
 struct Blocking<'c, C: ?Sized>(&'c mut C);
@@ -127,7 +127,7 @@ impl<T: Clone + Send + Sync, C: SyncExecutor + Send + ?Sized> Io<T> for Blocking
     {
         std::future::ready(op.run(self.0))
     }
-    fn wait_flight(&self, flight: Arc<Flight<T>>) -> impl Future<Output = Outcome<T>> + Send {
+    fn wait_flight(flight: Arc<Flight<T>>) -> impl Future<Output = Outcome<T>> + Send {
         std::future::ready(flight.wait_blocking())
     }
 }
@@ -142,8 +142,8 @@ impl<T: Clone + Send + Sync, C: AsyncExecutor + ?Sized> Io<T> for Async<'_, C> {
     {
         op.run_async(self.0)
     }
-    fn wait_flight(&self, flight: Arc<Flight<T>>) -> impl Future<Output = Outcome<T>> + Send {
-        async move { flight.wait().await }
+    async fn wait_flight(flight: Arc<Flight<T>>) -> Outcome<T> {
+        flight.wait().await
     }
 }
 
@@ -468,8 +468,7 @@ where
             Decoded::Miss { occupied } => occupied,
         };
         match self.flights.join(&key) {
-            Joined::Follower(flight) => io
-                .wait_flight(flight)
+            Joined::Follower(flight) => I::wait_flight(flight)
                 .await
                 .map_err(|message| Error::LoadFailed { key, message }),
             Joined::Leader(guard) => {
