@@ -585,7 +585,42 @@ fn batches_with_other_operations(r: &mut Runner, ns: &Namespace) {
     assert_eq!(product(6, "k").key(), "product:6");
 }
 
+fn waiting_for_a_dead_loader_is_bounded(r: &mut Runner, ns: &Namespace) {
+    use redis_state::cache::CacheOptions;
+    let cache = Cache::<Product>::new()
+        .namespace(ns)
+        .options(CacheOptions::default().wait(Duration::from_millis(300)));
+    // A loader of another process took the lease and died without filling.
+    let lease = format!("{{{}}}:#lease", cache.key(&21));
+    let () = r
+        .cmd("SET", &lease)
+        .arg("dead-holder")
+        .arg("PX")
+        .arg(60_000)
+        .go();
+    let calls = AtomicUsize::new(0);
+    let started = std::time::Instant::now();
+    let got = get_or_load(r, &cache, &21, || {
+        calls.fetch_add(1, Ordering::SeqCst);
+        Ok(Some(product(21, "x")))
+    })
+    .unwrap();
+    let waited = started.elapsed();
+    assert_eq!(got, Some(product(21, "x")));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // Two bounded waits (the second after retrying the lease), then it loads.
+    assert!(waited >= Duration::from_millis(550), "{waited:?}");
+    assert!(waited < Duration::from_secs(3), "{waited:?}");
+    // It did not cache over the foreign lease.
+    assert_eq!(r.run(cache.get(&21)).unwrap(), None);
+    // Once the lease expires, the next miss fills normally.
+    let _: i64 = r.cmd("DEL", &lease).go();
+    get_or_load(r, &cache, &21, || Ok(Some(product(21, "y")))).unwrap();
+    assert_eq!(r.run(cache.get(&21)).unwrap(), Some(product(21, "y")));
+}
+
 matrix!(
+    waiting_for_a_dead_loader_is_bounded,
     set_get_invalidate,
     jitter_spreads_expiries,
     negative_caching,

@@ -793,10 +793,18 @@ impl<M: RedisHash> Operation for Delete<M> {
                 let v = replies.next_value()?;
                 // An entity that does not decode is deleted all the same;
                 // only the entries its fields would name cannot be found.
-                if let Ok(Some(entity)) = decode_hmget::<M>(&key, &v) {
-                    let mut inv = CacheInvalidations::new(self.ns.clone(), M::SCHEMA.key.namespace);
-                    entity.cache_invalidations(&mut inv);
-                    self.inv = Some(inv);
+                match decode_hmget::<M>(&key, &v) {
+                    Ok(Some(entity)) => {
+                        let mut inv =
+                            CacheInvalidations::new(self.ns.clone(), M::SCHEMA.key.namespace);
+                        entity.cache_invalidations(&mut inv);
+                        self.inv = Some(inv);
+                    }
+                    Ok(None) => {}
+                    Err(e) => log::warn!(
+                        target: "redis_state::cache",
+                        "deleting `{key}`: it does not decode ({e}), so the cache entries that depend on it are not known and stay"
+                    ),
                 }
                 self.phase = DeletePhase::Delete;
                 Ok(Step::Again)
