@@ -15,8 +15,13 @@ pub mod error;
 pub mod exec;
 pub mod hash;
 pub mod keys;
+pub mod lock;
 pub mod op;
+mod random;
+pub mod ratelimit;
 pub mod script;
+pub mod session;
+pub mod tx;
 
 #[cfg(feature = "test-support")]
 pub mod testing;
@@ -50,6 +55,7 @@ pub mod __private {
         HashSchema, IndexField, IndexSchema, RedisHash, UniqueField,
     };
     pub use crate::keys::{IdBuf, IdValue, KeyPart, KeyTemplate, Seg};
+    pub use crate::script::{ScriptCall, lua_max_index};
     pub use core::option::Option::{self, None, Some};
     pub use core::result::Result::{Err, Ok};
     pub use std::string::String;
