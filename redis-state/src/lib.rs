@@ -19,6 +19,7 @@ pub mod lock;
 pub mod op;
 mod random;
 pub mod ratelimit;
+pub mod redlock;
 pub mod script;
 pub mod session;
 pub mod tx;

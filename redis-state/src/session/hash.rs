@@ -447,9 +447,50 @@ fn is_json(text: &str) -> bool {
     de::IgnoredAny::deserialize(&mut de).is_ok() && de.end().is_ok()
 }
 
-/// The data fields of a hash session as a serde map.
+/// The data fields of a hash session as a serde map; remembers which field
+/// failed to decode.
 struct FieldsDeserializer<'a> {
     fields: &'a [(String, String)],
+    failed: &'a std::cell::Cell<Option<usize>>,
+}
+
+struct FieldsAccess<'a> {
+    fields: &'a [(String, String)],
+    next: usize,
+    failed: &'a std::cell::Cell<Option<usize>>,
+}
+
+impl<'de> de::MapAccess<'de> for FieldsAccess<'de> {
+    type Error = serde_json::Error;
+
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> std::result::Result<Option<K::Value>, Self::Error> {
+        match self.fields.get(self.next) {
+            Some((name, _)) => seed.deserialize(FieldText(name)).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn next_value_seed<V: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> std::result::Result<V::Value, Self::Error> {
+        let i = self.next;
+        self.next += 1;
+        let (_, value) = self
+            .fields
+            .get(i)
+            .ok_or_else(|| de::Error::custom("a value without a field"))?;
+        seed.deserialize(FieldText(value)).inspect_err(|_| {
+            self.failed.set(Some(i));
+        })
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.fields.len() - self.next)
+    }
 }
 
 impl<'de> Deserializer<'de> for FieldsDeserializer<'de> {
@@ -459,11 +500,11 @@ impl<'de> Deserializer<'de> for FieldsDeserializer<'de> {
         self,
         visitor: V,
     ) -> std::result::Result<V::Value, Self::Error> {
-        visitor.visit_map(de::value::MapDeserializer::new(
-            self.fields
-                .iter()
-                .map(|(k, v)| (FieldText(k.as_str()), FieldText(v.as_str()))),
-        ))
+        visitor.visit_map(FieldsAccess {
+            fields: self.fields,
+            next: 0,
+            failed: self.failed,
+        })
     }
 
     serde::forward_to_deserialize_any! {
@@ -526,8 +567,12 @@ fn decode_hash<T: DeserializeOwned, U: DeserializeOwned>(
             "neither naive ISO 8601 (Python's isoformat) nor RFC 3339",
         )
     })?;
-    let data: T = de::Deserialize::deserialize(FieldsDeserializer { fields: &data })
-        .map_err(|e| field_error(key, &data, e))?;
+    let failed = std::cell::Cell::new(None);
+    let data: T = de::Deserialize::deserialize(FieldsDeserializer {
+        fields: &data,
+        failed: &failed,
+    })
+    .map_err(|e| field_error(key, &data, failed.get(), e))?;
     Ok(Some(Session {
         id: SessionId::from(id),
         user_id,
@@ -536,24 +581,25 @@ fn decode_hash<T: DeserializeOwned, U: DeserializeOwned>(
     }))
 }
 
-/// Names the field a serde error is about, when the message says.
-fn field_error(key: &str, fields: &[(String, String)], e: serde_json::Error) -> Error {
+/// Names the field a serde error is about: the one that failed to decode,
+/// or the one serde reports missing.
+fn field_error(
+    key: &str,
+    fields: &[(String, String)],
+    failed: Option<usize>,
+    e: serde_json::Error,
+) -> Error {
+    const EXPECTED: &str = "a value of the session data type";
     let msg = e.to_string();
-    let found = fields
-        .iter()
-        .find(|(name, _)| msg.contains(&format!("`{name}`")));
-    match found {
-        Some((name, value)) => decode_error(
-            key,
-            Some(name),
-            "the session data type",
-            value.as_bytes(),
-            msg,
-        ),
-        None => crate::error::DecodeError::new(key, None, "the session data type", None)
-            .with_detail(msg)
-            .into(),
+    if let Some((name, value)) = failed.and_then(|i| fields.get(i)) {
+        return decode_error(key, Some(name), EXPECTED, value.as_bytes(), msg);
     }
+    let missing = msg
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next());
+    crate::error::DecodeError::new(key, missing, EXPECTED, None)
+        .with_detail(msg.clone())
+        .into()
 }
 
 // ---------------------------------------------------------------------------
@@ -808,8 +854,11 @@ mod tests {
         assert_eq!(get("theme"), Some("Dark"));
         assert_eq!(get("tags"), Some(r#"["a"]"#));
         assert_eq!(get("note"), None);
-        let back: Data =
-            de::Deserialize::deserialize(FieldsDeserializer { fields: &fields }).unwrap();
+        let back: Data = de::Deserialize::deserialize(FieldsDeserializer {
+            fields: &fields,
+            failed: &std::cell::Cell::new(None),
+        })
+        .unwrap();
         assert_eq!(back, d);
     }
 }
