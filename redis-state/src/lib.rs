@@ -56,7 +56,7 @@ pub mod __private {
         FindUnique, HashSchema, Increment, IndexField, IndexSchema, RedisHash, UniqueField,
     };
     pub use crate::keys::{IdBuf, IdValue, KeyPart, KeyTemplate, Seg};
-    pub use crate::script::{ScriptCall, lua_max_index};
+    pub use crate::script::{ScriptCall, assert_single_arg, lua_max_index};
     pub use core::option::Option::{self, None, Some};
     pub use core::result::Result::{Err, Ok};
     pub use std::string::String;

@@ -183,7 +183,7 @@ macro_rules! script {
             $vis fn new($($key: impl ::core::convert::AsRef<[u8]>,)* $($arg: $arg_ty),*) -> Self {
                 let mut call = $crate::__private::ScriptCall::new();
                 $( call.key($key.as_ref()); )*
-                $( call.arg_single(&$arg); )*
+                $( call.arg(&$arg); )*
                 $Name { __call: call }
             }
 
@@ -232,6 +232,11 @@ macro_rules! script {
                     .map($crate::op::Step::Done)
             }
         }
+
+        // Each declared argument is one Redis argument (reported at its type).
+        const _: fn() = || {
+            $( $crate::__private::assert_single_arg::<$arg_ty>(); )*
+        };
 
         const _: () = {
             let fixed_keys: usize = $Name::KEYS.len() $(- { let _ = ::core::stringify!($keys_rest); 1 })?;
@@ -294,11 +299,6 @@ impl ScriptCall {
         self.keys.push(key.to_vec());
     }
 
-    /// Appends exactly one argument.
-    pub fn arg_single<T: redis::ToSingleRedisArg>(&mut self, value: &T) {
-        self.args.arg(value);
-    }
-
     /// Appends a value that may be several arguments.
     pub fn arg<T: redis::ToRedisArgs>(&mut self, value: &T) {
         self.args.arg(value);
@@ -340,6 +340,10 @@ impl ScriptCall {
         Ok(())
     }
 }
+
+/// Fails to compile, at the type, unless `T` is exactly one Redis argument.
+#[doc(hidden)]
+pub fn assert_single_arg<T: redis::ToSingleRedisArg>() {}
 
 /// The largest literal index `n` in `<prefix>n]` found in `lua` (0 when none):
 /// the compile-time check of [`script!`].
