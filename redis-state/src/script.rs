@@ -275,11 +275,12 @@ macro_rules! __script_decode {
     };
 }
 
-/// The keys and arguments of one typed script call (see [`script!`]).
+/// The keys and arguments of one typed script call (see [`script!`]): two
+/// flat buffers, copied once into the command when the call is prepared.
 #[doc(hidden)]
 #[derive(Debug, Clone, Default)]
 pub struct ScriptCall {
-    keys: Vec<Vec<u8>>,
+    keys: redis::Cmd,
     args: redis::Cmd,
     ns: Option<crate::keys::Namespace>,
 }
@@ -288,18 +289,18 @@ impl ScriptCall {
     /// An empty call.
     pub fn new() -> Self {
         ScriptCall {
-            keys: Vec::new(),
-            args: redis::Cmd::new(),
+            keys: redis::Cmd::with_capacity(2, 64),
+            args: redis::Cmd::with_capacity(4, 64),
             ns: None,
         }
     }
 
     /// Appends a key.
     pub fn key(&mut self, key: &[u8]) {
-        self.keys.push(key.to_vec());
+        self.keys.arg(key);
     }
 
-    /// Appends a value that may be several arguments.
+    /// Appends a value (one or more arguments).
     pub fn arg<T: redis::ToRedisArgs>(&mut self, value: &T) {
         self.args.arg(value);
     }
@@ -309,35 +310,14 @@ impl ScriptCall {
         self.ns = Some(ns.clone());
     }
 
-    /// Writes the `EVALSHA` into `plan`.
+    /// Writes the `EVALSHA` into `plan`, after checking that all keys share
+    /// a Cluster slot.
     pub fn prepare(
         &self,
         plan: &mut crate::op::Plan,
         script: &'static Script,
     ) -> crate::Result<()> {
-        let cmd = match &self.ns {
-            None => plan.script(script, &self.keys)?,
-            Some(ns) => {
-                let keys: Vec<Vec<u8>> = self
-                    .keys
-                    .iter()
-                    .map(|k| {
-                        let mut full = Vec::with_capacity(ns.as_str().len() + 1 + k.len());
-                        full.extend_from_slice(ns.as_str().as_bytes());
-                        full.push(b':');
-                        full.extend_from_slice(k);
-                        full
-                    })
-                    .collect();
-                plan.script(script, &keys)?
-            }
-        };
-        for arg in self.args.args_iter() {
-            if let redis::Arg::Simple(bytes) = arg {
-                cmd.arg(bytes);
-            }
-        }
-        Ok(())
+        plan.script_call(script, &self.keys, &self.args, self.ns.as_ref())
     }
 }
 

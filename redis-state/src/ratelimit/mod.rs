@@ -56,17 +56,17 @@ pub struct Decision {
 }
 
 fn decode_decision(v: Value) -> Result<Decision> {
-    let items: Vec<i64> = redis::FromRedisValue::from_redis_value_ref(&v)
-        .map_err(|_| Error::unexpected("a rate limiter script", &v))?;
-    match items[..] {
-        [allowed, remaining, retry, reset] => Ok(Decision {
-            allowed: allowed == 1,
-            remaining: remaining.max(0) as u64,
-            retry_after: Duration::from_millis(retry.max(0) as u64),
-            reset_after: Duration::from_millis(reset.max(0) as u64),
-        }),
-        _ => Err(Error::unexpected("a rate limiter script", &v)),
-    }
+    let (allowed, remaining, retry, reset): (i64, i64, i64, i64) =
+        redis::FromRedisValue::from_redis_value(v).map_err(|e| Error::UnexpectedReply {
+            context: "a rate limiter script",
+            found: e.to_string(),
+        })?;
+    Ok(Decision {
+        allowed: allowed == 1,
+        remaining: remaining.max(0) as u64,
+        retry_after: Duration::from_millis(retry.max(0) as u64),
+        reset_after: Duration::from_millis(reset.max(0) as u64),
+    })
 }
 
 crate::script! {
@@ -124,7 +124,9 @@ impl Base {
     fn key(&self, subject: &dyn Fn(&mut IdBuf)) -> String {
         let mut id = IdBuf::new();
         subject(&mut id);
-        let mut key = String::new();
+        let ns_len = self.ns.as_ref().map_or(0, |ns| ns.as_str().len() + 1);
+        let mut key =
+            String::with_capacity(ns_len + 20 + self.name.joined().len() + id.joined().len());
         if let Some(ns) = &self.ns {
             key.push_str(ns.as_str());
             key.push(':');

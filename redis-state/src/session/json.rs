@@ -139,7 +139,7 @@ const EXPECTED: &str = "a session document {\"user_id\", \"created_at\", \"data\
 
 fn decode_document<T: DeserializeOwned, U: DeserializeOwned>(
     key: &str,
-    id: &str,
+    id: String,
     raw: &[u8],
 ) -> Result<Session<T, U>> {
     #[derive(Deserialize)]
@@ -303,7 +303,7 @@ impl<T: DeserializeOwned, U: DeserializeOwned> Operation for GetJson<T, U> {
         match replies.next_value()? {
             Value::Nil => Ok(Step::Done(None)),
             Value::BulkString(raw) => {
-                let session = decode_document::<T, U>(key, &self.id, &raw)?;
+                let session = decode_document::<T, U>(key, std::mem::take(&mut self.id), &raw)?;
                 if self.cfg.too_old(session.created_at) {
                     self.expired = true;
                     return Ok(Step::Again);

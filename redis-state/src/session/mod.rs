@@ -304,12 +304,13 @@ pub(crate) fn format_created_at(t: DateTime<Utc>) -> String {
 
 /// Reads `created_at` written by Python (naive, meaning UTC) or as RFC 3339.
 pub(crate) fn parse_created_at(s: &str) -> Option<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.with_timezone(&Utc));
+    // Python's naive form first: it is what sessions hold.
+    if let Ok(n) = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f") {
+        return Some(n.and_utc());
     }
-    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+    DateTime::parse_from_rfc3339(s)
         .ok()
-        .map(|n| n.and_utc())
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// Now, at the precision sessions are stored with.
