@@ -15,8 +15,9 @@
 //!   written).
 //!
 //! When `EXEC` reports that a watched key changed, nothing was written: the
-//! transaction starts again with a fresh read, up to
-//! [`max_tries`](Transaction::max_tries) times, then fails with
+//! transaction starts again with a fresh read (after a short random pause
+//! from the second conflict on, see [`retry_delay`](Transaction::retry_delay)),
+//! up to [`max_tries`](Transaction::max_tries) times, then fails with
 //! [`Error::TransactionConflict`].
 //!
 //! ```no_run
@@ -63,6 +64,7 @@
 //! `EXEC`), 1 more for each extra round of a multi-round read.
 
 use std::fmt;
+use std::time::Duration;
 
 use redis::Value;
 
@@ -85,15 +87,37 @@ pub enum Decision<W, T> {
 pub struct Transaction {
     keys: Vec<Vec<u8>>,
     max_tries: u32,
+    max_delay: Duration,
 }
 
 impl Transaction {
-    /// A transaction watching `keys`, tried at most 10 times.
+    /// A transaction watching `keys`, tried at most 10 times, with
+    /// jittered backoff between tries of up to 20 ms.
     pub fn new<K: AsRef<[u8]>>(keys: &[K]) -> Self {
         Transaction {
             keys: keys.iter().map(|k| k.as_ref().to_vec()).collect(),
             max_tries: 10,
+            max_delay: Duration::from_millis(20),
         }
+    }
+
+    /// The longest pause between two tries. After the first conflict the
+    /// transaction retries at once; after the k-th it waits a random time
+    /// up to `min(2^(k-1) ms, max)`, so that contenders spread out instead
+    /// of colliding again. `Duration::ZERO` retries at once, always.
+    /// Default 20 ms.
+    pub fn retry_delay(mut self, max: Duration) -> Self {
+        self.max_delay = max;
+        self
+    }
+
+    /// The pause before try `next` (0-based).
+    fn pause(&self, next: u32) -> Duration {
+        if next < 2 || self.max_delay.is_zero() {
+            return Duration::ZERO;
+        }
+        let ceiling = Duration::from_millis(1u64 << (next - 2).min(20)).min(self.max_delay);
+        crate::random::between(Duration::ZERO, ceiling)
     }
 
     /// How many times to try before failing with
@@ -114,7 +138,11 @@ impl Transaction {
         R: Operation,
         W: Operation,
     {
-        for _ in 0..self.max_tries {
+        for try_no in 0..self.max_tries {
+            let pause = self.pause(try_no);
+            if !pause.is_zero() {
+                std::thread::sleep(pause);
+            }
             let mut attempt = Attempt::new(self, read());
             let mut read_phase = || -> Result<R::Output> {
                 for _ in 0..MAX_READ_ROUNDS {
@@ -169,7 +197,11 @@ impl Transaction {
         T: Send,
     {
         let con = &mut con.con;
-        for _ in 0..self.max_tries {
+        for try_no in 0..self.max_tries {
+            let pause = self.pause(try_no);
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
             let mut attempt = Attempt::new(self, read());
             let read_phase = async {
                 for _ in 0..MAX_READ_ROUNDS {
