@@ -104,6 +104,20 @@ fn paused_holder_loses_lock_and_fenced_write(r: &mut Runner, ns: &Namespace) {
     assert!(r.run(new.release()).unwrap());
 }
 
+/// Tokens compare as numbers (9 < 10), exactly, over the whole u64 range.
+fn fence_compares_numbers_not_text(r: &mut Runner, ns: &Namespace) {
+    let res = format!("{ns}:fenced");
+    let mut write = |token: u64| r.run(fenced_set(&res, token, b"v")).unwrap();
+    assert!(write(9));
+    assert!(write(10));
+    assert!(!write(9));
+    assert!(write(100));
+    assert!(!write(99));
+    assert!(write(u64::MAX - 1));
+    assert!(write(u64::MAX));
+    assert!(!write(u64::MAX - 1), "no rounding through doubles");
+}
+
 fn batches_with_other_operations(r: &mut Runner, ns: &Namespace) {
     let a = Lock::new("a").namespace(ns);
     let b = Lock::new("b").namespace(ns);
@@ -119,6 +133,7 @@ matrix!(
     fencing_tokens_strictly_increase,
     only_owner_extends,
     paused_holder_loses_lock_and_fenced_write,
+    fence_compares_numbers_not_text,
     batches_with_other_operations,
 );
 
@@ -490,6 +505,46 @@ fn dropping_a_watched_guard_releases_it() {
             "released in the background, long before the TTL"
         );
     });
+}
+
+/// The watchdog through the async Cluster client, and the blocking facade
+/// connecting with a `ClusterClient`.
+#[test]
+fn watchdog_on_a_cluster() {
+    let ns = common::namespace("watch_cluster");
+    let cluster = redis_state::testing::shared_cluster();
+    runtime().block_on(async {
+        let con = cluster.async_connection().await.unwrap();
+        let lock = Lock::new("job")
+            .namespace(&ns)
+            .ttl(Duration::from_millis(300));
+        let held = lock.acquire_watched(&con).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert!(!held.loss().is_lost());
+        let mut other = con.clone();
+        assert!(
+            lock.try_acquire()
+                .run_async(&mut other)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let () = redis::cmd("DEL")
+            .arg(lock.key())
+            .query_async(&mut other)
+            .await
+            .unwrap();
+        let reason = tokio::time::timeout(Duration::from_millis(400), held.loss().lost())
+            .await
+            .unwrap();
+        assert_eq!(reason, LostReason::Expired);
+    });
+    let lock = Lock::new("blocking")
+        .namespace(&ns)
+        .ttl(Duration::from_millis(300));
+    let held = lock.acquire_watched_blocking(&cluster.client()).unwrap();
+    assert_eq!(held.loss().wait_timeout(Duration::from_millis(800)), None);
+    assert!(held.release_blocking().unwrap());
 }
 
 #[test]

@@ -152,7 +152,10 @@ fn delete_all_for_a_user(r: &mut Runner, ns: &Namespace) {
     // Same for hash sessions.
     let hashes = HashSessions::<Cart, u64>::new(Duration::from_secs(60)).namespace(ns);
     let h = r.run(hashes.create(9, cart())).unwrap();
-    assert_eq!(r.run(hashes.list_for_user(&9)).unwrap(), [h.id.clone()]);
+    assert_eq!(
+        r.run(hashes.list_for_user(&9)).unwrap(),
+        std::slice::from_ref(&h.id)
+    );
     assert_eq!(r.run(hashes.delete_all_for_user(&9)).unwrap(), 1);
     assert_eq!(r.run(hashes.get(h.id.as_str())).unwrap(), None);
 }

@@ -31,33 +31,48 @@ type Writes = redis_state::op::Batch<(
 
 /// The seed's `transfer_credits`: the read and the decision, shared by the
 /// blocking and the async runs.
-fn transfer_parts(
+struct Transfer {
     from: String,
     to: String,
     amount: i64,
     tries: Arc<AtomicU32>,
-) -> (
-    Transaction,
-    impl FnMut() -> Reads + Send,
-    impl FnMut((Option<i64>, Option<i64>)) -> redis_state::Result<Decision<Writes, bool>> + Send,
-) {
-    let tx = Transaction::new(&[&from, &to]).max_tries(1000);
-    let (f, t) = (from.clone(), to.clone());
-    let read = move || {
-        tries.fetch_add(1, Ordering::Relaxed); // every try reads again
-        batch((get(&f), get(&t)))
-    };
-    let decide = move |(a, b): (Option<i64>, Option<i64>)| {
+}
+
+impl Transfer {
+    fn new(from: &str, to: &str, amount: i64, tries: &Arc<AtomicU32>) -> Self {
+        Transfer {
+            from: from.to_owned(),
+            to: to.to_owned(),
+            amount,
+            tries: tries.clone(),
+        }
+    }
+
+    fn tx(&self) -> Transaction {
+        Transaction::new(&[&self.from, &self.to]).max_tries(1000)
+    }
+
+    fn read(&self) -> Reads {
+        self.tries.fetch_add(1, Ordering::Relaxed); // every try reads again
+        batch((get(&self.from), get(&self.to)))
+    }
+
+    fn decide(
+        &self,
+        (a, b): (Option<i64>, Option<i64>),
+    ) -> redis_state::Result<Decision<Writes, bool>> {
         let (a, b) = (a.unwrap_or(0), b.unwrap_or(0));
-        if a < amount {
+        if a < self.amount {
             return Ok(Decision::Abort(false));
         }
         Ok(Decision::Commit(
-            batch((set(&from, a - amount), set(&to, b + amount))),
+            batch((
+                set(&self.from, a - self.amount),
+                set(&self.to, b + self.amount),
+            )),
             true,
         ))
-    };
-    (tx, read, decide)
+    }
 }
 
 fn transfer(
@@ -67,8 +82,8 @@ fn transfer(
     amount: i64,
     tries: &Arc<AtomicU32>,
 ) -> bool {
-    let (tx, read, decide) = transfer_parts(from.to_owned(), to.to_owned(), amount, tries.clone());
-    tx.run(con, read, decide).unwrap()
+    let t = Transfer::new(from, to, amount, tries);
+    t.tx().run(con, || t.read(), |v| t.decide(v)).unwrap()
 }
 
 async fn transfer_async(
@@ -78,8 +93,11 @@ async fn transfer_async(
     amount: i64,
     tries: &Arc<AtomicU32>,
 ) -> bool {
-    let (tx, read, decide) = transfer_parts(from.to_owned(), to.to_owned(), amount, tries.clone());
-    tx.run_async(con, read, decide).await.unwrap()
+    let t = Transfer::new(from, to, amount, tries);
+    t.tx()
+        .run_async(con, || t.read(), |v| t.decide(v))
+        .await
+        .unwrap()
 }
 
 fn balances(con: &mut redis::Connection, keys: &[String]) -> Vec<i64> {
@@ -227,7 +245,7 @@ fn gives_up_after_max_tries_of_conflict() {
         )
         .unwrap_err();
     assert!(
-        matches!(&err, Error::TransactionConflict { tries: 4, keys } if keys == &[key.clone()]),
+        matches!(&err, Error::TransactionConflict { tries: 4, keys } if keys == std::slice::from_ref(&key)),
         "{err}"
     );
     assert_eq!(tries.load(Ordering::Relaxed), 4);

@@ -7,6 +7,13 @@
 //! * [`op`]: operations as values, [`batch`] and [`many`] for pipelines.
 //! * [`codec`]: how field values are stored, and how to add your own.
 //! * [`keys`]: key escaping, namespaces, Cluster slots.
+//! * [`script!`]: typed Lua scripts, declared once, run as operations.
+//! * [`lock`]: locks with fencing tokens, blocking acquire, scoped forms and
+//!   a watchdog; [`lock::fence`] for the resource side.
+//! * [`redlock`]: Redlock over independent servers (an efficiency lock).
+//! * [`ratelimit`]: fixed window, sliding window and GCRA limiters.
+//! * [`session`]: sessions for any serde type, JSON or hash layout.
+//! * [`tx`]: optimistic `WATCH`/`MULTI`/`EXEC` transactions with retries.
 //! * `testing` (feature `test-support`): real `redis-server` processes for
 //!   tests, standalone or as a local Cluster.
 

@@ -64,7 +64,7 @@ impl std::fmt::Debug for Script {
 /// whose values are [`Operation`](crate::op::Operation)s: they run on every
 /// executor (blocking and async, standalone and Cluster), batch with any other
 /// operation, and go out as `EVALSHA` (re-sent as `EVAL` on `NOSCRIPT`; see
-/// the [module docs](crate::script)).
+/// the [module docs](mod@crate::script)).
 ///
 /// ```
 /// redis_state::script! {

@@ -333,13 +333,16 @@ pub(crate) fn decode_error(
 // ---------------------------------------------------------------------------
 // Operations both layouts share
 
+/// Writes the session itself (the layout's part of a create).
+pub(crate) type WriteSession = Box<dyn FnOnce(&mut Plan) -> Result<()> + Send>;
+
 /// Creates the session and its index entry in one round trip; see
 /// `create` on [`JsonSessions`] and [`HashSessions`]. Deletes the session
 /// again if the index write failed.
 pub(crate) struct CreateCore {
     key: String,
     index: IndexAdd,
-    write: Option<Box<dyn FnOnce(&mut Plan) -> Result<()> + Send>>,
+    write: Option<WriteSession>,
     state: CreateState,
 }
 
@@ -355,7 +358,7 @@ impl CreateCore {
         id: &SessionId,
         key: String,
         index_key: String,
-        write: Box<dyn FnOnce(&mut Plan) -> Result<()> + Send>,
+        write: WriteSession,
     ) -> Self {
         CreateCore {
             key,
