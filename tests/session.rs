@@ -418,6 +418,63 @@ fn reads_what_python_writes_and_writes_what_python_reads() {
     assert_eq!(raw, expected);
 }
 
+/// What Python's `HashSessionManager.create_session(42, theme="dark",
+/// visits=3)` stores: every value through `str()`.
+#[test]
+fn reads_hash_sessions_python_writes() {
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Prefs {
+        theme: String,
+        visits: u32,
+    }
+    let ns = common::namespace("session_python_hash");
+    let mut con = shared_server().connection().unwrap();
+    let store = HashSessions::<Prefs, u64>::new(Duration::from_secs(60)).namespace(&ns);
+    let id = "9b2e4f10-1c3d-4e5f-8a9b-0c1d2e3f4a5b";
+    let key = store.key(id).unwrap();
+    let now = Utc::now()
+        .naive_utc()
+        .format("%Y-%m-%dT%H:%M:%S%.6f")
+        .to_string();
+    let _: i64 = redis::cmd("HSET")
+        .arg(&key)
+        .arg(&[
+            ("user_id", "42"),
+            ("created_at", &now),
+            ("theme", "dark"),
+            ("visits", "3"),
+        ])
+        .query(&mut con)
+        .unwrap();
+    let _: i64 = redis::cmd("EXPIRE")
+        .arg(&key)
+        .arg(1800)
+        .query(&mut con)
+        .unwrap();
+    let s = store.get(id).run(&mut con).unwrap().unwrap();
+    assert_eq!(s.user_id, 42);
+    assert_eq!(
+        s.data,
+        Prefs {
+            theme: "dark".into(),
+            visits: 3
+        }
+    );
+    // Python's get_field reads what set_field writes.
+    assert!(store.set_field(id, "visits", &4u32).run(&mut con).unwrap());
+    let raw: String = redis::cmd("HGET")
+        .arg(&key)
+        .arg("visits")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(raw, "4");
+    let ttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut con).unwrap();
+    assert!(
+        ttl <= 60_000,
+        "the expiry slid to the store's idle TTL: {ttl}"
+    );
+}
+
 #[test]
 fn python_formatting_matches_json_dumps() {
     // `json.dumps({"k": [1, 2.5, "é", {"n": None}]})` in Python 3.
