@@ -1,7 +1,9 @@
-//! Lua scripts as statics.
+//! Lua scripts: typed declarations and the statics behind them.
 //!
-//! A [`Script`] is declared once as a `static`; its SHA1 is computed on first
-//! use. Operations invoke it through [`Plan::script`](crate::op::Plan::script),
+//! Declare a script with [`script!`](crate::script!): its name, named `KEYS`,
+//! typed `ARGV`, return type and source, once; calls are then typed
+//! operations. Underneath, a [`Script`] is a `static`; its SHA1 is computed
+//! on first use. Operations invoke it through [`Plan::script`](crate::op::Plan::script),
 //! which passes every key through `KEYS` and checks, before anything is sent,
 //! that all of them hash to one Cluster slot (DESIGN principle 4).
 //!
