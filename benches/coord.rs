@@ -278,6 +278,31 @@ fn main() {
         ));
     }
 
+    // The noise floor: the hand-written GCRA check against itself, each side
+    // on its own connection like every row above.
+    let gcra_sha = redis::Script::new(include_str!("../redis-state/src/ratelimit/lua/gcra.lua"))
+        .get_hash()
+        .to_owned();
+    let hand_check = |con: &mut redis::Connection, n: usize| {
+        for i in 0..n {
+            let key = format!("ratelimit:gcra:bench:{}", i % 64);
+            let (allowed, _, _, _): (i64, i64, i64, i64) = eval(&gcra_sha, &[&key])
+                .arg(1_000_000_000)
+                .arg(1)
+                .arg(1)
+                .query(con)
+                .unwrap();
+            assert_eq!(allowed, 1);
+        }
+    };
+    let cmp = compare(n, |n| hand_check(&mut con, n), |n| hand_check(&mut hcon, n));
+    rows.push(row(
+        "calibration: hand-written GCRA check",
+        cmp,
+        "the same code on the other connection (A/A: the noise floor)",
+        None,
+    ));
+
     // -- sessions --------------------------------------------------------------
     let store = JsonSessions::<Cart>::new(Duration::from_secs(600));
     let cart = Cart {
