@@ -223,6 +223,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     scores.invalidate(&"daily".to_owned()).run(&mut con)?;
 
+    step("9. Coordination: a fenced lock, a rate limit, a session");
+    let lock = redis_state::lock::Lock::new("tour").namespace(&ns);
+    let fence = lock.run(&mut con, |guard| guard.fence())?;
+    println!("ran under {} with fencing token {fence}", lock.key());
+    let limit = redis_state::ratelimit::SlidingWindow::new("tour", 2, Duration::from_secs(1))
+        .namespace(&ns);
+    let admitted: Vec<bool> = (0..3)
+        .map(|_| limit.check("ferris").run(&mut con).map(|d| d.allowed))
+        .collect::<Result<_, _>>()?;
+    println!("3 requests against a limit of 2 per second: {admitted:?}");
+    let sessions =
+        redis_state::session::JsonSessions::<Vec<u32>>::new(Duration::from_secs(60)).namespace(&ns);
+    let s = sessions.create(1, vec![7]).run(&mut con)?;
+    println!(
+        "session {} read back: {:?}",
+        s.id,
+        sessions.get(s.id.as_str()).run(&mut con)?.map(|s| s.data)
+    );
+    sessions.delete_all_for_user(&1).run(&mut con)?;
+    redis_state::op::command::<i64>("DEL", lock.fence_key()).run(&mut con)?;
+
     // Clean up the namespace on a shared server.
     Lobby::delete_many(&ids).namespace(&ns).run(&mut con)?;
     for id in [1, 2] {

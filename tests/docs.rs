@@ -18,6 +18,12 @@ const CHAPTERS: &[(&str, &[&str])] = &[
             "cache_local",
         ],
     ),
+    ("05-typed-scripts.md", &["typed_scripts"]),
+    ("06-locks.md", &["locks"]),
+    ("07-redlock.md", &["redlock"]),
+    ("08-rate-limiting.md", &["rate_limiting"]),
+    ("09-sessions.md", &["sessions"]),
+    ("10-transactions.md", &["transactions"]),
 ];
 
 fn root() -> &'static Path {

@@ -14,4 +14,5 @@ fn ui() {
     t.compile_fail("tests/ui/hash/*.rs");
     t.compile_fail("tests/ui/field/*.rs");
     t.compile_fail("tests/ui/cached/*.rs");
+    t.compile_fail("tests/ui/script/*.rs");
 }

@@ -136,6 +136,52 @@ pub enum Error {
         message: String,
     },
 
+    /// A blocking lock acquisition gave up: the lock stayed held by someone
+    /// else for the whole wait.
+    #[error("lock `{key}` not acquired within {waited:?}")]
+    LockTimeout {
+        /// The lock key.
+        key: String,
+        /// How long the caller waited.
+        waited: std::time::Duration,
+    },
+
+    /// A lock was lost while its holder still needed it: its TTL ran out
+    /// (another client may hold it now), or the server could no longer
+    /// confirm it. Work done under it may have overlapped with another
+    /// holder's; fencing tokens let the protected resource refuse it.
+    #[error("lock `{key}` was lost: {reason}")]
+    LockLost {
+        /// The lock key.
+        key: String,
+        /// How it was lost.
+        reason: crate::lock::LostReason,
+    },
+
+    /// An optimistic transaction saw its watched keys change on every try.
+    #[error("optimistic transaction over {keys:?} conflicted on all {tries} tries")]
+    TransactionConflict {
+        /// The watched keys.
+        keys: Vec<String>,
+        /// How many times it was tried.
+        tries: u32,
+    },
+
+    /// A setting or argument that cannot work (a rate limit of 0, a lock
+    /// TTL of 0, ...). Raised before anything is sent.
+    #[error("invalid {what}: {reason}")]
+    InvalidConfig {
+        /// What was being configured.
+        what: &'static str,
+        /// Why it was refused.
+        reason: String,
+    },
+
+    /// The operating system's random number generator failed (lock tokens
+    /// and session ids come from it; there is no weaker fallback).
+    #[error("the OS random number generator failed: {0}")]
+    Entropy(String),
+
     /// An error raised by user code inside an operation (for example a loader
     /// or a transaction body).
     #[error("{0}")]

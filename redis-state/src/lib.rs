@@ -7,6 +7,13 @@
 //! * [`op`]: operations as values, [`batch`] and [`many`] for pipelines.
 //! * [`codec`]: how field values are stored, and how to add your own.
 //! * [`keys`]: key escaping, namespaces, Cluster slots.
+//! * [`script!`]: typed Lua scripts, declared once, run as operations.
+//! * [`lock`]: locks with fencing tokens, blocking acquire, scoped forms and
+//!   a watchdog; [`lock::fence`] for the resource side.
+//! * [`redlock`]: Redlock over independent servers (an efficiency lock).
+//! * [`ratelimit`]: fixed window, sliding window and GCRA limiters.
+//! * [`session`]: sessions for any serde type, JSON or hash layout.
+//! * [`tx`]: optimistic `WATCH`/`MULTI`/`EXEC` transactions with retries.
 //! * `testing` (feature `test-support`): real `redis-server` processes for
 //!   tests, standalone or as a local Cluster.
 
@@ -16,8 +23,14 @@ pub mod error;
 pub mod exec;
 pub mod hash;
 pub mod keys;
+pub mod lock;
 pub mod op;
+mod random;
+pub mod ratelimit;
+pub mod redlock;
 pub mod script;
+pub mod session;
+pub mod tx;
 
 #[cfg(feature = "test-support")]
 pub mod testing;
@@ -53,6 +66,7 @@ pub mod __private {
         FindUnique, HashSchema, Increment, IndexField, IndexSchema, RedisHash, UniqueField,
     };
     pub use crate::keys::{IdBuf, IdValue, KeyPart, KeyTemplate, Seg};
+    pub use crate::script::{ScriptCall, assert_single_arg, lua_max_index};
     pub use core::option::Option::{self, None, Some};
     pub use core::result::Result::{Err, Ok};
     pub use std::string::String;

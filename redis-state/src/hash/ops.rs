@@ -11,24 +11,53 @@ use crate::codec::CounterValue;
 use crate::error::{DecodeError, Error, Result};
 use crate::keys::{IdBuf, IdValue, Namespace, Namespaced};
 use crate::op::{Many, Operation, Plan, Replies, Step};
-use crate::script::Script;
 
-pub(super) static WRITE: Script = Script::new(
-    "redis_state.hash.write",
-    concat!(
-        include_str!("lua/common.lua"),
-        include_str!("lua/write.lua")
-    ),
-);
-pub(super) static DELETE: Script = Script::new(
-    "redis_state.hash.delete",
-    concat!(
-        include_str!("lua/common.lua"),
-        include_str!("lua/delete.lua")
-    ),
-);
-pub(super) static FIND: Script = Script::new("redis_state.hash.find", include_str!("lua/find.lua"));
-pub(super) static INCR: Script = Script::new("redis_state.hash.incr", include_str!("lua/incr.lua"));
+crate::script! {
+    /// Writes an entity (save, insert, versioned save, update, TTL change)
+    /// with its index upkeep. See `lua/write.lua` for the layout of `rest`.
+    pub(super) struct WriteScript {
+        name: "redis_state.hash.write",
+        keys: [entity, ..indexes],
+        args: [mode: &str, id: &str, ..rest],
+        returns: Value,
+        lua: concat!(include_str!("lua/common.lua"), include_str!("lua/write.lua")),
+    }
+}
+
+crate::script! {
+    /// Deletes an entity with its index entries; returns 1 if it existed.
+    pub(super) struct DeleteScript {
+        name: "redis_state.hash.delete",
+        keys: [entity, ..indexes],
+        args: [id: &str, n: usize, ..fields],
+        returns: i64,
+        lua: concat!(include_str!("lua/common.lua"), include_str!("lua/delete.lua")),
+    }
+}
+
+crate::script! {
+    /// Loads the candidates of an index lookup, keeping those that still
+    /// match and repairing the index for the others.
+    pub(super) struct FindScript {
+        name: "redis_state.hash.find",
+        keys: [index, ..entities],
+        args: [field: &str, value: &[u8], unique: &str, nfields: usize, ..rest],
+        returns: Value,
+        lua: include_str!("lua/find.lua"),
+    }
+}
+
+crate::script! {
+    /// Adds to a counter field of an existing entity, within the range of
+    /// its Rust type.
+    pub(super) struct IncrScript {
+        name: "redis_state.hash.incr",
+        keys: [entity],
+        args: [field: &str, delta: &[u8], float: &str, min: &str, max: &str],
+        returns: Value,
+        lua: include_str!("lua/incr.lua"),
+    }
+}
 
 fn id_of<Q: IdValue + ?Sized>(id: &Q) -> IdBuf {
     let mut buf = IdBuf::new();
@@ -105,25 +134,20 @@ fn push_write(
     key: &str,
     call: &WriteCall<'_>,
 ) -> Result<()> {
-    let index_keys = schema.index_keys(ns, id)?;
-    let mut keys: Vec<&str> = Vec::with_capacity(1 + index_keys.len());
-    keys.push(key);
-    keys.extend(index_keys.iter().map(String::as_str));
-    let cmd = plan.script(&WRITE, &keys)?;
-    cmd.arg(call.mode).arg(id.joined());
+    let mut a = Args::default();
     match call.ttl {
-        TtlOp::Keep => cmd.arg("keep").arg(""),
-        TtlOp::Px(ms) => cmd.arg("px").arg(ms),
-        TtlOp::PxAt(at) => cmd.arg("pxat").arg(at),
-        TtlOp::Persist => cmd.arg("persist").arg(""),
+        TtlOp::Keep => a.put("keep").put(""),
+        TtlOp::Px(ms) => a.put("px").put(ms),
+        TtlOp::PxAt(at) => a.put("pxat").put(at),
+        TtlOp::Persist => a.put("persist").put(""),
     };
     match schema.version {
-        Some(v) => cmd.arg(schema.fields[v].name),
-        None => cmd.arg(""),
+        Some(v) => a.put(schema.fields[v].name),
+        None => a.put(""),
     };
     match call.expected_version {
-        Some(v) => cmd.arg(v),
-        None => cmd.arg(""),
+        Some(v) => a.put(v),
+        None => a.put(""),
     };
     let settable = |i: usize| schema.version != Some(i);
     let nset = call
@@ -132,10 +156,10 @@ fn push_write(
         .enumerate()
         .filter(|(i, c)| settable(*i) && matches!(c, Change::Set(_)))
         .count();
-    cmd.arg(nset);
+    a.put(nset);
     for (i, c) in call.changes.iter().enumerate() {
         if let (true, Change::Set(v)) = (settable(i), c) {
-            cmd.arg(schema.fields[i].name).arg(*v);
+            a.put(schema.fields[i].name).put(*v);
         }
     }
     let ndel = call
@@ -144,28 +168,43 @@ fn push_write(
         .enumerate()
         .filter(|(i, c)| settable(*i) && matches!(c, Change::Remove))
         .count();
-    cmd.arg(ndel);
+    a.put(ndel);
     for (i, c) in call.changes.iter().enumerate() {
         if settable(i) && matches!(c, Change::Remove) {
-            cmd.arg(schema.fields[i].name);
+            a.put(schema.fields[i].name);
         }
     }
-    cmd.arg(schema.indexes.len());
+    a.put(schema.indexes.len());
     for ix in schema.indexes {
         let f = &schema.fields[ix.field];
-        cmd.arg(f.name).arg(if ix.unique { "1" } else { "0" });
+        a.put(f.name).put(if ix.unique { "1" } else { "0" });
         match call
             .changes
             .get(ix.field)
             .copied()
             .unwrap_or(Change::Untouched)
         {
-            Change::Untouched => cmd.arg("0").arg("0").arg(""),
-            Change::Set(v) => cmd.arg("1").arg("1").arg(v),
-            Change::Remove => cmd.arg("1").arg("0").arg(""),
+            Change::Untouched => a.put("0").put("0").put(""),
+            Change::Set(v) => a.put("1").put("1").put(v),
+            Change::Remove => a.put("1").put("0").put(""),
         };
     }
-    Ok(())
+    let mut script = WriteScript::new(key, call.mode, id.joined());
+    for k in schema.index_keys(ns, id)? {
+        script = script.indexes(k);
+    }
+    script.rest(a.0).prepare(plan)
+}
+
+/// The variadic tail of a script call, built up argument by argument.
+#[derive(Default)]
+struct Args(Vec<Vec<u8>>);
+
+impl Args {
+    fn put(&mut self, v: impl redis::ToRedisArgs) -> &mut Self {
+        v.write_redis_args(&mut self.0);
+        self
+    }
 }
 
 /// Decodes the reply of the write script. Returns the new version (0 when
@@ -747,16 +786,16 @@ impl<M: RedisHash> Delete<M> {
             plan.cmd("DEL", &key);
             return Ok(());
         }
-        let index_keys = schema.index_keys(self.ns.as_ref(), &self.id)?;
-        let mut keys: Vec<&str> = vec![&key];
-        keys.extend(index_keys.iter().map(String::as_str));
-        let cmd = plan.script(&DELETE, &keys)?;
-        cmd.arg(self.id.joined()).arg(schema.indexes.len());
-        for ix in schema.indexes {
-            cmd.arg(schema.fields[ix.field].name)
-                .arg(if ix.unique { "1" } else { "0" });
+        let mut call = DeleteScript::new(&key, self.id.joined(), schema.indexes.len());
+        for k in schema.index_keys(self.ns.as_ref(), &self.id)? {
+            call = call.indexes(k);
         }
-        Ok(())
+        let mut a = Args::default();
+        for ix in schema.indexes {
+            a.put(schema.fields[ix.field].name)
+                .put(if ix.unique { "1" } else { "0" });
+        }
+        call.fields(a.0).prepare(plan)
     }
 }
 
@@ -905,13 +944,15 @@ impl<M: RedisHash, T: CounterValue> Operation for Increment<M, T> {
         self.key = schema.key(self.ns.as_ref(), &self.id);
         let mut delta = Vec::new();
         T::encode_delta(self.by, &mut delta);
-        plan.script(&INCR, &[&self.key])?
-            .arg(field.name)
-            .arg(delta)
-            .arg(if T::FLOAT { "1" } else { "0" })
-            .arg(T::MIN)
-            .arg(T::MAX);
-        Ok(())
+        IncrScript::new(
+            &self.key,
+            field.name,
+            &delta,
+            if T::FLOAT { "1" } else { "0" },
+            T::MIN,
+            T::MAX,
+        )
+        .prepare(plan)
     }
 
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<T>> {
@@ -1080,21 +1121,24 @@ impl<M: RedisHash> Finder<M> {
                     .iter()
                     .map(|id| schema.key(self.ns.as_ref(), &IdBuf::from_joined(id)))
                     .collect();
-                let mut keys: Vec<&str> = Vec::with_capacity(1 + ids.len());
-                keys.push(&self.index_key);
-                keys.extend(self.keys.iter().map(String::as_str));
-                let cmd = plan.script(&FIND, &keys)?;
-                cmd.arg(schema.fields[self.field].name)
-                    .arg(&self.value)
-                    .arg(if self.unique { "1" } else { "0" })
-                    .arg(schema.fields.len());
+                let mut call = FindScript::new(
+                    &self.index_key,
+                    schema.fields[self.field].name,
+                    &self.value,
+                    if self.unique { "1" } else { "0" },
+                    schema.fields.len(),
+                );
+                for key in &self.keys {
+                    call = call.entities(key);
+                }
+                let mut a = Args::default();
                 for name in schema.field_names() {
-                    cmd.arg(name);
+                    a.put(name);
                 }
                 for id in ids.iter() {
-                    cmd.arg(id);
+                    a.put(id);
                 }
-                Ok(())
+                call.rest(a.0).prepare(plan)
             }
         }
     }
