@@ -1,0 +1,139 @@
+//! Member data: the struct's other fields, as one JSON object per member in a
+//! hash beside the board (called by generated code).
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::error::{DecodeError, Error, Result};
+
+/// Writes the member data of one entry as a JSON object.
+#[derive(Debug)]
+pub struct DataWriter {
+    model: &'static str,
+    buf: Vec<u8>,
+    first: bool,
+}
+
+impl DataWriter {
+    pub(crate) fn new(model: &'static str) -> Self {
+        let mut buf = Vec::with_capacity(64);
+        buf.push(b'{');
+        DataWriter {
+            model,
+            buf,
+            first: true,
+        }
+    }
+
+    /// Writes field `name` (the JSON key) of Rust field `rust_name`.
+    pub fn field<T: Serialize + ?Sized>(
+        &mut self,
+        name: &'static str,
+        rust_name: &'static str,
+        value: &T,
+    ) -> Result<()> {
+        if !self.first {
+            self.buf.push(b',');
+        }
+        self.first = false;
+        let model = self.model;
+        let fail = |e: serde_json::Error| Error::Encode {
+            model,
+            field: rust_name,
+            message: e.to_string(),
+        };
+        serde_json::to_writer(&mut self.buf, name).map_err(fail)?;
+        self.buf.push(b':');
+        serde_json::to_writer(&mut self.buf, value).map_err(fail)
+    }
+
+    /// Writes an `Option` field: `None` leaves the key out.
+    pub fn opt_field<T: Serialize>(
+        &mut self,
+        name: &'static str,
+        rust_name: &'static str,
+        value: &Option<T>,
+    ) -> Result<()> {
+        match value {
+            Some(v) => self.field(name, rust_name, v),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn finish(mut self) -> Vec<u8> {
+        self.buf.push(b'}');
+        self.buf
+    }
+}
+
+/// Reads the member data of one entry (generated code calls it).
+#[derive(Debug)]
+pub struct DataReader {
+    map: Map<String, Value>,
+    key: String,
+    member: String,
+}
+
+impl DataReader {
+    /// Parses a stored JSON object; `key` and `member` name it in errors.
+    pub(crate) fn parse(raw: &[u8], key: &str, member: &str) -> Result<Self> {
+        match serde_json::from_slice::<Value>(raw) {
+            Ok(Value::Object(map)) => Ok(DataReader {
+                map,
+                key: key.to_owned(),
+                member: member.to_owned(),
+            }),
+            Ok(_) => {
+                Err(
+                    DecodeError::new(key, Some(member), "member data (a JSON object)", Some(raw))
+                        .with_detail("not a JSON object")
+                        .into(),
+                )
+            }
+            Err(e) => {
+                Err(
+                    DecodeError::new(key, Some(member), "member data (a JSON object)", Some(raw))
+                        .with_detail(e)
+                        .into(),
+                )
+            }
+        }
+    }
+
+    fn error(&self, name: &str, found: Option<&Value>, detail: Option<String>) -> Error {
+        let found = found.map(|v| v.to_string());
+        let mut e = DecodeError::new(
+            &self.key,
+            Some(&format!("{}.{name}", self.member)),
+            "member data field",
+            found.as_deref().map(str::as_bytes),
+        );
+        e.detail = detail;
+        e.into()
+    }
+
+    /// Field `name`; absent is an error.
+    pub fn get<T: DeserializeOwned>(&mut self, name: &str) -> Result<T> {
+        match self.map.remove(name) {
+            Some(v) => {
+                let shown = v.clone();
+                serde_json::from_value(v)
+                    .map_err(|e| self.error(name, Some(&shown), Some(e.to_string())))
+            }
+            None => Err(self.error(name, None, None)),
+        }
+    }
+
+    /// Field `name`, or `default()` when it is absent (or `null`).
+    pub fn get_or<T: DeserializeOwned>(
+        &mut self,
+        name: &str,
+        default: impl FnOnce() -> T,
+    ) -> Result<T> {
+        match self.map.get(name) {
+            None | Some(Value::Null) => Ok(default()),
+            Some(_) => self.get(name),
+        }
+    }
+}
