@@ -1139,6 +1139,8 @@ impl<M: Leaderboard> Operation for Percentile<M> {
 
 #[derive(Debug, Clone)]
 enum SliceKind {
+    /// Nothing to read (`top(0)`): no command.
+    Empty,
     Rank {
         start: u64,
         stop: u64,
@@ -1204,6 +1206,10 @@ impl<M: Leaderboard> Operation for Slice<M> {
         let t = self.board.target("a board read")?;
         let want_data = self.with_data && schema.has_data();
         self.plain = false;
+        if let SliceKind::Empty = kind {
+            self.target = Some(t);
+            return Ok(());
+        }
         if let SliceKind::Rank { start, stop } = kind
             && !want_data
             && (schema.rank == RankMode::Ordinal || start == 0)
@@ -1223,6 +1229,7 @@ impl<M: Leaderboard> Operation for Slice<M> {
         schema.header(cmd);
         cmd.arg(if want_data { "1" } else { "0" });
         match kind {
+            SliceKind::Empty => {}
             SliceKind::Rank { start, stop } => {
                 cmd.arg("rank").arg(start).arg(stop);
             }
@@ -1253,6 +1260,9 @@ impl<M: Leaderboard> Operation for Slice<M> {
 
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<Self::Output>> {
         let schema = M::SCHEMA;
+        if let Ok(SliceKind::Empty) = self.kind {
+            return Ok(Step::Done(Vec::new()));
+        }
         let v = replies.next_value()?;
         let Some(t) = &self.target else {
             return Err(Error::unexpected("a board read", &v));
@@ -1807,15 +1817,7 @@ impl<M: Leaderboard> Board<M> {
     /// that adds `HMGET` of the data; one round trip.
     pub fn top(&self, n: u64) -> Slice<M> {
         if n == 0 {
-            return Slice::new(
-                self,
-                Ok(SliceKind::Score {
-                    min: 1.0,
-                    max: 0.0,
-                    offset: 0,
-                    count: Some(0),
-                }),
-            );
+            return Slice::new(self, Ok(SliceKind::Empty));
         }
         self.slice(0, n - 1)
     }

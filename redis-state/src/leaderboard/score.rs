@@ -59,8 +59,12 @@ macro_rules! int_score {
             #[inline]
             #[allow(clippy::cast_lossless, clippy::unnecessary_cast)]
             fn to_exact(self) -> Option<f64> {
+                // `as` rounds: a value that does not come back is not exact.
                 let f = self as f64;
-                (f >= <Self as ScoreValue>::MIN && f <= <Self as ScoreValue>::MAX).then_some(f)
+                (f >= <Self as ScoreValue>::MIN
+                    && f <= <Self as ScoreValue>::MAX
+                    && f as $t == self)
+                    .then_some(f)
             }
             #[inline]
             #[allow(clippy::cast_lossless, clippy::unnecessary_cast)]
@@ -76,7 +80,7 @@ macro_rules! int_score {
             #[inline]
             fn delta_exact(d: i64) -> Option<f64> {
                 let f = d as f64;
-                (f.abs() <= EXACT).then_some(f)
+                (f.abs() <= EXACT && f as i64 == d).then_some(f)
             }
         }
     )*};
@@ -376,6 +380,8 @@ mod tests {
         assert_eq!(u64::MAX.to_exact(), None);
         assert_eq!((1u64 << 53).to_exact(), Some(EXACT));
         assert_eq!(((1u64 << 53) + 1).to_exact(), None);
+        assert_eq!(((1u64 << 53) - 1).to_exact(), Some(EXACT - 1.0));
+        assert_eq!(u64::delta_exact((1 << 53) + 1), None);
         assert_eq!(i64::MIN.to_exact(), None);
         assert_eq!(u8::from_exact(255.0), Some(255));
         assert_eq!(u8::from_exact(256.0), None);
