@@ -93,12 +93,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // ANCHOR_END: update
 
     // ANCHOR: find
-    let in_paris = User::find_by_city(&"Paris".to_owned()).run(&mut con)?;
+    let in_paris = User::find_by_city("Paris").run(&mut con)?;
     println!(
         "in Paris: {:?}",
         in_paris.iter().map(|u| &u.name).collect::<Vec<_>>()
     );
-    let by_email = User::find_by_email(&"ada@example.com".to_owned()).run(&mut con)?;
+    let by_email = User::find_by_email("ada@example.com").run(&mut con)?;
     assert_eq!(by_email.map(|u| u.id), Some(1));
 
     // A unique value cannot be taken twice.

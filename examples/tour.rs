@@ -88,7 +88,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     .save()
     .namespace(&ns)
     .run(&mut con)?;
-    let crabs = Player::find_by_guild(&"crabs".to_owned())
+    let crabs = Player::find_by_guild("crabs")
         .namespace(&ns)
         .run(&mut con)?;
     println!(
@@ -99,7 +99,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .set(Player::GUILD, None)
         .namespace(&ns)
         .run(&mut con)?;
-    let crabs = Player::find_by_guild(&"crabs".to_owned())
+    let crabs = Player::find_by_guild("crabs")
         .namespace(&ns)
         .run(&mut con)?;
     println!(

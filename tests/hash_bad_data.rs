@@ -191,7 +191,7 @@ fn garbage_index_entries_are_ignored() {
             .exec(&mut con)
             .unwrap();
     }
-    let found = Account::find_by_city(&"Paris".to_owned())
+    let found = Account::find_by_city("Paris")
         .namespace(&ns)
         .run(&mut con)
         .unwrap();

@@ -104,7 +104,7 @@ async fn unique_values_have_one_holder_on_a_cluster() {
     }
     assert_eq!(ok, 1);
     let mut con = con;
-    let holder = Wallet::find_by_handle(&"taken".to_owned())
+    let holder = Wallet::find_by_handle("taken")
         .namespace(&ns)
         .run_async(&mut con)
         .await

@@ -132,7 +132,7 @@ fn hostile_tags_stay_in_their_slot(r: &mut Runner, ns: &Namespace) {
         }
         res.unwrap();
         let found = r
-            .run(Account::find_by_kind(&owner.to_string(), &"gold".to_owned()).namespace(ns))
+            .run(Account::find_by_kind(&owner.to_string(), "gold").namespace(ns))
             .unwrap();
         assert_eq!(found, vec![acct], "owner {owner:?}");
     }

@@ -486,7 +486,7 @@ fn index_lookups(r: &mut Runner, ns: &Namespace) {
             .unwrap();
     }
     let mut paris: Vec<u64> = r
-        .run(User::find_by_city(&"Paris".to_owned()).namespace(ns))
+        .run(User::find_by_city("Paris").namespace(ns))
         .unwrap()
         .into_iter()
         .map(|u| u.id)
@@ -499,7 +499,7 @@ fn index_lookups(r: &mut Runner, ns: &Namespace) {
         .unwrap();
     assert_eq!(rome.iter().map(|u| u.id).collect::<Vec<_>>(), [3]);
     assert!(
-        r.run(User::find_by_city(&"Oslo".to_owned()).namespace(ns))
+        r.run(User::find_by_city("Oslo").namespace(ns))
             .unwrap()
             .is_empty()
     );
@@ -511,14 +511,12 @@ fn index_lookups(r: &mut Runner, ns: &Namespace) {
             .namespace(ns),
     )
     .unwrap();
-    let paris = r
-        .run(User::find_by_city(&"Paris".to_owned()).namespace(ns))
-        .unwrap();
+    let paris = r.run(User::find_by_city("Paris").namespace(ns)).unwrap();
     assert_eq!(paris.iter().map(|u| u.id).collect::<Vec<_>>(), [1]);
     // Deleting removes it.
     assert!(r.run(User::delete(&1).namespace(ns)).unwrap());
     assert!(
-        r.run(User::find_by_city(&"Paris".to_owned()).namespace(ns))
+        r.run(User::find_by_city("Paris").namespace(ns))
             .unwrap()
             .is_empty()
     );
@@ -532,9 +530,7 @@ fn index_lookups(r: &mut Runner, ns: &Namespace) {
     // An entity deleted behind the library's back is not returned, and the
     // lookup repairs the index.
     r.cmd::<i64>("DEL", &format!("{ns}:{{user}}:3")).go();
-    let rome = r
-        .run(User::find_by_city(&"Rome".to_owned()).namespace(ns))
-        .unwrap();
+    let rome = r.run(User::find_by_city("Rome").namespace(ns)).unwrap();
     assert_eq!(rome.iter().map(|u| u.id).collect::<Vec<_>>(), [2]);
     assert_eq!(
         r.cmd::<i64>("ZCARD", &idx).go(),
@@ -548,7 +544,7 @@ fn index_lookups(r: &mut Runner, ns: &Namespace) {
         .arg("Oslo")
         .go();
     assert!(
-        r.run(User::find_by_city(&"Rome".to_owned()).namespace(ns))
+        r.run(User::find_by_city("Rome").namespace(ns))
             .unwrap()
             .is_empty()
     );
@@ -563,11 +559,7 @@ fn index_lookups(r: &mut Runner, ns: &Namespace) {
         .unwrap();
     }
     let page = r
-        .run(
-            User::find_by_city(&"Lima".to_owned())
-                .limit(2, 3)
-                .namespace(ns),
-        )
+        .run(User::find_by_city("Lima").limit(2, 3).namespace(ns))
         .unwrap();
     assert_eq!(page.len(), 3);
 }
@@ -595,9 +587,7 @@ fn unique_fields(r: &mut Runner, ns: &Namespace) {
         !r.run(User::exists(&2).namespace(ns)).unwrap(),
         "a refused save writes nothing"
     );
-    let found = r
-        .run(User::find_by_email(&"same@x".to_owned()).namespace(ns))
-        .unwrap();
+    let found = r.run(User::find_by_email("same@x").namespace(ns)).unwrap();
     assert_eq!(found.map(|u| u.id), Some(1));
     assert!(
         r.run(User::find_unique(User::EMAIL, &"none@x".to_owned()).namespace(ns))
@@ -610,7 +600,7 @@ fn unique_fields(r: &mut Runner, ns: &Namespace) {
         .unwrap();
     r.run(user(2, "same@x", None).save().namespace(ns)).unwrap();
     assert_eq!(
-        r.run(User::find_by_email(&"new@x".to_owned()).namespace(ns))
+        r.run(User::find_by_email("new@x").namespace(ns))
             .unwrap()
             .map(|u| u.id),
         Some(1)
@@ -627,7 +617,7 @@ fn unique_value_of_expired_entity_is_free(r: &mut Runner, ns: &Namespace) {
     std::thread::sleep(Duration::from_millis(120));
     r.run(user(2, "gone@x", None).save().namespace(ns)).unwrap();
     assert_eq!(
-        r.run(User::find_by_email(&"gone@x".to_owned()).namespace(ns))
+        r.run(User::find_by_email("gone@x").namespace(ns))
             .unwrap()
             .map(|u| u.id),
         Some(2)
@@ -653,7 +643,7 @@ fn index_memory_is_pruned_after_expiry(r: &mut Runner, ns: &Namespace) {
     // Before anything is pruned, lookups already ignore the dead entities.
     std::thread::sleep(Duration::from_millis(100));
     assert!(
-        r.run(User::find_by_city(&"Tmp".to_owned()).namespace(ns))
+        r.run(User::find_by_city("Tmp").namespace(ns))
             .unwrap()
             .is_empty()
     );

@@ -36,7 +36,7 @@ pub(crate) fn derive(input: &syn::DeriveInput) -> TokenStream {
                 krate.set(&path, parse_path(&meta)?);
             } else {
                 return Err(meta.error(format!(
-                    "unknown redis attribute `{}` for RedisField; expected rename_all or crate",
+                    "unknown redis attribute `{}` for RedisField; expected `rename_all` or `crate`",
                     path.to_token_stream().to_string().replace(' ', "")
                 )));
             }
@@ -58,6 +58,14 @@ pub(crate) fn derive(input: &syn::DeriveInput) -> TokenStream {
                     tokens,
                     "`rename_all` renames enum variants; a newtype is stored as its inner value",
                 );
+            }
+            for attr in s.fields.iter().flat_map(|f| &f.attrs) {
+                if attr.path().is_ident("redis") {
+                    cx.error_spanned_by(
+                        attr,
+                        "RedisField takes no field attributes: a newtype is stored as its inner value",
+                    );
+                }
             }
             newtype(input, &s.fields, &krate)
         }

@@ -52,8 +52,8 @@ pub mod __private {
     };
     pub use crate::error::{Error, Result};
     pub use crate::hash::{
-        CounterField, ExpiryField, Field, FieldKind, FieldReader, FieldSchema, FieldWriter,
-        HashSchema, IndexField, IndexSchema, RedisHash, UniqueField,
+        CounterField, ExpiryField, Field, FieldKind, FieldReader, FieldSchema, FieldWriter, FindBy,
+        FindUnique, HashSchema, Increment, IndexField, IndexSchema, RedisHash, UniqueField,
     };
     pub use crate::keys::{IdBuf, IdValue, KeyPart, KeyTemplate, Seg};
     pub use crate::leaderboard::{

@@ -397,7 +397,9 @@ fn check_template(
         };
         let key = suggest_tagged_key(template_src, collection);
         let scoped = match parts.as_slice() {
-            [first, _, ..] => format!(", or `hash_tag = \"{first}\"` for one index per `{first}`"),
+            [first, _, ..] => {
+                format!(", or `#[redis(hash_tag = \"{first}\")]` for one index per `{first}`")
+            }
             _ => String::new(),
         };
         cx.error_at(
@@ -677,10 +679,14 @@ fn parse_field<'a>(
 }
 
 fn check_fields(cx: &Ctxt, input: &syn::DeriveInput, fields: &[FieldModel<'_>]) {
-    if matches!(&input.data, syn::Data::Struct(_))
-        && !fields.is_empty()
-        && !fields.iter().any(|f| f.role == Role::Id)
-    {
+    let named = matches!(
+        &input.data,
+        syn::Data::Struct(syn::DataStruct {
+            fields: syn::Fields::Named(_),
+            ..
+        })
+    );
+    if named && !fields.iter().any(|f| f.role == Role::Id) {
         cx.error_spanned_by(
             &input.ident,
             format!(

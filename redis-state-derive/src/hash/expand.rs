@@ -63,12 +63,27 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
     });
 
     // -- fields -------------------------------------------------------------
-    let slot_of = |f: &FieldModel<'_>| -> TokenStream {
-        let codec = match &f.codec {
+    let codec_of = |f: &FieldModel<'_>| -> TokenStream {
+        match &f.codec {
             CodecKind::Plain => quote!(#p::Plain),
             CodecKind::Json => quote!(#p::Json),
             CodecKind::With(path) => quote!(#path),
-        };
+        }
+    };
+    // What encoding a value of the field needs: `T: FieldValue` reads
+    // better than the equivalent `Plain: Codec<T>`.
+    let codec_bound = |f: &FieldModel<'_>| -> TokenStream {
+        let vt = f.value_ty();
+        match &f.codec {
+            CodecKind::Plain => quote!(#vt: #p::FieldValue),
+            _ => {
+                let codec = codec_of(f);
+                quote!(#codec: #p::Codec<#vt>)
+            }
+        }
+    };
+    let slot_of = |f: &FieldModel<'_>| -> TokenStream {
+        let codec = codec_of(f);
         if f.option_inner.is_some() {
             quote!(#p::Opt<#codec>)
         } else {
@@ -168,8 +183,7 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
     let mut trait_preds = Bounds::default();
     for f in &stored {
         let ty = f.ty;
-        let slot = slot_of(f);
-        trait_preds.push(quote!(#slot: #p::Slot<#ty>));
+        trait_preds.push(codec_bound(f));
         match f.role {
             Role::Id => trait_preds.push(quote!(#ty: #p::KeyPart)),
             Role::Version => trait_preds.push(quote!(#ty: #p::VersionValue)),
@@ -218,6 +232,14 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
         quote!(#fi: &#ty,)
     });
     let scope_params: Vec<TokenStream> = scope_params.collect();
+    // The looked-up value's parameter, unless a scope field has that name.
+    let value = if scope_fields.iter().any(|f| f.ident == "value") {
+        format_ident!("value_")
+    } else {
+        format_ident!("value")
+    };
+    let krate_doc = quote!(#krate).to_string().replace(' ', "");
+    let krate_doc = krate_doc.trim_start_matches("::");
     let scope_value = match scope_fields.as_slice() {
         [] => quote!(&()),
         [one] => {
@@ -236,9 +258,15 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
     for (i, f) in stored.iter().enumerate() {
         let ty = f.ty;
         let slot = slot_of(f);
-        let const_name = format_ident!("{}", f.rust_name().to_uppercase(), span = f.ident.span());
+        // `SCHEMA` is the trait's constant: a field named `schema` gets
+        // `SCHEMA_FIELD` so that `Model::SCHEMA` keeps meaning the schema.
+        let upper = match f.rust_name().to_uppercase() {
+            name if name == "SCHEMA" => "SCHEMA_FIELD".to_owned(),
+            name => name,
+        };
+        let const_name = format_ident!("{}", upper, span = f.ident.span());
         let doc = format!(
-            "The `{}` field (hash field `{}`), for `update().set(..)`{}.",
+            " The `{}` field (hash field `{}`), for `update().set(..)`{}.",
             f.rust_name(),
             f.name,
             match (f.index, f.role) {
@@ -258,48 +286,51 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
         };
         consts.push(quote! {
             #[doc = #doc]
-            #[allow(dead_code)]
             #vis const #const_name: #handle<Self, #ty, #slot> = #handle::new(#i);
         });
 
         let vt = f.value_ty();
-        let codec = match &f.codec {
-            CodecKind::Plain => quote!(#p::Plain),
-            CodecKind::Json => quote!(#p::Json),
-            CodecKind::With(path) => quote!(#path),
-        };
+        let codec = codec_of(f);
         let fname = f.rust_name();
+        // A plain `String` is looked up by `&str`: its stored form is the
+        // UTF-8 bytes, so no owned `String` is needed.
+        let plain_string = matches!(f.codec, CodecKind::Plain) && is_string(vt);
+        let (lookup_ty, lookup_encode) = if plain_string {
+            (
+                quote!(str),
+                quote!(__out.extend_from_slice(#value.as_bytes()); #p::Ok(true)),
+            )
+        } else {
+            (
+                quote!(#vt),
+                quote!(<#codec as #p::Codec<#vt>>::encode(#value, __out).map(|()| true)),
+            )
+        };
         if f.index != IndexKind::None {
-            helper_preds.push(quote!(#codec: #p::Codec<#vt>));
+            helper_preds.push(codec_bound(f));
         }
         match f.index {
             IndexKind::Index => {
                 let method = format_ident!("find_by_{}", fname);
                 let doc = format!(
-                    "Finds the entities whose `{fname}` equals `value`. Two round trips: see [`RedisHash::find_by`](#krate::RedisHash::find_by)."
+                    " Finds the entities whose `{fname}` equals `{value}`. Two round trips: see [`RedisHash::find_by`]({krate_doc}::RedisHash::find_by)."
                 );
                 helpers.push(quote! {
                     #[doc = #doc]
-                    #[allow(dead_code)]
-                    #vis fn #method(#(#scope_params)* value: &#vt) -> #krate::hash::FindBy<Self> {
-                        #krate::hash::FindBy::__new(#scope_value, #i, |__out| {
-                            <#codec as #p::Codec<#vt>>::encode(value, __out).map(|()| true)
-                        })
+                    #vis fn #method(#(#scope_params)* #value: &#lookup_ty) -> #p::FindBy<Self> {
+                        #p::FindBy::__new(#scope_value, #i, |__out| { #lookup_encode })
                     }
                 });
             }
             IndexKind::Unique => {
                 let method = format_ident!("find_by_{}", fname);
                 let doc = format!(
-                    "Finds the entity whose unique `{fname}` equals `value`. Two round trips: see [`RedisHash::find_unique`](#krate::RedisHash::find_unique)."
+                    " Finds the entity whose unique `{fname}` equals `{value}`. Two round trips: see [`RedisHash::find_unique`]({krate_doc}::RedisHash::find_unique)."
                 );
                 helpers.push(quote! {
                     #[doc = #doc]
-                    #[allow(dead_code)]
-                    #vis fn #method(#(#scope_params)* value: &#vt) -> #krate::hash::FindUnique<Self> {
-                        #krate::hash::FindUnique::__new(#scope_value, #i, |__out| {
-                            <#codec as #p::Codec<#vt>>::encode(value, __out).map(|()| true)
-                        })
+                    #vis fn #method(#(#scope_params)* #value: &#lookup_ty) -> #p::FindUnique<Self> {
+                        #p::FindUnique::__new(#scope_value, #i, |__out| { #lookup_encode })
                     }
                 });
             }
@@ -309,15 +340,14 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
             helper_preds.push(quote!(#ty: #p::CounterValue));
             let method = format_ident!("increment_{}", fname);
             let doc = format!(
-                "Adds `by` to the `{fname}` counter of the entity with `id` and returns the new value. One round trip: see [`RedisHash::increment`](#krate::RedisHash::increment)."
+                " Adds `by` to the `{fname}` counter of the entity with `id` and returns the new value. One round trip: see [`RedisHash::increment`]({krate_doc}::RedisHash::increment)."
             );
             helpers.push(quote! {
                 #[doc = #doc]
-                #[allow(dead_code)]
                 #vis fn #method<__Q: #p::IdValue + ?Sized>(
                     id: &__Q,
                     by: <#ty as #p::CounterValue>::Delta,
-                ) -> #krate::hash::Increment<Self, #ty>
+                ) -> #p::Increment<Self, #ty>
                 where
                     <Self as #p::RedisHash>::Id: ::core::borrow::Borrow<__Q>,
                 {
@@ -334,9 +364,28 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
             .insert(0, quote!(for<'__r> Self: #p::RedisHash));
     }
     let helper_where = where_clause(&user_preds, &helper_preds.preds);
+    let assert_fn = quote! {
+        #[doc(hidden)]
+        fn __redis_state_assert_fields() {
+            #(#asserts)*
+        }
+    };
+    // The assertions must not sit under the helpers' where-clause (they
+    // would hold by assumption); with none, one inherent impl does.
+    let (assert_in_helpers, assert_impl) = if helper_preds.preds.is_empty() {
+        (assert_fn, quote!())
+    } else {
+        let assert_impl = quote! {
+            #[automatically_derived]
+            impl #impl_g #ident #ty_g #where_c {
+                #assert_fn
+            }
+        };
+        (quote!(), assert_impl)
+    };
 
     quote! {
-        #[allow(non_upper_case_globals, clippy::all, clippy::pedantic)]
+        #[allow(non_upper_case_globals, dead_code, clippy::all, clippy::pedantic)]
         const _: () = {
             #[automatically_derived]
             impl #impl_g #p::RedisHash for #ident #ty_g #trait_where {
@@ -381,16 +430,10 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
             impl #impl_g #ident #ty_g #helper_where {
                 #(#consts)*
                 #(#helpers)*
+                #assert_in_helpers
             }
 
-            #[automatically_derived]
-            impl #impl_g #ident #ty_g #where_c {
-                #[doc(hidden)]
-                #[allow(dead_code)]
-                fn __redis_state_assert_fields() {
-                    #(#asserts)*
-                }
-            }
+            #assert_impl
         };
     }
 }
@@ -452,11 +495,30 @@ pub(crate) fn fallback(input: &syn::DeriveInput, krate: &syn::Path) -> TokenStre
     let p = quote!(#krate::__private);
     let (impl_g, ty_g, where_c) = input.generics.split_for_impl();
     let uses = fallback_uses(input);
+    // The id the user meant (the fields marked `id`, read leniently), so that
+    // `Model::load(&id)` elsewhere does not add a type mismatch of its own.
+    let ids: Vec<&syn::Type> = match &input.data {
+        syn::Data::Struct(data) => data
+            .fields
+            .iter()
+            .filter(|f| f.attrs.iter().any(is_id_attr))
+            .map(|f| &f.ty)
+            .collect(),
+        _ => Vec::new(),
+    };
+    let id_ty = match ids.as_slice() {
+        [one] => quote!(#one),
+        many => quote!((#(#many,)*)),
+    };
+    let mut preds: Vec<TokenStream> = where_c
+        .map(|w| w.predicates.iter().map(|p| quote!(#p)).collect())
+        .unwrap_or_default();
+    preds.push(quote!(for<'__r> #id_ty: #p::IdValue));
     quote! {
         const _: () = {
             #[automatically_derived]
-            impl #impl_g #p::RedisHash for #ident #ty_g #where_c {
-                type Id = ();
+            impl #impl_g #p::RedisHash for #ident #ty_g where #(#preds),* {
+                type Id = #id_ty;
                 const SCHEMA: &'static #p::HashSchema = &#p::FALLBACK_SCHEMA;
                 fn write_id(&self, _: &mut #p::IdBuf) {}
                 fn encode(&self, _: &mut #p::FieldWriter) -> #p::Result<()> {
@@ -469,6 +531,21 @@ pub(crate) fn fallback(input: &syn::DeriveInput, krate: &syn::Path) -> TokenStre
             #uses
         };
     }
+}
+
+/// `#[redis(..., id, ...)]`, read leniently.
+fn is_id_attr(attr: &syn::Attribute) -> bool {
+    let mut id = false;
+    if attr.path().is_ident("redis") {
+        let _ = attr.parse_nested_meta(|meta| {
+            id |= meta.path.is_ident("id");
+            if meta.input.peek(syn::Token![=]) {
+                let _: syn::Expr = meta.value()?.parse()?;
+            }
+            Ok(())
+        });
+    }
+    id
 }
 
 /// Names what `with = Codec` and `default = path` attributes name, so that
@@ -513,4 +590,30 @@ fn fallback_uses(input: &syn::DeriveInput) -> TokenStream {
             }
         }
     }
+}
+
+/// `String` or `std::string::String`.
+fn is_string(ty: &syn::Type) -> bool {
+    let syn::Type::Path(tp) = ty else {
+        return false;
+    };
+    if tp.qself.is_some() {
+        return false;
+    }
+    let names: Vec<String> = tp
+        .path
+        .segments
+        .iter()
+        .map(|s| s.ident.to_string())
+        .collect();
+    let no_args = tp.path.segments.iter().all(|s| s.arguments.is_empty());
+    no_args
+        && matches!(
+            names
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .as_slice(),
+            ["String"] | ["std", "string", "String"] | ["alloc", "string", "String"]
+        )
 }

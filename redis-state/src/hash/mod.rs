@@ -265,6 +265,15 @@ impl HashSchema {
     }
 }
 
+/// Decodes an `HMGET` reply of every field of `M` exactly as
+/// [`RedisHash::load`] does (`None` when every field is absent), without I/O.
+/// For `benches/hash.rs`, which times decoding alone: not public API, no
+/// semver guarantees.
+#[doc(hidden)]
+pub fn __bench_decode<M: RedisHash>(key: &str, reply: &Value) -> Result<Option<M>> {
+    ops::decode_hmget(key, reply)
+}
+
 /// The remaining time to live of an entity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ttl {

@@ -1,0 +1,6 @@
+use redis_state::RedisField;
+
+#[derive(RedisField)]
+enum Never {}
+
+fn main() {}

@@ -1,0 +1,15 @@
+use redis_state::RedisHash;
+
+struct Address {
+    city: String,
+}
+
+#[derive(RedisHash)]
+struct User {
+    #[redis(id)]
+    id: u64,
+    name: String,
+    address: Address,
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use redis_state::RedisHash;
+
+#[derive(RedisHash)]
+struct User(#[redis(id)] u64, String);
+
+fn main() {}

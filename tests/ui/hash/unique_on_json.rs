@@ -1,0 +1,12 @@
+use redis_state::RedisHash;
+
+#[derive(RedisHash)]
+#[redis(key = "{{user}}:{id}")]
+struct User {
+    #[redis(id)]
+    id: u64,
+    #[redis(json, unique)]
+    tags: Vec<String>,
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use redis_state::RedisHash;
+
+#[derive(RedisHash)]
+struct Settings;
+
+fn main() {}
