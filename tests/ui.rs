@@ -13,4 +13,5 @@ fn ui() {
     t.pass("tests/ui/pass/*.rs");
     t.compile_fail("tests/ui/hash/*.rs");
     t.compile_fail("tests/ui/field/*.rs");
+    t.compile_fail("tests/ui/leaderboard/*.rs");
 }

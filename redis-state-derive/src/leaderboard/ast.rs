@@ -269,22 +269,22 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<
     };
 
     // -- container attributes ---------------------------------------------
-    let mut key = Attr::<syn::LitStr>::none(cx, "key");
-    let mut hash_tag = Attr::<syn::LitStr>::none(cx, "hash_tag");
-    let mut namespace = Attr::<syn::LitStr>::none(cx, "namespace");
-    let mut order = Attr::<&'static str>::none(cx, "order");
-    let mut update = Attr::<&'static str>::none(cx, "update");
-    let mut rank = Attr::<&'static str>::none(cx, "rank");
-    let mut tie_break = Attr::<&'static str>::none(cx, "tie_break");
-    let mut max_score = Attr::<syn::Lit>::none(cx, "max_score");
-    let mut decimals = Attr::<(u8, Span)>::none(cx, "decimals");
-    let mut resolution = Attr::<(u64, Span)>::none(cx, "tie_resolution");
-    let mut epoch = Attr::<(i64, Span)>::none(cx, "tie_epoch");
+    let mut key = Attr::<syn::LitStr>::none_in(cx, "leaderboard", "key");
+    let mut hash_tag = Attr::<syn::LitStr>::none_in(cx, "leaderboard", "hash_tag");
+    let mut namespace = Attr::<syn::LitStr>::none_in(cx, "leaderboard", "namespace");
+    let mut order = Attr::<&'static str>::none_in(cx, "leaderboard", "order");
+    let mut update = Attr::<&'static str>::none_in(cx, "leaderboard", "update");
+    let mut rank = Attr::<&'static str>::none_in(cx, "leaderboard", "rank");
+    let mut tie_break = Attr::<&'static str>::none_in(cx, "leaderboard", "tie_break");
+    let mut max_score = Attr::<syn::Lit>::none_in(cx, "leaderboard", "max_score");
+    let mut decimals = Attr::<(u8, Span)>::none_in(cx, "leaderboard", "decimals");
+    let mut resolution = Attr::<(u64, Span)>::none_in(cx, "leaderboard", "tie_resolution");
+    let mut epoch = Attr::<(i64, Span)>::none_in(cx, "leaderboard", "tie_epoch");
     let mut windows: Vec<(&'static str, u64, Span)> = Vec::new();
     let mut windows_attr: Option<Span> = None;
-    let mut cap = Attr::<u64>::none(cx, "cap");
-    let mut rename_all = Attr::<RenameRule>::none(cx, "rename_all");
-    let mut krate = Attr::<syn::Path>::none(cx, "crate");
+    let mut cap = Attr::<u64>::none_in(cx, "leaderboard", "cap");
+    let mut rename_all = Attr::<RenameRule>::none_in(cx, "leaderboard", "rename_all");
+    let mut krate = Attr::<syn::Path>::none_in(cx, "leaderboard", "crate");
 
     for attr in input
         .attrs
@@ -594,7 +594,7 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<
                 if role == Role::Member {
                     a.member.is_some()
                 } else {
-                    a.score.is_some() && a.member.is_none()
+                    a.score.is_some()
                 }
             })
             .collect();
@@ -651,6 +651,11 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<
             template_err_at(format!("the key template names `{{{p}}}` more than once"));
         }
     }
+    // Which fields are data is unclear while the member, the score or a
+    // placeholder is wrong: checks that depend on it wait for a fix.
+    let roles_known = attrs.iter().any(|a| a.member.is_some())
+        && attrs.iter().any(|a| a.score.is_some())
+        && parts.iter().all(|p| field_names.contains(p));
     if parts.len() > MAX_ID_PARTS {
         template_err_at(format!("a board key may have at most {MAX_ID_PARTS} parts"));
     }
@@ -678,17 +683,17 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<
         && !t.has_tag()
     {
         let reason = if !windows.is_empty() {
-            Some("time windows")
-        } else if !data.is_empty() {
-            Some("member data")
+            Some("time windows need")
+        } else if !data.is_empty() && roles_known {
+            Some("member data needs")
         } else if rank == "Dense" {
-            Some("dense ranking")
+            Some("dense ranking needs")
         } else {
             None
         };
         if let Some(reason) = reason {
             template_err_at(format!(
-                "{reason} need a key with a Redis Cluster hash tag, so that one script can update the board and its companion keys in one slot, and the key template `{template_src}` has none; write `key = \"{{{{{template_src}}}}}\"` (one slot per board), or tag a placeholder with `hash_tag`"
+                "{reason} a key with a Redis Cluster hash tag, so that one script can update the board and its companion keys in one slot, and the key template `{template_src}` has none; write `key = \"{{{{{template_src}}}}}\"` (one slot per board), or tag a placeholder with `hash_tag`"
             ));
         }
     }
@@ -874,11 +879,11 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<
 }
 
 fn parse_field<'a>(cx: &Ctxt, f: &'a syn::Field) -> FieldAttrs<'a> {
-    let mut member = Flag::none(cx, "member");
-    let mut score = Flag::none(cx, "score");
-    let mut skip = Flag::none(cx, "skip");
-    let mut rename = Attr::<syn::LitStr>::none(cx, "rename");
-    let mut default = Attr::<DefaultKind>::none(cx, "default");
+    let mut member = Flag::none_in(cx, "leaderboard", "member");
+    let mut score = Flag::none_in(cx, "leaderboard", "score");
+    let mut skip = Flag::none_in(cx, "leaderboard", "skip");
+    let mut rename = Attr::<syn::LitStr>::none_in(cx, "leaderboard", "rename");
+    let mut default = Attr::<DefaultKind>::none_in(cx, "leaderboard", "default");
     for attr in f.attrs.iter().filter(|a| a.path().is_ident("leaderboard")) {
         let res = attr.parse_nested_meta(|meta| {
             let path = meta.path.clone();

@@ -294,22 +294,95 @@ fn ty_span(ty: &syn::Type) -> Span {
 }
 
 /// A stand-in impl emitted beside compile errors, so that the user sees the
-/// real error and not follow-on "trait not implemented" errors.
+/// real error and not follow-on errors. It has the types the user meant (the
+/// board fields the key template names, the member and score fields, read
+/// leniently), so that `Model::board(..)` and reads elsewhere type-check.
 pub(crate) fn fallback(input: &syn::DeriveInput, krate: &syn::Path) -> TokenStream {
     let ident = &input.ident;
     let p = quote!(#krate::__private);
     let (impl_g, ty_g, where_c) = input.generics.split_for_impl();
     let uses = fallback_uses(input);
+    let fields: Vec<&syn::Field> = match &input.data {
+        syn::Data::Struct(data) => data.fields.iter().collect(),
+        _ => Vec::new(),
+    };
+    let marked = |name: &str| {
+        fields
+            .iter()
+            .find(|f| {
+                f.attrs
+                    .iter()
+                    .filter(|a| a.path().is_ident("leaderboard"))
+                    .any(|a| {
+                        let mut hit = false;
+                        let _ = a.parse_nested_meta(|meta| {
+                            hit |= meta.path.is_ident(name);
+                            if meta.input.peek(syn::Token![=]) {
+                                let _: syn::Expr = meta.value()?.parse()?;
+                            }
+                            Ok(())
+                        });
+                        hit
+                    })
+            })
+            .map(|f| &f.ty)
+    };
+    let member_ty = marked("member").map_or_else(|| quote!(#p::String), |t| quote!(#t));
+    let score_ty = marked("score").map_or_else(|| quote!(i64), |t| quote!(#t));
+    let mut template = None;
+    for attr in input
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("leaderboard"))
+    {
+        let _ = attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("key") {
+                if let Ok(lit) = crate::internals::attr::parse_lit_str(&meta) {
+                    template = crate::internals::template::parse(&lit.value()).ok();
+                }
+            } else if meta.input.peek(syn::Token![=]) {
+                let _: syn::Expr = meta.value()?.parse()?;
+            } else if meta.input.peek(syn::token::Paren) {
+                let _: proc_macro2::Group = meta.input.parse()?;
+            }
+            Ok(())
+        });
+    }
+    let board: Vec<&syn::Type> = template
+        .as_ref()
+        .map(|t| {
+            t.parts()
+                .filter_map(|name| {
+                    fields
+                        .iter()
+                        .find(|f| f.ident.as_ref().is_some_and(|i| i == name))
+                        .map(|f| &f.ty)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let board_ty = match board.as_slice() {
+        [one] => quote!(#one),
+        many => quote!((#(#many,)*)),
+    };
+    let mut preds: Vec<TokenStream> = where_c
+        .map(|w| w.predicates.iter().map(|p| quote!(#p)).collect())
+        .unwrap_or_default();
+    preds.push(quote!(for<'__r> #board_ty: #p::IdValue + #p::Clone + ::core::marker::Send + ::core::marker::Sync + 'static));
+    preds.push(quote!(for<'__r> #member_ty: #p::MemberValue));
+    preds.push(quote!(for<'__r> #score_ty: #p::ScoreValue));
     quote! {
         const _: () = {
             #[automatically_derived]
-            impl #impl_g #p::Leaderboard for #ident #ty_g #where_c {
-                type BoardId = ();
-                type Member = #p::String;
-                type Score = i64;
+            impl #impl_g #p::Leaderboard for #ident #ty_g where #(#preds),* {
+                type BoardId = #board_ty;
+                type Member = #member_ty;
+                type Score = #score_ty;
                 const SCHEMA: &'static #p::LeaderboardSchema = &#p::FALLBACK_LEADERBOARD;
                 fn write_board(&self, _: &mut #p::IdBuf) {}
-                fn board_id(&self) -> Self::BoardId {}
+                fn board_id(&self) -> Self::BoardId {
+                    ::core::unimplemented!()
+                }
                 fn member(&self) -> &Self::Member {
                     ::core::unimplemented!()
                 }
