@@ -115,11 +115,10 @@ impl DataReader {
 
     /// Field `name`; absent is an error.
     pub fn get<T: DeserializeOwned>(&mut self, name: &str) -> Result<T> {
-        match self.map.remove(name) {
+        match self.map.get(name) {
+            // Deserializing from a reference keeps the value for the error.
             Some(v) => {
-                let shown = v.clone();
-                serde_json::from_value(v)
-                    .map_err(|e| self.error(name, Some(&shown), Some(e.to_string())))
+                T::deserialize(v).map_err(|e| self.error(name, Some(v), Some(e.to_string())))
             }
             None => Err(self.error(name, None, None)),
         }

@@ -906,8 +906,10 @@ impl<M: Leaderboard> Board<M> {
                 reason: format!("{} declares no {w} window", schema.model),
             });
         }
-        let base = self.base();
-        let board = format!("{base}{}", period.key_suffix());
+        let mut board = self.base();
+        if period != Period::AllTime {
+            board.push_str(&period.key_suffix());
+        }
         Ok(Target {
             keys: schema.keys(board),
         })
