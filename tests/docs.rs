@@ -8,6 +8,10 @@ use std::path::Path;
 const CHAPTERS: &[(&str, &[&str])] = &[
     ("01-tour.md", &["tour"]),
     ("02-hash-models.md", &["hash_sync", "hash_async"]),
+    (
+        "03-leaderboards.md",
+        &["leaderboard_game", "leaderboard_async"],
+    ),
 ];
 
 fn root() -> &'static Path {

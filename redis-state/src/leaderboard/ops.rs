@@ -1989,10 +1989,11 @@ impl<M: Leaderboard> Board<M> {
         &self,
         con: &'c mut C,
         count: usize,
-    ) -> impl futures_util::Stream<Item = Result<ScanItem<M>>> + 'c
+    ) -> futures_util::stream::BoxStream<'c, Result<ScanItem<M>>>
     where
-        M: 'c,
+        M: Send + 'c,
     {
+        use futures_util::StreamExt;
         let board = self.clone();
         let state = (board, con, Some(0u64), Vec::new().into_iter());
         futures_util::stream::unfold(state, move |(board, con, mut cursor, mut buf)| async move {
@@ -2010,5 +2011,6 @@ impl<M: Leaderboard> Board<M> {
                 }
             }
         })
+        .boxed()
     }
 }
