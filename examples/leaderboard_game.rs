@@ -24,6 +24,17 @@
 //! how this program plays three days in a second (and how the tests check
 //! windows rolling over without waiting). Periods are UTC days and ISO weeks.
 //!
+//! The hand-written redis-py functions users write today, and their typed
+//! forms:
+//!
+//! | hand-written | here |
+//! |---|---|
+//! | `update_score(lb, user, score)`: `ZADD` | `entry.submit()`, under `replace`, `keep_best` or `add` |
+//! | `get_leaderboard(lb, start, end)`: `ZREVRANGE .. WITHSCORES` | `board.top(n)`, `board.page(k, size)`, `board.slice(start, end)` |
+//! | `get_user_rank(lb, user)`: `ZREVRANK`, -1 when absent | `board.rank(user)`: `Option<u64>` from 1, in the rank mode |
+//! | `get_user_score(lb, user)`: `ZSCORE`, 0.0 when absent | `board.score(user)`: `Option` of the score type |
+//! | `get_score_range(lb, min, max)`: `ZRANGEBYSCORE` | `board.between(min, max)`: ranked entries, best first |
+//!
 //! This program uses `REDIS_URL` if it is set, and otherwise starts a private
 //! `redis-server` for the duration of the run.
 //!

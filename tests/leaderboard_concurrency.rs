@@ -188,6 +188,7 @@ fn replace_keeps_data_in_step(topology: Topology) {
     assert_eq!(data_len, 50, "trimmed members took their data");
 }
 
+#[allow(clippy::large_enum_variant, reason = "one per thread")]
 enum Con {
     Standalone(redis::Connection),
     Cluster(redis::cluster::ClusterConnection),

@@ -1409,6 +1409,40 @@ fn bad_data(r: &mut Runner, ns: &Namespace) {
     assert!(matches!(r.run(other.top(3)).unwrap_err(), Error::Redis(_)));
 }
 
+/// The blocking iterator over a whole board, on both topologies.
+#[test]
+fn scan_iterator() {
+    use redis_state::testing::{shared_cluster, shared_server};
+    let ns = common::namespace("scan_iterator");
+    let entries: Vec<HighOrdinal> = (0..700)
+        .map(|i| HighOrdinal::new(&format!("p{i}"), i))
+        .collect();
+    let mut con = shared_server().connection().unwrap();
+    HighOrdinal::submit_many(&entries)
+        .namespace(&ns)
+        .run(&mut con)
+        .unwrap();
+    let board = HighOrdinal::board("g").namespace(&ns);
+    let mut seen: Vec<i64> = board
+        .scan(&mut con, 100)
+        .map(|r| r.unwrap().score)
+        .collect();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen, (0..700).collect::<Vec<_>>());
+    let mut ccon = shared_cluster().connection().unwrap();
+    HighOrdinal::submit_many(&entries)
+        .namespace(&ns)
+        .run(&mut ccon)
+        .unwrap();
+    let n = board
+        .scan(&mut ccon, 100)
+        .map(|r| r.unwrap().data.unwrap().note)
+        .filter(|note| note.starts_with('p'))
+        .count();
+    assert!(n >= 700, "every member at least once: {n}");
+}
+
 matrix!(
     high_ordinal,
     high_competition,

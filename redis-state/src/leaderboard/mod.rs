@@ -120,7 +120,7 @@
 //! derive refuses settings that cover less than a year. At run time a score
 //! above `max_score`, with more decimals than `decimals`, not finite, or an
 //! achievement time before `tie_epoch` or past the horizon is refused with
-//! [`Error::ScoreNotEncodable`](crate::Error::ScoreNotEncodable) before
+//! [`Error::ScoreNotEncodable`] before
 //! anything is written; an `add` that would leave the range is refused by the
 //! script and writes nothing. Two achievements in the same `tie_resolution`
 //! unit tie, and then Redis orders them by member.

@@ -61,10 +61,8 @@ macro_rules! int_score {
             fn to_exact(self) -> Option<f64> {
                 // `as` rounds: a value that does not come back is not exact.
                 let f = self as f64;
-                (f >= <Self as ScoreValue>::MIN
-                    && f <= <Self as ScoreValue>::MAX
-                    && f as $t == self)
-                    .then_some(f)
+                let range = <Self as ScoreValue>::MIN..=<Self as ScoreValue>::MAX;
+                (range.contains(&f) && f as $t == self).then_some(f)
             }
             #[inline]
             #[allow(clippy::cast_lossless, clippy::unnecessary_cast)]
@@ -74,8 +72,8 @@ macro_rules! int_score {
             #[inline]
             #[allow(clippy::cast_lossless, clippy::unnecessary_cast)]
             fn from_exact(v: f64) -> Option<Self> {
-                (v.fract() == 0.0 && v >= <Self as ScoreValue>::MIN && v <= <Self as ScoreValue>::MAX)
-                    .then(|| v as $t)
+                let range = <Self as ScoreValue>::MIN..=<Self as ScoreValue>::MAX;
+                (v.fract() == 0.0 && range.contains(&v)).then(|| v as $t)
             }
             #[inline]
             fn delta_exact(d: i64) -> Option<f64> {
