@@ -72,7 +72,7 @@ struct WithData {
 }
 
 const BATCH: usize = 10_000;
-const ROUNDS: usize = 7;
+const ROUNDS: usize = 15;
 
 #[derive(Debug)]
 struct Row {
@@ -82,11 +82,13 @@ struct Row {
     baseline_name: String,
     baseline: f64,
     target: Option<f64>,
+    /// The median of per-round ratios, when the sides ran in paired rounds.
+    paired: Option<f64>,
 }
 
 impl Row {
     fn ratio(&self) -> f64 {
-        self.ours / self.baseline
+        self.paired.unwrap_or(self.ours / self.baseline)
     }
     fn pass(&self) -> Option<bool> {
         self.target.map(|t| self.ratio() >= t)
@@ -98,29 +100,33 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Alternates `a` and `b` for `ROUNDS` rounds of `n` operations each;
-/// returns the median rates (operations per second).
-fn compare(n: usize, mut a: impl FnMut(usize), mut b: impl FnMut(usize)) -> (f64, f64) {
+/// Alternates `a` and `b` for `ROUNDS` rounds of `n` operations each (the
+/// order swapped every round); returns the median rate of each side and the
+/// median of the per-round ratios `a / b`, which load from other processes
+/// affects least.
+fn compare(n: usize, mut a: impl FnMut(usize), mut b: impl FnMut(usize)) -> (f64, f64, f64) {
     // Warm up both (scripts loaded, connections hot).
-    a(n.min(100));
-    b(n.min(100));
-    let (mut ra, mut rb) = (Vec::new(), Vec::new());
+    a(n.min(200));
+    b(n.min(200));
+    let (mut ra, mut rb, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..ROUNDS {
         let time = |f: &mut dyn FnMut(usize)| {
             let t = Instant::now();
             f(n);
             n as f64 / t.elapsed().as_secs_f64()
         };
-        // Swap the order every round.
-        if round % 2 == 0 {
-            ra.push(time(&mut a));
-            rb.push(time(&mut b));
+        let (x, y) = if round % 2 == 0 {
+            let x = time(&mut a);
+            (x, time(&mut b))
         } else {
-            rb.push(time(&mut b));
-            ra.push(time(&mut a));
-        }
+            let y = time(&mut b);
+            (time(&mut a), y)
+        };
+        ra.push(x);
+        rb.push(y);
+        ratios.push(x / y);
     }
-    (median(ra), median(rb))
+    (median(ra), median(rb), median(ratios))
 }
 
 fn main() {
@@ -200,6 +206,7 @@ fn main() {
         baseline_name: "hand-written pipelined ZADD (one member each)".into(),
         baseline: single,
         target: Some(0.95),
+        paired: None,
     });
     rows.push(Row {
         name: bulk.clone(),
@@ -208,6 +215,7 @@ fn main() {
         baseline_name: "hand-written pipelined variadic ZADD (the same commands)".into(),
         baseline: variadic,
         target: Some(0.95),
+        paired: None,
     });
     rows.push(Row {
         name: bulk,
@@ -216,6 +224,7 @@ fn main() {
         baseline_name: "redis-benchmark ZADD ceiling (ZADD/s)".into(),
         baseline: ceiling,
         target: Some(0.8),
+        paired: None,
     });
 
     // Everything on: each member is one Lua call's worth of work on 3 keys.
@@ -244,6 +253,7 @@ fn main() {
         baseline_name: "redis-benchmark ZADD ceiling (ZADD/s)".into(),
         baseline: ceiling,
         target: None,
+        paired: None,
     });
 
     // -- reads, one at a time -------------------------------------------------
@@ -264,11 +274,11 @@ fn main() {
         WithData::submit_many(chunk).run(&mut con).unwrap();
     }
     let mut con2 = server.connection().unwrap();
-    let ops = 5_000;
+    let ops = 2_000;
     let board = Plain::board(1u32);
     let member = |i: usize| (i as u64 * 104_729) % read_n;
 
-    let (o, h) = compare(
+    let c = compare(
         ops,
         |n| {
             for _ in 0..n {
@@ -291,13 +301,12 @@ fn main() {
     );
     rows.push(read_row(
         "top 10",
-        o,
+        c,
         "hand-written ZREVRANGE 0 9 WITHSCORES",
-        h,
         Some(0.95),
     ));
 
-    let (o, h) = compare(
+    let c = compare(
         ops,
         |n| {
             for i in 0..n {
@@ -315,7 +324,7 @@ fn main() {
             }
         },
     );
-    rows.push(read_row("rank", o, "hand-written ZREVRANK", h, Some(0.95)));
+    rows.push(read_row("rank", c, "hand-written ZREVRANK", Some(0.95)));
 
     let around_lua = redis::Script::new(
         r"local r = redis.call('ZREVRANK', KEYS[1], ARGV[1])
@@ -323,7 +332,7 @@ fn main() {
           local s = math.max(0, r - tonumber(ARGV[2]))
           return {s, redis.call('ZREVRANGE', KEYS[1], s, r + tonumber(ARGV[2]), 'WITHSCORES')}",
     );
-    let (o, h) = compare(
+    let c = compare(
         ops,
         |n| {
             for i in 0..n {
@@ -345,12 +354,11 @@ fn main() {
     );
     rows.push(read_row(
         "around-me (5 above and below)",
-        o,
+        c,
         "hand-written Lua: ZREVRANK + ZREVRANGE (1 round trip)",
-        h,
         Some(0.95),
     ));
-    let (o, h) = compare(
+    let c = compare(
         ops,
         |n| {
             for i in 0..n {
@@ -378,9 +386,8 @@ fn main() {
     );
     rows.push(read_row(
         "around-me (5 above and below)",
-        o,
+        c,
         "hand-written ZREVRANK, then ZREVRANGE (2 round trips)",
-        h,
         Some(0.95),
     ));
 
@@ -391,7 +398,7 @@ fn main() {
           for i = 1, #items, 2 do members[#members + 1] = items[i] end
           return {items, redis.call('HMGET', KEYS[2], unpack(members))}",
     );
-    let (o, h) = compare(
+    let c = compare(
         ops,
         |n| {
             for _ in 0..n {
@@ -416,9 +423,8 @@ fn main() {
     );
     rows.push(read_row(
         "top 10 with member data",
-        o,
+        c,
         "hand-written Lua: ZREVRANGE + HMGET, JSON parsed",
-        h,
         Some(0.95),
     ));
 
@@ -428,7 +434,7 @@ fn main() {
           if not s then return false end
           return redis.call('ZCOUNT', KEYS[1], '(' .. s, '+inf') + 1",
     );
-    let (o, h) = compare(
+    let c = compare(
         ops,
         |n| {
             for i in 0..n {
@@ -448,15 +454,14 @@ fn main() {
     );
     rows.push(read_row(
         "competition rank",
-        o,
+        c,
         "hand-written Lua: ZSCORE + ZCOUNT",
-        h,
         Some(0.95),
     ));
 
     let mut next = read_n;
     let mut next2 = read_n + 1_000_000;
-    let (o, h) = compare(
+    let c = compare(
         ops,
         |n| {
             for _ in 0..n {
@@ -488,16 +493,20 @@ fn main() {
     );
     rows.push(read_row(
         "submit one entry, returning score and rank",
-        o,
+        c,
         "hand-written pipeline ZADD + ZREVRANK (not atomic)",
-        h,
         None,
     ));
 
     report(&rows);
 }
 
-fn read_row(name: &str, ours: f64, base: &str, baseline: f64, target: Option<f64>) -> Row {
+fn read_row(
+    name: &str,
+    (ours, baseline, paired): (f64, f64, f64),
+    base: &str,
+    target: Option<f64>,
+) -> Row {
     Row {
         name: format!("{name}, one at a time"),
         unit: "ops/s",
@@ -505,6 +514,7 @@ fn read_row(name: &str, ours: f64, base: &str, baseline: f64, target: Option<f64
         baseline_name: base.into(),
         baseline,
         target,
+        paired: Some(paired),
     }
 }
 

@@ -364,6 +364,20 @@ impl LeaderboardSchema {
             .arg(self.cap.unwrap_or(0));
     }
 
+    /// The header of the rank script, whose only keys are the board and its
+    /// dense set (no data key): the data flag is off.
+    pub(crate) fn header_for_rank(&self, cmd: &mut redis::Cmd) {
+        cmd.arg(if self.high() { "h" } else { "l" })
+            .arg(self.tie_break.map_or(0, |t| t.time_bits))
+            .arg(match self.rank {
+                RankMode::Ordinal => "o",
+                RankMode::Competition => "c",
+                RankMode::Dense => "d",
+            })
+            .arg("0")
+            .arg(0);
+    }
+
     /// The lowest stored value of the band (equal real score) of `stored`.
     pub(crate) fn band(&self, stored: f64) -> f64 {
         match &self.tie_break {

@@ -6,10 +6,11 @@
 --          'around' (ARGV[8] member, ARGV[9] n),
 --          'score' (ARGV[8] best bound, ARGV[9] worst bound, inclusive stored
 --          values; ARGV[10] offset, ARGV[11] count, -1 for all)
--- Returns {position of the first entry (-1 when none), rank of the first
--- entry, [member, stored, data] * n}; 'around' returns {-1, 0} when the member
--- is not on the board.
-local k, d, n = board_keys(0)
+-- Returns {position of the first entry, rank of the first entry, the range
+-- (member, stored, member, stored, ...), the data of those members in order
+-- or false}, or {-1, 0} when the range is empty ('around': when the member is
+-- not on the board).
+local k, d, n = K1, D1, N1
 local with_data = DATA and ARGV[6] == '1'
 local what = ARGV[7]
 local items, pos
@@ -22,7 +23,8 @@ if what == 'rank' then
     items = redis.call('ZRANGE', k, start, stop, 'WITHSCORES')
   end
 elseif what == 'around' then
-  local r = position(k, ARGV[8])
+  local r
+  if HIGH then r = redis.call('ZREVRANK', k, ARGV[8]) else r = redis.call('ZRANK', k, ARGV[8]) end
   if not r then return {-1, 0} end
   local around = tonumber(ARGV[9])
   pos = math.max(0, r - around)
@@ -47,18 +49,27 @@ local first_rank
 if MODE == 'o' or pos == 0 then
   first_rank = pos + 1
 else
-  first_rank = rank_of(k, n, items[1], tonumber(items[2]), pos)
+  first_rank = rank_of(k, n, items[1], tonumber(items[2]), items[2], pos)
 end
-local out = {pos, first_rank}
-local data = nil
+-- The range reply is returned as it came (rebuilding it in Lua costs more
+-- than the rest of the script).
+local data = false
 if with_data then
+  -- The data of the members listed, in order (HMGET in chunks: Lua's unpack
+  -- has a stack limit).
   local members = {}
   for i = 1, #items, 2 do members[#members + 1] = items[i] end
-  data = data_of(d, members)
+  if #members <= 500 then
+    data = redis.call('HMGET', d, unpack(members))
+  else
+    data = {}
+    local i = 1
+    while i <= #members do
+      local j = math.min(i + 499, #members)
+      local vals = redis.call('HMGET', d, unpack(members, i, j))
+      for x = 1, #vals do data[#data + 1] = vals[x] end
+      i = j + 1
+    end
+  end
 end
-for i = 1, #items, 2 do
-  out[#out + 1] = items[i]
-  out[#out + 1] = items[i + 1]
-  if data then out[#out + 1] = data[(i + 1) / 2] else out[#out + 1] = false end
-end
-return out
+return {pos, first_rank, items, data}

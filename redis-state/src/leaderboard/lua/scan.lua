@@ -1,20 +1,14 @@
 -- One ZSCAN step over a board, with the member data of what it returned.
 --
 -- ARGV[6] cursor, ARGV[7] COUNT hint.
--- Returns {next cursor, [member, stored, data] * n}.
-local k, d = board_keys(0)
-local r = redis.call('ZSCAN', k, ARGV[6], 'COUNT', ARGV[7])
+-- Returns {next cursor, the step's (member, stored) list, the data of those
+-- members in order or false}.
+local r = redis.call('ZSCAN', K1, ARGV[6], 'COUNT', ARGV[7])
 local items = r[2]
-local out = {r[1]}
-local data = nil
-if d then
+local data = false
+if D1 and #items > 0 then
   local members = {}
   for i = 1, #items, 2 do members[#members + 1] = items[i] end
-  data = data_of(d, members)
+  data = data_of(D1, members)
 end
-for i = 1, #items, 2 do
-  out[#out + 1] = items[i]
-  out[#out + 1] = items[i + 1]
-  if data then out[#out + 1] = data[(i + 1) / 2] else out[#out + 1] = false end
-end
-return out
+return {r[1], items, data}

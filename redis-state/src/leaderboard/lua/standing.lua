@@ -1,11 +1,11 @@
 -- The standing of given members on one board.
 --
--- ARGV[6] what: 's' score and rank, 'e' score, rank and data, 'p' percentile
--- then the members.
+-- ARGV[6] what: 's' score and rank, 'e' score, rank and data, 'p'
+-- percentile; then the members.
 -- Returns per member: 's'/'e': stored (or false), rank (or false), data (or
 -- false); 'p': stored (or false), members worse, members in the same band,
 -- members on the board.
-local k, d, n = board_keys(0)
+local k, d, n = K1, D1, N1
 local what = ARGV[6]
 local out = {}
 local card = nil
@@ -21,12 +21,12 @@ for i = 7, #ARGV do
     local x = tonumber(s)
     if not card then card = redis.call('ZCARD', k) end
     out[#out + 1] = s
-    out[#out + 1] = worse_count(k, x)
-    out[#out + 1] = band_count(k, x)
+    out[#out + 1] = worse_count(k, x, s)
+    out[#out + 1] = band_count(k, x, s)
     out[#out + 1] = card
   else
     out[#out + 1] = s
-    out[#out + 1] = rank_of(k, n, member, tonumber(s), nil)
+    out[#out + 1] = rank_of(k, n, member, tonumber(s), s, nil)
     if what == 'e' and d then
       out[#out + 1] = redis.call('HGET', d, member)
     else

@@ -94,7 +94,7 @@ for b = 0, nboards - 1 do
     local cur = redis.call('ZSCORE', k, member)
     if cur then
       out[#out + 1] = cur
-      out[#out + 1] = rank_of(k, n, member, tonumber(cur), nil)
+      out[#out + 1] = rank_of(k, n, member, tonumber(cur), cur, nil)
     else
       out[#out + 1] = false
       out[#out + 1] = false

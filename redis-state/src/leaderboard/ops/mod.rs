@@ -20,23 +20,29 @@ use crate::keys::{IdBuf, Namespace, Namespaced};
 use crate::op::{Operation, Plan, Replies, Step};
 use crate::script::Script;
 
+/// Declares a script made of `base.lua` and the given parts. Every local
+/// function of a script is created anew on each call, so each script takes
+/// only the layers it uses: `base` (configuration, ranks), `common` (more
+/// read helpers), `write` (write helpers).
 macro_rules! script {
-    ($name:ident, $file:literal) => {
+    ($name:ident, $file:literal $(, $part:literal)*) => {
         static $name: Script = Script::new(
             concat!("redis_state.leaderboard.", $file),
             concat!(
-                include_str!("../lua/common.lua"),
+                include_str!("../lua/base.lua"),
+                $(include_str!(concat!("../lua/", $part, ".lua")),)*
                 include_str!(concat!("../lua/", $file, ".lua"))
             ),
         );
     };
 }
-script!(SUBMIT, "submit");
-script!(REMOVE, "remove");
+script!(SUBMIT, "submit", "common", "write");
+script!(REMOVE, "remove", "common", "write");
+script!(MERGE, "merge", "common", "write");
+script!(STANDING, "standing", "common");
+script!(SCAN, "scan", "common");
 script!(READ, "read");
-script!(STANDING, "standing");
-script!(MERGE, "merge");
-script!(SCAN, "scan");
+script!(RANK, "rank");
 
 /// Entries per variadic `ZADD` or script call of a bulk submit.
 const CHUNK: usize = 1000;

@@ -62,27 +62,27 @@ impl<M: Leaderboard> Operation for RankOf<M> {
             plan.cmd(name, &t.keys.board).arg(&member);
             return Ok(());
         }
-        push_standing::<M>(plan, &t, "s", std::slice::from_ref(&member))
+        let mut keys: Vec<&str> = Vec::with_capacity(2);
+        keys.push(&t.keys.board);
+        if let Some(n) = &t.keys.dense {
+            keys.push(n);
+        }
+        let cmd = plan.script(&RANK, &keys)?;
+        schema.header_for_rank(cmd);
+        cmd.arg(member);
+        Ok(())
     }
 
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<Self::Output>> {
-        let v = replies.next_value()?;
-        if self.plain {
-            return match v {
-                Value::Nil => Ok(Step::Done(None)),
-                v => int_of(&v)
-                    .and_then(|r| u64::try_from(r).ok())
-                    .map(|r| Step::Done(Some(r + 1)))
-                    .ok_or_else(|| Error::unexpected("ZREVRANK", &v)),
-            };
+        // ZREVRANK answers the position from 0, the script the rank from 1.
+        let offset = u64::from(self.plain);
+        match replies.next_value()? {
+            Value::Nil => Ok(Step::Done(None)),
+            v => int_of(&v)
+                .and_then(|r| u64::try_from(r).ok())
+                .map(|r| Step::Done(Some(r + offset)))
+                .ok_or_else(|| Error::unexpected("a rank", &v)),
         }
-        let items = array(v, "the standing script")?;
-        Ok(Step::Done(
-            items
-                .get(1)
-                .and_then(int_of)
-                .and_then(|r| u64::try_from(r).ok()),
-        ))
     }
 }
 
@@ -450,26 +450,27 @@ impl<M: Leaderboard> Operation for Slice<M> {
                 .collect::<Result<_>>()
                 .map(Step::Done);
         }
-        let items = array(v, "the read script")?;
-        let pos = items.first().and_then(int_of).unwrap_or(-1);
+        let mut items = array(v, "the read script")?.into_iter();
+        let pos = items.next().as_ref().and_then(int_of).unwrap_or(-1);
         let Ok(pos) = u64::try_from(pos) else {
             return Ok(Step::Done(Vec::new()));
         };
         let first_rank = items
-            .get(1)
+            .next()
+            .as_ref()
             .and_then(int_of)
             .and_then(|r| u64::try_from(r).ok())
             .unwrap_or(pos + 1);
+        let range = pairs(items.next().unwrap_or(Value::Nil), "the read script")?;
+        let data = match items.next() {
+            Some(Value::Array(d)) => d,
+            _ => Vec::new(),
+        };
         let mut walk = Walk::new(schema.rank, pos, first_rank);
-        items[2..]
-            .chunks(3)
-            .map(|c| match c {
-                [m, s, d] => dec.entry(m, s, Some(d), &mut walk, self.with_data),
-                _ => Err(Error::UnexpectedReply {
-                    context: "the read script",
-                    found: "a truncated entry".to_owned(),
-                }),
-            })
+        range
+            .iter()
+            .enumerate()
+            .map(|(i, (m, s))| dec.entry(m, s, data.get(i), &mut walk, self.with_data))
             .collect::<Result<_>>()
             .map(Step::Done)
     }
@@ -638,21 +639,20 @@ impl<M: Leaderboard> Operation for ScanPageOf<M> {
                 context: "ZSCAN",
                 found: "no cursor".to_owned(),
             })?;
-        let found: Vec<(Value, Value, Option<Value>)> = if self.script {
-            let rest: Vec<Value> = items.collect();
-            let mut out = Vec::with_capacity(rest.len() / 3);
-            let mut it = rest.into_iter();
-            while let (Some(m), Some(s), Some(d)) = (it.next(), it.next(), it.next()) {
-                out.push((m, s, Some(d)));
-            }
-            out
-        } else {
-            let list = items.next().unwrap_or(Value::Array(Vec::new()));
-            pairs(list, "ZSCAN")?
-                .into_iter()
-                .map(|(m, s)| (m, s, None))
-                .collect()
+        let list = pairs(items.next().unwrap_or(Value::Array(Vec::new())), "ZSCAN")?;
+        let data = match items.next() {
+            Some(Value::Array(d)) => d,
+            _ => Vec::new(),
         };
+        let found: Vec<(Value, Value, Option<Value>)> = list
+            .into_iter()
+            .zip(
+                data.into_iter()
+                    .map(Some)
+                    .chain(std::iter::repeat_with(|| None)),
+            )
+            .map(|((m, s), d)| (m, s, d))
+            .collect();
         let mut out = Vec::with_capacity(found.len());
         for (m, s, d) in &found {
             let raw = bytes_of(m).ok_or_else(|| Error::unexpected("ZSCAN", m))?;
