@@ -271,7 +271,7 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
                     __board: &Self::BoardId,
                     __member: Self::Member,
                     __score: Self::Score,
-                    __data: #p::Option<&mut #p::DataReader>,
+                    __data: #p::Option<&mut #p::DataReader<'_>>,
                 ) -> #p::Result<#p::Option<Self>> {
                     #assemble_body
                 }
@@ -396,7 +396,7 @@ pub(crate) fn fallback(input: &syn::DeriveInput, krate: &syn::Path) -> TokenStre
                     _: &Self::BoardId,
                     _: Self::Member,
                     _: Self::Score,
-                    _: #p::Option<&mut #p::DataReader>,
+                    _: #p::Option<&mut #p::DataReader<'_>>,
                 ) -> #p::Result<#p::Option<Self>> {
                     ::core::unimplemented!()
                 }

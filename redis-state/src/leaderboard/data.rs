@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::error::{DecodeError, Error, Result};
+use crate::error::{DecodeError, Error, Result, preview_bytes};
 
 /// Writes the member data of one entry as a JSON object.
 #[derive(Debug)]
@@ -16,8 +16,9 @@ pub struct DataWriter {
 }
 
 impl DataWriter {
-    pub(crate) fn new(model: &'static str) -> Self {
-        let mut buf = Vec::with_capacity(64);
+    /// A writer appending to `buf` (which it hands back with
+    /// [`DataWriter::finish`]), so that many entries share one buffer.
+    pub(crate) fn new_in(model: &'static str, mut buf: Vec<u8>) -> Self {
         buf.push(b'{');
         DataWriter {
             model,
@@ -67,45 +68,41 @@ impl DataWriter {
     }
 }
 
-/// Reads the member data of one entry (generated code calls it).
+/// Reads the member data of one entry (generated code calls it). The key and
+/// member it names in errors are borrowed, and only formatted on an error.
 #[derive(Debug)]
-pub struct DataReader {
+pub struct DataReader<'a> {
     map: Map<String, Value>,
-    key: String,
-    member: String,
+    key: &'a str,
+    member: &'a [u8],
 }
 
-impl DataReader {
+fn member_error(key: &str, member: &[u8], raw: &[u8], detail: impl std::fmt::Display) -> Error {
+    DecodeError::new(
+        key,
+        Some(&preview_bytes(member)),
+        "member data (a JSON object)",
+        Some(raw),
+    )
+    .with_detail(detail)
+    .into()
+}
+
+impl<'a> DataReader<'a> {
     /// Parses a stored JSON object; `key` and `member` name it in errors.
-    pub(crate) fn parse(raw: &[u8], key: &str, member: &str) -> Result<Self> {
+    pub(crate) fn parse(raw: &[u8], key: &'a str, member: &'a [u8]) -> Result<Self> {
         match serde_json::from_slice::<Value>(raw) {
-            Ok(Value::Object(map)) => Ok(DataReader {
-                map,
-                key: key.to_owned(),
-                member: member.to_owned(),
-            }),
-            Ok(_) => {
-                Err(
-                    DecodeError::new(key, Some(member), "member data (a JSON object)", Some(raw))
-                        .with_detail("not a JSON object")
-                        .into(),
-                )
-            }
-            Err(e) => {
-                Err(
-                    DecodeError::new(key, Some(member), "member data (a JSON object)", Some(raw))
-                        .with_detail(e)
-                        .into(),
-                )
-            }
+            Ok(Value::Object(map)) => Ok(DataReader { map, key, member }),
+            Ok(_) => Err(member_error(key, member, raw, "not a JSON object")),
+            Err(e) => Err(member_error(key, member, raw, e)),
         }
     }
 
     fn error(&self, name: &str, found: Option<&Value>, detail: Option<String>) -> Error {
         let found = found.map(|v| v.to_string());
         let mut e = DecodeError::new(
-            &self.key,
-            Some(&format!("{}.{name}", self.member)),
+            self.key,
+            Some(&format!("{}.{name}", preview_bytes(self.member))),
             "member data field",
             found.as_deref().map(str::as_bytes),
         );

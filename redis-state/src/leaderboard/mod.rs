@@ -702,7 +702,7 @@ pub trait Leaderboard: Sized {
         board: &Self::BoardId,
         member: Self::Member,
         score: Self::Score,
-        data: Option<&mut DataReader>,
+        data: Option<&mut DataReader<'_>>,
     ) -> Result<Option<Self>>;
 
     // -- handles ----------------------------------------------------------------

@@ -191,11 +191,8 @@ impl<'a, M: Leaderboard> Decoder<'a, M> {
         match data.and_then(bytes_of) {
             None => Ok(None),
             Some(raw) => {
-                let mut reader = DataReader::parse(
-                    raw,
-                    self.data_key.unwrap_or(self.key),
-                    &preview_bytes(member_raw),
-                )?;
+                let mut reader =
+                    DataReader::parse(raw, self.data_key.unwrap_or(self.key), member_raw)?;
                 M::assemble(self.board, member.clone(), score, Some(&mut reader))
             }
         }

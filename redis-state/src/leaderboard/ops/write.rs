@@ -72,22 +72,82 @@ fn policy_code(p: UpdatePolicy) -> &'static str {
     }
 }
 
-/// One entry of a submit script call.
-struct ScriptEntry {
-    member: Vec<u8>,
-    s: f64,
-    tie: f64,
-    data: Vec<u8>,
+/// Encoded entries: members and data in one arena, so that a bulk submit
+/// does not allocate per entry.
+#[derive(Default)]
+pub(super) struct Encoded {
+    arena: Vec<u8>,
+    entries: Vec<EncodedEntry>,
 }
 
-/// Writes one call of the submit script.
+#[derive(Clone, Copy)]
+struct EncodedEntry {
+    member: (u32, u32),
+    data: (u32, u32),
+    s: f64,
+    tie: f64,
+}
+
+impl Encoded {
+    fn with_capacity(n: usize) -> Self {
+        Encoded {
+            arena: Vec::with_capacity(n * 16),
+            entries: Vec::with_capacity(n),
+        }
+    }
+
+    /// Encodes one entry of model `M` scored at `at_ms`; `base` names the
+    /// board in errors. Returns the entry's index.
+    fn push<M: Leaderboard>(&mut self, entry: &M, base: &str, at_ms: i64) -> Result<usize> {
+        let schema = M::SCHEMA;
+        let start = self.arena.len();
+        entry
+            .member()
+            .encode(&mut self.arena)
+            .map_err(|message| Error::Encode {
+                model: schema.model,
+                field: "member",
+                message,
+            })?;
+        let member = (start as u32, self.arena.len() as u32);
+        let value = entry.score();
+        let (s, tie) = schema
+            .encode_score(value, at_ms)
+            .map_err(|reason| not_encodable(base, self.slice(member), value, reason))?;
+        let start = self.arena.len();
+        if schema.has_data() {
+            let mut w = DataWriter::new_in(schema.model, std::mem::take(&mut self.arena));
+            let written = entry.write_data(&mut w);
+            self.arena = w.finish();
+            if let Err(e) = written {
+                self.arena.truncate(start);
+                return Err(e);
+            }
+        }
+        let data = (start as u32, self.arena.len() as u32);
+        self.entries.push(EncodedEntry {
+            member,
+            data,
+            s,
+            tie,
+        });
+        Ok(self.entries.len() - 1)
+    }
+
+    fn slice(&self, (s, e): (u32, u32)) -> &[u8] {
+        &self.arena[s as usize..e as usize]
+    }
+}
+
+/// Writes one call of the submit script with the entries `which` of `enc`.
 fn push_submit<S: ScoreValue>(
     plan: &mut Plan,
     schema: &'static LeaderboardSchema,
     family: &[FamilyBoard],
     policy: UpdatePolicy,
     want: bool,
-    entries: &[ScriptEntry],
+    enc: &Encoded,
+    which: &[usize],
 ) -> Result<()> {
     let mut keys: Vec<&str> = Vec::with_capacity(family.len() * 3);
     for b in family {
@@ -109,16 +169,17 @@ fn push_submit<S: ScoreValue>(
             None => cmd.arg(""),
         };
     }
-    cmd.arg(entries.len());
+    cmd.arg(which.len());
     let mut num = Vec::with_capacity(24);
-    for e in entries {
-        cmd.arg(&e.member);
+    for &i in which {
+        let e = enc.entries[i];
+        cmd.arg(enc.slice(e.member));
         num.clear();
         write_f64(&mut num, e.s);
         cmd.arg(&num);
         num.clear();
         write_f64(&mut num, e.tie);
-        cmd.arg(&num).arg(&e.data);
+        cmd.arg(&num).arg(enc.slice(e.data));
     }
     Ok(())
 }
@@ -212,33 +273,10 @@ impl<M: Leaderboard> Operation for Submit<'_, M> {
         let base = schema.key.render(self.ns.as_ref(), &id);
         let at = self.at.unwrap_or_else(Utc::now);
         self.family = schema.family(&base, at);
-        let member = encode_member::<M, M::Member>(self.entry.member())?;
-        let value = self.entry.score();
-        let (s, tie) = schema
-            .encode_score(value, at.timestamp_millis())
-            .map_err(|reason| not_encodable(&base, &member, value, reason))?;
-        let data = if schema.has_data() {
-            let mut w = DataWriter::new(schema.model);
-            self.entry.write_data(&mut w)?;
-            w.finish()
-        } else {
-            Vec::new()
-        };
-        self.member.clone_from(&member);
-        let entry = ScriptEntry {
-            member,
-            s,
-            tie,
-            data,
-        };
-        push_submit::<M::Score>(
-            plan,
-            schema,
-            &self.family,
-            schema.update,
-            true,
-            std::slice::from_ref(&entry),
-        )
+        let mut enc = Encoded::with_capacity(1);
+        let i = enc.push(self.entry, &base, at.timestamp_millis())?;
+        self.member = enc.slice(enc.entries[i].member).to_vec();
+        push_submit::<M::Score>(plan, schema, &self.family, schema.update, true, &enc, &[i])
     }
 
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<Self::Output>> {
@@ -321,64 +359,68 @@ impl<M: Leaderboard> Operation for SubmitMany<'_, M> {
             && schema.windows.is_empty()
             && schema.cap.is_none()
             && schema.update != UpdatePolicy::Add;
-        // Group per board, keeping the order of entries within a board.
-        let mut groups: Vec<(String, Vec<ScriptEntry>)> = Vec::new();
+        // Encode everything first: a value that cannot be stored fails the
+        // whole bulk before anything is sent. Group per board, keeping the
+        // order of entries within a board; entries usually come in runs of
+        // one board, so the key is rendered once per run.
+        let mut enc = Encoded::with_capacity(self.entries.len());
+        let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
+        let (mut id, mut last_id) = (IdBuf::new(), String::new());
+        let mut last_group = None;
         for entry in &self.entries {
-            let mut id = IdBuf::new();
+            id.clear();
             entry.write_board(&mut id);
-            let base = schema.key.render(self.ns.as_ref(), &id);
-            let member = encode_member::<M, M::Member>(entry.member())?;
-            let value = entry.score();
-            let (s, tie) = schema
-                .encode_score(value, at_ms)
-                .map_err(|reason| not_encodable(&base, &member, value, reason))?;
-            let data = if schema.has_data() {
-                let mut w = DataWriter::new(schema.model);
-                entry.write_data(&mut w)?;
-                w.finish()
-            } else {
-                Vec::new()
-            };
-            let e = ScriptEntry {
-                member,
-                s,
-                tie,
-                data,
-            };
-            match index.get(&base) {
-                Some(&g) => groups[g].1.push(e),
-                None => {
-                    index.insert(base.clone(), groups.len());
-                    groups.push((base, vec![e]));
+            let g = match last_group {
+                Some(g) if id.joined() == last_id => g,
+                _ => {
+                    let base = schema.key.render(self.ns.as_ref(), &id);
+                    let g = match index.get(&base) {
+                        Some(&g) => g,
+                        None => {
+                            index.insert(base.clone(), groups.len());
+                            groups.push((base, Vec::new()));
+                            groups.len() - 1
+                        }
+                    };
+                    last_id.clear();
+                    last_id.push_str(id.joined());
+                    last_group = Some(g);
+                    g
                 }
-            }
+            };
+            let i = enc.push(*entry, &groups[g].0, at_ms)?;
+            groups[g].1.push(i);
         }
         self.calls.clear();
         let factor = schema.tie_break.map_or(1.0, |t| t.factor());
         let mut num = Vec::with_capacity(24);
-        for (base, entries) in &groups {
+        for (base, which) in &groups {
             let family = schema.family(base, at);
-            for chunk in entries.chunks(CHUNK) {
+            for chunk in which.chunks(CHUNK) {
                 if fast {
                     let cmd = plan.cmd("ZADD", base);
                     if schema.update == UpdatePolicy::KeepBest {
                         cmd.arg(if schema.high() { "GT" } else { "LT" });
                     }
                     cmd.arg("CH");
-                    for e in chunk {
+                    for &i in chunk {
+                        let e = enc.entries[i];
                         num.clear();
-                        let stored = if schema.tie_break.is_some() {
-                            e.s * factor + e.tie
-                        } else {
-                            e.s
-                        };
-                        write_f64(&mut num, stored);
-                        cmd.arg(&num).arg(&e.member);
+                        write_f64(&mut num, e.s * factor + e.tie);
+                        cmd.arg(&num).arg(enc.slice(e.member));
                     }
-                    self.calls.push((true, family.clone()));
+                    self.calls.push((true, Vec::new()));
                 } else {
-                    push_submit::<M::Score>(plan, schema, &family, schema.update, false, chunk)?;
+                    push_submit::<M::Score>(
+                        plan,
+                        schema,
+                        &family,
+                        schema.update,
+                        false,
+                        &enc,
+                        chunk,
+                    )?;
                     self.calls.push((false, family.clone()));
                 }
             }
@@ -471,19 +513,22 @@ impl<M: Leaderboard> Operation for Increment<M> {
         let tie = schema
             .tie_at(at.timestamp_millis())
             .map_err(|reason| not_encodable(&base, &member, self.by, reason))?;
-        let entry = ScriptEntry {
-            member,
+        let mut enc = Encoded::with_capacity(1);
+        enc.arena.extend_from_slice(&member);
+        enc.entries.push(EncodedEntry {
+            member: (0, member.len() as u32),
+            data: (member.len() as u32, member.len() as u32),
             s,
             tie,
-            data: Vec::new(),
-        };
+        });
         push_submit::<M::Score>(
             plan,
             schema,
             &self.family,
             UpdatePolicy::Add,
             true,
-            std::slice::from_ref(&entry),
+            &enc,
+            &[0],
         )
     }
 
