@@ -777,6 +777,8 @@ enum Select {
 pub struct Board<M: Leaderboard> {
     id: Arc<M::BoardId>,
     ns: Option<Namespace>,
+    /// The family's base key (the all-time board), rendered once.
+    base: Arc<str>,
     at: Option<DateTime<Utc>>,
     select: Select,
     _m: PhantomData<fn() -> M>,
@@ -787,6 +789,7 @@ impl<M: Leaderboard> Clone for Board<M> {
         Board {
             id: Arc::clone(&self.id),
             ns: self.ns.clone(),
+            base: Arc::clone(&self.base),
             at: self.at,
             select: self.select,
             _m: PhantomData,
@@ -816,9 +819,11 @@ pub(crate) struct Target {
 impl<M: Leaderboard> Board<M> {
     /// The all-time board of `id`.
     pub fn new(id: M::BoardId) -> Self {
+        let base = Self::render(&id, None);
         Board {
             id: Arc::new(id),
             ns: None,
+            base,
             at: None,
             select: Select::AllTime,
             _m: PhantomData,
@@ -827,8 +832,15 @@ impl<M: Leaderboard> Board<M> {
 
     /// In namespace `ns` (prefixes every key).
     pub fn namespace(mut self, ns: &Namespace) -> Self {
+        self.base = Self::render(&self.id, Some(ns));
         self.ns = Some(ns.clone());
         self
+    }
+
+    fn render(id: &M::BoardId, ns: Option<&Namespace>) -> Arc<str> {
+        let mut buf = IdBuf::new();
+        id.write_id(&mut buf);
+        Arc::from(M::SCHEMA.key.render(ns, &buf))
     }
 
     /// Uses `at` as "now": for which period [`Board::daily`] and the like
@@ -894,9 +906,9 @@ impl<M: Leaderboard> Board<M> {
 
     /// The key of the selected board.
     pub fn key(&self) -> String {
-        let mut id = IdBuf::new();
-        self.id.write_id(&mut id);
-        M::SCHEMA.board_key(self.ns.as_ref(), &id, self.selected_period())
+        let mut key = self.base();
+        key.push_str(&self.selected_period().key_suffix());
+        key
     }
 
     pub(crate) fn now(&self) -> DateTime<Utc> {
@@ -904,9 +916,7 @@ impl<M: Leaderboard> Board<M> {
     }
 
     pub(crate) fn base(&self) -> String {
-        let mut id = IdBuf::new();
-        self.id.write_id(&mut id);
-        M::SCHEMA.key.render(self.ns.as_ref(), &id)
+        String::from(&*self.base)
     }
 
     pub(crate) fn target(&self, operation: &'static str) -> Result<Target> {

@@ -364,7 +364,7 @@ impl<M: Leaderboard> Operation for Slice<M> {
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
         let schema = M::SCHEMA;
         let kind = match &mut self.kind {
-            Ok(k) => k.clone(),
+            Ok(k) => &*k,
             Err(e) => {
                 return Err(e.take().unwrap_or_else(|| Error::UnexpectedReply {
                     context: "a board read",
@@ -381,7 +381,7 @@ impl<M: Leaderboard> Operation for Slice<M> {
         }
         if let SliceKind::Rank { start, stop } = kind
             && !want_data
-            && (schema.rank == RankMode::Ordinal || start == 0)
+            && (schema.rank == RankMode::Ordinal || *start == 0)
         {
             self.plain = true;
             let name = if schema.high() { "ZREVRANGE" } else { "ZRANGE" };
@@ -411,7 +411,7 @@ impl<M: Leaderboard> Operation for Slice<M> {
                 offset,
                 count,
             } => {
-                let (lo, hi) = schema.stored_range(min, max);
+                let (lo, hi) = schema.stored_range(*min, *max);
                 let (best, worst) = if schema.high() { (hi, lo) } else { (lo, hi) };
                 cmd.arg("score")
                     .arg(f64_text(best))
