@@ -93,6 +93,9 @@
 //! Member data is per board: each board keeps the data of the submit that set
 //! its current score (under `keep_best`, a worse run does not overwrite the
 //! data of the best one), and loses it with the member (remove, cap, expiry).
+//! Unknown JSON keys are ignored; a data field added to the struct later reads
+//! as a decode error for entries written before it, unless it is an `Option`
+//! or has `default`.
 //!
 //! # Ranks
 //!
