@@ -223,7 +223,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     scores.invalidate(&"daily".to_owned()).run(&mut con)?;
 
-    step("9. Coordination: a fenced lock, a rate limit, a session");
+    step("10. Coordination: a fenced lock, a rate limit, a session");
     let lock = redis_state::lock::Lock::new("tour").namespace(&ns);
     let fence = lock.run(&mut con, |guard| guard.fence())?;
     println!("ran under {} with fencing token {fence}", lock.key());
@@ -243,6 +243,48 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     sessions.delete_all_for_user(&1).run(&mut con)?;
     redis_state::op::command::<i64>("DEL", lock.fence_key()).run(&mut con)?;
+
+    step("9. Leaderboards: ties by time, rank modes, daily boards");
+    {
+        /// Fastest lap first; of two equal laps the earlier one ranks first;
+        /// competition ranks (1-2-2-4); a daily board beside the all-time one.
+        #[derive(Leaderboard, Debug, Clone)]
+        #[leaderboard(
+            key = "{{laps:{track}}}",
+            order = "low_first",
+            update = "keep_best",
+            rank = "competition",
+            tie_break = "earlier",
+            max_score = 600_000,
+            windows(daily = "2d")
+        )]
+        struct Lap {
+            track: String,
+            #[leaderboard(member)]
+            driver: String,
+            #[leaderboard(score)]
+            millis: u32,
+        }
+        let start = chrono::Utc::now();
+        for (i, (driver, millis)) in [("ann", 81_250), ("ben", 80_900), ("cat", 81_250)]
+            .into_iter()
+            .enumerate()
+        {
+            let lap = Lap {
+                track: "monza".into(),
+                driver: driver.into(),
+                millis,
+            };
+            let at = start + chrono::Duration::seconds(i as i64);
+            lap.submit().at(at).namespace(&ns).run(&mut con)?;
+        }
+        let board = Lap::board("monza").namespace(&ns).at(start);
+        for e in board.clone().daily().top(3).run(&mut con)? {
+            println!("today #{} {} {} ms", e.rank, e.member, e.score);
+        }
+        board.clone().daily().clear().run(&mut con)?;
+        board.clear().run(&mut con)?;
+    }
 
     // Clean up the namespace on a shared server.
     Lobby::delete_many(&ids).namespace(&ns).run(&mut con)?;

@@ -18,6 +18,10 @@ const CHAPTERS: &[(&str, &[&str])] = &[
             "cache_local",
         ],
     ),
+    (
+        "04-leaderboards.md",
+        &["leaderboard_game", "leaderboard_async"],
+    ),
     ("05-typed-scripts.md", &["typed_scripts"]),
     ("06-locks.md", &["locks"]),
     ("07-redlock.md", &["redlock"]),

@@ -15,4 +15,5 @@ fn ui() {
     t.compile_fail("tests/ui/field/*.rs");
     t.compile_fail("tests/ui/cached/*.rs");
     t.compile_fail("tests/ui/script/*.rs");
+    t.compile_fail("tests/ui/leaderboard/*.rs");
 }

@@ -181,6 +181,32 @@ pub enum Error {
     /// and session ids come from it; there is no weaker fallback).
     #[error("the OS random number generator failed: {0}")]
     Entropy(String),
+    /// A score cannot be stored exactly on a board: an integer above 2^53,
+    /// `NaN`, or, on a board with a tie-break, a score above `max_score`, with
+    /// more decimals than `decimals`, an achievement time outside the
+    /// tie-break's range, or an increment that would leave the score type's
+    /// range. Nothing was written.
+    #[error("cannot store score {value} for member `{member}` on `{key}`: {reason}")]
+    ScoreNotEncodable {
+        /// The board key.
+        key: String,
+        /// The member (lossy UTF-8).
+        member: String,
+        /// The score, as text.
+        value: String,
+        /// Why it cannot be stored.
+        reason: String,
+    },
+
+    /// An argument the operation cannot use (a page number of 0, a window
+    /// the model does not declare). Raised before anything is sent.
+    #[error("invalid argument to {operation}: {reason}")]
+    InvalidArgument {
+        /// The operation.
+        operation: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
 
     /// An error raised by user code inside an operation (for example a loader
     /// or a transaction body).

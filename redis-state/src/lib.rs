@@ -4,6 +4,9 @@
 //!
 //! * [`RedisHash`] (derive and trait): structs stored as hashes, with TTLs,
 //!   secondary indexes, unique fields, counters and optimistic versions.
+//! * [`Leaderboard`] (derive and trait): ranked boards on sorted sets, with
+//!   update policies, tie-break by time, rank modes, time windows, caps and
+//!   member data.
 //! * [`op`]: operations as values, [`batch`] and [`many`] for pipelines.
 //! * [`codec`]: how field values are stored, and how to add your own.
 //! * [`keys`]: key escaping, namespaces, Cluster slots.
@@ -23,6 +26,7 @@ pub mod error;
 pub mod exec;
 pub mod hash;
 pub mod keys;
+pub mod leaderboard;
 pub mod lock;
 pub mod op;
 mod random;
@@ -36,11 +40,12 @@ pub mod tx;
 pub mod testing;
 
 pub use redis;
-pub use redis_state_derive::{Cached, RedisField, RedisHash};
+pub use redis_state_derive::{Cached, Leaderboard, RedisField, RedisHash};
 
 pub use crate::error::{DecodeError, Error, Result};
 pub use crate::hash::{RedisHash, Ttl};
 pub use crate::keys::{Namespace, Namespaced};
+pub use crate::leaderboard::Leaderboard;
 pub use crate::op::{Operation, batch, many};
 
 /// The names most programs need: `use redis_state::prelude::*;`.
@@ -48,8 +53,9 @@ pub mod prelude {
     pub use crate::cache::{Cache, Cached, CachedKeyed};
     pub use crate::hash::RedisHash;
     pub use crate::keys::Namespace;
+    pub use crate::leaderboard::Leaderboard;
     pub use crate::op::{Operation, batch, many};
-    pub use redis_state_derive::{Cached, RedisField, RedisHash};
+    pub use redis_state_derive::{Cached, Leaderboard, RedisField, RedisHash};
 }
 
 /// What the derives expand to. Not public API: no semver guarantees.
@@ -66,9 +72,15 @@ pub mod __private {
         FindUnique, HashSchema, Increment, IndexField, IndexSchema, RedisHash, UniqueField,
     };
     pub use crate::keys::{IdBuf, IdValue, KeyPart, KeyTemplate, Seg};
+    pub use crate::leaderboard::{
+        DataReader, DataWriter, Leaderboard, LeaderboardSchema, MemberValue, Order, RankMode,
+        ScoreValue, TieBreak, TieWinner, UpdatePolicy, Window, WindowSpec,
+    };
     pub use crate::script::{ScriptCall, assert_single_arg, lua_max_index};
+    pub use core::clone::Clone;
     pub use core::option::Option::{self, None, Some};
     pub use core::result::Result::{Err, Ok};
+    pub use serde;
     pub use std::string::String;
     pub use std::vec::Vec;
 
@@ -124,4 +136,29 @@ pub mod __private {
     pub fn assert_expires_at<T: ExpiresAtValue>() {}
     /// See [`assert_field_value`].
     pub fn assert_codec<T, C: Codec<T>>() {}
+    /// See [`assert_field_value`].
+    pub fn assert_score<T: ScoreValue>() {}
+    /// See [`assert_field_value`].
+    pub fn assert_member<T: MemberValue>() {}
+    /// See [`assert_field_value`].
+    pub fn assert_board_part<T: KeyPart + Clone + Send + Sync + 'static>() {}
+    /// See [`assert_field_value`].
+    pub fn assert_data<T: serde::Serialize + serde::de::DeserializeOwned>() {}
+
+    /// The schema of the stand-in impl the derive emits beside compile errors.
+    pub static FALLBACK_LEADERBOARD: LeaderboardSchema = LeaderboardSchema::new(
+        "(invalid)",
+        KeyTemplate {
+            segs: &[],
+            scope: None,
+            namespace: None,
+        },
+        Order::HighFirst,
+        UpdatePolicy::Replace,
+        RankMode::Ordinal,
+        None,
+        &[],
+        None,
+        &[],
+    );
 }

@@ -225,3 +225,71 @@ fn hash_invalidates() {
         },
     );
 }
+
+fn leaderboard(name: &str, input: TokenStream) {
+    snapshot(name, "Leaderboard", crate::leaderboard::derive, input);
+}
+
+#[test]
+fn leaderboard_plain() {
+    leaderboard(
+        "leaderboard_plain",
+        quote! {
+            pub struct Score {
+                #[leaderboard(member)]
+                pub player: u64,
+                #[leaderboard(score)]
+                pub points: f64,
+            }
+        },
+    );
+}
+
+#[test]
+fn leaderboard_everything() {
+    leaderboard(
+        "leaderboard_everything",
+        quote! {
+            #[leaderboard(
+                key = "lb:{{{game}}}:{region}",
+                update = "keep_best",
+                rank = "competition",
+                tie_break = "earlier",
+                max_score = 1_000_000,
+                windows(daily = "7d", weekly),
+                cap = 100,
+            )]
+            pub struct Run {
+                pub game: String,
+                pub region: String,
+                #[leaderboard(member)]
+                pub player: String,
+                #[leaderboard(score)]
+                pub points: u32,
+                #[leaderboard(rename = "cc")]
+                pub country: Option<String>,
+                #[leaderboard(default)]
+                pub level: u8,
+                #[leaderboard(skip)]
+                pub cache: Vec<u8>,
+            }
+        },
+    );
+}
+
+#[test]
+fn leaderboard_error_fallback() {
+    leaderboard(
+        "leaderboard_error_fallback",
+        quote! {
+            #[leaderboard(key = "lb:{game}", update = "best")]
+            pub struct Run {
+                pub game: String,
+                #[leaderboard(member)]
+                pub player: String,
+                #[leaderboard(score)]
+                pub points: u32,
+            }
+        },
+    );
+}
