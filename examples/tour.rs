@@ -38,6 +38,14 @@ struct Lobby {
     seats: u8,
 }
 
+/// A cached value (step 8): `#[derive(Cached)]` on any serde type.
+#[derive(redis_state::Cached, serde::Serialize, serde::Deserialize, Debug, Clone)]
+#[cache(key = "scoreboard:{period}", ttl = "5m", jitter = "10%")]
+struct Scoreboard {
+    period: String,
+    top: Vec<u32>,
+}
+
 fn step(title: &str) {
     println!("\n== {title}");
 }
@@ -194,6 +202,89 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         cluster.nodes().len(),
         back.iter().flatten().count()
     );
+
+    step("8. Caching: cache-aside with one loader call per miss");
+    let scores = redis_state::cache::Cache::<Scoreboard>::new().namespace(&ns);
+    let loads = std::sync::atomic::AtomicUsize::new(0);
+    for _ in 0..3 {
+        let board = scores.get_or_load_blocking(&mut con, &"daily".to_owned(), || {
+            loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok::<_, String>(Some(Scoreboard {
+                period: "daily".into(),
+                top: vec![1, 2],
+            }))
+        })?;
+        println!("scoreboard: {board:?}");
+    }
+    println!(
+        "3 reads, {} load; entry: {:?}",
+        loads.load(std::sync::atomic::Ordering::SeqCst),
+        scores.key(&"daily".to_owned())
+    );
+    scores.invalidate(&"daily".to_owned()).run(&mut con)?;
+
+    step("10. Coordination: a fenced lock, a rate limit, a session");
+    let lock = redis_state::lock::Lock::new("tour").namespace(&ns);
+    let fence = lock.run(&mut con, |guard| guard.fence())?;
+    println!("ran under {} with fencing token {fence}", lock.key());
+    let limit = redis_state::ratelimit::SlidingWindow::new("tour", 2, Duration::from_secs(1))
+        .namespace(&ns);
+    let admitted: Vec<bool> = (0..3)
+        .map(|_| limit.check("ferris").run(&mut con).map(|d| d.allowed))
+        .collect::<Result<_, _>>()?;
+    println!("3 requests against a limit of 2 per second: {admitted:?}");
+    let sessions =
+        redis_state::session::JsonSessions::<Vec<u32>>::new(Duration::from_secs(60)).namespace(&ns);
+    let s = sessions.create(1, vec![7]).run(&mut con)?;
+    println!(
+        "session {} read back: {:?}",
+        s.id,
+        sessions.get(s.id.as_str()).run(&mut con)?.map(|s| s.data)
+    );
+    sessions.delete_all_for_user(&1).run(&mut con)?;
+    redis_state::op::command::<i64>("DEL", lock.fence_key()).run(&mut con)?;
+
+    step("9. Leaderboards: ties by time, rank modes, daily boards");
+    {
+        /// Fastest lap first; of two equal laps the earlier one ranks first;
+        /// competition ranks (1-2-2-4); a daily board beside the all-time one.
+        #[derive(Leaderboard, Debug, Clone)]
+        #[leaderboard(
+            key = "{{laps:{track}}}",
+            order = "low_first",
+            update = "keep_best",
+            rank = "competition",
+            tie_break = "earlier",
+            max_score = 600_000,
+            windows(daily = "2d")
+        )]
+        struct Lap {
+            track: String,
+            #[leaderboard(member)]
+            driver: String,
+            #[leaderboard(score)]
+            millis: u32,
+        }
+        let start = chrono::Utc::now();
+        for (i, (driver, millis)) in [("ann", 81_250), ("ben", 80_900), ("cat", 81_250)]
+            .into_iter()
+            .enumerate()
+        {
+            let lap = Lap {
+                track: "monza".into(),
+                driver: driver.into(),
+                millis,
+            };
+            let at = start + chrono::Duration::seconds(i as i64);
+            lap.submit().at(at).namespace(&ns).run(&mut con)?;
+        }
+        let board = Lap::board("monza").namespace(&ns).at(start);
+        for e in board.clone().daily().top(3).run(&mut con)? {
+            println!("today #{} {} {} ms", e.rank, e.member, e.score);
+        }
+        board.clone().daily().clear().run(&mut con)?;
+        board.clear().run(&mut con)?;
+    }
 
     // Clean up the namespace on a shared server.
     Lobby::delete_many(&ids).namespace(&ns).run(&mut con)?;

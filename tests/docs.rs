@@ -8,6 +8,26 @@ use std::path::Path;
 const CHAPTERS: &[(&str, &[&str])] = &[
     ("01-tour.md", &["tour"]),
     ("02-hash-models.md", &["hash_sync", "hash_async"]),
+    (
+        "03-caching.md",
+        &[
+            "cache_aside",
+            "cache_write_through",
+            "cache_write_behind",
+            "cache_invalidation",
+            "cache_local",
+        ],
+    ),
+    (
+        "04-leaderboards.md",
+        &["leaderboard_game", "leaderboard_async"],
+    ),
+    ("05-typed-scripts.md", &["typed_scripts"]),
+    ("06-locks.md", &["locks"]),
+    ("07-redlock.md", &["redlock"]),
+    ("08-rate-limiting.md", &["rate_limiting"]),
+    ("09-sessions.md", &["sessions"]),
+    ("10-transactions.md", &["transactions"]),
 ];
 
 fn root() -> &'static Path {

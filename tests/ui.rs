@@ -13,4 +13,7 @@ fn ui() {
     t.pass("tests/ui/pass/*.rs");
     t.compile_fail("tests/ui/hash/*.rs");
     t.compile_fail("tests/ui/field/*.rs");
+    t.compile_fail("tests/ui/cached/*.rs");
+    t.compile_fail("tests/ui/script/*.rs");
+    t.compile_fail("tests/ui/leaderboard/*.rs");
 }

@@ -124,6 +124,90 @@ pub enum Error {
         found: String,
     },
 
+    /// A loader failed while other callers waited for its value: they get
+    /// this error (with the loader's message); the caller that ran the
+    /// loader gets the loader's own error as [`Error::User`]. Nothing was
+    /// cached.
+    #[error("loading `{key}` failed in a concurrent caller: {message}")]
+    LoadFailed {
+        /// The cache key.
+        key: String,
+        /// The loader's error message.
+        message: String,
+    },
+
+    /// A blocking lock acquisition gave up: the lock stayed held by someone
+    /// else for the whole wait.
+    #[error("lock `{key}` not acquired within {waited:?}")]
+    LockTimeout {
+        /// The lock key.
+        key: String,
+        /// How long the caller waited.
+        waited: std::time::Duration,
+    },
+
+    /// A lock was lost while its holder still needed it: its TTL ran out
+    /// (another client may hold it now), or the server could no longer
+    /// confirm it. Work done under it may have overlapped with another
+    /// holder's; fencing tokens let the protected resource refuse it.
+    #[error("lock `{key}` was lost: {reason}")]
+    LockLost {
+        /// The lock key.
+        key: String,
+        /// How it was lost.
+        reason: crate::lock::LostReason,
+    },
+
+    /// An optimistic transaction saw its watched keys change on every try.
+    #[error("optimistic transaction over {keys:?} conflicted on all {tries} tries")]
+    TransactionConflict {
+        /// The watched keys.
+        keys: Vec<String>,
+        /// How many times it was tried.
+        tries: u32,
+    },
+
+    /// A setting or argument that cannot work (a rate limit of 0, a lock
+    /// TTL of 0, ...). Raised before anything is sent.
+    #[error("invalid {what}: {reason}")]
+    InvalidConfig {
+        /// What was being configured.
+        what: &'static str,
+        /// Why it was refused.
+        reason: String,
+    },
+
+    /// The operating system's random number generator failed (lock tokens
+    /// and session ids come from it; there is no weaker fallback).
+    #[error("the OS random number generator failed: {0}")]
+    Entropy(String),
+    /// A score cannot be stored exactly on a board: an integer above 2^53,
+    /// `NaN`, or, on a board with a tie-break, a score above `max_score`, with
+    /// more decimals than `decimals`, an achievement time outside the
+    /// tie-break's range, or an increment that would leave the score type's
+    /// range. Nothing was written.
+    #[error("cannot store score {value} for member `{member}` on `{key}`: {reason}")]
+    ScoreNotEncodable {
+        /// The board key.
+        key: String,
+        /// The member (lossy UTF-8).
+        member: String,
+        /// The score, as text.
+        value: String,
+        /// Why it cannot be stored.
+        reason: String,
+    },
+
+    /// An argument the operation cannot use (a page number of 0, a window
+    /// the model does not declare). Raised before anything is sent.
+    #[error("invalid argument to {operation}: {reason}")]
+    InvalidArgument {
+        /// The operation.
+        operation: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+
     /// An error raised by user code inside an operation (for example a loader
     /// or a transaction body).
     #[error("{0}")]

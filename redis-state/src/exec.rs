@@ -106,6 +106,20 @@ fn plain_pipeline(n: usize) -> Pipeline {
     pipe
 }
 
+/// A lone command's result as a reply: a server error reply (`WRONGTYPE`,
+/// ...) becomes `Value::ServerError`, as inside a pipeline, whether the
+/// client returned it as a value or as an error (clients differ), so each
+/// operation decodes its own errors.
+fn as_reply(r: redis::RedisResult<Value>) -> Result<Value> {
+    match r {
+        Ok(v) => Ok(v),
+        Err(e) => match redis::ServerError::try_from(e) {
+            Ok(server) => Ok(Value::ServerError(server)),
+            Err(e) => Err(e.into()),
+        },
+    }
+}
+
 fn into_values(v: Value, expected: usize) -> Result<Vec<Value>> {
     match v {
         Value::Array(items) if items.len() == expected => Ok(items),
@@ -159,7 +173,7 @@ impl<C: redis::ConnectionLike + Any> SyncExecutor for C {
                 Some(eval) => self.req_command(&eval),
                 None => first,
             };
-            return Ok(vec![v?]);
+            return Ok(vec![as_reply(v)?]);
         }
         let n = commands.len();
         let built = pipeline_of(commands);
@@ -190,7 +204,7 @@ fn execute_sync_cluster(
             Some(eval) => con.req_command(&eval),
             None => first,
         };
-        return Ok(vec![v?]);
+        return Ok(vec![as_reply(v)?]);
     }
     let n = commands.len();
     let mut pipe = redis::cluster::cluster_pipe();
@@ -239,7 +253,7 @@ async fn send_async<C: redis::aio::ConnectionLike + Send>(
             Some(eval) => con.req_packed_command(&eval).await,
             None => first,
         };
-        return Ok(vec![v?]);
+        return Ok(vec![as_reply(v)?]);
     }
     let n = commands.len();
     let built = pipeline_of(commands);

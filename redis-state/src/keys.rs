@@ -256,6 +256,12 @@ impl IdBuf {
         }
     }
 
+    /// Empties the buffer, keeping its allocation.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.len = 0;
+    }
+
     fn start_part(&mut self) {
         if self.len > 0 {
             self.buf.push(':');

@@ -4,42 +4,64 @@
 //!
 //! * [`RedisHash`] (derive and trait): structs stored as hashes, with TTLs,
 //!   secondary indexes, unique fields, counters and optimistic versions.
+//! * [`Leaderboard`] (derive and trait): ranked boards on sorted sets, with
+//!   update policies, tie-break by time, rank modes, time windows, caps and
+//!   member data.
 //! * [`op`]: operations as values, [`batch`] and [`many`] for pipelines.
 //! * [`codec`]: how field values are stored, and how to add your own.
 //! * [`keys`]: key escaping, namespaces, Cluster slots.
+//! * [`script!`]: typed Lua scripts, declared once, run as operations.
+//! * [`lock`]: locks with fencing tokens, blocking acquire, scoped forms and
+//!   a watchdog; [`lock::fence`] for the resource side.
+//! * [`redlock`]: Redlock over independent servers (an efficiency lock).
+//! * [`ratelimit`]: fixed window, sliding window and GCRA limiters.
+//! * [`session`]: sessions for any serde type, JSON or hash layout.
+//! * [`tx`]: optimistic `WATCH`/`MULTI`/`EXEC` transactions with retries.
 //! * `testing` (feature `test-support`): real `redis-server` processes for
 //!   tests, standalone or as a local Cluster.
 
+pub mod cache;
 pub mod codec;
 pub mod error;
 pub mod exec;
 pub mod hash;
 pub mod keys;
+pub mod leaderboard;
+pub mod lock;
 pub mod op;
+mod random;
+pub mod ratelimit;
+pub mod redlock;
 pub mod script;
+pub mod session;
+pub mod tx;
 
 #[cfg(feature = "test-support")]
 pub mod testing;
 
 pub use redis;
-pub use redis_state_derive::{RedisField, RedisHash};
+pub use redis_state_derive::{Cached, Leaderboard, RedisField, RedisHash};
 
 pub use crate::error::{DecodeError, Error, Result};
 pub use crate::hash::{RedisHash, Ttl};
 pub use crate::keys::{Namespace, Namespaced};
+pub use crate::leaderboard::Leaderboard;
 pub use crate::op::{Operation, batch, many};
 
 /// The names most programs need: `use redis_state::prelude::*;`.
 pub mod prelude {
+    pub use crate::cache::{Cache, Cached, CachedKeyed};
     pub use crate::hash::RedisHash;
     pub use crate::keys::Namespace;
+    pub use crate::leaderboard::Leaderboard;
     pub use crate::op::{Operation, batch, many};
-    pub use redis_state_derive::{RedisField, RedisHash};
+    pub use redis_state_derive::{Cached, Leaderboard, RedisField, RedisHash};
 }
 
 /// What the derives expand to. Not public API: no semver guarantees.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::cache::{CacheInvalidations, CacheSchema, Cached, CachedKeyed, Tags};
     pub use crate::codec::{
         Codec, CounterValue, ExpiresAtValue, FieldError, FieldValue, Json, Opt, Plain, Req, Slot,
         VersionValue,
@@ -50,8 +72,15 @@ pub mod __private {
         FindUnique, HashSchema, Increment, IndexField, IndexSchema, RedisHash, UniqueField,
     };
     pub use crate::keys::{IdBuf, IdValue, KeyPart, KeyTemplate, Seg};
+    pub use crate::leaderboard::{
+        DataReader, DataWriter, Leaderboard, LeaderboardSchema, MemberValue, Order, RankMode,
+        ScoreValue, TieBreak, TieWinner, UpdatePolicy, Window, WindowSpec,
+    };
+    pub use crate::script::{ScriptCall, assert_single_arg, lua_max_index};
+    pub use core::clone::Clone;
     pub use core::option::Option::{self, None, Some};
     pub use core::result::Result::{Err, Ok};
+    pub use serde;
     pub use std::string::String;
     pub use std::vec::Vec;
 
@@ -71,6 +100,29 @@ pub mod __private {
         None,
     );
 
+    /// The schema of the stand-in `Cached` impl the derive emits beside
+    /// compile errors.
+    pub static FALLBACK_CACHE_SCHEMA: CacheSchema = CacheSchema::new(
+        "(invalid)",
+        "invalid",
+        KeyTemplate {
+            segs: &[],
+            scope: None,
+            namespace: None,
+        },
+        1,
+        0,
+        0,
+        None,
+        0,
+        0.0,
+    );
+
+    /// A serde type (serialise and deserialise owned): the bound the
+    /// `Cached` derive puts on generic types.
+    pub trait SerdeValue: serde::Serialize + serde::de::DeserializeOwned {}
+    impl<T: serde::Serialize + serde::de::DeserializeOwned> SerdeValue for T {}
+
     /// Compile-time assertion helpers: a failing bound is reported at the
     /// field type it names.
     pub fn assert_field_value<T: FieldValue>() {}
@@ -84,4 +136,29 @@ pub mod __private {
     pub fn assert_expires_at<T: ExpiresAtValue>() {}
     /// See [`assert_field_value`].
     pub fn assert_codec<T, C: Codec<T>>() {}
+    /// See [`assert_field_value`].
+    pub fn assert_score<T: ScoreValue>() {}
+    /// See [`assert_field_value`].
+    pub fn assert_member<T: MemberValue>() {}
+    /// See [`assert_field_value`].
+    pub fn assert_board_part<T: KeyPart + Clone + Send + Sync + 'static>() {}
+    /// See [`assert_field_value`].
+    pub fn assert_data<T: serde::Serialize + serde::de::DeserializeOwned>() {}
+
+    /// The schema of the stand-in impl the derive emits beside compile errors.
+    pub static FALLBACK_LEADERBOARD: LeaderboardSchema = LeaderboardSchema::new(
+        "(invalid)",
+        KeyTemplate {
+            segs: &[],
+            scope: None,
+            namespace: None,
+        },
+        Order::HighFirst,
+        UpdatePolicy::Replace,
+        RankMode::Ordinal,
+        None,
+        &[],
+        None,
+        &[],
+    );
 }

@@ -115,6 +115,15 @@ impl Plan {
         Ok(self.push(cmd, slot, None))
     }
 
+    /// Starts command `name` routed by `key` (its Cluster slot) without
+    /// writing the key, for commands whose keys come after other arguments
+    /// (`XREAD BLOCK ms STREAMS key id`). The caller writes every argument.
+    pub fn cmd_routed(&mut self, name: &str, key: impl AsRef<[u8]>) -> &mut Cmd {
+        let mut cmd = Cmd::new();
+        cmd.arg(name);
+        self.push(cmd, Some(key_slot(key.as_ref())), None)
+    }
+
     /// Starts a command without keys (routed to any node in a Cluster).
     pub fn keyless(&mut self, name: &str) -> &mut Cmd {
         let mut cmd = Cmd::new();
@@ -150,6 +159,89 @@ impl Plan {
             cmd.arg(k.as_ref());
         }
         Ok(self.push(cmd, slot, Some(script)))
+    }
+
+    /// Writes a typed script call: `keys` and `args` hold one Redis
+    /// argument each, `ns` prefixes every key. The keys must share a slot
+    /// (checked here). Builds the command in one presized buffer.
+    pub(crate) fn script_call(
+        &mut self,
+        script: &'static Script,
+        keys: &Cmd,
+        args: &Cmd,
+        ns: Option<&crate::keys::Namespace>,
+    ) -> Result<()> {
+        use redis::RedisWrite;
+        use std::io::Write;
+        fn simple(a: redis::Arg<&[u8]>) -> &[u8] {
+            match a {
+                redis::Arg::Simple(b) => b,
+                _ => &[],
+            }
+        }
+        let prefix = ns.map(|ns| ns.as_str().as_bytes());
+        let full = |k: &[u8]| -> Vec<u8> {
+            let p = prefix.unwrap_or_default();
+            let mut v = Vec::with_capacity(p.len() + 1 + k.len());
+            v.extend_from_slice(p);
+            v.push(b':');
+            v.extend_from_slice(k);
+            v
+        };
+        let (mut nkeys, mut key_bytes, mut slot, mut crossed) = (0usize, 0usize, None, false);
+        for k in keys.args_iter().map(simple) {
+            nkeys += 1;
+            key_bytes += k.len();
+            let s = match prefix {
+                None => key_slot(k),
+                Some(_) => key_slot(&full(k)),
+            };
+            match slot {
+                None => slot = Some(s),
+                Some(prev) if prev != s => crossed = true,
+                Some(_) => {}
+            }
+        }
+        if crossed {
+            return Err(Error::CrossSlot {
+                unit: script.name().to_owned(),
+                keys: keys
+                    .args_iter()
+                    .map(|k| match prefix {
+                        None => String::from_utf8_lossy(simple(k)).into_owned(),
+                        Some(_) => String::from_utf8_lossy(&full(simple(k))).into_owned(),
+                    })
+                    .collect(),
+            });
+        }
+        let (mut nargs, mut arg_bytes) = (0usize, 0usize);
+        for a in args.args_iter().map(simple) {
+            nargs += 1;
+            arg_bytes += a.len();
+        }
+        let prefix_len = prefix.map_or(0, |p| p.len() + 1);
+        let mut cmd = Cmd::with_capacity(
+            3 + nkeys + nargs,
+            7 + 40 + 4 + key_bytes + nkeys * prefix_len + arg_bytes,
+        );
+        cmd.arg("EVALSHA").arg(script.sha()).arg(nkeys);
+        for k in keys.args_iter().map(simple) {
+            match prefix {
+                None => cmd.write_arg(k),
+                Some(p) => {
+                    let mut w = cmd.writer_for_next_arg();
+                    // writes into a Vec: cannot fail
+                    let _ = w.write_all(p);
+                    let _ = w.write_all(b":");
+                    let _ = w.write_all(k);
+                }
+            }
+        }
+        for a in args.args_iter().map(simple) {
+            cmd.write_arg(a);
+        }
+        self.push(cmd, slot, Some(script));
+        Ok(())
     }
 
     fn push(&mut self, cmd: Cmd, slot: Option<u16>, script: Option<&'static Script>) -> &mut Cmd {
@@ -255,6 +347,16 @@ pub enum Step<T> {
     Done(T),
     /// Needs another round trip: `prepare` will be called again.
     Again,
+}
+
+impl<T> Step<T> {
+    /// Maps the output of a finished step.
+    pub fn map_done<U>(self, f: impl FnOnce(T) -> U) -> Step<U> {
+        match self {
+            Step::Done(t) => Step::Done(f(t)),
+            Step::Again => Step::Again,
+        }
+    }
 }
 
 /// The most round trips one operation may ask for before the executor

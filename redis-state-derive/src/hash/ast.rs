@@ -24,6 +24,11 @@ pub(crate) struct Model<'a> {
     pub(crate) namespace: Option<String>,
     pub(crate) collection: String,
     pub(crate) fields: Vec<FieldModel<'a>>,
+    /// `invalidates(Type = "field, field")`: cached types whose entry with
+    /// the id made of these fields depends on the entity.
+    pub(crate) invalidates: Vec<(syn::Path, Vec<String>, Span)>,
+    /// `invalidates_tag = "template"`: tags over the entity's fields.
+    pub(crate) invalidates_tags: Vec<Template>,
 }
 
 #[derive(Clone)]
@@ -131,6 +136,8 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<
     let mut collection = Attr::<syn::LitStr>::none(cx, "collection");
     let mut rename_all = Attr::<RenameRule>::none(cx, "rename_all");
     let mut krate = Attr::<syn::Path>::none(cx, "crate");
+    let mut invalidates: Vec<(syn::Path, syn::LitStr)> = Vec::new();
+    let mut invalidates_tags: Vec<syn::LitStr> = Vec::new();
 
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("redis")) {
         let res = attr.parse_nested_meta(|meta| {
@@ -187,6 +194,15 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<
                 }
             } else if path.is_ident("crate") {
                 krate.set(&path, parse_path(&meta)?);
+            } else if path.is_ident("invalidates") {
+                meta.parse_nested_meta(|inner| {
+                    let ty = inner.path.clone();
+                    let fields = parse_lit_str(&inner)?;
+                    invalidates.push((ty, fields));
+                    Ok(())
+                })?;
+            } else if path.is_ident("invalidates_tag") {
+                invalidates_tags.push(parse_lit_str(&meta)?);
             } else {
                 let name = path.to_token_stream().to_string().replace(' ', "");
                 let hint = match name.as_str() {
@@ -197,7 +213,7 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<
                     _ => "",
                 };
                 return Err(meta.error(format!(
-                    "unknown redis attribute `{name}` on a struct{hint}; expected one of: key, hash_tag, ttl, namespace, collection, rename_all, crate"
+                    "unknown redis attribute `{name}` on a struct{hint}; expected one of: key, hash_tag, ttl, namespace, collection, rename_all, crate, invalidates, invalidates_tag"
                 )));
             }
             Ok(())
@@ -306,6 +322,31 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<
         );
     }
 
+    let invalidates = check_invalidates(cx, input, &fields, invalidates);
+    let invalidates_tags = invalidates_tags
+        .iter()
+        .filter_map(|lit| {
+            let t = match template::parse(&lit.value()) {
+                Ok(t) => t,
+                Err(msg) => {
+                    cx.error_spanned_by(lit, format!("malformed tag template: {msg}"));
+                    return None;
+                }
+            };
+            if t.has_tag() {
+                cx.error_spanned_by(
+                    lit,
+                    "a tag is a name, not a key: it cannot hold a hash tag `{{...}}`",
+                );
+                return None;
+            }
+            for p in t.parts() {
+                check_dependency_field(cx, input, &fields, lit, p, "the tag");
+            }
+            Some(t)
+        })
+        .collect();
+
     if named.is_none() || cx.has_errors() {
         return None;
     }
@@ -319,7 +360,81 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<
         namespace,
         collection,
         fields,
+        invalidates,
+        invalidates_tags,
     })
+}
+
+/// A field an invalidation names must exist and be stored (a delete reads
+/// the entity back to find the entries).
+fn check_dependency_field(
+    cx: &Ctxt,
+    input: &syn::DeriveInput,
+    fields: &[FieldModel<'_>],
+    lit: &syn::LitStr,
+    name: &str,
+    what: &str,
+) -> bool {
+    match fields.iter().find(|f| f.rust_name() == name) {
+        Some(f) if f.skip => {
+            cx.error_spanned_by(
+                lit,
+                format!("{what} names `{name}`, which is `skip`ped: a delete reads the entity back, and a skipped field is not stored"),
+            );
+            false
+        }
+        Some(_) => true,
+        None => {
+            let names: Vec<String> = fields
+                .iter()
+                .map(|f| format!("`{}`", f.rust_name()))
+                .collect();
+            cx.error_spanned_by(
+                lit,
+                format!(
+                    "{what} names `{name}`, but `{}` has no such field; its fields are {}",
+                    input.ident,
+                    names.join(", ")
+                ),
+            );
+            false
+        }
+    }
+}
+
+fn check_invalidates(
+    cx: &Ctxt,
+    input: &syn::DeriveInput,
+    fields: &[FieldModel<'_>],
+    raw: Vec<(syn::Path, syn::LitStr)>,
+) -> Vec<(syn::Path, Vec<String>, Span)> {
+    let mut out = Vec::new();
+    for (ty, lit) in raw {
+        let names: Vec<String> = lit
+            .value()
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .collect();
+        if names.iter().any(String::is_empty) {
+            cx.error_spanned_by(
+                &lit,
+                "list the fields that make the cached entry's id, separated by commas: `invalidates(ProductView = \"id\")`",
+            );
+            continue;
+        }
+        if names.len() > MAX_ID_PARTS {
+            cx.error_spanned_by(&lit, format!("an id has at most {MAX_ID_PARTS} parts"));
+            continue;
+        }
+        let mut ok = true;
+        for n in &names {
+            ok &= check_dependency_field(cx, input, fields, &lit, n, "`invalidates`");
+        }
+        if ok {
+            out.push((ty, names, lit.span()));
+        }
+    }
+    out
 }
 
 fn check_template(

@@ -357,6 +357,7 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
         }
     }
 
+    let invalidations = expand_invalidations(m, &p);
     let trait_where = where_clause(&user_preds, &trait_preds.preds);
     if !helpers.is_empty() {
         helper_preds
@@ -424,6 +425,7 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
 
                 #expires_at_fn
                 #version_fn
+                #invalidations
             }
 
             #[automatically_derived]
@@ -439,6 +441,74 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
 }
 
 /// `tokens` with every span set to `span`.
+/// `INVALIDATES_CACHE` and `cache_invalidations` for the `invalidates`
+/// attributes; nothing when there are none.
+fn expand_invalidations(m: &Model<'_>, p: &TokenStream) -> TokenStream {
+    if m.invalidates.is_empty() && m.invalidates_tags.is_empty() {
+        return quote!();
+    }
+    let field = |name: &str| m.fields.iter().find(|f| f.rust_name() == name);
+    let keys = m.invalidates.iter().map(|(ty, names, span)| {
+        // Spanned at the field list, where a type mismatch is the user's.
+        let idents: Vec<syn::Ident> = names
+            .iter()
+            .filter_map(|n| field(n))
+            .map(|f| syn::Ident::new(&f.ident.to_string(), *span))
+            .collect();
+        let span = *span;
+        match idents.as_slice() {
+            [one] => quote_spanned! {span=>
+                __out.key::<#ty, _>(&self.#one);
+            },
+            many => {
+                let n = many.len();
+                let msg = format!("`invalidates` names {n} fields, but the id of the cached type has another number of parts");
+                quote_spanned! {span=>
+                    {
+                        const _: () = ::core::assert!(<<#ty as #p::Cached>::Id as #p::IdValue>::PARTS == #n, #msg);
+                        __out.key_parts::<#ty, _>(&(#(&self.#many,)*));
+                    }
+                }
+            }
+        }
+    });
+    let tags = m.invalidates_tags.iter().map(|t| {
+        let mut n = 0u8;
+        let segs = t.segs.iter().map(|s| match s {
+            TSeg::Lit(l) => quote!(#p::Seg::Lit(#l)),
+            TSeg::Part(_) => {
+                let i = n;
+                n += 1;
+                quote!(#p::Seg::Part(#i))
+            }
+        });
+        let writes = t.parts().filter_map(&field).map(|f| {
+            let fi = f.ident;
+            quote!(#p::KeyPart::write_key_part(&self.#fi, &mut __b);)
+        });
+        quote! {
+            {
+                const __T: #p::KeyTemplate = #p::KeyTemplate {
+                    segs: &[#(#segs),*],
+                    scope: #p::None,
+                    namespace: #p::None,
+                };
+                let mut __b = #p::IdBuf::new();
+                #(#writes)*
+                __out.tag(&__T, &__b);
+            }
+        }
+    });
+    quote! {
+        const INVALIDATES_CACHE: bool = true;
+
+        fn cache_invalidations(&self, __out: &mut #p::CacheInvalidations) {
+            #(#keys)*
+            #(#tags)*
+        }
+    }
+}
+
 fn respan(tokens: TokenStream, span: Span) -> TokenStream {
     tokens
         .into_iter()

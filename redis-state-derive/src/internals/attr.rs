@@ -8,6 +8,8 @@ use super::ctxt::Ctxt;
 /// One attribute value, set at most once.
 pub(crate) struct Attr<'c, T> {
     cx: &'c Ctxt,
+    /// The attribute's path (`redis`, `leaderboard`), for messages.
+    ns: &'static str,
     name: &'static str,
     tokens: TokenStream,
     value: Option<T>,
@@ -15,8 +17,14 @@ pub(crate) struct Attr<'c, T> {
 
 impl<'c, T> Attr<'c, T> {
     pub(crate) fn none(cx: &'c Ctxt, name: &'static str) -> Self {
+        Self::none_in(cx, "redis", name)
+    }
+
+    /// A slot of attribute `#[ns(...)]`.
+    pub(crate) fn none_in(cx: &'c Ctxt, ns: &'static str, name: &'static str) -> Self {
         Attr {
             cx,
+            ns,
             name,
             tokens: TokenStream::new(),
             value: None,
@@ -27,8 +35,10 @@ impl<'c, T> Attr<'c, T> {
     pub(crate) fn set<A: ToTokens>(&mut self, obj: A, value: T) {
         let tokens = obj.into_token_stream();
         if self.value.is_some() {
-            self.cx
-                .error_spanned_by(tokens, format!("duplicate redis attribute `{}`", self.name));
+            self.cx.error_spanned_by(
+                tokens,
+                format!("duplicate {} attribute `{}`", self.ns, self.name),
+            );
         } else {
             self.tokens = tokens;
             self.value = Some(value);
@@ -56,6 +66,13 @@ impl<'c> Flag<'c> {
     pub(crate) fn none(cx: &'c Ctxt, name: &'static str) -> Self {
         Flag {
             inner: Attr::none(cx, name),
+        }
+    }
+
+    /// A flag of attribute `#[ns(...)]`.
+    pub(crate) fn none_in(cx: &'c Ctxt, ns: &'static str, name: &'static str) -> Self {
+        Flag {
+            inner: Attr::none_in(cx, ns, name),
         }
     }
 

@@ -171,3 +171,125 @@ fn field_enum() {
         },
     );
 }
+
+fn cached(name: &str, input: TokenStream) {
+    snapshot(name, "Cached", crate::cached::derive, input);
+}
+
+#[test]
+fn cached_every_option() {
+    cached(
+        "cached_every_option",
+        quote! {
+            #[cache(
+                key = "product:{id}",
+                ttl = "10m",
+                jitter = "10%",
+                stale = "1m",
+                negative_ttl = "30s",
+                tag = "category:{category}",
+                version = 2
+            )]
+            pub struct Product {
+                pub id: u64,
+                pub category: String,
+            }
+        },
+    );
+}
+
+#[test]
+fn cached_explicit_id() {
+    cached(
+        "cached_explicit_id",
+        quote! {
+            #[cache(key = "report:{day}:{region}", id = "(String, u16)", ttl = "1h", beta = 0)]
+            pub struct Report {
+                pub total: i64,
+            }
+        },
+    );
+}
+
+#[test]
+fn hash_invalidates() {
+    hash(
+        "hash_invalidates",
+        quote! {
+            #[redis(key = "{{product}}:{id}", invalidates(ProductView = "id"), invalidates_tag = "category:{category}")]
+            pub struct ProductRow {
+                #[redis(id)]
+                pub id: u64,
+                pub category: String,
+            }
+        },
+    );
+}
+
+fn leaderboard(name: &str, input: TokenStream) {
+    snapshot(name, "Leaderboard", crate::leaderboard::derive, input);
+}
+
+#[test]
+fn leaderboard_plain() {
+    leaderboard(
+        "leaderboard_plain",
+        quote! {
+            pub struct Score {
+                #[leaderboard(member)]
+                pub player: u64,
+                #[leaderboard(score)]
+                pub points: f64,
+            }
+        },
+    );
+}
+
+#[test]
+fn leaderboard_everything() {
+    leaderboard(
+        "leaderboard_everything",
+        quote! {
+            #[leaderboard(
+                key = "lb:{{{game}}}:{region}",
+                update = "keep_best",
+                rank = "competition",
+                tie_break = "earlier",
+                max_score = 1_000_000,
+                windows(daily = "7d", weekly),
+                cap = 100,
+            )]
+            pub struct Run {
+                pub game: String,
+                pub region: String,
+                #[leaderboard(member)]
+                pub player: String,
+                #[leaderboard(score)]
+                pub points: u32,
+                #[leaderboard(rename = "cc")]
+                pub country: Option<String>,
+                #[leaderboard(default)]
+                pub level: u8,
+                #[leaderboard(skip)]
+                pub cache: Vec<u8>,
+            }
+        },
+    );
+}
+
+#[test]
+fn leaderboard_error_fallback() {
+    leaderboard(
+        "leaderboard_error_fallback",
+        quote! {
+            #[leaderboard(key = "lb:{game}", update = "best")]
+            pub struct Run {
+                pub game: String,
+                #[leaderboard(member)]
+                pub player: String,
+                #[leaderboard(score)]
+                pub points: u32,
+            }
+        },
+    );
+}

@@ -653,6 +653,15 @@ pub trait RedisHash: Sized {
         None
     }
 
+    /// Whether saves and deletes of this model invalidate cache entries
+    /// (`#[redis(invalidates(..))]` / `invalidates_tag`); see
+    /// [`cache::CacheInvalidations`](crate::cache::CacheInvalidations).
+    const INVALIDATES_CACHE: bool = false;
+
+    /// Lists the cache entries and tags that depend on this entity
+    /// (generated from the `invalidates` attributes).
+    fn cache_invalidations(&self, _out: &mut crate::cache::CacheInvalidations) {}
+
     /// The value of the `version` field (0 when the model has none).
     fn version(&self) -> u64 {
         0

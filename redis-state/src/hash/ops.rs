@@ -6,28 +6,58 @@ use std::time::Duration;
 use redis::Value;
 
 use super::{FieldKind, FieldReader, FieldWriter, HashSchema, RedisHash, Settable, Ttl};
+use crate::cache::CacheInvalidations;
 use crate::codec::CounterValue;
 use crate::error::{DecodeError, Error, Result};
 use crate::keys::{IdBuf, IdValue, Namespace, Namespaced};
 use crate::op::{Many, Operation, Plan, Replies, Step};
-use crate::script::Script;
 
-pub(super) static WRITE: Script = Script::new(
-    "redis_state.hash.write",
-    concat!(
-        include_str!("lua/common.lua"),
-        include_str!("lua/write.lua")
-    ),
-);
-pub(super) static DELETE: Script = Script::new(
-    "redis_state.hash.delete",
-    concat!(
-        include_str!("lua/common.lua"),
-        include_str!("lua/delete.lua")
-    ),
-);
-pub(super) static FIND: Script = Script::new("redis_state.hash.find", include_str!("lua/find.lua"));
-pub(super) static INCR: Script = Script::new("redis_state.hash.incr", include_str!("lua/incr.lua"));
+crate::script! {
+    /// Writes an entity (save, insert, versioned save, update, TTL change)
+    /// with its index upkeep. See `lua/write.lua` for the layout of `rest`.
+    pub(super) struct WriteScript {
+        name: "redis_state.hash.write",
+        keys: [entity, ..indexes],
+        args: [mode: &str, id: &str, ..rest],
+        returns: Value,
+        lua: concat!(include_str!("lua/common.lua"), include_str!("lua/write.lua")),
+    }
+}
+
+crate::script! {
+    /// Deletes an entity with its index entries; returns 1 if it existed.
+    pub(super) struct DeleteScript {
+        name: "redis_state.hash.delete",
+        keys: [entity, ..indexes],
+        args: [id: &str, n: usize, ..fields],
+        returns: i64,
+        lua: concat!(include_str!("lua/common.lua"), include_str!("lua/delete.lua")),
+    }
+}
+
+crate::script! {
+    /// Loads the candidates of an index lookup, keeping those that still
+    /// match and repairing the index for the others.
+    pub(super) struct FindScript {
+        name: "redis_state.hash.find",
+        keys: [index, ..entities],
+        args: [field: &str, value: &[u8], unique: &str, nfields: usize, ..rest],
+        returns: Value,
+        lua: include_str!("lua/find.lua"),
+    }
+}
+
+crate::script! {
+    /// Adds to a counter field of an existing entity, within the range of
+    /// its Rust type.
+    pub(super) struct IncrScript {
+        name: "redis_state.hash.incr",
+        keys: [entity],
+        args: [field: &str, delta: &[u8], float: &str, min: &str, max: &str],
+        returns: Value,
+        lua: include_str!("lua/incr.lua"),
+    }
+}
 
 fn id_of<Q: IdValue + ?Sized>(id: &Q) -> IdBuf {
     let mut buf = IdBuf::new();
@@ -104,42 +134,20 @@ fn push_write(
     key: &str,
     call: &WriteCall<'_>,
 ) -> Result<()> {
-    let index_keys = schema.index_keys(ns, id)?;
-    let mut keys: Vec<&str> = Vec::with_capacity(1 + index_keys.len());
-    keys.push(key);
-    keys.extend(index_keys.iter().map(String::as_str));
-    // Room for every argument: 9 fixed ones, a name and a value per field,
-    // five per index (values and short numbers are counted generously).
-    let nf = schema.fields.len();
-    let ni = schema.indexes.len();
-    let values: usize = call
-        .changes
-        .iter()
-        .map(|c| match c {
-            Change::Set(v) => v.len(),
-            _ => 0,
-        })
-        .sum();
-    let cmd = plan.script_sized(
-        &WRITE,
-        &keys,
-        9 + 2 * nf + 5 * ni,
-        64 + id.joined().len() + schema.names_len() + values * 2,
-    )?;
-    cmd.arg(call.mode).arg(id.joined());
+    let mut a = Args::default();
     match call.ttl {
-        TtlOp::Keep => cmd.arg("keep").arg(""),
-        TtlOp::Px(ms) => cmd.arg("px").arg(ms),
-        TtlOp::PxAt(at) => cmd.arg("pxat").arg(at),
-        TtlOp::Persist => cmd.arg("persist").arg(""),
+        TtlOp::Keep => a.put("keep").put(""),
+        TtlOp::Px(ms) => a.put("px").put(ms),
+        TtlOp::PxAt(at) => a.put("pxat").put(at),
+        TtlOp::Persist => a.put("persist").put(""),
     };
     match schema.version {
-        Some(v) => cmd.arg(schema.fields[v].name),
-        None => cmd.arg(""),
+        Some(v) => a.put(schema.fields[v].name),
+        None => a.put(""),
     };
     match call.expected_version {
-        Some(v) => cmd.arg(v),
-        None => cmd.arg(""),
+        Some(v) => a.put(v),
+        None => a.put(""),
     };
     let settable = |i: usize| schema.version != Some(i);
     let nset = call
@@ -148,10 +156,10 @@ fn push_write(
         .enumerate()
         .filter(|(i, c)| settable(*i) && matches!(c, Change::Set(_)))
         .count();
-    cmd.arg(nset);
+    a.put(nset);
     for (i, c) in call.changes.iter().enumerate() {
         if let (true, Change::Set(v)) = (settable(i), c) {
-            cmd.arg(schema.fields[i].name).arg(*v);
+            a.put(schema.fields[i].name).put(*v);
         }
     }
     let ndel = call
@@ -160,28 +168,43 @@ fn push_write(
         .enumerate()
         .filter(|(i, c)| settable(*i) && matches!(c, Change::Remove))
         .count();
-    cmd.arg(ndel);
+    a.put(ndel);
     for (i, c) in call.changes.iter().enumerate() {
         if settable(i) && matches!(c, Change::Remove) {
-            cmd.arg(schema.fields[i].name);
+            a.put(schema.fields[i].name);
         }
     }
-    cmd.arg(schema.indexes.len());
+    a.put(schema.indexes.len());
     for ix in schema.indexes {
         let f = &schema.fields[ix.field];
-        cmd.arg(f.name).arg(if ix.unique { "1" } else { "0" });
+        a.put(f.name).put(if ix.unique { "1" } else { "0" });
         match call
             .changes
             .get(ix.field)
             .copied()
             .unwrap_or(Change::Untouched)
         {
-            Change::Untouched => cmd.arg("0").arg("0").arg(""),
-            Change::Set(v) => cmd.arg("1").arg("1").arg(v),
-            Change::Remove => cmd.arg("1").arg("0").arg(""),
+            Change::Untouched => a.put("0").put("0").put(""),
+            Change::Set(v) => a.put("1").put("1").put(v),
+            Change::Remove => a.put("1").put("0").put(""),
         };
     }
-    Ok(())
+    let mut script = WriteScript::new(key, call.mode, id.joined());
+    for k in schema.index_keys(ns, id)? {
+        script = script.indexes(k);
+    }
+    script.rest(a.0).prepare(plan)
+}
+
+/// The variadic tail of a script call, built up argument by argument.
+#[derive(Default)]
+struct Args(Vec<Vec<u8>>);
+
+impl Args {
+    fn put(&mut self, v: impl redis::ToRedisArgs) -> &mut Self {
+        v.write_redis_args(&mut self.0);
+        self
+    }
 }
 
 /// Decodes the reply of the write script. Returns the new version (0 when
@@ -254,6 +277,10 @@ pub struct Save<'a, M: RedisHash> {
     ns: Option<Namespace>,
     key: String,
     plain: bool,
+    /// Cache entries depending on the entity, and the write's result once
+    /// known (a second round deletes tag members).
+    inv: Option<CacheInvalidations>,
+    written: Option<u64>,
 }
 
 impl<M: RedisHash> std::fmt::Debug for Save<'_, M> {
@@ -273,6 +300,8 @@ impl<'a, M: RedisHash> Save<'a, M> {
             ns: None,
             key: String::new(),
             plain: false,
+            inv: None,
+            written: None,
         }
     }
 }
@@ -316,6 +345,47 @@ impl<M: RedisHash> Operation for Save<'_, M> {
     type Output = u64;
 
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        if self.written.is_some() {
+            // Second round: the members of invalidated tags.
+            return match &mut self.inv {
+                Some(inv) => inv.prepare(plan),
+                None => Ok(()),
+            };
+        }
+        self.prepare_write(plan)?;
+        if M::INVALIDATES_CACHE {
+            // After the write in the pipeline: see `cache::CacheInvalidations`.
+            let mut inv = CacheInvalidations::new(self.ns.clone(), M::SCHEMA.key.namespace);
+            self.entity.cache_invalidations(&mut inv);
+            inv.prepare(plan)?;
+            self.inv = Some(inv);
+        }
+        Ok(())
+    }
+
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<u64>> {
+        if let Some(version) = self.written {
+            return match &mut self.inv {
+                Some(inv) => Ok(inv.complete(replies)?.map_done(|()| version)),
+                None => Ok(Step::Done(version)),
+            };
+        }
+        let version = self.complete_write(replies)?;
+        match &mut self.inv {
+            None => Ok(Step::Done(version)),
+            Some(inv) => match inv.complete(replies)? {
+                Step::Done(()) => Ok(Step::Done(version)),
+                Step::Again => {
+                    self.written = Some(version);
+                    Ok(Step::Again)
+                }
+            },
+        }
+    }
+}
+
+impl<M: RedisHash> Save<'_, M> {
+    fn prepare_write(&mut self, plan: &mut Plan) -> Result<()> {
         let schema = M::SCHEMA;
         let mut id = IdBuf::new();
         self.entity.write_id(&mut id);
@@ -357,11 +427,11 @@ impl<M: RedisHash> Operation for Save<'_, M> {
         push_write(plan, schema, self.ns.as_ref(), &id, &self.key, &call)
     }
 
-    fn complete(&mut self, replies: &mut Replies) -> Result<Step<u64>> {
+    fn complete_write(&mut self, replies: &mut Replies) -> Result<u64> {
         let v = replies.next_value()?;
         if self.plain {
             return match v {
-                Value::Int(_) => Ok(Step::Done(0)),
+                Value::Int(_) => Ok(0),
                 other => Err(Error::unexpected("HSET", &other)),
             };
         }
@@ -371,7 +441,7 @@ impl<M: RedisHash> Operation for Save<'_, M> {
                 expected: self.entity.version(),
                 actual,
             }),
-            other => other.map(Step::Done),
+            other => other,
         }
     }
 }
@@ -689,10 +759,28 @@ impl<M: RedisHash> Operation for Expire<M> {
 
 /// Deletes one entity; see [`RedisHash::delete`]. The output says whether it
 /// existed.
+///
+/// For a model whose deletes invalidate cache entries
+/// (`#[redis(invalidates(..))]`), the entity is read first (`HMGET`, one
+/// round trip) to know which entries depend on it; the delete then carries
+/// the invalidations in its pipeline, and a third round trip deletes tag
+/// members when there are any.
 pub struct Delete<M: RedisHash> {
     id: IdBuf,
     ns: Option<Namespace>,
+    phase: DeletePhase,
+    existed: bool,
+    inv: Option<CacheInvalidations>,
     _m: PhantomData<fn() -> M>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DeletePhase {
+    /// Reading the entity (models with cache invalidations only).
+    Read,
+    Delete,
+    /// Deleting the members of invalidated tags.
+    Members,
 }
 
 impl<M: RedisHash> Delete<M> {
@@ -700,33 +788,107 @@ impl<M: RedisHash> Delete<M> {
         Delete {
             id: id_of(id),
             ns: None,
+            phase: if M::INVALIDATES_CACHE {
+                DeletePhase::Read
+            } else {
+                DeletePhase::Delete
+            },
+            existed: false,
+            inv: None,
             _m: PhantomData,
         }
     }
-}
 
-impl<M: RedisHash> Operation for Delete<M> {
-    type Output = bool;
-    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+    fn push_delete(&self, plan: &mut Plan) -> Result<()> {
         let schema = M::SCHEMA;
         let key = schema.key(self.ns.as_ref(), &self.id);
         if schema.indexes.is_empty() {
             plan.cmd("DEL", &key);
             return Ok(());
         }
-        let index_keys = schema.index_keys(self.ns.as_ref(), &self.id)?;
-        let mut keys: Vec<&str> = vec![&key];
-        keys.extend(index_keys.iter().map(String::as_str));
-        let cmd = plan.script(&DELETE, &keys)?;
-        cmd.arg(self.id.joined()).arg(schema.indexes.len());
-        for ix in schema.indexes {
-            cmd.arg(schema.fields[ix.field].name)
-                .arg(if ix.unique { "1" } else { "0" });
+        let mut call = DeleteScript::new(&key, self.id.joined(), schema.indexes.len());
+        for k in schema.index_keys(self.ns.as_ref(), &self.id)? {
+            call = call.indexes(k);
         }
-        Ok(())
+        let mut a = Args::default();
+        for ix in schema.indexes {
+            a.put(schema.fields[ix.field].name)
+                .put(if ix.unique { "1" } else { "0" });
+        }
+        call.fields(a.0).prepare(plan)
+    }
+}
+
+impl<M: RedisHash> Operation for Delete<M> {
+    type Output = bool;
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        match self.phase {
+            DeletePhase::Read => {
+                let schema = M::SCHEMA;
+                let key = schema.key(self.ns.as_ref(), &self.id);
+                let cmd = plan.cmd("HMGET", &key);
+                for name in schema.field_names() {
+                    cmd.arg(name);
+                }
+                Ok(())
+            }
+            DeletePhase::Delete => {
+                self.push_delete(plan)?;
+                match &mut self.inv {
+                    Some(inv) => inv.prepare(plan),
+                    None => Ok(()),
+                }
+            }
+            DeletePhase::Members => match &mut self.inv {
+                Some(inv) => inv.prepare(plan),
+                None => Ok(()),
+            },
+        }
     }
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<bool>> {
-        replies.next::<i64>("DEL").map(|n| Step::Done(n > 0))
+        match self.phase {
+            DeletePhase::Read => {
+                let key = M::SCHEMA.key(self.ns.as_ref(), &self.id);
+                let v = replies.next_value()?;
+                // An entity that does not decode is deleted all the same;
+                // only the entries its fields would name cannot be found.
+                match decode_hmget::<M>(&key, &v) {
+                    Ok(Some(entity)) => {
+                        let mut inv =
+                            CacheInvalidations::new(self.ns.clone(), M::SCHEMA.key.namespace);
+                        entity.cache_invalidations(&mut inv);
+                        self.inv = Some(inv);
+                    }
+                    Ok(None) => {}
+                    Err(e) => log::warn!(
+                        target: "redis_state::cache",
+                        "deleting `{key}`: it does not decode ({e}), so the cache entries that depend on it are not known and stay"
+                    ),
+                }
+                self.phase = DeletePhase::Delete;
+                Ok(Step::Again)
+            }
+            DeletePhase::Delete => {
+                self.existed = replies.next::<i64>("DEL")? > 0;
+                match &mut self.inv {
+                    Some(inv) => match inv.complete(replies)? {
+                        Step::Done(()) => Ok(Step::Done(self.existed)),
+                        Step::Again => {
+                            self.phase = DeletePhase::Members;
+                            Ok(Step::Again)
+                        }
+                    },
+                    None => Ok(Step::Done(self.existed)),
+                }
+            }
+            DeletePhase::Members => {
+                let existed = self.existed;
+                match &mut self.inv {
+                    Some(inv) => Ok(inv.complete(replies)?.map_done(|()| existed)),
+                    None => Ok(Step::Done(existed)),
+                }
+            }
+        }
     }
 }
 
@@ -802,13 +964,15 @@ impl<M: RedisHash, T: CounterValue> Operation for Increment<M, T> {
         self.key = schema.key(self.ns.as_ref(), &self.id);
         let mut delta = Vec::new();
         T::encode_delta(self.by, &mut delta);
-        plan.script(&INCR, &[&self.key])?
-            .arg(field.name)
-            .arg(delta)
-            .arg(if T::FLOAT { "1" } else { "0" })
-            .arg(T::MIN)
-            .arg(T::MAX);
-        Ok(())
+        IncrScript::new(
+            &self.key,
+            field.name,
+            &delta,
+            if T::FLOAT { "1" } else { "0" },
+            T::MIN,
+            T::MAX,
+        )
+        .prepare(plan)
     }
 
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<T>> {
@@ -977,21 +1141,24 @@ impl<M: RedisHash> Finder<M> {
                     .iter()
                     .map(|id| schema.key(self.ns.as_ref(), &IdBuf::from_joined(id)))
                     .collect();
-                let mut keys: Vec<&str> = Vec::with_capacity(1 + ids.len());
-                keys.push(&self.index_key);
-                keys.extend(self.keys.iter().map(String::as_str));
-                let cmd = plan.script(&FIND, &keys)?;
-                cmd.arg(schema.fields[self.field].name)
-                    .arg(&self.value)
-                    .arg(if self.unique { "1" } else { "0" })
-                    .arg(schema.fields.len());
+                let mut call = FindScript::new(
+                    &self.index_key,
+                    schema.fields[self.field].name,
+                    &self.value,
+                    if self.unique { "1" } else { "0" },
+                    schema.fields.len(),
+                );
+                for key in &self.keys {
+                    call = call.entities(key);
+                }
+                let mut a = Args::default();
                 for name in schema.field_names() {
-                    cmd.arg(name);
+                    a.put(name);
                 }
                 for id in ids.iter() {
-                    cmd.arg(id);
+                    a.put(id);
                 }
-                Ok(())
+                call.rest(a.0).prepare(plan)
             }
         }
     }

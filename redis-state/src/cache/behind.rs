@@ -1,0 +1,760 @@
+//! Write-behind: the entry is written at once and the write to the source
+//! of truth is queued in a Redis stream, drained by [`WriteBehindWorker`]s.
+//!
+//! # Delivery is at-least-once
+//!
+//! [`Cache::write_behind`] writes the entry and `XADD`s the write to the
+//! type's stream in one pipeline (one round trip): once it returns, the write
+//! is in Redis, not in process memory, and survives a crash of the writer.
+//! (Like every Redis write, it is as durable as the server's persistence and
+//! replication settings.)
+//!
+//! Workers read the stream as a consumer group (`XREADGROUP`). An entry is
+//! acknowledged and deleted (`XACK`, `XDEL`, one script) only after the
+//! handler returned `Ok`. A worker that dies mid-batch leaves its entries
+//! pending; any worker of the group claims entries pending for longer than
+//! [`WriteBehindWorker::claim_idle`] (`XAUTOCLAIM`), and a worker restarted
+//! under the same consumer name first re-reads its own pending entries. So
+//! every write reaches the handler at least once, and may reach it more than
+//! once (a worker killed after the handler succeeded but before the
+//! acknowledgement): **handlers must be idempotent** (an upsert by id, a
+//! version check).
+//!
+//! Entries of one id may be handled out of order when a claimed entry is
+//! retried after a newer one; make the source write carry a version or a
+//! timestamp if order matters.
+//!
+//! A handler error is retried in place with exponential backoff and jitter,
+//! up to [`WriteBehindWorker::max_attempts`] times; then the entry is moved
+//! to the dead-letter stream (`XADD` there, `XACK`, `XDEL` in one script),
+//! with its fields plus `origin` (its id), `error` and `attempts`. An entry
+//! delivered more than [`WriteBehindWorker::max_deliveries`] times (its
+//! workers keep dying on it) is dead-lettered without running the handler
+//! again, and so is an entry whose value does not decode.
+//!
+//! # Keys
+//!
+//! | key | type | content |
+//! |---|---|---|
+//! | `<ns>:#wb:{<name>}` | stream | queued writes: fields `id` (escaped id), `key` (entry key), `v` (JSON) |
+//! | `<ns>:#wb:{<name>}:dead` | stream | dead letters |
+//!
+//! `<name>` is the snake_case type name; the braces keep both streams in one
+//! Cluster slot.
+//!
+//! Workers are async (tokio); [`WriteBehindWorker::run`] returns after a
+//! graceful shutdown: the entry being handled is finished (or left pending if
+//! it was waiting to retry), no new entry is read.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use redis::Value;
+
+use super::handle::Cache;
+use super::ops::{Prepared, complete_tags, entry_key, id_of, push_store, push_tags};
+use super::{Cached, CachedKeyed};
+use crate::error::{Error, Result};
+use crate::exec::AsyncExecutor;
+use crate::keys::{IdBuf, IdValue, Namespace};
+use crate::op::{Operation, Plan, Replies, Step};
+use crate::script::Script;
+
+static SETTLE: Script = Script::new(
+    "redis_state.cache.wb_settle",
+    include_str!("lua/wb_settle.lua"),
+);
+
+/// The stream of queued writes of `T` in `ns`.
+pub fn stream_key<T: Cached>(ns: Option<&Namespace>) -> String {
+    let mut out = String::new();
+    match (ns, T::SCHEMA.key.namespace) {
+        (Some(ns), _) => {
+            out.push_str(ns.as_str());
+            out.push(':');
+        }
+        (None, Some(ns)) => {
+            out.push_str(ns);
+            out.push(':');
+        }
+        (None, None) => {}
+    }
+    out.push_str("#wb:{");
+    out.push_str(T::SCHEMA.name);
+    out.push('}');
+    out
+}
+
+/// The dead-letter stream of `T` in `ns`.
+pub fn dead_letter_key<T: Cached>(ns: Option<&Namespace>) -> String {
+    let mut s = stream_key::<T>(ns);
+    s.push_str(":dead");
+    s
+}
+
+// ---------------------------------------------------------------------------
+// Enqueue
+
+/// Writes an entry and queues its source write; see [`Cache::write_behind`].
+/// The output is the stream entry id.
+pub struct WriteBehind<T: Cached> {
+    id: IdBuf,
+    ns: Option<Namespace>,
+    prepared: Option<Result<Prepared>>,
+    ntags: usize,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T: Cached> std::fmt::Debug for WriteBehind<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteBehind")
+            .field("model", &T::SCHEMA.model)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Cached> Operation for WriteBehind<T> {
+    type Output = String;
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        let prepared = self.prepared.take().unwrap_or_else(|| {
+            Err(Error::UnexpectedReply {
+                context: "a write-behind",
+                found: "prepared twice".to_owned(),
+            })
+        })?;
+        let schema = T::SCHEMA;
+        let ns = self.ns.as_ref();
+        let enc = prepared.encode(schema, ns);
+        let key = entry_key(schema, ns, &self.id);
+        // The queue first: an entry without its queued write would be a
+        // write the source never sees, the other way round only a miss.
+        let stream = stream_key::<T>(ns);
+        plan.cmd("XADD", &stream)
+            .arg("*")
+            .arg("id")
+            .arg(self.id.joined())
+            .arg("key")
+            .arg(&key)
+            .arg("v")
+            .arg(prepared.payload().unwrap_or_default());
+        push_store(plan, &key, &enc)?;
+        push_tags(plan, &key, &enc)?;
+        self.ntags = enc.tags.len();
+        Ok(())
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<String>> {
+        let id: String = replies.next("XADD")?;
+        replies.next_value()?;
+        complete_tags(replies, self.ntags)?;
+        Ok(Step::Done(id))
+    }
+}
+
+impl<T> Cache<T>
+where
+    T: Cached + Clone + Send + Sync + 'static,
+{
+    /// Write-behind: stores `value` in the cache and queues the write to
+    /// the source of truth in the type's stream, in one pipeline (one round
+    /// trip: `XADD`, the `store` script, one `tag_add` per tag). A
+    /// [`WriteBehindWorker`] performs the source write later, at least once.
+    pub fn write_behind<Q: IdValue + ?Sized>(&self, id: &Q, value: &T) -> WriteBehind<T>
+    where
+        T::Id: std::borrow::Borrow<Q>,
+    {
+        WriteBehind {
+            id: id_of(id),
+            ns: self.namespace_ref().cloned(),
+            prepared: Some(Prepared::new(Some(value), 0)),
+            ntags: 0,
+            _t: PhantomData,
+        }
+    }
+
+    /// [`Cache::write_behind`] under the value's own id.
+    pub fn write_behind_keyed(&self, value: &T) -> WriteBehind<T>
+    where
+        T: CachedKeyed,
+    {
+        let mut id = IdBuf::new();
+        value.write_id(&mut id);
+        WriteBehind {
+            id,
+            ns: self.namespace_ref().cloned(),
+            prepared: Some(Prepared::new(Some(value), 0)),
+            ntags: 0,
+            _t: PhantomData,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Shutdown
+
+/// Fires a [`Shutdown`]; see [`shutdown`].
+#[derive(Debug, Clone)]
+pub struct ShutdownTrigger(std::sync::Arc<tokio::sync::watch::Sender<bool>>);
+
+/// A graceful-shutdown signal for workers; see [`shutdown`].
+#[derive(Debug, Clone)]
+pub struct Shutdown(tokio::sync::watch::Receiver<bool>);
+
+/// A pair: fire the trigger and every worker holding a clone of the
+/// `Shutdown` stops after its current entry.
+pub fn shutdown() -> (ShutdownTrigger, Shutdown) {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    (ShutdownTrigger(std::sync::Arc::new(tx)), Shutdown(rx))
+}
+
+impl ShutdownTrigger {
+    /// Asks the workers to stop.
+    pub fn fire(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+impl Shutdown {
+    /// A signal that never fires.
+    pub fn never() -> Shutdown {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        // Keep the sender alive for as long as the receiver.
+        std::mem::forget(tx);
+        Shutdown(rx)
+    }
+
+    /// Whether shutdown was asked for.
+    pub fn is_fired(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves when shutdown is asked for.
+    pub async fn fired(&mut self) {
+        let _ = self.0.wait_for(|fired| *fired).await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The worker
+
+/// One queued write, as the handler sees it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct QueuedWrite<T> {
+    /// The stream entry id.
+    pub entry_id: String,
+    /// The id, escaped and joined as in keys (`42`, `acme:7`).
+    pub id: String,
+    /// The cache key.
+    pub key: String,
+    /// The value to write to the source of truth.
+    pub value: T,
+    /// 1 for the first try of this delivery, then 2, 3, ...
+    pub attempt: u32,
+    /// How many times the stream delivered this entry (more than 1 when a
+    /// worker died with it).
+    pub deliveries: u64,
+}
+
+/// What a worker did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WorkerStats {
+    /// Entries written to the source and acknowledged.
+    pub done: u64,
+    /// Handler failures that were retried.
+    pub retries: u64,
+    /// Entries moved to the dead-letter stream.
+    pub dead: u64,
+    /// Entries claimed from other (dead) consumers.
+    pub claimed: u64,
+}
+
+/// Drains the write-behind stream of `T`; see the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct WriteBehindWorker<T> {
+    stream: String,
+    dead: String,
+    group: String,
+    consumer: String,
+    batch: usize,
+    max_attempts: u32,
+    max_deliveries: u64,
+    backoff: Duration,
+    max_backoff: Duration,
+    claim_idle: Duration,
+    block: Duration,
+    _t: PhantomData<fn() -> T>,
+}
+
+/// A stream entry: id and field/value pairs.
+type RawEntry = (String, Vec<(Vec<u8>, Vec<u8>)>);
+
+impl<T> WriteBehindWorker<T>
+where
+    T: Cached + Clone + Send + Sync + 'static,
+{
+    /// A worker for `cache`'s type and namespace, named `consumer` in the
+    /// consumer group `redis-state` (give every worker process its own
+    /// stable name: a restarted worker re-reads its own pending entries).
+    pub fn new(cache: &Cache<T>, consumer: impl Into<String>) -> Self {
+        let ns = cache.namespace_ref();
+        WriteBehindWorker {
+            stream: stream_key::<T>(ns),
+            dead: dead_letter_key::<T>(ns),
+            group: "redis-state".to_owned(),
+            consumer: consumer.into(),
+            batch: 16,
+            max_attempts: 5,
+            max_deliveries: 5,
+            backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+            claim_idle: Duration::from_secs(30),
+            block: Duration::from_millis(250),
+            _t: PhantomData,
+        }
+    }
+
+    /// The consumer group (default `redis-state`).
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.group = group.into();
+        self
+    }
+    /// Entries read per `XREADGROUP` / `XAUTOCLAIM` (default 16).
+    pub fn batch(mut self, n: usize) -> Self {
+        self.batch = n.max(1);
+        self
+    }
+    /// Handler tries per delivery before dead-lettering (default 5).
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n.max(1);
+        self
+    }
+    /// Deliveries before an entry is dead-lettered unhandled (default 5).
+    pub fn max_deliveries(mut self, n: u64) -> Self {
+        self.max_deliveries = n.max(1);
+        self
+    }
+    /// First retry delay, doubled per try up to `max` (defaults 100 ms, 5 s).
+    pub fn backoff(mut self, first: Duration, max: Duration) -> Self {
+        self.backoff = first;
+        self.max_backoff = max.max(first);
+        self
+    }
+    /// How long an entry must be pending before another worker claims it
+    /// (default 30 s; it must exceed the longest handler run).
+    pub fn claim_idle(mut self, idle: Duration) -> Self {
+        self.claim_idle = idle;
+        self
+    }
+    /// How long one `XREADGROUP` blocks (default 250 ms, at most 400 ms so
+    /// async connections' default response timeout never fires).
+    pub fn block(mut self, block: Duration) -> Self {
+        self.block = block.clamp(Duration::from_millis(1), Duration::from_millis(400));
+        self
+    }
+
+    /// The stream this worker reads.
+    pub fn stream(&self) -> &str {
+        &self.stream
+    }
+
+    /// The dead-letter stream.
+    pub fn dead_letter_stream(&self) -> &str {
+        &self.dead
+    }
+
+    /// Runs until `shutdown` fires, handling each queued write with
+    /// `handler`. Returns what it did; a Redis error ends the run (restart
+    /// it: nothing is lost).
+    pub async fn run<C, F, Fut, E>(
+        &self,
+        con: &mut C,
+        shutdown: Shutdown,
+        mut handler: F,
+    ) -> Result<WorkerStats>
+    where
+        C: AsyncExecutor + ?Sized,
+        F: FnMut(QueuedWrite<T>) -> Fut + Send,
+        Fut: Future<Output = std::result::Result<(), E>> + Send,
+        E: std::fmt::Display,
+    {
+        let mut stats = WorkerStats::default();
+        self.ensure_group(con).await?;
+        let mut own_pending = true;
+        while !shutdown.is_fired() {
+            let entries: Vec<(RawEntry, u64)> = if own_pending {
+                let got = self.read(con, "0", None).await?;
+                if got.is_empty() {
+                    own_pending = false;
+                    continue;
+                }
+                self.with_deliveries(con, got).await?
+            } else {
+                let claimed = self.claim(con).await?;
+                if claimed.is_empty() {
+                    self.read(con, ">", Some(self.block))
+                        .await?
+                        .into_iter()
+                        .map(|e| (e, 1))
+                        .collect()
+                } else {
+                    stats.claimed += claimed.len() as u64;
+                    self.with_deliveries(con, claimed).await?
+                }
+            };
+            for (entry, deliveries) in entries {
+                if shutdown.is_fired() {
+                    break;
+                }
+                self.handle(con, &shutdown, &mut handler, entry, deliveries, &mut stats)
+                    .await?;
+            }
+        }
+        Ok(stats)
+    }
+
+    async fn handle<C, F, Fut, E>(
+        &self,
+        con: &mut C,
+        shutdown: &Shutdown,
+        handler: &mut F,
+        (entry_id, fields): RawEntry,
+        deliveries: u64,
+        stats: &mut WorkerStats,
+    ) -> Result<()>
+    where
+        C: AsyncExecutor + ?Sized,
+        F: FnMut(QueuedWrite<T>) -> Fut + Send,
+        Fut: Future<Output = std::result::Result<(), E>> + Send,
+        E: std::fmt::Display,
+    {
+        let field = |name: &[u8]| {
+            fields
+                .iter()
+                .find(|(f, _)| f == name)
+                .map(|(_, v)| v.as_slice())
+        };
+        let id = String::from_utf8_lossy(field(b"id").unwrap_or_default()).into_owned();
+        let key = String::from_utf8_lossy(field(b"key").unwrap_or_default()).into_owned();
+        let value = match serde_json::from_slice::<T>(field(b"v").unwrap_or_default()) {
+            Ok(v) => v,
+            Err(e) => {
+                let error = format!(
+                    "the queued value does not decode as {}: {e}",
+                    T::SCHEMA.model
+                );
+                log::warn!(target: "redis_state::cache", "dead-lettering {entry_id} of `{}`: {error}", self.stream);
+                stats.dead += 1;
+                return self
+                    .settle(con, &entry_id, &fields, Some((&error, 0)))
+                    .await;
+            }
+        };
+        if deliveries > self.max_deliveries {
+            let error = format!("delivered {deliveries} times (its workers did not finish it)");
+            log::warn!(target: "redis_state::cache", "dead-lettering {entry_id} of `{}`: {error}", self.stream);
+            stats.dead += 1;
+            return self
+                .settle(con, &entry_id, &fields, Some((&error, 0)))
+                .await;
+        }
+        let mut attempt = 1;
+        loop {
+            let write = QueuedWrite {
+                entry_id: entry_id.clone(),
+                id: id.clone(),
+                key: key.clone(),
+                value: value.clone(),
+                attempt,
+                deliveries,
+            };
+            match handler(write).await {
+                Ok(()) => {
+                    stats.done += 1;
+                    return self.settle(con, &entry_id, &fields, None).await;
+                }
+                Err(e) if attempt >= self.max_attempts => {
+                    let error = e.to_string();
+                    log::warn!(target: "redis_state::cache", "dead-lettering {entry_id} of `{}` after {attempt} attempts: {error}", self.stream);
+                    stats.dead += 1;
+                    return self
+                        .settle(con, &entry_id, &fields, Some((&error, attempt)))
+                        .await;
+                }
+                Err(e) => {
+                    stats.retries += 1;
+                    log::debug!(target: "redis_state::cache", "write-behind {entry_id} of `{}` failed (attempt {attempt}): {e}", self.stream);
+                    let delay = self.delay(attempt);
+                    let mut sd = shutdown.clone();
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = sd.fired() => return Ok(()), // left pending
+                    }
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    fn delay(&self, attempt: u32) -> Duration {
+        let exp = self
+            .backoff
+            .saturating_mul(1u32 << (attempt - 1).min(20))
+            .min(self.max_backoff);
+        // Full jitter on the upper half, so retries of many workers spread.
+        let half = exp / 2;
+        half + Duration::from_micros(fastrand::u64(
+            0..=u64::try_from(half.as_micros()).unwrap_or(0),
+        ))
+    }
+
+    async fn ensure_group<C: AsyncExecutor + ?Sized>(&self, con: &mut C) -> Result<()> {
+        let r = Raw::new("XGROUP", &self.stream)
+            .args([
+                "CREATE".as_bytes(),
+                self.stream.as_bytes(),
+                self.group.as_bytes(),
+                b"0",
+                b"MKSTREAM",
+            ])
+            .run_async(con)
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(Error::Redis(e)) if e.code() == Some("BUSYGROUP") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn read<C: AsyncExecutor + ?Sized>(
+        &self,
+        con: &mut C,
+        from: &str,
+        block: Option<Duration>,
+    ) -> Result<Vec<RawEntry>> {
+        let count = self.batch.to_string();
+        let mut args: Vec<Vec<u8>> = vec![
+            b"GROUP".to_vec(),
+            self.group.clone().into_bytes(),
+            self.consumer.clone().into_bytes(),
+            b"COUNT".to_vec(),
+            count.into_bytes(),
+        ];
+        if let Some(b) = block {
+            args.push(b"BLOCK".to_vec());
+            args.push(b.as_millis().to_string().into_bytes());
+        }
+        args.push(b"STREAMS".to_vec());
+        args.push(self.stream.clone().into_bytes());
+        args.push(from.as_bytes().to_vec());
+        let v = Raw::new("XREADGROUP", &self.stream)
+            .args(args)
+            .run_async(con)
+            .await?;
+        Ok(stream_entries(&v))
+    }
+
+    async fn claim<C: AsyncExecutor + ?Sized>(&self, con: &mut C) -> Result<Vec<RawEntry>> {
+        let idle = self.claim_idle.as_millis().to_string();
+        let count = self.batch.to_string();
+        let v = Raw::new("XAUTOCLAIM", &self.stream)
+            .args([
+                self.stream.as_bytes(),
+                self.group.as_bytes(),
+                self.consumer.as_bytes(),
+                idle.as_bytes(),
+                b"0-0",
+                b"COUNT",
+                count.as_bytes(),
+            ])
+            .run_async(con)
+            .await?;
+        // [next cursor, [entries], [deleted ids]]
+        Ok(match &v {
+            Value::Array(parts) => parts.get(1).map(entry_list).unwrap_or_default(),
+            _ => Vec::new(),
+        })
+    }
+
+    /// Looks up how often each entry was delivered (`XPENDING` extended form).
+    async fn with_deliveries<C: AsyncExecutor + ?Sized>(
+        &self,
+        con: &mut C,
+        entries: Vec<RawEntry>,
+    ) -> Result<Vec<(RawEntry, u64)>> {
+        let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+            return Ok(Vec::new());
+        };
+        let count = (entries.len() * 2).to_string();
+        let v = Raw::new("XPENDING", &self.stream)
+            .args([
+                self.stream.as_bytes(),
+                self.group.as_bytes(),
+                first.0.as_bytes(),
+                last.0.as_bytes(),
+                count.as_bytes(),
+                self.consumer.as_bytes(),
+            ])
+            .run_async(con)
+            .await?;
+        let mut counts = std::collections::HashMap::new();
+        if let Value::Array(rows) = &v {
+            for row in rows {
+                if let Value::Array(cols) = row
+                    && let (Some(id), Some(Value::Int(n))) = (cols.first(), cols.get(3))
+                    && let Some(id) = text(id)
+                {
+                    counts.insert(id, u64::try_from(*n).unwrap_or(1));
+                }
+            }
+        }
+        Ok(entries
+            .into_iter()
+            .map(|e| {
+                let n = counts.get(e.0.as_bytes()).copied().unwrap_or(1);
+                (e, n)
+            })
+            .collect())
+    }
+
+    async fn settle<C: AsyncExecutor + ?Sized>(
+        &self,
+        con: &mut C,
+        entry_id: &str,
+        fields: &[(Vec<u8>, Vec<u8>)],
+        dead: Option<(&str, u32)>,
+    ) -> Result<()> {
+        Settle {
+            stream: &self.stream,
+            dead_stream: &self.dead,
+            group: &self.group,
+            entry_id,
+            fields,
+            dead,
+        }
+        .run_async(con)
+        .await
+    }
+}
+
+struct Settle<'a> {
+    stream: &'a str,
+    dead_stream: &'a str,
+    group: &'a str,
+    entry_id: &'a str,
+    fields: &'a [(Vec<u8>, Vec<u8>)],
+    dead: Option<(&'a str, u32)>,
+}
+
+impl Operation for Settle<'_> {
+    type Output = ();
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        let cmd = plan.script(&SETTLE, &[self.stream, self.dead_stream])?;
+        cmd.arg(self.group).arg(self.entry_id);
+        match self.dead {
+            Some((error, attempts)) => cmd.arg("dead").arg(error).arg(attempts),
+            None => cmd.arg("done").arg("").arg(0),
+        };
+        if self.dead.is_some() {
+            for (f, v) in self.fields {
+                cmd.arg(&f[..]).arg(&v[..]);
+            }
+        }
+        Ok(())
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<()>> {
+        replies.next_value()?;
+        Ok(Step::Done(()))
+    }
+}
+
+/// One command routed by `key`, with its arguments, replying a raw value.
+struct Raw {
+    name: &'static str,
+    route: String,
+    args: Vec<Vec<u8>>,
+}
+
+impl Raw {
+    fn new(name: &'static str, route: &str) -> Self {
+        Raw {
+            name,
+            route: route.to_owned(),
+            args: Vec::new(),
+        }
+    }
+    fn args<A: AsRef<[u8]>>(mut self, args: impl IntoIterator<Item = A>) -> Self {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_vec()));
+        self
+    }
+}
+
+impl Operation for Raw {
+    type Output = Value;
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        let cmd = plan.cmd_routed(self.name, &self.route);
+        for a in &self.args {
+            cmd.arg(&a[..]);
+        }
+        Ok(())
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Value>> {
+        replies.next_value().map(Step::Done)
+    }
+}
+
+fn text(v: &Value) -> Option<Vec<u8>> {
+    match v {
+        Value::BulkString(b) => Some(b.clone()),
+        Value::SimpleString(s) => Some(s.clone().into_bytes()),
+        _ => None,
+    }
+}
+
+/// Entries of an `XREADGROUP` reply (RESP2 arrays or RESP3 map).
+fn stream_entries(v: &Value) -> Vec<RawEntry> {
+    match v {
+        Value::Array(streams) => streams
+            .iter()
+            .filter_map(|s| match s {
+                Value::Array(pair) => pair.get(1).map(entry_list),
+                _ => None,
+            })
+            .flatten()
+            .collect(),
+        Value::Map(streams) => streams.iter().flat_map(|(_, e)| entry_list(e)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// `[[id, [f, v, ...]], ...]`; entries whose fields are nil (deleted) are
+/// skipped.
+fn entry_list(v: &Value) -> Vec<RawEntry> {
+    let Value::Array(items) = v else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|item| {
+            let Value::Array(pair) = item else {
+                return None;
+            };
+            let id = String::from_utf8(text(pair.first()?)?).ok()?;
+            let fields = match pair.get(1)? {
+                Value::Array(kv) => kv
+                    .chunks(2)
+                    .filter_map(|c| Some((text(c.first()?)?, text(c.get(1)?)?)))
+                    .collect(),
+                Value::Map(kv) => kv
+                    .iter()
+                    .filter_map(|(k, v)| Some((text(k)?, text(v)?)))
+                    .collect(),
+                _ => return None,
+            };
+            Some((id, fields))
+        })
+        .collect()
+}

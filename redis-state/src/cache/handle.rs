@@ -1,0 +1,688 @@
+//! [`Cache`]: the strategies with a loader, over one logic for sync and
+//! async callers.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::entry::{now_ms, xfetch};
+use super::flight::{Flight, Flights, Joined, Outcome};
+use super::local::LocalCache;
+use super::ops::{
+    Abandon, Acquire, Acquired, DEFAULT_HOLD, Decoded, Fill, Get, GetEntry, Invalidate,
+    InvalidateTag, Prepared, Set, WaitDone, Woken, decode_entry, decode_get_reply, entry_key,
+    id_of,
+};
+use super::{Cached, CachedKeyed, Tag};
+use crate::error::{Error, Result};
+use crate::exec::{AsyncExecutor, SyncExecutor};
+use crate::keys::{IdBuf, IdValue, Namespace};
+use crate::op::{Operation, Plan, Replies, Step};
+
+/// How the fill protocol waits and holds.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct CacheOptions {
+    /// How long a fill lease lasts: the longest a loader may take before
+    /// another caller may take over. Default 5 s.
+    pub lease: Duration,
+    /// How long a caller waits for another process's loader before it loads
+    /// itself (without caching). Default 5 s.
+    pub wait: Duration,
+    /// See [`Invalidate::hold`]. Default 250 ms.
+    pub hold: Duration,
+}
+
+impl Default for CacheOptions {
+    fn default() -> Self {
+        CacheOptions {
+            lease: Duration::from_secs(5),
+            wait: Duration::from_secs(5),
+            hold: DEFAULT_HOLD,
+        }
+    }
+}
+
+impl CacheOptions {
+    /// Sets [`CacheOptions::lease`].
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+    /// Sets [`CacheOptions::wait`].
+    pub fn wait(mut self, wait: Duration) -> Self {
+        self.wait = wait;
+        self
+    }
+    /// Sets [`CacheOptions::hold`].
+    pub fn hold(mut self, hold: Duration) -> Self {
+        self.hold = hold;
+        self
+    }
+}
+
+/// The longest one `XREAD BLOCK` lasts: below redis-rs' default response
+/// timeout of async connections (500 ms), so waiting never trips it.
+const BLOCK_SLICE: Duration = Duration::from_millis(400);
+
+/// A cache of `T` values: the loader strategies (cache-aside,
+/// write-through, write-behind), single-flight, the cross-process fill
+/// protocol and, opt-in, a [`LocalCache`].
+///
+/// Cheap to clone (clones share the single-flight registry); keep one per
+/// type and namespace for the process, so that concurrent misses share a
+/// flight.
+pub struct Cache<T: Cached> {
+    ns: Option<Namespace>,
+    opts: CacheOptions,
+    flights: Arc<Flights<T>>,
+    local: Option<LocalCache>,
+}
+
+impl<T: Cached> Clone for Cache<T> {
+    fn clone(&self) -> Self {
+        Cache {
+            ns: self.ns.clone(),
+            opts: self.opts,
+            flights: self.flights.clone(),
+            local: self.local.clone(),
+        }
+    }
+}
+
+impl<T: Cached> std::fmt::Debug for Cache<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("model", &T::SCHEMA.model)
+            .field("ns", &self.ns)
+            .field("opts", &self.opts)
+            .field("local", &self.local.is_some())
+            .finish()
+    }
+}
+
+impl<T: Cached> Default for Cache<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Runs operations and waits for flights, blocking or async; the strategies
+/// are written once over it.
+trait Io<T>: Send {
+    fn run<O>(&mut self, op: O) -> impl Future<Output = Result<O::Output>> + Send
+    where
+        O: Operation + Send,
+        O::Output: Send;
+    fn wait_flight(flight: Arc<Flight<T>>) -> impl Future<Output = Outcome<T>> + Send;
+}
+
+struct Blocking<'c, C: ?Sized>(&'c mut C);
+
+impl<T: Clone + Send + Sync, C: SyncExecutor + Send + ?Sized> Io<T> for Blocking<'_, C> {
+    fn run<O>(&mut self, op: O) -> impl Future<Output = Result<O::Output>> + Send
+    where
+        O: Operation + Send,
+        O::Output: Send,
+    {
+        std::future::ready(op.run(self.0))
+    }
+    fn wait_flight(flight: Arc<Flight<T>>) -> impl Future<Output = Outcome<T>> + Send {
+        std::future::ready(flight.wait_blocking())
+    }
+}
+
+struct Async<'c, C: ?Sized>(&'c mut C);
+
+impl<T: Clone + Send + Sync, C: AsyncExecutor + ?Sized> Io<T> for Async<'_, C> {
+    fn run<O>(&mut self, op: O) -> impl Future<Output = Result<O::Output>> + Send
+    where
+        O: Operation + Send,
+        O::Output: Send,
+    {
+        op.run_async(self.0)
+    }
+    async fn wait_flight(flight: Arc<Flight<T>>) -> Outcome<T> {
+        flight.wait().await
+    }
+}
+
+/// Drives a future whose every step is ready (the blocking [`Io`]).
+fn block_on<F: Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return out;
+        }
+        // Not reached: blocking I/O completes inside `poll`.
+        std::thread::yield_now();
+    }
+}
+
+fn token() -> String {
+    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Reads a cache key raw (for the strategies, which decode themselves).
+struct GetRaw<T> {
+    key: String,
+    _t: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: Cached> Operation for GetRaw<T> {
+    type Output = Decoded<T>;
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        plan.cmd("GET", &self.key);
+        Ok(())
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Decoded<T>>> {
+        decode_get_reply::<T>(&self.key, replies.next_raw()?).map(Step::Done)
+    }
+}
+
+// `Decoded` holds a `T`, which is sent across awaits only when `T: Send`.
+impl<T: Cached> Cache<T> {
+    /// A cache in the type's own namespace with default options.
+    pub fn new() -> Self {
+        Cache {
+            ns: None,
+            opts: CacheOptions::default(),
+            flights: Arc::new(Flights::default()),
+            local: None,
+        }
+    }
+
+    /// Puts every key in namespace `ns`.
+    pub fn namespace(mut self, ns: &Namespace) -> Self {
+        self.ns = Some(ns.clone());
+        self
+    }
+
+    /// Sets the fill protocol's options.
+    pub fn options(mut self, opts: CacheOptions) -> Self {
+        self.opts = opts;
+        self
+    }
+
+    /// Serves hits from `local` (in-process, kept honest by the server) in
+    /// the async strategies. Keys outside the prefixes `local` tracks are
+    /// never cached locally.
+    pub fn with_local(mut self, local: LocalCache) -> Self {
+        self.local = Some(local);
+        self
+    }
+
+    /// The namespace, if one was set.
+    pub(crate) fn namespace_ref(&self) -> Option<&Namespace> {
+        self.ns.as_ref()
+    }
+
+    /// The local cache, if any.
+    pub fn local(&self) -> Option<&LocalCache> {
+        self.local.as_ref()
+    }
+
+    /// The key of the entry with `id` in this cache's namespace.
+    pub fn key<Q: IdValue + ?Sized>(&self, id: &Q) -> String
+    where
+        T::Id: std::borrow::Borrow<Q>,
+    {
+        entry_key(T::SCHEMA, self.ns.as_ref(), &id_of(id))
+    }
+
+    /// [`Cached::get`] in this cache's namespace.
+    pub fn get<Q: IdValue + ?Sized>(&self, id: &Q) -> Get<T>
+    where
+        T::Id: std::borrow::Borrow<Q>,
+    {
+        self.ns_op(T::get(id))
+    }
+
+    /// [`Cached::entry`] in this cache's namespace.
+    pub fn entry<Q: IdValue + ?Sized>(&self, id: &Q) -> GetEntry<T>
+    where
+        T::Id: std::borrow::Borrow<Q>,
+    {
+        GetEntry::new(id_of(id), self.ns.clone())
+    }
+
+    /// [`Cached::set`] in this cache's namespace.
+    pub fn set<Q: IdValue + ?Sized>(&self, id: &Q, value: &T) -> Set<T>
+    where
+        T::Id: std::borrow::Borrow<Q>,
+    {
+        self.ns_op(T::set(id, value))
+    }
+
+    /// [`Cached::invalidate`] in this cache's namespace, with this cache's
+    /// hold.
+    pub fn invalidate<Q: IdValue + ?Sized>(&self, id: &Q) -> Invalidate<T>
+    where
+        T::Id: std::borrow::Borrow<Q>,
+    {
+        self.ns_op(T::invalidate(id)).hold(self.opts.hold)
+    }
+
+    /// [`Cached::invalidate_tag`] in this cache's namespace.
+    pub fn invalidate_tag(&self, tag: &Tag) -> InvalidateTag {
+        let op = T::invalidate_tag(tag).hold(self.opts.hold);
+        match &self.ns {
+            Some(ns) => op.namespace(ns),
+            None => op,
+        }
+    }
+
+    fn ns_op<O: crate::keys::Namespaced>(&self, op: O) -> O {
+        match &self.ns {
+            Some(ns) => op.namespace(ns),
+            None => op,
+        }
+    }
+
+    /// Number of loads in progress in this process (single-flight leaders).
+    pub fn loads_in_flight(&self) -> usize
+    where
+        T: Clone,
+    {
+        self.flights.in_flight()
+    }
+}
+
+impl<T> Cache<T>
+where
+    T: Cached + Clone + Send + Sync + 'static,
+{
+    /// Cache-aside: the value of `id` from the cache, or from `loader`
+    /// (called at most once across concurrent callers of every process, see
+    /// the [module docs](super)), which is then cached. `Ok(None)` from the
+    /// loader is "not found", remembered for `negative_ttl` when the type
+    /// has one. A loader error is returned as [`Error::User`] and nothing is
+    /// cached; concurrent callers that waited for it get
+    /// [`Error::LoadFailed`].
+    ///
+    /// Round trips: a local-cache hit none; a hit one `GET`; a miss `GET`,
+    /// the `acquire` script, then the `fill` script (plus one `tag_add` per
+    /// tag, pipelined) after the loader; a caller that waits for another
+    /// process adds `XREAD BLOCK` calls of at most 400 ms each. A stale or
+    /// early-refreshed hit adds `acquire` and, for the one caller that
+    /// refreshes, `fill`; if that refresh fails the current value is
+    /// returned and the failure logged.
+    pub async fn get_or_load<Q, C, F, Fut, E>(
+        &self,
+        con: &mut C,
+        id: &Q,
+        loader: F,
+    ) -> Result<Option<T>>
+    where
+        Q: IdValue + ?Sized,
+        T::Id: std::borrow::Borrow<Q>,
+        C: AsyncExecutor + ?Sized,
+        F: FnOnce() -> Fut + Send,
+        Fut: Future<Output = std::result::Result<Option<T>, E>> + Send,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let id = id_of(id);
+        self.flow(&mut Async(con), id, loader, true, None).await
+    }
+
+    /// [`Cache::get_or_load`] on a blocking connection, with a blocking
+    /// loader. Concurrent callers of one process wait on a condition
+    /// variable; the local cache is not used (it is async).
+    pub fn get_or_load_blocking<Q, C, F, E>(
+        &self,
+        con: &mut C,
+        id: &Q,
+        loader: F,
+    ) -> Result<Option<T>>
+    where
+        Q: IdValue + ?Sized,
+        T::Id: std::borrow::Borrow<Q>,
+        C: SyncExecutor + Send + ?Sized,
+        F: FnOnce() -> std::result::Result<Option<T>, E> + Send,
+        E: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+    {
+        let id = id_of(id);
+        // The hit path runs straight, outside the loader state machine.
+        let key = entry_key(T::SCHEMA, self.ns.as_ref(), &id);
+        let first = GetRaw::<T> {
+            key: key.clone(),
+            _t: std::marker::PhantomData,
+        }
+        .run(con)?;
+        let first = match first {
+            Decoded::Found(f) if !needs_refresh(&f) => return Ok(f.value),
+            other => other,
+        };
+        block_on(self.flow(
+            &mut Blocking(con),
+            id,
+            move || std::future::ready(loader()),
+            false,
+            Some((key, first)),
+        ))
+    }
+
+    /// Write-through: runs `write` (the source of truth) and, when it
+    /// succeeds, stores `value` in the cache, revoking fills in flight. When
+    /// `write` fails its error is returned ([`Error::User`]) and the cache is
+    /// not touched. A local copy in this process is dropped at once. One
+    /// round trip after `write`: the `store` script and one `tag_add` per
+    /// tag.
+    pub async fn write_through<'v, C, F, Fut, E>(
+        &self,
+        con: &mut C,
+        value: &'v T,
+        write: F,
+    ) -> Result<()>
+    where
+        T: CachedKeyed,
+        C: AsyncExecutor + ?Sized,
+        F: FnOnce(&'v T) -> Fut + Send,
+        Fut: Future<Output = std::result::Result<(), E>> + Send,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        write(value).await.map_err(Error::user)?;
+        let op = self.ns_op(value.put());
+        self.drop_local(value);
+        op.run_async(con).await
+    }
+
+    /// [`Cache::write_through`] on a blocking connection.
+    pub fn write_through_blocking<C, F, E>(&self, con: &mut C, value: &T, write: F) -> Result<()>
+    where
+        T: CachedKeyed,
+        C: SyncExecutor + ?Sized,
+        F: FnOnce(&T) -> std::result::Result<(), E>,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        write(value).map_err(Error::user)?;
+        let op = self.ns_op(value.put());
+        self.drop_local(value);
+        op.run(con)
+    }
+
+    fn drop_local(&self, value: &T)
+    where
+        T: CachedKeyed,
+    {
+        if let Some(local) = &self.local {
+            let mut id = IdBuf::new();
+            value.write_id(&mut id);
+            local.invalidate(&entry_key(T::SCHEMA, self.ns.as_ref(), &id));
+        }
+    }
+
+    async fn flow<I, F, Fut, E>(
+        &self,
+        io: &mut I,
+        id: IdBuf,
+        loader: F,
+        use_local: bool,
+        first: Option<(String, Decoded<T>)>,
+    ) -> Result<Option<T>>
+    where
+        I: Io<T>,
+        F: FnOnce() -> Fut + Send,
+        Fut: Future<Output = std::result::Result<Option<T>, E>> + Send,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let (key, first) = match first {
+            Some((key, first)) => (key, Some(first)),
+            None => (entry_key(T::SCHEMA, self.ns.as_ref(), &id), None),
+        };
+        let local = self.local.as_ref().filter(|_| use_local);
+        let ticket = match local {
+            Some(l) => {
+                if let Some(v) = l.get::<T>(&key) {
+                    return Ok(Some(v));
+                }
+                l.begin(&key)
+            }
+            None => None,
+        };
+        let first = match first {
+            Some(first) => first,
+            None => {
+                io.run(GetRaw::<T> {
+                    key: key.clone(),
+                    _t: std::marker::PhantomData,
+                })
+                .await?
+            }
+        };
+        let occupied = match first {
+            Decoded::Found(f) => {
+                if !needs_refresh(&f) {
+                    if let (Some(l), Some(t), Some(v)) = (local, ticket, &f.value) {
+                        l.complete(t, v.clone());
+                    }
+                    return Ok(f.value);
+                }
+                return self.refresh(io, &key, f.value, loader).await;
+            }
+            Decoded::Miss { occupied } => occupied,
+        };
+        match self.flights.join(&key) {
+            Joined::Follower(flight) => I::wait_flight(flight)
+                .await
+                .map_err(|message| Error::LoadFailed { key, message }),
+            Joined::Leader(guard) => {
+                let r = self.miss(io, &key, occupied, loader).await;
+                guard.finish(match &r {
+                    Ok(v) => Ok(v.clone()),
+                    Err(e) => Err(e.to_string()),
+                });
+                r
+            }
+        }
+    }
+
+    /// An entry that is stale or due for early refresh: one caller (per
+    /// process: the flight; across processes: the lease) recomputes it, the
+    /// others return `current` at once.
+    async fn refresh<I, F, Fut, E>(
+        &self,
+        io: &mut I,
+        key: &str,
+        current: Option<T>,
+        loader: F,
+    ) -> Result<Option<T>>
+    where
+        I: Io<T>,
+        F: FnOnce() -> Fut + Send,
+        Fut: Future<Output = std::result::Result<Option<T>, E>> + Send,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let guard = match self.flights.join(key) {
+            Joined::Follower(_) => return Ok(current),
+            Joined::Leader(guard) => guard,
+        };
+        let token = token();
+        let acquired = io
+            .run(Acquire {
+                key: key.to_owned(),
+                token: token.clone(),
+                lease: self.opts.lease,
+                force: true,
+            })
+            .await;
+        let r = match acquired {
+            Ok(Acquired::Leader) => match self.load_and_fill(io, key, token, loader).await {
+                Ok(v) => Ok(v),
+                Err(e) => {
+                    log::warn!(
+                        target: "redis_state::cache",
+                        "refreshing `{key}` ({}) failed, serving the current value: {e}",
+                        T::SCHEMA.model
+                    );
+                    Ok(current)
+                }
+            },
+            Ok(_) => Ok(current),
+            Err(e) => Err(e),
+        };
+        guard.finish(match &r {
+            Ok(v) => Ok(v.clone()),
+            Err(e) => Err(e.to_string()),
+        });
+        r
+    }
+
+    async fn miss<I, F, Fut, E>(
+        &self,
+        io: &mut I,
+        key: &str,
+        occupied: bool,
+        loader: F,
+    ) -> Result<Option<T>>
+    where
+        I: Io<T>,
+        F: FnOnce() -> Fut + Send,
+        Fut: Future<Output = std::result::Result<Option<T>, E>> + Send,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let mut force = occupied;
+        for _ in 0..2 {
+            let token = token();
+            let acquired = io
+                .run(Acquire {
+                    key: key.to_owned(),
+                    token: token.clone(),
+                    lease: self.opts.lease,
+                    force,
+                })
+                .await?;
+            match acquired {
+                Acquired::Hit(raw) => match decode_entry::<T>(key, &raw, now_ms()) {
+                    Decoded::Found(f) => return Ok(f.value),
+                    Decoded::Miss { .. } => force = true,
+                },
+                Acquired::Leader => return self.load_and_fill(io, key, token, loader).await,
+                Acquired::Hold => return load_only(loader).await,
+                Acquired::Busy => match self.wait(io, key).await? {
+                    Some(Woken::Value(raw)) => match decode_entry::<T>(key, &raw, now_ms()) {
+                        Decoded::Found(f) => return Ok(f.value),
+                        Decoded::Miss { .. } => force = true,
+                    },
+                    Some(Woken::NotFound) => return Ok(None),
+                    Some(Woken::Failed(message)) => {
+                        return Err(Error::LoadFailed {
+                            key: key.to_owned(),
+                            message,
+                        });
+                    }
+                    // Timed out: the holder may be gone; try the lease again.
+                    None => {}
+                },
+            }
+        }
+        load_only(loader).await
+    }
+
+    /// Blocks on the key's `done` stream for at most `opts.wait`.
+    async fn wait<I: Io<T>>(&self, io: &mut I, key: &str) -> Result<Option<Woken>> {
+        let deadline = Instant::now() + self.opts.wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            let woken = io
+                .run(WaitDone {
+                    key: key.to_owned(),
+                    block: left.min(BLOCK_SLICE),
+                })
+                .await?;
+            if woken.is_some() {
+                return Ok(woken);
+            }
+        }
+    }
+
+    async fn load_and_fill<I, F, Fut, E>(
+        &self,
+        io: &mut I,
+        key: &str,
+        token: String,
+        loader: F,
+    ) -> Result<Option<T>>
+    where
+        I: Io<T>,
+        F: FnOnce() -> Fut + Send,
+        Fut: Future<Output = std::result::Result<Option<T>, E>> + Send,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let started = Instant::now();
+        let loaded = loader().await;
+        let delta = millis(started.elapsed());
+        let schema = T::SCHEMA;
+        let value = match loaded {
+            Ok(v) => v,
+            Err(e) => {
+                let e = Error::user(e);
+                io.run(Abandon {
+                    key: key.to_owned(),
+                    token,
+                    error: Some(e.to_string()),
+                })
+                .await?;
+                return Err(e);
+            }
+        };
+        if value.is_none() && schema.negative_ttl_ms.is_none() {
+            io.run(Abandon {
+                key: key.to_owned(),
+                token,
+                error: None,
+            })
+            .await?;
+            return Ok(None);
+        }
+        let prepared = match Prepared::new(value.as_ref(), delta) {
+            Ok(p) => p,
+            Err(e) => {
+                io.run(Abandon {
+                    key: key.to_owned(),
+                    token,
+                    error: Some(e.to_string()),
+                })
+                .await?;
+                return Err(e);
+            }
+        };
+        let enc = prepared.encode(schema, self.ns.as_ref());
+        io.run(Fill {
+            key: key.to_owned(),
+            token,
+            enc,
+        })
+        .await?;
+        Ok(value)
+    }
+}
+
+/// Whether a found entry is stale or due for an early refresh (XFetch).
+fn needs_refresh<T: Cached>(f: &super::Found<T>) -> bool {
+    f.stale
+        || xfetch(
+            now_ms(),
+            millis(f.delta),
+            T::SCHEMA.beta,
+            f.fresh_until_ms,
+            1.0 - fastrand::f64(),
+        )
+}
+
+async fn load_only<T, F, Fut, E>(loader: F) -> Result<Option<T>>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = std::result::Result<Option<T>, E>>,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    loader().await.map_err(Error::user)
+}

@@ -1,0 +1,367 @@
+//! `#[derive(Cached)]` and the caching engine: cache-aside, write-through,
+//! write-behind, stampede protection, invalidation by key, tag, pattern and
+//! entity event, and an opt-in local cache kept honest by the server.
+//!
+//! The derive writes the schema (key template, TTL, jitter, stale window,
+//! negative TTL, tags, format version); everything else lives here, generic
+//! over [`Cached`] (DESIGN principle 2). Read the guide chapter
+//! `docs/03-caching.md` and the `cache_*` examples first.
+//!
+//! # Attributes
+//!
+//! On the type, `#[cache(...)]`:
+//!
+//! | attribute | meaning |
+//! |---|---|
+//! | `key = "product:{id}"` | key template. `{field}` names a field of the value (the id is that field, or the tuple of the named fields in template order); `{{`/`}}` are literal braces (a Cluster hash tag). Default: `"<snake_case name>:{id}"` |
+//! | `id = Type` | an explicit id type (any [`IdValue`]: a key part or a tuple of them) for values that do not hold their key; the template's placeholders then stand for its parts, in order |
+//! | `ttl = "10m"` | how long an entry is fresh (required): `"500ms"`, `"45s"`, `"10m"`, `"1h30m"`, `"2d"`, `"1w"` or an integer of seconds |
+//! | `jitter = "30s"` or `"10%"` | a random extra lifetime in `[0, jitter]` per write, so entries written together do not expire together |
+//! | `stale = "1m"` | the stale window: past its TTL an entry is kept this long and served while one caller refreshes it |
+//! | `negative_ttl = "30s"` | remember "not found" for this long (off by default) |
+//! | `tag = "category:{category}"` | a tag (repeatable): a template over the value's fields; [`Cached::invalidate_tag`] drops every entry carrying it |
+//! | `version = 2` | the format version: entries written with another version read as a miss, not an error (bump it when the shape changes) |
+//! | `beta = 1.0` | XFetch's β (early refresh eagerness); `0` turns early refresh off. Default 1 |
+//! | `namespace = "app"` | static key prefix; an operation's `.namespace(..)` replaces it |
+//! | `crate = "path"` | where `redis_state` is, for crates that re-export it |
+//!
+//! The type must implement `serde::Serialize` and `serde::Deserialize`.
+//! Mistakes (a placeholder or tag naming no field, a malformed duration, a
+//! jitter or stale window that makes no sense, `id` with field placeholders
+//! that do not fit) are compile errors at the attribute at fault.
+//!
+//! # What is stored
+//!
+//! | key | type | content |
+//! |---|---|---|
+//! | `<key>` | string | the entry: a one-line header and the JSON of the value (see below) |
+//! | `{<key>}:#lease` | string | the fill lease: the token of the caller loading the value, or `inv` for a moment after an invalidation |
+//! | `{<key>}:#done` | stream | one message when a fill lands (waiters block on it), expires after a minute |
+//! | `<ns>:#tag:<tag>` | zset | entry keys carrying the tag, scored by their expiry |
+//!
+//! (`{<key>}` stands for the key itself when it has no hash tag, so the three
+//! share a Cluster slot; a key with a hash tag keeps it: `<key>:#lease`.)
+//!
+//! An entry is `rsc1 v<version> d<delta ms> x<fresh until, ms> v` then a
+//! newline and the JSON, or `… n` for "not found". The Redis TTL is the TTL
+//! plus jitter plus the stale window. A `redis-cli GET` shows the JSON.
+//! Bytes that are not such an entry (written by another program, truncated,
+//! or of another format version) read as a miss and are logged through the
+//! [`log`](https://docs.rs/log) facade (target `redis_state::cache`: `warn`
+//! for foreign or corrupt bytes, `debug` for old versions); a fill then
+//! overwrites them.
+//!
+//! # Strategies
+//!
+//! * **Cache-aside**: [`Cache::get_or_load`] (async) and
+//!   [`Cache::get_or_load_blocking`]: a hit is one `GET`; a miss runs the
+//!   loader once across every caller and process (below), stores its value
+//!   (or "not found" with `negative_ttl`), and a loader error is returned,
+//!   never cached.
+//! * **Write-through**: [`Cache::write_through`]: write the source of truth,
+//!   then the entry, in one call; nothing is cached when the source write
+//!   fails.
+//! * **Write-behind**: [`Cache::write_behind`] writes the entry and queues
+//!   the source write in a Redis stream in one round trip; a
+//!   [`WriteBehindWorker`] drains it (see [`behind`]). Delivery is
+//!   at-least-once.
+//! * **Plain**: [`Cached::get`], [`Cached::set`], [`Cached::invalidate`]:
+//!   operations as values, batchable with any other operation.
+//!
+//! # Stampede protection
+//!
+//! 1. *Single-flight in a process*: concurrent misses of one key in one
+//!    [`Cache`] make one loader call; the others wait for its outcome.
+//! 2. *Across processes*: the first caller takes the fill lease (a short
+//!    `SET NX PX` inside the `acquire` script) and loads; the others block
+//!    on the key's `done` stream (`XREAD BLOCK`, woken by the `XADD` that
+//!    lands with the value, in slices of at most 400 ms so no client
+//!    timeout fires) for at most the wait bound, then load without caching.
+//! 3. *Probabilistic early refresh* (XFetch): each entry stores how long the
+//!    loader took (`delta`); a read recomputes early when
+//!    `now − delta·β·ln(rand()) ≥ expiry`. Inside the stale window one
+//!    caller refreshes and the others get the stale value at once.
+//!
+//! # Invalidation
+//!
+//! By key ([`Cached::invalidate`]), by tag ([`Cached::invalidate_tag`], tag
+//! sets pruned of expired members on every write and kept only as long as
+//! their longest-lived member, no `SCAN`), by pattern
+//! ([`invalidate_pattern`], `SCAN` on every primary of a Cluster, glob
+//! characters of user values escaped), and on entity events
+//! (`#[redis(invalidates(..))]` on a `RedisHash` model: its saves and
+//! deletes drop the entries that depend on it).
+//!
+//! An invalidation also revokes the fill lease: a loader that read the
+//! source before the change cannot put the old value back, and for a short
+//! *hold* (250 ms by default) no fill is stored at all, which covers a
+//! source write that lands after the invalidation (a pipeline split over
+//! Cluster nodes).
+
+pub mod behind;
+mod entry;
+mod event;
+mod flight;
+mod handle;
+pub mod local;
+mod ops;
+mod pattern;
+
+pub use self::behind::{
+    QueuedWrite, Shutdown, ShutdownTrigger, WorkerStats, WriteBehind, WriteBehindWorker, shutdown,
+};
+pub use self::event::CacheInvalidations;
+pub use self::handle::{Cache, CacheOptions};
+pub use self::local::{LocalCache, LocalCacheOptions, LocalStats};
+pub use self::ops::{DEFAULT_HOLD, Found, Get, GetEntry, Invalidate, InvalidateTag, Set};
+pub use self::pattern::{KeyPattern, invalidate_pattern, invalidate_pattern_async};
+
+use crate::keys::{IdBuf, IdValue, KeyPart, KeyTemplate, Namespace, hash_tag};
+use ops::id_of;
+
+/// Everything the runtime knows about a cached type, generated by the derive.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct CacheSchema {
+    /// The Rust type name.
+    pub model: &'static str,
+    /// The snake_case type name (used in the write-behind stream key).
+    pub name: &'static str,
+    /// The key template.
+    pub key: KeyTemplate,
+    /// How long an entry is fresh, in milliseconds.
+    pub ttl_ms: u64,
+    /// The most random extra freshness added per write, in milliseconds.
+    pub jitter_ms: u64,
+    /// The stale window, in milliseconds.
+    pub stale_ms: u64,
+    /// How long "not found" is remembered; `None`: not at all.
+    pub negative_ttl_ms: Option<u64>,
+    /// The format version.
+    pub version: u32,
+    /// XFetch's β; 0 turns early refresh off.
+    pub beta: f64,
+}
+
+impl CacheSchema {
+    /// Used by the derive.
+    #[doc(hidden)]
+    #[allow(clippy::too_many_arguments)]
+    pub const fn new(
+        model: &'static str,
+        name: &'static str,
+        key: KeyTemplate,
+        ttl_ms: u64,
+        jitter_ms: u64,
+        stale_ms: u64,
+        negative_ttl_ms: Option<u64>,
+        version: u32,
+        beta: f64,
+    ) -> Self {
+        CacheSchema {
+            model,
+            name,
+            key,
+            ttl_ms,
+            jitter_ms,
+            stale_ms,
+            negative_ttl_ms,
+            version,
+            beta,
+        }
+    }
+
+    /// The key of the entry with `id`.
+    pub fn key(&self, ns: Option<&Namespace>, id: &IdBuf) -> String {
+        self.key.render(ns, id)
+    }
+}
+
+/// The tags of one value, written by the derive's `write_tags`.
+#[derive(Debug, Default)]
+pub struct Tags {
+    rendered: Vec<String>,
+}
+
+impl Tags {
+    /// Adds the tag `template` renders with `parts` (escaped values).
+    pub fn push(&mut self, template: &KeyTemplate, parts: &IdBuf) {
+        self.rendered.push(template.render(None, parts));
+    }
+
+    /// The tags, rendered (`category:books`).
+    pub fn as_slice(&self) -> &[String] {
+        &self.rendered
+    }
+
+    /// The key of the tag set of `tag` in namespace `ns` (else the type's own).
+    pub(crate) fn key_with(ns: Option<&Namespace>, schema_ns: Option<&str>, tag: &str) -> String {
+        let mut out = String::with_capacity(tag.len() + 24);
+        match (ns, schema_ns) {
+            (Some(ns), _) => {
+                out.push_str(ns.as_str());
+                out.push(':');
+            }
+            (None, Some(ns)) => {
+                out.push_str(ns);
+                out.push(':');
+            }
+            (None, None) => {}
+        }
+        out.push_str("#tag:");
+        out.push_str(tag);
+        out
+    }
+}
+
+/// A tag, built the way the derive renders tag templates: literal text as
+/// written, values escaped like key parts.
+///
+/// ```
+/// use redis_state::cache::Tag;
+/// // The tag `category:{category}` of a value whose category is "books":
+/// assert_eq!(Tag::new("category:").value(&"books").as_str(), "category:books");
+/// assert_eq!(Tag::new("category:").value(&"a:b").as_str(), "category:a%3Ab");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tag(String);
+
+impl Tag {
+    /// Starts a tag with literal text.
+    pub fn new(literal: &str) -> Self {
+        Tag(literal.to_owned())
+    }
+
+    /// Appends literal text.
+    pub fn lit(mut self, literal: &str) -> Self {
+        self.0.push_str(literal);
+        self
+    }
+
+    /// Appends a value, escaped as a key part.
+    pub fn value<V: KeyPart + ?Sized>(mut self, value: &V) -> Self {
+        let mut buf = IdBuf::new();
+        value.write_key_part(&mut buf);
+        self.0.push_str(buf.joined());
+        self
+    }
+
+    /// The rendered tag.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The key of a structure that must share `key`'s Cluster slot: `key:#sfx`
+/// when the key has a hash tag, `{key}:#sfx` otherwise.
+pub(crate) fn companion(key: &str, suffix: &str) -> String {
+    if hash_tag(key.as_bytes()).is_some() {
+        format!("{key}:#{suffix}")
+    } else {
+        format!("{{{key}}}:#{suffix}")
+    }
+}
+
+/// A type cached as one Redis string per id. Implemented by
+/// `#[derive(Cached)]`.
+///
+/// The associated functions return [operations](crate::op::Operation):
+/// nothing is sent until `.run(&mut con)` or `.run_async(&mut con).await`,
+/// and they batch with any other operation. The strategies with a loader,
+/// single-flight and the local cache are on [`Cache`].
+pub trait Cached: serde::Serialize + serde::de::DeserializeOwned {
+    /// The id: the field the key template names, a tuple of them, or the
+    /// explicit `id = Type`.
+    type Id: IdValue;
+
+    /// The schema generated by the derive.
+    const SCHEMA: &'static CacheSchema;
+
+    /// Renders the value's tags (generated from the `tag` attributes).
+    fn write_tags(&self, _out: &mut Tags) {}
+
+    /// The key of the entry with `id` (in the type's own namespace).
+    fn cache_key<Q: IdValue + ?Sized>(id: &Q) -> String
+    where
+        Self::Id: std::borrow::Borrow<Q>,
+    {
+        Self::SCHEMA.key(None, &id_of(id))
+    }
+
+    /// Reads the value cached for `id`: `None` on a miss, for "not found"
+    /// entries, and for bytes that are not a current entry (logged). Stale
+    /// entries are returned. One `GET`, one round trip.
+    fn get<Q: IdValue + ?Sized>(id: &Q) -> Get<Self>
+    where
+        Self::Id: std::borrow::Borrow<Q>,
+    {
+        Get::new(id_of(id))
+    }
+
+    /// Reads the entry for `id` with its metadata (stale, delta, expiry, or
+    /// a remembered "not found"). One `GET`, one round trip.
+    fn entry<Q: IdValue + ?Sized>(id: &Q) -> GetEntry<Self>
+    where
+        Self::Id: std::borrow::Borrow<Q>,
+    {
+        GetEntry::new(id_of(id), None)
+    }
+
+    /// Stores `value` for `id` with the type's TTL, jitter and stale window,
+    /// and records its tags. A fill in flight for the key (a loader that read
+    /// the source earlier) is revoked and its waiters get this value.
+    /// One `EVALSHA` of the `store` script (`SET … PX`), plus one `EVALSHA`
+    /// of `tag_add` per tag (`ZADD`, prune, `PEXPIREAT`), in one round trip.
+    fn set<Q: IdValue + ?Sized>(id: &Q, value: &Self) -> Set<Self>
+    where
+        Self::Id: std::borrow::Borrow<Q>,
+    {
+        Set::new(id_of(id), Some(value), 0)
+    }
+
+    /// Remembers that `id` has no value, for `negative_ttl` (or the TTL when
+    /// the type has none). One `EVALSHA`, one round trip.
+    fn set_missing<Q: IdValue + ?Sized>(id: &Q) -> Set<Self>
+    where
+        Self::Id: std::borrow::Borrow<Q>,
+    {
+        Set::new(id_of(id), None, 0)
+    }
+
+    /// Deletes the entry of `id` and revokes fills in flight (see
+    /// [`Invalidate::hold`]). One `EVALSHA` of `invalidate` (`DEL`, `SET
+    /// … PX` of the lease), one round trip.
+    fn invalidate<Q: IdValue + ?Sized>(id: &Q) -> Invalidate<Self>
+    where
+        Self::Id: std::borrow::Borrow<Q>,
+    {
+        Invalidate::new(id_of(id))
+    }
+
+    /// Deletes every entry carrying `tag` (of any type, in the operation's
+    /// namespace or this type's). Two round trips; see [`InvalidateTag`].
+    fn invalidate_tag(tag: &Tag) -> InvalidateTag {
+        InvalidateTag::new(tag.0.clone(), Self::SCHEMA.key.namespace)
+    }
+}
+
+/// A [`Cached`] type whose key is made of its own fields: the id can be
+/// read from a value. Implemented by the derive unless `id = Type` is given.
+pub trait CachedKeyed: Cached {
+    /// Writes the id parts of this value.
+    fn write_id(&self, out: &mut IdBuf);
+
+    /// The key of this value's entry.
+    fn key(&self) -> String {
+        let mut id = IdBuf::new();
+        self.write_id(&mut id);
+        Self::SCHEMA.key(None, &id)
+    }
+
+    /// Stores this value under its own id; see [`Cached::set`].
+    fn put(&self) -> Set<Self> {
+        let mut id = IdBuf::new();
+        self.write_id(&mut id);
+        Set::new(id, Some(self), 0)
+    }
+}

@@ -1,0 +1,758 @@
+//! The cache's operations as values: each writes its commands into a
+//! [`Plan`] and decodes its replies, so they run sync or async, standalone or
+//! Cluster, alone or batched.
+
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use redis::Value;
+
+use super::entry::{self, now_ms};
+use super::{CacheSchema, Cached, Tags, companion};
+use crate::error::{Error, Result};
+use crate::keys::{IdBuf, IdValue, Namespace, Namespaced};
+use crate::op::{Operation, Plan, Replies, Step};
+use crate::script::Script;
+
+pub(super) static ACQUIRE: Script =
+    Script::new("redis_state.cache.acquire", include_str!("lua/acquire.lua"));
+pub(super) static FILL: Script =
+    Script::new("redis_state.cache.fill", include_str!("lua/fill.lua"));
+pub(super) static ABANDON: Script =
+    Script::new("redis_state.cache.abandon", include_str!("lua/abandon.lua"));
+pub(super) static STORE: Script =
+    Script::new("redis_state.cache.store", include_str!("lua/store.lua"));
+pub(super) static INVALIDATE: Script = Script::new(
+    "redis_state.cache.invalidate",
+    include_str!("lua/invalidate.lua"),
+);
+pub(super) static TAG_ADD: Script =
+    Script::new("redis_state.cache.tag_add", include_str!("lua/tag_add.lua"));
+pub(super) static TAG_TAKE: Script = Script::new(
+    "redis_state.cache.tag_take",
+    include_str!("lua/tag_take.lua"),
+);
+
+/// How long the wake-up stream of a key outlives its last message.
+pub(super) const DONE_STREAM_MS: u64 = 60_000;
+
+/// How long, after an invalidation, fills of the entry are not stored, by
+/// default (see [`Invalidate::hold`]).
+pub const DEFAULT_HOLD: Duration = Duration::from_millis(250);
+
+pub(super) fn id_of<Q: IdValue + ?Sized>(id: &Q) -> IdBuf {
+    let mut buf = IdBuf::new();
+    id.write_id(&mut buf);
+    buf
+}
+
+pub(super) fn entry_key(schema: &CacheSchema, ns: Option<&Namespace>, id: &IdBuf) -> String {
+    schema.key.render(ns, id)
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+macro_rules! namespaced {
+    ($($ty:ident),*) => {$(
+        impl<T: Cached> $ty<T> {
+            /// Runs the operation in namespace `ns` (prefixes every key it touches).
+            pub fn namespace(mut self, ns: &Namespace) -> Self {
+                self.ns = Some(ns.clone());
+                self
+            }
+        }
+
+        impl<T: Cached> Namespaced for $ty<T> {
+            fn namespace(self, ns: &Namespace) -> Self {
+                $ty::namespace(self, ns)
+            }
+        }
+    )*};
+}
+namespaced!(GetEntry, Get, Set, Invalidate);
+
+// ---------------------------------------------------------------------------
+// Reads
+
+/// An entry found in the cache.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Found<T> {
+    /// The value, or `None` for a remembered "not found" (negative caching).
+    pub value: Option<T>,
+    /// Past its TTL but inside the stale window: serve it while one caller
+    /// refreshes.
+    pub stale: bool,
+    /// How long the loader took to compute it (XFetch's delta).
+    pub delta: Duration,
+    /// When it stops being fresh, in milliseconds since the Unix epoch.
+    pub fresh_until_ms: i64,
+}
+
+/// What a read found under a cache key.
+pub(super) enum Decoded<T> {
+    Found(Found<T>),
+    /// Nothing usable: missing, another format version, or foreign bytes
+    /// (logged).
+    Miss {
+        /// Something is stored that is not a current entry: a fill must
+        /// overwrite it.
+        occupied: bool,
+    },
+}
+
+/// Decodes a raw entry of `T` read at `key`. Foreign or corrupt bytes and
+/// entries of another format version are a miss; foreign bytes are logged at
+/// `warn`, old versions at `debug`.
+pub(super) fn decode_entry<T: Cached>(key: &str, raw: &[u8], now: i64) -> Decoded<T> {
+    let schema = T::SCHEMA;
+    let env = match entry::parse(raw) {
+        Ok(env) => env,
+        Err(reason) => {
+            log::warn!(
+                target: "redis_state::cache",
+                "ignoring `{key}` ({}): {reason}; found {}; reading it as a miss",
+                schema.model,
+                crate::error::preview_bytes(raw)
+            );
+            return Decoded::Miss { occupied: true };
+        }
+    };
+    if env.version != schema.version {
+        log::debug!(
+            target: "redis_state::cache",
+            "ignoring `{key}` ({}): format version {} is not the current {}; reading it as a miss",
+            schema.model,
+            env.version,
+            schema.version
+        );
+        return Decoded::Miss { occupied: true };
+    }
+    let value = if env.negative {
+        None
+    } else {
+        match serde_json::from_slice::<T>(env.payload) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                log::warn!(
+                    target: "redis_state::cache",
+                    "ignoring `{key}` ({}): the JSON does not decode ({e}); found {}; reading it as a miss",
+                    schema.model,
+                    crate::error::preview_bytes(env.payload)
+                );
+                return Decoded::Miss { occupied: true };
+            }
+        }
+    };
+    Decoded::Found(Found {
+        value,
+        stale: now >= env.fresh_until_ms,
+        delta: Duration::from_millis(env.delta_ms),
+        fresh_until_ms: env.fresh_until_ms,
+    })
+}
+
+/// Reads the reply to a `GET` of a cache key: a `WRONGTYPE` error (another
+/// program stored a hash or a list there) is foreign data too.
+pub(super) fn decode_get_reply<T: Cached>(key: &str, v: Value) -> Result<Decoded<T>> {
+    match v {
+        Value::Nil => Ok(Decoded::Miss { occupied: false }),
+        Value::BulkString(b) => Ok(decode_entry(key, &b, now_ms())),
+        Value::ServerError(e) if e.code() == "WRONGTYPE" => {
+            log::warn!(
+                target: "redis_state::cache",
+                "ignoring `{key}` ({}): it holds another Redis type; reading it as a miss",
+                T::SCHEMA.model
+            );
+            Ok(Decoded::Miss { occupied: true })
+        }
+        Value::ServerError(e) => Err(Error::Redis(e.into())),
+        other => Err(Error::unexpected("GET of a cache entry", &other)),
+    }
+}
+
+/// Reads the entry of `id` with its metadata; see [`Cached::entry`].
+pub struct GetEntry<T: Cached> {
+    id: IdBuf,
+    ns: Option<Namespace>,
+    key: String,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T: Cached> std::fmt::Debug for GetEntry<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetEntry")
+            .field("model", &T::SCHEMA.model)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Cached> GetEntry<T> {
+    pub(super) fn new(id: IdBuf, ns: Option<Namespace>) -> Self {
+        GetEntry {
+            id,
+            ns,
+            key: String::new(),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T: Cached> Operation for GetEntry<T> {
+    type Output = Option<Found<T>>;
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        self.key = entry_key(T::SCHEMA, self.ns.as_ref(), &self.id);
+        plan.cmd("GET", &self.key);
+        Ok(())
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Self::Output>> {
+        Ok(Step::Done(
+            match decode_get_reply::<T>(&self.key, replies.next_raw()?)? {
+                Decoded::Found(f) => Some(f),
+                Decoded::Miss { .. } => None,
+            },
+        ))
+    }
+}
+
+/// Reads the value of `id`; see [`Cached::get`].
+#[derive(Debug)]
+pub struct Get<T: Cached> {
+    inner: GetEntry<T>,
+    ns: Option<Namespace>,
+}
+
+impl<T: Cached> Get<T> {
+    pub(super) fn new(id: IdBuf) -> Self {
+        Get {
+            inner: GetEntry::new(id, None),
+            ns: None,
+        }
+    }
+}
+
+impl<T: Cached> Operation for Get<T> {
+    type Output = Option<T>;
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        if self.ns.is_some() {
+            self.inner.ns = self.ns.clone();
+        }
+        self.inner.prepare(plan)
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Option<T>>> {
+        Ok(match self.inner.complete(replies)? {
+            Step::Done(found) => Step::Done(found.and_then(|f| f.value)),
+            Step::Again => Step::Again,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Writes
+
+/// The Redis TTL and the fresh-until instant of a new entry.
+pub(super) fn lifetimes(schema: &CacheSchema, negative: bool, now: i64) -> (u64, i64) {
+    if negative {
+        let ttl = schema.negative_ttl_ms.unwrap_or(schema.ttl_ms).max(1);
+        return (ttl, now.saturating_add(ttl as i64));
+    }
+    let jitter = if schema.jitter_ms > 0 {
+        fastrand::u64(0..=schema.jitter_ms)
+    } else {
+        0
+    };
+    let fresh = schema.ttl_ms.saturating_add(jitter);
+    let px = fresh.saturating_add(schema.stale_ms).max(1);
+    (px, now.saturating_add(fresh as i64))
+}
+
+/// An encoded entry ready to be written.
+pub(super) struct Encoded {
+    pub(super) bytes: Vec<u8>,
+    pub(super) px: u64,
+    pub(super) tags: Vec<String>,
+}
+
+/// A value serialised, with its tag names, before the namespace is known.
+pub(super) struct Prepared {
+    /// The JSON, or `None` for "not found".
+    payload: Option<Vec<u8>>,
+    tags: Vec<String>,
+    delta_ms: u64,
+}
+
+impl Prepared {
+    pub(super) fn new<T: Cached>(value: Option<&T>, delta_ms: u64) -> Result<Self> {
+        let payload = match value {
+            Some(v) => Some(serde_json::to_vec(v).map_err(|e| Error::Encode {
+                model: T::SCHEMA.model,
+                field: "(value)",
+                message: e.to_string(),
+            })?),
+            None => None,
+        };
+        let mut tags = Tags::default();
+        if let Some(v) = value {
+            v.write_tags(&mut tags);
+        }
+        Ok(Prepared {
+            payload,
+            tags: tags.rendered,
+            delta_ms,
+        })
+    }
+
+    /// The JSON of the value (`None` for "not found").
+    pub(super) fn payload(&self) -> Option<&[u8]> {
+        self.payload.as_deref()
+    }
+
+    /// The entry and the tag keys, in namespace `ns`.
+    pub(super) fn encode(&self, schema: &CacheSchema, ns: Option<&Namespace>) -> Encoded {
+        let now = now_ms();
+        let (px, fresh_until) = lifetimes(schema, self.payload.is_none(), now);
+        Encoded {
+            bytes: entry::encode(
+                schema.version,
+                self.delta_ms,
+                fresh_until,
+                self.payload.as_deref(),
+            ),
+            px,
+            tags: self
+                .tags
+                .iter()
+                .map(|t| Tags::key_with(ns, schema.key.namespace, t))
+                .collect(),
+        }
+    }
+}
+
+/// Adds the tag-set upkeep of an entry to `plan`: one `EVALSHA` per tag.
+pub(super) fn push_tags(plan: &mut Plan, key: &str, enc: &Encoded) -> Result<()> {
+    if enc.tags.is_empty() {
+        return Ok(());
+    }
+    let now = now_ms();
+    let expires = now.saturating_add(enc.px as i64);
+    for tag in &enc.tags {
+        plan.script(&TAG_ADD, &[tag.as_str()])?
+            .arg(key)
+            .arg(expires)
+            .arg(now);
+    }
+    Ok(())
+}
+
+/// Reads the replies of [`push_tags`].
+pub(super) fn complete_tags(replies: &mut Replies, n: usize) -> Result<()> {
+    for _ in 0..n {
+        replies.next_value()?;
+    }
+    Ok(())
+}
+
+/// Writes an entry; see [`Cached::set`].
+pub struct Set<T: Cached> {
+    id: IdBuf,
+    ns: Option<Namespace>,
+    prepared: Option<Result<Prepared>>,
+    ntags: usize,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T: Cached> std::fmt::Debug for Set<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Set")
+            .field("model", &T::SCHEMA.model)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Cached> Set<T> {
+    /// `value` is `None` to remember "not found" (negative caching).
+    pub(super) fn new(id: IdBuf, value: Option<&T>, delta_ms: u64) -> Self {
+        Set {
+            id,
+            ns: None,
+            prepared: Some(Prepared::new(value, delta_ms)),
+            ntags: 0,
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T: Cached> Operation for Set<T> {
+    type Output = ();
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        let prepared = self.prepared.take().unwrap_or_else(|| {
+            Err(Error::UnexpectedReply {
+                context: "a cache set",
+                found: "prepared twice".to_owned(),
+            })
+        })?;
+        let schema = T::SCHEMA;
+        let ns = self.ns.as_ref();
+        let enc = prepared.encode(schema, ns);
+        let key = entry_key(schema, ns, &self.id);
+        push_store(plan, &key, &enc)?;
+        push_tags(plan, &key, &enc)?;
+        self.ntags = enc.tags.len();
+        Ok(())
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<()>> {
+        replies.next_value()?;
+        complete_tags(replies, self.ntags)?;
+        Ok(Step::Done(()))
+    }
+}
+
+/// Adds the `store` script call for an entry.
+pub(super) fn push_store(plan: &mut Plan, key: &str, enc: &Encoded) -> Result<()> {
+    let lease = companion(key, "lease");
+    let done = companion(key, "done");
+    plan.script(&STORE, &[key, lease.as_str(), done.as_str()])?
+        .arg(&enc.bytes[..])
+        .arg(enc.px)
+        .arg(DONE_STREAM_MS);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Invalidation
+
+/// Deletes the entry of `id`; see [`Cached::invalidate`]. The output says
+/// whether an entry existed.
+pub struct Invalidate<T: Cached> {
+    id: IdBuf,
+    ns: Option<Namespace>,
+    hold: Duration,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T: Cached> std::fmt::Debug for Invalidate<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invalidate")
+            .field("model", &T::SCHEMA.model)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Cached> Invalidate<T> {
+    pub(super) fn new(id: IdBuf) -> Self {
+        Invalidate {
+            id,
+            ns: None,
+            hold: DEFAULT_HOLD,
+            _t: PhantomData,
+        }
+    }
+
+    /// How long after the invalidation a fill of this entry is not stored
+    /// (default [`DEFAULT_HOLD`]): callers that miss in that time load from
+    /// the source and return the value without caching it. It covers a
+    /// change to the source of truth that lands after the invalidation (a
+    /// pipeline split over Cluster nodes); `Duration::ZERO` only revokes
+    /// fills already in flight.
+    pub fn hold(mut self, hold: Duration) -> Self {
+        self.hold = hold;
+        self
+    }
+}
+
+/// Adds the `invalidate` script call for the entry at `key`.
+pub(crate) fn push_invalidate(plan: &mut Plan, key: &str, hold: Duration) -> Result<()> {
+    let lease = companion(key, "lease");
+    let hold_ms = if hold.is_zero() { 0 } else { ms(hold) };
+    plan.script(&INVALIDATE, &[key, lease.as_str()])?
+        .arg(hold_ms);
+    Ok(())
+}
+
+impl<T: Cached> Operation for Invalidate<T> {
+    type Output = bool;
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        let key = entry_key(T::SCHEMA, self.ns.as_ref(), &self.id);
+        push_invalidate(plan, &key, self.hold)
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<bool>> {
+        replies
+            .next::<i64>("the invalidate script")
+            .map(|n| Step::Done(n > 0))
+    }
+}
+
+/// Invalidates every entry that carries a tag; see
+/// [`Cached::invalidate_tag`] and [`Tag`](super::Tag). The output is the
+/// number of entries deleted.
+///
+/// Two round trips: one `EVALSHA` that takes the tag set (`ZRANGEBYSCORE` of
+/// its live members, then `DEL`), then one invalidation per member (their
+/// keys may live on other Cluster slots), pipelined.
+#[derive(Debug)]
+pub struct InvalidateTag {
+    tag: String,
+    ns: Option<Namespace>,
+    schema_ns: Option<&'static str>,
+    hold: Duration,
+    members: Option<Vec<String>>,
+}
+
+impl InvalidateTag {
+    pub(super) fn new(tag: String, schema_ns: Option<&'static str>) -> Self {
+        InvalidateTag {
+            tag,
+            ns: None,
+            schema_ns,
+            hold: DEFAULT_HOLD,
+            members: None,
+        }
+    }
+
+    /// Runs in namespace `ns`.
+    pub fn namespace(mut self, ns: &Namespace) -> Self {
+        self.ns = Some(ns.clone());
+        self
+    }
+
+    /// See [`Invalidate::hold`].
+    pub fn hold(mut self, hold: Duration) -> Self {
+        self.hold = hold;
+        self
+    }
+
+    pub(super) fn tag_key(&self) -> String {
+        Tags::key_with(self.ns.as_ref(), self.schema_ns, &self.tag)
+    }
+
+    /// The members (entry keys) the first round found, once it ran.
+    pub fn members(&self) -> &[String] {
+        self.members.as_deref().unwrap_or(&[])
+    }
+}
+
+impl Namespaced for InvalidateTag {
+    fn namespace(self, ns: &Namespace) -> Self {
+        InvalidateTag::namespace(self, ns)
+    }
+}
+
+impl Operation for InvalidateTag {
+    type Output = usize;
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        match &self.members {
+            None => {
+                let key = self.tag_key();
+                plan.script(&TAG_TAKE, &[key.as_str()])?.arg(now_ms());
+            }
+            Some(members) => {
+                for m in members {
+                    push_invalidate(plan, m, self.hold)?;
+                }
+            }
+        }
+        Ok(())
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<usize>> {
+        match &self.members {
+            None => {
+                let members: Vec<String> = replies.next("the tag_take script")?;
+                if members.is_empty() {
+                    return Ok(Step::Done(0));
+                }
+                self.members = Some(members);
+                Ok(Step::Again)
+            }
+            Some(members) => {
+                let mut n = 0;
+                for _ in members {
+                    if replies.next::<i64>("the invalidate script")? > 0 {
+                        n += 1;
+                    }
+                }
+                Ok(Step::Done(n))
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The fill protocol (cache-aside misses): acquire, fill or abandon, wait.
+
+/// What [`Acquire`] learned.
+#[derive(Debug)]
+pub(super) enum Acquired {
+    /// The entry is there (someone filled it meanwhile).
+    Hit(Vec<u8>),
+    /// This caller holds the fill lease: load, then fill or abandon.
+    Leader,
+    /// Another caller holds the lease: wait for its value.
+    Busy,
+    /// The entry was invalidated moments ago: load without caching.
+    Hold,
+}
+
+pub(super) struct Acquire {
+    pub(super) key: String,
+    pub(super) token: String,
+    pub(super) lease: Duration,
+    /// Take the lease even if an entry is stored (a refresh, or an entry
+    /// that does not decode).
+    pub(super) force: bool,
+}
+
+impl Operation for Acquire {
+    type Output = Acquired;
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        let lease = companion(&self.key, "lease");
+        let done = companion(&self.key, "done");
+        plan.script(
+            &ACQUIRE,
+            &[self.key.as_str(), lease.as_str(), done.as_str()],
+        )?
+        .arg(&self.token)
+        .arg(ms(self.lease))
+        .arg(if self.force { "1" } else { "0" });
+        Ok(())
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Acquired>> {
+        let v = replies.next_value()?;
+        let Value::Array(items) = &v else {
+            return Err(Error::unexpected("the acquire script", &v));
+        };
+        Ok(Step::Done(match items.as_slice() {
+            [Value::Int(0), Value::BulkString(b)] => Acquired::Hit(b.clone()),
+            [Value::Int(1)] => Acquired::Leader,
+            [Value::Int(2)] => Acquired::Busy,
+            [Value::Int(3)] => Acquired::Hold,
+            _ => return Err(Error::unexpected("the acquire script", &v)),
+        }))
+    }
+}
+
+pub(super) struct Fill {
+    pub(super) key: String,
+    pub(super) token: String,
+    pub(super) enc: Encoded,
+}
+
+impl Operation for Fill {
+    /// Whether the value was stored (the lease was still ours).
+    type Output = bool;
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        let lease = companion(&self.key, "lease");
+        let done = companion(&self.key, "done");
+        plan.script(&FILL, &[self.key.as_str(), lease.as_str(), done.as_str()])?
+            .arg(&self.token)
+            .arg(&self.enc.bytes[..])
+            .arg(self.enc.px)
+            .arg(DONE_STREAM_MS);
+        push_tags(plan, &self.key, &self.enc)
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<bool>> {
+        let stored = replies.next::<i64>("the fill script")? == 1;
+        complete_tags(replies, self.enc.tags.len())?;
+        Ok(Step::Done(stored))
+    }
+}
+
+pub(super) struct Abandon {
+    pub(super) key: String,
+    pub(super) token: String,
+    /// `None`: the load found nothing (and negative caching is off).
+    pub(super) error: Option<String>,
+}
+
+impl Operation for Abandon {
+    type Output = ();
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        let lease = companion(&self.key, "lease");
+        let done = companion(&self.key, "done");
+        plan.script(&ABANDON, &[lease.as_str(), done.as_str()])?
+            .arg(&self.token)
+            .arg(self.error.as_deref().unwrap_or(""))
+            .arg(DONE_STREAM_MS)
+            .arg(if self.error.is_some() { "e" } else { "n" });
+        Ok(())
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<()>> {
+        replies.next_value()?;
+        Ok(Step::Done(()))
+    }
+}
+
+/// What a waiter was woken with.
+#[derive(Debug)]
+pub(super) enum Woken {
+    Value(Vec<u8>),
+    NotFound,
+    Failed(String),
+}
+
+/// `XREAD COUNT 1 BLOCK ms STREAMS <done> 0-0`: blocks on the server until
+/// the lease holder publishes, at most `block`.
+pub(super) struct WaitDone {
+    pub(super) key: String,
+    pub(super) block: Duration,
+}
+
+impl Operation for WaitDone {
+    type Output = Option<Woken>;
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        let done = companion(&self.key, "done");
+        plan.cmd_routed("XREAD", &done)
+            .arg("COUNT")
+            .arg(1)
+            .arg("BLOCK")
+            .arg(ms(self.block))
+            .arg("STREAMS")
+            .arg(&done)
+            .arg("0-0");
+        Ok(())
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Option<Woken>>> {
+        let v = replies.next_value()?;
+        Ok(Step::Done(parse_xread_one(&v)))
+    }
+}
+
+/// Finds the first `field value` pair of the first entry of an `XREAD` reply
+/// (RESP2 arrays or RESP3 maps).
+fn parse_xread_one(v: &Value) -> Option<Woken> {
+    fn entries(v: &Value) -> Option<&Value> {
+        match v {
+            Value::Array(streams) => match streams.first()? {
+                Value::Array(pair) => pair.get(1),
+                _ => None,
+            },
+            Value::Map(streams) => streams.first().map(|(_, e)| e),
+            _ => None,
+        }
+    }
+    let Value::Array(list) = entries(v)? else {
+        return None;
+    };
+    let Value::Array(entry) = list.first()? else {
+        return None;
+    };
+    let Value::Array(fields) = entry.get(1)? else {
+        return None;
+    };
+    let text = |v: &Value| match v {
+        Value::BulkString(b) => Some(b.clone()),
+        Value::SimpleString(s) => Some(s.clone().into_bytes()),
+        _ => None,
+    };
+    let name = text(fields.first()?)?;
+    let value = text(fields.get(1)?)?;
+    match name.as_slice() {
+        b"v" => Some(Woken::Value(value)),
+        b"n" => Some(Woken::NotFound),
+        _ => Some(Woken::Failed(String::from_utf8_lossy(&value).into_owned())),
+    }
+}

@@ -1,0 +1,308 @@
+//! The operations of [`Leaderboard`] models and their [`Board`]s: shared
+//! reply helpers and decoding here, writes in `write`, reads in `read`, the
+//! board's methods in `board`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use redis::Value;
+
+use super::score::{MemberRef, ScoreValue, f64_text, write_f64};
+use super::{
+    Aggregate, Board, BoardKeys, DataReader, DataWriter, Entry, FamilyBoard, Leaderboard,
+    LeaderboardSchema, RankMode, ScanItem, Standing, Submitted, Target, UpdatePolicy,
+    WindowStanding,
+};
+use crate::codec::FieldValue;
+use crate::error::{DecodeError, Error, Result, preview_bytes};
+use crate::keys::{IdBuf, Namespace, Namespaced};
+use crate::op::{Operation, Plan, Replies, Step};
+use crate::script::Script;
+
+/// Declares a script made of `base.lua` and the given parts. Every local
+/// function of a script is created anew on each call, so each script takes
+/// only the layers it uses: `base` (configuration, ranks), `common` (more
+/// read helpers), `write` (write helpers).
+macro_rules! script {
+    ($name:ident, $file:literal $(, $part:literal)*) => {
+        static $name: Script = Script::new(
+            concat!("redis_state.leaderboard.", $file),
+            concat!(
+                include_str!("../lua/base.lua"),
+                $(include_str!(concat!("../lua/", $part, ".lua")),)*
+                include_str!(concat!("../lua/", $file, ".lua"))
+            ),
+        );
+    };
+}
+script!(SUBMIT, "submit", "common", "write");
+script!(REMOVE, "remove", "common", "write");
+script!(MERGE, "merge", "common", "write");
+script!(STANDING, "standing", "common");
+script!(SCAN, "scan", "common");
+script!(READ, "read");
+script!(RANK, "rank");
+
+/// Entries per variadic `ZADD` or script call of a bulk submit.
+const CHUNK: usize = 1000;
+
+// ---------------------------------------------------------------------------
+// Reply helpers
+
+fn bytes_of(v: &Value) -> Option<&[u8]> {
+    match v {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.as_bytes()),
+        _ => None,
+    }
+}
+
+fn num_of(v: &Value) -> Option<f64> {
+    match v {
+        Value::Double(d) => Some(*d),
+        Value::Int(i) => Some(*i as f64),
+        other => std::str::from_utf8(bytes_of(other)?).ok()?.parse().ok(),
+    }
+}
+
+fn int_of(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(i) => Some(*i),
+        other => std::str::from_utf8(bytes_of(other)?).ok()?.parse().ok(),
+    }
+}
+
+fn array(v: Value, context: &'static str) -> Result<Vec<Value>> {
+    match v {
+        Value::Array(items) => Ok(items),
+        other => Err(Error::unexpected(context, &other)),
+    }
+}
+
+/// Member/score pairs of `ZRANGE .. WITHSCORES`: flat in RESP2, nested in RESP3.
+fn pairs(v: Value, context: &'static str) -> Result<Vec<(Value, Value)>> {
+    let items = array(v, context)?;
+    let mut out = Vec::with_capacity(items.len() / 2);
+    let mut it = items.into_iter();
+    while let Some(first) = it.next() {
+        match first {
+            Value::Array(pair) if pair.len() == 2 => {
+                let mut p = pair.into_iter();
+                if let (Some(m), Some(s)) = (p.next(), p.next()) {
+                    out.push((m, s));
+                }
+            }
+            m => {
+                let s = it.next().ok_or_else(|| Error::UnexpectedReply {
+                    context,
+                    found: "an odd number of items".to_owned(),
+                })?;
+                out.push((m, s));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn encode_member<M: Leaderboard, Q: MemberRef<M::Member> + ?Sized>(member: &Q) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    member
+        .encode_member(&mut out)
+        .map_err(|message| Error::Encode {
+            model: M::SCHEMA.model,
+            field: "member",
+            message,
+        })?;
+    Ok(out)
+}
+
+/// Decodes what boards hold into typed values, naming the key in errors.
+struct Decoder<'a, M: Leaderboard> {
+    schema: &'static LeaderboardSchema,
+    board: &'a M::BoardId,
+    key: &'a str,
+    data_key: Option<&'a str>,
+}
+
+impl<'a, M: Leaderboard> Decoder<'a, M> {
+    fn new(board: &'a M::BoardId, keys: &'a BoardKeys) -> Self {
+        Decoder {
+            schema: M::SCHEMA,
+            board,
+            key: &keys.board,
+            data_key: keys.data.as_deref(),
+        }
+    }
+
+    fn member(&self, raw: &[u8]) -> Result<M::Member> {
+        <M::Member as FieldValue>::decode(raw).map_err(|e| {
+            let mut d = DecodeError::new(
+                self.key,
+                Some("member"),
+                <M::Member as FieldValue>::EXPECTED,
+                Some(raw),
+            );
+            d.detail = e.detail;
+            d.into()
+        })
+    }
+
+    fn stored(&self, member: &[u8], v: &Value) -> Result<f64> {
+        num_of(v).ok_or_else(|| {
+            DecodeError::new(
+                self.key,
+                Some(&format!("score of {}", preview_bytes(member))),
+                "a sorted-set score",
+                Some(crate::error::preview_value(v).as_bytes()),
+            )
+            .into()
+        })
+    }
+
+    fn score(&self, member: &[u8], stored: f64) -> Result<(M::Score, Option<DateTime<Utc>>)> {
+        self.schema.decode_score::<M::Score>(stored).ok_or_else(|| {
+            DecodeError::new(
+                self.key,
+                Some(&format!("score of {}", preview_bytes(member))),
+                <M::Score as ScoreValue>::EXPECTED,
+                Some(f64_text(stored).as_bytes()),
+            )
+            .with_detail("no value of the score type equals the stored score")
+            .into()
+        })
+    }
+
+    /// The entry as the struct, from its data (if the read asked for it).
+    fn record(
+        &self,
+        member_raw: &[u8],
+        member: &M::Member,
+        score: M::Score,
+        data: Option<&Value>,
+        with_data: bool,
+    ) -> Result<Option<M>> {
+        if !self.schema.has_data() {
+            return M::assemble(self.board, member.clone(), score, None);
+        }
+        if !with_data {
+            return Ok(None);
+        }
+        match data.and_then(bytes_of) {
+            None => Ok(None),
+            Some(raw) => {
+                let mut reader =
+                    DataReader::parse(raw, self.data_key.unwrap_or(self.key), member_raw)?;
+                M::assemble(self.board, member.clone(), score, Some(&mut reader))
+            }
+        }
+    }
+
+    fn entry(
+        &self,
+        member_raw: &Value,
+        stored: &Value,
+        data: Option<&Value>,
+        rank: &mut Walk,
+        with_data: bool,
+    ) -> Result<Entry<M>> {
+        let raw =
+            bytes_of(member_raw).ok_or_else(|| Error::unexpected("a board read", member_raw))?;
+        let member = self.member(raw)?;
+        let stored = self.stored(raw, stored)?;
+        let (score, achieved_at) = self.score(raw, stored)?;
+        let data = self.record(raw, &member, score, data, with_data)?;
+        Ok(Entry {
+            rank: rank.next(self.schema.band(stored)),
+            member,
+            score,
+            achieved_at,
+            data,
+        })
+    }
+}
+
+/// Ranks consecutive entries from the rank of the first one.
+struct Walk {
+    mode: RankMode,
+    pos: u64,
+    rank: u64,
+    band: Option<f64>,
+}
+
+impl Walk {
+    fn new(mode: RankMode, pos: u64, first_rank: u64) -> Self {
+        Walk {
+            mode,
+            pos,
+            rank: first_rank,
+            band: None,
+        }
+    }
+
+    fn next(&mut self, band: f64) -> u64 {
+        let rank = match (self.band, self.mode) {
+            (None, _) => self.rank,
+            (_, RankMode::Ordinal) => self.pos + 1,
+            (Some(prev), _) if prev == band => self.rank,
+            (_, RankMode::Competition) => self.pos + 1,
+            (_, RankMode::Dense) => self.rank + 1,
+        };
+        self.band = Some(band);
+        self.rank = rank;
+        self.pos += 1;
+        rank
+    }
+}
+
+/// Takes an encoded member out of an operation (it is used once per run).
+fn take_member(m: &mut Result<Vec<u8>, Option<Error>>) -> Result<Vec<u8>> {
+    match m {
+        Ok(v) => Ok(v.clone()),
+        Err(e) => Err(e.take().unwrap_or_else(|| Error::UnexpectedReply {
+            context: "a leaderboard operation",
+            found: "an operation run twice after a failed member encoding".to_owned(),
+        })),
+    }
+}
+
+fn member_text(raw: &[u8]) -> String {
+    String::from_utf8_lossy(raw).into_owned()
+}
+
+macro_rules! board_op {
+    ($($ty:ident),*) => {$(
+        impl<M: Leaderboard> $ty<M> {
+            /// Runs the operation in namespace `ns` (prefixes every key it touches).
+            pub fn namespace(mut self, ns: &Namespace) -> Self {
+                self.board = self.board.namespace(ns);
+                self
+            }
+        }
+
+        impl<M: Leaderboard> Namespaced for $ty<M> {
+            fn namespace(self, ns: &Namespace) -> Self {
+                $ty::namespace(self, ns)
+            }
+        }
+
+        impl<M: Leaderboard> std::fmt::Debug for $ty<M> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    .field("board", &self.board)
+                    .finish_non_exhaustive()
+            }
+        }
+    )*};
+}
+
+// The submodules come after the macros they use (`board_op!`).
+mod board;
+mod read;
+mod write;
+
+pub use self::read::{
+    Around, Count, Entries, EntryOf, Percentile, RankOf, ScanIter, ScanPage, ScanPageOf, ScoreOf,
+    Slice, StandingOf,
+};
+pub use self::write::{BulkSubmitted, Clear, Increment, Merge, Remove, Submit, SubmitMany};

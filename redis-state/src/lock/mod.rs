@@ -1,0 +1,570 @@
+//! Locks on one Redis server, with fencing tokens.
+//!
+//! A [`Lock`] names a mutex (`lock:{<name>}`) and its settings. Taking it
+//! sets the key to a random token with `SET NX PX` and, in the same script,
+//! draws a **fencing token** from a per-lock counter, so every holder of one
+//! lock gets a strictly larger number than the holders before it. Releasing
+//! and extending compare the random token first, so only the holder can do
+//! either.
+//!
+//! | what | how | round trips |
+//! |---|---|---|
+//! | [`Lock::try_acquire`] | `EVALSHA` (`SET NX PX` + `INCR` of the fence counter) | 1 |
+//! | [`Lock::acquire`] / [`Lock::acquire_async`] | `try_acquire` until it succeeds or the wait times out, with jittered exponential backoff | 1 per try |
+//! | [`LockGuard::release`] | `EVALSHA` (compare token, `DEL`) | 1 |
+//! | [`LockGuard::extend`] | `EVALSHA` (compare token, `PEXPIRE`) | 1 |
+//! | [`LockGuard::is_held`] | `GET` | 1 |
+//! | [`Lock::run`] / [`Lock::run_async`] | acquire, your code, release (also on error and panic) | 2 + tries |
+//! | [`Lock::acquire_watched`] / [`Lock::run_watched`] | acquire, then a watchdog task renews every `ttl / 3` | 1 per renewal |
+//!
+//! # Keys
+//!
+//! | key | type | content |
+//! |---|---|---|
+//! | `lock:{<name>}` | string | the holder's random token (32 hex digits), with the lock TTL |
+//! | `lock:{<name>}:#fence` | string | the last fencing token handed out; never expires |
+//!
+//! `<name>` is escaped like every user value in a key, and sits in a hash
+//! tag, so both keys share a Cluster slot. With a [`Namespace`] the keys
+//! start with `<namespace>:`.
+//!
+//! # What a lock does and does not guarantee
+//!
+//! A lock expires after its TTL even if the holder still works: a holder that
+//! stalls (a GC pause, a stopped VM, a slow disk) past the TTL loses it while
+//! believing it holds it. No lock service can prevent this; the protected
+//! resource can. Pass [`LockGuard::fence`] along with every write and let the
+//! resource refuse tokens smaller than one it has seen ([`fence`] does this
+//! for data kept in Redis). The watchdog ([`Lock::acquire_watched`]) keeps a
+//! live holder's lock and tells it at once when the lock is lost, which is
+//! what a holder that is not stalled needs.
+//!
+//! A single Redis server (or a primary with asynchronous replicas) is the
+//! authority here: if it loses data (a failover before replication, a restart
+//! without persistence), two holders can overlap. The fence counter then
+//! protects the resource as long as the counter itself survives.
+
+pub mod fence;
+mod watchdog;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+pub use self::watchdog::{Connect, LossSignal, LostReason, WatchedGuard};
+use crate::error::{Error, Result};
+use crate::exec::{AsyncExecutor, SyncExecutor};
+use crate::keys::{IdBuf, KeyPart, Namespace, Namespaced};
+use crate::op::{Operation, Plan, Replies, Step};
+use crate::random;
+
+crate::script! {
+    /// `SET NX PX` plus the fencing token, atomically.
+    pub(crate) struct AcquireScript {
+        name: "redis_state.lock.acquire",
+        keys: [lock, fence],
+        args: [token: &str, ttl_ms: u64],
+        returns: (i64, i64),
+        lua: include_str!("lua/acquire.lua"),
+    }
+}
+
+crate::script! {
+    /// Deletes the lock if it still holds `token`; `true` when it did. The
+    /// typed script behind [`LockGuard::release`].
+    pub struct Release {
+        name: "redis_state.lock.release",
+        keys: [lock],
+        args: [token: &str],
+        returns: bool,
+        lua: include_str!("lua/release.lua"),
+    }
+}
+
+crate::script! {
+    /// Resets the lock's TTL if it still holds `token`; `true` when it did.
+    /// The typed script behind [`LockGuard::extend`].
+    pub struct Extend {
+        name: "redis_state.lock.extend",
+        keys: [lock],
+        args: [token: &str, ttl_ms: u64],
+        returns: bool,
+        lua: include_str!("lua/extend.lua"),
+    }
+}
+
+/// Time the holder subtracts from the TTL for clock drift between itself and
+/// the server: 1% of the TTL plus 2 ms, as the Redlock description does.
+pub(crate) fn drift(ttl: Duration) -> Duration {
+    ttl / 100 + Duration::from_millis(2)
+}
+
+/// A named lock and its settings. Cheap to clone; holds no connection.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use redis_state::lock::Lock;
+/// # fn f(con: &mut redis::Connection) -> redis_state::Result<()> {
+/// let lock = Lock::new("invoice:42").ttl(Duration::from_secs(5));
+/// let total = lock.run(con, |guard| {
+///     // only one process at a time runs this; pass guard.fence() to the
+///     // resource so it can refuse a holder that lost the lock
+///     guard.fence()
+/// })?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Lock {
+    name: IdBuf,
+    ns: Option<Namespace>,
+    key: String,
+    fence_key: String,
+    ttl: Duration,
+    wait: Duration,
+    retry_min: Duration,
+    retry_max: Duration,
+    renew_every: Option<Duration>,
+    max_hold: Option<Duration>,
+}
+
+impl Lock {
+    /// A lock named `name` (a string, an integer, or any [`KeyPart`]), with
+    /// a TTL of 30 s, a wait of 10 s for [`acquire`](Lock::acquire), retry
+    /// delays between 1 ms and 50 ms, and a watchdog that renews every
+    /// `ttl / 3` for at most 10 minutes.
+    pub fn new(name: impl KeyPart) -> Self {
+        let mut id = IdBuf::new();
+        name.write_key_part(&mut id);
+        let mut lock = Lock {
+            name: id,
+            ns: None,
+            key: String::new(),
+            fence_key: String::new(),
+            ttl: Duration::from_secs(30),
+            wait: Duration::from_secs(10),
+            retry_min: Duration::from_millis(1),
+            retry_max: Duration::from_millis(50),
+            renew_every: None,
+            max_hold: Some(Duration::from_secs(600)),
+        };
+        lock.build_keys();
+        lock
+    }
+
+    fn build_keys(&mut self) {
+        let mut key = String::new();
+        if let Some(ns) = &self.ns {
+            key.push_str(ns.as_str());
+            key.push(':');
+        }
+        key.push_str("lock:{");
+        key.push_str(self.name.joined());
+        key.push('}');
+        self.fence_key = format!("{key}:#fence");
+        self.key = key;
+    }
+
+    /// Puts the lock's keys in namespace `ns`.
+    pub fn namespace(mut self, ns: &Namespace) -> Self {
+        self.ns = Some(ns.clone());
+        self.build_keys();
+        self
+    }
+
+    /// How long the lock lives unless extended (at least 1 ms). Default 30 s.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long [`acquire`](Lock::acquire) and the scoped forms wait for the
+    /// lock before failing with [`Error::LockTimeout`]. `Duration::ZERO`
+    /// tries once. Default 10 s.
+    pub fn wait(mut self, wait: Duration) -> Self {
+        self.wait = wait;
+        self
+    }
+
+    /// The delays between tries of a blocking acquire: each delay is drawn
+    /// uniformly from `[min, current]`, where `current` starts at `min` and
+    /// doubles after every failed try up to `max`; it is never longer than
+    /// the holder's remaining TTL. Defaults 1 ms and 50 ms.
+    pub fn retry_delay(mut self, min: Duration, max: Duration) -> Self {
+        self.retry_min = min;
+        self.retry_max = max.max(min);
+        self
+    }
+
+    /// How often the watchdog renews the lock. Default `ttl / 3`.
+    pub fn renew_every(mut self, every: Duration) -> Self {
+        self.renew_every = Some(every.max(Duration::from_millis(1)));
+        self
+    }
+
+    /// The longest the watchdog keeps renewing; after that it lets the lock
+    /// run out and reports [`LostReason::MaxHoldReached`] when it has.
+    /// `None` renews until released. Default 10 minutes.
+    pub fn max_hold(mut self, max: Option<Duration>) -> Self {
+        self.max_hold = max;
+        self
+    }
+
+    /// The lock key (`[<ns>:]lock:{<name>}`).
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The key of the fence counter (`[<ns>:]lock:{<name>}:#fence`).
+    pub fn fence_key(&self) -> &str {
+        &self.fence_key
+    }
+
+    /// The configured TTL.
+    pub fn ttl_duration(&self) -> Duration {
+        self.ttl
+    }
+
+    pub(crate) fn renew_interval(&self) -> Duration {
+        self.renew_every
+            .unwrap_or(self.ttl / 3)
+            .max(Duration::from_millis(1))
+    }
+
+    pub(crate) fn max_hold_duration(&self) -> Option<Duration> {
+        self.max_hold
+    }
+
+    /// One try: takes the lock if it is free. The output is the guard, or
+    /// `None` when someone else holds it. One `EVALSHA`, one round trip.
+    pub fn try_acquire(&self) -> TryAcquire {
+        TryAcquire {
+            attempt: Attempt::new(self),
+        }
+    }
+
+    /// Takes the lock, waiting up to [`wait`](Lock::wait) on a blocking
+    /// connection; fails with [`Error::LockTimeout`]. One `EVALSHA` per try.
+    pub fn acquire<C: SyncExecutor + ?Sized>(&self, con: &mut C) -> Result<LockGuard> {
+        let started = Instant::now();
+        let mut backoff = Backoff::new(self);
+        loop {
+            match Attempt::new(self).run(con)? {
+                Tried::Acquired(guard) => return Ok(guard),
+                Tried::Busy { pttl } => match backoff.next(started, pttl) {
+                    Some(delay) => std::thread::sleep(delay),
+                    None => return Err(self.timeout(started)),
+                },
+            }
+        }
+    }
+
+    /// [`acquire`](Lock::acquire) on an async connection.
+    pub async fn acquire_async<C: AsyncExecutor + ?Sized>(&self, con: &mut C) -> Result<LockGuard> {
+        let started = Instant::now();
+        let mut backoff = Backoff::new(self);
+        loop {
+            match Attempt::new(self).run_async(con).await? {
+                Tried::Acquired(guard) => return Ok(guard),
+                Tried::Busy { pttl } => match backoff.next(started, pttl) {
+                    Some(delay) => tokio::time::sleep(delay).await,
+                    None => return Err(self.timeout(started)),
+                },
+            }
+        }
+    }
+
+    fn timeout(&self, started: Instant) -> Error {
+        Error::LockTimeout {
+            key: self.key.clone(),
+            waited: started.elapsed(),
+        }
+    }
+
+    /// Runs `body` under the lock on a blocking connection: acquires (waiting
+    /// up to [`wait`](Lock::wait)), runs `body`, releases, also when `body`
+    /// panics (the panic then continues). Fails with [`Error::LockLost`] when
+    /// the release finds the lock no longer held (its TTL ran out during
+    /// `body`, so another holder may have overlapped): `body`'s output is
+    /// dropped then. Without a watchdog, keep `body` well under the TTL or
+    /// call [`LockGuard::extend`].
+    pub fn run<C, R>(&self, con: &mut C, body: impl FnOnce(&LockGuard) -> R) -> Result<R>
+    where
+        C: SyncExecutor + ?Sized,
+    {
+        let guard = self.acquire(con)?;
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&guard)));
+        let released = guard.release().run(con);
+        match out {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(out) => guard.conclude(released).map(|()| out),
+        }
+    }
+
+    /// [`run`](Lock::run) on an async connection: `body` gets a copy of the
+    /// guard and returns a future. If the returned future is dropped before
+    /// it finishes, the lock is not released and runs out after its TTL;
+    /// [`run_watched`](Lock::run_watched) releases in that case too.
+    pub async fn run_async<C, F, Fut, R>(&self, con: &mut C, body: F) -> Result<R>
+    where
+        C: AsyncExecutor + ?Sized,
+        F: FnOnce(LockGuard) -> Fut,
+        Fut: Future<Output = R>,
+    {
+        use futures_util::FutureExt;
+        let guard = self.acquire_async(con).await?;
+        let out = std::panic::AssertUnwindSafe(body(guard.clone()))
+            .catch_unwind()
+            .await;
+        let released = guard.release().run_async(con).await;
+        match out {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(out) => guard.conclude(released).map(|()| out),
+        }
+    }
+}
+
+/// Turns the jittered exponential backoff settings into delays.
+struct Backoff {
+    wait: Duration,
+    min: Duration,
+    current: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    fn new(lock: &Lock) -> Self {
+        Backoff {
+            wait: lock.wait,
+            min: lock.retry_min,
+            current: lock.retry_min,
+            max: lock.retry_max,
+        }
+    }
+
+    /// The delay before the next try, or `None` when the wait is over.
+    fn next(&mut self, started: Instant, holder_pttl: i64) -> Option<Duration> {
+        let left = self.wait.checked_sub(started.elapsed())?;
+        if left.is_zero() {
+            return None;
+        }
+        let mut delay = random::between(self.min, self.current);
+        if holder_pttl >= 0 {
+            delay = delay.min(Duration::from_millis(holder_pttl as u64 + 1));
+        }
+        self.current = (self.current * 2).min(self.max);
+        Some(delay.min(left))
+    }
+}
+
+/// The result of one try.
+#[derive(Debug)]
+pub(crate) enum Tried {
+    Acquired(LockGuard),
+    Busy { pttl: i64 },
+}
+
+/// One try, with the holder's remaining TTL when busy.
+#[derive(Debug)]
+pub(crate) struct Attempt {
+    key: String,
+    token: Option<String>,
+    ttl: Duration,
+    call: Option<AcquireScript>,
+    sent: Option<Instant>,
+    error: Option<Error>,
+}
+
+impl Attempt {
+    pub(crate) fn new(lock: &Lock) -> Self {
+        let mut attempt = Attempt {
+            key: lock.key.clone(),
+            token: None,
+            ttl: lock.ttl,
+            call: None,
+            sent: None,
+            error: None,
+        };
+        match random::hex_token(16) {
+            Ok(token) => {
+                attempt.call = Some(AcquireScript::new(
+                    &lock.key,
+                    &lock.fence_key,
+                    &token,
+                    random::millis(lock.ttl),
+                ));
+                attempt.token = Some(token);
+            }
+            Err(e) => attempt.error = Some(e),
+        }
+        attempt
+    }
+}
+
+impl Operation for Attempt {
+    type Output = Tried;
+
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        self.sent = Some(Instant::now());
+        match &mut self.call {
+            Some(call) => call.prepare(plan),
+            None => Err(Error::UnexpectedReply {
+                context: "a lock acquisition",
+                found: "an operation run twice".to_owned(),
+            }),
+        }
+    }
+
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Tried>> {
+        let call = self.call.as_mut().ok_or_else(|| Error::UnexpectedReply {
+            context: "a lock acquisition",
+            found: "no call".to_owned(),
+        })?;
+        let (taken, n) = match call.complete(replies)? {
+            Step::Done(v) => v,
+            Step::Again => return Ok(Step::Again),
+        };
+        if taken != 1 {
+            return Ok(Step::Done(Tried::Busy { pttl: n }));
+        }
+        let sent = self.sent.unwrap_or_else(Instant::now);
+        Ok(Step::Done(Tried::Acquired(LockGuard {
+            key: self.key.clone(),
+            token: self.token.take().unwrap_or_default(),
+            fence: n.max(0) as u64,
+            ttl: self.ttl,
+            valid_until: sent + self.ttl.saturating_sub(drift(self.ttl)),
+        })))
+    }
+}
+
+/// See [`Lock::try_acquire`].
+#[derive(Debug)]
+#[must_use = "an operation does nothing until it is run"]
+pub struct TryAcquire {
+    attempt: Attempt,
+}
+
+impl Operation for TryAcquire {
+    type Output = Option<LockGuard>;
+
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        self.attempt.prepare(plan)
+    }
+
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Option<LockGuard>>> {
+        Ok(match self.attempt.complete(replies)? {
+            Step::Done(Tried::Acquired(g)) => Step::Done(Some(g)),
+            Step::Done(Tried::Busy { .. }) => Step::Done(None),
+            Step::Again => Step::Again,
+        })
+    }
+}
+
+/// A held lock: its key, the holder's random token, the fencing token.
+///
+/// Dropping a guard does not release the lock (a release needs a
+/// connection): call [`release`](LockGuard::release), use the scoped forms
+/// ([`Lock::run`]), or let the TTL run out. A [`WatchedGuard`] releases when
+/// dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "the lock stays held until released or until its TTL runs out"]
+pub struct LockGuard {
+    key: String,
+    token: String,
+    fence: u64,
+    ttl: Duration,
+    valid_until: Instant,
+}
+
+impl LockGuard {
+    /// The fencing token: strictly larger than the token of every earlier
+    /// holder of this lock. Pass it to the resource you protect with every
+    /// write so it can refuse writes from a holder that lost the lock (see
+    /// [`fence`]).
+    pub fn fence(&self) -> u64 {
+        self.fence
+    }
+
+    /// The lock key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The random token the lock key holds while this guard owns it.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The TTL the lock was taken with.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Until when the lock is certainly held, by the local clock: the send
+    /// time of the acquisition plus the TTL minus a drift allowance. Extends
+    /// do not move it; a [`WatchedGuard`] tracks renewals.
+    pub fn valid_until(&self) -> Instant {
+        self.valid_until
+    }
+
+    /// Releases the lock if this guard still owns it. The output is `false`
+    /// when it did not (the TTL ran out; someone else may hold it now). One
+    /// `EVALSHA` (`GET`, compare, `DEL`), one round trip.
+    pub fn release(&self) -> Release {
+        Release::new(&self.key, &self.token)
+    }
+
+    /// Resets the lock's TTL to `ttl` if this guard still owns it; `false`
+    /// when it does not. One `EVALSHA` (`GET`, compare, `PEXPIRE`), one
+    /// round trip.
+    pub fn extend(&self, ttl: Duration) -> Extend {
+        Extend::new(&self.key, &self.token, random::millis(ttl))
+    }
+
+    /// Whether the lock key still holds this guard's token. One `GET`, one
+    /// round trip.
+    pub fn is_held(&self) -> IsHeld {
+        IsHeld {
+            key: self.key.clone(),
+            token: self.token.clone(),
+        }
+    }
+
+    fn conclude(&self, released: Result<bool>) -> Result<()> {
+        match released? {
+            true => Ok(()),
+            false => Err(Error::LockLost {
+                key: self.key.clone(),
+                reason: LostReason::Expired,
+            }),
+        }
+    }
+}
+
+/// See [`LockGuard::is_held`].
+#[derive(Debug)]
+#[must_use = "an operation does nothing until it is run"]
+pub struct IsHeld {
+    key: String,
+    token: String,
+}
+
+impl Operation for IsHeld {
+    type Output = bool;
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        plan.cmd("GET", &self.key);
+        Ok(())
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<bool>> {
+        let v: Option<Vec<u8>> = replies.next("GET")?;
+        Ok(Step::Done(v.as_deref() == Some(self.token.as_bytes())))
+    }
+}
+
+impl Namespaced for Lock {
+    fn namespace(self, ns: &Namespace) -> Self {
+        Lock::namespace(self, ns)
+    }
+}

@@ -1,0 +1,406 @@
+//! Rate limiters: each check is one round trip, atomic in a Lua script, and
+//! timed by the server's clock, so clients whose clocks disagree still
+//! agree on the limit.
+//!
+//! | limiter | guarantee | state per subject |
+//! |---|---|---|
+//! | [`FixedWindow`] | at most `limit` per window; a window opens with the first admitted request and lasts `window` | one integer |
+//! | [`SlidingWindow`] | at most `limit` in **any** span of `window` (a sliding log, exact) | one sorted-set member per admitted request |
+//! | [`Gcra`] | a token bucket of `burst` tokens refilled at `limit` per `period`: at most `burst + t × limit / period` in any span `t` | one number |
+//!
+//! Every check returns a [`Decision`]: allowed or not, the quota left, how
+//! long to wait before retrying, and when the quota is whole again.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use redis_state::ratelimit::SlidingWindow;
+//! # use redis_state::prelude::*;
+//! # fn f(con: &mut redis::Connection) -> redis_state::Result<()> {
+//! let api = SlidingWindow::new("api", 100, Duration::from_secs(60));
+//! let d = api.check("user-42").run(con)?;
+//! if !d.allowed {
+//!     println!("429, retry in {:?}", d.retry_after);
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Keys
+//!
+//! `ratelimit:<kind>:<name>:<subject>`, where `<kind>` is `fixed`,
+//! `sliding` or `gcra`, and `<name>` and `<subject>` are escaped. Each key
+//! expires once its state no longer matters.
+
+use std::time::Duration;
+
+use redis::Value;
+
+use crate::error::{Error, Result};
+use crate::keys::{IdBuf, KeyPart, Namespace, Namespaced};
+use crate::op::{Operation, Plan, Replies, Step};
+use crate::random::millis;
+
+/// The answer of a rate limiter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Decision {
+    /// Whether the request is admitted (and counted).
+    pub allowed: bool,
+    /// How much of the quota is left after this request (in units of
+    /// cost): how many more requests of cost 1 would be admitted now.
+    pub remaining: u64,
+    /// When denied, how long until a request of the same cost would be
+    /// admitted (if no one else takes the quota); zero when allowed.
+    pub retry_after: Duration,
+    /// How long until the whole quota is available again.
+    pub reset_after: Duration,
+}
+
+fn decode_decision(v: Value) -> Result<Decision> {
+    let (allowed, remaining, retry, reset): (i64, i64, i64, i64) =
+        redis::FromRedisValue::from_redis_value(v).map_err(|e| Error::UnexpectedReply {
+            context: "a rate limiter script",
+            found: e.to_string(),
+        })?;
+    Ok(Decision {
+        allowed: allowed == 1,
+        remaining: remaining.max(0) as u64,
+        retry_after: Duration::from_millis(retry.max(0) as u64),
+        reset_after: Duration::from_millis(reset.max(0) as u64),
+    })
+}
+
+crate::script! {
+    /// The fixed-window check (see [`FixedWindow`]).
+    pub struct FixedWindowScript {
+        name: "redis_state.ratelimit.fixed_window",
+        keys: [counter],
+        args: [limit: u64, window_ms: u64, cost: u64],
+        returns: Decision => decode_decision,
+        lua: include_str!("lua/fixed_window.lua"),
+    }
+}
+
+crate::script! {
+    /// The sliding-log check (see [`SlidingWindow`]).
+    pub struct SlidingWindowScript {
+        name: "redis_state.ratelimit.sliding_log",
+        keys: [log],
+        args: [limit: u64, window_ms: u64, cost: u64],
+        returns: Decision => decode_decision,
+        lua: include_str!("lua/sliding_log.lua"),
+    }
+}
+
+crate::script! {
+    /// The GCRA check (see [`Gcra`]).
+    pub struct GcraScript {
+        name: "redis_state.ratelimit.gcra",
+        keys: [tat],
+        args: [burst: u64, interval_us: u64, cost: u64],
+        returns: Decision => decode_decision,
+        lua: include_str!("lua/gcra.lua"),
+    }
+}
+
+/// What the limiters share: a name, a namespace, a key per subject.
+#[derive(Debug, Clone)]
+struct Base {
+    kind: &'static str,
+    name: IdBuf,
+    ns: Option<Namespace>,
+}
+
+impl Base {
+    fn new(kind: &'static str, name: impl KeyPart) -> Self {
+        let mut id = IdBuf::new();
+        name.write_key_part(&mut id);
+        Base {
+            kind,
+            name: id,
+            ns: None,
+        }
+    }
+
+    fn key(&self, subject: &dyn Fn(&mut IdBuf)) -> String {
+        let mut id = IdBuf::new();
+        subject(&mut id);
+        let ns_len = self.ns.as_ref().map_or(0, |ns| ns.as_str().len() + 1);
+        let mut key =
+            String::with_capacity(ns_len + 20 + self.name.joined().len() + id.joined().len());
+        if let Some(ns) = &self.ns {
+            key.push_str(ns.as_str());
+            key.push(':');
+        }
+        key.push_str("ratelimit:");
+        key.push_str(self.kind);
+        key.push(':');
+        key.push_str(self.name.joined());
+        key.push(':');
+        key.push_str(id.joined());
+        key
+    }
+}
+
+fn invalid(what: &'static str, reason: impl Into<String>) -> Error {
+    Error::InvalidConfig {
+        what,
+        reason: reason.into(),
+    }
+}
+
+fn check_cost(cost: u64, capacity: u64) -> Result<()> {
+    if cost == 0 {
+        return Err(invalid("rate limit cost", "a check costs at least 1"));
+    }
+    if cost > capacity {
+        return Err(invalid(
+            "rate limit cost",
+            format!(
+                "a cost of {cost} exceeds the whole quota of {capacity}: it could never be admitted"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// At most `limit` requests per window of `window`; a window opens with its
+/// first admitted request (the key's TTL, on the server's clock).
+///
+/// Cheap (one integer per subject) but bursty at window edges: up to
+/// `2 × limit` can pass within one `window` span that straddles two
+/// windows. Use [`SlidingWindow`] when that matters.
+#[derive(Debug, Clone)]
+pub struct FixedWindow {
+    base: Base,
+    limit: u64,
+    window: Duration,
+}
+
+impl FixedWindow {
+    /// A limiter named `name` admitting `limit` per `window`.
+    pub fn new(name: impl KeyPart, limit: u64, window: Duration) -> Self {
+        FixedWindow {
+            base: Base::new("fixed", name),
+            limit,
+            window,
+        }
+    }
+
+    /// Puts the limiter's keys in namespace `ns`.
+    pub fn namespace(mut self, ns: &Namespace) -> Self {
+        self.base.ns = Some(ns.clone());
+        self
+    }
+
+    /// Checks one request of `subject` (a user id, an IP, ...). One
+    /// `EVALSHA` (`PTTL`, `GET`, `INCRBY`, `PEXPIRE`), one round trip.
+    pub fn check(&self, subject: impl KeyPart) -> Check {
+        self.check_n(subject, 1)
+    }
+
+    /// Checks a request that costs `cost` units of the quota.
+    pub fn check_n(&self, subject: impl KeyPart, cost: u64) -> Check {
+        let key = self.base.key(&|id| subject.write_key_part(id));
+        let valid = if self.limit == 0 {
+            Err(invalid("rate limit", "a limit of 0 admits nothing"))
+        } else {
+            check_cost(cost, self.limit)
+        };
+        Check::new(
+            valid.map(|()| {
+                Call::Fixed(FixedWindowScript::new(
+                    &key,
+                    self.limit,
+                    millis(self.window),
+                    cost,
+                ))
+            }),
+            key,
+        )
+    }
+}
+
+/// At most `limit` requests in any span of `window` (sliding log): exact,
+/// at the cost of one sorted-set member per admitted request in the last
+/// `window` (so meant for limits up to some thousands per subject).
+#[derive(Debug, Clone)]
+pub struct SlidingWindow {
+    base: Base,
+    limit: u64,
+    window: Duration,
+}
+
+impl SlidingWindow {
+    /// A limiter named `name` admitting `limit` in any `window`.
+    pub fn new(name: impl KeyPart, limit: u64, window: Duration) -> Self {
+        SlidingWindow {
+            base: Base::new("sliding", name),
+            limit,
+            window,
+        }
+    }
+
+    /// Puts the limiter's keys in namespace `ns`.
+    pub fn namespace(mut self, ns: &Namespace) -> Self {
+        self.base.ns = Some(ns.clone());
+        self
+    }
+
+    /// Checks one request of `subject`. One `EVALSHA` (`TIME`,
+    /// `ZREMRANGEBYSCORE`, `ZCARD`, `ZADD`, `PEXPIRE`), one round trip.
+    pub fn check(&self, subject: impl KeyPart) -> Check {
+        self.check_n(subject, 1)
+    }
+
+    /// Checks a request that costs `cost` units of the quota.
+    pub fn check_n(&self, subject: impl KeyPart, cost: u64) -> Check {
+        let key = self.base.key(&|id| subject.write_key_part(id));
+        let valid = if self.limit == 0 {
+            Err(invalid("rate limit", "a limit of 0 admits nothing"))
+        } else {
+            check_cost(cost, self.limit)
+        };
+        Check::new(
+            valid.map(|()| {
+                Call::Sliding(SlidingWindowScript::new(
+                    &key,
+                    self.limit,
+                    millis(self.window),
+                    cost,
+                ))
+            }),
+            key,
+        )
+    }
+}
+
+/// A token bucket of `burst` tokens (default: `limit`) refilled at `limit`
+/// per `period`, as GCRA (the algorithm of redis-cell): one number per
+/// subject, smooth, no window edges. In any span `t` it admits at most
+/// `burst + t × limit / period`.
+#[derive(Debug, Clone)]
+pub struct Gcra {
+    base: Base,
+    limit: u64,
+    period: Duration,
+    burst: Option<u64>,
+}
+
+impl Gcra {
+    /// A limiter named `name` sustaining `limit` per `period`, with bursts
+    /// up to `limit`.
+    pub fn new(name: impl KeyPart, limit: u64, period: Duration) -> Self {
+        Gcra {
+            base: Base::new("gcra", name),
+            limit,
+            period,
+            burst: None,
+        }
+    }
+
+    /// How many requests a rested subject may send at once. Default `limit`.
+    pub fn burst(mut self, burst: u64) -> Self {
+        self.burst = Some(burst);
+        self
+    }
+
+    /// Puts the limiter's keys in namespace `ns`.
+    pub fn namespace(mut self, ns: &Namespace) -> Self {
+        self.base.ns = Some(ns.clone());
+        self
+    }
+
+    /// Checks one request of `subject`. One `EVALSHA` (`TIME`, `GET`,
+    /// `SET PX`), one round trip.
+    pub fn check(&self, subject: impl KeyPart) -> Check {
+        self.check_n(subject, 1)
+    }
+
+    /// Checks a request that costs `cost` tokens.
+    pub fn check_n(&self, subject: impl KeyPart, cost: u64) -> Check {
+        let key = self.base.key(&|id| subject.write_key_part(id));
+        let burst = self.burst.unwrap_or(self.limit);
+        let period_us = self.period.as_micros().min(u64::MAX as u128) as u64;
+        let valid = if self.limit == 0 || burst == 0 {
+            Err(invalid(
+                "rate limit",
+                "a limit or burst of 0 admits nothing",
+            ))
+        } else if period_us == 0 {
+            Err(invalid(
+                "rate limit period",
+                "the period must be at least 1 µs",
+            ))
+        } else {
+            check_cost(cost, burst)
+        };
+        // Rounded up: the limiter never admits faster than the rate.
+        let interval = period_us.div_ceil(self.limit.max(1)).max(1);
+        Check::new(
+            valid.map(|()| Call::Gcra(GcraScript::new(&key, burst, interval, cost))),
+            key,
+        )
+    }
+}
+
+macro_rules! namespaced {
+    ($($t:ty),*) => {$(
+        impl Namespaced for $t {
+            fn namespace(self, ns: &Namespace) -> Self {
+                <$t>::namespace(self, ns)
+            }
+        }
+    )*};
+}
+namespaced!(FixedWindow, SlidingWindow, Gcra);
+
+#[derive(Debug)]
+enum Call {
+    Fixed(FixedWindowScript),
+    Sliding(SlidingWindowScript),
+    Gcra(GcraScript),
+}
+
+/// One rate-limit check; the output is the [`Decision`].
+#[derive(Debug)]
+#[must_use = "an operation does nothing until it is run"]
+pub struct Check {
+    call: Result<Call>,
+    key: String,
+}
+
+impl Check {
+    fn new(call: Result<Call>, key: String) -> Self {
+        Check { call, key }
+    }
+
+    /// The key the check reads and writes.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+impl Operation for Check {
+    type Output = Decision;
+
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        match &mut self.call {
+            Ok(Call::Fixed(c)) => c.prepare(plan),
+            Ok(Call::Sliding(c)) => c.prepare(plan),
+            Ok(Call::Gcra(c)) => c.prepare(plan),
+            Err(e) => Err(std::mem::replace(
+                e,
+                invalid("rate limit check", "this check already failed"),
+            )),
+        }
+    }
+
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Decision>> {
+        match &mut self.call {
+            Ok(Call::Fixed(c)) => c.complete(replies),
+            Ok(Call::Sliding(c)) => c.complete(replies),
+            Ok(Call::Gcra(c)) => c.complete(replies),
+            Err(_) => Err(invalid("rate limit check", "this check already failed")),
+        }
+    }
+}

@@ -1,0 +1,419 @@
+//! Redlock: one lock over N independent Redis servers.
+//!
+//! The algorithm of the redis.io "Distributed Locks with Redis" page: take
+//! the lock (`SET key token NX PX ttl`) on every server, each with a short
+//! timeout; the lock is held when a majority (`N / 2 + 1`) said yes and
+//! time is left: the **validity** is `ttl − elapsed − drift`, with drift =
+//! 1% of the TTL + 2 ms. Otherwise it is released on every server and tried
+//! again after a random delay. Release is sent to every server.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use redis_state::redlock::Redlock;
+//! # fn f(clients: Vec<redis::Client>) -> redis_state::Result<()> {
+//! let redlock = Redlock::new(clients)?.ttl(Duration::from_secs(10));
+//! if let Some(lease) = redlock.lock("nightly-report")? {
+//!     // finish well within lease.validity()
+//!     redlock.unlock(&lease)?;
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # An efficiency lock, not a correctness lock
+//!
+//! Martin Kleppmann's critique ("How to do distributed locking", 2016)
+//! holds and is worth reading before using this: Redlock's safety rests on
+//! timing assumptions (bounded network delay, bounded process pauses,
+//! clocks that run at about the same rate). A client paused by GC, by a VM
+//! migration or by swapping can wake up after its validity ended and carry
+//! on as if it held the lock, while another client holds it; a server that
+//! restarts without persisting its keys (or whose clock jumps) can grant
+//! the lock twice. And Redlock has no fencing token: there is no
+//! monotonically increasing number that all servers agree on.
+//!
+//! So use Redlock to **avoid doing work twice** (cheap to redo, harmless if
+//! it happens now and then): deduplicating a cron job across hosts,
+//! throttling an expensive refresh. When two holders at once would corrupt
+//! data, the resource itself must check: use the single-server
+//! [`Lock`](crate::lock::Lock) with its fencing tokens and
+//! [`fence`](crate::lock::fence) on the resource side (or a consensus system
+//! such as ZooKeeper or etcd), and treat [`RedlockGuard::validity`] as a
+//! hint, not a guarantee.
+//!
+//! The servers must be independent primaries (no replication between
+//! them), ideally with `appendfsync always` or a restart delay longer than
+//! the TTL, as the algorithm's description requires.
+
+use std::time::{Duration, Instant};
+
+use redis::Value;
+
+use crate::error::{Error, Result};
+use crate::keys::{IdBuf, KeyPart, Namespace};
+use crate::lock::{Extend, Release, drift};
+use crate::op::{Operation, command};
+use crate::random;
+
+/// One server of the set, with its lazily (re)opened connections.
+struct Instance {
+    client: redis::Client,
+    sync: std::sync::Mutex<Option<redis::Connection>>,
+    asynchronous: tokio::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
+}
+
+/// A lock over several independent servers; see the [module docs](self).
+pub struct Redlock {
+    instances: Vec<Instance>,
+    ns: Option<Namespace>,
+    ttl: Duration,
+    retries: u32,
+    retry_delay: Duration,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Redlock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redlock")
+            .field("instances", &self.instances.len())
+            .field("ttl", &self.ttl)
+            .field("retries", &self.retries)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A Redlock held on a majority of the servers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "the lock stays held until unlocked or until its TTL runs out"]
+pub struct RedlockGuard {
+    key: String,
+    token: String,
+    validity: Duration,
+    valid_until: Instant,
+    acquired: usize,
+}
+
+impl RedlockGuard {
+    /// The lock key on every server.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The random token the servers hold for this guard.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// How long the lock was valid when it was granted: TTL minus the time
+    /// the acquisition took minus the drift allowance.
+    pub fn validity(&self) -> Duration {
+        self.validity
+    }
+
+    /// Until when, by the local clock, the lock is valid (see the module
+    /// docs for why this is a hint).
+    pub fn valid_until(&self) -> Instant {
+        self.valid_until
+    }
+
+    /// On how many servers the lock was taken.
+    pub fn acquired_on(&self) -> usize {
+        self.acquired
+    }
+}
+
+impl Redlock {
+    /// A Redlock over the servers of `clients` (independent primaries; an
+    /// odd number, usually 5). TTL 30 s, 3 retries after a random delay of
+    /// up to 200 ms, 50 ms timeout per server.
+    pub fn new(clients: impl IntoIterator<Item = redis::Client>) -> Result<Self> {
+        let instances: Vec<Instance> = clients
+            .into_iter()
+            .map(|client| Instance {
+                client,
+                sync: std::sync::Mutex::new(None),
+                asynchronous: tokio::sync::Mutex::new(None),
+            })
+            .collect();
+        if instances.is_empty() {
+            return Err(Error::InvalidConfig {
+                what: "redlock",
+                reason: "at least one server is needed".to_owned(),
+            });
+        }
+        Ok(Redlock {
+            instances,
+            ns: None,
+            ttl: Duration::from_secs(30),
+            retries: 3,
+            retry_delay: Duration::from_millis(200),
+            timeout: Duration::from_millis(50),
+        })
+    }
+
+    /// How long the lock lives on each server. Default 30 s.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Tries again `retries` times after a failed attempt, each time after
+    /// a random delay of up to `max_delay`. Default 3 and 200 ms.
+    pub fn retry(mut self, retries: u32, max_delay: Duration) -> Self {
+        self.retries = retries;
+        self.retry_delay = max_delay;
+        self
+    }
+
+    /// How long to wait for one server (connecting, or answering) before
+    /// counting it as a no; keep it small against the TTL. Default 50 ms.
+    pub fn instance_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Puts the lock keys in namespace `ns`.
+    pub fn namespace(mut self, ns: &Namespace) -> Self {
+        self.ns = Some(ns.clone());
+        self
+    }
+
+    /// How many servers must agree: `N / 2 + 1`.
+    pub fn quorum(&self) -> usize {
+        self.instances.len() / 2 + 1
+    }
+
+    fn key(&self, resource: &dyn Fn(&mut IdBuf)) -> String {
+        let mut id = IdBuf::new();
+        resource(&mut id);
+        let mut key = String::new();
+        if let Some(ns) = &self.ns {
+            key.push_str(ns.as_str());
+            key.push(':');
+        }
+        key.push_str("lock:{");
+        key.push_str(id.joined());
+        key.push('}');
+        key
+    }
+
+    /// Decides one attempt: `Some(guard)` with a quorum and time left.
+    fn conclude(
+        &self,
+        key: &str,
+        token: &str,
+        started: Instant,
+        acquired: usize,
+    ) -> Option<RedlockGuard> {
+        let validity = self
+            .ttl
+            .checked_sub(started.elapsed())
+            .and_then(|left| left.checked_sub(drift(self.ttl)))
+            .filter(|v| !v.is_zero())?;
+        (acquired >= self.quorum()).then(|| RedlockGuard {
+            key: key.to_owned(),
+            token: token.to_owned(),
+            validity,
+            valid_until: started + validity,
+            acquired,
+        })
+    }
+
+    fn retry_pause(&self) -> Duration {
+        random::between(Duration::ZERO, self.retry_delay)
+    }
+
+    // -- blocking ------------------------------------------------------------
+
+    fn run_on<O: Operation>(&self, instance: &Instance, op: O) -> Result<O::Output> {
+        let mut slot = instance
+            .sync
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.is_none() {
+            let con = instance.client.get_connection_with_timeout(self.timeout)?;
+            con.set_read_timeout(Some(self.timeout))?;
+            con.set_write_timeout(Some(self.timeout))?;
+            *slot = Some(con);
+        }
+        let con = slot.as_mut().ok_or_else(|| Error::InvalidConfig {
+            what: "redlock",
+            reason: "no connection".to_owned(),
+        })?;
+        let result = op.run(con);
+        if result.as_ref().is_err_and(Error::is_connection_error) {
+            *slot = None; // reconnect next time
+        }
+        result
+    }
+
+    /// Takes the lock on a majority of the servers, trying up to `1 +
+    /// retries` times; `None` when no attempt got a quorum with time left.
+    /// Servers are asked one after the other (one `SET NX PX` each, bounded
+    /// by the instance timeout); a failed attempt is undone with the
+    /// release script on every server.
+    pub fn lock(&self, resource: impl KeyPart) -> Result<Option<RedlockGuard>> {
+        let key = self.key(&|id| resource.write_key_part(id));
+        for attempt in 0..=self.retries {
+            if attempt > 0 {
+                std::thread::sleep(self.retry_pause());
+            }
+            let token = random::hex_token(16)?;
+            let started = Instant::now();
+            let acquired = self
+                .instances
+                .iter()
+                .filter(|i| {
+                    self.run_on(i, set_nx(&key, &token, self.ttl))
+                        .unwrap_or(false)
+                })
+                .count();
+            if let Some(guard) = self.conclude(&key, &token, started, acquired) {
+                return Ok(Some(guard));
+            }
+            self.release_all(&key, &token);
+        }
+        Ok(None)
+    }
+
+    fn release_all(&self, key: &str, token: &str) -> usize {
+        self.instances
+            .iter()
+            .filter(|i| self.run_on(i, Release::new(key, token)).unwrap_or(false))
+            .count()
+    }
+
+    /// Releases the lock on every server; the output is on how many it was
+    /// still held by this guard.
+    pub fn unlock(&self, guard: &RedlockGuard) -> Result<usize> {
+        Ok(self.release_all(&guard.key, &guard.token))
+    }
+
+    /// Resets the TTL to the configured TTL on every server that still
+    /// holds this guard's token; `Some` new guard (with a new validity)
+    /// when a majority did in time, `None` otherwise (the lock should then
+    /// be considered lost).
+    pub fn extend(&self, guard: &RedlockGuard) -> Result<Option<RedlockGuard>> {
+        let started = Instant::now();
+        let extended = self
+            .instances
+            .iter()
+            .filter(|i| {
+                self.run_on(
+                    i,
+                    Extend::new(&guard.key, &guard.token, random::millis(self.ttl)),
+                )
+                .unwrap_or(false)
+            })
+            .count();
+        Ok(self.conclude(&guard.key, &guard.token, started, extended))
+    }
+
+    // -- async ---------------------------------------------------------------
+
+    async fn run_on_async<O: Operation + Send>(
+        &self,
+        instance: &Instance,
+        op: O,
+    ) -> Result<O::Output>
+    where
+        O::Output: Send,
+    {
+        let work = async {
+            let mut slot = instance.asynchronous.lock().await;
+            if slot.is_none() {
+                *slot = Some(instance.client.get_multiplexed_async_connection().await?);
+            }
+            let con = slot.as_mut().ok_or_else(|| Error::InvalidConfig {
+                what: "redlock",
+                reason: "no connection".to_owned(),
+            })?;
+            let result = op.run_async(con).await;
+            if result.as_ref().is_err_and(Error::is_connection_error) {
+                *slot = None;
+            }
+            result
+        };
+        match tokio::time::timeout(self.timeout, work).await {
+            Ok(result) => result,
+            Err(_) => {
+                // The connection may be stuck mid-reply: start afresh.
+                *instance.asynchronous.lock().await = None;
+                Err(Error::Redis(
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "redlock server timed out")
+                        .into(),
+                ))
+            }
+        }
+    }
+
+    /// [`lock`](Redlock::lock) on the current tokio runtime: the servers
+    /// are asked at the same time.
+    pub async fn lock_async(&self, resource: impl KeyPart) -> Result<Option<RedlockGuard>> {
+        let key = self.key(&|id| resource.write_key_part(id));
+        for attempt in 0..=self.retries {
+            if attempt > 0 {
+                tokio::time::sleep(self.retry_pause()).await;
+            }
+            let token = random::hex_token(16)?;
+            let started = Instant::now();
+            let answers = futures_util::future::join_all(
+                self.instances
+                    .iter()
+                    .map(|i| self.run_on_async(i, set_nx(&key, &token, self.ttl))),
+            )
+            .await;
+            let acquired = answers
+                .into_iter()
+                .filter(|a| matches!(a, Ok(true)))
+                .count();
+            if let Some(guard) = self.conclude(&key, &token, started, acquired) {
+                return Ok(Some(guard));
+            }
+            self.release_all_async(&key, &token).await;
+        }
+        Ok(None)
+    }
+
+    async fn release_all_async(&self, key: &str, token: &str) -> usize {
+        futures_util::future::join_all(
+            self.instances
+                .iter()
+                .map(|i| self.run_on_async(i, Release::new(key, token))),
+        )
+        .await
+        .into_iter()
+        .filter(|a| matches!(a, Ok(true)))
+        .count()
+    }
+
+    /// [`unlock`](Redlock::unlock), asking the servers at the same time.
+    pub async fn unlock_async(&self, guard: &RedlockGuard) -> Result<usize> {
+        Ok(self.release_all_async(&guard.key, &guard.token).await)
+    }
+
+    /// [`extend`](Redlock::extend), asking the servers at the same time.
+    pub async fn extend_async(&self, guard: &RedlockGuard) -> Result<Option<RedlockGuard>> {
+        let started = Instant::now();
+        let ms = random::millis(self.ttl);
+        let extended = futures_util::future::join_all(
+            self.instances
+                .iter()
+                .map(|i| self.run_on_async(i, Extend::new(&guard.key, &guard.token, ms))),
+        )
+        .await
+        .into_iter()
+        .filter(|a| matches!(a, Ok(true)))
+        .count();
+        Ok(self.conclude(&guard.key, &guard.token, started, extended))
+    }
+}
+
+/// `SET key token NX PX ttl`; `true` when set.
+fn set_nx(key: &str, token: &str, ttl: Duration) -> impl Operation<Output = bool> + Send + use<> {
+    command::<Value>("SET", key)
+        .arg(token)
+        .arg("NX")
+        .arg("PX")
+        .arg(random::millis(ttl))
+        .map(|v| matches!(v, Value::Okay))
+}

@@ -1,0 +1,218 @@
+//! Event-based invalidation: saving or deleting a `#[derive(RedisHash)]`
+//! entity drops the cache entries that depend on it, declared once in its
+//! attributes.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::Runner;
+use redis_state::cache::Cache;
+use redis_state::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// The source of truth: a hash per product.
+#[derive(RedisHash, Debug, Clone, PartialEq)]
+#[redis(
+    key = "{{product}}:{id}",
+    invalidates(ProductView = "id"),
+    invalidates_tag = "category:{category}"
+)]
+struct ProductRow {
+    #[redis(id)]
+    id: u64,
+    name: String,
+    #[redis(index)]
+    category: String,
+}
+
+/// A view of one product.
+#[derive(Cached, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cache(key = "product_view:{id}", ttl = "10m")]
+struct ProductView {
+    id: u64,
+    title: String,
+}
+
+/// A page listing a category: depends on every product of the category.
+#[derive(Cached, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cache(
+    key = "category_page:{category}",
+    ttl = "10m",
+    tag = "category:{category}"
+)]
+struct CategoryPage {
+    category: String,
+    titles: Vec<String>,
+}
+
+/// A model with a composite id invalidating a cache keyed by the same parts.
+#[derive(RedisHash, Debug, Clone, PartialEq)]
+#[redis(
+    key = "stock:{warehouse}:{sku}",
+    invalidates(StockView = "warehouse, sku")
+)]
+struct Stock {
+    #[redis(id)]
+    warehouse: String,
+    #[redis(id)]
+    sku: u32,
+    count: i64,
+}
+
+#[derive(Cached, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cache(key = "stock_view:{warehouse}:{sku}", ttl = "1m")]
+struct StockView {
+    warehouse: String,
+    sku: u32,
+    count: i64,
+}
+
+fn row(id: u64, name: &str, category: &str) -> ProductRow {
+    ProductRow {
+        id,
+        name: name.to_owned(),
+        category: category.to_owned(),
+    }
+}
+
+/// The loader: reads the source of truth.
+fn view_loader(r: &mut Runner, ns: &Namespace, id: u64) -> Option<ProductView> {
+    r.run(ProductRow::load(&id).namespace(ns))
+        .unwrap()
+        .map(|p| ProductView {
+            id: p.id,
+            title: p.name.to_uppercase(),
+        })
+}
+
+fn cached_view(
+    r: &mut Runner,
+    cache: &Cache<ProductView>,
+    ns: &Namespace,
+    id: u64,
+    calls: &AtomicUsize,
+) -> Option<ProductView> {
+    let loaded = view_loader(r, ns, id);
+    let load = || {
+        calls.fetch_add(1, Ordering::SeqCst);
+        Ok::<_, String>(loaded)
+    };
+    match r {
+        Runner::Sync(con) => cache.get_or_load_blocking(con, &id, load),
+        Runner::SyncCluster(con) => cache.get_or_load_blocking(con, &id, load),
+        Runner::Async(rt, con) => {
+            rt.block_on(cache.get_or_load(con, &id, || async move { load() }))
+        }
+        Runner::AsyncCluster(rt, con) => {
+            rt.block_on(cache.get_or_load(con, &id, || async move { load() }))
+        }
+    }
+    .unwrap()
+}
+
+fn saves_and_deletes_invalidate_dependents(r: &mut Runner, ns: &Namespace) {
+    let views = Cache::<ProductView>::new().namespace(ns);
+    let pages = Cache::<CategoryPage>::new().namespace(ns);
+    let calls = AtomicUsize::new(0);
+    r.run(row(1, "ada", "books").save().namespace(ns)).unwrap();
+    r.run(row(2, "bob", "books").save().namespace(ns)).unwrap();
+    r.run(row(3, "cy", "games").save().namespace(ns)).unwrap();
+    std::thread::sleep(Duration::from_millis(300)); // past the saves' hold
+
+    assert_eq!(cached_view(r, &views, ns, 1, &calls).unwrap().title, "ADA");
+    assert_eq!(cached_view(r, &views, ns, 1, &calls).unwrap().title, "ADA");
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "cached");
+    for c in ["books", "games"] {
+        let page = CategoryPage {
+            category: c.into(),
+            titles: vec!["..".into()],
+        };
+        r.run(pages.set(&c.to_owned(), &page)).unwrap();
+    }
+
+    // Saving product 1 drops its view and every page of its category.
+    r.run(row(1, "ada lovelace", "books").save().namespace(ns))
+        .unwrap();
+    assert_eq!(r.run(views.get(&1)).unwrap(), None);
+    assert_eq!(r.run(pages.get(&"books".to_owned())).unwrap(), None);
+    assert!(
+        r.run(pages.get(&"games".to_owned())).unwrap().is_some(),
+        "other tags stay"
+    );
+    // A fill in flight cannot put the old view back: the lease is held.
+    let lease: Option<String> = r.cmd("GET", &format!("{{{}}}:#lease", views.key(&1))).go();
+    assert_eq!(lease.as_deref(), Some("inv"));
+    // During the hold, readers load from the source without caching...
+    assert_eq!(
+        cached_view(r, &views, ns, 1, &calls).unwrap().title,
+        "ADA LOVELACE"
+    );
+    assert_eq!(
+        r.run(views.get(&1)).unwrap(),
+        None,
+        "not stored during the hold"
+    );
+    // ...after it, the new value is cached again.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        cached_view(r, &views, ns, 1, &calls).unwrap().title,
+        "ADA LOVELACE"
+    );
+    assert_eq!(r.run(views.get(&1)).unwrap().unwrap().title, "ADA LOVELACE");
+
+    // Deleting reads the entity back to find its dependents.
+    let page = CategoryPage {
+        category: "games".into(),
+        titles: vec!["cy".into()],
+    };
+    r.run(pages.set(&"games".to_owned(), &page)).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(cached_view(r, &views, ns, 3, &calls).unwrap().title, "CY");
+    assert!(r.run(ProductRow::delete(&3).namespace(ns)).unwrap());
+    assert_eq!(r.run(views.get(&3)).unwrap(), None);
+    assert_eq!(r.run(pages.get(&"games".to_owned())).unwrap(), None);
+    // Deleting a missing entity invalidates nothing and reports false.
+    assert!(!r.run(ProductRow::delete(&3).namespace(ns)).unwrap());
+    // The index of the hash model still works (the write path is intact).
+    let books = r
+        .run(ProductRow::find_by_category("books").namespace(ns))
+        .unwrap();
+    assert_eq!(books.len(), 2);
+}
+
+fn composite_ids_map_part_by_part(r: &mut Runner, ns: &Namespace) {
+    let views = Cache::<StockView>::new().namespace(ns);
+    let view = StockView {
+        warehouse: "north:1".into(),
+        sku: 7,
+        count: 1,
+    };
+    r.run(views.set(&("north:1".to_owned(), 7), &view)).unwrap();
+    assert!(
+        r.run(views.get(&("north:1".to_owned(), 7)))
+            .unwrap()
+            .is_some()
+    );
+    let stock = Stock {
+        warehouse: "north:1".into(),
+        sku: 7,
+        count: 2,
+    };
+    r.run(stock.save().namespace(ns)).unwrap();
+    assert_eq!(r.run(views.get(&("north:1".to_owned(), 7))).unwrap(), None);
+    // Other skus are untouched.
+    r.run(views.set(&("north:1".to_owned(), 8), &view)).unwrap();
+    r.run(stock.save().namespace(ns)).unwrap();
+    assert!(
+        r.run(views.get(&("north:1".to_owned(), 8)))
+            .unwrap()
+            .is_some()
+    );
+}
+
+matrix!(
+    saves_and_deletes_invalidate_dependents,
+    composite_ids_map_part_by_part
+);

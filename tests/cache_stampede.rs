@@ -1,0 +1,330 @@
+//! Stampede protection across tasks and processes: 1,000 concurrent misses
+//! of one key, 500 in this process and 500 in a second OS process (this test
+//! binary run again), make exactly one loader call. The loader counts its
+//! calls in Redis, so both processes' calls are counted.
+//!
+//! Standalone and Cluster, blocking threads and async tasks.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use redis::Commands;
+use redis_state::cache::{Cache, CacheOptions};
+use redis_state::prelude::*;
+use redis_state::testing::{shared_cluster, shared_server, unique_prefix};
+use serde::{Deserialize, Serialize};
+
+#[derive(Cached, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cache(key = "expensive:{id}", ttl = "10m")]
+struct Expensive {
+    id: u32,
+    answer: u64,
+}
+
+const PER_PROCESS: usize = 500;
+const LOAD_TIME: Duration = Duration::from_millis(400);
+
+const ENV_URLS: &str = "REDIS_STATE_STAMPEDE_URLS";
+const ENV_NS: &str = "REDIS_STATE_STAMPEDE_NS";
+const ENV_MODE: &str = "REDIS_STATE_STAMPEDE_MODE";
+
+#[derive(Clone)]
+struct Side {
+    urls: Vec<String>,
+    cluster: bool,
+    asynchronous: bool,
+    ns: Namespace,
+}
+
+impl Side {
+    fn key(&self, name: &str) -> String {
+        format!("{}:{name}", self.ns)
+    }
+
+    fn counter(&self) -> u64 {
+        if self.cluster {
+            let mut con = redis::cluster::ClusterClient::new(self.urls.clone())
+                .unwrap()
+                .get_connection()
+                .unwrap();
+            con.get::<_, Option<u64>>(self.key("loads"))
+                .unwrap()
+                .unwrap_or(0)
+        } else {
+            let mut con = redis::Client::open(self.urls[0].as_str())
+                .unwrap()
+                .get_connection()
+                .unwrap();
+            con.get::<_, Option<u64>>(self.key("loads"))
+                .unwrap()
+                .unwrap_or(0)
+        }
+    }
+
+    /// A blocking command on a fresh connection (the loader's "database").
+    fn incr(&self, name: &str, by: usize) {
+        if self.cluster {
+            let mut con = redis::cluster::ClusterClient::new(self.urls.clone())
+                .unwrap()
+                .get_connection()
+                .unwrap();
+            let _: i64 = con.incr(self.key(name), by).unwrap();
+        } else {
+            let mut con = redis::Client::open(self.urls[0].as_str())
+                .unwrap()
+                .get_connection()
+                .unwrap();
+            let _: i64 = con.incr(self.key(name), by).unwrap();
+        }
+    }
+
+    /// Signals between the processes: `RPUSH` / `BLPOP` on a list.
+    fn push(&self, list: &str) {
+        self.incr(&format!("{list}:n"), 1);
+        if self.cluster {
+            let mut con = redis::cluster::ClusterClient::new(self.urls.clone())
+                .unwrap()
+                .get_connection()
+                .unwrap();
+            let _: i64 = con.rpush(self.key(list), 1).unwrap();
+        } else {
+            let mut con = redis::Client::open(self.urls[0].as_str())
+                .unwrap()
+                .get_connection()
+                .unwrap();
+            let _: i64 = con.rpush(self.key(list), 1).unwrap();
+        }
+    }
+
+    fn pop(&self, list: &str) {
+        let got: Option<(String, String)> = if self.cluster {
+            let mut con = redis::cluster::ClusterClient::new(self.urls.clone())
+                .unwrap()
+                .get_connection()
+                .unwrap();
+            con.blpop(self.key(list), 30.0).unwrap()
+        } else {
+            let mut con = redis::Client::open(self.urls[0].as_str())
+                .unwrap()
+                .get_connection()
+                .unwrap();
+            con.blpop(self.key(list), 30.0).unwrap()
+        };
+        assert!(got.is_some(), "no `{list}` signal within 30 s");
+    }
+
+    fn loader(&self) -> Result<Option<Expensive>, String> {
+        self.incr("loads", 1);
+        std::thread::sleep(LOAD_TIME);
+        Ok(Some(Expensive { id: 1, answer: 42 }))
+    }
+
+    /// Starts `PER_PROCESS` callers that wait for `release`, then all miss
+    /// key 1 at once. Returns how many got the right value.
+    fn run(&self, release: impl FnOnce()) -> usize {
+        let cache = Cache::<Expensive>::new()
+            .namespace(&self.ns)
+            .options(CacheOptions::default().wait(Duration::from_secs(20)));
+        let ok = Arc::new(AtomicUsize::new(0));
+        let expected = Some(Expensive { id: 1, answer: 42 });
+        if self.asynchronous {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let (tx, rx) = tokio::sync::watch::channel(false);
+                let mut tasks = Vec::new();
+                enum Con {
+                    One(redis::aio::MultiplexedConnection),
+                    Cluster(redis::cluster_async::ClusterConnection),
+                }
+                let con = if self.cluster {
+                    Con::Cluster(
+                        redis::cluster::ClusterClient::new(self.urls.clone())
+                            .unwrap()
+                            .get_async_connection()
+                            .await
+                            .unwrap(),
+                    )
+                } else {
+                    Con::One(
+                        redis::Client::open(self.urls[0].as_str())
+                            .unwrap()
+                            .get_multiplexed_async_connection()
+                            .await
+                            .unwrap(),
+                    )
+                };
+                for _ in 0..PER_PROCESS {
+                    let mut rx = rx.clone();
+                    let cache = cache.clone();
+                    let side = self.clone();
+                    let ok = ok.clone();
+                    let expected = expected.clone();
+                    let mut con = match &con {
+                        Con::One(c) => Con::One(c.clone()),
+                        Con::Cluster(c) => Con::Cluster(c.clone()),
+                    };
+                    tasks.push(tokio::spawn(async move {
+                        rx.wait_for(|go| *go).await.unwrap();
+                        let load = || async move {
+                            tokio::task::spawn_blocking(move || side.loader())
+                                .await
+                                .unwrap()
+                        };
+                        let got = match &mut con {
+                            Con::One(c) => cache.get_or_load(c, &1, load).await,
+                            Con::Cluster(c) => cache.get_or_load(c, &1, load).await,
+                        };
+                        if got.unwrap() == expected {
+                            ok.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }));
+                }
+                tokio::task::block_in_place(release);
+                tx.send(true).unwrap();
+                for t in tasks {
+                    t.await.unwrap();
+                }
+            });
+        } else {
+            let barrier = Arc::new(Barrier::new(PER_PROCESS + 1));
+            let threads: Vec<_> = (0..PER_PROCESS)
+                .map(|_| {
+                    let barrier = barrier.clone();
+                    let cache = cache.clone();
+                    let side = self.clone();
+                    let ok = ok.clone();
+                    let expected = expected.clone();
+                    std::thread::spawn(move || {
+                        let got = if side.cluster {
+                            let mut con = redis::cluster::ClusterClient::new(side.urls.clone())
+                                .unwrap()
+                                .get_connection()
+                                .unwrap();
+                            barrier.wait();
+                            cache.get_or_load_blocking(&mut con, &1, || side.loader())
+                        } else {
+                            let mut con = redis::Client::open(side.urls[0].as_str())
+                                .unwrap()
+                                .get_connection()
+                                .unwrap();
+                            barrier.wait();
+                            cache.get_or_load_blocking(&mut con, &1, || side.loader())
+                        };
+                        if got.unwrap() == expected {
+                            ok.fetch_add(1, Ordering::SeqCst);
+                        }
+                    })
+                })
+                .collect();
+            release();
+            barrier.wait();
+            for t in threads {
+                t.join().unwrap();
+            }
+        }
+        ok.load(Ordering::SeqCst)
+    }
+}
+
+/// The second process: run by the tests below through `current_exe`.
+#[test]
+#[ignore = "helper: the stampede tests run it in a child process"]
+fn stampede_child() {
+    let (Ok(urls), Ok(ns), Ok(mode)) = (
+        std::env::var(ENV_URLS),
+        std::env::var(ENV_NS),
+        std::env::var(ENV_MODE),
+    ) else {
+        return;
+    };
+    let urls: Vec<String> = urls.split(',').map(str::to_owned).collect();
+    let side = Side {
+        cluster: urls.len() > 1,
+        urls,
+        asynchronous: mode == "async",
+        ns: Namespace::new(ns).unwrap(),
+    };
+    let ok = side.run(|| {
+        side.push("ready");
+        side.pop("go");
+    });
+    side.incr("ok", ok);
+}
+
+fn stampede(cluster: bool, asynchronous: bool) {
+    let urls = if cluster {
+        shared_cluster().urls()
+    } else {
+        vec![shared_server().url()]
+    };
+    let side = Side {
+        urls: urls.clone(),
+        cluster,
+        asynchronous,
+        ns: Namespace::new(unique_prefix("stampede")).unwrap(),
+    };
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args(["stampede_child", "--exact", "--ignored", "--test-threads=1"])
+        .env(ENV_URLS, urls.join(","))
+        .env(ENV_NS, side.ns.as_str())
+        .env(ENV_MODE, if asynchronous { "async" } else { "sync" })
+        .spawn()
+        .unwrap();
+    let ok_here = side.run(|| {
+        // Both processes have their callers parked: release them together.
+        side.pop("ready");
+        side.push("go");
+    });
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "the child process failed");
+    let ok_there = if cluster {
+        let mut con = redis::cluster::ClusterClient::new(urls)
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        con.get::<_, Option<usize>>(side.key("ok"))
+            .unwrap()
+            .unwrap_or(0)
+    } else {
+        let mut con = redis::Client::open(urls[0].as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        con.get::<_, Option<usize>>(side.key("ok"))
+            .unwrap()
+            .unwrap_or(0)
+    };
+    assert_eq!(ok_here, PER_PROCESS, "callers of this process");
+    assert_eq!(ok_there, PER_PROCESS, "callers of the child process");
+    assert_eq!(
+        side.counter(),
+        1,
+        "1,000 concurrent misses in 2 processes must make one loader call"
+    );
+}
+
+#[test]
+fn stampede_standalone_sync() {
+    stampede(false, false);
+}
+
+#[test]
+fn stampede_standalone_async() {
+    stampede(false, true);
+}
+
+#[test]
+fn stampede_cluster_sync() {
+    stampede(true, false);
+}
+
+#[test]
+fn stampede_cluster_async() {
+    stampede(true, true);
+}

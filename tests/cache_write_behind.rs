@@ -1,0 +1,533 @@
+//! Write-behind: the queue is a Redis stream with a consumer group; workers
+//! drain it with retries and backoff, dead-letter what keeps failing, claim
+//! what a dead worker left, and shut down gracefully. Killing a worker
+//! mid-batch loses no entry.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use redis::AsyncCommands;
+use redis_state::cache::{Cache, WriteBehindWorker, shutdown};
+use redis_state::prelude::*;
+use redis_state::testing::{shared_cluster, shared_server, unique_prefix};
+use serde::{Deserialize, Serialize};
+
+#[derive(Cached, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cache(key = "account:{id}", ttl = "10m")]
+struct Account {
+    id: u32,
+    balance: i64,
+}
+
+enum Con {
+    One(redis::aio::MultiplexedConnection),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl Con {
+    async fn open(urls: &[String]) -> Con {
+        if urls.len() > 1 {
+            Con::Cluster(
+                redis::cluster::ClusterClient::new(urls.to_vec())
+                    .unwrap()
+                    .get_async_connection()
+                    .await
+                    .unwrap(),
+            )
+        } else {
+            Con::One(
+                redis::Client::open(urls[0].as_str())
+                    .unwrap()
+                    .get_multiplexed_async_connection()
+                    .await
+                    .unwrap(),
+            )
+        }
+    }
+
+    async fn run<O: Operation + Send>(&mut self, op: O) -> redis_state::Result<O::Output>
+    where
+        O::Output: Send,
+    {
+        match self {
+            Con::One(c) => op.run_async(c).await,
+            Con::Cluster(c) => op.run_async(c).await,
+        }
+    }
+
+    async fn hlen(&mut self, key: &str) -> usize {
+        match self {
+            Con::One(c) => c.hlen(key).await.unwrap(),
+            Con::Cluster(c) => c.hlen(key).await.unwrap(),
+        }
+    }
+
+    async fn hset(&mut self, key: &str, field: &str, value: i64) {
+        let _: i64 = match self {
+            Con::One(c) => c.hset(key, field, value).await.unwrap(),
+            Con::Cluster(c) => c.hset(key, field, value).await.unwrap(),
+        };
+    }
+
+    async fn hgetall(&mut self, key: &str) -> std::collections::HashMap<String, i64> {
+        match self {
+            Con::One(c) => c.hgetall(key).await.unwrap(),
+            Con::Cluster(c) => c.hgetall(key).await.unwrap(),
+        }
+    }
+
+    async fn xlen(&mut self, key: &str) -> usize {
+        match self {
+            Con::One(c) => c.xlen(key).await.unwrap(),
+            Con::Cluster(c) => c.xlen(key).await.unwrap(),
+        }
+    }
+
+    async fn pending(&mut self, stream: &str) -> usize {
+        let v: redis::Value = match self {
+            Con::One(c) => redis::cmd("XPENDING")
+                .arg(stream)
+                .arg("redis-state")
+                .query_async(c)
+                .await
+                .unwrap(),
+            Con::Cluster(c) => redis::cmd("XPENDING")
+                .arg(stream)
+                .arg("redis-state")
+                .query_async(c)
+                .await
+                .unwrap(),
+        };
+        match v {
+            redis::Value::Array(items) => match items.first() {
+                Some(redis::Value::Int(n)) => *n as usize,
+                _ => 0,
+            },
+            _ => 0,
+        }
+    }
+
+    fn worker_con(&self) -> WorkerCon {
+        match self {
+            Con::One(c) => WorkerCon::One(c.clone()),
+            Con::Cluster(c) => WorkerCon::Cluster(c.clone()),
+        }
+    }
+}
+
+enum WorkerCon {
+    One(redis::aio::MultiplexedConnection),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+fn urls(cluster: bool) -> Vec<String> {
+    if cluster {
+        shared_cluster().urls()
+    } else {
+        vec![shared_server().url()]
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// When the source refuses a write: `(value, attempt) -> refuse?`.
+type Fail = Arc<dyn Fn(&Account, u32) -> bool + Send + Sync>;
+
+/// Runs a worker whose handler writes `id -> balance` into the hash `db`
+/// (the "source of truth"), failing as `fail` says.
+async fn run_worker(
+    con: WorkerCon,
+    worker: WriteBehindWorker<Account>,
+    sd: redis_state::cache::Shutdown,
+    db: String,
+    urls: Vec<String>,
+    fail: Fail,
+    delay: Duration,
+) -> redis_state::cache::WorkerStats {
+    let mut db_con = Con::open(&urls).await;
+    let db_con = Arc::new(tokio::sync::Mutex::new(std::mem::replace(
+        &mut db_con,
+        Con::open(&urls).await,
+    )));
+    let handler = move |w: redis_state::cache::QueuedWrite<Account>| {
+        let db_con = db_con.clone();
+        let db = db.clone();
+        let fail = fail.clone();
+        async move {
+            if fail(&w.value, w.attempt) {
+                return Err(format!("source refused {}", w.id));
+            }
+            tokio::time::sleep(delay).await;
+            db_con.lock().await.hset(&db, &w.id, w.value.balance).await;
+            Ok(())
+        }
+    };
+    match con {
+        WorkerCon::One(mut c) => worker.run(&mut c, sd, handler).await.unwrap(),
+        WorkerCon::Cluster(mut c) => worker.run(&mut c, sd, handler).await.unwrap(),
+    }
+}
+
+async fn wait_for(mut check: impl AsyncFnMut() -> bool, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+fn drains_the_queue(cluster: bool) {
+    let urls = urls(cluster);
+    let ns = Namespace::new(unique_prefix("wb_drain")).unwrap();
+    let db = format!("{ns}:db");
+    rt().block_on(async {
+        let mut con = Con::open(&urls).await;
+        let cache = Cache::<Account>::new().namespace(&ns);
+        for id in 0..20 {
+            let a = Account {
+                id,
+                balance: 100 + i64::from(id),
+            };
+            let entry = con.run(cache.write_behind(&id, &a)).await.unwrap();
+            assert!(entry.contains('-'), "a stream id: {entry}");
+            // The cache is written at once.
+            assert_eq!(con.run(cache.get(&id)).await.unwrap(), Some(a));
+        }
+        let worker = WriteBehindWorker::new(&cache, "w1").block(Duration::from_millis(50));
+        let stream = worker.stream().to_owned();
+        assert_eq!(stream, format!("{ns}:#wb:{{account}}"));
+        assert_eq!(con.xlen(&stream).await, 20);
+        let (trigger, sd) = shutdown();
+        let task = tokio::spawn(run_worker(
+            con.worker_con(),
+            worker,
+            sd,
+            db.clone(),
+            urls.clone(),
+            Arc::new(|_, _| false),
+            Duration::ZERO,
+        ));
+        assert!(wait_for(async || con.hlen(&db).await == 20, Duration::from_secs(10)).await);
+        trigger.fire();
+        let stats = tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("graceful shutdown")
+            .unwrap();
+        assert_eq!(stats.done, 20);
+        assert_eq!(stats.dead, 0);
+        let rows = con.hgetall(&db).await;
+        for id in 0..20u32 {
+            assert_eq!(rows.get(&id.to_string()), Some(&(100 + i64::from(id))));
+        }
+        assert_eq!(con.xlen(&stream).await, 0, "settled entries are deleted");
+        assert_eq!(con.pending(&stream).await, 0);
+    });
+}
+
+fn retries_then_dead_letters(cluster: bool) {
+    let urls = urls(cluster);
+    let ns = Namespace::new(unique_prefix("wb_dead")).unwrap();
+    let db = format!("{ns}:db");
+    rt().block_on(async {
+        let mut con = Con::open(&urls).await;
+        let cache = Cache::<Account>::new().namespace(&ns);
+        for id in 1..=4 {
+            con.run(cache.write_behind(&id, &Account { id, balance: 1 }))
+                .await
+                .unwrap();
+        }
+        // A queued value this type cannot read (another program, an old shape).
+        let stream = format!("{ns}:#wb:{{account}}");
+        let _: String = match &mut con {
+            Con::One(c) => c
+                .xadd(
+                    &stream,
+                    "*",
+                    &[("id", "9"), ("key", "x"), ("v", "{\"nope\":1}")],
+                )
+                .await
+                .unwrap(),
+            Con::Cluster(c) => c
+                .xadd(
+                    &stream,
+                    "*",
+                    &[("id", "9"), ("key", "x"), ("v", "{\"nope\":1}")],
+                )
+                .await
+                .unwrap(),
+        };
+        let tries = Arc::new(Mutex::new(Vec::new()));
+        let t = tries.clone();
+        // Account 3 always fails; account 4 fails twice, then succeeds.
+        let fail = Arc::new(move |a: &Account, attempt: u32| {
+            t.lock().unwrap().push((a.id, attempt));
+            a.id == 3 || (a.id == 4 && attempt <= 2)
+        });
+        let worker = WriteBehindWorker::new(&cache, "w1")
+            .max_attempts(3)
+            .backoff(Duration::from_millis(5), Duration::from_millis(20))
+            .block(Duration::from_millis(50));
+        let dead = worker.dead_letter_stream().to_owned();
+        let (trigger, sd) = shutdown();
+        let task = tokio::spawn(run_worker(
+            con.worker_con(),
+            worker,
+            sd,
+            db.clone(),
+            urls.clone(),
+            fail,
+            Duration::ZERO,
+        ));
+        assert!(
+            wait_for(
+                async || con.xlen(&dead).await == 2 && con.hlen(&db).await == 3,
+                Duration::from_secs(10)
+            )
+            .await,
+            "dead letters and writes"
+        );
+        trigger.fire();
+        let stats = task.await.unwrap();
+        assert_eq!(stats.done, 3);
+        assert_eq!(stats.dead, 2);
+        assert_eq!(stats.retries, 2 + 2, "two for account 3, two for account 4");
+        let tries = tries.lock().unwrap().clone();
+        assert_eq!(tries.iter().filter(|(id, _)| *id == 3).count(), 3);
+        assert_eq!(tries.iter().filter(|(id, _)| *id == 4).count(), 3);
+        // The dead letters keep the entry and say why.
+        let v: redis::Value = match &mut con {
+            Con::One(c) => redis::cmd("XRANGE")
+                .arg(&dead)
+                .arg("-")
+                .arg("+")
+                .query_async(c)
+                .await
+                .unwrap(),
+            Con::Cluster(c) => redis::cmd("XRANGE")
+                .arg(&dead)
+                .arg("-")
+                .arg("+")
+                .query_async(c)
+                .await
+                .unwrap(),
+        };
+        let text = format!("{v:?}");
+        assert!(text.contains("source refused 3"), "{text}");
+        assert!(text.contains("does not decode"), "{text}");
+        assert_eq!(con.xlen(&stream).await, 0);
+        assert_eq!(con.pending(&stream).await, 0);
+    });
+}
+
+fn shutdown_leaves_a_retrying_entry_pending(cluster: bool) {
+    let urls = urls(cluster);
+    let ns = Namespace::new(unique_prefix("wb_sd")).unwrap();
+    rt().block_on(async {
+        let mut con = Con::open(&urls).await;
+        let cache = Cache::<Account>::new().namespace(&ns);
+        con.run(cache.write_behind(&1, &Account { id: 1, balance: 1 }))
+            .await
+            .unwrap();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = calls.clone();
+        let worker = WriteBehindWorker::new(&cache, "w1")
+            .backoff(Duration::from_secs(30), Duration::from_secs(30))
+            .block(Duration::from_millis(50));
+        let stream = worker.stream().to_owned();
+        let (trigger, sd) = shutdown();
+        let task = tokio::spawn(run_worker(
+            con.worker_con(),
+            worker,
+            sd,
+            format!("{ns}:db"),
+            urls.clone(),
+            Arc::new(move |_, _| {
+                c.fetch_add(1, Ordering::SeqCst);
+                true
+            }),
+            Duration::ZERO,
+        ));
+        assert!(
+            wait_for(
+                async || calls.load(Ordering::SeqCst) == 1,
+                Duration::from_secs(5)
+            )
+            .await
+        );
+        let started = Instant::now();
+        trigger.fire();
+        let stats = task.await.unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "did not wait out the 30 s backoff"
+        );
+        assert_eq!(stats.done, 0);
+        assert_eq!(
+            con.pending(&stream).await,
+            1,
+            "the entry stays pending for the next worker"
+        );
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Killing a worker mid-batch
+
+const ENV_URLS: &str = "REDIS_STATE_WB_URLS";
+const ENV_NS: &str = "REDIS_STATE_WB_NS";
+
+/// The worker that gets killed: run by `killed_worker_loses_nothing` in a
+/// child process.
+#[test]
+#[ignore = "helper: run in a child process and killed"]
+fn write_behind_child() {
+    let (Ok(urls), Ok(ns)) = (std::env::var(ENV_URLS), std::env::var(ENV_NS)) else {
+        return;
+    };
+    let urls: Vec<String> = urls.split(',').map(str::to_owned).collect();
+    let ns = Namespace::new(ns).unwrap();
+    rt().block_on(async {
+        let con = Con::open(&urls).await;
+        let cache = Cache::<Account>::new().namespace(&ns);
+        let worker = WriteBehindWorker::new(&cache, "doomed")
+            .batch(25)
+            .block(Duration::from_millis(50));
+        let (_trigger, sd) = shutdown();
+        run_worker(
+            con.worker_con(),
+            worker,
+            sd,
+            format!("{ns}:db"),
+            urls.clone(),
+            Arc::new(|_, _| false),
+            Duration::from_millis(40),
+        )
+        .await;
+    });
+}
+
+fn killed_worker_loses_nothing(cluster: bool) {
+    const N: u32 = 60;
+    let urls = urls(cluster);
+    let ns = Namespace::new(unique_prefix("wb_kill")).unwrap();
+    let db = format!("{ns}:db");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "write_behind_child",
+            "--exact",
+            "--ignored",
+            "--test-threads=1",
+        ])
+        .env(ENV_URLS, urls.join(","))
+        .env(ENV_NS, ns.as_str())
+        .spawn()
+        .unwrap();
+    rt().block_on(async {
+        let mut con = Con::open(&urls).await;
+        let cache = Cache::<Account>::new().namespace(&ns);
+        for id in 0..N {
+            con.run(cache.write_behind(
+                &id,
+                &Account {
+                    id,
+                    balance: i64::from(id) * 10,
+                },
+            ))
+            .await
+            .unwrap();
+        }
+        // Let the doomed worker get into its first batch of 25, then kill it.
+        assert!(
+            wait_for(async || con.hlen(&db).await >= 8, Duration::from_secs(20)).await,
+            "the child worker never started"
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let written = con.hlen(&db).await;
+        let stream = format!("{ns}:#wb:{{account}}");
+        let pending = con.pending(&stream).await;
+        assert!(written < N as usize, "killed mid-batch: {written} written");
+        assert!(pending > 0, "the killed worker left entries pending");
+
+        // Another worker claims what the dead one left and reads the rest.
+        let worker = WriteBehindWorker::new(&cache, "rescuer")
+            .claim_idle(Duration::from_millis(300))
+            .block(Duration::from_millis(50));
+        let (trigger, sd) = shutdown();
+        let task = tokio::spawn(run_worker(
+            con.worker_con(),
+            worker,
+            sd,
+            db.clone(),
+            urls.clone(),
+            Arc::new(|_, _| false),
+            Duration::ZERO,
+        ));
+        assert!(
+            wait_for(
+                async || con.hlen(&db).await == N as usize && con.pending(&stream).await == 0,
+                Duration::from_secs(20)
+            )
+            .await,
+            "not every write reached the source"
+        );
+        trigger.fire();
+        let stats = task.await.unwrap();
+        assert!(
+            stats.claimed > 0,
+            "the rescuer claimed the dead worker's entries"
+        );
+        let rows = con.hgetall(&db).await;
+        let ids: BTreeSet<u32> = rows.keys().map(|k| k.parse().unwrap()).collect();
+        assert_eq!(ids, (0..N).collect(), "no entry lost");
+        for (k, v) in rows {
+            assert_eq!(v, k.parse::<i64>().unwrap() * 10);
+        }
+        assert_eq!(con.xlen(&stream).await, 0);
+    });
+}
+
+#[test]
+fn standalone_drains_the_queue() {
+    drains_the_queue(false);
+}
+#[test]
+fn cluster_drains_the_queue() {
+    drains_the_queue(true);
+}
+#[test]
+fn standalone_retries_then_dead_letters() {
+    retries_then_dead_letters(false);
+}
+#[test]
+fn cluster_retries_then_dead_letters() {
+    retries_then_dead_letters(true);
+}
+#[test]
+fn standalone_shutdown_leaves_a_retrying_entry_pending() {
+    shutdown_leaves_a_retrying_entry_pending(false);
+}
+#[test]
+fn cluster_shutdown_leaves_a_retrying_entry_pending() {
+    shutdown_leaves_a_retrying_entry_pending(true);
+}
+#[test]
+fn standalone_killed_worker_loses_nothing() {
+    killed_worker_loses_nothing(false);
+}
+#[test]
+fn cluster_killed_worker_loses_nothing() {
+    killed_worker_loses_nothing(true);
+}

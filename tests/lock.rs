@@ -1,0 +1,564 @@
+//! Single-instance locks: ownership, fencing tokens, blocking acquire,
+//! scoped forms, the watchdog; on a standalone server and a Cluster, through
+//! the blocking and the async executor.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::Runner;
+use redis_state::lock::fence::{fence_key_for, fenced_set};
+use redis_state::lock::{Lock, LostReason, Release};
+use redis_state::prelude::*;
+use redis_state::testing::{RedisServer, shared_server};
+use redis_state::{Error, Namespace};
+
+fn only_owner_releases(r: &mut Runner, ns: &Namespace) {
+    let lock = Lock::new("orders:42").namespace(ns);
+    let guard = r.run(lock.try_acquire()).unwrap().expect("free lock");
+    assert!(
+        guard.key().ends_with("lock:{orders%3A42}"),
+        "{}",
+        guard.key()
+    );
+    assert_eq!(guard.token().len(), 32);
+    // Held: a second try fails, and does not draw a fencing token.
+    assert!(r.run(lock.try_acquire()).unwrap().is_none());
+    // A non-owner (another token) cannot release it.
+    let forged = Release::new(guard.key(), "0123456789abcdef0123456789abcdef");
+    assert!(!r.run(forged).unwrap());
+    assert!(r.run(guard.is_held()).unwrap());
+    // The owner can, once.
+    assert!(r.run(guard.release()).unwrap());
+    assert!(!r.run(guard.release()).unwrap());
+    assert!(!r.run(guard.is_held()).unwrap());
+    // Free again; the next holder gets the next fencing token.
+    let next = r.run(lock.try_acquire()).unwrap().expect("released lock");
+    assert_eq!(next.fence(), guard.fence() + 1);
+    assert!(r.run(next.release()).unwrap());
+}
+
+fn fencing_tokens_strictly_increase(r: &mut Runner, ns: &Namespace) {
+    let lock = Lock::new(7u64).namespace(ns);
+    let mut last = 0;
+    for _ in 0..20 {
+        let guard = r.run(lock.try_acquire()).unwrap().unwrap();
+        assert!(guard.fence() > last, "{} after {last}", guard.fence());
+        last = guard.fence();
+        assert!(r.run(guard.release()).unwrap());
+    }
+    assert_eq!(last, 20);
+    // The counter survives the lock key and has no TTL.
+    let ttl: i64 = r.cmd("PTTL", lock.fence_key()).go();
+    assert_eq!(ttl, -1);
+}
+
+fn only_owner_extends(r: &mut Runner, ns: &Namespace) {
+    let lock = Lock::new("ext")
+        .namespace(ns)
+        .ttl(Duration::from_millis(500));
+    let guard = r.run(lock.try_acquire()).unwrap().unwrap();
+    assert!(r.run(guard.extend(Duration::from_secs(60))).unwrap());
+    let pttl: i64 = r.cmd("PTTL", guard.key()).go();
+    assert!(pttl > 50_000, "{pttl}");
+    assert!(r.run(guard.release()).unwrap());
+    assert!(!r.run(guard.extend(Duration::from_secs(60))).unwrap());
+    let exists: bool = r.cmd("EXISTS", guard.key()).go();
+    assert!(!exists, "a failed extend must not create the key");
+}
+
+/// The Kleppmann scenario: a holder stalls past its TTL, another client
+/// takes the lock and writes; the stalled holder's lock is gone and the
+/// resource refuses its write.
+fn paused_holder_loses_lock_and_fenced_write(r: &mut Runner, ns: &Namespace) {
+    let lock = Lock::new("report")
+        .namespace(ns)
+        .ttl(Duration::from_millis(150));
+    let resource = format!("{ns}:report:latest");
+    let old = r.run(lock.try_acquire()).unwrap().unwrap();
+    assert!(
+        r.run(fenced_set(&resource, old.fence(), b"from old"))
+            .unwrap()
+    );
+    std::thread::sleep(Duration::from_millis(300)); // the pause
+    let new = r.run(lock.try_acquire()).unwrap().expect("TTL ran out");
+    assert!(new.fence() > old.fence());
+    assert!(
+        r.run(fenced_set(&resource, new.fence(), b"from new"))
+            .unwrap()
+    );
+    // The old holder wakes up: its lock is gone ...
+    assert!(!r.run(old.is_held()).unwrap());
+    assert!(!r.run(old.extend(Duration::from_secs(1))).unwrap());
+    assert!(!r.run(old.release()).unwrap());
+    // ... and its write is refused; the new holder's value stands.
+    assert!(!r.run(fenced_set(&resource, old.fence(), b"stale")).unwrap());
+    let v: String = r.cmd("GET", &resource).go();
+    assert_eq!(v, "from new");
+    let fence: u64 = r.cmd("GET", &fence_key_for(&resource)).go();
+    assert_eq!(fence, new.fence());
+    // The same token may write again (one holder, several writes).
+    assert!(r.run(fenced_set(&resource, new.fence(), b"again")).unwrap());
+    assert!(r.run(new.release()).unwrap());
+}
+
+/// Tokens compare as numbers (9 < 10), exactly, over the whole u64 range.
+fn fence_compares_numbers_not_text(r: &mut Runner, ns: &Namespace) {
+    let res = format!("{ns}:fenced");
+    let mut write = |token: u64| r.run(fenced_set(&res, token, b"v")).unwrap();
+    assert!(write(9));
+    assert!(write(10));
+    assert!(!write(9));
+    assert!(write(100));
+    assert!(!write(99));
+    assert!(write(u64::MAX - 1));
+    assert!(write(u64::MAX));
+    assert!(!write(u64::MAX - 1), "no rounding through doubles");
+}
+
+fn batches_with_other_operations(r: &mut Runner, ns: &Namespace) {
+    let a = Lock::new("a").namespace(ns);
+    let b = Lock::new("b").namespace(ns);
+    // Two locks on (likely) different slots in one round trip.
+    let (ga, gb) = r.run(batch((a.try_acquire(), b.try_acquire()))).unwrap();
+    let (ga, gb) = (ga.unwrap(), gb.unwrap());
+    let (ra, rb) = r.run(batch((ga.release(), gb.release()))).unwrap();
+    assert!(ra && rb);
+}
+
+matrix!(
+    only_owner_releases,
+    fencing_tokens_strictly_increase,
+    only_owner_extends,
+    paused_holder_loses_lock_and_fenced_write,
+    fence_compares_numbers_not_text,
+    batches_with_other_operations,
+);
+
+// ---------------------------------------------------------------------------
+// Contention
+
+/// 50 contenders (threads, each with its own connection) × 1,000
+/// acquisitions each, each incrementing a counter with a GET and a separate
+/// SET (a lost update whenever two critical sections overlap). The count is
+/// exact only if no two ever overlapped; ordered by the counter value each
+/// holder read, the fencing tokens strictly increase.
+#[test]
+fn contenders_never_overlap() {
+    const CONTENDERS: usize = 50;
+    const ROUNDS: usize = 1_000;
+    let ns = common::namespace("contention");
+    let counter = format!("{ns}:counter");
+    let lock = Lock::new("counter")
+        .namespace(&ns)
+        .ttl(Duration::from_secs(10))
+        .wait(Duration::from_secs(300));
+    let started = Instant::now();
+    let threads: Vec<_> = (0..CONTENDERS)
+        .map(|_| {
+            let mut con = shared_server().connection().unwrap();
+            let (lock, counter) = (lock.clone(), counter.clone());
+            std::thread::spawn(move || {
+                let mut seen = Vec::with_capacity(ROUNDS);
+                for _ in 0..ROUNDS {
+                    let guard = lock.acquire(&mut con).unwrap();
+                    let n: Option<u64> = redis::cmd("GET").arg(&counter).query(&mut con).unwrap();
+                    let n = n.unwrap_or(0);
+                    let () = redis::cmd("SET")
+                        .arg(&counter)
+                        .arg(n + 1)
+                        .query(&mut con)
+                        .unwrap();
+                    seen.push((n, guard.fence()));
+                    assert!(guard.release().run(&mut con).unwrap());
+                }
+                seen
+            })
+        })
+        .collect();
+    let mut seen: Vec<(u64, u64)> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    eprintln!(
+        "{} acquisitions by {CONTENDERS} contenders in {:?}",
+        CONTENDERS * ROUNDS,
+        started.elapsed()
+    );
+    let mut con = shared_server().connection().unwrap();
+    let n: u64 = redis::cmd("GET").arg(&counter).query(&mut con).unwrap();
+    assert_eq!(n, (CONTENDERS * ROUNDS) as u64);
+    seen.sort();
+    assert_eq!(seen.len(), CONTENDERS * ROUNDS);
+    for (i, w) in seen.windows(2).enumerate() {
+        assert_eq!(
+            w[0].0 + 1,
+            w[1].0,
+            "two holders read the same value at {i}: {w:?}"
+        );
+        assert!(w[0].1 < w[1].1, "fencing tokens out of order at {i}: {w:?}");
+    }
+}
+
+/// The same through the async executor: tasks sharing one multi-threaded
+/// runtime, each with its own multiplexed connection.
+#[test]
+fn async_contenders_never_overlap() {
+    const CONTENDERS: usize = 20;
+    const ROUNDS: usize = 100;
+    let ns = common::namespace("async_contention");
+    let counter = format!("{ns}:counter");
+    let lock = Lock::new("counter")
+        .namespace(&ns)
+        .wait(Duration::from_secs(300));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for _ in 0..CONTENDERS {
+            let mut con = shared_server().async_connection().await.unwrap();
+            let (lock, counter) = (lock.clone(), counter.clone());
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..ROUNDS {
+                    let guard = lock.acquire_async(&mut con).await.unwrap();
+                    let n: Option<u64> = redis::cmd("GET")
+                        .arg(&counter)
+                        .query_async(&mut con)
+                        .await
+                        .unwrap();
+                    let () = redis::cmd("SET")
+                        .arg(&counter)
+                        .arg(n.unwrap_or(0) + 1)
+                        .query_async(&mut con)
+                        .await
+                        .unwrap();
+                    assert!(guard.release().run_async(&mut con).await.unwrap());
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let mut con = shared_server().async_connection().await.unwrap();
+        let n: u64 = redis::cmd("GET")
+            .arg(&counter)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert_eq!(n, (CONTENDERS * ROUNDS) as u64);
+    });
+}
+
+#[test]
+fn blocking_acquire_times_out_then_succeeds() {
+    let ns = common::namespace("blocking");
+    let mut con = shared_server().connection().unwrap();
+    let lock = Lock::new("busy")
+        .namespace(&ns)
+        .ttl(Duration::from_millis(400))
+        .wait(Duration::from_millis(100));
+    let held = lock.acquire(&mut con).unwrap();
+    let started = Instant::now();
+    match lock.acquire(&mut con) {
+        Err(Error::LockTimeout { key, waited }) => {
+            assert_eq!(key, lock.key());
+            assert!(waited >= Duration::from_millis(100), "{waited:?}");
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_millis(350));
+    // A longer wait outlasts the holder's TTL.
+    let guard = lock
+        .clone()
+        .wait(Duration::from_secs(2))
+        .acquire(&mut con)
+        .unwrap();
+    assert!(guard.fence() > held.fence());
+    assert!(guard.release().run(&mut con).unwrap());
+}
+
+#[test]
+fn scoped_run_releases_on_panic_and_reports_loss() {
+    let ns = common::namespace("scoped");
+    let mut con = shared_server().connection().unwrap();
+    let lock = Lock::new("scoped").namespace(&ns);
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = lock.run(&mut con, |_| panic!("boom"));
+    }));
+    assert!(caught.is_err());
+    let exists: bool = redis::cmd("EXISTS")
+        .arg(lock.key())
+        .query(&mut con)
+        .unwrap();
+    assert!(!exists, "released after the panic");
+    // A body outliving the TTL: the release finds the lock gone.
+    let short = lock.clone().ttl(Duration::from_millis(50));
+    let err = short
+        .run(&mut con, |_| std::thread::sleep(Duration::from_millis(150)))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::LockLost {
+                reason: LostReason::Expired,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(lock.run(&mut con, |g| g.fence()).unwrap(), 3);
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn watchdog_keeps_the_lock_past_its_ttl() {
+    let ns = common::namespace("watch_keep");
+    runtime().block_on(async {
+        let con = shared_server().async_connection().await.unwrap();
+        let lock = Lock::new("job")
+            .namespace(&ns)
+            .ttl(Duration::from_millis(300));
+        let held = lock.acquire_watched(&con).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        assert!(!held.loss().is_lost());
+        let mut other = con.clone();
+        assert!(
+            lock.try_acquire()
+                .run_async(&mut other)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(held.release().await.unwrap());
+        assert!(
+            lock.try_acquire()
+                .run_async(&mut other)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    });
+}
+
+#[test]
+fn watchdog_reports_a_taken_lock_at_once() {
+    let ns = common::namespace("watch_taken");
+    runtime().block_on(async {
+        let con = shared_server().async_connection().await.unwrap();
+        let lock = Lock::new("job")
+            .namespace(&ns)
+            .ttl(Duration::from_millis(600));
+        let held = lock.acquire_watched(&con).await.unwrap();
+        // Someone deletes the key behind the holder's back.
+        let mut raw = con.clone();
+        let () = redis::cmd("DEL")
+            .arg(lock.key())
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        let reason = tokio::time::timeout(Duration::from_millis(400), held.loss().lost())
+            .await
+            .expect("reported within one renewal interval");
+        assert_eq!(reason, LostReason::Expired);
+        assert!(!held.release().await.unwrap());
+    });
+}
+
+#[test]
+fn watchdog_reports_a_dead_server_as_lost() {
+    let ns = common::namespace("watch_dead");
+    let mut server = RedisServer::start().unwrap();
+    runtime().block_on(async {
+        let client = server.client();
+        let con = client.get_multiplexed_async_connection().await.unwrap();
+        let lock = Lock::new("job")
+            .namespace(&ns)
+            .ttl(Duration::from_millis(500));
+        let held = lock.acquire_watched(&con).await.unwrap();
+        let signal = held.loss().clone();
+        let killed = Instant::now();
+        server.stop();
+        let reason = tokio::time::timeout(Duration::from_secs(3), signal.lost())
+            .await
+            .expect("the loss is reported");
+        // Not before the lock could have run out, not much after.
+        let after = killed.elapsed();
+        assert!(after < Duration::from_millis(700), "{after:?}");
+        assert!(
+            matches!(reason, LostReason::Unconfirmed { .. }),
+            "{reason:?}"
+        );
+        assert!(held.release().await.is_err());
+    });
+}
+
+#[test]
+fn watchdog_stops_at_max_hold() {
+    let ns = common::namespace("watch_cap");
+    runtime().block_on(async {
+        let con = shared_server().async_connection().await.unwrap();
+        let lock = Lock::new("job")
+            .namespace(&ns)
+            .ttl(Duration::from_millis(200))
+            .max_hold(Some(Duration::from_millis(300)));
+        let started = Instant::now();
+        let held = lock.acquire_watched(&con).await.unwrap();
+        let reason = tokio::time::timeout(Duration::from_secs(2), held.loss().lost())
+            .await
+            .unwrap();
+        assert_eq!(reason, LostReason::MaxHoldReached);
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        // The signal comes at the conservative end of validity (TTL minus
+        // drift); the key itself runs out moments later.
+        let mut other = con.clone();
+        let next = lock
+            .clone()
+            .wait(Duration::from_millis(100))
+            .acquire_async(&mut other)
+            .await;
+        assert!(next.is_ok(), "{next:?}");
+    });
+}
+
+#[test]
+fn run_watched_stops_the_body_when_the_lock_is_lost() {
+    let ns = common::namespace("watch_scoped");
+    runtime().block_on(async {
+        let con = shared_server().async_connection().await.unwrap();
+        let lock = Lock::new("job")
+            .namespace(&ns)
+            .ttl(Duration::from_millis(300));
+        let key = lock.key().to_owned();
+        let steps = Arc::new(AtomicUsize::new(0));
+        let seen = steps.clone();
+        let mut raw = con.clone();
+        let err = lock
+            .run_watched(&con, |_guard, _loss| async move {
+                for _ in 0..100 {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                    if seen.load(Ordering::SeqCst) == 3 {
+                        let () = redis::cmd("DEL")
+                            .arg(&key)
+                            .query_async(&mut raw)
+                            .await
+                            .unwrap();
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::LockLost {
+                    reason: LostReason::Expired,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(steps.load(Ordering::SeqCst) < 20, "the body was stopped");
+        // A body that finishes in time returns its value, and the lock is free.
+        let v = lock
+            .run_watched(&con, |g, _| async move { g.fence() })
+            .await
+            .unwrap();
+        assert_eq!(v, 2);
+        let mut c = con.clone();
+        assert!(
+            lock.try_acquire()
+                .run_async(&mut c)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    });
+}
+
+#[test]
+fn dropping_a_watched_guard_releases_it() {
+    let ns = common::namespace("watch_drop");
+    runtime().block_on(async {
+        let con = shared_server().async_connection().await.unwrap();
+        let lock = Lock::new("job").namespace(&ns).ttl(Duration::from_secs(30));
+        drop(lock.acquire_watched(&con).await.unwrap());
+        let mut c = con.clone();
+        let again = lock
+            .clone()
+            .wait(Duration::from_secs(2))
+            .acquire_async(&mut c)
+            .await;
+        assert!(
+            again.is_ok(),
+            "released in the background, long before the TTL"
+        );
+    });
+}
+
+/// The watchdog through the async Cluster client, and the blocking facade
+/// connecting with a `ClusterClient`.
+#[test]
+fn watchdog_on_a_cluster() {
+    let ns = common::namespace("watch_cluster");
+    let cluster = redis_state::testing::shared_cluster();
+    runtime().block_on(async {
+        let con = cluster.async_connection().await.unwrap();
+        let lock = Lock::new("job")
+            .namespace(&ns)
+            .ttl(Duration::from_millis(300));
+        let held = lock.acquire_watched(&con).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert!(!held.loss().is_lost());
+        let mut other = con.clone();
+        assert!(
+            lock.try_acquire()
+                .run_async(&mut other)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let () = redis::cmd("DEL")
+            .arg(lock.key())
+            .query_async(&mut other)
+            .await
+            .unwrap();
+        let reason = tokio::time::timeout(Duration::from_millis(400), held.loss().lost())
+            .await
+            .unwrap();
+        assert_eq!(reason, LostReason::Expired);
+    });
+    let lock = Lock::new("blocking")
+        .namespace(&ns)
+        .ttl(Duration::from_millis(300));
+    let held = lock.acquire_watched_blocking(&cluster.client()).unwrap();
+    assert_eq!(held.loss().wait_timeout(Duration::from_millis(800)), None);
+    assert!(held.release_blocking().unwrap());
+}
+
+#[test]
+fn blocking_watchdog() {
+    let ns = common::namespace("watch_blocking");
+    let lock = Lock::new("job")
+        .namespace(&ns)
+        .ttl(Duration::from_millis(300));
+    let held = lock
+        .acquire_watched_blocking(&shared_server().client())
+        .unwrap();
+    assert_eq!(held.loss().wait_timeout(Duration::from_millis(900)), None);
+    let mut con = shared_server().connection().unwrap();
+    assert!(lock.try_acquire().run(&mut con).unwrap().is_none());
+    assert!(held.release_blocking().unwrap());
+    assert!(lock.try_acquire().run(&mut con).unwrap().is_some());
+}

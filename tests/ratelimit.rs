@@ -1,0 +1,294 @@
+//! Rate limiters: decisions, costs, bad state, and under concurrency never
+//! more than each limiter's guarantee allows.
+
+mod common;
+
+use std::time::{Duration, Instant, SystemTime};
+
+use common::Runner;
+use redis_state::prelude::*;
+use redis_state::ratelimit::{Decision, FixedWindow, Gcra, SlidingWindow};
+use redis_state::testing::shared_server;
+use redis_state::{Error, Namespace};
+
+fn fixed_window_counts_and_resets(r: &mut Runner, ns: &Namespace) {
+    let rl = FixedWindow::new("login", 3, Duration::from_millis(300)).namespace(ns);
+    let d: Vec<Decision> = (0..4).map(|_| r.run(rl.check("ada")).unwrap()).collect();
+    assert_eq!(
+        d.iter()
+            .map(|d| (d.allowed, d.remaining))
+            .collect::<Vec<_>>(),
+        [(true, 2), (true, 1), (true, 0), (false, 0)]
+    );
+    assert_eq!(d[0].retry_after, Duration::ZERO);
+    assert!(d[3].retry_after > Duration::ZERO && d[3].retry_after <= Duration::from_millis(300));
+    // Other subjects have their own quota.
+    assert!(r.run(rl.check("bob")).unwrap().allowed);
+    std::thread::sleep(d[3].retry_after + Duration::from_millis(20));
+    let again = r.run(rl.check("ada")).unwrap();
+    assert!(again.allowed && again.remaining == 2, "{again:?}");
+    // Costs.
+    let big = r.run(rl.check_n("carol", 3)).unwrap();
+    assert!(big.allowed && big.remaining == 0);
+    assert!(!r.run(rl.check_n("carol", 1)).unwrap().allowed);
+    assert!(matches!(
+        r.run(rl.check_n("dave", 4)),
+        Err(Error::InvalidConfig { .. })
+    ));
+    assert!(matches!(
+        r.run(rl.check_n("dave", 0)),
+        Err(Error::InvalidConfig { .. })
+    ));
+}
+
+fn sliding_window_counts_and_slides(r: &mut Runner, ns: &Namespace) {
+    let rl = SlidingWindow::new("api", 3, Duration::from_millis(400)).namespace(ns);
+    assert!(r.run(rl.check("ada")).unwrap().allowed);
+    std::thread::sleep(Duration::from_millis(150));
+    assert!(r.run(rl.check("ada")).unwrap().allowed);
+    let third = r.run(rl.check("ada")).unwrap();
+    assert!(third.allowed && third.remaining == 0);
+    let denied = r.run(rl.check("ada")).unwrap();
+    assert!(!denied.allowed);
+    // The oldest entry leaves the window first: ~250 ms from now.
+    assert!(
+        denied.retry_after <= Duration::from_millis(260),
+        "{denied:?}"
+    );
+    assert!(
+        denied.retry_after >= Duration::from_millis(150),
+        "{denied:?}"
+    );
+    std::thread::sleep(denied.retry_after + Duration::from_millis(20));
+    let one = r.run(rl.check("ada")).unwrap();
+    assert!(
+        one.allowed && one.remaining == 0,
+        "one slot came free: {one:?}"
+    );
+    assert!(!r.run(rl.check("ada")).unwrap().allowed);
+    // A cost of 2 needs the two oldest entries gone.
+    let two = r.run(rl.check_n("ada", 2)).unwrap();
+    assert!(!two.allowed && two.retry_after > Duration::ZERO);
+}
+
+fn gcra_bursts_then_paces(r: &mut Runner, ns: &Namespace) {
+    // 5 per second sustained (one every 200 ms), bursts of 3.
+    let rl = Gcra::new("upload", 5, Duration::from_secs(1))
+        .burst(3)
+        .namespace(ns);
+    let d: Vec<Decision> = (0..4).map(|_| r.run(rl.check("ada")).unwrap()).collect();
+    assert_eq!(
+        d.iter()
+            .map(|d| (d.allowed, d.remaining))
+            .collect::<Vec<_>>(),
+        [(true, 2), (true, 1), (true, 0), (false, 0)]
+    );
+    assert!(d[3].retry_after <= Duration::from_millis(200), "{:?}", d[3]);
+    assert!(d[3].retry_after >= Duration::from_millis(150), "{:?}", d[3]);
+    assert!(d[2].reset_after <= Duration::from_millis(600));
+    std::thread::sleep(d[3].retry_after + Duration::from_millis(10));
+    assert!(r.run(rl.check("ada")).unwrap().allowed);
+    assert!(!r.run(rl.check("ada")).unwrap().allowed);
+    assert!(matches!(
+        r.run(rl.check_n("ada", 4)),
+        Err(Error::InvalidConfig { .. })
+    ));
+}
+
+fn corrupt_state_is_an_error_not_a_pass(r: &mut Runner, ns: &Namespace) {
+    let fixed = FixedWindow::new("x", 3, Duration::from_secs(10)).namespace(ns);
+    let gcra = Gcra::new("x", 3, Duration::from_secs(10)).namespace(ns);
+    let fkey = fixed.check("s").key().to_owned();
+    let gkey = gcra.check("s").key().to_owned();
+    let () = r.cmd("SET", &fkey).arg("lots").arg("PX").arg(10_000).go();
+    let () = r.cmd("SET", &gkey).arg("soon").go();
+    let e = r.run(fixed.check("s")).unwrap_err();
+    assert!(e.to_string().contains(&fkey), "{e}");
+    let e = r.run(gcra.check("s")).unwrap_err();
+    assert!(e.to_string().contains(&gkey), "{e}");
+    // A counter someone left without TTL starts a new window instead of
+    // blocking forever.
+    let () = r.cmd("SET", &fkey).arg(99).go();
+    assert!(r.run(fixed.check("s")).unwrap().allowed);
+    let ttl: i64 = r.cmd("PTTL", &fkey).go();
+    assert!(ttl > 0);
+}
+
+fn subjects_are_escaped(r: &mut Runner, ns: &Namespace) {
+    let rl = FixedWindow::new("n", 1, Duration::from_secs(10)).namespace(ns);
+    assert!(r.run(rl.check("a:b")).unwrap().allowed);
+    // "a" + ":b" must not share the quota of "a:b", nor a glob reach it.
+    assert!(r.run(rl.check("a")).unwrap().allowed);
+    assert!(r.run(rl.check("a*")).unwrap().allowed);
+    assert!(!r.run(rl.check("a:b")).unwrap().allowed);
+    assert!(rl.check("a:b").key().ends_with(":ratelimit:fixed:n:a%3Ab"));
+}
+
+fn batched_checks(r: &mut Runner, ns: &Namespace) {
+    let a = SlidingWindow::new("a", 2, Duration::from_secs(10)).namespace(ns);
+    let b = Gcra::new("b", 2, Duration::from_secs(10)).namespace(ns);
+    let (x, y, z) = r
+        .run(batch((a.check(1u32), a.check(2u32), b.check(1u32))))
+        .unwrap();
+    assert!(x.allowed && y.allowed && z.allowed);
+}
+
+matrix!(
+    fixed_window_counts_and_resets,
+    sliding_window_counts_and_slides,
+    gcra_bursts_then_paces,
+    corrupt_state_is_an_error_not_a_pass,
+    subjects_are_escaped,
+    batched_checks,
+);
+
+// ---------------------------------------------------------------------------
+// Concurrency
+
+/// One admitted request: when it was sent and answered (the server's clock
+/// is the same system clock: the server runs on this host).
+#[derive(Debug, Clone, Copy)]
+struct Admit {
+    sent: f64,
+    answered: f64,
+    reset_after: f64,
+}
+
+fn now_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        * 1000.0
+}
+
+/// `threads` threads each checking as fast as they can for `run_for`;
+/// returns the admitted requests and the number of checks.
+fn hammer<F>(threads: usize, run_for: Duration, check: F) -> (Vec<Admit>, usize)
+where
+    F: Fn(&mut redis::Connection) -> Decision + Send + Sync + Clone + 'static,
+{
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let check = check.clone();
+            let mut con = shared_server().connection().unwrap();
+            std::thread::spawn(move || {
+                let mut admits = Vec::new();
+                let mut checks = 0;
+                let until = Instant::now() + run_for;
+                while Instant::now() < until {
+                    let sent = now_ms();
+                    let d = check(&mut con);
+                    checks += 1;
+                    if d.allowed {
+                        admits.push(Admit {
+                            sent,
+                            answered: now_ms(),
+                            reset_after: d.reset_after.as_secs_f64() * 1000.0,
+                        });
+                    }
+                }
+                (admits, checks)
+            })
+        })
+        .collect();
+    let mut admits = Vec::new();
+    let mut checks = 0;
+    for h in handles {
+        let (a, c) = h.join().unwrap();
+        admits.extend(a);
+        checks += c;
+    }
+    admits.sort_by(|a, b| a.sent.total_cmp(&b.sent));
+    (admits, checks)
+}
+
+/// The largest number of admits whose server-side times certainly fall in
+/// one span of `span_ms`: for each admit i, those sent after i was sent and
+/// answered before i was sent + span (so their server time is in
+/// [sent_i, sent_i + span)).
+fn max_in_any_span(admits: &[Admit], span_ms: f64) -> usize {
+    admits
+        .iter()
+        .map(|i| {
+            admits
+                .iter()
+                .filter(|j| j.sent >= i.sent && j.answered < i.sent + span_ms)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn sliding_window_never_admits_more_than_the_limit_in_any_window() {
+    let ns = common::namespace("rl_sliding_conc");
+    let rl = SlidingWindow::new("hot", 20, Duration::from_millis(250)).namespace(&ns);
+    let (admits, checks) = hammer(8, Duration::from_millis(1200), move |con| {
+        rl.check("one").run(con).unwrap()
+    });
+    assert!(checks > admits.len() * 2, "the limiter was under pressure");
+    let worst = max_in_any_span(&admits, 250.0);
+    assert!(worst <= 20, "{worst} admitted within one window");
+    // ... and it does admit up to the limit (not a limiter that refuses all).
+    assert!(worst >= 15, "{worst}");
+    assert!(
+        admits.len() >= 20 * 4,
+        "{} admitted over ~5 windows",
+        admits.len()
+    );
+}
+
+#[test]
+fn fixed_window_never_admits_more_than_the_limit_in_one_window() {
+    let ns = common::namespace("rl_fixed_conc");
+    let rl = FixedWindow::new("hot", 20, Duration::from_millis(250)).namespace(&ns);
+    let (admits, checks) = hammer(8, Duration::from_millis(1200), move |con| {
+        rl.check("one").run(con).unwrap()
+    });
+    assert!(checks > admits.len() * 2);
+    // Group admits by the end of their window: the server says how long
+    // the window has left, so the end lies in [sent, answered] + reset.
+    // Windows are 250 ms apart; admits of one window agree within RTTs.
+    let mut windows: Vec<(f64, usize)> = Vec::new();
+    for a in &admits {
+        let end = (a.sent + a.answered) / 2.0 + a.reset_after;
+        match windows.iter_mut().find(|(e, _)| (end - *e).abs() < 100.0) {
+            Some((_, n)) => *n += 1,
+            None => windows.push((end, 1)),
+        }
+    }
+    assert!(windows.len() >= 4, "{windows:?}");
+    for (end, n) in &windows {
+        assert!(*n <= 20, "{n} admitted in the window ending at {end}");
+    }
+    assert!(
+        windows.iter().filter(|(_, n)| *n == 20).count() >= 3,
+        "{windows:?}"
+    );
+}
+
+#[test]
+fn gcra_never_admits_more_than_burst_plus_rate() {
+    let ns = common::namespace("rl_gcra_conc");
+    // 40 per second (one per 25 ms), bursts of 10.
+    let rl = Gcra::new("hot", 40, Duration::from_secs(1))
+        .burst(10)
+        .namespace(&ns);
+    let (admits, checks) = hammer(8, Duration::from_millis(1200), move |con| {
+        rl.check("one").run(con).unwrap()
+    });
+    assert!(checks > admits.len() * 2);
+    for span in [25.0, 100.0, 500.0, 1000.0] {
+        let worst = max_in_any_span(&admits, span);
+        let bound = 10 + (span / 25.0).ceil() as usize;
+        assert!(
+            worst <= bound,
+            "{worst} admitted within {span} ms (bound {bound})"
+        );
+    }
+    // Over the whole run: the burst plus the rate, and close to it.
+    let total = admits.len();
+    assert!(total <= 10 + 1200 / 25 + 1, "{total}");
+    assert!(total >= 40, "{total}");
+}

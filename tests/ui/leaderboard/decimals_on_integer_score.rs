@@ -1,0 +1,13 @@
+use redis_state::prelude::*;
+
+#[derive(Leaderboard)]
+#[leaderboard(key = "lb:{game}", tie_break = "earlier", max_score = 1000, decimals = 2)]
+struct Run {
+    game: String,
+    #[leaderboard(member)]
+    player: String,
+    #[leaderboard(score)]
+    points: u32,
+}
+
+fn main() {}

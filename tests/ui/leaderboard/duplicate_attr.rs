@@ -1,0 +1,14 @@
+use redis_state::prelude::*;
+
+#[derive(Leaderboard)]
+#[leaderboard(key = "lb:{game}", order = "low_first")]
+#[leaderboard(order = "high_first")]
+struct Run {
+    game: String,
+    #[leaderboard(member)]
+    player: String,
+    #[leaderboard(score)]
+    points: u32,
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use redis_state::prelude::*;
+
+#[derive(Leaderboard)]
+enum Run {
+    A,
+}
+
+fn main() {}

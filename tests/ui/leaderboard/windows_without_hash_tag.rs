@@ -1,0 +1,13 @@
+use redis_state::prelude::*;
+
+#[derive(Leaderboard)]
+#[leaderboard(key = "lb:{game}", windows(daily = "7d"))]
+struct Run {
+    game: String,
+    #[leaderboard(member)]
+    player: String,
+    #[leaderboard(score)]
+    points: u32,
+}
+
+fn main() {}
