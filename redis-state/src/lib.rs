@@ -7,6 +7,11 @@
 //! * [`Leaderboard`] (derive and trait): ranked boards on sorted sets, with
 //!   update policies, tie-break by time, rank modes, time windows, caps and
 //!   member data.
+//! * [`cache`] (`#[derive(Cached)]` and [`Cache`](cache::Cache)): cache-aside,
+//!   write-through and write-behind, stampede protection inside a process
+//!   and across processes, XFetch early refresh, invalidation by key, tag,
+//!   pattern and entity event, and an opt-in local cache kept honest by
+//!   RESP3 client tracking.
 //! * [`op`]: operations as values, [`batch`] and [`many`] for pipelines.
 //! * [`codec`]: how field values are stored, and how to add your own.
 //! * [`keys`]: key escaping, namespaces, Cluster slots.
