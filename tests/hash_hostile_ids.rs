@@ -28,6 +28,30 @@ struct Account {
     kind: String,
 }
 
+/// Review finding 1: with `"order:{customer}-{id}"` and `"pair:{a}{b}"`
+/// (now compile errors, `tests/ui/hash/template_parts_not_segments.rs`) the
+/// ids below shared one key. Written as the compiler suggests, they stay
+/// apart.
+#[derive(RedisHash, Debug, Clone, PartialEq)]
+#[redis(key = "order:{customer}:{id}")]
+struct Order {
+    #[redis(id)]
+    customer: String,
+    #[redis(id)]
+    id: String,
+    total: i64,
+}
+
+#[derive(RedisHash, Debug, Clone, PartialEq)]
+#[redis(key = "pair:{a}:{b}")]
+struct Pair {
+    #[redis(id)]
+    a: String,
+    #[redis(id)]
+    b: String,
+    v: i64,
+}
+
 fn hostile() -> Vec<String> {
     let mut ids: Vec<String> = [
         "",
@@ -138,7 +162,46 @@ fn hostile_tags_stay_in_their_slot(r: &mut Runner, ns: &Namespace) {
     }
 }
 
-matrix!(ids_stay_apart, hostile_tags_stay_in_their_slot);
+fn composite_ids_stay_apart(r: &mut Runner, ns: &Namespace) {
+    let alice = Order {
+        customer: "acme-1".into(),
+        id: "7".into(),
+        total: 100,
+    };
+    let mallory = Order {
+        customer: "acme".into(),
+        id: "1-7".into(),
+        total: 0,
+    };
+    assert_ne!(
+        alice.key(),
+        mallory.key(),
+        "two different ids map to one key"
+    );
+    r.run(alice.save().namespace(ns)).unwrap();
+    r.run(mallory.save().namespace(ns)).unwrap();
+    let loaded = r
+        .run(Order::load(&("acme-1".to_owned(), "7".to_owned())).namespace(ns))
+        .unwrap();
+    assert_eq!(loaded, Some(alice));
+    let x = Pair {
+        a: "1".into(),
+        b: "23".into(),
+        v: 1,
+    };
+    let y = Pair {
+        a: "12".into(),
+        b: "3".into(),
+        v: 2,
+    };
+    assert_ne!(x.key(), y.key(), "adjacent parts collide");
+}
+
+matrix!(
+    ids_stay_apart,
+    hostile_tags_stay_in_their_slot,
+    composite_ids_stay_apart
+);
 
 proptest! {
     #[test]
@@ -154,6 +217,8 @@ proptest! {
     ) {
         prop_assume!(a != b);
         prop_assert_ne!(Account::key_of(&a), Account::key_of(&b));
+        prop_assert_ne!(Order::key_of(&a), Order::key_of(&b));
+        prop_assert_ne!(Pair::key_of(&a), Pair::key_of(&b));
     }
 
     #[test]

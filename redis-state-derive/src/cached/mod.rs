@@ -308,7 +308,9 @@ fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<'a>> {
         Ok(t) => Some(t),
         Err(msg) => {
             key_err(format!("malformed key template: {msg}"));
-            None
+            // Placeholders that are not whole segments: the rest of the
+            // template is still checked, so every error shows at once.
+            template::parse_lenient(&template_src).ok()
         }
     };
     let mut key_fields = Vec::new();
@@ -693,7 +695,7 @@ fn fallback_id(input: &syn::DeriveInput) -> Option<TokenStream> {
         return None;
     };
     let src = key.unwrap_or_else(|| "_:{id}".to_owned());
-    let t = template::parse(&src).ok()?;
+    let t = template::parse_lenient(&src).ok()?;
     let tys: Vec<&syn::Type> = t
         .parts()
         .map(|p| {

@@ -7,6 +7,14 @@
 //! character), glob characters `* ? [ ] \`, whitespace or control
 //! characters, so that keys stay unambiguous and prefixes are safe `SCAN`
 //! patterns.
+//!
+//! Every placeholder is a whole key segment: it starts the template or
+//! follows `:` or the hash tag's `{`, and it ends the template or is followed
+//! by `:` or the hash tag's `}`. Values are escaped injectively and the
+//! escaped form never holds `:` or a brace, so each value ends exactly where
+//! its segment does and two different ids cannot render one key
+//! (`"order:{customer}-{id}"` would give `order:a-b-c` for both
+//! `("a-b", "c")` and `("a", "b-c")`).
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum TSeg {
@@ -96,8 +104,18 @@ fn is_ident(s: &str) -> bool {
         && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
 }
 
-/// Parses a template. Errors are messages for the template literal.
+/// Parses a template and checks that every placeholder is a whole segment.
+/// Errors are messages for the template literal.
 pub(crate) fn parse(src: &str) -> Result<Template, String> {
+    let t = parse_lenient(src)?;
+    check_segments(&t)?;
+    Ok(t)
+}
+
+/// Reads the template without the whole-segment check: for follow-up checks
+/// after that error was reported, and for the fallback impls, which only
+/// need the placeholders.
+pub(crate) fn parse_lenient(src: &str) -> Result<Template, String> {
     let mut segs: Vec<TSeg> = Vec::new();
     let mut lit = String::new();
     let mut open_seen = false;
@@ -186,6 +204,124 @@ pub(crate) fn parse(src: &str) -> Result<Template, String> {
     Ok(Template { segs, scope })
 }
 
+/// Refuses placeholders that are not whole segments, with the corrected
+/// template.
+fn check_segments(t: &Template) -> Result<(), String> {
+    let segs = &t.segs;
+    let mut problems = Vec::new();
+    let mut example = None;
+    for (i, seg) in segs.iter().enumerate() {
+        let TSeg::Part(name) = seg else { continue };
+        // Left side: the start, `:` or the tag's `{`. A separator between
+        // two placeholders is reported here, once.
+        match i.checked_sub(1).map(|j| &segs[j]) {
+            None => {}
+            Some(TSeg::Lit(l)) if l.ends_with([':', '{']) => {}
+            Some(TSeg::Part(prev)) => {
+                problems.push(format!("`{{{prev}}}` and `{{{name}}}` touch"));
+                example.get_or_insert_with(|| collision(prev, name, "1", "23", "12", "3"));
+            }
+            Some(TSeg::Lit(l)) => match i.checked_sub(2).map(|j| &segs[j]) {
+                Some(TSeg::Part(prev)) if !l.contains([':', '{', '}']) => {
+                    problems.push(format!(
+                        "`{{{prev}}}` and `{{{name}}}` are separated by `{l}`, not by `:`"
+                    ));
+                    example.get_or_insert_with(|| {
+                        collision(prev, name, &format!("x{l}y"), "z", "x", &format!("y{l}z"))
+                    });
+                }
+                _ if l.ends_with('}') => {
+                    problems.push(format!("`{{{name}}}` follows the hash tag's closing brace"));
+                }
+                _ => {
+                    let piece = l.rsplit([':', '{', '}']).next().unwrap_or(l);
+                    problems.push(format!(
+                        "`{{{name}}}` is joined to the literal text `{piece}`"
+                    ));
+                }
+            },
+        }
+        // Right side: the end, `:` or the tag's `}`.
+        match segs.get(i + 1) {
+            None | Some(TSeg::Part(_)) => {}
+            Some(TSeg::Lit(l)) if l.starts_with([':', '}']) => {}
+            Some(TSeg::Lit(l))
+                if matches!(segs.get(i + 2), Some(TSeg::Part(_)))
+                    && !l.contains([':', '{', '}']) => {}
+            Some(TSeg::Lit(l)) if l.starts_with('{') => {
+                problems.push(format!(
+                    "`{{{name}}}` is followed by the hash tag's opening brace"
+                ));
+            }
+            Some(TSeg::Lit(l)) => {
+                let piece = l.split([':', '{', '}']).next().unwrap_or(l);
+                problems.push(format!(
+                    "`{{{name}}}` is joined to the literal text `{piece}`"
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "{}{}; placeholders must be whole key segments, set off by `:` or the hash tag's braces: write `{}`",
+        problems.join("; "),
+        example.unwrap_or_default(),
+        suggest(t)
+    ))
+}
+
+/// ` (... give one key)`: two different values of `a` and `b` rendering alike.
+fn collision(a: &str, b: &str, a1: &str, b1: &str, a2: &str, b2: &str) -> String {
+    format!(
+        " (`{a}` = \"{a1}\", `{b}` = \"{b1}\" and `{a}` = \"{a2}\", `{b}` = \"{b2}\" give one key)"
+    )
+}
+
+/// Characters a corrected template drops where it puts a `:` instead.
+fn is_separator(c: char) -> bool {
+    !c.is_alphanumeric() && !matches!(c, ':' | '{' | '}')
+}
+
+/// The template with a `:` at every junction that lacks one; a run of
+/// separator characters there (`-`, `_`, `.`) becomes the `:`.
+fn suggest(t: &Template) -> String {
+    let segs = &t.segs;
+    let is_part = |i: Option<usize>| matches!(i.and_then(|i| segs.get(i)), Some(TSeg::Part(_)));
+    let mut out = String::new();
+    for (i, seg) in segs.iter().enumerate() {
+        match seg {
+            TSeg::Part(name) => {
+                if is_part(i.checked_sub(1)) {
+                    out.push(':');
+                }
+                out.push('{');
+                out.push_str(name);
+                out.push('}');
+            }
+            TSeg::Lit(l) => {
+                let (after_part, before_part) = (is_part(i.checked_sub(1)), is_part(Some(i + 1)));
+                let mut text = l.clone();
+                if after_part && !text.starts_with([':', '}']) {
+                    text = text.trim_start_matches(is_separator).to_owned();
+                    if !text.starts_with([':', '}']) && (before_part || !text.is_empty()) {
+                        text.insert(0, ':');
+                    }
+                }
+                if before_part && !text.ends_with([':', '{']) {
+                    text = text.trim_end_matches(is_separator).to_owned();
+                    if !text.ends_with([':', '{']) && (after_part || !text.is_empty()) {
+                        text.push(':');
+                    }
+                }
+                out.push_str(&text.replace('{', "{{").replace('}', "}}"));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,6 +379,47 @@ mod tests {
             ]
         );
         assert_eq!(t.scope, Some(3));
+    }
+
+    #[test]
+    fn whole_segments() {
+        for good in [
+            "{id}",
+            "user:{id}",
+            "{id}:x",
+            "pair:{a}:{b}",
+            "{{user}}:{id}",
+            "order:{{{customer}}}:{id}",
+            "{{lb:{game}}}",
+            "{{{a}:{b}}}:x",
+            "lb:{game}:{{{region}}}",
+        ] {
+            assert!(parse(good).is_ok(), "{good} refused: {:?}", parse(good));
+        }
+        for (bad, fixed) in [
+            ("order:{customer}-{id}", "order:{customer}:{id}"),
+            ("item:{a}{b}", "item:{a}:{b}"),
+            ("user{id}", "user:{id}"),
+            ("user_{id}", "user:{id}"),
+            ("{id}.json", "{id}:json"),
+            ("user:{id}-", "user:{id}"),
+            ("-{id}", "{id}"),
+            ("{a}-x-{b}", "{a}:x:{b}"),
+            ("{a}x:y{b}", "{a}:x:y:{b}"),
+            ("{{user}}{id}", "{{user}}:{id}"),
+            ("{id}{{user}}", "{id}:{{user}}"),
+            ("{{x{id}}}", "{{x:{id}}}"),
+            ("{{{id}x}}", "{{{id}:x}}"),
+            ("{{-{id}}}", "{{{id}}}"),
+            ("a{x}{y}{z}b", "a:{x}:{y}:{z}:b"),
+        ] {
+            let err = parse(bad).expect_err(bad);
+            assert!(err.ends_with(&format!("write `{fixed}`")), "{bad}: {err}");
+            assert!(parse(fixed).is_ok(), "suggestion {fixed} for {bad}");
+            assert!(parse_lenient(bad).is_ok(), "{bad} is well formed");
+        }
+        let err = parse("order:{customer}-{id}").unwrap_err();
+        assert!(err.starts_with("`{customer}` and `{id}` are separated by `-`, not by `:` (`customer` = \"x-y\", `id` = \"z\" and `customer` = \"x\", `id` = \"y-z\" give one key)"), "{err}");
     }
 
     #[test]

@@ -456,7 +456,9 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<
         Ok(t) => Some(t),
         Err(msg) => {
             template_err_at(format!("malformed key template: {msg}"));
-            None
+            // Placeholders that are not whole segments: the rest of the
+            // template is still checked, so every error shows at once.
+            template::parse_lenient(&template_src).ok()
         }
     };
     if let (Some(t), Some(tag)) = (template.as_mut(), hash_tag.get())

@@ -338,7 +338,7 @@ pub(crate) fn fallback(input: &syn::DeriveInput, krate: &syn::Path) -> TokenStre
         let _ = attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("key") {
                 if let Ok(lit) = crate::internals::attr::parse_lit_str(&meta) {
-                    template = crate::internals::template::parse(&lit.value()).ok();
+                    template = crate::internals::template::parse_lenient(&lit.value()).ok();
                 }
             } else if meta.input.peek(syn::Token![=]) {
                 let _: syn::Expr = meta.value()?.parse()?;

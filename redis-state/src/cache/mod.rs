@@ -13,7 +13,7 @@
 //!
 //! | attribute | meaning |
 //! |---|---|
-//! | `key = "product:{id}"` | key template. `{field}` names a field of the value (the id is that field, or the tuple of the named fields in template order); `{{`/`}}` are literal braces (a Cluster hash tag). Default: `"<snake_case name>:{id}"` |
+//! | `key = "product:{id}"` | key template. `{field}` names a field of the value (the id is that field, or the tuple of the named fields in template order); `{{`/`}}` are literal braces (a Cluster hash tag). Each placeholder is a whole segment, set off by `:` or the tag's braces, in keys and tags alike. Default: `"<snake_case name>:{id}"` |
 //! | `id = Type` | an explicit id type (any [`IdValue`]: a key part or a tuple of them) for values that do not hold their key; the template's placeholders then stand for its parts, in order |
 //! | `ttl = "10m"` | how long an entry is fresh (required): `"500ms"`, `"45s"`, `"10m"`, `"1h30m"`, `"2d"`, `"1w"` or an integer of seconds |
 //! | `jitter = "30s"` or `"10%"` | a random extra lifetime in `[0, jitter]` per write, so entries written together do not expire together |

@@ -11,7 +11,7 @@
 //!
 //! | attribute | meaning |
 //! |---|---|
-//! | `key = "user:{id}"` | key template; `{field}` names an id field, `{{`/`}}` are literal braces (a Cluster hash tag). Default: `"<snake_case name>:{id}"` |
+//! | `key = "user:{id}"` | key template; `{field}` names an id field, `{{`/`}}` are literal braces (a Cluster hash tag). Each placeholder is a whole segment, set off by `:` or the tag's braces (`"order:{customer}:{id}"`, not `"order:{customer}-{id}"`, where `("a-b", "c")` and `("a", "b-c")` would share a key). Default: `"<snake_case name>:{id}"` |
 //! | `hash_tag = "tenant"` | wraps the `{tenant}` placeholder in a hash tag: entities of one tenant share a slot, indexes are per tenant |
 //! | `ttl = "30m"` | time to live applied by every save: `"500ms"`, `"45s"`, `"30m"`, `"1h30m"`, `"2d"`, `"1w"`, or an integer of seconds |
 //! | `namespace = "app"` | static key prefix (`app:user:42`); an operation's `.namespace(..)` replaces it |

@@ -47,7 +47,7 @@
 //!
 //! | attribute | meaning |
 //! |---|---|
-//! | `key = "lb:{{{game}}}"` | board key template; `{field}` names a *board field* (any field may be one), `{{`/`}}` are literal braces (a Cluster hash tag). Default: `"{{<snake_case name>}}"` |
+//! | `key = "lb:{{{game}}}"` | board key template; `{field}` names a *board field* (any field may be one), `{{`/`}}` are literal braces (a Cluster hash tag). Each placeholder is a whole segment, set off by `:` or the tag's braces. Default: `"{{<snake_case name>}}"` |
 //! | `hash_tag = "game"` | wraps the `{game}` placeholder in a hash tag |
 //! | `namespace = "app"` | static key prefix; an operation's `.namespace(..)` replaces it |
 //! | `order = "high_first"` / `"low_first"` | which end of the board ranks first (default `high_first`) |
