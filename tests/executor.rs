@@ -183,3 +183,89 @@ fn plain_commands_join_a_batch() {
     assert_eq!(visits, 1);
     assert_eq!(loaded, Some(n));
 }
+
+/// Two scripts declared with one name but different bodies: the first call
+/// of *each body* in a pipeline carries it, so a server that has seen neither
+/// runs the pipeline in order (a read after the second script sees its write).
+fn same_name_scripts_case() -> impl Operation<Output = ((), (), Option<String>)> + Send {
+    static FIRST: redis_state::script::Script = redis_state::script::Script::new(
+        "test.same_name",
+        "redis.call('SET', KEYS[1], 'first') return 1",
+    );
+    static SECOND: redis_state::script::Script = redis_state::script::Script::new(
+        "test.same_name",
+        "redis.call('SET', KEYS[1], 'second') return 2",
+    );
+    struct Call(&'static redis_state::script::Script, &'static str);
+    impl Operation for Call {
+        type Output = ();
+        fn prepare(&mut self, plan: &mut op::Plan) -> redis_state::Result<()> {
+            plan.script(self.0, &[self.1])?;
+            Ok(())
+        }
+        fn complete(&mut self, replies: &mut op::Replies) -> redis_state::Result<op::Step<()>> {
+            replies.next::<i64>("test").map(|_| op::Step::Done(()))
+        }
+    }
+    batch((
+        Call(&FIRST, "{same}:a"),
+        Call(&SECOND, "{same}:b"),
+        op::command::<Option<String>>("GET", "{same}:b"),
+    ))
+}
+
+#[test]
+fn scripts_sharing_a_name_each_carry_their_body() {
+    let server = RedisServer::start().unwrap();
+    let mut con = server.connection().unwrap();
+    let (_, _, b) = same_name_scripts_case().run(&mut con).unwrap();
+    assert_eq!(
+        b.as_deref(),
+        Some("second"),
+        "the read ran before the script"
+    );
+    flush_scripts(&server);
+    let _: () = server.query(redis::cmd("DEL").arg("{same}:b")).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (_, _, b) = rt
+        .block_on(async {
+            let mut con = server.async_connection().await.unwrap();
+            same_name_scripts_case().run_async(&mut con).await
+        })
+        .unwrap();
+    assert_eq!(
+        b.as_deref(),
+        Some("second"),
+        "the read ran before the script"
+    );
+}
+
+#[tokio::test]
+async fn scripts_sharing_a_name_each_carry_their_body_on_a_cluster() {
+    let cluster = RedisCluster::start(3).unwrap();
+    let mut scon = cluster.connection().unwrap();
+    let (_, _, b) = same_name_scripts_case().run(&mut scon).unwrap();
+    assert_eq!(
+        b.as_deref(),
+        Some("second"),
+        "the read ran before the script"
+    );
+    for node in cluster.nodes() {
+        flush_scripts(node);
+    }
+    let mut acon = cluster.async_connection().await.unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg("{same}:b")
+        .query_async(&mut acon)
+        .await
+        .unwrap();
+    let (_, _, b) = same_name_scripts_case().run_async(&mut acon).await.unwrap();
+    assert_eq!(
+        b.as_deref(),
+        Some("second"),
+        "the read ran before the script"
+    );
+}

@@ -17,7 +17,8 @@
 //! ## Scripts
 //!
 //! Script calls go out as `EVALSHA`. In a pipeline of several commands, the
-//! first call of each script (per hash slot on a Cluster) goes out as `EVAL`
+//! first call of each script body (by SHA1, per hash slot on a Cluster) goes
+//! out as `EVAL`
 //! with the body, so a server that has not cached the script yet runs the
 //! pipeline in order. A lone `EVALSHA` answered with `NOSCRIPT` is sent again
 //! as `EVAL`. If a race (`SCRIPT FLUSH` during a pipeline) still produces
@@ -80,12 +81,14 @@ fn pipeline_of(commands: Vec<Command>) -> Built {
     let several = commands.len() > 1;
     let mut pipe = plain_pipeline(commands.len());
     let mut evalsha = Vec::new();
-    // Plans call few distinct scripts: a short list beats hashing.
+    // Plans call few distinct scripts: a short list beats hashing. Tracked
+    // by SHA, not by name: two scripts may share a name, and one body
+    // declared twice is loaded by its first `EVAL`.
     let mut seen: Vec<&'static str> = Vec::new();
     for (i, c) in commands.into_iter().enumerate() {
         match c.script {
-            Some(s) if several && !seen.contains(&s.name()) => {
-                seen.push(s.name());
+            Some(s) if several && !seen.contains(&s.sha()) => {
+                seen.push(s.sha());
                 pipe.add_command(eval_form(s, &c.cmd));
             }
             Some(s) => {
@@ -213,7 +216,7 @@ fn execute_sync_cluster(
     let mut seen: HashSet<(&str, Option<u16>)> = HashSet::new();
     for c in commands {
         match c.script {
-            Some(s) if seen.insert((s.name(), c.slot)) => pipe.add_command(eval_form(s, &c.cmd)),
+            Some(s) if seen.insert((s.sha(), c.slot)) => pipe.add_command(eval_form(s, &c.cmd)),
             _ => pipe.add_command(c.cmd),
         };
     }

@@ -8,7 +8,8 @@
 //! that all of them hash to one Cluster slot (DESIGN principle 4).
 //!
 //! The executors send `EVALSHA`. When a pipeline holds more than one command,
-//! the first use of each script in it is sent as `EVAL` with the body instead,
+//! the first use of each script body (by SHA1) in it is sent as `EVAL` with
+//! the body instead,
 //! so a server that has never seen the script (a fresh server, a restarted one,
 //! a promoted replica) runs every command in order; a lone `EVALSHA` that gets
 //! `NOSCRIPT` is re-sent once as `EVAL`.
