@@ -624,6 +624,54 @@ fn unique_value_of_expired_entity_is_free(r: &mut Runner, ns: &Namespace) {
     );
 }
 
+/// Review finding 13: `settled` isolates errors raised while building the
+/// commands (here an unencodable date), not only errors in the replies.
+fn settled_isolates_prepare_errors(r: &mut Runner, ns: &Namespace) {
+    let good = user(1, "good@x", None);
+    let mut bad = user(2, "bad@x", None);
+    bad.created_at = Utc.with_ymd_and_hms(10_000, 1, 1, 0, 0, 0).unwrap();
+    let out = r
+        .run(redis_state::many([
+            good.save().namespace(ns).settled(),
+            bad.save().namespace(ns).settled(),
+        ]))
+        .expect("settled operations must not fail the batch");
+    assert!(out[0].is_ok(), "{:?}", out[0]);
+    assert!(matches!(out[1], Err(Error::Encode { .. })), "{:?}", out[1]);
+    assert!(r.run(User::exists(&1).namespace(ns)).unwrap());
+    assert!(!r.run(User::exists(&2).namespace(ns)).unwrap());
+    // In a batch of several types, and alone.
+    let (a, b, c) = r
+        .run(redis_state::batch((
+            bad.save().namespace(ns).settled(),
+            User::load(&1).namespace(ns),
+            User::update(&1)
+                .set(User::CREATED_AT, bad.created_at)
+                .namespace(ns)
+                .settled(),
+        )))
+        .expect("settled operations must not fail the batch");
+    assert!(matches!(a, Err(Error::Encode { .. })), "{a:?}");
+    assert_eq!(b.map(|u| u.id), Some(1));
+    assert!(matches!(c, Err(Error::Encode { .. })), "{c:?}");
+    let alone = r.run(bad.save().namespace(ns).settled()).unwrap();
+    assert!(matches!(alone, Err(Error::Encode { .. })), "{alone:?}");
+    // An operation that wrote commands before failing sends none of them:
+    // the next operation still reads its own reply.
+    let mut renamed = good.clone();
+    renamed.name = "renamed".into();
+    let (failed, loaded) = r
+        .run(redis_state::batch((
+            redis_state::many([renamed.save(), bad.save()])
+                .namespace(ns)
+                .settled(),
+            User::load(&1).namespace(ns),
+        )))
+        .unwrap();
+    assert!(matches!(failed, Err(Error::Encode { .. })), "{failed:?}");
+    assert_eq!(loaded.map(|u| u.name), Some("user 1".to_owned()));
+}
+
 fn index_memory_is_pruned_after_expiry(r: &mut Runner, ns: &Namespace) {
     for id in 0..10 {
         r.run(
@@ -766,6 +814,7 @@ matrix!(
     index_lookups,
     unique_fields,
     unique_value_of_expired_entity_is_free,
+    settled_isolates_prepare_errors,
     index_memory_is_pruned_after_expiry,
     versioned_saves,
     scoped_indexes,

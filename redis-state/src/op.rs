@@ -442,12 +442,18 @@ pub trait Operation {
     }
 
     /// Turns a failure into an output, so that in a [`batch`] or [`many`] one
-    /// failing operation does not fail the others.
+    /// failing operation does not fail the others. Both kinds of failure are
+    /// caught: an error building the commands (an unencodable value, a
+    /// `CrossSlot` refusal; the operation then sends nothing and the rest of
+    /// the batch still runs) and an error in the replies.
     fn settled(self) -> Settled<Self>
     where
         Self: Sized,
     {
-        Settled { op: self }
+        Settled {
+            op: self,
+            failed: None,
+        }
     }
 }
 
@@ -482,14 +488,26 @@ impl<O: Operation, F: FnMut(O::Output) -> T, T> Operation for Map<O, F> {
 #[derive(Debug)]
 pub struct Settled<O> {
     op: O,
+    /// An error of `prepare`, reported by the next `complete`.
+    failed: Option<Error>,
 }
 
 impl<O: Operation> Operation for Settled<O> {
     type Output = Result<O::Output>;
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
-        self.op.prepare(plan)
+        let before = plan.len();
+        if let Err(e) = self.op.prepare(plan) {
+            // Whatever the operation wrote before failing is not sent, so
+            // the batch's other operations keep their replies.
+            plan.commands.truncate(before);
+            self.failed = Some(e);
+        }
+        Ok(())
     }
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<Self::Output>> {
+        if let Some(e) = self.failed.take() {
+            return Ok(Step::Done(Err(e)));
+        }
         Ok(match self.op.complete(replies) {
             Ok(Step::Done(out)) => Step::Done(Ok(out)),
             Ok(Step::Again) => Step::Again,
