@@ -280,7 +280,9 @@ fn hand_profile_call<'s>(script: &'s redis::Script, p: &Profile) -> redis::Scrip
         .arg("0")
         .arg("1")
         .arg("1")
-        .arg(&p.city);
+        .arg(&p.city)
+        // no unique-index holders to verify
+        .arg(0);
     inv
 }
 

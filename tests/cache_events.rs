@@ -69,6 +69,24 @@ struct StockView {
     count: i64,
 }
 
+/// A model with a unique field whose saves invalidate a tag.
+#[derive(RedisHash, Debug, Clone, PartialEq)]
+#[redis(key = "{{member}}:{id}", invalidates_tag = "team:{team}")]
+struct Member {
+    #[redis(id)]
+    id: u64,
+    #[redis(unique)]
+    handle: String,
+    team: String,
+}
+
+#[derive(Cached, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cache(key = "team_page:{team}", ttl = "10m", tag = "team:{team}")]
+struct TeamPage {
+    team: String,
+    handles: Vec<String>,
+}
+
 fn row(id: u64, name: &str, category: &str) -> ProductRow {
     ProductRow {
         id,
@@ -212,7 +230,37 @@ fn composite_ids_map_part_by_part(r: &mut Runner, ns: &Namespace) {
     );
 }
 
+/// A save that meets a stale unique-index holder runs its write twice (the
+/// second call verifies the holder); the tag members its first call took
+/// are still invalidated.
+fn save_verifying_a_unique_holder_still_invalidates_tags(r: &mut Runner, ns: &Namespace) {
+    let pages = Cache::<TeamPage>::new().namespace(ns);
+    let member = |id, handle: &str| Member {
+        id,
+        handle: handle.to_owned(),
+        team: "red".to_owned(),
+    };
+    r.run(member(1, "ada").save().namespace(ns)).unwrap();
+    let _: i64 = r
+        .cmd("DEL", &format!("{ns}:{}", Member::key_of(&1u64)))
+        .go();
+    let page = TeamPage {
+        team: "red".into(),
+        handles: vec!["ada".into()],
+    };
+    std::thread::sleep(Duration::from_millis(300)); // past the save's hold
+    r.run(pages.set(&"red".to_owned(), &page)).unwrap();
+    assert!(r.run(pages.get(&"red".to_owned())).unwrap().is_some());
+    r.run(member(2, "ada").save().namespace(ns)).unwrap();
+    assert_eq!(
+        r.run(pages.get(&"red".to_owned())).unwrap(),
+        None,
+        "the page tagged by the first call stayed"
+    );
+}
+
 matrix!(
     saves_and_deletes_invalidate_dependents,
-    composite_ids_map_part_by_part
+    composite_ids_map_part_by_part,
+    save_verifying_a_unique_holder_still_invalidates_tags
 );

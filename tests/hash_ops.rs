@@ -624,6 +624,88 @@ fn unique_value_of_expired_entity_is_free(r: &mut Runner, ns: &Namespace) {
     );
 }
 
+/// Review finding 9: a holder edited behind the library's back (plain data,
+/// DESIGN principle 6) no longer holds the value: a save of that value by
+/// another entity succeeds and the index names the new holder.
+fn unique_holder_that_changed_its_value_does_not_block(r: &mut Runner, ns: &Namespace) {
+    r.run(user(1, "ada@example.com", None).save().namespace(ns))
+        .unwrap();
+    let key = format!("{ns}:{}", User::key_of(&1u64));
+    let _: i64 = r.cmd("HSET", &key).arg("email").arg("ada@example.org").go();
+    let saved = r.run(user(2, "ada@example.com", None).save().namespace(ns));
+    assert!(
+        saved.is_ok(),
+        "UniqueViolation for a value nobody holds: {saved:?}"
+    );
+    assert_eq!(
+        r.run(User::find_by_email("ada@example.com").namespace(ns))
+            .unwrap()
+            .map(|u| u.id),
+        Some(2)
+    );
+    // A live holder still wins, and `update` verifies the same way.
+    let err = r
+        .run(user(3, "ada@example.com", None).save().namespace(ns))
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::UniqueViolation { holder, .. } if holder == "2"),
+        "{err}"
+    );
+    r.run(user(3, "c@x", None).save().namespace(ns)).unwrap();
+    let _: i64 = r
+        .cmd("HSET", &format!("{ns}:{}", User::key_of(&2u64)))
+        .arg("email")
+        .arg("someone@else")
+        .go();
+    r.run(
+        User::update(&3)
+            .set(User::EMAIL, "ada@example.com")
+            .namespace(ns),
+    )
+    .unwrap();
+    assert_eq!(
+        r.run(User::find_by_email("ada@example.com").namespace(ns))
+            .unwrap()
+            .map(|u| u.id),
+        Some(3)
+    );
+}
+
+/// Review finding 9: a holder deleted without the library (`DEL` in
+/// redis-cli, eviction) does not block the value forever.
+fn unique_holder_deleted_behind_our_back_does_not_block(r: &mut Runner, ns: &Namespace) {
+    r.run(user(1, "bob@example.com", None).save().namespace(ns))
+        .unwrap();
+    let _: i64 = r.cmd("DEL", &format!("{ns}:{}", User::key_of(&1u64))).go();
+    for _ in 0..3 {
+        let saved = r.run(user(2, "bob@example.com", None).save().namespace(ns));
+        assert!(saved.is_ok(), "refused: {saved:?}");
+    }
+    // insert and save_versioned verify too.
+    let _: i64 = r.cmd("DEL", &format!("{ns}:{}", User::key_of(&2u64))).go();
+    r.run(user(3, "bob@example.com", None).insert().namespace(ns))
+        .unwrap();
+    let _: i64 = r.cmd("DEL", &format!("{ns}:{}", User::key_of(&3u64))).go();
+    r.run(
+        user(4, "bob@example.com", None)
+            .save_versioned()
+            .namespace(ns),
+    )
+    .unwrap();
+    assert_eq!(
+        r.run(User::find_by_email("bob@example.com").namespace(ns))
+            .unwrap()
+            .map(|u| u.id),
+        Some(4)
+    );
+    let uniq = format!("{ns}:{{user}}:#user:uniq:email");
+    assert_eq!(
+        r.cmd::<i64>("HLEN", &uniq).go(),
+        1,
+        "stale entries repaired"
+    );
+}
+
 /// Review finding 13: `settled` isolates errors raised while building the
 /// commands (here an unencodable date), not only errors in the replies.
 fn settled_isolates_prepare_errors(r: &mut Runner, ns: &Namespace) {
@@ -814,6 +896,8 @@ matrix!(
     index_lookups,
     unique_fields,
     unique_value_of_expired_entity_is_free,
+    unique_holder_that_changed_its_value_does_not_block,
+    unique_holder_deleted_behind_our_back_does_not_block,
     settled_isolates_prepare_errors,
     index_memory_is_pruned_after_expiry,
     versioned_saves,

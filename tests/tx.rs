@@ -293,3 +293,44 @@ fn a_failing_write_inside_exec_is_an_error() {
         .unwrap_err();
     assert!(err.to_string().contains("WRONGTYPE"), "{err}");
 }
+
+#[derive(redis_state::RedisHash, Debug, Clone, PartialEq)]
+#[redis(key = "{{account}}:{id}")]
+struct Account {
+    #[redis(id)]
+    id: u64,
+    #[redis(unique)]
+    email: String,
+}
+
+/// A save whose unique value another id holds cannot verify the holder in a
+/// second round inside `MULTI`/`EXEC`: it trusts the index and reports the
+/// violation (outside a transaction the holder is verified first).
+#[test]
+fn a_unique_violation_inside_exec_is_reported() {
+    use redis_state::RedisHash;
+    let ns = common::namespace("tx_unique");
+    let mut con = shared_server().connection().unwrap();
+    let first = Account {
+        id: 1,
+        email: "a@x".into(),
+    };
+    first.save().namespace(&ns).run(&mut con).unwrap();
+    let second = Account {
+        id: 2,
+        email: "a@x".into(),
+    };
+    let key = format!("{ns}:{}", Account::key_of(&2u64));
+    let err = Transaction::new(&[&key])
+        .run(
+            &mut con,
+            || Account::load(&2).namespace(&ns),
+            |_| Ok(Decision::Commit(second.save().namespace(&ns), ())),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::UniqueViolation { holder, .. } if holder == "1"),
+        "{err}"
+    );
+    assert!(!Account::exists(&2).namespace(&ns).run(&mut con).unwrap());
+}

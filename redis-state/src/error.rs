@@ -53,7 +53,9 @@ pub enum Error {
         key: String,
     },
 
-    /// A save would give a `unique` field a value another entity already holds.
+    /// A save would give a `unique` field a value another entity already holds
+    /// (the holder was checked to exist and to hold the value, except inside
+    /// a transaction, where the unique index is trusted).
     #[error(
         "{model}.{field} must be unique: value `{value}` is held by the entity with id `{holder}`"
     )]

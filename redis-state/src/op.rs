@@ -65,6 +65,9 @@ pub(crate) fn eval_form(script: &Script, evalsha: &Cmd) -> Cmd {
 #[derive(Debug, Default)]
 pub struct Plan {
     pub(crate) commands: Vec<Command>,
+    /// Set for the writes between `MULTI` and `EXEC`: they get no second
+    /// round, so operations that may ask for one decide in this one.
+    pub(crate) single_round: bool,
 }
 
 impl Plan {

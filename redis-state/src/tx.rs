@@ -328,6 +328,7 @@ impl<W: Operation> Commit<W> {
 
     fn plan(&mut self) -> Result<Plan> {
         let mut plan = Plan::new();
+        plan.single_round = true;
         plan.keyless("MULTI");
         self.writes.prepare(&mut plan)?;
         self.queued = plan.len() - 1;

@@ -695,13 +695,21 @@ pub trait RedisHash: Sized {
     /// Sends one `HSET` when the model has no TTL, expiry field, version,
     /// indexes or `None` field to remove; otherwise one `EVALSHA` of the write
     /// script over the entity key and, for indexed models, its index keys.
-    /// One round trip.
+    /// One round trip; two when the unique index names another id as the
+    /// holder of one of the entity's unique values: the script then writes
+    /// nothing, and a second call with the holder's key checks that the
+    /// holder still exists and still holds the value. If it does, the save
+    /// fails with [`Error::UniqueViolation`]; if not (deleted or edited behind
+    /// the library's back), the stale index entry is removed and the save
+    /// goes ahead. Inside a [`Transaction`](crate::tx::Transaction) there is
+    /// no second round and the index is trusted.
     fn save(&self) -> Save<'_, Self> {
         Save::new(self, ops::WriteMode::Save)
     }
 
     /// Saves the entity only if no entity has its id: fails with
-    /// [`Error::AlreadyExists`]. One `EVALSHA`, one round trip.
+    /// [`Error::AlreadyExists`]. One `EVALSHA`, one round trip (two when a
+    /// unique-index holder is verified, as for [`save`](Self::save)).
     fn insert(&self) -> Save<'_, Self> {
         Save::new(self, ops::WriteMode::Insert)
     }
@@ -709,7 +717,8 @@ pub trait RedisHash: Sized {
     /// Saves the entity only if the stored version still equals
     /// `self.version()` (a missing entity counts as version 0): fails with
     /// [`Error::VersionConflict`] when another writer saved first. Returns
-    /// the new version. One `EVALSHA`, one round trip.
+    /// the new version. One `EVALSHA`, one round trip (two when a
+    /// unique-index holder is verified, as for [`save`](Self::save)).
     fn save_versioned(&self) -> Save<'_, Self> {
         Save::new(self, ops::WriteMode::Versioned)
     }
@@ -717,7 +726,8 @@ pub trait RedisHash: Sized {
     /// Changes only the fields given with [`Update::set`]; fails with
     /// [`Error::NotFound`] when there is no entity. Keeps the TTL (unless it
     /// sets the `expires_at` field), bumps the version, updates indexes. One
-    /// `EVALSHA`, one round trip.
+    /// `EVALSHA`, one round trip (two when a unique-index holder is
+    /// verified, as for [`save`](Self::save)).
     fn update<Q: IdValue + ?Sized>(id: &Q) -> Update<Self>
     where
         Self::Id: std::borrow::Borrow<Q>,

@@ -124,6 +124,58 @@ struct WriteCall<'b> {
     ttl: TtlOp,
     expected_version: Option<u64>,
     changes: Vec<Change<'b>>,
+    /// Unique-index holders to verify in this call (see [`Holders`]).
+    verify: &'b [Holder],
+}
+
+/// A unique-index entry the write script found in the way: the position of
+/// the index in [`HashSchema::indexes`] and the holder's id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Holder {
+    index: usize,
+    id: String,
+}
+
+/// The unique-index check of a write (DESIGN principle 5: indexes cannot
+/// misreport).
+///
+/// The write script reads the unique index; a script may only touch keys it
+/// was given (principle 4), and the holder's key is not known before the
+/// index is read. So when a value is held by another id, the script writes
+/// nothing and names the holder; the operation then calls the script a
+/// second time with the holder's key in `KEYS`, and the script checks that
+/// the holder still exists and still holds the value. A holder that does is
+/// a [`Error::UniqueViolation`]; one that does not (deleted or edited behind
+/// the library's back) is removed from the index and the write goes ahead.
+/// A write that meets no other holder costs one round trip; one that meets a
+/// holder costs two. Inside a [`Transaction`](crate::tx::Transaction) only
+/// one round fits between `MULTI` and `EXEC`: there the holder is trusted,
+/// as the index says.
+#[derive(Debug, Default)]
+struct Holders {
+    /// The holders to verify in the next call.
+    verify: Vec<Holder>,
+    /// The second call was made: another unverified holder (one that took
+    /// the value between the two calls) is reported, not chased.
+    retried: bool,
+    /// This write runs inside `MULTI`: no second round.
+    single_round: bool,
+}
+
+impl Holders {
+    /// Reads the write script's reply; `Ok(None)` asks for the verifying
+    /// second call.
+    fn reply(&mut self, schema: &HashSchema, key: &str, v: Value) -> Result<Option<u64>> {
+        match write_reply(schema, key, v) {
+            Ok(version) => Ok(Some(version)),
+            Err(Unique::Unverified(holders, _)) if !self.retried && !self.single_round => {
+                self.verify = holders;
+                self.retried = true;
+                Ok(None)
+            }
+            Err(Unique::Unverified(_, e) | Unique::Error(e)) => Err(e),
+        }
+    }
 }
 
 fn push_write(
@@ -189,8 +241,25 @@ fn push_write(
             Change::Remove => a.put("1").put("0").put(""),
         };
     }
+    let index_keys = schema.index_keys(ns, id)?;
+    // The holders' keys follow the index keys in `KEYS`. A holder whose key
+    // is in another slot cannot be an entity of this index's hash tag: the
+    // entry is garbage, passed as position 0.
+    let slot = crate::keys::key_slot(key.as_bytes());
+    let mut holder_keys = Vec::with_capacity(call.verify.len());
+    a.put(call.verify.len());
+    for h in call.verify {
+        let holder_key = schema.key(ns, &IdBuf::from_joined(&h.id));
+        let pos = if crate::keys::key_slot(holder_key.as_bytes()) == slot {
+            holder_keys.push(holder_key);
+            1 + index_keys.len() + holder_keys.len()
+        } else {
+            0
+        };
+        a.put(h.index + 1).put(h.id.as_str()).put(pos);
+    }
     let mut script = WriteScript::new(key, call.mode, id.joined());
-    for k in schema.index_keys(ns, id)? {
+    for k in index_keys.into_iter().chain(holder_keys) {
         script = script.indexes(k);
     }
     script.rest(a.0).prepare(plan)
@@ -207,12 +276,33 @@ impl Args {
     }
 }
 
+/// A failed write: a unique value held by ids the script could not verify
+/// (with the error to report if they are not verified), or any other error.
+enum Unique {
+    Unverified(Vec<Holder>, Error),
+    Error(Error),
+}
+
+impl From<Error> for Unique {
+    fn from(e: Error) -> Self {
+        Unique::Error(e)
+    }
+}
+
+impl From<Unique> for Error {
+    fn from(u: Unique) -> Self {
+        match u {
+            Unique::Unverified(_, e) | Unique::Error(e) => e,
+        }
+    }
+}
+
 /// Decodes the reply of the write script. Returns the new version (0 when
 /// the model has none).
-fn write_reply(schema: &HashSchema, key: &str, v: Value) -> Result<u64> {
+fn write_reply(schema: &HashSchema, key: &str, v: Value) -> std::result::Result<u64, Unique> {
     let items = match &v {
         Value::Array(items) => items,
-        _ => return Err(Error::unexpected("the write script", &v)),
+        _ => return Err(Error::unexpected("the write script", &v).into()),
     };
     // The common reply, `{'ok', version}`, read without allocating.
     if let [Value::BulkString(status), version] = items.as_slice()
@@ -232,37 +322,59 @@ fn write_reply(schema: &HashSchema, key: &str, v: Value) -> Result<u64> {
             _ => None,
         }
     };
-    match text(0).as_deref() {
-        Some("ok") => Ok(text(1).and_then(|s| s.parse().ok()).unwrap_or(0)),
-        Some("exists") => Err(Error::AlreadyExists {
+    let e = match text(0).as_deref() {
+        Some("ok") => return Ok(text(1).and_then(|s| s.parse().ok()).unwrap_or(0)),
+        Some("exists") => Error::AlreadyExists {
             model: schema.model,
             key: key.to_owned(),
-        }),
-        Some("missing") => Err(Error::NotFound {
+        },
+        Some("missing") => Error::NotFound {
             model: schema.model,
             key: key.to_owned(),
-        }),
-        Some("conflict") => Err(Error::VersionConflict {
+        },
+        Some("conflict") => Error::VersionConflict {
             key: key.to_owned(),
             expected: 0,
             actual: text(1).and_then(|s| s.parse().ok()).unwrap_or(0),
-        }),
-        Some("unique") => {
-            let field = text(1).unwrap_or_default();
-            let field = schema
-                .fields
-                .iter()
-                .find(|f| f.name == field)
-                .map_or("?", |f| f.rust_name);
-            Err(Error::UniqueViolation {
-                model: schema.model,
-                field,
-                value: text(2).unwrap_or_default(),
-                holder: text(3).unwrap_or_default(),
-            })
+        },
+        // {'unique', (field, value, holder, verified) ...}
+        Some("unique") if items.len() >= 5 && (items.len() - 1) % 4 == 0 => {
+            let mut unverified = Vec::new();
+            let mut first = None;
+            for j in 0..(items.len() - 1) / 4 {
+                let at = 1 + 4 * j;
+                let name = text(at).unwrap_or_default();
+                let index = schema
+                    .indexes
+                    .iter()
+                    .position(|ix| ix.unique && schema.fields[ix.field].name == name);
+                let violation = Error::UniqueViolation {
+                    model: schema.model,
+                    field: index.map_or("?", |i| schema.fields[schema.indexes[i].field].rust_name),
+                    value: text(at + 1).unwrap_or_default(),
+                    holder: text(at + 2).unwrap_or_default(),
+                };
+                if text(at + 3).as_deref() == Some("1") {
+                    // A live holder, verified in this call.
+                    return Err(violation.into());
+                }
+                if let (Some(index), Some(Value::BulkString(id))) = (index, items.get(at + 2)) {
+                    unverified.push(Holder {
+                        index,
+                        id: String::from_utf8_lossy(id).into_owned(),
+                    });
+                }
+                first.get_or_insert(violation);
+            }
+            match first {
+                Some(e) if !unverified.is_empty() => return Err(Unique::Unverified(unverified, e)),
+                Some(e) => e,
+                None => Error::unexpected("the write script", &v),
+            }
         }
-        _ => Err(Error::unexpected("the write script", &v)),
-    }
+        _ => Error::unexpected("the write script", &v),
+    };
+    Err(e.into())
 }
 
 // ---------------------------------------------------------------------------
@@ -281,6 +393,11 @@ pub struct Save<'a, M: RedisHash> {
     /// known (a second round deletes tag members).
     inv: Option<CacheInvalidations>,
     written: Option<u64>,
+    holders: Holders,
+    /// Invalidations sent beside a write that then asked to verify a
+    /// unique-index holder: the tag members they took are deleted in the
+    /// next round.
+    earlier: Option<CacheInvalidations>,
 }
 
 impl<M: RedisHash> std::fmt::Debug for Save<'_, M> {
@@ -302,6 +419,8 @@ impl<'a, M: RedisHash> Save<'a, M> {
             plain: false,
             inv: None,
             written: None,
+            holders: Holders::default(),
+            earlier: None,
         }
     }
 }
@@ -360,6 +479,9 @@ impl<M: RedisHash> Operation for Save<'_, M> {
             inv.prepare(plan)?;
             self.inv = Some(inv);
         }
+        if let Some(earlier) = &mut self.earlier {
+            earlier.prepare(plan)?;
+        }
         Ok(())
     }
 
@@ -370,16 +492,28 @@ impl<M: RedisHash> Operation for Save<'_, M> {
                 None => Ok(Step::Done(version)),
             };
         }
-        let version = self.complete_write(replies)?;
-        match &mut self.inv {
-            None => Ok(Step::Done(version)),
-            Some(inv) => match inv.complete(replies)? {
-                Step::Done(()) => Ok(Step::Done(version)),
-                Step::Again => {
-                    self.written = Some(version);
-                    Ok(Step::Again)
-                }
-            },
+        let written = self.complete_write(replies)?;
+        let inv_step = match &mut self.inv {
+            Some(inv) => Some(inv.complete(replies)?),
+            None => None,
+        };
+        if let Some(mut earlier) = self.earlier.take() {
+            earlier.complete(replies)?;
+        }
+        let Some(version) = written else {
+            // A unique-index holder to verify: the write runs again, and
+            // the tag members these invalidations took are deleted then.
+            if let Some(Step::Again) = inv_step {
+                self.earlier = self.inv.take();
+            }
+            return Ok(Step::Again);
+        };
+        match inv_step {
+            None | Some(Step::Done(())) => Ok(Step::Done(version)),
+            Some(Step::Again) => {
+                self.written = Some(version);
+                Ok(Step::Again)
+            }
         }
     }
 }
@@ -423,19 +557,23 @@ impl<M: RedisHash> Save<'_, M> {
             ttl: full_write_ttl(schema, self.entity.expires_at_ms()),
             expected_version: (self.mode == WriteMode::Versioned).then(|| self.entity.version()),
             changes,
+            verify: &self.holders.verify,
         };
+        self.holders.single_round = plan.single_round;
         push_write(plan, schema, self.ns.as_ref(), &id, &self.key, &call)
     }
 
-    fn complete_write(&mut self, replies: &mut Replies) -> Result<u64> {
+    /// The new version, or `None` when the write runs again to verify a
+    /// unique-index holder.
+    fn complete_write(&mut self, replies: &mut Replies) -> Result<Option<u64>> {
         let v = replies.next_value()?;
         if self.plain {
             return match v {
-                Value::Int(_) => Ok(0),
+                Value::Int(_) => Ok(Some(0)),
                 other => Err(Error::unexpected("HSET", &other)),
             };
         }
-        match write_reply(M::SCHEMA, &self.key, v) {
+        match self.holders.reply(M::SCHEMA, &self.key, v) {
             Err(Error::VersionConflict { key, actual, .. }) => Err(Error::VersionConflict {
                 key,
                 expected: self.entity.version(),
@@ -460,6 +598,7 @@ pub struct Update<M: RedisHash> {
     changes: Vec<Option<Option<(u32, u32)>>>,
     expiry: Option<Option<i64>>,
     error: Option<Error>,
+    holders: Holders,
     _m: PhantomData<fn() -> M>,
 }
 
@@ -482,6 +621,7 @@ impl<M: RedisHash> Update<M> {
             changes: vec![None; M::SCHEMA.fields.len()],
             expiry: None,
             error: None,
+            holders: Holders::default(),
             _m: PhantomData,
         }
     }
@@ -539,12 +679,18 @@ impl<M: RedisHash> Operation for Update<M> {
             ttl,
             expected_version: None,
             changes,
+            verify: &self.holders.verify,
         };
+        self.holders.single_round = plan.single_round;
         push_write(plan, schema, self.ns.as_ref(), &self.id, &self.key, &call)
     }
 
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<u64>> {
-        write_reply(M::SCHEMA, &self.key, replies.next_value()?).map(Step::Done)
+        let v = replies.next_value()?;
+        Ok(match self.holders.reply(M::SCHEMA, &self.key, v)? {
+            Some(version) => Step::Done(version),
+            None => Step::Again,
+        })
     }
 }
 
@@ -734,6 +880,7 @@ impl<M: RedisHash> Operation for Expire<M> {
             ttl: ms.map_or(TtlOp::Persist, TtlOp::Px),
             expected_version: None,
             changes: vec![Change::Untouched; schema.fields.len()],
+            verify: &[],
         };
         push_write(plan, schema, self.ns.as_ref(), &self.id, &self.key, &call)
     }
@@ -746,7 +893,7 @@ impl<M: RedisHash> Operation for Expire<M> {
             return replies.next::<bool>("EXISTS").map(Step::Done);
         }
         let v = replies.next_value()?;
-        match write_reply(M::SCHEMA, &self.key, v) {
+        match write_reply(M::SCHEMA, &self.key, v).map_err(Error::from) {
             Ok(_) => Ok(Step::Done(true)),
             Err(Error::NotFound { .. }) => Ok(Step::Done(false)),
             Err(e) => Err(e),

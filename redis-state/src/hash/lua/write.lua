@@ -3,10 +3,17 @@
 --
 -- ARGV: mode, id, ttl_op, ttl_value, version_field, expected_version,
 --       nset, (field, value) * nset, ndel, field * ndel,
---       n, (field, unique, touched, present, value) * n
+--       n, (field, unique, touched, present, value) * n,
+--       nverify, (index, holder, key position) * nverify
+--
+-- KEYS after the expiry keys: the keys of the unique-index holders to verify
+-- (their positions are given in ARGV; 0 for a holder whose key lies in
+-- another slot, which cannot be an entity of this hash tag).
 --
 -- Returns {'ok', new_version}, {'exists'}, {'missing'}, {'conflict', actual}
--- or {'unique', field, value, holder}.
+-- or {'unique', (field, value, holder, verified) * k}: the values held by
+-- other ids, each verified ('1': the holder exists and holds the value) or
+-- not ('0': its key was not given; call again with it).
 local key = KEYS[1]
 local mode, id = ARGV[1], ARGV[2]
 local ttl_op, ttl_value = ARGV[3], ARGV[4]
@@ -17,7 +24,14 @@ local set_from = pos; pos = pos + 2 * nset
 local ndel = tonumber(ARGV[pos]); pos = pos + 1
 local del_from = pos; pos = pos + ndel
 local n = tonumber(ARGV[pos]); pos = pos + 1
-local idx_from = pos
+local idx_from = pos; pos = pos + 5 * n
+local nverify = tonumber(ARGV[pos]) or 0; pos = pos + 1
+-- index position .. ':' .. holder -> KEYS position of the holder (0: none)
+local given = {}
+for j = 0, nverify - 1 do
+  local b = pos + 3 * j
+  given[ARGV[b] .. ':' .. ARGV[b + 1]] = tonumber(ARGV[b + 2])
+end
 
 local fields, uniques, touched, present, values = {}, {}, {}, {}, {}
 for i = 1, n do
@@ -51,18 +65,37 @@ if vfield ~= '' and mode ~= 'ttl' then
   newver = string.format('%d', cur + 1)
 end
 
+local taken = {}
 for i = 1, n do
   if uniques[i] and touched[i] and present[i] then
     local holder = redis.call('HGET', KEYS[1 + i], values[i])
     if holder and holder ~= id then
       local at = redis.call('ZSCORE', exp_key, holder)
+      local hpos = given[i .. ':' .. holder]
       if at and tonumber(at) < now then
         prune_one(holder, n, uniques, exp_key, expv_key)
+      elseif hpos == nil then
+        taken[#taken + 1] = fields[i]
+        taken[#taken + 1] = values[i]
+        taken[#taken + 1] = holder
+        taken[#taken + 1] = '0'
+      elseif hpos > 0 and redis.call('HGET', KEYS[hpos], fields[i]) == values[i] then
+        taken[#taken + 1] = fields[i]
+        taken[#taken + 1] = values[i]
+        taken[#taken + 1] = holder
+        taken[#taken + 1] = '1'
       else
-        return {'unique', fields[i], values[i], holder}
+        -- a stale entry: the holder is gone or holds another value
+        if hpos == 0 or redis.call('EXISTS', KEYS[hpos]) == 0 then
+          prune_one(holder, n, uniques, exp_key, expv_key)
+        end
+        unindex(i, true, values[i], holder)
       end
     end
   end
+end
+if #taken > 0 then
+  return {'unique', unpack(taken)}
 end
 
 local olds = {}
