@@ -128,6 +128,21 @@ fn batches_with_other_operations(r: &mut Runner, ns: &Namespace) {
     assert!(ra && rb);
 }
 
+/// The reviewer's reproduction, verbatim: `a` and `{a}` shared a fence
+/// record; `a}b` had its fence key in another slot.
+#[test]
+fn fence_records_of_a_and_braced_a_are_distinct() {
+    let server = RedisServer::start().unwrap();
+    let mut con = server.connection().unwrap();
+    assert_ne!(fence_key_for("a"), fence_key_for("{a}"));
+    assert!(fenced_set("{a}", 100, b"x").run(&mut con).unwrap());
+    assert!(
+        fenced_set("a", 5, b"y").run(&mut con).unwrap(),
+        "resource `a` never accepted a token, yet token 5 is refused"
+    );
+    assert!(fenced_set("a}b", 1, b"z").run(&mut con).unwrap());
+}
+
 matrix!(
     only_owner_releases,
     fencing_tokens_strictly_increase,
@@ -135,6 +150,7 @@ matrix!(
     paused_holder_loses_lock_and_fenced_write,
     fence_compares_numbers_not_text,
     batches_with_other_operations,
+    fence_keys_are_distinct_and_in_the_resource_slot,
 );
 
 // ---------------------------------------------------------------------------
@@ -561,4 +577,48 @@ fn blocking_watchdog() {
     assert!(lock.try_acquire().run(&mut con).unwrap().is_none());
     assert!(held.release_blocking().unwrap());
     assert!(lock.try_acquire().run(&mut con).unwrap().is_some());
+}
+
+// ---------------------------------------------------------------------------
+// Fence keys
+
+/// Distinct resources get distinct fence records, and every resource name
+/// (stray braces included) has its fence record in its own slot.
+fn fence_keys_are_distinct_and_in_the_resource_slot(r: &mut Runner, ns: &Namespace) {
+    let names = [
+        "a", "{a}", "a}b", "}", "{", "{}", "{}a", "a{", "{a", "x{a}y", "x{a}y:#fence", "", "{a}#fence",
+        "a:#fence", "#fence", "%7Ba%7D",
+    ];
+    let mut resources: Vec<String> = names.iter().map(|n| format!("{ns}:{n}")).collect();
+    // `<ns>:a` without a hash tag, and the same text as a hash tag.
+    resources.push(format!("{{{ns}:a}}"));
+    let mut all: Vec<String> = resources.clone();
+    all.extend(names.iter().map(|n| (*n).to_owned()));
+    let mut seen = std::collections::HashMap::new();
+    for res in &all {
+        let fence = fence_key_for(res);
+        assert_eq!(
+            redis_state::keys::key_slot(fence.as_bytes()),
+            redis_state::keys::key_slot(res.as_bytes()),
+            "{res:?} -> {fence:?}"
+        );
+        if let Some(other) = seen.insert(fence.clone(), res.clone()) {
+            panic!("{other:?} and {res:?} share the fence key {fence:?}");
+        }
+    }
+    // Every resource works, and tokens on one do not fence another: each
+    // first write carries a smaller token than every write before it.
+    for (i, res) in resources.iter().enumerate() {
+        let token = 100 - i as u64;
+        assert!(r.run(fenced_set(res, token, b"v")).unwrap(), "{res:?}");
+    }
+    for (i, res) in resources.iter().enumerate() {
+        let token = 100 - i as u64;
+        assert!(r.run(fenced_set(res, token, b"w")).unwrap(), "{res:?}");
+        assert!(!r.run(fenced_set(res, token - 1, b"x")).unwrap(), "{res:?}");
+        let v: String = r.cmd("GET", res).go();
+        assert_eq!(v, "w");
+        let seen: u64 = r.cmd("GET", &fence_key_for(res)).go();
+        assert_eq!(seen, token);
+    }
 }
