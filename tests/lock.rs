@@ -580,6 +580,194 @@ fn blocking_watchdog() {
 }
 
 // ---------------------------------------------------------------------------
+// Huge durations, a dying watchdog
+
+/// `max_hold(Some(Duration::MAX))` is a natural way to say "no cap": the
+/// watchdog must renew (not die of an `Instant` overflow in its task), and
+/// `release` must answer.
+#[test]
+fn watchdog_with_duration_max_as_no_cap() {
+    let ns = common::namespace("watch_nocap");
+    runtime().block_on(async {
+        let con = shared_server().async_connection().await.unwrap();
+        let lock = Lock::new("job")
+            .namespace(&ns)
+            .ttl(Duration::from_millis(300))
+            .max_hold(Some(Duration::MAX));
+        let watched = lock.acquire_watched(&con).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let mut other = con.clone();
+        let stolen = lock.try_acquire().run_async(&mut other).await.unwrap();
+        assert!(stolen.is_none(), "the lock ran out: nothing renewed it");
+        assert_eq!(watched.loss().reason(), None);
+        let released = tokio::time::timeout(Duration::from_secs(3), watched.release())
+            .await
+            .expect("release answers");
+        assert!(released.unwrap());
+    });
+}
+
+/// Durations at the end of the range are clamped, never a panic.
+#[test]
+fn huge_durations_never_panic() {
+    let ns = common::namespace("huge_durations");
+    let mut con = shared_server().connection().unwrap();
+    let held = Lock::new("huge")
+        .namespace(&ns)
+        .ttl(Duration::from_millis(200));
+    let _held = held.acquire(&mut con).unwrap();
+    // Waits out the holder, backing off with delays capped by its TTL.
+    let lock = Lock::new("huge")
+        .namespace(&ns)
+        .ttl(Duration::MAX)
+        .wait(Duration::MAX)
+        .retry_delay(Duration::MAX, Duration::MAX);
+    let guard = lock.acquire(&mut con).unwrap();
+    assert!(guard.valid_until() > Instant::now());
+    assert!(guard.extend(Duration::MAX).run(&mut con).unwrap());
+    assert!(guard.release().run(&mut con).unwrap());
+    runtime().block_on(async {
+        let con = shared_server().async_connection().await.unwrap();
+        let lock = Lock::new("huge_watched")
+            .namespace(&ns)
+            .ttl(Duration::from_millis(300))
+            .renew_every(Duration::MAX)
+            .max_hold(Some(Duration::MAX));
+        let watched = lock.acquire_watched(&con).await.unwrap();
+        // Renewing "never" lets the lock run out: reported, not a panic.
+        let lost = tokio::time::timeout(Duration::from_secs(2), watched.loss().lost())
+            .await
+            .expect("the loss is reported");
+        assert!(matches!(lost, LostReason::Unconfirmed { .. }), "{lost:?}");
+        assert!(watched.loss().wait_timeout(Duration::MAX).is_some());
+        // The loss is reported at the conservative end of validity (TTL
+        // minus drift); the key itself runs out moments later.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!watched.release().await.unwrap());
+    });
+}
+
+/// A connection that panics on every request once armed (the watchdog task
+/// then dies of a panic).
+#[derive(Clone)]
+struct Panicky {
+    inner: redis::aio::MultiplexedConnection,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Panicky {
+    fn check(&self) {
+        if self.armed.load(Ordering::SeqCst) {
+            panic!("injected failure in the connection");
+        }
+    }
+}
+
+impl redis::aio::ConnectionLike for Panicky {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        self.check();
+        self.inner.req_packed_command(cmd)
+    }
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipe: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        self.check();
+        self.inner.req_packed_commands(pipe, offset, count)
+    }
+    fn get_db(&self) -> i64 {
+        self.inner.get_db()
+    }
+}
+
+/// The watchdog task panics at its first renewal: the holder hears of it at
+/// once, and `release` answers instead of waiting forever.
+#[test]
+fn a_watchdog_that_panics_reports_the_loss() {
+    let ns = common::namespace("watch_panics");
+    runtime().block_on(async {
+        let con = Panicky {
+            inner: shared_server().async_connection().await.unwrap(),
+            armed: Default::default(),
+        };
+        let lock = Lock::new("job")
+            .namespace(&ns)
+            .ttl(Duration::from_secs(3));
+        let watched = lock.acquire_watched(&con).await.unwrap();
+        con.armed.store(true, Ordering::SeqCst);
+        let reason = tokio::time::timeout(Duration::from_secs(2), watched.loss().lost())
+            .await
+            .expect("the loss is reported at the first renewal (1 s)");
+        assert_eq!(reason, LostReason::WatchdogStopped);
+        let released = tokio::time::timeout(Duration::from_secs(1), watched.release())
+            .await
+            .expect("release answers");
+        assert!(
+            matches!(
+                released,
+                Err(Error::LockLost {
+                    reason: LostReason::WatchdogStopped,
+                    ..
+                })
+            ),
+            "{released:?}"
+        );
+    });
+}
+
+/// The runtime that runs the watchdog shuts down (its task is dropped): the
+/// loss signal fires and both release forms answer at once.
+#[test]
+fn a_watchdog_whose_runtime_shuts_down_reports_the_loss() {
+    let ns = common::namespace("watch_shutdown");
+    let lock = Lock::new("job")
+        .namespace(&ns)
+        .ttl(Duration::from_secs(30));
+    let acquire = |lock: &Lock| {
+        let side = runtime();
+        let watched = side.block_on(async {
+            let con = shared_server().async_connection().await.unwrap();
+            lock.acquire_watched(&con).await.unwrap()
+        });
+        (side, watched)
+    };
+    let (side, watched) = acquire(&lock);
+    assert_eq!(watched.loss().reason(), None);
+    drop(side);
+    assert_eq!(
+        watched.loss().wait_timeout(Duration::from_secs(1)),
+        Some(LostReason::WatchdogStopped)
+    );
+    let released = runtime()
+        .block_on(async { tokio::time::timeout(Duration::from_secs(1), watched.release()).await })
+        .expect("release answers");
+    assert!(released.is_err(), "{released:?}");
+
+    // The same with the blocking release, on a second lock.
+    let lock = Lock::new("job2")
+        .namespace(&ns)
+        .ttl(Duration::from_secs(30));
+    let (side, watched) = acquire(&lock);
+    let signal = watched.loss().clone();
+    side.shutdown_background();
+    assert_eq!(
+        signal.wait_timeout(Duration::from_secs(1)),
+        Some(LostReason::WatchdogStopped)
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(watched.release_blocking()));
+    let released = rx
+        .recv_timeout(Duration::from_secs(1))
+        .expect("release_blocking answers");
+    assert!(released.is_err(), "{released:?}");
+}
+
+// ---------------------------------------------------------------------------
 // Fence keys
 
 /// Distinct resources get distinct fence records, and every resource name

@@ -95,7 +95,16 @@ crate::script! {
 /// Time the holder subtracts from the TTL for clock drift between itself and
 /// the server: 1% of the TTL plus 2 ms, as the Redlock description does.
 pub(crate) fn drift(ttl: Duration) -> Duration {
-    ttl / 100 + Duration::from_millis(2)
+    (ttl / 100).saturating_add(Duration::from_millis(2))
+}
+
+/// `at + d`; when that overflows the clock (`Duration::MAX` as "forever"),
+/// a time a century ahead, which nothing in a process waits for.
+pub(crate) fn instant_after(at: Instant, d: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    at.checked_add(d)
+        .or_else(|| at.checked_add(CENTURY))
+        .unwrap_or(at)
 }
 
 /// A named lock and its settings. Cheap to clone; holds no connection.
@@ -350,7 +359,7 @@ impl Backoff {
         if holder_pttl >= 0 {
             delay = delay.min(Duration::from_millis(holder_pttl as u64 + 1));
         }
-        self.current = (self.current * 2).min(self.max);
+        self.current = self.current.saturating_mul(2).min(self.max);
         Some(delay.min(left))
     }
 }
@@ -434,7 +443,7 @@ impl Operation for Attempt {
             token: self.token.take().unwrap_or_default(),
             fence: n.max(0) as u64,
             ttl: self.ttl,
-            valid_until: sent + self.ttl.saturating_sub(drift(self.ttl)),
+            valid_until: instant_after(sent, self.ttl.saturating_sub(drift(self.ttl))),
         })))
     }
 }
