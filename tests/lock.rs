@@ -580,7 +580,7 @@ fn blocking_watchdog() {
 }
 
 // ---------------------------------------------------------------------------
-// Huge durations, a dying watchdog
+// Huge durations, a dying watchdog, lost acquire replies
 
 /// `max_hold(Some(Duration::MAX))` is a natural way to say "no cap": the
 /// watchdog must renew (not die of an `Instant` overflow in its task), and
@@ -647,15 +647,15 @@ fn huge_durations_never_panic() {
     });
 }
 
-/// A connection that panics on every request once armed (the watchdog task
-/// then dies of a panic).
+/// A connection type redis-state does not know (so it cannot clone it
+/// behind the caller's back), which panics on every request once armed.
 #[derive(Clone)]
-struct Panicky {
+struct Opaque {
     inner: redis::aio::MultiplexedConnection,
     armed: Arc<std::sync::atomic::AtomicBool>,
 }
 
-impl Panicky {
+impl Opaque {
     fn check(&self) {
         if self.armed.load(Ordering::SeqCst) {
             panic!("injected failure in the connection");
@@ -663,7 +663,7 @@ impl Panicky {
     }
 }
 
-impl redis::aio::ConnectionLike for Panicky {
+impl redis::aio::ConnectionLike for Opaque {
     fn req_packed_command<'a>(
         &'a mut self,
         cmd: &'a redis::Cmd,
@@ -691,7 +691,7 @@ impl redis::aio::ConnectionLike for Panicky {
 fn a_watchdog_that_panics_reports_the_loss() {
     let ns = common::namespace("watch_panics");
     runtime().block_on(async {
-        let con = Panicky {
+        let con = Opaque {
             inner: shared_server().async_connection().await.unwrap(),
             armed: Default::default(),
         };
@@ -765,6 +765,142 @@ fn a_watchdog_whose_runtime_shuts_down_reports_the_loss() {
         .recv_timeout(Duration::from_secs(1))
         .expect("release_blocking answers");
     assert!(released.is_err(), "{released:?}");
+}
+
+/// An acquire whose reply is lost (the server stalls past the client's
+/// response timeout) may still take the lock on the server. The acquire
+/// releases that attempt's token, so the lock is not held by nobody for the
+/// whole TTL.
+#[test]
+fn an_acquire_that_times_out_does_not_orphan_the_lock() {
+    let server = RedisServer::start().unwrap();
+    let mut admin = server.connection().unwrap();
+    let lock = Lock::new("nightly")
+        .ttl(Duration::from_secs(30))
+        .wait(Duration::ZERO);
+    runtime().block_on(async {
+        // redis-rs' default: a 500 ms response timeout.
+        let mut con = server.async_connection().await.unwrap();
+        let g = lock.acquire_async(&mut con).await.unwrap();
+        assert!(g.release().run_async(&mut con).await.unwrap());
+        let () = redis::cmd("CLIENT")
+            .arg("PAUSE")
+            .arg(700)
+            .arg("WRITE")
+            .query(&mut admin)
+            .unwrap();
+        let first = lock.acquire_async(&mut con).await;
+        assert!(first.is_err(), "the stall must time the acquire out: {first:?}");
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let second = lock
+            .clone()
+            .wait(Duration::from_secs(2))
+            .acquire_async(&mut con)
+            .await;
+        assert!(second.is_ok(), "{second:?}");
+    });
+    // The blocking executor, with a read timeout.
+    let lock = Lock::new("blocking").ttl(Duration::from_secs(30));
+    let mut con = server.connection().unwrap();
+    con.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(500)
+        .arg("WRITE")
+        .query(&mut admin)
+        .unwrap();
+    let first = lock.clone().wait(Duration::ZERO).acquire(&mut con);
+    assert!(first.is_err(), "{first:?}");
+    std::thread::sleep(Duration::from_millis(600));
+    let exists: bool = redis::cmd("EXISTS")
+        .arg(lock.key())
+        .query(&mut admin)
+        .unwrap();
+    assert!(!exists, "the timed-out attempt's token was released");
+}
+
+/// An acquire future dropped while its attempt is on the wire (a timeout
+/// around it, a `select!`) releases the attempt's token in the background.
+#[test]
+fn a_cancelled_acquire_does_not_orphan_the_lock() {
+    let server = RedisServer::start().unwrap();
+    let mut admin = server.connection().unwrap();
+    let lock = Lock::new("cancelled").ttl(Duration::from_secs(30));
+    runtime().block_on(async {
+        let mut con = server.async_connection().await.unwrap();
+        let g = lock.acquire_async(&mut con).await.unwrap();
+        assert!(g.release().run_async(&mut con).await.unwrap());
+        let () = redis::cmd("CLIENT")
+            .arg("PAUSE")
+            .arg(500)
+            .arg("WRITE")
+            .query(&mut admin)
+            .unwrap();
+        let cancelled =
+            tokio::time::timeout(Duration::from_millis(100), lock.acquire_async(&mut con)).await;
+        assert!(cancelled.is_err(), "the acquire was cancelled: {cancelled:?}");
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let exists: bool = redis::cmd("EXISTS")
+            .arg(lock.key())
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert!(!exists, "the cancelled attempt's token was released");
+        // The same through acquire_watched, which owns a clone of any
+        // cloneable connection, even one of a type it does not know.
+        let opaque = Opaque {
+            inner: con.clone(),
+            armed: Default::default(),
+        };
+        let () = redis::cmd("CLIENT")
+            .arg("PAUSE")
+            .arg(500)
+            .arg("WRITE")
+            .query(&mut admin)
+            .unwrap();
+        let cancelled =
+            tokio::time::timeout(Duration::from_millis(100), lock.acquire_watched(&opaque)).await;
+        assert!(cancelled.is_err());
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let exists: bool = redis::cmd("EXISTS")
+            .arg(lock.key())
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert!(!exists, "the cancelled watched attempt's token was released");
+    });
+}
+
+/// The connections through which a cancelled acquire releases its try:
+/// redis-rs' handles (clones share the connection); not a connection type
+/// the library does not know.
+#[test]
+fn cancelled_acquires_release_through_redis_rs_handles() {
+    use redis_state::exec::AsyncExecutor;
+    runtime().block_on(async {
+        let multiplexed = shared_server().async_connection().await.unwrap();
+        assert!(multiplexed.detached().is_some());
+        let manager = redis::aio::ConnectionManager::new(shared_server().client())
+            .await
+            .unwrap();
+        assert!(manager.detached().is_some());
+        let cluster = redis_state::testing::shared_cluster()
+            .async_connection()
+            .await
+            .unwrap();
+        let mut detached = cluster.detached().expect("the async Cluster client");
+        // It sends like the original (here: routed by slot).
+        let ns = common::namespace("detached");
+        let lock = Lock::new("x").namespace(&ns);
+        let guard = lock.try_acquire().run_async(&mut detached).await.unwrap();
+        assert!(guard.unwrap().release().run_async(&mut detached).await.unwrap());
+        let opaque = Opaque {
+            inner: multiplexed,
+            armed: Default::default(),
+        };
+        assert!(opaque.detached().is_none());
+    });
 }
 
 // ---------------------------------------------------------------------------

@@ -559,13 +559,18 @@ impl Lock {
     /// when the watchdog task itself ends early (it panicked or the runtime
     /// shut down: [`LostReason::WatchdogStopped`]).
     ///
+    /// If the returned future is dropped while an attempt is on the wire,
+    /// that attempt's token is released in the background through another
+    /// clone of `con` (see [`acquire_async`](Lock::acquire_async)).
+    ///
     /// One `EVALSHA` per try, then one per renewal.
     pub async fn acquire_watched<C>(&self, con: &C) -> Result<WatchedGuard>
     where
         C: AsyncExecutor + Clone + Send + Sync + 'static,
     {
         let mut con = con.clone();
-        let guard = self.acquire_async(&mut con).await?;
+        let spare = con.clone();
+        let guard = self.acquire_async_with(&mut con, Some(&spare)).await?;
         let (watched, task) = start(con, self, guard);
         tokio::spawn(task);
         Ok(watched)
