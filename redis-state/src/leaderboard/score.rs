@@ -35,9 +35,11 @@ pub trait ScoreValue:
     const EXPECTED: &'static str;
     /// True for `f32` / `f64`.
     const FLOAT: bool;
-    /// The smallest value, as a double (integers: not below -(2^53 - 1)).
+    /// The smallest finite value, as a double (integers: not below
+    /// -(2^53 - 1); `f64`: minus infinity, no bound).
     const MIN: f64;
-    /// The largest value, as a double (integers: not above 2^53 - 1).
+    /// The largest finite value, as a double (integers: not above
+    /// 2^53 - 1; `f64`: infinity, no bound).
     const MAX: f64;
     /// What `increment` adds: `i64` for integer scores, the float type for
     /// float scores.
@@ -124,8 +126,10 @@ impl ScoreValue for f64 {
 impl ScoreValue for f32 {
     const EXPECTED: &'static str = "f32";
     const FLOAT: bool = true;
-    const MIN: f64 = f64::NEG_INFINITY;
-    const MAX: f64 = f64::INFINITY;
+    // Finite bounds: a sum past them is a double no f32 equals (infinities
+    // are f32 values, and pass).
+    const MIN: f64 = f32::MIN as f64;
+    const MAX: f64 = f32::MAX as f64;
     type Delta = f32;
 
     #[inline]
