@@ -45,7 +45,10 @@ fn merge_sum_refuses_scores_the_type_cannot_hold(r: &mut Runner, ns: &Namespace)
         Tot::board("all").namespace(ns),
     );
     let refused = r.run(eu.increment("p", 200)).unwrap_err();
-    assert!(matches!(refused, Error::ScoreNotEncodable { .. }), "{refused}");
+    assert!(
+        matches!(refused, Error::ScoreNotEncodable { .. }),
+        "{refused}"
+    );
     // The destination holds an earlier result: it must survive the refusal.
     r.run(Tot::union(&[&eu], &all)).unwrap();
     let merged = r.run(Tot::union(&[&eu, &us], &all));
@@ -107,7 +110,10 @@ fn merge_sum_never_stores_a_rounded_total(r: &mut Runner, ns: &Namespace) {
         merged.is_err() || score == Some(max),
         "{merged:?}: stored {score:?}, the exact sum is {max}"
     );
-    assert!(matches!(merged, Err(Error::ScoreNotEncodable { .. })), "{merged:?}");
+    assert!(
+        matches!(merged, Err(Error::ScoreNotEncodable { .. })),
+        "{merged:?}"
+    );
     assert_eq!(score, None, "nothing was written");
     // Negative sums are bounded too.
     let e = Sum64 {
@@ -159,7 +165,10 @@ fn f32_sums_stay_within_f32(r: &mut Runner, ns: &Namespace) {
         matches!(merged, Err(Error::ScoreNotEncodable { .. })),
         "{merged:?}"
     );
-    assert!(r.run(all.top(10)).unwrap().is_empty(), "nothing was written");
+    assert!(
+        r.run(all.top(10)).unwrap().is_empty(),
+        "nothing was written"
+    );
     // Infinities.
     r.run(entry("asia", "q", f32::INFINITY).submit().namespace(ns))
         .unwrap();
@@ -218,7 +227,9 @@ fn increments_past_the_exact_integers_are_refused(r: &mut Runner, ns: &Namespace
     assert!(matches!(err, Error::ScoreNotEncodable { .. }), "{err}");
     assert_eq!(r.run(board.score(&1u64)).unwrap(), Some(MAX_EXACT));
     assert_eq!(
-        r.run(board.increment(&1u64, -(MAX_EXACT as i64))).unwrap().score,
+        r.run(board.increment(&1u64, -(MAX_EXACT as i64)))
+            .unwrap()
+            .score,
         Some(0)
     );
 }
@@ -264,21 +275,14 @@ fn reads_of_everything_work(r: &mut Runner, ns: &Namespace) {
         ranks(r.run(board.slice(1, u64::MAX)).unwrap()),
         everyone[1..]
     );
-    assert_eq!(
-        r.run(board.top(u64::MAX).without_data()).unwrap().len(),
-        3
-    );
+    assert_eq!(r.run(board.top(u64::MAX).without_data()).unwrap().len(), 3);
     assert_eq!(
         r.run(board.slice(1, u64::MAX).without_data())
             .unwrap()
             .len(),
         2
     );
-    assert!(
-        r.run(board.slice(u64::MAX, u64::MAX))
-            .unwrap()
-            .is_empty()
-    );
+    assert!(r.run(board.slice(u64::MAX, u64::MAX)).unwrap().is_empty());
     assert!(r.run(board.page(u64::MAX, u64::MAX)).unwrap().is_empty());
     assert_eq!(ranks(r.run(board.page(1, u64::MAX)).unwrap()), everyone);
     let around = r.run(board.around("cy", u64::MAX)).unwrap().unwrap();

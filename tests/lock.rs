@@ -695,9 +695,7 @@ fn a_watchdog_that_panics_reports_the_loss() {
             inner: shared_server().async_connection().await.unwrap(),
             armed: Default::default(),
         };
-        let lock = Lock::new("job")
-            .namespace(&ns)
-            .ttl(Duration::from_secs(3));
+        let lock = Lock::new("job").namespace(&ns).ttl(Duration::from_secs(3));
         let watched = lock.acquire_watched(&con).await.unwrap();
         con.armed.store(true, Ordering::SeqCst);
         let reason = tokio::time::timeout(Duration::from_secs(2), watched.loss().lost())
@@ -725,9 +723,7 @@ fn a_watchdog_that_panics_reports_the_loss() {
 #[test]
 fn a_watchdog_whose_runtime_shuts_down_reports_the_loss() {
     let ns = common::namespace("watch_shutdown");
-    let lock = Lock::new("job")
-        .namespace(&ns)
-        .ttl(Duration::from_secs(30));
+    let lock = Lock::new("job").namespace(&ns).ttl(Duration::from_secs(30));
     let acquire = |lock: &Lock| {
         let side = runtime();
         let watched = side.block_on(async {
@@ -790,7 +786,10 @@ fn an_acquire_that_times_out_does_not_orphan_the_lock() {
             .query(&mut admin)
             .unwrap();
         let first = lock.acquire_async(&mut con).await;
-        assert!(first.is_err(), "the stall must time the acquire out: {first:?}");
+        assert!(
+            first.is_err(),
+            "the stall must time the acquire out: {first:?}"
+        );
         tokio::time::sleep(Duration::from_millis(800)).await;
         let second = lock
             .clone()
@@ -839,7 +838,10 @@ fn a_cancelled_acquire_does_not_orphan_the_lock() {
             .unwrap();
         let cancelled =
             tokio::time::timeout(Duration::from_millis(100), lock.acquire_async(&mut con)).await;
-        assert!(cancelled.is_err(), "the acquire was cancelled: {cancelled:?}");
+        assert!(
+            cancelled.is_err(),
+            "the acquire was cancelled: {cancelled:?}"
+        );
         tokio::time::sleep(Duration::from_millis(600)).await;
         let exists: bool = redis::cmd("EXISTS")
             .arg(lock.key())
@@ -868,7 +870,10 @@ fn a_cancelled_acquire_does_not_orphan_the_lock() {
             .query_async(&mut con)
             .await
             .unwrap();
-        assert!(!exists, "the cancelled watched attempt's token was released");
+        assert!(
+            !exists,
+            "the cancelled watched attempt's token was released"
+        );
     });
 }
 
@@ -894,7 +899,14 @@ fn cancelled_acquires_release_through_redis_rs_handles() {
         let ns = common::namespace("detached");
         let lock = Lock::new("x").namespace(&ns);
         let guard = lock.try_acquire().run_async(&mut detached).await.unwrap();
-        assert!(guard.unwrap().release().run_async(&mut detached).await.unwrap());
+        assert!(
+            guard
+                .unwrap()
+                .release()
+                .run_async(&mut detached)
+                .await
+                .unwrap()
+        );
         let opaque = Opaque {
             inner: multiplexed,
             armed: Default::default(),
@@ -910,8 +922,22 @@ fn cancelled_acquires_release_through_redis_rs_handles() {
 /// (stray braces included) has its fence record in its own slot.
 fn fence_keys_are_distinct_and_in_the_resource_slot(r: &mut Runner, ns: &Namespace) {
     let names = [
-        "a", "{a}", "a}b", "}", "{", "{}", "{}a", "a{", "{a", "x{a}y", "x{a}y:#fence", "", "{a}#fence",
-        "a:#fence", "#fence", "%7Ba%7D",
+        "a",
+        "{a}",
+        "a}b",
+        "}",
+        "{",
+        "{}",
+        "{}a",
+        "a{",
+        "{a",
+        "x{a}y",
+        "x{a}y:#fence",
+        "",
+        "{a}#fence",
+        "a:#fence",
+        "#fence",
+        "%7Ba%7D",
     ];
     let mut resources: Vec<String> = names.iter().map(|n| format!("{ns}:{n}")).collect();
     // `<ns>:a` without a hash tag, and the same text as a hash tag.

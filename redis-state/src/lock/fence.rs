@@ -155,7 +155,11 @@ mod tests {
         assert!(odd.ends_with("}%a%7Db#fence"), "{odd}");
         for r in ["a}b", "", "}", "{}", "{}}"] {
             let f = fence_key_for(r);
-            assert_eq!(key_slot(f.as_bytes()), key_slot(r.as_bytes()), "{r:?} -> {f:?}");
+            assert_eq!(
+                key_slot(f.as_bytes()),
+                key_slot(r.as_bytes()),
+                "{r:?} -> {f:?}"
+            );
         }
     }
 }

@@ -464,10 +464,7 @@ impl WatchedGuard {
     fn stopped(&self) -> Error {
         Error::LockLost {
             key: self.guard.key.clone(),
-            reason: self
-                .signal
-                .reason()
-                .unwrap_or(LostReason::WatchdogStopped),
+            reason: self.signal.reason().unwrap_or(LostReason::WatchdogStopped),
         }
     }
 }
