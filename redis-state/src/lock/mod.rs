@@ -10,7 +10,7 @@
 //! | what | how | round trips |
 //! |---|---|---|
 //! | [`Lock::try_acquire`] | `EVALSHA` (`SET NX PX` + `INCR` of the fence counter) | 1 |
-//! | [`Lock::acquire`] / [`Lock::acquire_async`] | `try_acquire` until it succeeds or the wait times out, with jittered exponential backoff | 1 per try |
+//! | [`Lock::acquire`] / [`Lock::acquire_async`] | `try_acquire` until it succeeds or the wait times out, with jittered exponential backoff; a try whose reply is lost is released | 1 per try (+1 after a lost reply) |
 //! | [`LockGuard::release`] | `EVALSHA` (compare token, `DEL`) | 1 |
 //! | [`LockGuard::extend`] | `EVALSHA` (compare token, `PEXPIRE`) | 1 |
 //! | [`LockGuard::is_held`] | `GET` | 1 |
@@ -179,7 +179,8 @@ impl Lock {
         self
     }
 
-    /// How long the lock lives unless extended (at least 1 ms). Default 30 s.
+    /// How long the lock lives unless extended (at least 1 ms; Redis is sent
+    /// at most 2^53 - 1 ms, about 285,000 years). Default 30 s.
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = ttl.max(Duration::from_millis(1));
         self
