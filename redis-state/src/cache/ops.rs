@@ -10,7 +10,7 @@ use redis::Value;
 use super::entry::{self, now_ms};
 use super::{CacheSchema, Cached, Tags, companion};
 use crate::error::{Error, Result};
-use crate::keys::{IdBuf, IdValue, Namespace, Namespaced};
+use crate::keys::{IdBuf, IdValue, Namespace, impl_namespaced, namespaced};
 use crate::op::{Operation, Plan, Replies, Step};
 use crate::script::Script;
 
@@ -54,24 +54,12 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-macro_rules! namespaced {
-    ($($ty:ident),*) => {$(
-        impl<T: Cached> $ty<T> {
-            /// Runs the operation in namespace `ns` (prefixes every key it touches).
-            pub fn namespace(mut self, ns: &Namespace) -> Self {
-                self.ns = Some(ns.clone());
-                self
-            }
-        }
-
-        impl<T: Cached> Namespaced for $ty<T> {
-            fn namespace(self, ns: &Namespace) -> Self {
-                $ty::namespace(self, ns)
-            }
-        }
-    )*};
-}
-namespaced!(GetEntry, Get, Set, Invalidate);
+namespaced!(
+    [T: Cached] GetEntry<T>,
+    [T: Cached] Get<T>,
+    [T: Cached] Set<T>,
+    [T: Cached] Invalidate<T>,
+);
 
 // ---------------------------------------------------------------------------
 // Reads
@@ -536,11 +524,7 @@ impl InvalidateTag {
     }
 }
 
-impl Namespaced for InvalidateTag {
-    fn namespace(self, ns: &Namespace) -> Self {
-        InvalidateTag::namespace(self, ns)
-    }
-}
+impl_namespaced!([] InvalidateTag);
 
 impl Operation for InvalidateTag {
     type Output = usize;

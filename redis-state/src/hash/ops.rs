@@ -9,7 +9,7 @@ use super::{FieldKind, FieldReader, FieldWriter, HashSchema, RedisHash, Settable
 use crate::cache::CacheInvalidations;
 use crate::codec::CounterValue;
 use crate::error::{DecodeError, Error, Result};
-use crate::keys::{IdBuf, IdValue, Namespace, Namespaced};
+use crate::keys::{IdBuf, IdValue, Namespace, namespaced};
 use crate::op::{Many, Operation, Plan, Replies, Step};
 
 crate::script! {
@@ -63,26 +63,6 @@ fn id_of<Q: IdValue + ?Sized>(id: &Q) -> IdBuf {
     let mut buf = IdBuf::new();
     id.write_id(&mut buf);
     buf
-}
-
-/// `namespace(ns)` (inherent and [`Namespaced`]) for operations with an
-/// `ns` field: `namespaced!([generics] Type, ...)`.
-macro_rules! namespaced {
-    ($([$($g:tt)*] $ty:ty),* $(,)?) => {$(
-        impl<$($g)*> $ty {
-            /// Runs the operation in namespace `ns` (prefixes every key it touches).
-            pub fn namespace(mut self, ns: &Namespace) -> Self {
-                self.ns = Some(ns.clone());
-                self
-            }
-        }
-
-        impl<$($g)*> Namespaced for $ty {
-            fn namespace(self, ns: &Namespace) -> Self {
-                <$ty>::namespace(self, ns)
-            }
-        }
-    )*};
 }
 
 /// `Debug` showing the operation's name, the model and the listed fields:

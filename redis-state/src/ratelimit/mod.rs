@@ -35,7 +35,7 @@ use std::time::Duration;
 use redis::Value;
 
 use crate::error::{Error, Result};
-use crate::keys::{IdBuf, KeyPart, Namespace, Namespaced};
+use crate::keys::{IdBuf, KeyPart, Namespace, impl_namespaced};
 use crate::op::{Operation, Plan, Replies, Step};
 use crate::random::millis;
 
@@ -339,11 +339,7 @@ macro_rules! namespaced {
             }
         }
 
-        impl Namespaced for $t {
-            fn namespace(self, ns: &Namespace) -> Self {
-                <$t>::namespace(self, ns)
-            }
-        }
+        impl_namespaced!([] $t);
     )*};
 }
 namespaced!(FixedWindow, SlidingWindow, Gcra);

@@ -245,11 +245,7 @@ impl<M: Leaderboard> EntryOf<M> {
     }
 }
 
-impl<M: Leaderboard> Namespaced for EntryOf<M> {
-    fn namespace(self, ns: &Namespace) -> Self {
-        EntryOf::namespace(self, ns)
-    }
-}
+impl_namespaced!([M: Leaderboard] EntryOf<M>);
 
 impl<M: Leaderboard> std::fmt::Debug for EntryOf<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -496,11 +492,7 @@ impl<M: Leaderboard> Around<M> {
     }
 }
 
-impl<M: Leaderboard> Namespaced for Around<M> {
-    fn namespace(self, ns: &Namespace) -> Self {
-        Around::namespace(self, ns)
-    }
-}
+impl_namespaced!([M: Leaderboard] Around<M>);
 
 impl<M: Leaderboard> std::fmt::Debug for Around<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

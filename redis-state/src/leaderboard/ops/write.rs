@@ -48,11 +48,7 @@ impl<'a, M: Leaderboard> Submit<'a, M> {
     }
 }
 
-impl<M: Leaderboard> Namespaced for Submit<'_, M> {
-    fn namespace(self, ns: &Namespace) -> Self {
-        Submit::namespace(self, ns)
-    }
-}
+impl_namespaced!([M: Leaderboard] Submit<'_, M>);
 
 /// Where a write failed to encode a score.
 fn not_encodable(key: &str, member: &[u8], value: impl std::fmt::Display, reason: String) -> Error {
@@ -341,11 +337,7 @@ impl<'a, M: Leaderboard> SubmitMany<'a, M> {
     }
 }
 
-impl<M: Leaderboard> Namespaced for SubmitMany<'_, M> {
-    fn namespace(self, ns: &Namespace) -> Self {
-        SubmitMany::namespace(self, ns)
-    }
-}
+impl_namespaced!([M: Leaderboard] SubmitMany<'_, M>);
 
 impl<M: Leaderboard> Operation for SubmitMany<'_, M> {
     type Output = BulkSubmitted;
@@ -682,11 +674,7 @@ impl<M: Leaderboard> Merge<M> {
     }
 }
 
-impl<M: Leaderboard> Namespaced for Merge<M> {
-    fn namespace(self, ns: &Namespace) -> Self {
-        Merge::namespace(self, ns)
-    }
-}
+impl_namespaced!([M: Leaderboard] Merge<M>);
 
 impl<M: Leaderboard> Operation for Merge<M> {
     type Output = u64;
