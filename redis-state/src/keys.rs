@@ -542,15 +542,22 @@ pub struct KeyTemplate {
     pub namespace: Option<&'static str>,
 }
 
+/// Writes the namespace prefix of a model's key: `ns:` for the namespace
+/// an operation runs in, else the model's own `namespace = "..."`, else
+/// nothing.
+pub(crate) fn write_ns_prefix(ns: Option<&Namespace>, model_ns: Option<&str>, out: &mut String) {
+    if let Some(ns) = ns {
+        out.push_str(ns.as_str());
+        out.push(':');
+    } else if let Some(ns) = model_ns {
+        out.push_str(ns);
+        out.push(':');
+    }
+}
+
 impl KeyTemplate {
     fn write_prefix(&self, ns: Option<&Namespace>, out: &mut String) {
-        if let Some(ns) = ns {
-            out.push_str(ns.as_str());
-            out.push(':');
-        } else if let Some(ns) = self.namespace {
-            out.push_str(ns);
-            out.push(':');
-        }
+        write_ns_prefix(ns, self.namespace, out);
     }
 
     fn write_segs(segs: &[Seg], id: &IdBuf, out: &mut String) {

@@ -69,17 +69,7 @@ static SETTLE: Script = Script::new(
 /// The stream of queued writes of `T` in `ns`.
 pub fn stream_key<T: Cached>(ns: Option<&Namespace>) -> String {
     let mut out = String::new();
-    match (ns, T::SCHEMA.key.namespace) {
-        (Some(ns), _) => {
-            out.push_str(ns.as_str());
-            out.push(':');
-        }
-        (None, Some(ns)) => {
-            out.push_str(ns);
-            out.push(':');
-        }
-        (None, None) => {}
-    }
+    crate::keys::write_ns_prefix(ns, T::SCHEMA.key.namespace, &mut out);
     out.push_str("#wb:{");
     out.push_str(T::SCHEMA.name);
     out.push('}');
