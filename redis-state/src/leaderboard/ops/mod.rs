@@ -16,7 +16,7 @@ use super::{
 };
 use crate::codec::FieldValue;
 use crate::error::{DecodeError, Error, Result, preview_bytes};
-use crate::keys::{IdBuf, Namespace, impl_namespaced};
+use crate::keys::{IdBuf, Namespace, impl_namespaced, namespaced};
 use crate::op::{Operation, Plan, Replies, Step};
 use crate::script::Script;
 

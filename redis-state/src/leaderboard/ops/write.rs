@@ -34,12 +34,6 @@ impl<'a, M: Leaderboard> Submit<'a, M> {
         }
     }
 
-    /// Runs the operation in namespace `ns` (prefixes every key it touches).
-    pub fn namespace(mut self, ns: &Namespace) -> Self {
-        self.ns = Some(ns.clone());
-        self
-    }
-
     /// The instant of the achievement: selects the window periods and sets the
     /// tie-break time. Default: the client's clock when the submit is prepared.
     pub fn at(mut self, at: DateTime<Utc>) -> Self {
@@ -48,7 +42,7 @@ impl<'a, M: Leaderboard> Submit<'a, M> {
     }
 }
 
-impl_namespaced!([M: Leaderboard] Submit<'_, M>);
+namespaced!(['a, M: Leaderboard] Submit<'a, M>);
 
 /// Where a write failed to encode a score.
 fn not_encodable(key: &str, member: &[u8], value: impl std::fmt::Display, reason: String) -> Error {
@@ -324,12 +318,6 @@ impl<'a, M: Leaderboard> SubmitMany<'a, M> {
         }
     }
 
-    /// Runs the operation in namespace `ns` (prefixes every key it touches).
-    pub fn namespace(mut self, ns: &Namespace) -> Self {
-        self.ns = Some(ns.clone());
-        self
-    }
-
     /// The instant of every achievement (see [`Submit::at`]).
     pub fn at(mut self, at: DateTime<Utc>) -> Self {
         self.at = Some(at);
@@ -337,7 +325,7 @@ impl<'a, M: Leaderboard> SubmitMany<'a, M> {
     }
 }
 
-impl_namespaced!([M: Leaderboard] SubmitMany<'_, M>);
+namespaced!(['a, M: Leaderboard] SubmitMany<'a, M>);
 
 impl<M: Leaderboard> Operation for SubmitMany<'_, M> {
     type Output = BulkSubmitted;
