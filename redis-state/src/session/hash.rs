@@ -7,8 +7,8 @@ use serde::de::{self, DeserializeOwned, IntoDeserializer, Visitor};
 use serde::{Deserializer, Serialize};
 
 use super::{
-    Config, CreateSession, GetSession, Session, SessionId, Types, decode_error, format_created_at,
-    now_micros, parse_created_at, store_settings, take_error,
+    Config, CreateSession, GetSession, Session, SessionId, Types, create_op, decode_error,
+    format_created_at, now_micros, parse_created_at, store_settings, take_error,
 };
 use crate::error::{Error, Result};
 use crate::keys::KeyPart;
@@ -561,23 +561,7 @@ fn field_error(
 #[must_use = "an operation does nothing until it is run"]
 pub struct CreateHash<T, U>(CreateSession<T, U>);
 
-impl<T, U> fmt::Debug for CreateHash<T, U> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt_debug("CreateHash", f)
-    }
-}
-
-impl<T, U> Operation for CreateHash<T, U> {
-    type Output = Session<T, U>;
-
-    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
-        self.0.prepare(plan)
-    }
-
-    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Session<T, U>>> {
-        self.0.complete(replies)
-    }
-}
+create_op!(CreateHash);
 
 /// See [`HashSessions::get`].
 #[must_use = "an operation does nothing until it is run"]

@@ -8,8 +8,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Config, CreateSession, GetSession, Session, SessionId, Types, decode_error, format_created_at,
-    now_micros, parse_created_at, store_settings, take_error,
+    Config, CreateSession, GetSession, Session, SessionId, Types, create_op, decode_error,
+    format_created_at, now_micros, parse_created_at, store_settings, take_error,
 };
 use crate::error::{Error, Result};
 use crate::keys::KeyPart;
@@ -142,11 +142,7 @@ fn decode_document<T: DeserializeOwned, U: DeserializeOwned>(
 #[must_use = "an operation does nothing until it is run"]
 pub struct CreateJson<T, U>(CreateSession<T, U>);
 
-impl<T, U> fmt::Debug for CreateJson<T, U> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt_debug("CreateJson", f)
-    }
-}
+create_op!(CreateJson);
 
 impl<T: Serialize, U: Serialize + KeyPart> CreateJson<T, U> {
     fn new(cfg: &Config, session: Result<Session<T, U>>) -> Self {
@@ -168,18 +164,6 @@ impl<T: Serialize, U: Serialize + KeyPart> CreateJson<T, U> {
                 other => Err(Error::unexpected("SET", &other)),
             },
         ))
-    }
-}
-
-impl<T, U> Operation for CreateJson<T, U> {
-    type Output = Session<T, U>;
-
-    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
-        self.0.prepare(plan)
-    }
-
-    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Session<T, U>>> {
-        self.0.complete(replies)
     }
 }
 

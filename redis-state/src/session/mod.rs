@@ -447,6 +447,31 @@ impl<T, U> CreateSession<T, U> {
     }
 }
 
+/// `Debug` and [`Operation`] of a layout's create (`CreateJson`,
+/// `CreateHash`), a `CreateSession` inside.
+macro_rules! create_op {
+    ($op:ident) => {
+        impl<T, U> fmt::Debug for $op<T, U> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt_debug(stringify!($op), f)
+            }
+        }
+
+        impl<T, U> Operation for $op<T, U> {
+            type Output = Session<T, U>;
+
+            fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+                self.0.prepare(plan)
+            }
+
+            fn complete(&mut self, replies: &mut Replies) -> Result<Step<Session<T, U>>> {
+                self.0.complete(replies)
+            }
+        }
+    };
+}
+pub(crate) use create_op;
+
 /// `get` of either layout: the layout's read, which slides the expiry, and
 /// a `DEL` in a second round trip of a session past its maximum lifetime.
 pub(crate) struct GetSession<T, U> {
