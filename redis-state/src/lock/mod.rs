@@ -53,7 +53,7 @@ use std::time::{Duration, Instant};
 pub use self::watchdog::{Connect, LossSignal, LostReason, WatchedGuard};
 use crate::error::{Error, Result};
 use crate::exec::{AsyncExecutor, SyncExecutor};
-use crate::keys::{IdBuf, KeyPart, Namespace, Namespaced};
+use crate::keys::{IdBuf, KeyPart, Namespace, impl_namespaced};
 use crate::op::{Operation, Plan, Replies, Step};
 use crate::random;
 
@@ -664,8 +664,4 @@ impl Operation for IsHeld {
     }
 }
 
-impl Namespaced for Lock {
-    fn namespace(self, ns: &Namespace) -> Self {
-        Lock::namespace(self, ns)
-    }
-}
+impl_namespaced!([] Lock);

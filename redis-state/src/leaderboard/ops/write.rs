@@ -34,12 +34,6 @@ impl<'a, M: Leaderboard> Submit<'a, M> {
         }
     }
 
-    /// Runs the operation in namespace `ns` (prefixes every key it touches).
-    pub fn namespace(mut self, ns: &Namespace) -> Self {
-        self.ns = Some(ns.clone());
-        self
-    }
-
     /// The instant of the achievement: selects the window periods and sets the
     /// tie-break time. Default: the client's clock when the submit is prepared.
     pub fn at(mut self, at: DateTime<Utc>) -> Self {
@@ -48,11 +42,7 @@ impl<'a, M: Leaderboard> Submit<'a, M> {
     }
 }
 
-impl<M: Leaderboard> Namespaced for Submit<'_, M> {
-    fn namespace(self, ns: &Namespace) -> Self {
-        Submit::namespace(self, ns)
-    }
-}
+namespaced!(['a, M: Leaderboard] Submit<'a, M>);
 
 /// Where a write failed to encode a score.
 fn not_encodable(key: &str, member: &[u8], value: impl std::fmt::Display, reason: String) -> Error {
@@ -328,12 +318,6 @@ impl<'a, M: Leaderboard> SubmitMany<'a, M> {
         }
     }
 
-    /// Runs the operation in namespace `ns` (prefixes every key it touches).
-    pub fn namespace(mut self, ns: &Namespace) -> Self {
-        self.ns = Some(ns.clone());
-        self
-    }
-
     /// The instant of every achievement (see [`Submit::at`]).
     pub fn at(mut self, at: DateTime<Utc>) -> Self {
         self.at = Some(at);
@@ -341,11 +325,7 @@ impl<'a, M: Leaderboard> SubmitMany<'a, M> {
     }
 }
 
-impl<M: Leaderboard> Namespaced for SubmitMany<'_, M> {
-    fn namespace(self, ns: &Namespace) -> Self {
-        SubmitMany::namespace(self, ns)
-    }
-}
+namespaced!(['a, M: Leaderboard] SubmitMany<'a, M>);
 
 impl<M: Leaderboard> Operation for SubmitMany<'_, M> {
     type Output = BulkSubmitted;
@@ -690,11 +670,7 @@ impl<M: Leaderboard> Merge<M> {
     }
 }
 
-impl<M: Leaderboard> Namespaced for Merge<M> {
-    fn namespace(self, ns: &Namespace) -> Self {
-        Merge::namespace(self, ns)
-    }
-}
+impl_namespaced!([M: Leaderboard] Merge<M>);
 
 impl<M: Leaderboard> Operation for Merge<M> {
     type Output = u64;
