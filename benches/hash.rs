@@ -31,8 +31,8 @@ use redis::Value;
 use redis_state::op::Plan;
 use redis_state::prelude::*;
 use support::{
-    Recorder, RedisBenchmark, Report, Round, Row, Stats, Stopwatch, Target, alternate,
-    alternate_with_ceiling, assert_same_commands, bench_server,
+    Recorder, RedisBenchmark, Report, Round, Row, Stats, Target, alternate, alternate_with_ceiling,
+    assert_same_commands, bench_server,
 };
 
 // ---------------------------------------------------------------------------
@@ -740,27 +740,17 @@ fn main() {
             &cfg.rounds(30, 2),
             [
                 &mut |r| {
-                    rt.block_on(async {
-                        let mut sw = Stopwatch::start(one);
-                        for i in 0..one {
-                            black_box(users[at(r, i)].save().run_async(&mut ac_d).await.unwrap());
-                            sw.tick();
-                        }
-                        sw.finish()
-                    })
+                    rt.block_on(Round::each_async(one, async |i| {
+                        black_box(users[at(r, i)].save().run_async(&mut ac_d).await.unwrap());
+                    }))
                 },
                 &mut |r| {
-                    rt.block_on(async {
-                        let mut sw = Stopwatch::start(one);
-                        for i in 0..one {
-                            let () = hand_hset(&users[at(r, i)])
-                                .query_async(&mut ac_h)
-                                .await
-                                .unwrap();
-                            sw.tick();
-                        }
-                        sw.finish()
-                    })
+                    rt.block_on(Round::each_async(one, async |i| {
+                        let () = hand_hset(&users[at(r, i)])
+                            .query_async(&mut ac_h)
+                            .await
+                            .unwrap();
+                    }))
                 },
             ],
         );
@@ -773,32 +763,22 @@ fn main() {
             &cfg.rounds(30, 2),
             [
                 &mut |r| {
-                    rt.block_on(async {
-                        let mut sw = Stopwatch::start(one);
-                        for i in 0..one {
-                            let u = User::load(&ids[at(r, i)])
-                                .run_async(&mut ac_d)
-                                .await
-                                .unwrap();
-                            black_box(u.unwrap());
-                            sw.tick();
-                        }
-                        sw.finish()
-                    })
+                    rt.block_on(Round::each_async(one, async |i| {
+                        let u = User::load(&ids[at(r, i)])
+                            .run_async(&mut ac_d)
+                            .await
+                            .unwrap();
+                        black_box(u.unwrap());
+                    }))
                 },
                 &mut |r| {
-                    rt.block_on(async {
-                        let mut sw = Stopwatch::start(one);
-                        for i in 0..one {
-                            let v: Value = hand_hmget(ids[at(r, i)])
-                                .query_async(&mut ac_h)
-                                .await
-                                .unwrap();
-                            black_box(hand_parse_user(&v).unwrap().unwrap());
-                            sw.tick();
-                        }
-                        sw.finish()
-                    })
+                    rt.block_on(Round::each_async(one, async |i| {
+                        let v: Value = hand_hmget(ids[at(r, i)])
+                            .query_async(&mut ac_h)
+                            .await
+                            .unwrap();
+                        black_box(hand_parse_user(&v).unwrap().unwrap());
+                    }))
                 },
             ],
         );

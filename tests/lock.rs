@@ -128,6 +128,21 @@ fn batches_with_other_operations(r: &mut Runner, ns: &Namespace) {
     assert!(ra && rb);
 }
 
+/// The reviewer's reproduction, verbatim: `a` and `{a}` shared a fence
+/// record; `a}b` had its fence key in another slot.
+#[test]
+fn fence_records_of_a_and_braced_a_are_distinct() {
+    let server = RedisServer::start().unwrap();
+    let mut con = server.connection().unwrap();
+    assert_ne!(fence_key_for("a"), fence_key_for("{a}"));
+    assert!(fenced_set("{a}", 100, b"x").run(&mut con).unwrap());
+    assert!(
+        fenced_set("a", 5, b"y").run(&mut con).unwrap(),
+        "resource `a` never accepted a token, yet token 5 is refused"
+    );
+    assert!(fenced_set("a}b", 1, b"z").run(&mut con).unwrap());
+}
+
 matrix!(
     only_owner_releases,
     fencing_tokens_strictly_increase,
@@ -135,6 +150,7 @@ matrix!(
     paused_holder_loses_lock_and_fenced_write,
     fence_compares_numbers_not_text,
     batches_with_other_operations,
+    fence_keys_are_distinct_and_in_the_resource_slot,
 );
 
 // ---------------------------------------------------------------------------
@@ -561,4 +577,398 @@ fn blocking_watchdog() {
     assert!(lock.try_acquire().run(&mut con).unwrap().is_none());
     assert!(held.release_blocking().unwrap());
     assert!(lock.try_acquire().run(&mut con).unwrap().is_some());
+}
+
+// ---------------------------------------------------------------------------
+// Huge durations, a dying watchdog, lost acquire replies
+
+/// `max_hold(Some(Duration::MAX))` is a natural way to say "no cap": the
+/// watchdog must renew (not die of an `Instant` overflow in its task), and
+/// `release` must answer.
+#[test]
+fn watchdog_with_duration_max_as_no_cap() {
+    let ns = common::namespace("watch_nocap");
+    runtime().block_on(async {
+        let con = shared_server().async_connection().await.unwrap();
+        let lock = Lock::new("job")
+            .namespace(&ns)
+            .ttl(Duration::from_millis(300))
+            .max_hold(Some(Duration::MAX));
+        let watched = lock.acquire_watched(&con).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let mut other = con.clone();
+        let stolen = lock.try_acquire().run_async(&mut other).await.unwrap();
+        assert!(stolen.is_none(), "the lock ran out: nothing renewed it");
+        assert_eq!(watched.loss().reason(), None);
+        let released = tokio::time::timeout(Duration::from_secs(3), watched.release())
+            .await
+            .expect("release answers");
+        assert!(released.unwrap());
+    });
+}
+
+/// Durations at the end of the range are clamped, never a panic.
+#[test]
+fn huge_durations_never_panic() {
+    let ns = common::namespace("huge_durations");
+    let mut con = shared_server().connection().unwrap();
+    let held = Lock::new("huge")
+        .namespace(&ns)
+        .ttl(Duration::from_millis(200));
+    let _held = held.acquire(&mut con).unwrap();
+    // Waits out the holder, backing off with delays capped by its TTL.
+    let lock = Lock::new("huge")
+        .namespace(&ns)
+        .ttl(Duration::MAX)
+        .wait(Duration::MAX)
+        .retry_delay(Duration::MAX, Duration::MAX);
+    let guard = lock.acquire(&mut con).unwrap();
+    assert!(guard.valid_until() > Instant::now());
+    assert!(guard.extend(Duration::MAX).run(&mut con).unwrap());
+    assert!(guard.release().run(&mut con).unwrap());
+    runtime().block_on(async {
+        let con = shared_server().async_connection().await.unwrap();
+        let lock = Lock::new("huge_watched")
+            .namespace(&ns)
+            .ttl(Duration::from_millis(300))
+            .renew_every(Duration::MAX)
+            .max_hold(Some(Duration::MAX));
+        let watched = lock.acquire_watched(&con).await.unwrap();
+        // Renewing "never" lets the lock run out: reported, not a panic.
+        let lost = tokio::time::timeout(Duration::from_secs(2), watched.loss().lost())
+            .await
+            .expect("the loss is reported");
+        assert!(matches!(lost, LostReason::Unconfirmed { .. }), "{lost:?}");
+        assert!(watched.loss().wait_timeout(Duration::MAX).is_some());
+        // The loss is reported at the conservative end of validity (TTL
+        // minus drift); the key itself runs out moments later.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!watched.release().await.unwrap());
+    });
+}
+
+/// A connection type redis-state does not know (so it cannot clone it
+/// behind the caller's back), which panics on every request once armed.
+#[derive(Clone)]
+struct Opaque {
+    inner: redis::aio::MultiplexedConnection,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Opaque {
+    fn check(&self) {
+        if self.armed.load(Ordering::SeqCst) {
+            panic!("injected failure in the connection");
+        }
+    }
+}
+
+impl redis::aio::ConnectionLike for Opaque {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        self.check();
+        self.inner.req_packed_command(cmd)
+    }
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipe: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        self.check();
+        self.inner.req_packed_commands(pipe, offset, count)
+    }
+    fn get_db(&self) -> i64 {
+        self.inner.get_db()
+    }
+}
+
+/// The watchdog task panics at its first renewal: the holder hears of it at
+/// once, and `release` answers instead of waiting forever.
+#[test]
+fn a_watchdog_that_panics_reports_the_loss() {
+    let ns = common::namespace("watch_panics");
+    runtime().block_on(async {
+        let con = Opaque {
+            inner: shared_server().async_connection().await.unwrap(),
+            armed: Default::default(),
+        };
+        let lock = Lock::new("job").namespace(&ns).ttl(Duration::from_secs(3));
+        let watched = lock.acquire_watched(&con).await.unwrap();
+        con.armed.store(true, Ordering::SeqCst);
+        let reason = tokio::time::timeout(Duration::from_secs(2), watched.loss().lost())
+            .await
+            .expect("the loss is reported at the first renewal (1 s)");
+        assert_eq!(reason, LostReason::WatchdogStopped);
+        let released = tokio::time::timeout(Duration::from_secs(1), watched.release())
+            .await
+            .expect("release answers");
+        assert!(
+            matches!(
+                released,
+                Err(Error::LockLost {
+                    reason: LostReason::WatchdogStopped,
+                    ..
+                })
+            ),
+            "{released:?}"
+        );
+    });
+}
+
+/// The runtime that runs the watchdog shuts down (its task is dropped): the
+/// loss signal fires and both release forms answer at once.
+#[test]
+fn a_watchdog_whose_runtime_shuts_down_reports_the_loss() {
+    let ns = common::namespace("watch_shutdown");
+    let lock = Lock::new("job").namespace(&ns).ttl(Duration::from_secs(30));
+    let acquire = |lock: &Lock| {
+        let side = runtime();
+        let watched = side.block_on(async {
+            let con = shared_server().async_connection().await.unwrap();
+            lock.acquire_watched(&con).await.unwrap()
+        });
+        (side, watched)
+    };
+    let (side, watched) = acquire(&lock);
+    assert_eq!(watched.loss().reason(), None);
+    drop(side);
+    assert_eq!(
+        watched.loss().wait_timeout(Duration::from_secs(1)),
+        Some(LostReason::WatchdogStopped)
+    );
+    let released = runtime()
+        .block_on(async { tokio::time::timeout(Duration::from_secs(1), watched.release()).await })
+        .expect("release answers");
+    assert!(released.is_err(), "{released:?}");
+
+    // The same with the blocking release, on a second lock.
+    let lock = Lock::new("job2")
+        .namespace(&ns)
+        .ttl(Duration::from_secs(30));
+    let (side, watched) = acquire(&lock);
+    let signal = watched.loss().clone();
+    side.shutdown_background();
+    assert_eq!(
+        signal.wait_timeout(Duration::from_secs(1)),
+        Some(LostReason::WatchdogStopped)
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(watched.release_blocking()));
+    let released = rx
+        .recv_timeout(Duration::from_secs(1))
+        .expect("release_blocking answers");
+    assert!(released.is_err(), "{released:?}");
+}
+
+/// An acquire whose reply is lost (the server stalls past the client's
+/// response timeout) may still take the lock on the server. The acquire
+/// releases that attempt's token, so the lock is not held by nobody for the
+/// whole TTL.
+#[test]
+fn an_acquire_that_times_out_does_not_orphan_the_lock() {
+    let server = RedisServer::start().unwrap();
+    let mut admin = server.connection().unwrap();
+    let lock = Lock::new("nightly")
+        .ttl(Duration::from_secs(30))
+        .wait(Duration::ZERO);
+    runtime().block_on(async {
+        // redis-rs' default: a 500 ms response timeout.
+        let mut con = server.async_connection().await.unwrap();
+        let g = lock.acquire_async(&mut con).await.unwrap();
+        assert!(g.release().run_async(&mut con).await.unwrap());
+        let () = redis::cmd("CLIENT")
+            .arg("PAUSE")
+            .arg(700)
+            .arg("WRITE")
+            .query(&mut admin)
+            .unwrap();
+        let first = lock.acquire_async(&mut con).await;
+        assert!(
+            first.is_err(),
+            "the stall must time the acquire out: {first:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let second = lock
+            .clone()
+            .wait(Duration::from_secs(2))
+            .acquire_async(&mut con)
+            .await;
+        assert!(second.is_ok(), "{second:?}");
+    });
+    // The blocking executor, with a read timeout.
+    let lock = Lock::new("blocking").ttl(Duration::from_secs(30));
+    let mut con = server.connection().unwrap();
+    con.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(500)
+        .arg("WRITE")
+        .query(&mut admin)
+        .unwrap();
+    let first = lock.clone().wait(Duration::ZERO).acquire(&mut con);
+    assert!(first.is_err(), "{first:?}");
+    std::thread::sleep(Duration::from_millis(600));
+    let exists: bool = redis::cmd("EXISTS")
+        .arg(lock.key())
+        .query(&mut admin)
+        .unwrap();
+    assert!(!exists, "the timed-out attempt's token was released");
+}
+
+/// An acquire future dropped while its attempt is on the wire (a timeout
+/// around it, a `select!`) releases the attempt's token in the background.
+#[test]
+fn a_cancelled_acquire_does_not_orphan_the_lock() {
+    let server = RedisServer::start().unwrap();
+    let mut admin = server.connection().unwrap();
+    let lock = Lock::new("cancelled").ttl(Duration::from_secs(30));
+    runtime().block_on(async {
+        let mut con = server.async_connection().await.unwrap();
+        let g = lock.acquire_async(&mut con).await.unwrap();
+        assert!(g.release().run_async(&mut con).await.unwrap());
+        let () = redis::cmd("CLIENT")
+            .arg("PAUSE")
+            .arg(500)
+            .arg("WRITE")
+            .query(&mut admin)
+            .unwrap();
+        let cancelled =
+            tokio::time::timeout(Duration::from_millis(100), lock.acquire_async(&mut con)).await;
+        assert!(
+            cancelled.is_err(),
+            "the acquire was cancelled: {cancelled:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let exists: bool = redis::cmd("EXISTS")
+            .arg(lock.key())
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert!(!exists, "the cancelled attempt's token was released");
+        // The same through acquire_watched, which owns a clone of any
+        // cloneable connection, even one of a type it does not know.
+        let opaque = Opaque {
+            inner: con.clone(),
+            armed: Default::default(),
+        };
+        let () = redis::cmd("CLIENT")
+            .arg("PAUSE")
+            .arg(500)
+            .arg("WRITE")
+            .query(&mut admin)
+            .unwrap();
+        let cancelled =
+            tokio::time::timeout(Duration::from_millis(100), lock.acquire_watched(&opaque)).await;
+        assert!(cancelled.is_err());
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let exists: bool = redis::cmd("EXISTS")
+            .arg(lock.key())
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert!(
+            !exists,
+            "the cancelled watched attempt's token was released"
+        );
+    });
+}
+
+/// The connections through which a cancelled acquire releases its try:
+/// redis-rs' handles (clones share the connection); not a connection type
+/// the library does not know.
+#[test]
+fn cancelled_acquires_release_through_redis_rs_handles() {
+    use redis_state::exec::AsyncExecutor;
+    runtime().block_on(async {
+        let multiplexed = shared_server().async_connection().await.unwrap();
+        assert!(multiplexed.detached().is_some());
+        let manager = redis::aio::ConnectionManager::new(shared_server().client())
+            .await
+            .unwrap();
+        assert!(manager.detached().is_some());
+        let cluster = redis_state::testing::shared_cluster()
+            .async_connection()
+            .await
+            .unwrap();
+        let mut detached = cluster.detached().expect("the async Cluster client");
+        // It sends like the original (here: routed by slot).
+        let ns = common::namespace("detached");
+        let lock = Lock::new("x").namespace(&ns);
+        let guard = lock.try_acquire().run_async(&mut detached).await.unwrap();
+        assert!(
+            guard
+                .unwrap()
+                .release()
+                .run_async(&mut detached)
+                .await
+                .unwrap()
+        );
+        let opaque = Opaque {
+            inner: multiplexed,
+            armed: Default::default(),
+        };
+        assert!(opaque.detached().is_none());
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Fence keys
+
+/// Distinct resources get distinct fence records, and every resource name
+/// (stray braces included) has its fence record in its own slot.
+fn fence_keys_are_distinct_and_in_the_resource_slot(r: &mut Runner, ns: &Namespace) {
+    let names = [
+        "a",
+        "{a}",
+        "a}b",
+        "}",
+        "{",
+        "{}",
+        "{}a",
+        "a{",
+        "{a",
+        "x{a}y",
+        "x{a}y:#fence",
+        "",
+        "{a}#fence",
+        "a:#fence",
+        "#fence",
+        "%7Ba%7D",
+    ];
+    let mut resources: Vec<String> = names.iter().map(|n| format!("{ns}:{n}")).collect();
+    // `<ns>:a` without a hash tag, and the same text as a hash tag.
+    resources.push(format!("{{{ns}:a}}"));
+    let mut all: Vec<String> = resources.clone();
+    all.extend(names.iter().map(|n| (*n).to_owned()));
+    let mut seen = std::collections::HashMap::new();
+    for res in &all {
+        let fence = fence_key_for(res);
+        assert_eq!(
+            redis_state::keys::key_slot(fence.as_bytes()),
+            redis_state::keys::key_slot(res.as_bytes()),
+            "{res:?} -> {fence:?}"
+        );
+        if let Some(other) = seen.insert(fence.clone(), res.clone()) {
+            panic!("{other:?} and {res:?} share the fence key {fence:?}");
+        }
+    }
+    // Every resource works, and tokens on one do not fence another: each
+    // first write carries a smaller token than every write before it.
+    for (i, res) in resources.iter().enumerate() {
+        let token = 100 - i as u64;
+        assert!(r.run(fenced_set(res, token, b"v")).unwrap(), "{res:?}");
+    }
+    for (i, res) in resources.iter().enumerate() {
+        let token = 100 - i as u64;
+        assert!(r.run(fenced_set(res, token, b"w")).unwrap(), "{res:?}");
+        assert!(!r.run(fenced_set(res, token - 1, b"x")).unwrap(), "{res:?}");
+        let v: String = r.cmd("GET", res).go();
+        assert_eq!(v, "w");
+        let seen: u64 = r.cmd("GET", &fence_key_for(res)).go();
+        assert_eq!(seen, token);
+    }
 }

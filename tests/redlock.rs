@@ -122,3 +122,20 @@ fn no_lock_without_validity_left() {
 fn needs_at_least_one_server() {
     assert!(Redlock::new(Vec::<redis::Client>::new()).is_err());
 }
+
+/// Huge durations are clamped, not a panic: the lock is granted with a TTL
+/// Redis accepts, and released.
+#[test]
+fn huge_durations_do_not_panic() {
+    let servers = five();
+    let rl = Redlock::new(servers.iter().map(RedisServer::client))
+        .unwrap()
+        .ttl(Duration::MAX)
+        .instance_timeout(Duration::MAX)
+        .retry(0, Duration::ZERO);
+    let guard = rl.lock("huge").unwrap().expect("all five servers agree");
+    assert!(guard.validity() > Duration::from_secs(3600 * 24 * 365));
+    assert_eq!(holders(&servers, "lock:{huge}"), 5);
+    assert!(rl.unlock(&guard).unwrap() >= 3);
+    assert_eq!(holders(&servers, "lock:{huge}"), 0);
+}

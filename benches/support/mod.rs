@@ -32,9 +32,10 @@
 //!   `cargo test --benches` (no `--bench` argument) or with `BENCH_QUICK=1`.
 //! * [`bench_server`]: `REDIS_URL` if set, else a private `redis-server`
 //!   (never the shared one on 6379).
-//! * [`Round`], [`alternate`], [`Series`]: warm-up, alternating rounds,
-//!   medians and latency percentiles; [`Round::cpu`] times CPU-only code by
-//!   the thread's CPU time, which a busy machine does not inflate.
+//! * [`Round`], [`alternate`], [`alternate_each`], [`Series`]: warm-up,
+//!   alternating rounds, medians and latency percentiles; [`Round::cpu`]
+//!   times CPU-only code by the thread's CPU time, which a busy machine does
+//!   not inflate.
 //! * [`RedisBenchmark`]: runs `redis-benchmark` on the same server and parses
 //!   its ops/s.
 //! * [`Report`], [`Row`], [`Target`]: the table on stdout and the same rows as
@@ -130,6 +131,7 @@ pub struct Rounds {
 /// The server a benchmark runs against.
 pub struct BenchServer {
     client: redis::Client,
+    url: String,
     host: String,
     port: u16,
     username: Option<String>,
@@ -148,15 +150,15 @@ pub struct BenchServer {
 /// When the URL is invalid, the server cannot be started or does not answer:
 /// a benchmark cannot continue without it.
 pub fn bench_server() -> BenchServer {
-    let (client, private) = match std::env::var("REDIS_URL") {
+    let (client, url, private) = match std::env::var("REDIS_URL") {
         Ok(url) if !url.is_empty() => {
             let client = redis::Client::open(url.as_str())
                 .unwrap_or_else(|e| panic!("REDIS_URL={url} is not a valid Redis URL: {e}"));
-            (client, None)
+            (client, url, None)
         }
         _ => {
             let server = RedisServer::start().unwrap_or_else(|e| panic!("{e}"));
-            (server.client(), Some(server))
+            (server.client(), server.url(), Some(server))
         }
     };
     let info = client.get_connection_info();
@@ -173,6 +175,7 @@ pub fn bench_server() -> BenchServer {
         password: settings.password().map(str::to_owned),
         db: settings.db(),
         client,
+        url,
         private,
     };
     let pong: String = redis::cmd("PING")
@@ -186,6 +189,12 @@ impl BenchServer {
     /// A client for the server.
     pub fn client(&self) -> redis::Client {
         self.client.clone()
+    }
+
+    /// The server's URL (`REDIS_URL`, or the private server's), for APIs
+    /// that open their own connections.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// A new blocking connection.
@@ -332,6 +341,17 @@ impl Round {
         let mut sw = Stopwatch::start(n);
         for i in 0..n {
             op(i);
+            sw.tick();
+        }
+        sw.finish()
+    }
+
+    /// [`Round::each`] for async operations: awaits `op(0..n)` one at a
+    /// time (run it with `block_on`), timing each call and the whole.
+    pub async fn each_async(n: usize, mut op: impl AsyncFnMut(usize)) -> Round {
+        let mut sw = Stopwatch::start(n);
+        for i in 0..n {
+            op(i).await;
             sw.tick();
         }
         sw.finish()
@@ -541,6 +561,23 @@ pub fn alternate<const N: usize>(rounds: &Rounds, sides: [Side<'_>; N]) -> [Seri
         s.finish();
     }
     series
+}
+
+/// [`alternate`] of two sides that each do `n` operations one at a time per
+/// round (`a(i)`, `b(i)` for `i` in `0..n`, timed by [`Round::each`]): the
+/// usual shape of a derived-beside-hand-written comparison.
+pub fn alternate_each(
+    rounds: &Rounds,
+    n: usize,
+    mut a: impl FnMut(usize),
+    mut b: impl FnMut(usize),
+) -> [Series; 2] {
+    alternate(
+        rounds,
+        [&mut |_| Round::each(n, &mut a), &mut |_| {
+            Round::each(n, &mut b)
+        }],
+    )
 }
 
 // ---------------------------------------------------------------------------

@@ -5,50 +5,32 @@ use proc_macro2::TokenStream;
 use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use crate::internals::attr::{Attr, parse_lit_str, parse_path};
-use crate::internals::case::{RULES, RenameRule};
+use crate::internals::attr::{Attr, default_crate, parse_each, parse_lit_str, parse_path};
+use crate::internals::case::RenameRule;
 use crate::internals::ctxt::Ctxt;
+use crate::internals::expand::{const_block, user_preds};
 
 pub(crate) fn derive(input: &syn::DeriveInput) -> TokenStream {
     let cx = Ctxt::new();
     let mut rename_all = Attr::<RenameRule>::none(&cx, "rename_all");
     let mut krate = Attr::<syn::Path>::none(&cx, "crate");
-    for attr in input.attrs.iter().filter(|a| a.path().is_ident("redis")) {
-        let res = attr.parse_nested_meta(|meta| {
-            let path = meta.path.clone();
-            if path.is_ident("rename_all") {
-                let s = parse_lit_str(&meta)?;
-                match RenameRule::from_str(&s.value()) {
-                    Some(r) => rename_all.set(&path, r),
-                    None => cx.error_spanned_by(
-                        &s,
-                        format!(
-                            "unknown rename_all rule; expected one of {}",
-                            RULES
-                                .iter()
-                                .map(|(n, _)| format!("\"{n}\""))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    ),
-                }
-            } else if path.is_ident("crate") {
-                krate.set(&path, parse_path(&meta)?);
-            } else {
-                return Err(meta.error(format!(
-                    "unknown redis attribute `{}` for RedisField; expected `rename_all` or `crate`",
-                    path.to_token_stream().to_string().replace(' ', "")
-                )));
+    parse_each(&cx, &input.attrs, "redis", |meta| {
+        let path = meta.path.clone();
+        if path.is_ident("rename_all") {
+            if let Some(r) = RenameRule::from_lit(&cx, &parse_lit_str(&meta)?) {
+                rename_all.set(&path, r);
             }
-            Ok(())
-        });
-        if let Err(e) = res {
-            cx.syn_error(e);
+        } else if path.is_ident("crate") {
+            krate.set(&path, parse_path(&meta)?);
+        } else {
+            return Err(meta.error(format!(
+                "unknown redis attribute `{}` for RedisField; expected `rename_all` or `crate`",
+                path.to_token_stream().to_string().replace(' ', "")
+            )));
         }
-    }
-    let krate = krate
-        .get()
-        .unwrap_or_else(|| syn::parse_quote!(::redis_state));
+        Ok(())
+    });
+    let krate = krate.get().unwrap_or_else(default_crate);
     let rename_all = rename_all.get_with_tokens();
 
     let out = match &input.data {
@@ -94,27 +76,25 @@ fn fallback(input: &syn::DeriveInput, krate: &syn::Path) -> TokenStream {
     let ident = &input.ident;
     let p = quote!(#krate::__private);
     let (impl_g, ty_g, where_c) = input.generics.split_for_impl();
-    quote! {
-        const _: () = {
-            #[automatically_derived]
-            impl #impl_g #p::FieldValue for #ident #ty_g #where_c {
-                const EXPECTED: &'static str = "";
-                fn encode(&self, _: &mut #p::Vec<u8>) -> #p::Result<(), #p::String> {
-                    ::core::unimplemented!()
-                }
-                fn decode(_: &[u8]) -> #p::Result<Self, #p::FieldError> {
-                    ::core::unimplemented!()
-                }
+    const_block(quote! {
+        #[automatically_derived]
+        impl #impl_g #p::FieldValue for #ident #ty_g #where_c {
+            const EXPECTED: &'static str = "";
+            fn encode(&self, _: &mut #p::Vec<u8>) -> #p::Result<(), #p::String> {
+                ::core::unimplemented!()
             }
+            fn decode(_: &[u8]) -> #p::Result<Self, #p::FieldError> {
+                ::core::unimplemented!()
+            }
+        }
 
-            #[automatically_derived]
-            impl #impl_g #p::KeyPart for #ident #ty_g #where_c {
-                fn write_key_part(&self, _: &mut #p::IdBuf) {
-                    ::core::unimplemented!()
-                }
+        #[automatically_derived]
+        impl #impl_g #p::KeyPart for #ident #ty_g #where_c {
+            fn write_key_part(&self, _: &mut #p::IdBuf) {
+                ::core::unimplemented!()
             }
-        };
-    }
+        }
+    })
 }
 
 fn newtype(input: &syn::DeriveInput, fields: &syn::Fields, krate: &syn::Path) -> TokenStream {
@@ -133,12 +113,7 @@ fn newtype(input: &syn::DeriveInput, fields: &syn::Fields, krate: &syn::Path) ->
         None => quote!(#ident),
     };
     let (impl_g, ty_g, _) = input.generics.split_for_impl();
-    let user_preds: Vec<&syn::WherePredicate> = input
-        .generics
-        .where_clause
-        .as_ref()
-        .map(|w| w.predicates.iter().collect())
-        .unwrap_or_default();
+    let user_preds = user_preds(&input.generics);
     // `for<'__r>` keeps rustc from rejecting the bound when it names no
     // generic parameter: the newtype of an `f64` is a field value but simply
     // not a key part. A generic newtype gets the bounds it needs.
@@ -163,32 +138,30 @@ fn newtype(input: &syn::DeriveInput, fields: &syn::Fields, krate: &syn::Path) ->
             }
         }
     });
-    quote! {
-        const _: () = {
-            #[automatically_derived]
-            impl #impl_g #p::FieldValue for #ident #ty_g #value_where {
-                const EXPECTED: &'static str = <#inner as #p::FieldValue>::EXPECTED;
-                #[inline]
-                fn encode(&self, out: &mut #p::Vec<u8>) -> #p::Result<(), #p::String> {
-                    #p::FieldValue::encode(&self.#access, out)
-                }
-                #[inline]
-                fn decode(raw: &[u8]) -> #p::Result<Self, #p::FieldError> {
-                    <#inner as #p::FieldValue>::decode(raw).map(#build)
-                }
+    const_block(quote! {
+        #[automatically_derived]
+        impl #impl_g #p::FieldValue for #ident #ty_g #value_where {
+            const EXPECTED: &'static str = <#inner as #p::FieldValue>::EXPECTED;
+            #[inline]
+            fn encode(&self, out: &mut #p::Vec<u8>) -> #p::Result<(), #p::String> {
+                #p::FieldValue::encode(&self.#access, out)
             }
-
-            #[automatically_derived]
-            impl #impl_g #p::KeyPart for #ident #ty_g #key_where {
-                #[inline]
-                fn write_key_part(&self, out: &mut #p::IdBuf) {
-                    #p::KeyPart::write_key_part(&self.#access, out)
-                }
+            #[inline]
+            fn decode(raw: &[u8]) -> #p::Result<Self, #p::FieldError> {
+                <#inner as #p::FieldValue>::decode(raw).map(#build)
             }
+        }
 
-            #assert
-        };
-    }
+        #[automatically_derived]
+        impl #impl_g #p::KeyPart for #ident #ty_g #key_where {
+            #[inline]
+            fn write_key_part(&self, out: &mut #p::IdBuf) {
+                #p::KeyPart::write_key_part(&self.#access, out)
+            }
+        }
+
+        #assert
+    })
 }
 
 fn unit_enum(
@@ -214,22 +187,17 @@ fn unit_enum(
             continue;
         }
         let mut rename = Attr::<syn::LitStr>::none(cx, "rename");
-        for attr in v.attrs.iter().filter(|a| a.path().is_ident("redis")) {
-            let res = attr.parse_nested_meta(|meta| {
-                if meta.path.is_ident("rename") {
-                    rename.set(meta.path.clone(), parse_lit_str(&meta)?);
-                    Ok(())
-                } else {
-                    Err(meta.error(format!(
-                        "unknown redis attribute `{}` on a variant; expected `rename`",
-                        meta.path.to_token_stream().to_string().replace(' ', "")
-                    )))
-                }
-            });
-            if let Err(e) = res {
-                cx.syn_error(e);
+        parse_each(cx, &v.attrs, "redis", |meta| {
+            if meta.path.is_ident("rename") {
+                rename.set(meta.path.clone(), parse_lit_str(&meta)?);
+                Ok(())
+            } else {
+                Err(meta.error(format!(
+                    "unknown redis attribute `{}` on a variant; expected `rename`",
+                    meta.path.to_token_stream().to_string().replace(' ', "")
+                )))
             }
-        }
+        });
         let rename = rename.get();
         let rename_span = rename.as_ref().map(syn::LitStr::span);
         let name = match rename {
@@ -260,31 +228,29 @@ fn unit_enum(
         .iter()
         .map(|n| syn::LitByteStr::new(n.as_bytes(), proc_macro2::Span::call_site()))
         .collect();
-    quote! {
-        const _: () = {
-            #[automatically_derived]
-            impl #p::FieldValue for #ident {
-                const EXPECTED: &'static str = #expected;
-                #[inline]
-                fn encode(&self, out: &mut #p::Vec<u8>) -> #p::Result<(), #p::String> {
-                    out.extend_from_slice(match self { #( #ident::#idents => #bytes, )* });
-                    #p::Ok(())
-                }
-                fn decode(raw: &[u8]) -> #p::Result<Self, #p::FieldError> {
-                    match raw {
-                        #( #bytes => #p::Ok(#ident::#idents), )*
-                        _ => #p::Err(#p::FieldError::new()),
-                    }
+    const_block(quote! {
+        #[automatically_derived]
+        impl #p::FieldValue for #ident {
+            const EXPECTED: &'static str = #expected;
+            #[inline]
+            fn encode(&self, out: &mut #p::Vec<u8>) -> #p::Result<(), #p::String> {
+                out.extend_from_slice(match self { #( #ident::#idents => #bytes, )* });
+                #p::Ok(())
+            }
+            fn decode(raw: &[u8]) -> #p::Result<Self, #p::FieldError> {
+                match raw {
+                    #( #bytes => #p::Ok(#ident::#idents), )*
+                    _ => #p::Err(#p::FieldError::new()),
                 }
             }
+        }
 
-            #[automatically_derived]
-            impl #p::KeyPart for #ident {
-                #[inline]
-                fn write_key_part(&self, out: &mut #p::IdBuf) {
-                    out.push_str(match self { #( #ident::#idents => #names, )* })
-                }
+        #[automatically_derived]
+        impl #p::KeyPart for #ident {
+            #[inline]
+            fn write_key_part(&self, out: &mut #p::IdBuf) {
+                out.push_str(match self { #( #ident::#idents => #names, )* })
             }
-        };
-    }
+        }
+    })
 }

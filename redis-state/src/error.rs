@@ -183,11 +183,12 @@ pub enum Error {
     /// and session ids come from it; there is no weaker fallback).
     #[error("the OS random number generator failed: {0}")]
     Entropy(String),
-    /// A score cannot be stored exactly on a board: an integer above 2^53,
-    /// `NaN`, or, on a board with a tie-break, a score above `max_score`, with
-    /// more decimals than `decimals`, an achievement time outside the
-    /// tie-break's range, or an increment that would leave the score type's
-    /// range. Nothing was written.
+    /// A score cannot be stored exactly on a board: an integer of magnitude
+    /// above 2^53 - 1, `NaN`, a sum (an increment, a merge) that would leave
+    /// the range of the score type, or, on a board with a tie-break, a score
+    /// above `max_score` (or a sum past it), with more decimals than
+    /// `decimals`, or an achievement time outside the tie-break's range.
+    /// Nothing was written.
     #[error("cannot store score {value} for member `{member}` on `{key}`: {reason}")]
     ScoreNotEncodable {
         /// The board key.

@@ -52,6 +52,54 @@ pub trait SyncExecutor {
 pub trait AsyncExecutor: Send {
     /// Sends the plan and returns one reply per command.
     fn execute_async(&mut self, plan: Plan) -> impl Future<Output = Result<Vec<Value>>> + Send;
+
+    /// An owned handle on the same connection, for clean-up that must
+    /// outlive a borrow of it (a lock acquisition whose future was dropped
+    /// releases its token through it). `Some` for the redis-rs connections
+    /// that are handles already (`MultiplexedConnection`,
+    /// `ConnectionManager`, the async Cluster client), `None` otherwise.
+    #[doc(hidden)]
+    fn detached(&self) -> Option<Detached> {
+        None
+    }
+}
+
+/// An owned clone of a redis-rs async connection (see
+/// [`AsyncExecutor::detached`]). Requests sent through it share the original
+/// connection (its socket and its order).
+#[doc(hidden)]
+#[derive(Clone)]
+pub struct Detached(DetachedCon);
+
+#[derive(Clone)]
+enum DetachedCon {
+    Multiplexed(redis::aio::MultiplexedConnection),
+    Manager(redis::aio::ConnectionManager),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl std::fmt::Debug for Detached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.0 {
+            DetachedCon::Multiplexed(_) => "Detached(MultiplexedConnection)",
+            DetachedCon::Manager(_) => "Detached(ConnectionManager)",
+            DetachedCon::Cluster(_) => "Detached(ClusterConnection)",
+        })
+    }
+}
+
+impl AsyncExecutor for Detached {
+    async fn execute_async(&mut self, plan: Plan) -> Result<Vec<Value>> {
+        match &mut self.0 {
+            DetachedCon::Multiplexed(con) => con.execute_async(plan).await,
+            DetachedCon::Manager(con) => con.execute_async(plan).await,
+            DetachedCon::Cluster(con) => con.execute_async(plan).await,
+        }
+    }
+
+    fn detached(&self) -> Option<Detached> {
+        Some(self.clone())
+    }
 }
 
 fn is_noscript(v: &Value) -> bool {
@@ -241,6 +289,20 @@ impl<C: redis::aio::ConnectionLike + Send + Any> AsyncExecutor for C {
             return execute_async_cluster(cluster, commands).await;
         }
         send_async(self, commands).await
+    }
+
+    fn detached(&self) -> Option<Detached> {
+        let any: &dyn Any = self;
+        if let Some(con) = any.downcast_ref::<redis::aio::MultiplexedConnection>() {
+            return Some(Detached(DetachedCon::Multiplexed(con.clone())));
+        }
+        if let Some(con) = any.downcast_ref::<redis::aio::ConnectionManager>() {
+            return Some(Detached(DetachedCon::Manager(con.clone())));
+        }
+        if let Some(con) = any.downcast_ref::<redis::cluster_async::ClusterConnection>() {
+            return Some(Detached(DetachedCon::Cluster(con.clone())));
+        }
+        None
     }
 }
 

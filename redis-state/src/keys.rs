@@ -225,6 +225,37 @@ pub trait Namespaced: Sized {
     fn namespace(self, ns: &Namespace) -> Self;
 }
 
+/// Implements [`Namespaced`] through the type's inherent `namespace`:
+/// `impl_namespaced!([generics] Type, ...)`.
+macro_rules! impl_namespaced {
+    ($([$($g:tt)*] $ty:ty),* $(,)?) => {$(
+        impl<$($g)*> $crate::keys::Namespaced for $ty {
+            fn namespace(self, ns: &$crate::keys::Namespace) -> Self {
+                <$ty>::namespace(self, ns)
+            }
+        }
+    )*};
+}
+pub(crate) use impl_namespaced;
+
+/// For operations that keep their namespace in an `ns` field: the inherent
+/// `namespace(ns)` that sets it, and [`Namespaced`]:
+/// `namespaced!([generics] Type, ...)`.
+macro_rules! namespaced {
+    ($([$($g:tt)*] $ty:ty),* $(,)?) => {$(
+        impl<$($g)*> $ty {
+            /// Runs the operation in namespace `ns` (prefixes every key it touches).
+            pub fn namespace(mut self, ns: &$crate::keys::Namespace) -> Self {
+                self.ns = Some(ns.clone());
+                self
+            }
+        }
+
+        $crate::keys::impl_namespaced!([$($g)*] $ty);
+    )*};
+}
+pub(crate) use namespaced;
+
 // ---------------------------------------------------------------------------
 // Id parts
 
@@ -511,15 +542,22 @@ pub struct KeyTemplate {
     pub namespace: Option<&'static str>,
 }
 
+/// Writes the namespace prefix of a model's key: `ns:` for the namespace
+/// an operation runs in, else the model's own `namespace = "..."`, else
+/// nothing.
+pub(crate) fn write_ns_prefix(ns: Option<&Namespace>, model_ns: Option<&str>, out: &mut String) {
+    if let Some(ns) = ns {
+        out.push_str(ns.as_str());
+        out.push(':');
+    } else if let Some(ns) = model_ns {
+        out.push_str(ns);
+        out.push(':');
+    }
+}
+
 impl KeyTemplate {
     fn write_prefix(&self, ns: Option<&Namespace>, out: &mut String) {
-        if let Some(ns) = ns {
-            out.push_str(ns.as_str());
-            out.push(':');
-        } else if let Some(ns) = self.namespace {
-            out.push_str(ns);
-            out.push(':');
-        }
+        write_ns_prefix(ns, self.namespace, out);
     }
 
     fn write_segs(segs: &[Seg], id: &IdBuf, out: &mut String) {

@@ -35,10 +35,16 @@ pub(crate) fn between(lo: Duration, hi: Duration) -> Duration {
     lo + Duration::from_nanos(r % (span + 1))
 }
 
+/// The largest TTL a command gets, in milliseconds: 2^53 - 1 (about 285,000
+/// years). Redis refuses a TTL whose sum with the current time overflows a
+/// 64-bit integer (`i64::MAX` does), and scripts read numbers as doubles,
+/// exact up to 2^53.
+pub(crate) const MAX_MILLIS: u64 = (1 << 53) - 1;
+
 /// Milliseconds for a command argument: at least 1 (0 means "no TTL" or is
-/// refused by Redis), saturating.
+/// refused by Redis), at most [`MAX_MILLIS`].
 pub(crate) fn millis(d: Duration) -> u64 {
-    d.as_millis().clamp(1, i64::MAX as u128) as u64
+    d.as_millis().clamp(1, u128::from(MAX_MILLIS)) as u64
 }
 
 #[cfg(test)]

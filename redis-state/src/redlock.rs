@@ -46,6 +46,9 @@
 
 use std::time::{Duration, Instant};
 
+/// The longest TTL a lock may ask for: 2^53 - 1 ms.
+const MAX_TTL: Duration = Duration::from_millis((1 << 53) - 1);
+
 use redis::Value;
 
 use crate::error::{Error, Result};
@@ -150,9 +153,10 @@ impl Redlock {
         })
     }
 
-    /// How long the lock lives on each server. Default 30 s.
+    /// How long the lock lives on each server. Default 30 s. At least
+    /// 1 ms; at most 2^53 - 1 ms (what Redis accepts and Lua counts exactly).
     pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl.max(Duration::from_millis(1));
+        self.ttl = ttl.clamp(Duration::from_millis(1), MAX_TTL);
         self
     }
 
@@ -165,9 +169,10 @@ impl Redlock {
     }
 
     /// How long to wait for one server (connecting, or answering) before
-    /// counting it as a no; keep it small against the TTL. Default 50 ms.
+    /// counting it as a no; keep it small against the TTL. Default 50 ms,
+    /// at least 1 ms, at most one hour.
     pub fn instance_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout.max(Duration::from_millis(1));
+        self.timeout = timeout.clamp(Duration::from_millis(1), Duration::from_secs(3600));
         self
     }
 
@@ -213,7 +218,7 @@ impl Redlock {
             key: key.to_owned(),
             token: token.to_owned(),
             validity,
-            valid_until: started + validity,
+            valid_until: started.checked_add(validity).unwrap_or(started),
             acquired,
         })
     }

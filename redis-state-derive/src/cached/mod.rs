@@ -5,14 +5,16 @@ use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use crate::internals::attr::{Attr, parse_lit_str, parse_path, parse_value};
+use crate::internals::attr::{
+    Attr, check_namespace, default_crate, lenient, parse_each, parse_lit_str, parse_path,
+    parse_value, unknown,
+};
 use crate::internals::case::to_snake;
 use crate::internals::ctxt::Ctxt;
-use crate::internals::duration::parse_duration_ms;
-use crate::internals::template::{self, TSeg, Template};
-
-/// Most parts a key may have (the runtime's `MAX_ID_PARTS`).
-const MAX_ID_PARTS: usize = 8;
+use crate::internals::derive::{MAX_ID_PARTS, rust_name};
+use crate::internals::duration::{duration_expr, parse_duration_ms};
+use crate::internals::expand::{Bounds, const_block, key_template, option, tuple};
+use crate::internals::template::{self, KeyAttr, Template};
 
 struct Model<'a> {
     ident: &'a syn::Ident,
@@ -34,68 +36,11 @@ struct Model<'a> {
 }
 
 pub(crate) fn derive(input: &syn::DeriveInput) -> TokenStream {
-    let cx = Ctxt::new();
-    let model = parse(&cx, input);
-    match (cx.check(), model) {
-        (Ok(()), Some(model)) => expand(&model),
-        (Err(errors), _) => {
-            let mut out = errors.to_compile_error();
-            out.extend(fallback(input, &crate_path(input)));
-            out
-        }
-        (Ok(()), None) => fallback(input, &crate_path(input)),
-    }
+    crate::internals::derive::run(input, "cache", parse, expand, fallback)
 }
 
-/// A duration attribute: `"30s"` or an integer of seconds; zero refused.
-fn duration(cx: &Ctxt, name: &str, expr: &syn::Expr) -> Option<(u64, Span)> {
-    match expr {
-        syn::Expr::Lit(syn::ExprLit {
-            lit: syn::Lit::Str(s),
-            ..
-        }) => match parse_duration_ms(&s.value()) {
-            Ok(0) => {
-                cx.error_spanned_by(s, format!("{name} must be longer than zero"));
-                None
-            }
-            Ok(ms) => Some((ms, s.span())),
-            Err(e) => {
-                cx.error_spanned_by(
-                    s,
-                    format!("malformed {name}: {e}; write e.g. \"30s\", \"10m\", \"1h30m\", \"500ms\" or a number of seconds"),
-                );
-                None
-            }
-        },
-        syn::Expr::Lit(syn::ExprLit {
-            lit: syn::Lit::Int(i),
-            ..
-        }) => match i.base10_parse::<u64>() {
-            Ok(0) => {
-                cx.error_spanned_by(i, format!("{name} must be longer than zero"));
-                None
-            }
-            Ok(secs) => match secs.checked_mul(1000) {
-                Some(ms) => Some((ms, i.span())),
-                None => {
-                    cx.error_spanned_by(i, format!("{name} too large"));
-                    None
-                }
-            },
-            Err(e) => {
-                cx.error_spanned_by(i, format!("malformed {name}: {e}"));
-                None
-            }
-        },
-        other => {
-            cx.error_spanned_by(
-                other,
-                format!("malformed {name}: write a string like \"30s\" or a number of seconds"),
-            );
-            None
-        }
-    }
-}
+/// Examples of durations in the messages about one.
+const DURATION_EXAMPLES: &[&str] = &["30s", "10m", "1h30m", "500ms"];
 
 enum Jitter {
     Ms(u64),
@@ -117,119 +62,129 @@ fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<'a>> {
     // A ttl that was given but malformed is reported once, as malformed.
     let mut ttl_given = false;
 
-    for attr in input.attrs.iter().filter(|a| a.path().is_ident("cache")) {
-        let res = attr.parse_nested_meta(|meta| {
-            let path = meta.path.clone();
-            if path.is_ident("key") {
-                key.set(&path, parse_lit_str(&meta)?);
-            } else if path.is_ident("id") {
-                let ty: syn::Type = match parse_value(&meta)? {
-                    syn::Expr::Lit(syn::ExprLit {
-                        lit: syn::Lit::Str(s),
-                        ..
-                    }) => s.parse()?,
-                    other => syn::parse2(other.to_token_stream())?,
-                };
-                id.set(&path, ty);
-            } else if path.is_ident("ttl") {
-                ttl_given = true;
-                if let Some(v) = duration(cx, "ttl", &parse_value(&meta)?) {
-                    ttl.set(&path, v);
-                }
-            } else if path.is_ident("stale") {
-                if let Some(v) = duration(cx, "stale", &parse_value(&meta)?) {
-                    stale.set(&path, v);
-                }
-            } else if path.is_ident("negative_ttl") {
-                if let Some(v) = duration(cx, "negative_ttl", &parse_value(&meta)?) {
-                    negative.set(&path, v);
-                }
-            } else if path.is_ident("jitter") {
-                let s = parse_lit_str(&meta)?;
-                let text = s.value();
-                if let Some(pct) = text.strip_suffix('%') {
-                    match pct.parse::<u64>() {
-                        Ok(p) if (1..=100).contains(&p) => jitter.set(&path, (Jitter::Percent(p), s)),
-                        _ => cx.error_spanned_by(
-                            &s,
-                            "malformed jitter: a percentage of the ttl is a whole number from 1% to 100%",
-                        ),
-                    }
-                } else {
-                    match parse_duration_ms(&text) {
-                        Ok(0) => cx.error_spanned_by(&s, "jitter must be longer than zero"),
-                        Ok(ms) => jitter.set(&path, (Jitter::Ms(ms), s)),
-                        Err(e) => cx.error_spanned_by(
-                            &s,
-                            format!("malformed jitter: {e}; write a duration like \"30s\" or a percentage of the ttl like \"10%\""),
-                        ),
-                    }
-                }
-            } else if path.is_ident("version") {
-                match parse_value(&meta)? {
-                    syn::Expr::Lit(syn::ExprLit {
-                        lit: syn::Lit::Int(i),
-                        ..
-                    }) => match i.base10_parse::<u32>() {
-                        Ok(v) => version.set(&path, v),
-                        Err(_) => cx.error_spanned_by(&i, "version is a whole number from 0 to 4294967295"),
-                    },
-                    other => cx.error_spanned_by(other, "version is a whole number: `version = 2`"),
-                }
-            } else if path.is_ident("beta") {
-                let parsed = match parse_value(&meta)? {
-                    syn::Expr::Lit(syn::ExprLit {
-                        lit: syn::Lit::Float(f),
-                        ..
-                    }) => f.base10_parse::<f64>().map(|v| (v, f.span())),
-                    syn::Expr::Lit(syn::ExprLit {
-                        lit: syn::Lit::Int(i),
-                        ..
-                    }) => i.base10_parse::<f64>().map(|v| (v, i.span())),
-                    syn::Expr::Unary(syn::ExprUnary {
-                        op: syn::UnOp::Neg(_),
-                        ..
-                    }) => {
-                        cx.error_spanned_by(
-                            meta.path.clone(),
-                            "beta must be at least 0 (0 turns early refresh off)",
-                        );
-                        return Ok(());
-                    }
-                    other => Err(syn::Error::new_spanned(other, "beta is a number: `beta = 1.5`")),
-                };
-                match parsed {
-                    Ok((v, _)) if v.is_finite() && v >= 0.0 => beta.set(&path, v),
-                    Ok((_, span)) => cx.error_at(span, "beta must be a finite number of at least 0 (0 turns early refresh off)"),
-                    Err(e) => cx.syn_error(e),
-                }
-            } else if path.is_ident("tag") {
-                tags.push(parse_lit_str(&meta)?);
-            } else if path.is_ident("namespace") {
-                namespace.set(&path, parse_lit_str(&meta)?);
-            } else if path.is_ident("crate") {
-                krate.set(&path, parse_path(&meta)?);
-            } else {
-                let name = path.to_token_stream().to_string().replace(' ', "");
-                let hint = match name.as_str() {
-                    "tags" => " (write one `tag = \"...\"` per tag)",
-                    "expire" | "expiry" | "ttl_ms" => " (the time to live is `ttl`)",
-                    "stale_ttl" | "stale_while_revalidate" => " (the stale window is `stale`)",
-                    _ => "",
-                };
-                return Err(meta.error(format!(
-                    "unknown cache attribute `{name}`{hint}; expected one of: key, id, ttl, jitter, stale, negative_ttl, tag, version, beta, namespace, crate"
-                )));
+    parse_each(cx, &input.attrs, "cache", |meta| {
+        let path = meta.path.clone();
+        if path.is_ident("key") {
+            key.set(&path, parse_lit_str(&meta)?);
+        } else if path.is_ident("id") {
+            let ty: syn::Type = match parse_value(&meta)? {
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(s),
+                    ..
+                }) => s.parse()?,
+                other => syn::parse2(other.to_token_stream())?,
+            };
+            id.set(&path, ty);
+        } else if path.is_ident("ttl") {
+            ttl_given = true;
+            if let Some(v) = duration_expr(cx, "ttl", &parse_value(&meta)?, DURATION_EXAMPLES) {
+                ttl.set(&path, v);
             }
-            Ok(())
-        });
-        if let Err(e) = res {
-            cx.syn_error(e);
+        } else if path.is_ident("stale") {
+            if let Some(v) = duration_expr(cx, "stale", &parse_value(&meta)?, DURATION_EXAMPLES) {
+                stale.set(&path, v);
+            }
+        } else if path.is_ident("negative_ttl") {
+            if let Some(v) =
+                duration_expr(cx, "negative_ttl", &parse_value(&meta)?, DURATION_EXAMPLES)
+            {
+                negative.set(&path, v);
+            }
+        } else if path.is_ident("jitter") {
+            let s = parse_lit_str(&meta)?;
+            let text = s.value();
+            if let Some(pct) = text.strip_suffix('%') {
+                match pct.parse::<u64>() {
+                    Ok(p) if (1..=100).contains(&p) => jitter.set(&path, (Jitter::Percent(p), s)),
+                    _ => cx.error_spanned_by(
+                        &s,
+                        "malformed jitter: a percentage of the ttl is a whole number from 1% to 100%",
+                    ),
+                }
+            } else {
+                match parse_duration_ms(&text) {
+                    Ok(0) => cx.error_spanned_by(&s, "jitter must be longer than zero"),
+                    Ok(ms) => jitter.set(&path, (Jitter::Ms(ms), s)),
+                    Err(e) => cx.error_spanned_by(
+                        &s,
+                        format!("malformed jitter: {e}; write a duration like \"30s\" or a percentage of the ttl like \"10%\""),
+                    ),
+                }
+            }
+        } else if path.is_ident("version") {
+            match parse_value(&meta)? {
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Int(i),
+                    ..
+                }) => match i.base10_parse::<u32>() {
+                    Ok(v) => version.set(&path, v),
+                    Err(_) => {
+                        cx.error_spanned_by(&i, "version is a whole number from 0 to 4294967295")
+                    }
+                },
+                other => cx.error_spanned_by(other, "version is a whole number: `version = 2`"),
+            }
+        } else if path.is_ident("beta") {
+            let parsed = match parse_value(&meta)? {
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Float(f),
+                    ..
+                }) => f.base10_parse::<f64>().map(|v| (v, f.span())),
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Int(i),
+                    ..
+                }) => i.base10_parse::<f64>().map(|v| (v, i.span())),
+                syn::Expr::Unary(syn::ExprUnary {
+                    op: syn::UnOp::Neg(_),
+                    ..
+                }) => {
+                    cx.error_spanned_by(
+                        meta.path.clone(),
+                        "beta must be at least 0 (0 turns early refresh off)",
+                    );
+                    return Ok(());
+                }
+                other => Err(syn::Error::new_spanned(
+                    other,
+                    "beta is a number: `beta = 1.5`",
+                )),
+            };
+            match parsed {
+                Ok((v, _)) if v.is_finite() && v >= 0.0 => beta.set(&path, v),
+                Ok((_, span)) => cx.error_at(
+                    span,
+                    "beta must be a finite number of at least 0 (0 turns early refresh off)",
+                ),
+                Err(e) => cx.syn_error(e),
+            }
+        } else if path.is_ident("tag") {
+            tags.push(parse_lit_str(&meta)?);
+        } else if path.is_ident("namespace") {
+            namespace.set(&path, parse_lit_str(&meta)?);
+        } else if path.is_ident("crate") {
+            krate.set(&path, parse_path(&meta)?);
+        } else {
+            return Err(unknown(
+                &meta,
+                "cache",
+                "",
+                "key, id, ttl, jitter, stale, negative_ttl, tag, version, beta, namespace, crate",
+                &[
+                    (&["tags"], " (write one `tag = \"...\"` per tag)"),
+                    (
+                        &["expire", "expiry", "ttl_ms"],
+                        " (the time to live is `ttl`)",
+                    ),
+                    (
+                        &["stale_ttl", "stale_while_revalidate"],
+                        " (the stale window is `stale`)",
+                    ),
+                ],
+            ));
         }
-    }
-    let krate = krate
-        .get()
-        .unwrap_or_else(|| syn::parse_quote!(::redis_state));
+        Ok(())
+    });
+    let krate = krate.get().unwrap_or_else(default_crate);
 
     // Named fields, for key and tag placeholders.
     let fields: Vec<&syn::Field> = match &input.data {
@@ -240,11 +195,10 @@ fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<'a>> {
         _ => Vec::new(),
     };
     let field_named = |name: &str| {
-        fields.iter().copied().find(|f| {
-            f.ident
-                .as_ref()
-                .is_some_and(|i| i.to_string().trim_start_matches("r#") == name)
-        })
+        fields
+            .iter()
+            .copied()
+            .find(|f| f.ident.as_ref().is_some_and(|i| rust_name(i) == name))
     };
     let field_list = || {
         let names: Vec<String> = fields
@@ -293,26 +247,12 @@ fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<'a>> {
 
     // -- key template ----------------------------------------------------------
     let explicit_id = id.get_with_tokens();
-    let (template_src, template_lit) = match key.get() {
-        Some(lit) => (lit.value(), Some(lit)),
-        None => (
-            format!("{}:{{id}}", to_snake(&input.ident.to_string())),
-            None,
-        ),
-    };
-    let key_err = |msg: String| match &template_lit {
-        Some(lit) => cx.error_spanned_by(lit, msg),
-        None => cx.error_spanned_by(&input.ident, msg),
-    };
-    let template = match template::parse(&template_src) {
-        Ok(t) => Some(t),
-        Err(msg) => {
-            key_err(format!("malformed key template: {msg}"));
-            // Placeholders that are not whole segments: the rest of the
-            // template is still checked, so every error shows at once.
-            template::parse_lenient(&template_src).ok()
-        }
-    };
+    let key = KeyAttr::new(key.get(), &input.ident, || {
+        format!("{}:{{id}}", to_snake(&input.ident.to_string()))
+    });
+    let template_src = key.src.as_str();
+    let key_err = |msg: String| key.error(cx, msg);
+    let template = key.parse(cx, None);
     let mut key_fields = Vec::new();
     if let Some(t) = &template {
         let parts: Vec<&str> = t.parts().collect();
@@ -333,7 +273,7 @@ fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<'a>> {
             for p in &parts {
                 match field_named(p) {
                     Some(f) => key_fields.push(f),
-                    None if template_lit.is_none() => cx.error_spanned_by(
+                    None if key.is_default() => cx.error_spanned_by(
                         &input.ident,
                         format!(
                             "the default key `{template_src}` names a field `id`, and {}; give a key template over fields (`#[cache(key = \"product:{{sku}}\")]`) or an explicit id type (`#[cache(id = u64)]`)",
@@ -356,20 +296,9 @@ fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<'a>> {
             cx.error_spanned_by(lit, "duplicate tag");
             continue;
         }
-        let t = match template::parse(&lit.value()) {
-            Ok(t) => t,
-            Err(msg) => {
-                cx.error_spanned_by(lit, format!("malformed tag template: {msg}"));
-                continue;
-            }
-        };
-        if t.has_tag() {
-            cx.error_spanned_by(
-                lit,
-                "a tag is a name, not a key: it cannot hold a hash tag `{{...}}`",
-            );
+        let Some(t) = template::parse_tag(cx, lit) else {
             continue;
-        }
+        };
         let mut tag_fields = Vec::new();
         for p in t.parts() {
             match field_named(p) {
@@ -383,28 +312,7 @@ fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<'a>> {
         parsed_tags.push((t, tag_fields));
     }
 
-    let namespace = namespace.get().and_then(|ns| {
-        let v = ns.value();
-        let bad = v.is_empty()
-            || v.len() > 256
-            || v.starts_with(':')
-            || v.ends_with(':')
-            || v.contains("::")
-            || v.chars().any(|c| {
-                matches!(c, '{' | '}' | '#' | '%' | '*' | '?' | '[' | ']' | '\\')
-                    || c.is_whitespace()
-                    || c.is_control()
-            });
-        if bad {
-            cx.error_spanned_by(
-                &ns,
-                "invalid namespace: it must be non-empty, at most 256 bytes, not start or end with `:`, and contain no braces, `#`, `%`, glob characters or whitespace",
-            );
-            None
-        } else {
-            Some(v)
-        }
-    });
+    let namespace = namespace.get().and_then(|ns| check_namespace(cx, &ns));
 
     if cx.has_errors() {
         return None;
@@ -427,21 +335,6 @@ fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<'a>> {
     })
 }
 
-fn segs(p: &TokenStream, t: &Template) -> Vec<TokenStream> {
-    let mut n = 0u8;
-    t.segs
-        .iter()
-        .map(|s| match s {
-            TSeg::Lit(l) => quote!(#p::Seg::Lit(#l)),
-            TSeg::Part(_) => {
-                let i = n;
-                n += 1;
-                quote!(#p::Seg::Part(#i))
-            }
-        })
-        .collect()
-}
-
 fn expand(m: &Model<'_>) -> TokenStream {
     let krate = &m.krate;
     let p = quote!(#krate::__private);
@@ -449,79 +342,46 @@ fn expand(m: &Model<'_>) -> TokenStream {
     let (impl_g, ty_g, where_c) = m.generics.split_for_impl();
     // A generic type is cacheable for the arguments that make it a serde
     // type; a plain type gets no extra bound.
-    // Each impl states what its body needs as `for<'__r> Ty: Trait`: an
-    // unmet bound then makes the impl not apply instead of failing inside
-    // it, and the assertion below reports it once, at the field type.
-    let mut preds: Vec<TokenStream> = where_c
-        .map(|w| w.predicates.iter().map(|p| quote!(#p)).collect())
-        .unwrap_or_default();
+    // Each impl states what its body needs as `for<'__r> Ty: Trait` (see
+    // `Bounds`); the assertion below reports an unmet one once, at the field
+    // type.
+    let mut preds = Bounds::default();
     if !m.generics.params.is_empty() {
-        preds.push(quote!(Self: #p::SerdeValue));
+        preds.push_plain(quote!(Self: #p::SerdeValue));
     }
-    let mut seen: Vec<String> = Vec::new();
     for f in m
         .key_fields
         .iter()
         .chain(m.tags.iter().flat_map(|(_, fs)| fs.iter()))
     {
         let ty = &f.ty;
-        let pred = quote!(for<'__r> #ty: #p::KeyPart);
-        if !seen.contains(&pred.to_string()) {
-            seen.push(pred.to_string());
-            preds.push(pred);
-        }
+        preds.push(quote!(#ty: #p::KeyPart));
     }
     if let Some(ty) = &m.id {
-        preds.push(quote!(for<'__r> #ty: #p::IdValue));
+        preds.push(quote!(#ty: #p::IdValue));
     }
-    let trait_where = if preds.is_empty() {
-        quote!()
-    } else {
-        quote!(where #(#preds,)*)
-    };
+    let trait_where = preds.where_clause(m.generics);
     let model_name = ident.to_string();
     let name = to_snake(&model_name);
-    let key_segs = segs(&p, &m.template);
-    let scope = match m.template.scope {
-        Some(n) => quote!(#p::Some(#n)),
-        None => quote!(#p::None),
-    };
-    let namespace = match &m.namespace {
-        Some(ns) => quote!(#p::Some(#ns)),
-        None => quote!(#p::None),
-    };
+    let schema_key = key_template(&p, &m.template, m.namespace.as_deref());
     let (ttl, jitter, stale, version, beta) =
         (m.ttl_ms, m.jitter_ms, m.stale_ms, m.version, m.beta);
-    let negative = match m.negative_ttl_ms {
-        Some(ms) => quote!(#p::Some(#ms)),
-        None => quote!(#p::None),
-    };
+    let negative = option(&p, m.negative_ttl_ms);
 
-    let id_ty = match (&m.id, m.key_fields.as_slice()) {
-        (Some(ty), _) => quote!(#ty),
-        (None, [one]) => {
-            let ty = &one.ty;
-            quote!(#ty)
-        }
-        (None, many) => {
-            let tys = many.iter().map(|f| &f.ty);
-            quote!((#(#tys,)*))
-        }
+    let id_ty = match &m.id {
+        Some(ty) => quote!(#ty),
+        None => tuple(&m.key_fields.iter().map(|f| &f.ty).collect::<Vec<_>>()),
     };
 
     let tag_blocks = m.tags.iter().map(|(t, fields)| {
-        let tsegs = segs(&p, t);
+        let template = key_template(&p, t, None);
         let writes = fields.iter().map(|f| {
             let fi = &f.ident;
             quote!(#p::KeyPart::write_key_part(&self.#fi, &mut __b);)
         });
         quote! {
             {
-                const __T: #p::KeyTemplate = #p::KeyTemplate {
-                    segs: &[#(#tsegs),*],
-                    scope: #p::None,
-                    namespace: #p::None,
-                };
+                const __T: #p::KeyTemplate = #template;
                 let mut __b = #p::IdBuf::new();
                 #(#writes)*
                 __out.push(&__T, &__b);
@@ -573,67 +433,42 @@ fn expand(m: &Model<'_>) -> TokenStream {
         }
     });
 
-    quote! {
-        #[allow(non_upper_case_globals, clippy::all, clippy::pedantic)]
-        const _: () = {
-            #[automatically_derived]
-            impl #impl_g #p::Cached for #ident #ty_g #trait_where {
-                type Id = #id_ty;
+    const_block(quote! {
+        #[automatically_derived]
+        impl #impl_g #p::Cached for #ident #ty_g #trait_where {
+            type Id = #id_ty;
 
-                const SCHEMA: &'static #p::CacheSchema = &#p::CacheSchema::new(
-                    #model_name,
-                    #name,
-                    #p::KeyTemplate {
-                        segs: &[#(#key_segs),*],
-                        scope: #scope,
-                        namespace: #namespace,
-                    },
-                    #ttl,
-                    #jitter,
-                    #stale,
-                    #negative,
-                    #version,
-                    #beta,
-                );
+            const SCHEMA: &'static #p::CacheSchema = &#p::CacheSchema::new(
+                #model_name,
+                #name,
+                #schema_key,
+                #ttl,
+                #jitter,
+                #stale,
+                #negative,
+                #version,
+                #beta,
+            );
 
-                #[inline]
-                fn write_tags(&self, __out: &mut #p::Tags) {
-                    #(#tag_blocks)*
-                }
+            #[inline]
+            fn write_tags(&self, __out: &mut #p::Tags) {
+                #(#tag_blocks)*
             }
+        }
 
-            #keyed
+        #keyed
 
-            #id_check
+        #id_check
 
-            #[automatically_derived]
-            impl #impl_g #ident #ty_g #where_c {
-                #[doc(hidden)]
-                #[allow(dead_code)]
-                fn __redis_state_assert_cached() {
-                    #(#asserts)*
-                }
+        #[automatically_derived]
+        impl #impl_g #ident #ty_g #where_c {
+            #[doc(hidden)]
+            #[allow(dead_code)]
+            fn __redis_state_assert_cached() {
+                #(#asserts)*
             }
-        };
-    }
-}
-
-/// The `crate = "..."` override, read leniently for the fallback impl.
-fn crate_path(input: &syn::DeriveInput) -> syn::Path {
-    let mut krate: syn::Path = syn::parse_quote!(::redis_state);
-    for attr in input.attrs.iter().filter(|a| a.path().is_ident("cache")) {
-        let _ = attr.parse_nested_meta(|meta| {
-            if meta.path.is_ident("crate") {
-                if let Ok(p) = parse_path(&meta) {
-                    krate = p;
-                }
-            } else if meta.input.peek(syn::Token![=]) {
-                let _: syn::Expr = meta.value()?.parse()?;
-            }
-            Ok(())
-        });
-    }
-    krate
+        }
+    })
 }
 
 /// A stand-in impl beside the errors, so uses of the type report nothing
@@ -643,19 +478,17 @@ fn fallback(input: &syn::DeriveInput, krate: &syn::Path) -> TokenStream {
     let p = quote!(#krate::__private);
     let (impl_g, ty_g, where_c) = input.generics.split_for_impl();
     let id = fallback_id(input).unwrap_or_else(|| quote!(#p::String));
-    quote! {
-        const _: () = {
-            #[automatically_derived]
-            impl #impl_g #p::Cached for #ident #ty_g #where_c {
-                type Id = #id;
-                const SCHEMA: &'static #p::CacheSchema = &#p::FALLBACK_CACHE_SCHEMA;
-            }
-            #[automatically_derived]
-            impl #impl_g #p::CachedKeyed for #ident #ty_g #where_c {
-                fn write_id(&self, _: &mut #p::IdBuf) {}
-            }
-        };
-    }
+    const_block(quote! {
+        #[automatically_derived]
+        impl #impl_g #p::Cached for #ident #ty_g #where_c {
+            type Id = #id;
+            const SCHEMA: &'static #p::CacheSchema = &#p::FALLBACK_CACHE_SCHEMA;
+        }
+        #[automatically_derived]
+        impl #impl_g #p::CachedKeyed for #ident #ty_g #where_c {
+            fn write_id(&self, _: &mut #p::IdBuf) {}
+        }
+    })
 }
 
 /// The id type the attributes mean, read leniently, so that uses of the type
@@ -663,27 +496,20 @@ fn fallback(input: &syn::DeriveInput, krate: &syn::Path) -> TokenStream {
 fn fallback_id(input: &syn::DeriveInput) -> Option<TokenStream> {
     let mut key = None;
     let mut id = None;
-    for attr in input.attrs.iter().filter(|a| a.path().is_ident("cache")) {
-        let _ = attr.parse_nested_meta(|meta| {
-            if meta.path.is_ident("key") {
-                key = parse_lit_str(&meta).ok().map(|l| l.value());
-            } else if meta.path.is_ident("id") {
-                id = match parse_value(&meta) {
-                    Ok(syn::Expr::Lit(syn::ExprLit {
-                        lit: syn::Lit::Str(s),
-                        ..
-                    })) => s.parse::<syn::Type>().ok(),
-                    Ok(other) => syn::parse2::<syn::Type>(other.to_token_stream()).ok(),
-                    Err(_) => None,
-                };
-            } else if meta.input.peek(syn::Token![=]) {
-                let _: syn::Expr = meta.value()?.parse()?;
-            } else if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
-                meta.parse_nested_meta(|_| Ok(()))?;
-            }
-            Ok(())
-        });
-    }
+    lenient(&input.attrs, "cache", |meta| {
+        if meta.path.is_ident("key") {
+            key = parse_lit_str(meta).ok().map(|l| l.value());
+        } else if meta.path.is_ident("id") {
+            id = match parse_value(meta) {
+                Ok(syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(s),
+                    ..
+                })) => s.parse::<syn::Type>().ok(),
+                Ok(other) => syn::parse2::<syn::Type>(other.to_token_stream()).ok(),
+                Err(_) => None,
+            };
+        }
+    });
     if let Some(ty) = id {
         return Some(quote!(#ty));
     }
@@ -706,9 +532,5 @@ fn fallback_id(input: &syn::DeriveInput) -> Option<TokenStream> {
                 .map(|f| &f.ty)
         })
         .collect::<Option<_>>()?;
-    match tys.as_slice() {
-        [] => None,
-        [one] => Some(quote!(#one)),
-        many => Some(quote!((#(#many,)*))),
-    }
+    (!tys.is_empty()).then(|| tuple(&tys))
 }

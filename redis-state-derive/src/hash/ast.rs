@@ -1,18 +1,19 @@
 //! `#[derive(RedisHash)]`: parse the attributes into a checked model.
 
 use proc_macro2::Span;
-use quote::ToTokens;
 use syn::spanned::Spanned;
 
-use crate::internals::attr::{Attr, Flag, parse_lit_str, parse_path, parse_value};
-use crate::internals::case::{RULES, RenameRule, to_snake};
+pub(crate) use crate::internals::attr::DefaultKind;
+use crate::internals::attr::{
+    Attr, Flag, check_namespace, default_crate, parse_default, parse_each, parse_lit_str,
+    parse_path, parse_value, unknown,
+};
+use crate::internals::case::{RenameRule, to_snake};
 use crate::internals::ctxt::Ctxt;
-use crate::internals::duration::parse_duration_ms;
-use crate::internals::template::{self, Template};
+use crate::internals::derive::{MAX_ID_PARTS, named_fields};
+use crate::internals::duration::duration_expr;
+use crate::internals::template::{self, KeyAttr, Template};
 use crate::internals::ty::option_inner;
-
-/// Most parts a composite id may have (the runtime's `MAX_ID_PARTS`).
-const MAX_ID_PARTS: usize = 8;
 
 pub(crate) struct Model<'a> {
     pub(crate) ident: &'a syn::Ident,
@@ -54,13 +55,6 @@ pub(crate) enum IndexKind {
     Unique,
 }
 
-#[derive(Clone)]
-pub(crate) enum DefaultKind {
-    None,
-    Default,
-    Path(syn::Path),
-}
-
 pub(crate) struct FieldModel<'a> {
     pub(crate) ident: &'a syn::Ident,
     pub(crate) ty: &'a syn::Type,
@@ -85,8 +79,7 @@ pub(crate) struct FieldModel<'a> {
 impl FieldModel<'_> {
     /// The Rust name without `r#`.
     pub(crate) fn rust_name(&self) -> String {
-        let s = self.ident.to_string();
-        s.strip_prefix("r#").map(str::to_owned).unwrap_or(s)
+        crate::internals::derive::rust_name(self.ident)
     }
 
     /// The type a value of this field has when it is present (`T` for
@@ -96,37 +89,13 @@ impl FieldModel<'_> {
     }
 }
 
-fn unsupported_shape(cx: &Ctxt, input: &syn::DeriveInput, what: &str) {
-    cx.error_spanned_by(
-        &input.ident,
-        format!(
-            "RedisHash cannot be derived for {what}: it maps a struct with named fields onto a Redis hash"
-        ),
-    );
-}
-
 pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<'a>> {
-    let named = match &input.data {
-        syn::Data::Struct(s) => match &s.fields {
-            syn::Fields::Named(named) => Some(named),
-            syn::Fields::Unnamed(_) => {
-                unsupported_shape(cx, input, "a tuple struct");
-                None
-            }
-            syn::Fields::Unit => {
-                unsupported_shape(cx, input, "a unit struct");
-                None
-            }
-        },
-        syn::Data::Enum(_) => {
-            unsupported_shape(cx, input, "an enum");
-            None
-        }
-        syn::Data::Union(_) => {
-            unsupported_shape(cx, input, "a union");
-            None
-        }
-    };
+    let named = named_fields(
+        cx,
+        input,
+        "RedisHash",
+        "it maps a struct with named fields onto a Redis hash",
+    );
 
     // -- container attributes ---------------------------------------------
     let mut key = Attr::<syn::LitStr>::none(cx, "key");
@@ -139,94 +108,65 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<
     let mut invalidates: Vec<(syn::Path, syn::LitStr)> = Vec::new();
     let mut invalidates_tags: Vec<syn::LitStr> = Vec::new();
 
-    for attr in input.attrs.iter().filter(|a| a.path().is_ident("redis")) {
-        let res = attr.parse_nested_meta(|meta| {
-            let path = meta.path.clone();
-            if path.is_ident("key") {
-                key.set(&path, parse_lit_str(&meta)?);
-            } else if path.is_ident("hash_tag") {
-                hash_tag.set(&path, parse_lit_str(&meta)?);
-            } else if path.is_ident("ttl") {
-                let expr = parse_value(&meta)?;
-                match &expr {
-                    syn::Expr::Lit(syn::ExprLit {
-                        lit: syn::Lit::Str(s),
-                        ..
-                    }) => match parse_duration_ms(&s.value()) {
-                        Ok(0) => cx.error_spanned_by(s, "ttl must be longer than zero"),
-                        Ok(ms) => ttl.set(&path, (ms, s.span())),
-                        Err(e) => cx.error_spanned_by(
-                            s,
-                            format!("malformed ttl: {e}; write e.g. \"30m\", \"1h30m\", \"500ms\" or a number of seconds"),
-                        ),
-                    },
-                    syn::Expr::Lit(syn::ExprLit {
-                        lit: syn::Lit::Int(i),
-                        ..
-                    }) => match i.base10_parse::<u64>() {
-                        Ok(0) => cx.error_spanned_by(i, "ttl must be longer than zero"),
-                        Ok(secs) => match secs.checked_mul(1000) {
-                            Some(ms) => ttl.set(&path, (ms, i.span())),
-                            None => cx.error_spanned_by(i, "ttl too large"),
-                        },
-                        Err(e) => cx.error_spanned_by(i, format!("malformed ttl: {e}")),
-                    },
-                    other => cx.error_spanned_by(
-                        other,
-                        "malformed ttl: write a string like \"30m\" or a number of seconds",
-                    ),
-                }
-            } else if path.is_ident("namespace") {
-                namespace.set(&path, parse_lit_str(&meta)?);
-            } else if path.is_ident("collection") {
-                collection.set(&path, parse_lit_str(&meta)?);
-            } else if path.is_ident("rename_all") {
-                let s = parse_lit_str(&meta)?;
-                match RenameRule::from_str(&s.value()) {
-                    Some(rule) => rename_all.set(&path, rule),
-                    None => cx.error_spanned_by(
-                        &s,
-                        format!(
-                            "unknown rename_all rule; expected one of {}",
-                            RULES.iter().map(|(n, _)| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")
-                        ),
-                    ),
-                }
-            } else if path.is_ident("crate") {
-                krate.set(&path, parse_path(&meta)?);
-            } else if path.is_ident("invalidates") {
-                meta.parse_nested_meta(|inner| {
-                    let ty = inner.path.clone();
-                    let fields = parse_lit_str(&inner)?;
-                    invalidates.push((ty, fields));
-                    Ok(())
-                })?;
-            } else if path.is_ident("invalidates_tag") {
-                invalidates_tags.push(parse_lit_str(&meta)?);
-            } else {
-                let name = path.to_token_stream().to_string().replace(' ', "");
-                let hint = match name.as_str() {
-                    "id" | "index" | "unique" | "skip" | "json" | "counter" | "version"
-                    | "expires_at" | "rename" | "with" | "default" => {
-                        " (it is a field attribute: put it on a field)"
-                    }
-                    _ => "",
-                };
-                return Err(meta.error(format!(
-                    "unknown redis attribute `{name}` on a struct{hint}; expected one of: key, hash_tag, ttl, namespace, collection, rename_all, crate, invalidates, invalidates_tag"
-                )));
+    parse_each(cx, &input.attrs, "redis", |meta| {
+        let path = meta.path.clone();
+        if path.is_ident("key") {
+            key.set(&path, parse_lit_str(&meta)?);
+        } else if path.is_ident("hash_tag") {
+            hash_tag.set(&path, parse_lit_str(&meta)?);
+        } else if path.is_ident("ttl") {
+            let expr = parse_value(&meta)?;
+            if let Some(v) = duration_expr(cx, "ttl", &expr, &["30m", "1h30m", "500ms"]) {
+                ttl.set(&path, v);
             }
-            Ok(())
-        });
-        if let Err(e) = res {
-            cx.syn_error(e);
+        } else if path.is_ident("namespace") {
+            namespace.set(&path, parse_lit_str(&meta)?);
+        } else if path.is_ident("collection") {
+            collection.set(&path, parse_lit_str(&meta)?);
+        } else if path.is_ident("rename_all") {
+            if let Some(rule) = RenameRule::from_lit(cx, &parse_lit_str(&meta)?) {
+                rename_all.set(&path, rule);
+            }
+        } else if path.is_ident("crate") {
+            krate.set(&path, parse_path(&meta)?);
+        } else if path.is_ident("invalidates") {
+            meta.parse_nested_meta(|inner| {
+                let ty = inner.path.clone();
+                let fields = parse_lit_str(&inner)?;
+                invalidates.push((ty, fields));
+                Ok(())
+            })?;
+        } else if path.is_ident("invalidates_tag") {
+            invalidates_tags.push(parse_lit_str(&meta)?);
+        } else {
+            return Err(unknown(
+                &meta,
+                "redis",
+                " on a struct",
+                "key, hash_tag, ttl, namespace, collection, rename_all, crate, invalidates, invalidates_tag",
+                &[(
+                    &[
+                        "id",
+                        "index",
+                        "unique",
+                        "skip",
+                        "json",
+                        "counter",
+                        "version",
+                        "expires_at",
+                        "rename",
+                        "with",
+                        "default",
+                    ],
+                    " (it is a field attribute: put it on a field)",
+                )],
+            ));
         }
-    }
+        Ok(())
+    });
 
     let rename_all = rename_all.get();
-    let krate = krate
-        .get()
-        .unwrap_or_else(|| syn::parse_quote!(::redis_state));
+    let krate = krate.get().unwrap_or_else(default_crate);
 
     // -- fields -------------------------------------------------------------
     let mut fields = Vec::new();
@@ -238,28 +178,7 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<
         }
     }
 
-    let namespace = namespace.get().and_then(|ns| {
-        let v = ns.value();
-        let bad = v.is_empty()
-            || v.len() > 256
-            || v.starts_with(':')
-            || v.ends_with(':')
-            || v.contains("::")
-            || v.chars().any(|c| {
-                matches!(c, '{' | '}' | '#' | '%' | '*' | '?' | '[' | ']' | '\\')
-                    || c.is_whitespace()
-                    || c.is_control()
-            });
-        if bad {
-            cx.error_spanned_by(
-                &ns,
-                "invalid namespace: it must be non-empty, at most 256 bytes, not start or end with `:`, and contain no braces, `#`, `%`, glob characters or whitespace",
-            );
-            None
-        } else {
-            Some(v)
-        }
-    });
+    let namespace = namespace.get().and_then(|ns| check_namespace(cx, &ns));
 
     let collection = match collection.get() {
         Some(c) => {
@@ -284,64 +203,23 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<
     let id_fields: Vec<&FieldModel<'_>> = fields.iter().filter(|f| f.role == Role::Id).collect();
 
     // -- key template -------------------------------------------------------
-    let (template_src, template_span) = match key.get_with_tokens() {
-        Some((_, lit)) => (lit.value(), Some(lit)),
-        None => {
-            let mut s = to_snake(&input.ident.to_string());
-            for f in &id_fields {
-                s.push_str(&format!(":{{{}}}", f.rust_name()));
-            }
-            (s, None)
+    let key = KeyAttr::new(key.get(), &input.ident, || {
+        let mut s = to_snake(&input.ident.to_string());
+        for f in &id_fields {
+            s.push_str(&format!(":{{{}}}", f.rust_name()));
         }
-    };
-    let template_err_at = |msg: String| match &template_span {
-        Some(lit) => cx.error_spanned_by(lit, msg),
-        None => cx.error_spanned_by(&input.ident, msg),
-    };
-    let mut template = match template::parse(&template_src) {
-        Ok(t) => Some(t),
-        Err(msg) => {
-            template_err_at(format!("malformed key template: {msg}"));
-            // Placeholders that are not whole segments: the rest of the
-            // template is still checked, so every error shows at once.
-            template::parse_lenient(&template_src).ok()
-        }
-    };
-    if let (Some(t), Some(tag)) = (template.as_mut(), hash_tag.get())
-        && let Err(msg) = t.tag_placeholder(&tag.value())
-    {
-        cx.error_spanned_by(&tag, msg);
-    }
+        s
+    });
+    let template = key.parse(cx, hash_tag.get());
     if let Some(t) = &template {
-        check_template(
-            cx,
-            input,
-            t,
-            &template_src,
-            &template_err_at,
-            &fields,
-            &collection,
-        );
+        check_template(cx, input, t, &key, &fields, &collection);
     }
 
     let invalidates = check_invalidates(cx, input, &fields, invalidates);
     let invalidates_tags = invalidates_tags
         .iter()
         .filter_map(|lit| {
-            let t = match template::parse(&lit.value()) {
-                Ok(t) => t,
-                Err(msg) => {
-                    cx.error_spanned_by(lit, format!("malformed tag template: {msg}"));
-                    return None;
-                }
-            };
-            if t.has_tag() {
-                cx.error_spanned_by(
-                    lit,
-                    "a tag is a name, not a key: it cannot hold a hash tag `{{...}}`",
-                );
-                return None;
-            }
+            let t = template::parse_tag(cx, lit)?;
             for p in t.parts() {
                 check_dependency_field(cx, input, &fields, lit, p, "the tag");
             }
@@ -443,11 +321,12 @@ fn check_template(
     cx: &Ctxt,
     input: &syn::DeriveInput,
     t: &Template,
-    template_src: &str,
-    template_err_at: &dyn Fn(String),
+    key: &KeyAttr<'_>,
     fields: &[FieldModel<'_>],
     collection: &str,
 ) {
+    let template_src = key.src.as_str();
+    let template_err_at = |msg: String| key.error(cx, msg);
     let parts: Vec<&str> = t.parts().collect();
     let id_fields: Vec<&FieldModel<'_>> = fields.iter().filter(|f| f.role == Role::Id).collect();
     let missing_ids: Vec<String> = id_fields
@@ -558,54 +437,52 @@ fn parse_field<'a>(
     let mut version = Flag::none(cx, "version");
     let mut expires_at = Flag::none(cx, "expires_at");
 
-    for attr in f.attrs.iter().filter(|a| a.path().is_ident("redis")) {
-        let res = attr.parse_nested_meta(|meta| {
-            let path = meta.path.clone();
-            let span = path.span();
-            if path.is_ident("id") {
-                id.set(&path, span);
-            } else if path.is_ident("rename") {
-                rename.set(&path, parse_lit_str(&meta)?);
-            } else if path.is_ident("skip") {
-                skip.set(&path, span);
-            } else if path.is_ident("default") {
-                if meta.input.peek(syn::Token![=]) {
-                    default.set(&path, DefaultKind::Path(parse_path(&meta)?));
-                } else {
-                    default.set(&path, DefaultKind::Default);
-                }
-            } else if path.is_ident("json") {
-                json.set(&path, span);
-            } else if path.is_ident("with") {
-                with.set(&path, parse_path(&meta)?);
-            } else if path.is_ident("index") {
-                index.set(&path, span);
-            } else if path.is_ident("unique") {
-                unique.set(&path, span);
-            } else if path.is_ident("counter") {
-                counter.set(&path, span);
-            } else if path.is_ident("version") {
-                version.set(&path, span);
-            } else if path.is_ident("expires_at") {
-                expires_at.set(&path, span);
-            } else {
-                let name = path.to_token_stream().to_string().replace(' ', "");
-                let hint = match name.as_str() {
-                    "key" | "ttl" | "namespace" | "hash_tag" | "collection" | "rename_all" => {
-                        " (it is a struct attribute: put it on the struct)"
-                    }
-                    _ => "",
-                };
-                return Err(meta.error(format!(
-                    "unknown redis attribute `{name}` on a field{hint}; expected one of: id, rename, skip, default, json, with, index, unique, counter, version, expires_at"
-                )));
-            }
-            Ok(())
-        });
-        if let Err(e) = res {
-            cx.syn_error(e);
+    parse_each(cx, &f.attrs, "redis", |meta| {
+        let path = meta.path.clone();
+        let span = path.span();
+        if path.is_ident("id") {
+            id.set(&path, span);
+        } else if path.is_ident("rename") {
+            rename.set(&path, parse_lit_str(&meta)?);
+        } else if path.is_ident("skip") {
+            skip.set(&path, span);
+        } else if path.is_ident("default") {
+            default.set(&path, parse_default(&meta)?);
+        } else if path.is_ident("json") {
+            json.set(&path, span);
+        } else if path.is_ident("with") {
+            with.set(&path, parse_path(&meta)?);
+        } else if path.is_ident("index") {
+            index.set(&path, span);
+        } else if path.is_ident("unique") {
+            unique.set(&path, span);
+        } else if path.is_ident("counter") {
+            counter.set(&path, span);
+        } else if path.is_ident("version") {
+            version.set(&path, span);
+        } else if path.is_ident("expires_at") {
+            expires_at.set(&path, span);
+        } else {
+            return Err(unknown(
+                &meta,
+                "redis",
+                " on a field",
+                "id, rename, skip, default, json, with, index, unique, counter, version, expires_at",
+                &[(
+                    &[
+                        "key",
+                        "ttl",
+                        "namespace",
+                        "hash_tag",
+                        "collection",
+                        "rename_all",
+                    ],
+                    " (it is a struct attribute: put it on the struct)",
+                )],
+            ));
         }
-    }
+        Ok(())
+    });
 
     let option = option_inner(&f.ty);
     let id = id.get();
@@ -739,14 +616,7 @@ fn parse_field<'a>(
             }
             v
         }
-        None => {
-            let s = ident.to_string();
-            let s = s.strip_prefix("r#").unwrap_or(&s).to_owned();
-            match rename_all {
-                Some(rule) => rule.apply_to_field(&s),
-                None => s,
-            }
-        }
+        None => RenameRule::field_name(rename_all, &crate::internals::derive::rust_name(ident)),
     };
 
     let (codec, codec_span) = match (json, with) {

@@ -5,7 +5,8 @@ use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 
 use super::ast::{CodecKind, DefaultKind, FieldModel, IndexKind, Model, Role};
-use crate::internals::template::TSeg;
+use crate::internals::attr::has_flag;
+use crate::internals::expand::{Bounds, const_block, fallback_uses, key_template, option, tuple};
 
 pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
     let krate = &m.krate;
@@ -25,38 +26,9 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
         .iter()
         .filter_map(|p| m.fields.iter().find(|f| f.rust_name() == *p))
         .collect();
-    let mut part_no = 0u8;
-    let segs = m.template.segs.iter().map(|s| match s {
-        TSeg::Lit(l) => quote!(#p::Seg::Lit(#l)),
-        TSeg::Part(_) => {
-            let n = part_no;
-            part_no += 1;
-            quote!(#p::Seg::Part(#n))
-        }
-    });
-    let scope = match m.template.scope {
-        Some(n) => quote!(#p::Some(#n)),
-        None => quote!(#p::None),
-    };
-    let namespace = match &m.namespace {
-        Some(ns) => quote!(#p::Some(#ns)),
-        None => quote!(#p::None),
-    };
-    let ttl = match m.ttl_ms {
-        Some(ms) => quote!(#p::Some(#ms)),
-        None => quote!(#p::None),
-    };
-
-    let id_ty = match id_fields.as_slice() {
-        [one] => {
-            let ty = one.ty;
-            quote!(#ty)
-        }
-        many => {
-            let tys = many.iter().map(|f| f.ty);
-            quote!((#(#tys,)*))
-        }
-    };
+    let key_template = key_template(&p, &m.template, m.namespace.as_deref());
+    let ttl = option(&p, m.ttl_ms);
+    let id_ty = tuple(&id_fields.iter().map(|f| f.ty).collect::<Vec<_>>());
     let write_id = id_fields.iter().map(|f| {
         let fi = f.ident;
         quote!(#p::KeyPart::write_key_part(&self.#fi, __out);)
@@ -119,12 +91,8 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
         });
     let version_pos = stored.iter().position(|f| f.role == Role::Version);
     let expires_pos = stored.iter().position(|f| f.role == Role::ExpiresAt);
-    let opt_usize = |o: Option<usize>| match o {
-        Some(i) => quote!(#p::Some(#i)),
-        None => quote!(#p::None),
-    };
-    let version_pos_tokens = opt_usize(version_pos);
-    let expires_pos_tokens = opt_usize(expires_pos);
+    let version_pos_tokens = option(&p, version_pos);
+    let expires_pos_tokens = option(&p, expires_pos);
 
     let encode = stored.iter().enumerate().map(|(i, f)| {
         let fi = f.ident;
@@ -172,14 +140,9 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
 
     // -- trait requirements ----------------------------------------------------
     // Each generated impl states what its bodies need as `for<'__r> Ty: Trait`
-    // where-clauses. The binder keeps rustc from checking a bound that names
-    // no generic parameter at the impl (a "trivial bound"): an unmet one just
-    // makes the impl not apply. So an unmet requirement is reported once, by
+    // where-clauses (see `Bounds`): an unmet requirement is reported once, by
     // the assertion below, at the field type, instead of once per use in
     // SCHEMA, encode, decode, and the helpers.
-    let user_preds: Vec<&syn::WherePredicate> = where_c
-        .map(|w| w.predicates.iter().collect())
-        .unwrap_or_default();
     let mut trait_preds = Bounds::default();
     for f in &stored {
         let ty = f.ty;
@@ -358,13 +321,13 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
     }
 
     let invalidations = expand_invalidations(m, &p);
-    let trait_where = where_clause(&user_preds, &trait_preds.preds);
+    let trait_where = trait_preds.where_clause(m.generics);
     if !helpers.is_empty() {
         helper_preds
             .preds
             .insert(0, quote!(for<'__r> Self: #p::RedisHash));
     }
-    let helper_where = where_clause(&user_preds, &helper_preds.preds);
+    let helper_where = helper_preds.where_clause(m.generics);
     let assert_fn = quote! {
         #[doc(hidden)]
         fn __redis_state_assert_fields() {
@@ -385,62 +348,54 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
         (quote!(), assert_impl)
     };
 
-    quote! {
-        #[allow(non_upper_case_globals, dead_code, clippy::all, clippy::pedantic)]
-        const _: () = {
-            #[automatically_derived]
-            impl #impl_g #p::RedisHash for #ident #ty_g #trait_where {
-                type Id = #id_ty;
+    const_block(quote! {
+        #[automatically_derived]
+        impl #impl_g #p::RedisHash for #ident #ty_g #trait_where {
+            type Id = #id_ty;
 
-                const SCHEMA: &'static #p::HashSchema = &#p::HashSchema::new(
-                    #model_name,
-                    #collection,
-                    #p::KeyTemplate {
-                        segs: &[#(#segs),*],
-                        scope: #scope,
-                        namespace: #namespace,
-                    },
-                    #ttl,
-                    &[#(#field_schemas),*],
-                    &[#(#indexes),*],
-                    #version_pos_tokens,
-                    #expires_pos_tokens,
-                );
+            const SCHEMA: &'static #p::HashSchema = &#p::HashSchema::new(
+                #model_name,
+                #collection,
+                #key_template,
+                #ttl,
+                &[#(#field_schemas),*],
+                &[#(#indexes),*],
+                #version_pos_tokens,
+                #expires_pos_tokens,
+            );
 
-                #[inline]
-                fn write_id(&self, __out: &mut #p::IdBuf) {
-                    #(#write_id)*
-                }
-
-                #[inline]
-                fn encode(&self, __out: &mut #p::FieldWriter) -> #p::Result<()> {
-                    #(#encode)*
-                    #p::Ok(())
-                }
-
-                #[inline]
-                fn decode(__r: &#p::FieldReader<'_>) -> #p::Result<Self> {
-                    #p::Ok(Self { #(#decode)* })
-                }
-
-                #expires_at_fn
-                #version_fn
-                #invalidations
+            #[inline]
+            fn write_id(&self, __out: &mut #p::IdBuf) {
+                #(#write_id)*
             }
 
-            #[automatically_derived]
-            impl #impl_g #ident #ty_g #helper_where {
-                #(#consts)*
-                #(#helpers)*
-                #assert_in_helpers
+            #[inline]
+            fn encode(&self, __out: &mut #p::FieldWriter) -> #p::Result<()> {
+                #(#encode)*
+                #p::Ok(())
             }
 
-            #assert_impl
-        };
-    }
+            #[inline]
+            fn decode(__r: &#p::FieldReader<'_>) -> #p::Result<Self> {
+                #p::Ok(Self { #(#decode)* })
+            }
+
+            #expires_at_fn
+            #version_fn
+            #invalidations
+        }
+
+        #[automatically_derived]
+        impl #impl_g #ident #ty_g #helper_where {
+            #(#consts)*
+            #(#helpers)*
+            #assert_in_helpers
+        }
+
+        #assert_impl
+    })
 }
 
-/// `tokens` with every span set to `span`.
 /// `INVALIDATES_CACHE` and `cache_invalidations` for the `invalidates`
 /// attributes; nothing when there are none.
 fn expand_invalidations(m: &Model<'_>, p: &TokenStream) -> TokenStream {
@@ -473,26 +428,14 @@ fn expand_invalidations(m: &Model<'_>, p: &TokenStream) -> TokenStream {
         }
     });
     let tags = m.invalidates_tags.iter().map(|t| {
-        let mut n = 0u8;
-        let segs = t.segs.iter().map(|s| match s {
-            TSeg::Lit(l) => quote!(#p::Seg::Lit(#l)),
-            TSeg::Part(_) => {
-                let i = n;
-                n += 1;
-                quote!(#p::Seg::Part(#i))
-            }
-        });
+        let template = key_template(p, t, None);
         let writes = t.parts().filter_map(&field).map(|f| {
             let fi = f.ident;
             quote!(#p::KeyPart::write_key_part(&self.#fi, &mut __b);)
         });
         quote! {
             {
-                const __T: #p::KeyTemplate = #p::KeyTemplate {
-                    segs: &[#(#segs),*],
-                    scope: #p::None,
-                    namespace: #p::None,
-                };
+                const __T: #p::KeyTemplate = #template;
                 let mut __b = #p::IdBuf::new();
                 #(#writes)*
                 __out.tag(&__T, &__b);
@@ -509,6 +452,7 @@ fn expand_invalidations(m: &Model<'_>, p: &TokenStream) -> TokenStream {
     }
 }
 
+/// `tokens` with every span set to `span`.
 fn respan(tokens: TokenStream, span: Span) -> TokenStream {
     tokens
         .into_iter()
@@ -522,30 +466,6 @@ fn respan(tokens: TokenStream, span: Span) -> TokenStream {
             tt
         })
         .collect()
-}
-
-/// Where-clause predicates `for<'__r> Ty: Trait`, each once.
-#[derive(Default)]
-struct Bounds {
-    preds: Vec<TokenStream>,
-}
-
-impl Bounds {
-    fn push(&mut self, pred: TokenStream) {
-        let pred = quote!(for<'__r> #pred);
-        let text = pred.to_string();
-        if !self.preds.iter().any(|p| p.to_string() == text) {
-            self.preds.push(pred);
-        }
-    }
-}
-
-fn where_clause(user: &[&syn::WherePredicate], extra: &[TokenStream]) -> TokenStream {
-    if user.is_empty() && extra.is_empty() {
-        quote!()
-    } else {
-        quote!(where #(#user,)* #(#extra,)*)
-    }
 }
 
 impl FieldModel<'_> {
@@ -563,103 +483,38 @@ impl FieldModel<'_> {
 pub(crate) fn fallback(input: &syn::DeriveInput, krate: &syn::Path) -> TokenStream {
     let ident = &input.ident;
     let p = quote!(#krate::__private);
-    let (impl_g, ty_g, where_c) = input.generics.split_for_impl();
-    let uses = fallback_uses(input);
+    let (impl_g, ty_g, _) = input.generics.split_for_impl();
+    let uses = fallback_uses(input, "redis", &["with", "default"]);
     // The id the user meant (the fields marked `id`, read leniently), so that
     // `Model::load(&id)` elsewhere does not add a type mismatch of its own.
     let ids: Vec<&syn::Type> = match &input.data {
         syn::Data::Struct(data) => data
             .fields
             .iter()
-            .filter(|f| f.attrs.iter().any(is_id_attr))
+            .filter(|f| has_flag(&f.attrs, "redis", "id"))
             .map(|f| &f.ty)
             .collect(),
         _ => Vec::new(),
     };
-    let id_ty = match ids.as_slice() {
-        [one] => quote!(#one),
-        many => quote!((#(#many,)*)),
-    };
-    let mut preds: Vec<TokenStream> = where_c
-        .map(|w| w.predicates.iter().map(|p| quote!(#p)).collect())
-        .unwrap_or_default();
-    preds.push(quote!(for<'__r> #id_ty: #p::IdValue));
-    quote! {
-        const _: () = {
-            #[automatically_derived]
-            impl #impl_g #p::RedisHash for #ident #ty_g where #(#preds),* {
-                type Id = #id_ty;
-                const SCHEMA: &'static #p::HashSchema = &#p::FALLBACK_SCHEMA;
-                fn write_id(&self, _: &mut #p::IdBuf) {}
-                fn encode(&self, _: &mut #p::FieldWriter) -> #p::Result<()> {
-                    ::core::unimplemented!()
-                }
-                fn decode(_: &#p::FieldReader<'_>) -> #p::Result<Self> {
-                    ::core::unimplemented!()
-                }
+    let id_ty = tuple(&ids);
+    let mut preds = Bounds::default();
+    preds.push(quote!(#id_ty: #p::IdValue));
+    let where_c = preds.where_clause(&input.generics);
+    const_block(quote! {
+        #[automatically_derived]
+        impl #impl_g #p::RedisHash for #ident #ty_g #where_c {
+            type Id = #id_ty;
+            const SCHEMA: &'static #p::HashSchema = &#p::FALLBACK_SCHEMA;
+            fn write_id(&self, _: &mut #p::IdBuf) {}
+            fn encode(&self, _: &mut #p::FieldWriter) -> #p::Result<()> {
+                ::core::unimplemented!()
             }
-            #uses
-        };
-    }
-}
-
-/// `#[redis(..., id, ...)]`, read leniently.
-fn is_id_attr(attr: &syn::Attribute) -> bool {
-    let mut id = false;
-    if attr.path().is_ident("redis") {
-        let _ = attr.parse_nested_meta(|meta| {
-            id |= meta.path.is_ident("id");
-            if meta.input.peek(syn::Token![=]) {
-                let _: syn::Expr = meta.value()?.parse()?;
-            }
-            Ok(())
-        });
-    }
-    id
-}
-
-/// Names what `with = Codec` and `default = path` attributes name, so that
-/// the imports and functions only the real expansion would use do not add
-/// "unused" warnings beside the real error. Read leniently: a broken
-/// attribute is already reported.
-fn fallback_uses(input: &syn::DeriveInput) -> TokenStream {
-    let syn::Data::Struct(data) = &input.data else {
-        return TokenStream::new();
-    };
-    let mut uses = Vec::new();
-    for f in &data.fields {
-        for attr in f.attrs.iter().filter(|a| a.path().is_ident("redis")) {
-            let _ = attr.parse_nested_meta(|meta| {
-                let is_with = meta.path.is_ident("with");
-                let is_default = meta.path.is_ident("default");
-                if (is_with || is_default) && meta.input.peek(syn::Token![=]) {
-                    let path = crate::internals::attr::parse_path(&meta)?;
-                    let ty = &f.ty;
-                    uses.push(if is_with {
-                        quote!(let _: ::core::marker::PhantomData<#path>;)
-                    } else {
-                        quote!(let _: fn() -> #ty = #path;)
-                    });
-                } else if meta.input.peek(syn::Token![=]) {
-                    let _: syn::Expr = meta.value()?.parse()?;
-                }
-                Ok(())
-            });
-        }
-    }
-    if uses.is_empty() {
-        return TokenStream::new();
-    }
-    let (impl_g, ty_g, where_c) = input.generics.split_for_impl();
-    let ident = &input.ident;
-    quote! {
-        impl #impl_g #ident #ty_g #where_c {
-            #[allow(dead_code)]
-            fn __redis_state_uses() {
-                #(#uses)*
+            fn decode(_: &#p::FieldReader<'_>) -> #p::Result<Self> {
+                ::core::unimplemented!()
             }
         }
-    }
+        #uses
+    })
 }
 
 /// `String` or `std::string::String`.

@@ -1,5 +1,7 @@
 //! `rename_all` rules.
 
+use super::ctxt::Ctxt;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum RenameRule {
     Snake,
@@ -24,6 +26,35 @@ pub(crate) const RULES: &[(&str, RenameRule)] = &[
 impl RenameRule {
     pub(crate) fn from_str(s: &str) -> Option<Self> {
         RULES.iter().find(|(name, _)| *name == s).map(|(_, r)| *r)
+    }
+
+    /// The rule a `rename_all = "..."` literal names; an unknown one is
+    /// reported at the literal, with the list of rules.
+    pub(crate) fn from_lit(cx: &Ctxt, lit: &syn::LitStr) -> Option<Self> {
+        let rule = Self::from_str(&lit.value());
+        if rule.is_none() {
+            cx.error_spanned_by(
+                lit,
+                format!(
+                    "unknown rename_all rule; expected one of {}",
+                    RULES
+                        .iter()
+                        .map(|(n, _)| format!("\"{n}\""))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+        }
+        rule
+    }
+
+    /// The stored name of a field without `rename`: its Rust name under
+    /// the `rename_all` rule, if any.
+    pub(crate) fn field_name(rule: Option<Self>, rust: &str) -> String {
+        match rule {
+            Some(rule) => rule.apply_to_field(rust),
+            None => rust.to_owned(),
+        }
     }
 
     /// Applies the rule to a snake_case field name.

@@ -1,6 +1,77 @@
 //! Durations in attributes: `"30m"`, `"1h30m"`, `"500ms"`, `"2d"`, or an
 //! integer number of seconds.
 
+use proc_macro2::Span;
+
+use super::ctxt::Ctxt;
+
+/// A duration attribute written as a string (`"30m"`), zero refused: the
+/// milliseconds, or `None` after an error at the literal. `write` ends the
+/// message of a malformed one: ``malformed <name>: <why>; write e.g. <write>``.
+pub(crate) fn duration_lit(cx: &Ctxt, name: &str, lit: &syn::LitStr, write: &str) -> Option<u64> {
+    match parse_duration_ms(&lit.value()) {
+        Ok(0) => {
+            cx.error_spanned_by(lit, format!("{name} must be longer than zero"));
+            None
+        }
+        Ok(ms) => Some(ms),
+        Err(e) => {
+            cx.error_spanned_by(lit, format!("malformed {name}: {e}; write e.g. {write}"));
+            None
+        }
+    }
+}
+
+/// A duration attribute written as a string (`"30m"`) or an integer number
+/// of seconds, zero refused: the milliseconds and the literal's span, or
+/// `None` after an error at the value. `examples` are strings the messages
+/// suggest, the first one alone where the value is not a literal.
+pub(crate) fn duration_expr(
+    cx: &Ctxt,
+    name: &str,
+    expr: &syn::Expr,
+    examples: &[&str],
+) -> Option<(u64, Span)> {
+    let quoted: Vec<String> = examples.iter().map(|e| format!("\"{e}\"")).collect();
+    match expr {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(s),
+            ..
+        }) => {
+            let write = format!("{} or a number of seconds", quoted.join(", "));
+            duration_lit(cx, name, s, &write).map(|ms| (ms, s.span()))
+        }
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Int(i),
+            ..
+        }) => match i.base10_parse::<u64>() {
+            Ok(0) => {
+                cx.error_spanned_by(i, format!("{name} must be longer than zero"));
+                None
+            }
+            Ok(secs) => match secs.checked_mul(1000) {
+                Some(ms) => Some((ms, i.span())),
+                None => {
+                    cx.error_spanned_by(i, format!("{name} too large"));
+                    None
+                }
+            },
+            Err(e) => {
+                cx.error_spanned_by(i, format!("malformed {name}: {e}"));
+                None
+            }
+        },
+        other => {
+            let like = quoted.first().map_or("\"30s\"", String::as_str);
+            cx.error_spanned_by(
+                other,
+                format!("malformed {name}: write a string like {like} or a number of seconds"),
+            );
+            None
+        }
+    }
+}
+
 /// Parses a duration into milliseconds.
 pub(crate) fn parse_duration_ms(s: &str) -> Result<u64, String> {
     let s = s.trim();

@@ -16,6 +16,8 @@
 //! (`"order:{customer}-{id}"` would give `order:a-b-c` for both
 //! `("a-b", "c")` and `("a", "b-c")`).
 
+use super::ctxt::Ctxt;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum TSeg {
     Lit(String),
@@ -92,6 +94,81 @@ impl Template {
         self.segs.extend(rest);
         Ok(())
     }
+}
+
+/// A derive's key template: `key = "..."` as written, or the derive's
+/// default; errors about it go to the literal, or to the type's name when
+/// the template is the default.
+pub(crate) struct KeyAttr<'a> {
+    /// The template's source text.
+    pub(crate) src: String,
+    lit: Option<syn::LitStr>,
+    ident: &'a syn::Ident,
+}
+
+impl<'a> KeyAttr<'a> {
+    /// `lit` from `key = "..."`, else `default()`.
+    pub(crate) fn new(
+        lit: Option<syn::LitStr>,
+        ident: &'a syn::Ident,
+        default: impl FnOnce() -> String,
+    ) -> Self {
+        let src = lit.as_ref().map_or_else(default, syn::LitStr::value);
+        KeyAttr { src, lit, ident }
+    }
+
+    /// True when the template is the default (no `key`).
+    pub(crate) fn is_default(&self) -> bool {
+        self.lit.is_none()
+    }
+
+    /// Reports `msg` at the template.
+    pub(crate) fn error(&self, cx: &Ctxt, msg: String) {
+        match &self.lit {
+            Some(lit) => cx.error_spanned_by(lit, msg),
+            None => cx.error_spanned_by(self.ident, msg),
+        }
+    }
+
+    /// Parses the template and applies `hash_tag = "name"`; errors are
+    /// reported, at the template or at the `hash_tag` literal.
+    pub(crate) fn parse(&self, cx: &Ctxt, hash_tag: Option<syn::LitStr>) -> Option<Template> {
+        let mut template = match parse(&self.src) {
+            Ok(t) => t,
+            Err(msg) => {
+                self.error(cx, format!("malformed key template: {msg}"));
+                // Placeholders that are not whole segments: the rest of the
+                // template is still checked, so every error shows at once.
+                parse_lenient(&self.src).ok()?
+            }
+        };
+        if let Some(tag) = hash_tag
+            && let Err(msg) = template.tag_placeholder(&tag.value())
+        {
+            cx.error_spanned_by(&tag, msg);
+        }
+        Some(template)
+    }
+}
+
+/// Parses a tag template (`tag = "..."`, `invalidates_tag = "..."`): a name
+/// over fields, without a hash tag. Errors are reported at the literal.
+pub(crate) fn parse_tag(cx: &Ctxt, lit: &syn::LitStr) -> Option<Template> {
+    let t = match parse(&lit.value()) {
+        Ok(t) => t,
+        Err(msg) => {
+            cx.error_spanned_by(lit, format!("malformed tag template: {msg}"));
+            return None;
+        }
+    };
+    if t.has_tag() {
+        cx.error_spanned_by(
+            lit,
+            "a tag is a name, not a key: it cannot hold a hash tag `{{...}}`",
+        );
+        return None;
+    }
+    Some(t)
 }
 
 fn forbidden(c: char) -> bool {

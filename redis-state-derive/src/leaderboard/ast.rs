@@ -4,15 +4,17 @@ use proc_macro2::Span;
 use quote::ToTokens;
 use syn::spanned::Spanned;
 
-use crate::internals::attr::{Attr, Flag, parse_lit_str, parse_path, parse_value};
-use crate::internals::case::{RULES, RenameRule, to_snake};
+pub(crate) use crate::internals::attr::DefaultKind;
+use crate::internals::attr::{
+    Attr, Flag, check_namespace, default_crate, parse_default, parse_each, parse_lit_str,
+    parse_path, parse_value, unknown,
+};
+use crate::internals::case::{RenameRule, to_snake};
 use crate::internals::ctxt::Ctxt;
-use crate::internals::duration::parse_duration_ms;
-use crate::internals::template::{self, Template};
+use crate::internals::derive::{MAX_ID_PARTS, named_fields, rust_name};
+use crate::internals::duration::duration_lit;
+use crate::internals::template::{KeyAttr, Template};
 use crate::internals::ty::option_inner;
-
-/// Most parts a board key may have (the runtime's `MAX_ID_PARTS`).
-const MAX_ID_PARTS: usize = 8;
 /// The shortest time a tie-break must be able to encode.
 const MIN_HORIZON_MS: u128 = 365 * 86_400_000;
 /// 2025-01-01T00:00:00Z, the default `tie_epoch`.
@@ -54,13 +56,6 @@ pub(crate) enum Role {
     Skip,
 }
 
-#[derive(Clone)]
-pub(crate) enum DefaultKind {
-    None,
-    Default,
-    Path(syn::Path),
-}
-
 pub(crate) struct FieldModel<'a> {
     pub(crate) ident: &'a syn::Ident,
     pub(crate) ty: &'a syn::Type,
@@ -74,8 +69,7 @@ pub(crate) struct FieldModel<'a> {
 
 impl FieldModel<'_> {
     pub(crate) fn rust_name(&self) -> String {
-        let s = self.ident.to_string();
-        s.strip_prefix("r#").map(str::to_owned).unwrap_or(s)
+        rust_name(self.ident)
     }
 }
 
@@ -113,20 +107,7 @@ fn one_of(
 }
 
 fn duration_of(cx: &Ctxt, lit: &syn::LitStr, what: &str) -> Option<u64> {
-    match parse_duration_ms(&lit.value()) {
-        Ok(0) => {
-            cx.error_spanned_by(lit, format!("{what} must be longer than zero"));
-            None
-        }
-        Ok(ms) => Some(ms),
-        Err(e) => {
-            cx.error_spanned_by(
-                lit,
-                format!("malformed {what}: {e}; write e.g. \"1s\", \"30m\", \"7d\" or \"2w\""),
-            );
-            None
-        }
-    }
+    duration_lit(cx, what, lit, "\"1s\", \"30m\", \"7d\" or \"2w\"")
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
@@ -235,38 +216,14 @@ fn distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-fn unsupported_shape(cx: &Ctxt, input: &syn::DeriveInput, what: &str) {
-    cx.error_spanned_by(
-        &input.ident,
-        format!(
-            "Leaderboard cannot be derived for {what}: it reads a struct with named fields as one entry of a board"
-        ),
-    );
-}
-
 #[allow(clippy::too_many_lines)]
 pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<'a>> {
-    let named = match &input.data {
-        syn::Data::Struct(s) => match &s.fields {
-            syn::Fields::Named(named) => Some(named),
-            syn::Fields::Unnamed(_) => {
-                unsupported_shape(cx, input, "a tuple struct");
-                None
-            }
-            syn::Fields::Unit => {
-                unsupported_shape(cx, input, "a unit struct");
-                None
-            }
-        },
-        syn::Data::Enum(_) => {
-            unsupported_shape(cx, input, "an enum");
-            None
-        }
-        syn::Data::Union(_) => {
-            unsupported_shape(cx, input, "a union");
-            None
-        }
-    };
+    let named = named_fields(
+        cx,
+        input,
+        "Leaderboard",
+        "it reads a struct with named fields as one entry of a board",
+    );
 
     // -- container attributes ---------------------------------------------
     let mut key = Attr::<syn::LitStr>::none_in(cx, "leaderboard", "key");
@@ -286,153 +243,182 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<
     let mut rename_all = Attr::<RenameRule>::none_in(cx, "leaderboard", "rename_all");
     let mut krate = Attr::<syn::Path>::none_in(cx, "leaderboard", "crate");
 
-    for attr in input
-        .attrs
-        .iter()
-        .filter(|a| a.path().is_ident("leaderboard"))
-    {
-        let res = attr.parse_nested_meta(|meta| {
-            let path = meta.path.clone();
-            if path.is_ident("key") {
-                key.set(&path, parse_lit_str(&meta)?);
-            } else if path.is_ident("hash_tag") {
-                hash_tag.set(&path, parse_lit_str(&meta)?);
-            } else if path.is_ident("namespace") {
-                namespace.set(&path, parse_lit_str(&meta)?);
-            } else if path.is_ident("order") {
-                let lit = parse_lit_str(&meta)?;
-                if let Some(v) = one_of(cx, &lit, "order", &[("high_first", "HighFirst"), ("low_first", "LowFirst")]) {
-                    order.set(&path, v);
-                }
-            } else if path.is_ident("update") {
-                let lit = parse_lit_str(&meta)?;
-                if let Some(v) = one_of(
-                    cx,
-                    &lit,
-                    "update policy",
-                    &[("replace", "Replace"), ("keep_best", "KeepBest"), ("add", "Add")],
-                ) {
-                    update.set(&path, v);
-                }
-            } else if path.is_ident("rank") {
-                let lit = parse_lit_str(&meta)?;
-                if let Some(v) = one_of(
-                    cx,
-                    &lit,
-                    "rank mode",
-                    &[("ordinal", "Ordinal"), ("competition", "Competition"), ("dense", "Dense")],
-                ) {
-                    rank.set(&path, v);
-                }
-            } else if path.is_ident("tie_break") {
-                let lit = parse_lit_str(&meta)?;
-                if let Some(v) = one_of(cx, &lit, "tie_break", &[("earlier", "Earlier"), ("later", "Later")]) {
-                    tie_break.set(&path, v);
-                }
-            } else if path.is_ident("max_score") {
-                match parse_value(&meta)? {
-                    syn::Expr::Lit(syn::ExprLit { lit: lit @ (syn::Lit::Int(_) | syn::Lit::Float(_)), .. }) => {
-                        max_score.set(&path, lit);
-                    }
-                    other => cx.error_spanned_by(other, "max_score must be a number literal, like `max_score = 1_000_000`"),
-                }
-            } else if path.is_ident("decimals") {
-                match parse_value(&meta)? {
-                    syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(i), .. }) => match i.base10_parse::<u8>() {
-                        Ok(d) if d <= 15 => decimals.set(&path, (d, i.span())),
-                        _ => cx.error_spanned_by(&i, "decimals must be between 0 and 15"),
-                    },
-                    other => cx.error_spanned_by(other, "decimals must be an integer literal, like `decimals = 2`"),
-                }
-            } else if path.is_ident("tie_resolution") {
-                let lit = parse_lit_str(&meta)?;
-                if let Some(ms) = duration_of(cx, &lit, "tie_resolution") {
-                    resolution.set(&path, (ms, lit.span()));
-                }
-            } else if path.is_ident("tie_epoch") {
-                let lit = parse_lit_str(&meta)?;
-                match parse_date_ms(&lit.value()) {
-                    Some(ms) => epoch.set(&path, (ms, lit.span())),
-                    None => cx.error_spanned_by(&lit, "malformed tie_epoch: write a UTC date, like \"2025-01-01\""),
-                }
-            } else if path.is_ident("windows") {
-                if windows_attr.is_some() {
-                    cx.error_spanned_by(&path, "duplicate leaderboard attribute `windows`");
-                }
-                windows_attr = Some(path.span());
-                meta.parse_nested_meta(|w| {
-                    let wpath = w.path.clone();
-                    let (name, default) = if wpath.is_ident("daily") {
-                        ("Daily", 86_400_000)
-                    } else if wpath.is_ident("weekly") {
-                        ("Weekly", 7 * 86_400_000)
-                    } else if wpath.is_ident("monthly") {
-                        ("Monthly", 31 * 86_400_000)
-                    } else {
-                        let n = wpath.to_token_stream().to_string().replace(' ', "");
-                        return Err(w.error(format!("unknown window `{n}`; expected daily, weekly or monthly")));
-                    };
-                    let keep = if w.input.peek(syn::Token![=]) {
-                        let lit = parse_lit_str(&w)?;
-                        duration_of(cx, &lit, "window retention")
-                    } else {
-                        Some(default)
-                    };
-                    if windows.iter().any(|(n, _, _)| *n == name) {
-                        cx.error_spanned_by(&wpath, "this window is declared twice");
-                    } else if let Some(ms) = keep {
-                        windows.push((name, ms, wpath.span()));
-                    }
-                    Ok(())
-                })?;
-            } else if path.is_ident("cap") {
-                match parse_value(&meta)? {
-                    syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(i), .. }) => match i.base10_parse::<u64>() {
-                        Ok(0) => cx.error_spanned_by(&i, "cap must be at least 1: a board that keeps no member holds nothing"),
-                        Ok(n) if n > (1 << 53) => cx.error_spanned_by(&i, "cap is too large"),
-                        Ok(n) => cap.set(&path, n),
-                        Err(e) => cx.error_spanned_by(&i, format!("malformed cap: {e}")),
-                    },
-                    other => cx.error_spanned_by(other, "cap must be an integer literal, like `cap = 1000`"),
-                }
-            } else if path.is_ident("rename_all") {
-                let s = parse_lit_str(&meta)?;
-                match RenameRule::from_str(&s.value()) {
-                    Some(rule) => rename_all.set(&path, rule),
-                    None => cx.error_spanned_by(
-                        &s,
-                        format!(
-                            "unknown rename_all rule; expected one of {}",
-                            RULES.iter().map(|(n, _)| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")
-                        ),
-                    ),
-                }
-            } else if path.is_ident("crate") {
-                krate.set(&path, parse_path(&meta)?);
-            } else {
-                let name = path.to_token_stream().to_string().replace(' ', "");
-                let hint = match name.as_str() {
-                    "member" | "score" | "skip" | "rename" | "default" => {
-                        " (it is a field attribute: put it on a field)"
-                    }
-                    "ttl" => " (windows have their own retention: `windows(daily = \"7d\")`)",
-                    _ => "",
-                };
-                return Err(meta.error(format!(
-                    "unknown leaderboard attribute `{name}` on a struct{hint}; expected one of: key, hash_tag, namespace, order, update, rank, tie_break, max_score, decimals, tie_resolution, tie_epoch, windows, cap, rename_all, crate"
-                )));
+    parse_each(cx, &input.attrs, "leaderboard", |meta| {
+        let path = meta.path.clone();
+        if path.is_ident("key") {
+            key.set(&path, parse_lit_str(&meta)?);
+        } else if path.is_ident("hash_tag") {
+            hash_tag.set(&path, parse_lit_str(&meta)?);
+        } else if path.is_ident("namespace") {
+            namespace.set(&path, parse_lit_str(&meta)?);
+        } else if path.is_ident("order") {
+            let lit = parse_lit_str(&meta)?;
+            if let Some(v) = one_of(
+                cx,
+                &lit,
+                "order",
+                &[("high_first", "HighFirst"), ("low_first", "LowFirst")],
+            ) {
+                order.set(&path, v);
             }
-            Ok(())
-        });
-        if let Err(e) = res {
-            cx.syn_error(e);
+        } else if path.is_ident("update") {
+            let lit = parse_lit_str(&meta)?;
+            if let Some(v) = one_of(
+                cx,
+                &lit,
+                "update policy",
+                &[
+                    ("replace", "Replace"),
+                    ("keep_best", "KeepBest"),
+                    ("add", "Add"),
+                ],
+            ) {
+                update.set(&path, v);
+            }
+        } else if path.is_ident("rank") {
+            let lit = parse_lit_str(&meta)?;
+            if let Some(v) = one_of(
+                cx,
+                &lit,
+                "rank mode",
+                &[
+                    ("ordinal", "Ordinal"),
+                    ("competition", "Competition"),
+                    ("dense", "Dense"),
+                ],
+            ) {
+                rank.set(&path, v);
+            }
+        } else if path.is_ident("tie_break") {
+            let lit = parse_lit_str(&meta)?;
+            if let Some(v) = one_of(
+                cx,
+                &lit,
+                "tie_break",
+                &[("earlier", "Earlier"), ("later", "Later")],
+            ) {
+                tie_break.set(&path, v);
+            }
+        } else if path.is_ident("max_score") {
+            match parse_value(&meta)? {
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: lit @ (syn::Lit::Int(_) | syn::Lit::Float(_)),
+                    ..
+                }) => {
+                    max_score.set(&path, lit);
+                }
+                other => cx.error_spanned_by(
+                    other,
+                    "max_score must be a number literal, like `max_score = 1_000_000`",
+                ),
+            }
+        } else if path.is_ident("decimals") {
+            match parse_value(&meta)? {
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Int(i),
+                    ..
+                }) => match i.base10_parse::<u8>() {
+                    Ok(d) if d <= 15 => decimals.set(&path, (d, i.span())),
+                    _ => cx.error_spanned_by(&i, "decimals must be between 0 and 15"),
+                },
+                other => cx.error_spanned_by(
+                    other,
+                    "decimals must be an integer literal, like `decimals = 2`",
+                ),
+            }
+        } else if path.is_ident("tie_resolution") {
+            let lit = parse_lit_str(&meta)?;
+            if let Some(ms) = duration_of(cx, &lit, "tie_resolution") {
+                resolution.set(&path, (ms, lit.span()));
+            }
+        } else if path.is_ident("tie_epoch") {
+            let lit = parse_lit_str(&meta)?;
+            match parse_date_ms(&lit.value()) {
+                Some(ms) => epoch.set(&path, (ms, lit.span())),
+                None => cx.error_spanned_by(
+                    &lit,
+                    "malformed tie_epoch: write a UTC date, like \"2025-01-01\"",
+                ),
+            }
+        } else if path.is_ident("windows") {
+            if windows_attr.is_some() {
+                cx.error_spanned_by(&path, "duplicate leaderboard attribute `windows`");
+            }
+            windows_attr = Some(path.span());
+            meta.parse_nested_meta(|w| {
+                let wpath = w.path.clone();
+                let (name, default) = if wpath.is_ident("daily") {
+                    ("Daily", 86_400_000)
+                } else if wpath.is_ident("weekly") {
+                    ("Weekly", 7 * 86_400_000)
+                } else if wpath.is_ident("monthly") {
+                    ("Monthly", 31 * 86_400_000)
+                } else {
+                    let n = wpath.to_token_stream().to_string().replace(' ', "");
+                    return Err(w.error(format!(
+                        "unknown window `{n}`; expected daily, weekly or monthly"
+                    )));
+                };
+                let keep = if w.input.peek(syn::Token![=]) {
+                    let lit = parse_lit_str(&w)?;
+                    duration_of(cx, &lit, "window retention")
+                } else {
+                    Some(default)
+                };
+                if windows.iter().any(|(n, _, _)| *n == name) {
+                    cx.error_spanned_by(&wpath, "this window is declared twice");
+                } else if let Some(ms) = keep {
+                    windows.push((name, ms, wpath.span()));
+                }
+                Ok(())
+            })?;
+        } else if path.is_ident("cap") {
+            match parse_value(&meta)? {
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Int(i),
+                    ..
+                }) => match i.base10_parse::<u64>() {
+                    Ok(0) => cx.error_spanned_by(
+                        &i,
+                        "cap must be at least 1: a board that keeps no member holds nothing",
+                    ),
+                    Ok(n) if n > (1 << 53) => cx.error_spanned_by(&i, "cap is too large"),
+                    Ok(n) => cap.set(&path, n),
+                    Err(e) => cx.error_spanned_by(&i, format!("malformed cap: {e}")),
+                },
+                other => {
+                    cx.error_spanned_by(other, "cap must be an integer literal, like `cap = 1000`")
+                }
+            }
+        } else if path.is_ident("rename_all") {
+            if let Some(rule) = RenameRule::from_lit(cx, &parse_lit_str(&meta)?) {
+                rename_all.set(&path, rule);
+            }
+        } else if path.is_ident("crate") {
+            krate.set(&path, parse_path(&meta)?);
+        } else {
+            return Err(unknown(
+                &meta,
+                "leaderboard",
+                " on a struct",
+                "key, hash_tag, namespace, order, update, rank, tie_break, max_score, decimals, tie_resolution, tie_epoch, windows, cap, rename_all, crate",
+                &[
+                    (
+                        &["member", "score", "skip", "rename", "default"],
+                        " (it is a field attribute: put it on a field)",
+                    ),
+                    (
+                        &["ttl"],
+                        " (windows have their own retention: `windows(daily = \"7d\")`)",
+                    ),
+                ],
+            ));
         }
-    }
+        Ok(())
+    });
 
     let rename_all = rename_all.get();
-    let krate = krate
-        .get()
-        .unwrap_or_else(|| syn::parse_quote!(::redis_state));
+    let krate = krate.get().unwrap_or_else(default_crate);
 
     // -- fields -------------------------------------------------------------
     let mut attrs = Vec::new();
@@ -443,29 +429,12 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<
     }
 
     // -- key template ----------------------------------------------------------
-    let snake = to_snake(&input.ident.to_string());
-    let (template_src, template_lit) = match key.get() {
-        Some(lit) => (lit.value(), Some(lit)),
-        None => (format!("{{{{{snake}}}}}"), None),
-    };
-    let template_err_at = |msg: String| match &template_lit {
-        Some(lit) => cx.error_spanned_by(lit, msg),
-        None => cx.error_spanned_by(&input.ident, msg),
-    };
-    let mut template = match template::parse(&template_src) {
-        Ok(t) => Some(t),
-        Err(msg) => {
-            template_err_at(format!("malformed key template: {msg}"));
-            // Placeholders that are not whole segments: the rest of the
-            // template is still checked, so every error shows at once.
-            template::parse_lenient(&template_src).ok()
-        }
-    };
-    if let (Some(t), Some(tag)) = (template.as_mut(), hash_tag.get())
-        && let Err(msg) = t.tag_placeholder(&tag.value())
-    {
-        cx.error_spanned_by(&tag, msg);
-    }
+    let key = KeyAttr::new(key.get(), &input.ident, || {
+        format!("{{{{{}}}}}", to_snake(&input.ident.to_string()))
+    });
+    let template_src = key.src.as_str();
+    let template_err_at = |msg: String| key.error(cx, msg);
+    let template = key.parse(cx, hash_tag.get());
     let parts: Vec<String> = template
         .as_ref()
         .map(|t| t.parts().map(str::to_owned).collect())
@@ -475,14 +444,14 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<
     let field_names: Vec<String> = attrs
         .iter()
         .filter_map(|a| a.field.ident.as_ref())
-        .map(|i| i.to_string().trim_start_matches("r#").to_owned())
+        .map(rust_name)
         .collect();
     let mut fields: Vec<FieldModel<'a>> = Vec::new();
     for a in &attrs {
         let Some(ident) = a.field.ident.as_ref() else {
             continue;
         };
-        let rust = ident.to_string().trim_start_matches("r#").to_owned();
+        let rust = rust_name(ident);
         let in_key = parts.contains(&rust);
         let role = if a.member.is_some() {
             Role::Member
@@ -566,10 +535,7 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<
                 }
                 v
             }
-            None => match rename_all {
-                Some(rule) => rule.apply_to_field(&rust),
-                None => rust.clone(),
-            },
+            None => RenameRule::field_name(rename_all, &rust),
         };
         fields.push(FieldModel {
             ident,
@@ -838,28 +804,7 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<
         }
     };
 
-    let namespace = namespace.get().and_then(|ns| {
-        let v = ns.value();
-        let bad = v.is_empty()
-            || v.len() > 256
-            || v.starts_with(':')
-            || v.ends_with(':')
-            || v.contains("::")
-            || v.chars().any(|c| {
-                matches!(c, '{' | '}' | '#' | '%' | '*' | '?' | '[' | ']' | '\\')
-                    || c.is_whitespace()
-                    || c.is_control()
-            });
-        if bad {
-            cx.error_spanned_by(
-                &ns,
-                "invalid namespace: it must be non-empty, at most 256 bytes, not start or end with `:`, and contain no braces, `#`, `%`, glob characters or whitespace",
-            );
-            None
-        } else {
-            Some(v)
-        }
-    });
+    let namespace = namespace.get().and_then(|ns| check_namespace(cx, &ns));
 
     if named.is_none() || cx.has_errors() {
         return None;
@@ -886,55 +831,55 @@ fn parse_field<'a>(cx: &Ctxt, f: &'a syn::Field) -> FieldAttrs<'a> {
     let mut skip = Flag::none_in(cx, "leaderboard", "skip");
     let mut rename = Attr::<syn::LitStr>::none_in(cx, "leaderboard", "rename");
     let mut default = Attr::<DefaultKind>::none_in(cx, "leaderboard", "default");
-    for attr in f.attrs.iter().filter(|a| a.path().is_ident("leaderboard")) {
-        let res = attr.parse_nested_meta(|meta| {
-            let path = meta.path.clone();
-            let span = path.span();
-            if path.is_ident("member") {
-                member.set(&path, span);
-            } else if path.is_ident("score") {
-                score.set(&path, span);
-            } else if path.is_ident("skip") {
-                skip.set(&path, span);
-            } else if path.is_ident("rename") {
-                rename.set(&path, parse_lit_str(&meta)?);
-            } else if path.is_ident("default") {
-                if meta.input.peek(syn::Token![=]) {
-                    default.set(&path, DefaultKind::Path(parse_path(&meta)?));
-                } else {
-                    default.set(&path, DefaultKind::Default);
-                }
-            } else {
-                let name = path.to_token_stream().to_string().replace(' ', "");
-                let hint = match name.as_str() {
-                    "key" | "order" | "update" | "rank" | "tie_break" | "windows" | "cap" | "max_score" => {
-                        " (it is a struct attribute: put it on the struct)"
-                    }
-                    "id" | "board" => " (board fields are the ones the key template names)",
-                    _ => "",
-                };
-                return Err(meta.error(format!(
-                    "unknown leaderboard attribute `{name}` on a field{hint}; expected one of: member, score, rename, skip, default"
-                )));
-            }
-            Ok(())
-        });
-        if let Err(e) = res {
-            cx.syn_error(e);
+    parse_each(cx, &f.attrs, "leaderboard", |meta| {
+        let path = meta.path.clone();
+        let span = path.span();
+        if path.is_ident("member") {
+            member.set(&path, span);
+        } else if path.is_ident("score") {
+            score.set(&path, span);
+        } else if path.is_ident("skip") {
+            skip.set(&path, span);
+        } else if path.is_ident("rename") {
+            rename.set(&path, parse_lit_str(&meta)?);
+        } else if path.is_ident("default") {
+            default.set(&path, parse_default(&meta)?);
+        } else {
+            return Err(unknown(
+                &meta,
+                "leaderboard",
+                " on a field",
+                "member, score, rename, skip, default",
+                &[
+                    (
+                        &[
+                            "key",
+                            "order",
+                            "update",
+                            "rank",
+                            "tie_break",
+                            "windows",
+                            "cap",
+                            "max_score",
+                        ],
+                        " (it is a struct attribute: put it on the struct)",
+                    ),
+                    (
+                        &["id", "board"],
+                        " (board fields are the ones the key template names)",
+                    ),
+                ],
+            ));
         }
-    }
-    let skip = skip.get();
-    let default = default.get_with_tokens();
-    if let (Some(s), Some(_)) = (skip, &default) {
-        let _ = s;
-    }
+        Ok(())
+    });
     FieldAttrs {
         field: f,
         member: member.get(),
         score: score.get(),
-        skip,
+        skip: skip.get(),
         rename: rename.get(),
-        default,
+        default: default.get_with_tokens(),
     }
 }
 

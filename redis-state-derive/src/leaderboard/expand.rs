@@ -5,7 +5,9 @@ use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 
 use super::ast::{DefaultKind, FieldModel, Model, Role};
-use crate::internals::template::TSeg;
+use crate::internals::attr::{has_flag, lenient, parse_lit_str};
+use crate::internals::expand::{Bounds, const_block, fallback_uses, key_template, option, tuple};
+use crate::internals::template;
 
 pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
     let krate = &m.krate;
@@ -20,50 +22,21 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
         .iter()
         .filter_map(|n| m.fields.iter().find(|f| f.rust_name() == *n))
         .collect();
-    let mut part_no = 0u8;
-    let segs = m.template.segs.iter().map(|s| match s {
-        TSeg::Lit(l) => quote!(#p::Seg::Lit(#l)),
-        TSeg::Part(_) => {
-            let n = part_no;
-            part_no += 1;
-            quote!(#p::Seg::Part(#n))
-        }
-    });
-    let scope = match m.template.scope {
-        Some(n) => quote!(#p::Some(#n)),
-        None => quote!(#p::None),
-    };
-    let namespace = match &m.namespace {
-        Some(ns) => quote!(#p::Some(#ns)),
-        None => quote!(#p::None),
-    };
-
-    let board_ty = match board_fields.as_slice() {
-        [] => quote!(()),
-        [one] => {
-            let ty = one.ty;
-            quote!(#ty)
-        }
-        many => {
-            let tys = many.iter().map(|f| f.ty);
-            quote!((#(#tys,)*))
-        }
-    };
+    let key_template = key_template(&p, &m.template, m.namespace.as_deref());
+    let board_ty = tuple(&board_fields.iter().map(|f| f.ty).collect::<Vec<_>>());
     let write_board = board_fields.iter().map(|f| {
         let fi = f.ident;
         quote!(#p::KeyPart::write_key_part(&self.#fi, __out);)
     });
-    let board_id = match board_fields.as_slice() {
-        [] => quote!(()),
-        [one] => {
-            let fi = one.ident;
-            quote!(#p::Clone::clone(&self.#fi))
-        }
-        many => {
-            let fis = many.iter().map(|f| f.ident);
-            quote!((#(#p::Clone::clone(&self.#fis),)*))
-        }
-    };
+    let board_id = tuple(
+        &board_fields
+            .iter()
+            .map(|f| {
+                let fi = f.ident;
+                quote!(#p::Clone::clone(&self.#fi))
+            })
+            .collect::<Vec<_>>(),
+    );
 
     let member = m.fields.iter().find(|f| f.role == Role::Member);
     let score = m.fields.iter().find(|f| f.role == Role::Score);
@@ -97,10 +70,7 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
         let w = syn::Ident::new(w, Span::call_site());
         quote!(#p::WindowSpec::new(#p::Window::#w, #ms))
     });
-    let cap = match m.cap {
-        Some(n) => quote!(#p::Some(#n)),
-        None => quote!(#p::None),
-    };
+    let cap = option(&p, m.cap);
     let data: Vec<&FieldModel<'_>> = m.fields.iter().filter(|f| f.role == Role::Data).collect();
     let data_names = data.iter().map(|f| &f.name);
 
@@ -173,34 +143,20 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
     // -- requirements: `for<'__r>` bounds make an unmet one drop the impl
     // instead of erroring in it; the assertions below report it once, at
     // the field type.
-    let user_preds: Vec<&syn::WherePredicate> = where_c
-        .map(|w| w.predicates.iter().collect())
-        .unwrap_or_default();
-    let mut preds: Vec<TokenStream> = Vec::new();
-    let mut push = |pred: TokenStream| {
-        let pred = quote!(for<'__r> #pred);
-        let text = pred.to_string();
-        if !preds.iter().any(|p| p.to_string() == text) {
-            preds.push(pred);
-        }
-    };
-    push(quote!(#score_ty: #p::ScoreValue));
-    push(quote!(#member_ty: #p::MemberValue));
+    let mut preds = Bounds::default();
+    preds.push(quote!(#score_ty: #p::ScoreValue));
+    preds.push(quote!(#member_ty: #p::MemberValue));
     for f in &board_fields {
         let ty = f.ty;
-        push(
+        preds.push(
             quote!(#ty: #p::KeyPart + #p::Clone + ::core::marker::Send + ::core::marker::Sync + 'static),
         );
     }
     for f in &data {
         let ty = f.ty;
-        push(quote!(#ty: #p::serde::Serialize + #p::serde::de::DeserializeOwned));
+        preds.push(quote!(#ty: #p::serde::Serialize + #p::serde::de::DeserializeOwned));
     }
-    let trait_where = if user_preds.is_empty() && preds.is_empty() {
-        quote!()
-    } else {
-        quote!(where #(#user_preds,)* #(#preds,)*)
-    };
+    let trait_where = preds.where_clause(m.generics);
 
     let asserts = {
         let mut a = Vec::new();
@@ -217,76 +173,69 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
         a
     };
 
-    quote! {
-        #[allow(non_upper_case_globals, clippy::all, clippy::pedantic)]
-        const _: () = {
-            #[automatically_derived]
-            impl #impl_g #p::Leaderboard for #ident #ty_g #trait_where {
-                type BoardId = #board_ty;
-                type Member = #member_ty;
-                type Score = #score_ty;
+    const_block(quote! {
+        #[automatically_derived]
+        impl #impl_g #p::Leaderboard for #ident #ty_g #trait_where {
+            type BoardId = #board_ty;
+            type Member = #member_ty;
+            type Score = #score_ty;
 
-                const SCHEMA: &'static #p::LeaderboardSchema = &#p::LeaderboardSchema::new(
-                    #model_name,
-                    #p::KeyTemplate {
-                        segs: &[#(#segs),*],
-                        scope: #scope,
-                        namespace: #namespace,
-                    },
-                    #p::Order::#order,
-                    #p::UpdatePolicy::#update,
-                    #p::RankMode::#rank,
-                    #tie,
-                    &[#(#windows),*],
-                    #cap,
-                    &[#(#data_names),*],
-                );
+            const SCHEMA: &'static #p::LeaderboardSchema = &#p::LeaderboardSchema::new(
+                #model_name,
+                #key_template,
+                #p::Order::#order,
+                #p::UpdatePolicy::#update,
+                #p::RankMode::#rank,
+                #tie,
+                &[#(#windows),*],
+                #cap,
+                &[#(#data_names),*],
+            );
 
-                #[inline]
-                fn write_board(&self, __out: &mut #p::IdBuf) {
-                    #(#write_board)*
-                }
-
-                #[inline]
-                fn board_id(&self) -> Self::BoardId {
-                    #board_id
-                }
-
-                #[inline]
-                fn member(&self) -> &Self::Member {
-                    &self.#member_fi
-                }
-
-                #[inline]
-                fn score(&self) -> Self::Score {
-                    self.#score_fi
-                }
-
-                fn write_data(&self, __out: &mut #p::DataWriter) -> #p::Result<()> {
-                    #(#write_data)*
-                    #p::Ok(())
-                }
-
-                fn assemble(
-                    __board: &Self::BoardId,
-                    __member: Self::Member,
-                    __score: Self::Score,
-                    __data: #p::Option<&mut #p::DataReader<'_>>,
-                ) -> #p::Result<#p::Option<Self>> {
-                    #assemble_body
-                }
+            #[inline]
+            fn write_board(&self, __out: &mut #p::IdBuf) {
+                #(#write_board)*
             }
 
-            #[automatically_derived]
-            impl #impl_g #ident #ty_g #where_c {
-                #[doc(hidden)]
-                #[allow(dead_code)]
-                fn __redis_state_assert_leaderboard() {
-                    #(#asserts)*
-                }
+            #[inline]
+            fn board_id(&self) -> Self::BoardId {
+                #board_id
             }
-        };
-    }
+
+            #[inline]
+            fn member(&self) -> &Self::Member {
+                &self.#member_fi
+            }
+
+            #[inline]
+            fn score(&self) -> Self::Score {
+                self.#score_fi
+            }
+
+            fn write_data(&self, __out: &mut #p::DataWriter) -> #p::Result<()> {
+                #(#write_data)*
+                #p::Ok(())
+            }
+
+            fn assemble(
+                __board: &Self::BoardId,
+                __member: Self::Member,
+                __score: Self::Score,
+                __data: #p::Option<&mut #p::DataReader<'_>>,
+            ) -> #p::Result<#p::Option<Self>> {
+                #assemble_body
+            }
+        }
+
+        #[automatically_derived]
+        impl #impl_g #ident #ty_g #where_c {
+            #[doc(hidden)]
+            #[allow(dead_code)]
+            fn __redis_state_assert_leaderboard() {
+                #(#asserts)*
+            }
+        }
+    })
 }
 
 fn ty_span(ty: &syn::Type) -> Span {
@@ -300,8 +249,8 @@ fn ty_span(ty: &syn::Type) -> Span {
 pub(crate) fn fallback(input: &syn::DeriveInput, krate: &syn::Path) -> TokenStream {
     let ident = &input.ident;
     let p = quote!(#krate::__private);
-    let (impl_g, ty_g, where_c) = input.generics.split_for_impl();
-    let uses = fallback_uses(input);
+    let (impl_g, ty_g, _) = input.generics.split_for_impl();
+    let uses = fallback_uses(input, "leaderboard", &["default"]);
     let fields: Vec<&syn::Field> = match &input.data {
         syn::Data::Struct(data) => data.fields.iter().collect(),
         _ => Vec::new(),
@@ -309,47 +258,19 @@ pub(crate) fn fallback(input: &syn::DeriveInput, krate: &syn::Path) -> TokenStre
     let marked = |name: &str| {
         fields
             .iter()
-            .find(|f| {
-                f.attrs
-                    .iter()
-                    .filter(|a| a.path().is_ident("leaderboard"))
-                    .any(|a| {
-                        let mut hit = false;
-                        let _ = a.parse_nested_meta(|meta| {
-                            hit |= meta.path.is_ident(name);
-                            if meta.input.peek(syn::Token![=]) {
-                                let _: syn::Expr = meta.value()?.parse()?;
-                            }
-                            Ok(())
-                        });
-                        hit
-                    })
-            })
+            .find(|f| has_flag(&f.attrs, "leaderboard", name))
             .map(|f| &f.ty)
     };
     let member_ty = marked("member").map_or_else(|| quote!(#p::String), |t| quote!(#t));
     let score_ty = marked("score").map_or_else(|| quote!(i64), |t| quote!(#t));
-    let mut template = None;
-    for attr in input
-        .attrs
-        .iter()
-        .filter(|a| a.path().is_ident("leaderboard"))
-    {
-        let _ = attr.parse_nested_meta(|meta| {
-            if meta.path.is_ident("key") {
-                if let Ok(lit) = crate::internals::attr::parse_lit_str(&meta) {
-                    template = crate::internals::template::parse_lenient(&lit.value()).ok();
-                }
-            } else if meta.input.peek(syn::Token![=]) {
-                let _: syn::Expr = meta.value()?.parse()?;
-            } else if meta.input.peek(syn::token::Paren) {
-                let _: proc_macro2::Group = meta.input.parse()?;
-            }
-            Ok(())
-        });
-    }
-    let board: Vec<&syn::Type> = template
-        .as_ref()
+    let mut key = None;
+    lenient(&input.attrs, "leaderboard", |meta| {
+        if meta.path.is_ident("key") {
+            key = parse_lit_str(meta).ok();
+        }
+    });
+    let board: Vec<&syn::Type> = key
+        .and_then(|lit| template::parse_lenient(&lit.value()).ok())
         .map(|t| {
             t.parts()
                 .filter_map(|name| {
@@ -361,83 +282,41 @@ pub(crate) fn fallback(input: &syn::DeriveInput, krate: &syn::Path) -> TokenStre
                 .collect()
         })
         .unwrap_or_default();
-    let board_ty = match board.as_slice() {
-        [one] => quote!(#one),
-        many => quote!((#(#many,)*)),
-    };
-    let mut preds: Vec<TokenStream> = where_c
-        .map(|w| w.predicates.iter().map(|p| quote!(#p)).collect())
-        .unwrap_or_default();
-    preds.push(quote!(for<'__r> #board_ty: #p::IdValue + #p::Clone + ::core::marker::Send + ::core::marker::Sync + 'static));
-    preds.push(quote!(for<'__r> #member_ty: #p::MemberValue));
-    preds.push(quote!(for<'__r> #score_ty: #p::ScoreValue));
-    quote! {
-        const _: () = {
-            #[automatically_derived]
-            impl #impl_g #p::Leaderboard for #ident #ty_g where #(#preds),* {
-                type BoardId = #board_ty;
-                type Member = #member_ty;
-                type Score = #score_ty;
-                const SCHEMA: &'static #p::LeaderboardSchema = &#p::FALLBACK_LEADERBOARD;
-                fn write_board(&self, _: &mut #p::IdBuf) {}
-                fn board_id(&self) -> Self::BoardId {
-                    ::core::unimplemented!()
-                }
-                fn member(&self) -> &Self::Member {
-                    ::core::unimplemented!()
-                }
-                fn score(&self) -> Self::Score {
-                    ::core::unimplemented!()
-                }
-                fn write_data(&self, _: &mut #p::DataWriter) -> #p::Result<()> {
-                    ::core::unimplemented!()
-                }
-                fn assemble(
-                    _: &Self::BoardId,
-                    _: Self::Member,
-                    _: Self::Score,
-                    _: #p::Option<&mut #p::DataReader<'_>>,
-                ) -> #p::Result<#p::Option<Self>> {
-                    ::core::unimplemented!()
-                }
+    let board_ty = tuple(&board);
+    let mut preds = Bounds::default();
+    preds.push(quote!(#board_ty: #p::IdValue + #p::Clone + ::core::marker::Send + ::core::marker::Sync + 'static));
+    preds.push(quote!(#member_ty: #p::MemberValue));
+    preds.push(quote!(#score_ty: #p::ScoreValue));
+    let where_c = preds.where_clause(&input.generics);
+    const_block(quote! {
+        #[automatically_derived]
+        impl #impl_g #p::Leaderboard for #ident #ty_g #where_c {
+            type BoardId = #board_ty;
+            type Member = #member_ty;
+            type Score = #score_ty;
+            const SCHEMA: &'static #p::LeaderboardSchema = &#p::FALLBACK_LEADERBOARD;
+            fn write_board(&self, _: &mut #p::IdBuf) {}
+            fn board_id(&self) -> Self::BoardId {
+                ::core::unimplemented!()
             }
-            #uses
-        };
-    }
-}
-
-/// Names what `default = path` attributes name, so that functions only the
-/// real expansion would call do not add "unused" warnings beside the error.
-fn fallback_uses(input: &syn::DeriveInput) -> TokenStream {
-    let syn::Data::Struct(data) = &input.data else {
-        return TokenStream::new();
-    };
-    let mut uses = Vec::new();
-    for f in &data.fields {
-        for attr in f.attrs.iter().filter(|a| a.path().is_ident("leaderboard")) {
-            let _ = attr.parse_nested_meta(|meta| {
-                if meta.path.is_ident("default") && meta.input.peek(syn::Token![=]) {
-                    let path = crate::internals::attr::parse_path(&meta)?;
-                    let ty = &f.ty;
-                    uses.push(quote!(let _: fn() -> #ty = #path;));
-                } else if meta.input.peek(syn::Token![=]) {
-                    let _: syn::Expr = meta.value()?.parse()?;
-                }
-                Ok(())
-            });
-        }
-    }
-    if uses.is_empty() {
-        return TokenStream::new();
-    }
-    let (impl_g, ty_g, where_c) = input.generics.split_for_impl();
-    let ident = &input.ident;
-    quote! {
-        impl #impl_g #ident #ty_g #where_c {
-            #[allow(dead_code)]
-            fn __redis_state_uses() {
-                #(#uses)*
+            fn member(&self) -> &Self::Member {
+                ::core::unimplemented!()
+            }
+            fn score(&self) -> Self::Score {
+                ::core::unimplemented!()
+            }
+            fn write_data(&self, _: &mut #p::DataWriter) -> #p::Result<()> {
+                ::core::unimplemented!()
+            }
+            fn assemble(
+                _: &Self::BoardId,
+                _: Self::Member,
+                _: Self::Score,
+                _: #p::Option<&mut #p::DataReader<'_>>,
+            ) -> #p::Result<#p::Option<Self>> {
+                ::core::unimplemented!()
             }
         }
-    }
+        #uses
+    })
 }

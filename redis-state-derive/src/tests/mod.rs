@@ -134,6 +134,22 @@ fn hash_error_fallback() {
     );
 }
 
+/// The fallback beside an error takes the `crate` path even when it follows
+/// a parenthesised entry (`invalidates(...)`) in the same attribute.
+#[test]
+fn hash_error_fallback_crate_after_invalidates() {
+    hash(
+        "hash_error_fallback_crate_after_invalidates",
+        quote! {
+            #[redis(ttl = "5x", invalidates(ProductView = "id"), crate = "my_state")]
+            pub struct Product {
+                #[redis(id)]
+                pub id: u64,
+            }
+        },
+    );
+}
+
 #[test]
 fn field_newtype() {
     field(

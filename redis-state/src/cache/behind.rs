@@ -53,7 +53,7 @@ use std::time::Duration;
 use redis::Value;
 
 use super::handle::Cache;
-use super::ops::{Prepared, complete_tags, entry_key, id_of, push_store, push_tags};
+use super::ops::{Set, id_of};
 use super::{Cached, CachedKeyed};
 use crate::error::{Error, Result};
 use crate::exec::AsyncExecutor;
@@ -69,17 +69,7 @@ static SETTLE: Script = Script::new(
 /// The stream of queued writes of `T` in `ns`.
 pub fn stream_key<T: Cached>(ns: Option<&Namespace>) -> String {
     let mut out = String::new();
-    match (ns, T::SCHEMA.key.namespace) {
-        (Some(ns), _) => {
-            out.push_str(ns.as_str());
-            out.push(':');
-        }
-        (None, Some(ns)) => {
-            out.push_str(ns);
-            out.push(':');
-        }
-        (None, None) => {}
-    }
+    crate::keys::write_ns_prefix(ns, T::SCHEMA.key.namespace, &mut out);
     out.push_str("#wb:{");
     out.push_str(T::SCHEMA.name);
     out.push('}');
@@ -99,18 +89,15 @@ pub fn dead_letter_key<T: Cached>(ns: Option<&Namespace>) -> String {
 /// Writes an entry and queues its source write; see [`Cache::write_behind`].
 /// The output is the stream entry id.
 pub struct WriteBehind<T: Cached> {
-    id: IdBuf,
-    ns: Option<Namespace>,
-    prepared: Option<Result<Prepared>>,
-    ntags: usize,
-    _t: PhantomData<fn() -> T>,
+    /// The entry's store; the queued write goes first in its pipeline.
+    set: Set<T>,
 }
 
 impl<T: Cached> std::fmt::Debug for WriteBehind<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WriteBehind")
             .field("model", &T::SCHEMA.model)
-            .field("id", &self.id)
+            .field("id", self.set.id())
             .finish_non_exhaustive()
     }
 }
@@ -118,36 +105,25 @@ impl<T: Cached> std::fmt::Debug for WriteBehind<T> {
 impl<T: Cached> Operation for WriteBehind<T> {
     type Output = String;
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
-        let prepared = self.prepared.take().unwrap_or_else(|| {
-            Err(Error::UnexpectedReply {
-                context: "a write-behind",
-                found: "prepared twice".to_owned(),
-            })
-        })?;
-        let schema = T::SCHEMA;
-        let ns = self.ns.as_ref();
-        let enc = prepared.encode(schema, ns);
-        let key = entry_key(schema, ns, &self.id);
+        let ns = self.set.ns().cloned();
+        let id = self.set.id().joined().to_owned();
         // The queue first: an entry without its queued write would be a
         // write the source never sees, the other way round only a miss.
-        let stream = stream_key::<T>(ns);
-        plan.cmd("XADD", &stream)
-            .arg("*")
-            .arg("id")
-            .arg(self.id.joined())
-            .arg("key")
-            .arg(&key)
-            .arg("v")
-            .arg(prepared.payload().unwrap_or_default());
-        push_store(plan, &key, &enc)?;
-        push_tags(plan, &key, &enc)?;
-        self.ntags = enc.tags.len();
-        Ok(())
+        self.set
+            .prepare_with(plan, "a write-behind", |plan, key, payload| {
+                plan.cmd("XADD", stream_key::<T>(ns.as_ref()))
+                    .arg("*")
+                    .arg("id")
+                    .arg(id)
+                    .arg("key")
+                    .arg(key)
+                    .arg("v")
+                    .arg(payload);
+            })
     }
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<String>> {
         let id: String = replies.next("XADD")?;
-        replies.next_value()?;
-        complete_tags(replies, self.ntags)?;
+        self.set.complete(replies)?;
         Ok(Step::Done(id))
     }
 }
@@ -164,13 +140,7 @@ where
     where
         T::Id: std::borrow::Borrow<Q>,
     {
-        WriteBehind {
-            id: id_of(id),
-            ns: self.namespace_ref().cloned(),
-            prepared: Some(Prepared::new(Some(value), 0)),
-            ntags: 0,
-            _t: PhantomData,
-        }
+        self.queued(id_of(id), value)
     }
 
     /// [`Cache::write_behind`] under the value's own id.
@@ -180,12 +150,12 @@ where
     {
         let mut id = IdBuf::new();
         value.write_id(&mut id);
+        self.queued(id, value)
+    }
+
+    fn queued(&self, id: IdBuf, value: &T) -> WriteBehind<T> {
         WriteBehind {
-            id,
-            ns: self.namespace_ref().cloned(),
-            prepared: Some(Prepared::new(Some(value), 0)),
-            ntags: 0,
-            _t: PhantomData,
+            set: Set::new(id, Some(value), 0).in_namespace(self.namespace_ref().cloned()),
         }
     }
 }

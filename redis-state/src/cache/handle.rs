@@ -174,6 +174,15 @@ struct GetRaw<T> {
     _t: std::marker::PhantomData<fn() -> T>,
 }
 
+impl<T> GetRaw<T> {
+    fn new(key: &str) -> Self {
+        GetRaw {
+            key: key.to_owned(),
+            _t: std::marker::PhantomData,
+        }
+    }
+}
+
 impl<T: Cached> Operation for GetRaw<T> {
     type Output = Decoded<T>;
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
@@ -270,11 +279,7 @@ impl<T: Cached> Cache<T> {
 
     /// [`Cached::invalidate_tag`] in this cache's namespace.
     pub fn invalidate_tag(&self, tag: &Tag) -> InvalidateTag {
-        let op = T::invalidate_tag(tag).hold(self.opts.hold);
-        match &self.ns {
-            Some(ns) => op.namespace(ns),
-            None => op,
-        }
+        self.ns_op(T::invalidate_tag(tag).hold(self.opts.hold))
     }
 
     fn ns_op<O: crate::keys::Namespaced>(&self, op: O) -> O {
@@ -349,11 +354,7 @@ where
         let id = id_of(id);
         // The hit path runs straight, outside the loader state machine.
         let key = entry_key(T::SCHEMA, self.ns.as_ref(), &id);
-        let first = GetRaw::<T> {
-            key: key.clone(),
-            _t: std::marker::PhantomData,
-        }
-        .run(con)?;
+        let first = GetRaw::<T>::new(&key).run(con)?;
         let first = match first {
             Decoded::Found(f) if !needs_refresh(&f) => return Ok(f.value),
             other => other,
@@ -447,13 +448,7 @@ where
         };
         let first = match first {
             Some(first) => first,
-            None => {
-                io.run(GetRaw::<T> {
-                    key: key.clone(),
-                    _t: std::marker::PhantomData,
-                })
-                .await?
-            }
+            None => io.run(GetRaw::<T>::new(&key)).await?,
         };
         let occupied = match first {
             Decoded::Found(f) => {
@@ -473,10 +468,7 @@ where
                 .map_err(|message| Error::LoadFailed { key, message }),
             Joined::Leader(guard) => {
                 let r = self.miss(io, &key, occupied, loader).await;
-                guard.finish(match &r {
-                    Ok(v) => Ok(v.clone()),
-                    Err(e) => Err(e.to_string()),
-                });
+                guard.finish(outcome(&r));
                 r
             }
         }
@@ -503,15 +495,7 @@ where
             Joined::Leader(guard) => guard,
         };
         let token = token();
-        let acquired = io
-            .run(Acquire {
-                key: key.to_owned(),
-                token: token.clone(),
-                lease: self.opts.lease,
-                force: true,
-            })
-            .await;
-        let r = match acquired {
+        let r = match self.acquire(io, key, &token, true).await {
             Ok(Acquired::Leader) => match self.load_and_fill(io, key, token, loader).await {
                 Ok(v) => Ok(v),
                 Err(e) => {
@@ -526,10 +510,7 @@ where
             Ok(_) => Ok(current),
             Err(e) => Err(e),
         };
-        guard.finish(match &r {
-            Ok(v) => Ok(v.clone()),
-            Err(e) => Err(e.to_string()),
-        });
+        guard.finish(outcome(&r));
         r
     }
 
@@ -549,15 +530,7 @@ where
         let mut force = occupied;
         for _ in 0..2 {
             let token = token();
-            let acquired = io
-                .run(Acquire {
-                    key: key.to_owned(),
-                    token: token.clone(),
-                    lease: self.opts.lease,
-                    force,
-                })
-                .await?;
-            match acquired {
+            match self.acquire(io, key, &token, force).await? {
                 Acquired::Hit(raw) => match decode_entry::<T>(key, &raw, now_ms()) {
                     Decoded::Found(f) => return Ok(f.value),
                     Decoded::Miss { .. } => force = true,
@@ -582,6 +555,23 @@ where
             }
         }
         load_only(loader).await
+    }
+
+    /// Runs the `acquire` script for the lease of `key` with `token`.
+    async fn acquire<I: Io<T>>(
+        &self,
+        io: &mut I,
+        key: &str,
+        token: &str,
+        force: bool,
+    ) -> Result<Acquired> {
+        io.run(Acquire {
+            key: key.to_owned(),
+            token: token.to_owned(),
+            lease: self.opts.lease,
+            force,
+        })
+        .await
     }
 
     /// Blocks on the key's `done` stream for at most `opts.wait`.
@@ -623,16 +613,7 @@ where
         let schema = T::SCHEMA;
         let value = match loaded {
             Ok(v) => v,
-            Err(e) => {
-                let e = Error::user(e);
-                io.run(Abandon {
-                    key: key.to_owned(),
-                    token,
-                    error: Some(e.to_string()),
-                })
-                .await?;
-                return Err(e);
-            }
+            Err(e) => return Err(abandon(io, key, token, Error::user(e)).await),
         };
         if value.is_none() && schema.negative_ttl_ms.is_none() {
             io.run(Abandon {
@@ -645,15 +626,7 @@ where
         }
         let prepared = match Prepared::new(value.as_ref(), delta) {
             Ok(p) => p,
-            Err(e) => {
-                io.run(Abandon {
-                    key: key.to_owned(),
-                    token,
-                    error: Some(e.to_string()),
-                })
-                .await?;
-                return Err(e);
-            }
+            Err(e) => return Err(abandon(io, key, token, e).await),
         };
         let enc = prepared.encode(schema, self.ns.as_ref());
         io.run(Fill {
@@ -663,6 +636,30 @@ where
         })
         .await?;
         Ok(value)
+    }
+}
+
+/// Gives up the lease of `key` after a failed load, so that waiters see
+/// `error`; returns `error`, or the failure to give the lease up.
+async fn abandon<T, I: Io<T>>(io: &mut I, key: &str, token: String, error: Error) -> Error {
+    let given_up = io
+        .run(Abandon {
+            key: key.to_owned(),
+            token,
+            error: Some(error.to_string()),
+        })
+        .await;
+    match given_up {
+        Ok(()) => error,
+        Err(e) => e,
+    }
+}
+
+/// What a single-flight leader hands its followers.
+fn outcome<T: Clone>(r: &Result<Option<T>>) -> Outcome<T> {
+    match r {
+        Ok(v) => Ok(v.clone()),
+        Err(e) => Err(e.to_string()),
     }
 }
 

@@ -197,17 +197,7 @@ impl Tags {
     /// The key of the tag set of `tag` in namespace `ns` (else the type's own).
     pub(crate) fn key_with(ns: Option<&Namespace>, schema_ns: Option<&str>, tag: &str) -> String {
         let mut out = String::with_capacity(tag.len() + 24);
-        match (ns, schema_ns) {
-            (Some(ns), _) => {
-                out.push_str(ns.as_str());
-                out.push(':');
-            }
-            (None, Some(ns)) => {
-                out.push_str(ns);
-                out.push(':');
-            }
-            (None, None) => {}
-        }
+        crate::keys::write_ns_prefix(ns, schema_ns, &mut out);
         out.push_str("#tag:");
         out.push_str(tag);
         out

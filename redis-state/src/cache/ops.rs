@@ -10,7 +10,7 @@ use redis::Value;
 use super::entry::{self, now_ms};
 use super::{CacheSchema, Cached, Tags, companion};
 use crate::error::{Error, Result};
-use crate::keys::{IdBuf, IdValue, Namespace, Namespaced};
+use crate::keys::{IdBuf, IdValue, Namespace, impl_namespaced, namespaced};
 use crate::op::{Operation, Plan, Replies, Step};
 use crate::script::Script;
 
@@ -54,24 +54,12 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-macro_rules! namespaced {
-    ($($ty:ident),*) => {$(
-        impl<T: Cached> $ty<T> {
-            /// Runs the operation in namespace `ns` (prefixes every key it touches).
-            pub fn namespace(mut self, ns: &Namespace) -> Self {
-                self.ns = Some(ns.clone());
-                self
-            }
-        }
-
-        impl<T: Cached> Namespaced for $ty<T> {
-            fn namespace(self, ns: &Namespace) -> Self {
-                $ty::namespace(self, ns)
-            }
-        }
-    )*};
-}
-namespaced!(GetEntry, Get, Set, Invalidate);
+namespaced!(
+    [T: Cached] GetEntry<T>,
+    [T: Cached] Get<T>,
+    [T: Cached] Set<T>,
+    [T: Cached] Invalidate<T>,
+);
 
 // ---------------------------------------------------------------------------
 // Reads
@@ -386,12 +374,35 @@ impl<T: Cached> Set<T> {
     }
 }
 
-impl<T: Cached> Operation for Set<T> {
-    type Output = ();
-    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+impl<T: Cached> Set<T> {
+    /// In namespace `ns`, if any.
+    pub(super) fn in_namespace(mut self, ns: Option<Namespace>) -> Self {
+        self.ns = ns;
+        self
+    }
+
+    /// The id of the entry.
+    pub(super) fn id(&self) -> &IdBuf {
+        &self.id
+    }
+
+    /// The namespace the operation runs in, if one was set.
+    pub(super) fn ns(&self) -> Option<&Namespace> {
+        self.ns.as_ref()
+    }
+
+    /// Plans the store (the `store` script, one `tag_add` per tag), after
+    /// what `first(plan, key, payload)` adds to the same pipeline; `context`
+    /// names the operation in the error of a second `prepare`.
+    pub(super) fn prepare_with(
+        &mut self,
+        plan: &mut Plan,
+        context: &'static str,
+        first: impl FnOnce(&mut Plan, &str, &[u8]),
+    ) -> Result<()> {
         let prepared = self.prepared.take().unwrap_or_else(|| {
             Err(Error::UnexpectedReply {
-                context: "a cache set",
+                context,
                 found: "prepared twice".to_owned(),
             })
         })?;
@@ -399,10 +410,18 @@ impl<T: Cached> Operation for Set<T> {
         let ns = self.ns.as_ref();
         let enc = prepared.encode(schema, ns);
         let key = entry_key(schema, ns, &self.id);
+        first(plan, &key, prepared.payload().unwrap_or_default());
         push_store(plan, &key, &enc)?;
         push_tags(plan, &key, &enc)?;
         self.ntags = enc.tags.len();
         Ok(())
+    }
+}
+
+impl<T: Cached> Operation for Set<T> {
+    type Output = ();
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        self.prepare_with(plan, "a cache set", |_, _, _| {})
     }
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<()>> {
         replies.next_value()?;
@@ -536,11 +555,7 @@ impl InvalidateTag {
     }
 }
 
-impl Namespaced for InvalidateTag {
-    fn namespace(self, ns: &Namespace) -> Self {
-        InvalidateTag::namespace(self, ns)
-    }
-}
+impl_namespaced!([] InvalidateTag);
 
 impl Operation for InvalidateTag {
     type Output = usize;

@@ -60,12 +60,9 @@ impl KeyPattern {
         let mut parts = IdBuf::new();
         prefix.write_id(&mut parts);
         let key = &T::SCHEMA.key;
-        let mut out = KeyPattern::new();
-        match (ns, key.namespace) {
-            (Some(ns), _) => out = out.lit(ns.as_str()).lit(":"),
-            (None, Some(ns)) => out = out.lit(ns).lit(":"),
-            (None, None) => {}
-        }
+        let mut prefix = String::new();
+        crate::keys::write_ns_prefix(ns, key.namespace, &mut prefix);
+        let mut out = KeyPattern::new().lit(&prefix);
         for seg in key.segs {
             match *seg {
                 Seg::Lit(s) => out = out.lit(s),

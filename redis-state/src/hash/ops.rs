@@ -9,7 +9,7 @@ use super::{FieldKind, FieldReader, FieldWriter, HashSchema, RedisHash, Settable
 use crate::cache::CacheInvalidations;
 use crate::codec::CounterValue;
 use crate::error::{DecodeError, Error, Result};
-use crate::keys::{IdBuf, IdValue, Namespace, Namespaced};
+use crate::keys::{IdBuf, IdValue, Namespace, namespaced};
 use crate::op::{Many, Operation, Plan, Replies, Step};
 
 crate::script! {
@@ -65,19 +65,16 @@ fn id_of<Q: IdValue + ?Sized>(id: &Q) -> IdBuf {
     buf
 }
 
-macro_rules! namespaced {
-    ($($ty:ident $(<$lt:lifetime>)?),*) => {$(
-        impl<$($lt,)? M: RedisHash> $ty<$($lt,)? M> {
-            /// Runs the operation in namespace `ns` (prefixes every key it touches).
-            pub fn namespace(mut self, ns: &Namespace) -> Self {
-                self.ns = Some(ns.clone());
-                self
-            }
-        }
-
-        impl<$($lt,)? M: RedisHash> Namespaced for $ty<$($lt,)? M> {
-            fn namespace(self, ns: &Namespace) -> Self {
-                $ty::namespace(self, ns)
+/// `Debug` showing the operation's name, the model and the listed fields:
+/// `debug_op!([generics] Type => "Name", field, ...; ...)`.
+macro_rules! debug_op {
+    ($([$($g:tt)*] $ty:ty => $name:literal $(, $field:ident)*;)*) => {$(
+        impl<$($g)*> std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct($name)
+                    .field("model", &M::SCHEMA.model)
+                    $(.field(stringify!($field), &self.$field))*
+                    .finish_non_exhaustive()
             }
         }
     )*};
@@ -400,15 +397,6 @@ pub struct Save<'a, M: RedisHash> {
     earlier: Option<CacheInvalidations>,
 }
 
-impl<M: RedisHash> std::fmt::Debug for Save<'_, M> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Save")
-            .field("model", &M::SCHEMA.model)
-            .field("mode", &self.mode)
-            .finish_non_exhaustive()
-    }
-}
-
 impl<'a, M: RedisHash> Save<'a, M> {
     pub(super) fn new(entity: &'a M, mode: WriteMode) -> Self {
         Save {
@@ -426,29 +414,26 @@ impl<'a, M: RedisHash> Save<'a, M> {
 }
 
 namespaced!(
-    Save<'a>,
-    Update,
-    Load,
-    Exists,
-    TtlOf,
-    Expire,
-    Delete,
-    FindBy,
-    FindUnique
+    ['a, M: RedisHash] Save<'a, M>,
+    [M: RedisHash] Update<M>,
+    [M: RedisHash] Load<M>,
+    [M: RedisHash] Exists<M>,
+    [M: RedisHash] TtlOf<M>,
+    [M: RedisHash] Expire<M>,
+    [M: RedisHash] Delete<M>,
+    [M: RedisHash, T: CounterValue] Increment<M, T>,
+    [M: RedisHash] FindBy<M>,
+    [M: RedisHash] FindUnique<M>,
 );
 
-impl<M: RedisHash, T: CounterValue> Increment<M, T> {
-    /// Runs the operation in namespace `ns` (prefixes every key it touches).
-    pub fn namespace(mut self, ns: &Namespace) -> Self {
-        self.ns = Some(ns.clone());
-        self
-    }
-}
-
-impl<M: RedisHash, T: CounterValue> Namespaced for Increment<M, T> {
-    fn namespace(self, ns: &Namespace) -> Self {
-        Increment::namespace(self, ns)
-    }
+debug_op! {
+    [M: RedisHash] Save<'_, M> => "Save", mode;
+    [M: RedisHash] Update<M> => "Update", id;
+    [M: RedisHash] Load<M> => "Load", id;
+    [M: RedisHash] Delete<M> => "Delete", id;
+    [M: RedisHash, T: CounterValue] Increment<M, T> => "Increment", id;
+    [M: RedisHash] FindBy<M> => "FindBy";
+    [M: RedisHash] FindUnique<M> => "FindUnique";
 }
 
 impl<M: RedisHash> DeleteMany<M> {
@@ -602,15 +587,6 @@ pub struct Update<M: RedisHash> {
     _m: PhantomData<fn() -> M>,
 }
 
-impl<M: RedisHash> std::fmt::Debug for Update<M> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Update")
-            .field("model", &M::SCHEMA.model)
-            .field("id", &self.id)
-            .finish_non_exhaustive()
-    }
-}
-
 impl<M: RedisHash> Update<M> {
     pub(super) fn new<Q: IdValue + ?Sized>(id: &Q) -> Self {
         Update {
@@ -703,15 +679,6 @@ pub struct Load<M: RedisHash> {
     ns: Option<Namespace>,
     key: String,
     _m: PhantomData<fn() -> M>,
-}
-
-impl<M: RedisHash> std::fmt::Debug for Load<M> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Load")
-            .field("model", &M::SCHEMA.model)
-            .field("id", &self.id)
-            .finish_non_exhaustive()
-    }
 }
 
 impl<M: RedisHash> Load<M> {
@@ -1052,15 +1019,6 @@ impl<M: RedisHash> DeleteMany<M> {
     }
 }
 
-impl<M: RedisHash> std::fmt::Debug for Delete<M> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Delete")
-            .field("model", &M::SCHEMA.model)
-            .field("id", &self.id)
-            .finish_non_exhaustive()
-    }
-}
-
 impl<M: RedisHash> Operation for DeleteMany<M> {
     type Output = usize;
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
@@ -1160,15 +1118,6 @@ impl<M: RedisHash, T: CounterValue> Operation for Increment<M, T> {
             }),
             _ => Err(Error::unexpected("the increment script", &v)),
         }
-    }
-}
-
-impl<M: RedisHash, T: CounterValue> std::fmt::Debug for Increment<M, T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Increment")
-            .field("model", &M::SCHEMA.model)
-            .field("id", &self.id)
-            .finish_non_exhaustive()
     }
 }
 
@@ -1398,14 +1347,6 @@ impl<M: RedisHash> FindBy<M> {
     }
 }
 
-impl<M: RedisHash> std::fmt::Debug for FindBy<M> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FindBy")
-            .field("model", &M::SCHEMA.model)
-            .finish_non_exhaustive()
-    }
-}
-
 impl<M: RedisHash> Operation for FindBy<M> {
     type Output = Vec<M>;
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
@@ -1443,14 +1384,6 @@ impl<M: RedisHash> FindUnique<M> {
             ns: None,
             inner: Finder::new(scope, field, true, encode),
         }
-    }
-}
-
-impl<M: RedisHash> std::fmt::Debug for FindUnique<M> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FindUnique")
-            .field("model", &M::SCHEMA.model)
-            .finish_non_exhaustive()
     }
 }
 

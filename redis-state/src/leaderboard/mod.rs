@@ -399,7 +399,7 @@ impl LeaderboardSchema {
             if S::FLOAT {
                 "NaN is not a score".to_owned()
             } else {
-                "its magnitude is above 2^53, so no double (a sorted-set score) holds it exactly"
+                "its magnitude is above 2^53 - 1, the largest integer a sorted-set score (a double) holds without rounding"
                     .to_owned()
             }
         })?;
@@ -430,7 +430,7 @@ impl LeaderboardSchema {
         delta: S::Delta,
     ) -> std::result::Result<f64, String> {
         let d = S::delta_exact(delta).ok_or_else(|| {
-            "the increment has no exact double (NaN, or an integer above 2^53)".to_owned()
+            "the increment has no exact double (NaN, or an integer above 2^53 - 1)".to_owned()
         })?;
         match &self.tie_break {
             None => Ok(d),

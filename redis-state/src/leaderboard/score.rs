@@ -8,13 +8,21 @@ use crate::codec::FieldValue;
 /// 2^53: every integer of at most this magnitude is exactly a double.
 pub(crate) const EXACT: f64 = 9_007_199_254_740_992.0;
 
+/// 2^53 - 1, the largest integer score. 2^53 is a double too, but so is the
+/// rounding of 2^53 + 1: a stored 2^53 cannot be told from a rounded value,
+/// and a sum that reaches it was not computed exactly. Below it, an integer
+/// sum is exact, or rounds to a value beyond it (rounding is monotonic), so
+/// a bound check on the double result is exact.
+pub(crate) const MAX_INT: f64 = EXACT - 1.0;
+
 /// A type a `#[leaderboard(score)]` field may have: every integer and float
 /// type of the standard library.
 ///
-/// A sorted set stores a score as a double. Integers of magnitude above 2^53
-/// have no exact double, so such a score is refused with
-/// [`Error::ScoreNotEncodable`](crate::Error::ScoreNotEncodable) rather than
-/// stored rounded; `NaN` is refused too.
+/// A sorted set stores a score as a double. Integers of magnitude above
+/// 2^53 - 1 cannot be told from a rounded double, so such a score is refused
+/// with [`Error::ScoreNotEncodable`](crate::Error::ScoreNotEncodable) rather
+/// than stored rounded (and such a stored value does not decode); `NaN` is
+/// refused too.
 #[diagnostic::on_unimplemented(
     message = "a `#[leaderboard(score)]` field must have an integer or float type, not `{Self}`",
     label = "not an integer or float type",
@@ -27,16 +35,19 @@ pub trait ScoreValue:
     const EXPECTED: &'static str;
     /// True for `f32` / `f64`.
     const FLOAT: bool;
-    /// The smallest value, as a double (integers: not below -2^53).
+    /// The smallest finite value, as a double (integers: not below
+    /// -(2^53 - 1); `f64`: minus infinity, no bound).
     const MIN: f64;
-    /// The largest value, as a double (integers: not above 2^53).
+    /// The largest finite value, as a double (integers: not above
+    /// 2^53 - 1; `f64`: infinity, no bound).
     const MAX: f64;
     /// What `increment` adds: `i64` for integer scores, the float type for
     /// float scores.
     type Delta: Copy + fmt::Debug + fmt::Display + Send + Sync + 'static;
 
-    /// The value as a double, or `None` when no double equals it (an integer
-    /// above 2^53, `NaN`). `-0.0` becomes `0.0`.
+    /// The value as a double, or `None` when there is none or it is not
+    /// exact (an integer of magnitude above 2^53 - 1, `NaN`). `-0.0` becomes
+    /// `0.0`.
     fn to_exact(self) -> Option<f64>;
     /// The nearest double (for range bounds, where rounding is harmless).
     fn to_lossy(self) -> f64;
@@ -52,8 +63,8 @@ macro_rules! int_score {
         impl ScoreValue for $t {
             const EXPECTED: &'static str = stringify!($t);
             const FLOAT: bool = false;
-            const MIN: f64 = if (<$t>::MIN as f64) < -EXACT { -EXACT } else { <$t>::MIN as f64 };
-            const MAX: f64 = if (<$t>::MAX as f64) > EXACT { EXACT } else { <$t>::MAX as f64 };
+            const MIN: f64 = if (<$t>::MIN as f64) < -MAX_INT { -MAX_INT } else { <$t>::MIN as f64 };
+            const MAX: f64 = if (<$t>::MAX as f64) > MAX_INT { MAX_INT } else { <$t>::MAX as f64 };
             type Delta = i64;
 
             #[inline]
@@ -78,7 +89,7 @@ macro_rules! int_score {
             #[inline]
             fn delta_exact(d: i64) -> Option<f64> {
                 let f = d as f64;
-                (f.abs() <= EXACT && f as i64 == d).then_some(f)
+                (f.abs() <= MAX_INT && f as i64 == d).then_some(f)
             }
         }
     )*};
@@ -115,8 +126,10 @@ impl ScoreValue for f64 {
 impl ScoreValue for f32 {
     const EXPECTED: &'static str = "f32";
     const FLOAT: bool = true;
-    const MIN: f64 = f64::NEG_INFINITY;
-    const MAX: f64 = f64::INFINITY;
+    // Finite bounds: a sum past them is a double no f32 equals (infinities
+    // are f32 values, and pass).
+    const MIN: f64 = f32::MIN as f64;
+    const MAX: f64 = f32::MAX as f64;
     type Delta = f32;
 
     #[inline]
@@ -376,10 +389,15 @@ mod tests {
     fn integer_scores() {
         assert_eq!(7u8.to_exact(), Some(7.0));
         assert_eq!(u64::MAX.to_exact(), None);
-        assert_eq!((1u64 << 53).to_exact(), Some(EXACT));
+        assert_eq!((1u64 << 53).to_exact(), None);
         assert_eq!(((1u64 << 53) + 1).to_exact(), None);
         assert_eq!(((1u64 << 53) - 1).to_exact(), Some(EXACT - 1.0));
-        assert_eq!(u64::delta_exact((1 << 53) + 1), None);
+        assert_eq!((1i64 - (1 << 53)).to_exact(), Some(1.0 - EXACT));
+        assert_eq!((-(1i64 << 53)).to_exact(), None);
+        assert_eq!(u64::from_exact(EXACT - 1.0), Some((1 << 53) - 1));
+        assert_eq!(u64::from_exact(EXACT), None);
+        assert_eq!(u64::delta_exact((1 << 53) - 1), Some(EXACT - 1.0));
+        assert_eq!(u64::delta_exact(1 << 53), None);
         assert_eq!(i64::MIN.to_exact(), None);
         assert_eq!(u8::from_exact(255.0), Some(255));
         assert_eq!(u8::from_exact(256.0), None);

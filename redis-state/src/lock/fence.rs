@@ -24,8 +24,10 @@
 //! # Ok(()) }
 //! ```
 
+use std::sync::OnceLock;
+
 use crate::error::Result;
-use crate::keys::key_slot;
+use crate::keys::{escape_into, hash_tag, key_slot};
 
 crate::script! {
     /// Writes `value` at `resource` if `token` is at least the largest token
@@ -40,16 +42,55 @@ crate::script! {
     }
 }
 
-/// The key that records the largest token accepted for `resource`, in the
-/// same Cluster slot: `<resource>:#fence` when `resource` has a hash tag,
-/// `{<resource>}:#fence` otherwise.
+/// The key that records the largest token accepted for `resource`: in the
+/// same Cluster slot as `resource`, and different for every resource:
+///
+/// | `resource` | fence key |
+/// |---|---|
+/// | with a hash tag: `account:{42}:balance` | `account:{42}:balance:#fence` |
+/// | without one: `report:latest` | `{report:latest}#fence` |
+/// | without one, but with a `}` (or empty): `a}b` | `{<n>}%a%7Db#fence` |
+///
+/// In the last form `<n>` is the smallest decimal number in the slot of
+/// `resource` (a hash tag cannot hold a `}`), and the resource follows it
+/// escaped like every user value in a key. The three forms differ in what
+/// follows the first `}` or precedes `#fence`, so two resources never share
+/// a fence key.
 pub fn fence_key_for(resource: &str) -> String {
-    let plain = format!("{resource}:#fence");
-    if key_slot(plain.as_bytes()) == key_slot(resource.as_bytes()) {
-        plain
-    } else {
-        format!("{{{resource}}}:#fence")
+    let bytes = resource.as_bytes();
+    if hash_tag(bytes).is_some() {
+        return format!("{resource}:#fence");
     }
+    if !resource.is_empty() && !resource.contains('}') {
+        return format!("{{{resource}}}#fence");
+    }
+    let mut key = format!("{{{}}}%", slot_tag(key_slot(bytes)));
+    escape_into(&mut key, resource);
+    key.push_str("#fence");
+    key
+}
+
+/// The smallest decimal number whose hash slot is `slot`: a hash tag that
+/// puts a key in that slot. The table of all 16,384 is built on first use
+/// (about 170,000 CRC16s of a few bytes).
+fn slot_tag(slot: u16) -> u32 {
+    static TAGS: OnceLock<Box<[u32]>> = OnceLock::new();
+    let tags = TAGS.get_or_init(|| {
+        let mut tags = vec![u32::MAX; 16384].into_boxed_slice();
+        let mut left = tags.len();
+        let mut text = itoa::Buffer::new();
+        let mut n = 0u32;
+        while left > 0 && n < u32::MAX {
+            let slot = usize::from(key_slot(text.format(n).as_bytes()));
+            if tags[slot] == u32::MAX {
+                tags[slot] = n;
+                left -= 1;
+            }
+            n += 1;
+        }
+        tags
+    });
+    tags[usize::from(slot) % tags.len()]
 }
 
 /// Sets `resource` to `value` if `token` is not smaller than any token
@@ -88,5 +129,37 @@ impl crate::Operation for FencedWrite {
             crate::op::Step::Done((written, _)) => crate::op::Step::Done(written),
             crate::op::Step::Again => crate::op::Step::Again,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_slot_has_a_tag() {
+        for slot in 0..16384u16 {
+            let tag = slot_tag(slot);
+            assert_ne!(tag, u32::MAX, "slot {slot}");
+            assert_eq!(key_slot(tag.to_string().as_bytes()), slot);
+        }
+    }
+
+    #[test]
+    fn fence_keys() {
+        assert_eq!(fence_key_for("a:{b}:c"), "a:{b}:c:#fence");
+        assert_eq!(fence_key_for("{a}"), "{a}:#fence");
+        assert_eq!(fence_key_for("a"), "{a}#fence");
+        assert_eq!(fence_key_for("a{"), "{a{}#fence");
+        let odd = fence_key_for("a}b");
+        assert!(odd.ends_with("}%a%7Db#fence"), "{odd}");
+        for r in ["a}b", "", "}", "{}", "{}}"] {
+            let f = fence_key_for(r);
+            assert_eq!(
+                key_slot(f.as_bytes()),
+                key_slot(r.as_bytes()),
+                "{r:?} -> {f:?}"
+            );
+        }
     }
 }

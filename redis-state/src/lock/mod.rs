@@ -10,7 +10,7 @@
 //! | what | how | round trips |
 //! |---|---|---|
 //! | [`Lock::try_acquire`] | `EVALSHA` (`SET NX PX` + `INCR` of the fence counter) | 1 |
-//! | [`Lock::acquire`] / [`Lock::acquire_async`] | `try_acquire` until it succeeds or the wait times out, with jittered exponential backoff | 1 per try |
+//! | [`Lock::acquire`] / [`Lock::acquire_async`] | `try_acquire` until it succeeds or the wait times out, with jittered exponential backoff; a try whose reply is lost is released | 1 per try (+1 after a lost reply) |
 //! | [`LockGuard::release`] | `EVALSHA` (compare token, `DEL`) | 1 |
 //! | [`LockGuard::extend`] | `EVALSHA` (compare token, `PEXPIRE`) | 1 |
 //! | [`LockGuard::is_held`] | `GET` | 1 |
@@ -53,7 +53,7 @@ use std::time::{Duration, Instant};
 pub use self::watchdog::{Connect, LossSignal, LostReason, WatchedGuard};
 use crate::error::{Error, Result};
 use crate::exec::{AsyncExecutor, SyncExecutor};
-use crate::keys::{IdBuf, KeyPart, Namespace, Namespaced};
+use crate::keys::{IdBuf, KeyPart, Namespace, impl_namespaced};
 use crate::op::{Operation, Plan, Replies, Step};
 use crate::random;
 
@@ -95,7 +95,16 @@ crate::script! {
 /// Time the holder subtracts from the TTL for clock drift between itself and
 /// the server: 1% of the TTL plus 2 ms, as the Redlock description does.
 pub(crate) fn drift(ttl: Duration) -> Duration {
-    ttl / 100 + Duration::from_millis(2)
+    (ttl / 100).saturating_add(Duration::from_millis(2))
+}
+
+/// `at + d`; when that overflows the clock (`Duration::MAX` as "forever"),
+/// a time a century ahead, which nothing in a process waits for.
+pub(crate) fn instant_after(at: Instant, d: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    at.checked_add(d)
+        .or_else(|| at.checked_add(CENTURY))
+        .unwrap_or(at)
 }
 
 /// A named lock and its settings. Cheap to clone; holds no connection.
@@ -170,7 +179,8 @@ impl Lock {
         self
     }
 
-    /// How long the lock lives unless extended (at least 1 ms). Default 30 s.
+    /// How long the lock lives unless extended (at least 1 ms; Redis is sent
+    /// at most 2^53 - 1 ms, about 285,000 years). Default 30 s.
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = ttl.max(Duration::from_millis(1));
         self
@@ -235,6 +245,12 @@ impl Lock {
 
     /// One try: takes the lock if it is free. The output is the guard, or
     /// `None` when someone else holds it. One `EVALSHA`, one round trip.
+    ///
+    /// This is a plain operation: when its reply is lost (an error after
+    /// sending, a dropped future), the lock may have been taken with a
+    /// token you never see, and it stays taken until its TTL runs out.
+    /// [`acquire`](Lock::acquire) with [`wait`](Lock::wait)`(Duration::ZERO)`
+    /// also tries once, and releases that token in such a case.
     pub fn try_acquire(&self) -> TryAcquire {
         TryAcquire {
             attempt: Attempt::new(self),
@@ -243,26 +259,83 @@ impl Lock {
 
     /// Takes the lock, waiting up to [`wait`](Lock::wait) on a blocking
     /// connection; fails with [`Error::LockTimeout`]. One `EVALSHA` per try.
+    ///
+    /// A try that fails after it was sent (a read timeout, a lost
+    /// connection) may still have taken the lock on the server; its token
+    /// is then released (one more `EVALSHA` on `con`, sent after the try,
+    /// best effort) before the error is returned, so that the lock is not
+    /// held by nobody until its TTL runs out.
     pub fn acquire<C: SyncExecutor + ?Sized>(&self, con: &mut C) -> Result<LockGuard> {
         let started = Instant::now();
         let mut backoff = Backoff::new(self);
         loop {
-            match Attempt::new(self).run(con)? {
-                Tried::Acquired(guard) => return Ok(guard),
-                Tried::Busy { pttl } => match backoff.next(started, pttl) {
+            let attempt = Attempt::new(self);
+            let release = attempt.release();
+            match attempt.run(con) {
+                Ok(Tried::Acquired(guard)) => return Ok(guard),
+                Ok(Tried::Busy { pttl }) => match backoff.next(started, pttl) {
                     Some(delay) => std::thread::sleep(delay),
                     None => return Err(self.timeout(started)),
                 },
+                Err(e) => {
+                    if let Some(release) = release {
+                        let _ = release.run(con);
+                    }
+                    return Err(e);
+                }
             }
         }
     }
 
     /// [`acquire`](Lock::acquire) on an async connection.
+    ///
+    /// A try that fails after it was sent (a response timeout, a lost
+    /// connection) gets its token released as in [`acquire`](Lock::acquire).
+    /// If the future is dropped while a try is on the wire (a timeout
+    /// around the call, a `select!`), the try's token is released in the
+    /// background on the current tokio runtime, through a clone of `con`:
+    /// this works with `MultiplexedConnection`, `ConnectionManager` and the
+    /// async Cluster client (handles that clone cheaply and share the
+    /// original connection, so the release runs after the try). On other
+    /// connection types (a connection borrowed from a pool), a dropped
+    /// future leaves such a lock to its TTL.
     pub async fn acquire_async<C: AsyncExecutor + ?Sized>(&self, con: &mut C) -> Result<LockGuard> {
+        let spare = con.detached();
+        self.acquire_async_with(con, spare.as_ref()).await
+    }
+
+    /// [`acquire_async`](Lock::acquire_async), releasing the token of a
+    /// cancelled try through `spare`.
+    pub(crate) async fn acquire_async_with<C, S>(
+        &self,
+        con: &mut C,
+        spare: Option<&S>,
+    ) -> Result<LockGuard>
+    where
+        C: AsyncExecutor + ?Sized,
+        S: AsyncExecutor + Clone + Sync + 'static,
+    {
         let started = Instant::now();
         let mut backoff = Backoff::new(self);
         loop {
-            match Attempt::new(self).run_async(con).await? {
+            let attempt = Attempt::new(self);
+            let mut unsettled = Unsettled {
+                release: attempt.release(),
+                spare,
+            };
+            let tried = attempt.run_async(con).await;
+            let tried = match tried {
+                Ok(tried) => tried,
+                Err(e) => {
+                    if let Some(release) = unsettled.release.clone() {
+                        let _ = release.run_async(con).await;
+                    }
+                    unsettled.release = None;
+                    return Err(e);
+                }
+            };
+            unsettled.release = None;
+            match tried {
                 Tried::Acquired(guard) => return Ok(guard),
                 Tried::Busy { pttl } => match backoff.next(started, pttl) {
                     Some(delay) => tokio::time::sleep(delay).await,
@@ -322,6 +395,29 @@ impl Lock {
     }
 }
 
+/// The token of a try whose outcome is not known yet. Dropped while still
+/// holding it (the acquiring future was dropped mid-try), it sends the
+/// release from a task of its own through a clone of `spare`, when there is
+/// one and a tokio runtime to run it.
+struct Unsettled<'a, S: AsyncExecutor + Clone + 'static> {
+    release: Option<Release>,
+    spare: Option<&'a S>,
+}
+
+impl<S: AsyncExecutor + Clone + 'static> Drop for Unsettled<'_, S> {
+    fn drop(&mut self) {
+        let (Some(release), Some(spare)) = (self.release.take(), self.spare) else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let mut con = spare.clone();
+            runtime.spawn(async move {
+                let _ = release.run_async(&mut con).await;
+            });
+        }
+    }
+}
+
 /// Turns the jittered exponential backoff settings into delays.
 struct Backoff {
     wait: Duration,
@@ -350,7 +446,7 @@ impl Backoff {
         if holder_pttl >= 0 {
             delay = delay.min(Duration::from_millis(holder_pttl as u64 + 1));
         }
-        self.current = (self.current * 2).min(self.max);
+        self.current = self.current.saturating_mul(2).min(self.max);
         Some(delay.min(left))
     }
 }
@@ -397,6 +493,11 @@ impl Attempt {
         }
         attempt
     }
+
+    /// The release of this try's token (`None` when it has none).
+    pub(crate) fn release(&self) -> Option<Release> {
+        self.token.as_deref().map(|t| Release::new(&self.key, t))
+    }
 }
 
 impl Operation for Attempt {
@@ -434,7 +535,7 @@ impl Operation for Attempt {
             token: self.token.take().unwrap_or_default(),
             fence: n.max(0) as u64,
             ttl: self.ttl,
-            valid_until: sent + self.ttl.saturating_sub(drift(self.ttl)),
+            valid_until: instant_after(sent, self.ttl.saturating_sub(drift(self.ttl))),
         })))
     }
 }
@@ -563,8 +664,4 @@ impl Operation for IsHeld {
     }
 }
 
-impl Namespaced for Lock {
-    fn namespace(self, ns: &Namespace) -> Self {
-        Lock::namespace(self, ns)
-    }
-}
+impl_namespaced!([] Lock);

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, oneshot};
 
-use super::{Extend, Lock, LockGuard, drift};
+use super::{Extend, Lock, LockGuard, drift, instant_after};
 use crate::error::{Error, Result};
 use crate::exec::AsyncExecutor;
 use crate::op::Operation;
@@ -34,6 +34,10 @@ pub enum LostReason {
     /// The watchdog stopped renewing after the lock's `max_hold`, and the
     /// lock has run out since.
     MaxHoldReached,
+    /// The watchdog task ended before the lock was released (it panicked,
+    /// or the runtime it ran on shut down): nothing renews the lock any
+    /// more, and it runs out after its TTL.
+    WatchdogStopped,
 }
 
 impl fmt::Display for LostReason {
@@ -51,6 +55,9 @@ impl fmt::Display for LostReason {
             LostReason::MaxHoldReached => {
                 f.write_str("the watchdog stopped renewing after max_hold and the TTL ran out")
             }
+            LostReason::WatchdogStopped => f.write_str(
+                "the watchdog task ended (it panicked or its runtime shut down); nothing renews the lock",
+            ),
         }
     }
 }
@@ -122,9 +129,10 @@ impl LossSignal {
         }
     }
 
-    /// Blocks until the lock is lost or `timeout` passes.
+    /// Blocks until the lock is lost or `timeout` passes (a timeout too
+    /// large to add to the clock waits without a bound).
     pub fn wait_timeout(&self, timeout: Duration) -> Option<LostReason> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now().checked_add(timeout);
         let mut slot = self
             .inner
             .reason
@@ -134,16 +142,24 @@ impl LossSignal {
             if let Some(reason) = &*slot {
                 return Some(reason.clone());
             }
-            let left = deadline.checked_duration_since(Instant::now())?;
-            if left.is_zero() {
-                return None;
-            }
-            slot = self
-                .inner
-                .cv
-                .wait_timeout(slot, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+            slot = match deadline {
+                Some(deadline) => {
+                    let left = deadline.checked_duration_since(Instant::now())?;
+                    if left.is_zero() {
+                        return None;
+                    }
+                    self.inner
+                        .cv
+                        .wait_timeout(slot, left)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+                None => self
+                    .inner
+                    .cv
+                    .wait(slot)
+                    .unwrap_or_else(PoisonError::into_inner),
+            };
         }
     }
 }
@@ -167,22 +183,69 @@ enum Command {
 }
 
 struct Control {
-    command: Mutex<Option<Command>>,
+    state: Mutex<ControlState>,
     notify: Notify,
 }
 
+#[derive(Default)]
+struct ControlState {
+    command: Option<Command>,
+    /// The task has ended: nobody will take a command any more.
+    closed: bool,
+}
+
 impl Control {
+    /// Hands `command` to the task. When the task has ended, the command is
+    /// dropped at once, which closes a release's reply channel: the caller
+    /// hears "stopped" instead of waiting forever.
     fn send(&self, command: Command) {
-        *self.command.lock().unwrap_or_else(PoisonError::into_inner) = Some(command);
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.closed {
+            drop(state);
+            drop(command);
+            return;
+        }
+        state.command = Some(command);
+        drop(state);
         // notify_one keeps a permit when the task is not waiting yet.
         self.notify.notify_one();
     }
 
     fn take(&self) -> Option<Command> {
-        self.command
+        self.state
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .command
             .take()
+    }
+
+    /// Marks the task ended and drops a command nobody will run.
+    fn close(&self) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.closed = true;
+        let orphan = state.command.take();
+        drop(state);
+        drop(orphan);
+    }
+}
+
+/// Owned by the watchdog task (moved into its future, so it is dropped
+/// however the task ends: it returns, it panics, it is dropped unpolled
+/// when its runtime shuts down). Unless the task ended by releasing the
+/// lock, dropping it fires the loss signal ([`LostReason::WatchdogStopped`])
+/// and closes the control, so that a waiting or later `release` answers.
+struct Sentinel {
+    ctl: Arc<Control>,
+    signal: LossSignal,
+    released: bool,
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        if !self.released {
+            self.signal.fire(LostReason::WatchdogStopped);
+        }
+        self.ctl.close();
     }
 }
 
@@ -211,8 +274,9 @@ impl Renewal {
             every,
             retry: every.min((guard.ttl / 20).max(Duration::from_millis(10))),
             valid_until: guard.valid_until,
-            next_renewal: now + every,
-            stop_renewing_at: lock.max_hold_duration().map(|d| now + d),
+            next_renewal: instant_after(now, every),
+            // A cap too far ahead to add to the clock is no cap.
+            stop_renewing_at: lock.max_hold_duration().and_then(|d| now.checked_add(d)),
             last_error: None,
         }
     }
@@ -257,15 +321,15 @@ impl Renewal {
     fn renewed(&mut self, sent: Instant, result: Result<bool>) -> Option<LostReason> {
         match result {
             Ok(true) => {
-                self.valid_until = sent + self.ttl.saturating_sub(drift(self.ttl));
-                self.next_renewal = sent + self.every;
+                self.valid_until = instant_after(sent, self.ttl.saturating_sub(drift(self.ttl)));
+                self.next_renewal = instant_after(sent, self.every);
                 self.last_error = None;
                 None
             }
             Ok(false) => Some(LostReason::Expired),
             Err(e) => {
                 self.last_error = Some(e.to_string());
-                self.next_renewal = Instant::now() + self.retry;
+                self.next_renewal = instant_after(Instant::now(), self.retry);
                 None
             }
         }
@@ -274,13 +338,9 @@ impl Renewal {
 
 /// The loop: renews until told to release, reports a loss once, then waits
 /// for the guard to be released or dropped.
-async fn watch<C: AsyncExecutor>(
-    mut con: C,
-    lock: Lock,
-    guard: LockGuard,
-    ctl: Arc<Control>,
-    signal: LossSignal,
-) {
+async fn watch<C: AsyncExecutor>(mut con: C, lock: Lock, guard: LockGuard, mut sentinel: Sentinel) {
+    let ctl = sentinel.ctl.clone();
+    let signal = sentinel.signal.clone();
     let mut renewal = Renewal::new(&lock, &guard, Instant::now());
     let mut lost = false;
     loop {
@@ -291,13 +351,14 @@ async fn watch<C: AsyncExecutor>(
             let result = tokio::time::timeout(budget, guard.release().run_async(&mut con))
                 .await
                 .unwrap_or_else(|_| Err(timeout_error("release")));
+            sentinel.released = true;
             if let Command::Release(reply) = command {
                 let _ = reply.send(result);
             }
             return;
         }
         let action = if lost {
-            Action::Wait(Instant::now() + Duration::from_secs(3600))
+            Action::Wait(instant_after(Instant::now(), Duration::from_secs(3600)))
         } else {
             renewal.next(Instant::now())
         };
@@ -365,12 +426,19 @@ impl WatchedGuard {
     }
 
     /// Stops the watchdog and releases the lock; `false` when it was no
-    /// longer held. One `EVALSHA`, sent by the watchdog's connection.
+    /// longer held. One `EVALSHA`, sent by the watchdog's connection. When
+    /// the watchdog task has ended (it panicked, or its runtime shut down)
+    /// there is nothing to send it with: the call fails at once with
+    /// [`Error::LockLost`] ([`LostReason::WatchdogStopped`]) and the lock
+    /// runs out after its TTL.
     pub async fn release(mut self) -> Result<bool> {
         self.done = true;
         let (tx, rx) = oneshot::channel();
         self.ctl.send(Command::Release(tx));
-        rx.await.unwrap_or_else(|_| Err(stopped()))
+        match rx.await {
+            Ok(result) => result,
+            Err(_) => Err(self.stopped()),
+        }
     }
 
     /// [`release`](WatchedGuard::release) for blocking code. Must not be
@@ -386,14 +454,18 @@ impl WatchedGuard {
         self.done = true;
         let (tx, rx) = oneshot::channel();
         self.ctl.send(Command::Release(tx));
-        rx.blocking_recv().unwrap_or_else(|_| Err(stopped()))
+        match rx.blocking_recv() {
+            Ok(result) => result,
+            Err(_) => Err(self.stopped()),
+        }
     }
-}
 
-fn stopped() -> Error {
-    Error::UnexpectedReply {
-        context: "a lock watchdog",
-        found: "the watchdog stopped (its runtime shut down)".to_owned(),
+    /// The error of a release the watchdog task can no longer run.
+    fn stopped(&self) -> Error {
+        Error::LockLost {
+            key: self.guard.key.clone(),
+            reason: self.signal.reason().unwrap_or(LostReason::WatchdogStopped),
+        }
     }
 }
 
@@ -423,17 +495,16 @@ where
     C: AsyncExecutor,
 {
     let ctl = Arc::new(Control {
-        command: Mutex::new(None),
+        state: Mutex::new(ControlState::default()),
         notify: Notify::new(),
     });
     let signal = LossSignal::new();
-    let task = watch(
-        con,
-        lock.clone(),
-        guard.clone(),
-        ctl.clone(),
-        signal.clone(),
-    );
+    let sentinel = Sentinel {
+        ctl: ctl.clone(),
+        signal: signal.clone(),
+        released: false,
+    };
+    let task = watch(con, lock.clone(), guard.clone(), sentinel);
     (
         WatchedGuard {
             guard,
@@ -481,7 +552,13 @@ impl Lock {
     /// renewal finds the lock taken ([`LostReason::Expired`]), when no
     /// renewal could be confirmed before the lock's validity ran out
     /// ([`LostReason::Unconfirmed`], e.g. the server died), or when the lock
-    /// ran out after `max_hold` ([`LostReason::MaxHoldReached`]).
+    /// ran out after `max_hold` ([`LostReason::MaxHoldReached`]), and
+    /// when the watchdog task itself ends early (it panicked or the runtime
+    /// shut down: [`LostReason::WatchdogStopped`]).
+    ///
+    /// If the returned future is dropped while an attempt is on the wire,
+    /// that attempt's token is released in the background through another
+    /// clone of `con` (see [`acquire_async`](Lock::acquire_async)).
     ///
     /// One `EVALSHA` per try, then one per renewal.
     pub async fn acquire_watched<C>(&self, con: &C) -> Result<WatchedGuard>
@@ -489,7 +566,8 @@ impl Lock {
         C: AsyncExecutor + Clone + Send + Sync + 'static,
     {
         let mut con = con.clone();
-        let guard = self.acquire_async(&mut con).await?;
+        let spare = con.clone();
+        let guard = self.acquire_async_with(&mut con, Some(&spare)).await?;
         let (watched, task) = start(con, self, guard);
         tokio::spawn(task);
         Ok(watched)
@@ -530,9 +608,11 @@ impl Lock {
                     match acquired {
                         Ok((con, guard)) => {
                             let (watched, task) = start(con, &lock, guard);
-                            if tx.send(Ok(watched)).is_ok() {
-                                task.await;
-                            }
+                            // When the caller is gone, the guard comes back
+                            // in the error and is dropped here: the task
+                            // then releases the lock and ends.
+                            let _ = tx.send(Ok(watched));
+                            task.await;
                         }
                         Err(e) => {
                             let _ = tx.send(Err(e));
@@ -541,7 +621,12 @@ impl Lock {
                 });
             })
             .map_err(Error::user)?;
-        rx.recv().unwrap_or_else(|_| Err(stopped()))
+        rx.recv().unwrap_or_else(|_| {
+            Err(Error::UnexpectedReply {
+                context: "a blocking lock watchdog",
+                found: "its thread ended before it acquired the lock".to_owned(),
+            })
+        })
     }
 
     /// Runs `body` under a watched lock: acquires (waiting up to

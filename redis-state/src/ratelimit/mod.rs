@@ -35,7 +35,7 @@ use std::time::Duration;
 use redis::Value;
 
 use crate::error::{Error, Result};
-use crate::keys::{IdBuf, KeyPart, Namespace, Namespaced};
+use crate::keys::{IdBuf, KeyPart, Namespace, impl_namespaced};
 use crate::op::{Operation, Plan, Replies, Step};
 use crate::random::millis;
 
@@ -139,6 +139,26 @@ impl Base {
         key.push_str(id.joined());
         key
     }
+
+    /// The check of a window limiter (`limit` per `window`) for `subject`,
+    /// made by `call` from the key, `limit`, the window in milliseconds and
+    /// `cost`.
+    fn window_check(
+        &self,
+        subject: &dyn Fn(&mut IdBuf),
+        limit: u64,
+        window: Duration,
+        cost: u64,
+        call: fn(&str, u64, u64, u64) -> Call,
+    ) -> Check {
+        let key = self.key(subject);
+        let valid = if limit == 0 {
+            Err(invalid("rate limit", "a limit of 0 admits nothing"))
+        } else {
+            check_cost(cost, limit)
+        };
+        Check::new(valid.map(|()| call(&key, limit, millis(window), cost)), key)
+    }
 }
 
 fn invalid(what: &'static str, reason: impl Into<String>) -> Error {
@@ -186,12 +206,6 @@ impl FixedWindow {
         }
     }
 
-    /// Puts the limiter's keys in namespace `ns`.
-    pub fn namespace(mut self, ns: &Namespace) -> Self {
-        self.base.ns = Some(ns.clone());
-        self
-    }
-
     /// Checks one request of `subject` (a user id, an IP, ...). One
     /// `EVALSHA` (`PTTL`, `GET`, `INCRBY`, `PEXPIRE`), one round trip.
     pub fn check(&self, subject: impl KeyPart) -> Check {
@@ -200,22 +214,14 @@ impl FixedWindow {
 
     /// Checks a request that costs `cost` units of the quota.
     pub fn check_n(&self, subject: impl KeyPart, cost: u64) -> Check {
-        let key = self.base.key(&|id| subject.write_key_part(id));
-        let valid = if self.limit == 0 {
-            Err(invalid("rate limit", "a limit of 0 admits nothing"))
-        } else {
-            check_cost(cost, self.limit)
-        };
-        Check::new(
-            valid.map(|()| {
-                Call::Fixed(FixedWindowScript::new(
-                    &key,
-                    self.limit,
-                    millis(self.window),
-                    cost,
-                ))
-            }),
-            key,
+        self.base.window_check(
+            &|id| subject.write_key_part(id),
+            self.limit,
+            self.window,
+            cost,
+            |key, limit, window_ms, cost| {
+                Call::Fixed(FixedWindowScript::new(key, limit, window_ms, cost))
+            },
         )
     }
 }
@@ -240,12 +246,6 @@ impl SlidingWindow {
         }
     }
 
-    /// Puts the limiter's keys in namespace `ns`.
-    pub fn namespace(mut self, ns: &Namespace) -> Self {
-        self.base.ns = Some(ns.clone());
-        self
-    }
-
     /// Checks one request of `subject`. One `EVALSHA` (`TIME`,
     /// `ZREMRANGEBYSCORE`, `ZCARD`, `ZADD`, `PEXPIRE`), one round trip.
     pub fn check(&self, subject: impl KeyPart) -> Check {
@@ -254,22 +254,14 @@ impl SlidingWindow {
 
     /// Checks a request that costs `cost` units of the quota.
     pub fn check_n(&self, subject: impl KeyPart, cost: u64) -> Check {
-        let key = self.base.key(&|id| subject.write_key_part(id));
-        let valid = if self.limit == 0 {
-            Err(invalid("rate limit", "a limit of 0 admits nothing"))
-        } else {
-            check_cost(cost, self.limit)
-        };
-        Check::new(
-            valid.map(|()| {
-                Call::Sliding(SlidingWindowScript::new(
-                    &key,
-                    self.limit,
-                    millis(self.window),
-                    cost,
-                ))
-            }),
-            key,
+        self.base.window_check(
+            &|id| subject.write_key_part(id),
+            self.limit,
+            self.window,
+            cost,
+            |key, limit, window_ms, cost| {
+                Call::Sliding(SlidingWindowScript::new(key, limit, window_ms, cost))
+            },
         )
     }
 }
@@ -301,12 +293,6 @@ impl Gcra {
     /// How many requests a rested subject may send at once. Default `limit`.
     pub fn burst(mut self, burst: u64) -> Self {
         self.burst = Some(burst);
-        self
-    }
-
-    /// Puts the limiter's keys in namespace `ns`.
-    pub fn namespace(mut self, ns: &Namespace) -> Self {
-        self.base.ns = Some(ns.clone());
         self
     }
 
@@ -345,11 +331,15 @@ impl Gcra {
 
 macro_rules! namespaced {
     ($($t:ty),*) => {$(
-        impl Namespaced for $t {
-            fn namespace(self, ns: &Namespace) -> Self {
-                <$t>::namespace(self, ns)
+        impl $t {
+            /// Puts the limiter's keys in namespace `ns`.
+            pub fn namespace(mut self, ns: &Namespace) -> Self {
+                self.base.ns = Some(ns.clone());
+                self
             }
         }
+
+        impl_namespaced!([] $t);
     )*};
 }
 namespaced!(FixedWindow, SlidingWindow, Gcra);

@@ -1,15 +1,14 @@
 //! Sessions as hashes, with per-field reads and writes.
 
 use std::fmt;
-use std::time::Duration;
 
 use redis::Value;
 use serde::de::{self, DeserializeOwned, IntoDeserializer, Visitor};
 use serde::{Deserializer, Serialize};
 
 use super::{
-    Config, CreateCore, Session, SessionId, Types, decode_error, format_created_at, now_micros,
-    parse_created_at, store_settings,
+    Config, CreateSession, GetSession, Session, SessionId, Types, create_op, decode_error,
+    format_created_at, now_micros, parse_created_at, store_settings, take_error,
 };
 use crate::error::{Error, Result};
 use crate::keys::KeyPart;
@@ -77,23 +76,6 @@ pub struct HashSessions<T, U = u64> {
     _t: Types<T, U>,
 }
 
-impl<T, U> Clone for HashSessions<T, U> {
-    fn clone(&self) -> Self {
-        HashSessions {
-            cfg: self.cfg.clone(),
-            _t: Types::default(),
-        }
-    }
-}
-
-impl<T, U> fmt::Debug for HashSessions<T, U> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HashSessions")
-            .field("cfg", &self.cfg)
-            .finish()
-    }
-}
-
 store_settings!(HashSessions);
 
 impl<T, U> HashSessions<T, U>
@@ -101,62 +83,38 @@ where
     T: Serialize + DeserializeOwned,
     U: Serialize + DeserializeOwned + KeyPart,
 {
-    /// A store whose sessions expire after `idle_ttl` without use.
-    pub fn new(idle_ttl: Duration) -> Self {
-        HashSessions {
-            cfg: Config::new(idle_ttl),
-            _t: Types::default(),
-        }
-    }
-
     /// Creates a session for `user_id` holding `data`, with a new random
     /// id. One round trip: one `EVALSHA` writing the hash (`HSET`,
     /// `PEXPIRE`) and one adding it to the user's index.
     pub fn create(&self, user_id: U, data: T) -> CreateHash<T, U> {
-        let prepared = SessionId::generate().and_then(|id| {
-            let session = Session {
-                id,
-                user_id,
-                created_at: now_micros(),
-                data,
-            };
-            let mut fields = encode_fields(&session.data)?;
-            fields.push(("user_id".to_owned(), plain(&session.user_id, "user_id")?));
-            fields.push((
-                "created_at".to_owned(),
-                format_created_at(session.created_at).into_bytes(),
-            ));
-            let key = self
-                .cfg
-                .key(session.id.as_str())
-                .ok_or_else(|| Error::InvalidConfig {
-                    what: "session id",
-                    reason: "a generated id must fit in a key".to_owned(),
-                })?;
-            let index = self.cfg.index_key(&|id| session.user_id.write_key_part(id));
-            let mut call = HashCreate::new(&key, self.cfg.idle_ms());
-            for (f, v) in &fields {
-                call = call.fields(f.as_str()).fields(v.as_slice());
-            }
-            let core = CreateCore::new(
-                &self.cfg,
-                &session.id,
-                key,
-                index,
-                Box::new(move |plan: &mut Plan| call.prepare(plan)),
-            );
-            Ok((session, core))
+        let session = SessionId::generate().map(|id| Session {
+            id,
+            user_id,
+            created_at: now_micros(),
+            data,
         });
-        match prepared {
-            Ok((session, core)) => CreateHash {
-                session: Some(session),
-                core: Ok(core),
+        CreateHash(CreateSession::new(
+            &self.cfg,
+            session,
+            |session, key| {
+                let mut fields = encode_fields(&session.data)?;
+                fields.push(("user_id".to_owned(), plain(&session.user_id, "user_id")?));
+                fields.push((
+                    "created_at".to_owned(),
+                    format_created_at(session.created_at).into_bytes(),
+                ));
+                let mut call = HashCreate::new(key, self.cfg.idle_ms());
+                for (f, v) in &fields {
+                    call = call.fields(f.as_str()).fields(v.as_slice());
+                }
+                Ok(Box::new(move |plan: &mut Plan| call.prepare(plan)))
             },
-            Err(e) => CreateHash {
-                session: None,
-                core: Err(e),
+            |written| match written? {
+                Value::Int(1) => Ok(true),
+                Value::Int(0) => Ok(false),
+                other => Err(Error::unexpected("the session create script", &other)),
             },
-        }
+        ))
     }
 
     /// Reads session `id` and slides its expiry; `None` when there is no
@@ -165,13 +123,7 @@ where
     /// round trip. A field that does not decode is an [`Error::Decode`]
     /// naming the key and the field.
     pub fn get(&self, id: &str) -> GetHash<T, U> {
-        GetHash {
-            cfg: self.cfg.clone(),
-            id: id.to_owned(),
-            key: self.cfg.key(id),
-            expired: false,
-            _t: Types::default(),
-        }
+        GetHash(GetSession::new(&self.cfg, id))
     }
 
     /// Replaces the data of an existing session with `session.data` (fields
@@ -607,69 +559,17 @@ fn field_error(
 
 /// See [`HashSessions::create`]. The output is the new session.
 #[must_use = "an operation does nothing until it is run"]
-pub struct CreateHash<T, U> {
-    session: Option<Session<T, U>>,
-    core: Result<CreateCore>,
-}
+pub struct CreateHash<T, U>(CreateSession<T, U>);
 
-impl<T, U> fmt::Debug for CreateHash<T, U> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CreateHash")
-            .field("id", &self.session.as_ref().map(|s| &s.id))
-            .finish_non_exhaustive()
-    }
-}
-
-impl<T, U> Operation for CreateHash<T, U> {
-    type Output = Session<T, U>;
-
-    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
-        match &mut self.core {
-            Ok(core) => core.prepare(plan),
-            Err(e) => Err(std::mem::replace(e, Error::Entropy(String::new()))),
-        }
-    }
-
-    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Session<T, U>>> {
-        let core = self.core.as_mut().map_err(|_| Error::UnexpectedReply {
-            context: "a session create",
-            found: "an operation run twice".to_owned(),
-        })?;
-        let step = core.complete(replies, |written| match written? {
-            Value::Int(1) => Ok(true),
-            Value::Int(0) => Ok(false),
-            other => Err(Error::unexpected("the session create script", &other)),
-        })?;
-        match step {
-            Step::Again => Ok(Step::Again),
-            Step::Done(()) => {
-                self.session
-                    .take()
-                    .map(Step::Done)
-                    .ok_or_else(|| Error::UnexpectedReply {
-                        context: "a session create",
-                        found: "an operation run twice".to_owned(),
-                    })
-            }
-        }
-    }
-}
+create_op!(CreateHash);
 
 /// See [`HashSessions::get`].
 #[must_use = "an operation does nothing until it is run"]
-pub struct GetHash<T, U> {
-    cfg: Config,
-    id: String,
-    key: Option<String>,
-    expired: bool,
-    _t: Types<T, U>,
-}
+pub struct GetHash<T, U>(GetSession<T, U>);
 
 impl<T, U> fmt::Debug for GetHash<T, U> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GetHash")
-            .field("key", &self.key)
-            .finish_non_exhaustive()
+        self.0.fmt_debug("GetHash", f)
     }
 }
 
@@ -677,32 +577,14 @@ impl<T: DeserializeOwned, U: DeserializeOwned> Operation for GetHash<T, U> {
     type Output = Option<Session<T, U>>;
 
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
-        if let Some(key) = &self.key {
-            if self.expired {
-                plan.cmd("DEL", key);
-            } else {
-                HashGet::new(key, self.cfg.idle_ms()).prepare(plan)?;
-            }
-        }
-        Ok(())
+        self.0.prepare(plan, |plan, key, idle_ms| {
+            HashGet::new(key, idle_ms).prepare(plan)
+        })
     }
 
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<Self::Output>> {
-        let Some(key) = &self.key else {
-            return Ok(Step::Done(None));
-        };
-        if self.expired {
-            replies.next::<i64>("DEL")?;
-            return Ok(Step::Done(None));
-        }
-        let v = replies.next_value()?;
-        match decode_hash::<T, U>(key, &self.id, &v)? {
-            Some(s) if self.cfg.too_old(s.created_at) => {
-                self.expired = true;
-                Ok(Step::Again)
-            }
-            found => Ok(Step::Done(found)),
-        }
+        self.0
+            .complete(replies, |key, id, reply| decode_hash(key, &id, &reply))
     }
 }
 
@@ -793,7 +675,7 @@ impl Operation for SetField {
         match &mut self.call {
             None => Ok(()),
             Some(Ok(call)) => call.prepare(plan),
-            Some(Err(e)) => Err(std::mem::replace(e, Error::Entropy(String::new()))),
+            Some(Err(e)) => Err(take_error(e)),
         }
     }
 

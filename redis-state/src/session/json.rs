@@ -2,15 +2,14 @@
 
 use std::fmt;
 use std::io;
-use std::time::Duration;
 
 use redis::Value;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Config, CreateCore, Session, SessionId, Types, decode_error, format_created_at, now_micros,
-    parse_created_at, store_settings,
+    Config, CreateSession, GetSession, Session, SessionId, Types, create_op, decode_error,
+    format_created_at, now_micros, parse_created_at, store_settings, take_error,
 };
 use crate::error::{Error, Result};
 use crate::keys::KeyPart;
@@ -37,23 +36,6 @@ pub struct JsonSessions<T, U = u64> {
     _t: Types<T, U>,
 }
 
-impl<T, U> Clone for JsonSessions<T, U> {
-    fn clone(&self) -> Self {
-        JsonSessions {
-            cfg: self.cfg.clone(),
-            _t: Types::default(),
-        }
-    }
-}
-
-impl<T, U> fmt::Debug for JsonSessions<T, U> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JsonSessions")
-            .field("cfg", &self.cfg)
-            .finish()
-    }
-}
-
 store_settings!(JsonSessions);
 
 impl<T, U> JsonSessions<T, U>
@@ -61,14 +43,6 @@ where
     T: Serialize + DeserializeOwned,
     U: Serialize + DeserializeOwned + KeyPart,
 {
-    /// A store whose sessions expire after `idle_ttl` without use.
-    pub fn new(idle_ttl: Duration) -> Self {
-        JsonSessions {
-            cfg: Config::new(idle_ttl),
-            _t: Types::default(),
-        }
-    }
-
     /// Creates a session for `user_id` holding `data`, with a new random
     /// id. One round trip: `SET NX PX` of the document and one `EVALSHA`
     /// adding it to the user's index (`ZADD`, `ZREMRANGEBYSCORE`,
@@ -88,13 +62,7 @@ where
     /// in a second round trip). One `GETEX PX`, one round trip. Data that
     /// is not a session document is a [`Error::Decode`] naming the key.
     pub fn get(&self, id: &str) -> GetJson<T, U> {
-        GetJson {
-            cfg: self.cfg.clone(),
-            id: id.to_owned(),
-            key: self.cfg.key(id),
-            expired: false,
-            _t: Types::default(),
-        }
+        GetJson(GetSession::new(&self.cfg, id))
     }
 
     /// Replaces the stored session with `session` (its data, normally) and
@@ -172,109 +140,40 @@ fn decode_document<T: DeserializeOwned, U: DeserializeOwned>(
 
 /// See [`JsonSessions::create`]. The output is the new session.
 #[must_use = "an operation does nothing until it is run"]
-pub struct CreateJson<T, U> {
-    session: Option<Session<T, U>>,
-    core: Result<CreateCore>,
-}
+pub struct CreateJson<T, U>(CreateSession<T, U>);
 
-impl<T, U> fmt::Debug for CreateJson<T, U> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CreateJson")
-            .field("id", &self.session.as_ref().map(|s| &s.id))
-            .finish_non_exhaustive()
-    }
-}
+create_op!(CreateJson);
 
 impl<T: Serialize, U: Serialize + KeyPart> CreateJson<T, U> {
     fn new(cfg: &Config, session: Result<Session<T, U>>) -> Self {
-        let prepared = session.and_then(|s| {
-            let doc = encode_document(&s.user_id, s.created_at, &s.data)?;
-            let key = cfg.key(s.id.as_str()).ok_or_else(|| Error::InvalidConfig {
-                what: "session id",
-                reason: "a generated id must fit in a key".to_owned(),
-            })?;
-            let index = cfg.index_key(&|id| s.user_id.write_key_part(id));
-            let idle = cfg.idle_ms();
-            let write_key = key.clone();
-            let core = CreateCore::new(
-                cfg,
-                &s.id,
-                key,
-                index,
-                Box::new(move |plan: &mut Plan| {
-                    plan.cmd("SET", &write_key)
-                        .arg(doc)
-                        .arg("PX")
-                        .arg(idle)
-                        .arg("NX");
+        let idle = cfg.idle_ms();
+        CreateJson(CreateSession::new(
+            cfg,
+            session,
+            |s, key| {
+                let doc = encode_document(&s.user_id, s.created_at, &s.data)?;
+                let key = key.to_owned();
+                Ok(Box::new(move |plan: &mut Plan| {
+                    plan.cmd("SET", &key).arg(doc).arg("PX").arg(idle).arg("NX");
                     Ok(())
-                }),
-            );
-            Ok((s, core))
-        });
-        match prepared {
-            Ok((s, core)) => CreateJson {
-                session: Some(s),
-                core: Ok(core),
+                }))
             },
-            Err(e) => CreateJson {
-                session: None,
-                core: Err(e),
+            |written| match written? {
+                Value::Okay => Ok(true),
+                Value::Nil => Ok(false),
+                other => Err(Error::unexpected("SET", &other)),
             },
-        }
-    }
-}
-
-impl<T, U> Operation for CreateJson<T, U> {
-    type Output = Session<T, U>;
-
-    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
-        match &mut self.core {
-            Ok(core) => core.prepare(plan),
-            Err(e) => Err(std::mem::replace(e, Error::Entropy(String::new()))),
-        }
-    }
-
-    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Session<T, U>>> {
-        let core = self.core.as_mut().map_err(|_| Error::UnexpectedReply {
-            context: "a session create",
-            found: "an operation run twice".to_owned(),
-        })?;
-        let step = core.complete(replies, |written| match written? {
-            Value::Okay => Ok(true),
-            Value::Nil => Ok(false),
-            other => Err(Error::unexpected("SET", &other)),
-        })?;
-        match step {
-            Step::Again => Ok(Step::Again),
-            Step::Done(()) => {
-                self.session
-                    .take()
-                    .map(Step::Done)
-                    .ok_or_else(|| Error::UnexpectedReply {
-                        context: "a session create",
-                        found: "an operation run twice".to_owned(),
-                    })
-            }
-        }
+        ))
     }
 }
 
 /// See [`JsonSessions::get`].
 #[must_use = "an operation does nothing until it is run"]
-pub struct GetJson<T, U> {
-    cfg: Config,
-    id: String,
-    key: Option<String>,
-    expired: bool,
-    _t: Types<T, U>,
-}
+pub struct GetJson<T, U>(GetSession<T, U>);
 
 impl<T, U> fmt::Debug for GetJson<T, U> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GetJson")
-            .field("key", &self.key)
-            .finish_non_exhaustive()
+        self.0.fmt_debug("GetJson", f)
     }
 }
 
@@ -282,36 +181,18 @@ impl<T: DeserializeOwned, U: DeserializeOwned> Operation for GetJson<T, U> {
     type Output = Option<Session<T, U>>;
 
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
-        if let Some(key) = &self.key {
-            if self.expired {
-                plan.cmd("DEL", key);
-            } else {
-                plan.cmd("GETEX", key).arg("PX").arg(self.cfg.idle_ms());
-            }
-        }
-        Ok(())
+        self.0.prepare(plan, |plan, key, idle_ms| {
+            plan.cmd("GETEX", key).arg("PX").arg(idle_ms);
+            Ok(())
+        })
     }
 
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<Self::Output>> {
-        let Some(key) = &self.key else {
-            return Ok(Step::Done(None));
-        };
-        if self.expired {
-            replies.next::<i64>("DEL")?;
-            return Ok(Step::Done(None));
-        }
-        match replies.next_value()? {
-            Value::Nil => Ok(Step::Done(None)),
-            Value::BulkString(raw) => {
-                let session = decode_document::<T, U>(key, std::mem::take(&mut self.id), &raw)?;
-                if self.cfg.too_old(session.created_at) {
-                    self.expired = true;
-                    return Ok(Step::Again);
-                }
-                Ok(Step::Done(Some(session)))
-            }
+        self.0.complete(replies, |key, id, reply| match reply {
+            Value::Nil => Ok(None),
+            Value::BulkString(raw) => decode_document(key, id, &raw).map(Some),
             other => Err(Error::unexpected("GETEX", &other)),
-        }
+        })
     }
 }
 
@@ -338,7 +219,7 @@ impl Operation for UpdateJson {
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
         let doc = match &mut self.doc {
             Ok(doc) => doc,
-            Err(e) => return Err(std::mem::replace(e, Error::Entropy(String::new()))),
+            Err(e) => return Err(take_error(e)),
         };
         if let Some(key) = &self.key {
             plan.cmd("SET", key)

@@ -71,7 +71,7 @@ use redis::Value;
 pub use self::hash::{CreateHash, GetField, GetHash, HashSessions, SetField};
 pub use self::json::{CreateJson, GetJson, JsonSessions, UpdateJson, to_python_json};
 use crate::error::{DecodeError, Error, Result};
-use crate::keys::{IdBuf, Namespace, escape_into};
+use crate::keys::{IdBuf, KeyPart, Namespace, escape_into};
 use crate::op::{Operation, Plan, Replies, Step};
 use crate::random::{self, millis};
 
@@ -213,9 +213,41 @@ impl Config {
     }
 }
 
-/// The builder methods both stores share.
+/// What both stores share: `Clone`, `Debug`, `new` and the builder and
+/// key-level methods.
 macro_rules! store_settings {
     ($store:ident) => {
+        impl<T, U> Clone for $store<T, U> {
+            fn clone(&self) -> Self {
+                $store {
+                    cfg: self.cfg.clone(),
+                    _t: $crate::session::Types::default(),
+                }
+            }
+        }
+
+        impl<T, U> std::fmt::Debug for $store<T, U> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($store))
+                    .field("cfg", &self.cfg)
+                    .finish()
+            }
+        }
+
+        impl<T, U> $store<T, U>
+        where
+            T: serde::Serialize + serde::de::DeserializeOwned,
+            U: serde::Serialize + serde::de::DeserializeOwned + $crate::keys::KeyPart,
+        {
+            /// A store whose sessions expire after `idle_ttl` without use.
+            pub fn new(idle_ttl: std::time::Duration) -> Self {
+                $store {
+                    cfg: $crate::session::Config::new(idle_ttl),
+                    _t: $crate::session::Types::default(),
+                }
+            }
+        }
+
         impl<T, U> $store<T, U> {
             /// Puts the store's keys in namespace `ns`.
             pub fn namespace(mut self, ns: &$crate::Namespace) -> Self {
@@ -333,8 +365,179 @@ pub(crate) fn decode_error(
 // ---------------------------------------------------------------------------
 // Operations both layouts share
 
+/// Takes the error an operation kept from when it was built, for
+/// `prepare` to return (a second `prepare` gets an empty placeholder).
+pub(crate) fn take_error(e: &mut Error) -> Error {
+    std::mem::replace(e, Error::Entropy(String::new()))
+}
+
+fn run_twice() -> Error {
+    Error::UnexpectedReply {
+        context: "a session create",
+        found: "an operation run twice".to_owned(),
+    }
+}
+
 /// Writes the session itself (the layout's part of a create).
 pub(crate) type WriteSession = Box<dyn FnOnce(&mut Plan) -> Result<()> + Send>;
+
+/// `create` of either layout: the new session and the round trip that
+/// writes it with its index entry, or the error met building them.
+pub(crate) struct CreateSession<T, U> {
+    session: Option<Session<T, U>>,
+    core: Result<CreateCore>,
+    /// Reads the reply of the session write: `Ok(true)` when created.
+    created: fn(Result<Value>) -> Result<bool>,
+}
+
+impl<T, U: KeyPart> CreateSession<T, U> {
+    /// `write` builds the layout's write of `session` at its key, `created`
+    /// reads that write's reply.
+    pub(crate) fn new(
+        cfg: &Config,
+        session: Result<Session<T, U>>,
+        write: impl FnOnce(&Session<T, U>, &str) -> Result<WriteSession>,
+        created: fn(Result<Value>) -> Result<bool>,
+    ) -> Self {
+        let prepared = session.and_then(|s| {
+            let key = cfg.key(s.id.as_str()).ok_or_else(|| Error::InvalidConfig {
+                what: "session id",
+                reason: "a generated id must fit in a key".to_owned(),
+            })?;
+            let write = write(&s, &key)?;
+            let index = cfg.index_key(&|id| s.user_id.write_key_part(id));
+            let core = CreateCore::new(cfg, &s.id, key, index, write);
+            Ok((s, core))
+        });
+        match prepared {
+            Ok((s, core)) => CreateSession {
+                session: Some(s),
+                core: Ok(core),
+                created,
+            },
+            Err(e) => CreateSession {
+                session: None,
+                core: Err(e),
+                created,
+            },
+        }
+    }
+}
+
+impl<T, U> CreateSession<T, U> {
+    pub(crate) fn fmt_debug(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(name)
+            .field("id", &self.session.as_ref().map(|s| &s.id))
+            .finish_non_exhaustive()
+    }
+
+    pub(crate) fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        match &mut self.core {
+            Ok(core) => core.prepare(plan),
+            Err(e) => Err(take_error(e)),
+        }
+    }
+
+    pub(crate) fn complete(&mut self, replies: &mut Replies) -> Result<Step<Session<T, U>>> {
+        let core = self.core.as_mut().map_err(|_| run_twice())?;
+        match core.complete(replies, self.created)? {
+            Step::Again => Ok(Step::Again),
+            Step::Done(()) => self.session.take().map(Step::Done).ok_or_else(run_twice),
+        }
+    }
+}
+
+/// `Debug` and [`Operation`] of a layout's create (`CreateJson`,
+/// `CreateHash`), a `CreateSession` inside.
+macro_rules! create_op {
+    ($op:ident) => {
+        impl<T, U> fmt::Debug for $op<T, U> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt_debug(stringify!($op), f)
+            }
+        }
+
+        impl<T, U> Operation for $op<T, U> {
+            type Output = Session<T, U>;
+
+            fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+                self.0.prepare(plan)
+            }
+
+            fn complete(&mut self, replies: &mut Replies) -> Result<Step<Session<T, U>>> {
+                self.0.complete(replies)
+            }
+        }
+    };
+}
+pub(crate) use create_op;
+
+/// `get` of either layout: the layout's read, which slides the expiry, and
+/// a `DEL` in a second round trip of a session past its maximum lifetime.
+pub(crate) struct GetSession<T, U> {
+    cfg: Config,
+    id: String,
+    key: Option<String>,
+    expired: bool,
+    _t: Types<T, U>,
+}
+
+impl<T, U> GetSession<T, U> {
+    pub(crate) fn new(cfg: &Config, id: &str) -> Self {
+        GetSession {
+            cfg: cfg.clone(),
+            id: id.to_owned(),
+            key: cfg.key(id),
+            expired: false,
+            _t: Types::default(),
+        }
+    }
+
+    pub(crate) fn fmt_debug(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(name)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+
+    /// `read(plan, key, idle_ms)` plans the layout's read.
+    pub(crate) fn prepare(
+        &mut self,
+        plan: &mut Plan,
+        read: impl FnOnce(&mut Plan, &str, u64) -> Result<()>,
+    ) -> Result<()> {
+        if let Some(key) = &self.key {
+            if self.expired {
+                plan.cmd("DEL", key);
+            } else {
+                read(plan, key, self.cfg.idle_ms())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `decode(key, id, reply)` reads the layout's reply.
+    pub(crate) fn complete(
+        &mut self,
+        replies: &mut Replies,
+        decode: impl FnOnce(&str, String, Value) -> Result<Option<Session<T, U>>>,
+    ) -> Result<Step<Option<Session<T, U>>>> {
+        let Some(key) = &self.key else {
+            return Ok(Step::Done(None));
+        };
+        if self.expired {
+            replies.next::<i64>("DEL")?;
+            return Ok(Step::Done(None));
+        }
+        let v = replies.next_value()?;
+        match decode(key, std::mem::take(&mut self.id), v)? {
+            Some(s) if self.cfg.too_old(s.created_at) => {
+                self.expired = true;
+                Ok(Step::Again)
+            }
+            found => Ok(Step::Done(found)),
+        }
+    }
+}
 
 /// Creates the session and its index entry in one round trip; see
 /// `create` on [`JsonSessions`] and [`HashSessions`]. Deletes the session
@@ -372,10 +575,7 @@ impl CreateCore {
         match &self.state {
             CreateState::Send => {
                 self.index.prepare(plan)?;
-                let write = self.write.take().ok_or_else(|| Error::UnexpectedReply {
-                    context: "a session create",
-                    found: "an operation run twice".to_owned(),
-                })?;
+                let write = self.write.take().ok_or_else(run_twice)?;
                 write(plan)
             }
             CreateState::Cleanup(_) => {
@@ -414,10 +614,7 @@ impl CreateCore {
                 let _ = replies.next_value();
                 Err(e)
             }
-            CreateState::Done => Err(Error::UnexpectedReply {
-                context: "a session create",
-                found: "an operation run twice".to_owned(),
-            }),
+            CreateState::Done => Err(run_twice()),
         }
     }
 }

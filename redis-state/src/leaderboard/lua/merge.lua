@@ -11,6 +11,8 @@
 -- ARGV[10] '1': sum in the script (tie-break boards: decode, add, re-encode)
 -- ARGV[11] '1': the tie is 2^TB - 1 - t (else t), t being the time index
 -- ARGV[12], ARGV[13] bounds of a summed scaled score ('' for none)
+-- ARGV[14] '1': scaled scores are integers; every running total must stay
+--          within +-(2^53 - 1), where double sums are exact
 -- Returns {'ok', members} or {'range', member, value} (nothing written).
 local dk, dd, dn = board_keys(0)
 local how, agg = ARGV[6], ARGV[7]
@@ -19,6 +21,8 @@ local at = ARGV[9]
 local lua_sum = ARGV[10] == '1'
 local rev = ARGV[11] == '1'
 local lo, hi = tonumber(ARGV[12]), tonumber(ARGV[13])
+local exact = ARGV[14] == '1'
+local LIMIT = 9007199254740991
 local sstride = 1
 if DATA then sstride = 2 end
 local sources, sdata = {}, {}
@@ -34,15 +38,24 @@ if lua_sum then
     local items = redis.call('ZRANGE', sources[i], 0, -1, 'WITHSCORES')
     for j = 1, #items, 2 do
       local m, x = items[j], tonumber(items[j + 1])
-      local s = math.floor(x / POW)
-      local tie = x - s * POW
-      local t = tie
-      if rev then t = POW - 1 - tie end
+      -- Without a tie-break the stored value is the score (an infinity of
+      -- a float board included, which the split below would turn into NaN).
+      local s, t = x, 0
+      if TB > 0 then
+        s = math.floor(x / POW)
+        local tie = x - s * POW
+        t = tie
+        if rev then t = POW - 1 - tie end
+      end
       if acc[m] == nil then
         acc[m], cnt[m], latest[m] = s, 1, t
         order[#order + 1] = m
       else
-        acc[m] = acc[m] + s
+        local sum = acc[m] + s
+        -- Past 2^53 - 1 a double sum may have rounded (and a later negative
+        -- term could bring it back into range, wrong).
+        if exact and (sum > LIMIT or sum < -LIMIT) then return {'range', m, fmt(sum)} end
+        acc[m] = sum
         cnt[m] = cnt[m] + 1
         if t > latest[m] then latest[m] = t end
       end
@@ -52,10 +65,14 @@ if lua_sum then
   for _, m in ipairs(order) do
     if how == 'u' or cnt[m] == ns then
       local s = acc[m]
-      if (lo and s < lo) or (hi and s > hi) then return {'range', m, fmt(s)} end
-      local tie = latest[m]
-      if rev then tie = POW - 1 - tie end
-      pairs_[#pairs_ + 1] = fmt(s * POW + tie)
+      if outside(s, lo, hi) then return {'range', m, fmt(s)} end
+      local stored = s
+      if TB > 0 then
+        local tie = latest[m]
+        if rev then tie = POW - 1 - tie end
+        stored = s * POW + tie
+      end
+      pairs_[#pairs_ + 1] = fmt(stored)
       pairs_[#pairs_ + 1] = m
     end
   end

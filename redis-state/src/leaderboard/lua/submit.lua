@@ -45,7 +45,7 @@ if policy == 'a' and (lo or hi) then
         if old then cur = scaled_of(tonumber(old)) else cur = 0 end
       end
       local new = cur + tonumber(ARGV[base + 1])
-      if new ~= new or (lo and new < lo) or (hi and new > hi) then
+      if outside(new, lo, hi) then
         return {'range', member, b, fmt(new)}
       end
       pending[member] = new

@@ -1,5 +1,14 @@
 -- Write helpers of the leaderboard scripts (after common.lua).
 
+-- True when a sum x may not be stored under the bounds lo, hi (nil: none):
+-- NaN, or a finite value outside them. Infinities are values of the float
+-- score types (whose bounds are finite for f32) and add as in Rust.
+local function outside(x, lo, hi)
+  if x ~= x then return true end
+  if x == math.huge or x == -math.huge then return false end
+  return (lo ~= nil and x < lo) or (hi ~= nil and x > hi)
+end
+
 -- Dense ranking: one member per distinct band, scored with the band.
 local function dense_add(n, x)
   local b = fmt(band_low(x))

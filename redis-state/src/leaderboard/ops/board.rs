@@ -3,6 +3,14 @@
 use super::read::SliceKind;
 use super::*;
 
+/// The largest position or count a read sends: 2^52. The read script
+/// computes with them as Lua numbers (doubles), exact up to 2^53, leaving
+/// room to add a position to another, and passes them on to Redis, which
+/// refuses a range bound that is not an integer (a count of `i64::MAX`
+/// becomes the double 2^63). No board holds 2^52 members, so a larger count
+/// ("everything": `top(u64::MAX)`) reads the same.
+pub(crate) const MAX_POSITION: u64 = 1 << 52;
+
 // ---------------------------------------------------------------------------
 // The board's methods
 
@@ -113,7 +121,7 @@ impl<M: Leaderboard> Board<M> {
     /// `ZREVRANGE start stop` would list them, ranked. Costs as
     /// [`Board::page`].
     pub fn slice(&self, start: u64, stop: u64) -> Slice<M> {
-        let stop = stop.min(i64::MAX as u64);
+        let stop = stop.min(MAX_POSITION);
         let start = start.min(stop.saturating_add(1));
         Slice::new(self, Ok(SliceKind::Rank { start, stop }))
     }
@@ -125,7 +133,7 @@ impl<M: Leaderboard> Board<M> {
     pub fn around<Q: MemberRef<M::Member> + ?Sized>(&self, member: &Q, n: u64) -> Around<M> {
         let kind = encode_member::<M, Q>(member).map(|member| SliceKind::Around {
             member,
-            n: n.min(i64::MAX as u64 / 2),
+            n: n.min(MAX_POSITION),
         });
         Around {
             inner: Slice::new(self, kind),
@@ -153,8 +161,8 @@ impl<M: Leaderboard> Board<M> {
             Ok(SliceKind::Score {
                 min: min.to_lossy(),
                 max: max.to_lossy(),
-                offset: offset.min(i64::MAX as u64),
-                count: count.map(|c| c.min(i64::MAX as u64)),
+                offset: offset.min(MAX_POSITION),
+                count: count.map(|c| c.min(MAX_POSITION)),
             }),
         )
     }

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::codec::FieldValue;
 use crate::error::{DecodeError, Error, Result, preview_bytes};
-use crate::keys::{IdBuf, Namespace, Namespaced};
+use crate::keys::{IdBuf, Namespace, impl_namespaced, namespaced};
 use crate::op::{Operation, Plan, Replies, Step};
 use crate::script::Script;
 
@@ -280,11 +280,7 @@ macro_rules! board_op {
             }
         }
 
-        impl<M: Leaderboard> Namespaced for $ty<M> {
-            fn namespace(self, ns: &Namespace) -> Self {
-                $ty::namespace(self, ns)
-            }
-        }
+        impl_namespaced!([M: Leaderboard] $ty<M>);
 
         impl<M: Leaderboard> std::fmt::Debug for $ty<M> {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -226,37 +226,40 @@ impl<M: Leaderboard> Operation for Entries<M> {
     }
 }
 
+/// For reads that wrap another (`inner`): `namespace`, `without_data`,
+/// [`Namespaced`] and `Debug`.
+macro_rules! wrapped_read {
+    ($($ty:ident),*) => {$(
+        impl<M: Leaderboard> $ty<M> {
+            /// Runs the operation in namespace `ns`.
+            pub fn namespace(mut self, ns: &Namespace) -> Self {
+                self.inner = self.inner.namespace(ns);
+                self
+            }
+
+            /// Leaves the member data out of the read.
+            pub fn without_data(mut self) -> Self {
+                self.inner = self.inner.without_data();
+                self
+            }
+        }
+
+        impl_namespaced!([M: Leaderboard] $ty<M>);
+
+        impl<M: Leaderboard> std::fmt::Debug for $ty<M> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    .field("board", &self.inner.board)
+                    .finish_non_exhaustive()
+            }
+        }
+    )*};
+}
+wrapped_read!(EntryOf, Around);
+
 /// One member's entry; see [`Board::entry`].
 pub struct EntryOf<M: Leaderboard> {
     pub(super) inner: Entries<M>,
-}
-
-impl<M: Leaderboard> EntryOf<M> {
-    /// Runs the operation in namespace `ns`.
-    pub fn namespace(mut self, ns: &Namespace) -> Self {
-        self.inner = self.inner.namespace(ns);
-        self
-    }
-
-    /// Leaves the member data out of the read.
-    pub fn without_data(mut self) -> Self {
-        self.inner = self.inner.without_data();
-        self
-    }
-}
-
-impl<M: Leaderboard> Namespaced for EntryOf<M> {
-    fn namespace(self, ns: &Namespace) -> Self {
-        EntryOf::namespace(self, ns)
-    }
-}
-
-impl<M: Leaderboard> std::fmt::Debug for EntryOf<M> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EntryOf")
-            .field("board", &self.inner.board)
-            .finish_non_exhaustive()
-    }
 }
 
 impl<M: Leaderboard> Operation for EntryOf<M> {
@@ -480,34 +483,6 @@ impl<M: Leaderboard> Operation for Slice<M> {
 /// member is not on the board.
 pub struct Around<M: Leaderboard> {
     pub(super) inner: Slice<M>,
-}
-
-impl<M: Leaderboard> Around<M> {
-    /// Runs the operation in namespace `ns`.
-    pub fn namespace(mut self, ns: &Namespace) -> Self {
-        self.inner = self.inner.namespace(ns);
-        self
-    }
-
-    /// Leaves the member data out of the read.
-    pub fn without_data(mut self) -> Self {
-        self.inner = self.inner.without_data();
-        self
-    }
-}
-
-impl<M: Leaderboard> Namespaced for Around<M> {
-    fn namespace(self, ns: &Namespace) -> Self {
-        Around::namespace(self, ns)
-    }
-}
-
-impl<M: Leaderboard> std::fmt::Debug for Around<M> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Around")
-            .field("board", &self.inner.board)
-            .finish_non_exhaustive()
-    }
 }
 
 impl<M: Leaderboard> Operation for Around<M> {

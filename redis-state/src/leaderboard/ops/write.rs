@@ -34,12 +34,6 @@ impl<'a, M: Leaderboard> Submit<'a, M> {
         }
     }
 
-    /// Runs the operation in namespace `ns` (prefixes every key it touches).
-    pub fn namespace(mut self, ns: &Namespace) -> Self {
-        self.ns = Some(ns.clone());
-        self
-    }
-
     /// The instant of the achievement: selects the window periods and sets the
     /// tie-break time. Default: the client's clock when the submit is prepared.
     pub fn at(mut self, at: DateTime<Utc>) -> Self {
@@ -48,11 +42,7 @@ impl<'a, M: Leaderboard> Submit<'a, M> {
     }
 }
 
-impl<M: Leaderboard> Namespaced for Submit<'_, M> {
-    fn namespace(self, ns: &Namespace) -> Self {
-        Submit::namespace(self, ns)
-    }
-}
+namespaced!(['a, M: Leaderboard] Submit<'a, M>);
 
 /// Where a write failed to encode a score.
 fn not_encodable(key: &str, member: &[u8], value: impl std::fmt::Display, reason: String) -> Error {
@@ -328,12 +318,6 @@ impl<'a, M: Leaderboard> SubmitMany<'a, M> {
         }
     }
 
-    /// Runs the operation in namespace `ns` (prefixes every key it touches).
-    pub fn namespace(mut self, ns: &Namespace) -> Self {
-        self.ns = Some(ns.clone());
-        self
-    }
-
     /// The instant of every achievement (see [`Submit::at`]).
     pub fn at(mut self, at: DateTime<Utc>) -> Self {
         self.at = Some(at);
@@ -341,11 +325,7 @@ impl<'a, M: Leaderboard> SubmitMany<'a, M> {
     }
 }
 
-impl<M: Leaderboard> Namespaced for SubmitMany<'_, M> {
-    fn namespace(self, ns: &Namespace) -> Self {
-        SubmitMany::namespace(self, ns)
-    }
-}
+namespaced!(['a, M: Leaderboard] SubmitMany<'a, M>);
 
 impl<M: Leaderboard> Operation for SubmitMany<'_, M> {
     type Output = BulkSubmitted;
@@ -627,6 +607,14 @@ impl<M: Leaderboard> Operation for Clear<M> {
 /// [`Aggregate::Best`] (or [`Aggregate::Sum`] for `add` models) unless
 /// [`Merge::aggregate`] says otherwise. Boards may be of different periods
 /// (this week's dailies into a custom board).
+///
+/// A sum is checked like an [`increment`](Board::increment): one that would
+/// leave the range of the score type (or `max_score`), or whose running
+/// total on an integer board would pass 2^53 - 1 (where doubles round),
+/// writes nothing and fails with [`Error::ScoreNotEncodable`]. Such sums
+/// (every sum on integer, `f32` and tie-break boards) are added by the
+/// script, member by member; `f64` sums are one `ZUNIONSTORE` /
+/// `ZINTERSTORE`.
 pub struct Merge<M: Leaderboard> {
     pub(super) sources: Vec<Board<M>>,
     pub(super) into: Board<M>,
@@ -682,11 +670,7 @@ impl<M: Leaderboard> Merge<M> {
     }
 }
 
-impl<M: Leaderboard> Namespaced for Merge<M> {
-    fn namespace(self, ns: &Namespace) -> Self {
-        Merge::namespace(self, ns)
-    }
-}
+impl_namespaced!([M: Leaderboard] Merge<M>);
 
 impl<M: Leaderboard> Operation for Merge<M> {
     type Output = u64;
@@ -735,7 +719,15 @@ impl<M: Leaderboard> Operation for Merge<M> {
             (Aggregate::Best, true) | (Aggregate::Worst, false) => "MAX",
             (Aggregate::Best, false) | (Aggregate::Worst, true) => "MIN",
         };
-        let lua_sum = self.aggregate == Aggregate::Sum && schema.tie_break.is_some();
+        // ZUNIONSTORE's SUM adds doubles unchecked. Sums on a board with a
+        // tie-break (the time parts must not add) or with a bounded score
+        // type (integers) are added in the script instead, which refuses a
+        // total outside the range (or, for integers, a running total past
+        // the exact ones) before it writes.
+        let (lo, hi) = schema.add_bounds::<M::Score>();
+        let lua_sum = self.aggregate == Aggregate::Sum
+            && (schema.tie_break.is_some() || lo.is_finite() || hi.is_finite());
+        let exact = schema.tie_break.is_some() || !M::Score::FLOAT;
         let cmd = plan.script(&MERGE, &keys)?;
         schema.header(cmd);
         cmd.arg(if self.intersection { "i" } else { "u" })
@@ -747,8 +739,9 @@ impl<M: Leaderboard> Operation for Merge<M> {
         };
         cmd.arg(if lua_sum { "1" } else { "0" })
             .arg(if schema.tie_reversed() { "1" } else { "0" });
-        let (lo, hi) = schema.add_bounds::<M::Score>();
-        cmd.arg(f64_text(lo)).arg(f64_text(hi));
+        cmd.arg(f64_text(lo))
+            .arg(f64_text(hi))
+            .arg(if exact { "1" } else { "0" });
         Ok(())
     }
 
@@ -767,12 +760,17 @@ impl<M: Leaderboard> Operation for Merge<M> {
                 let member = items.get(1).and_then(bytes_of).unwrap_or_default();
                 let scaled = items.get(2).and_then(num_of).unwrap_or(f64::NAN);
                 let scale = M::SCHEMA.tie_break.map_or(1.0, |t| t.scale());
+                let (lo, hi) = M::SCHEMA.add_bounds::<M::Score>();
                 Err(not_encodable(
                     &key,
                     member,
                     f64_text(scaled / scale),
-                    "the merged sum is outside the range the board can hold; nothing was written"
-                        .to_owned(),
+                    format!(
+                        "the merged sum would leave {}..={}, the range the board can hold for {}; nothing was written",
+                        f64_text(lo / scale),
+                        f64_text(hi / scale),
+                        M::Score::EXPECTED
+                    ),
                 ))
             }
             _ => Err(Error::unexpected("the merge script", &Value::Array(items))),
