@@ -334,3 +334,92 @@ fn a_unique_violation_inside_exec_is_reported() {
     );
     assert!(!Account::exists(&2).namespace(&ns).run(&mut con).unwrap());
 }
+
+/// Writes of two rounds: `INCR` a counter, then copy what it returned to a
+/// second key (the shape of a save that invalidates tagged cache entries:
+/// its first round learns what its second deletes).
+struct IncrThenCopy {
+    counter: String,
+    copy: String,
+    seen: Option<i64>,
+}
+
+impl Operation for IncrThenCopy {
+    type Output = i64;
+    fn prepare(&mut self, plan: &mut redis_state::op::Plan) -> redis_state::Result<()> {
+        match self.seen {
+            None => plan.cmd("INCR", &self.counter),
+            Some(n) => plan.cmd("SET", &self.copy).arg(n),
+        };
+        Ok(())
+    }
+    fn complete(
+        &mut self,
+        replies: &mut redis_state::op::Replies,
+    ) -> redis_state::Result<redis_state::op::Step<i64>> {
+        use redis_state::op::Step;
+        match self.seen {
+            None => {
+                self.seen = Some(replies.next("INCR")?);
+                Ok(Step::Again)
+            }
+            Some(n) => {
+                replies.next_value()?;
+                Ok(Step::Done(n))
+            }
+        }
+    }
+}
+
+/// The first round of such writes runs inside `MULTI`/`EXEC`; the rest
+/// after `EXEC`, and the transaction reports success (the writes stand).
+#[test]
+fn writes_with_a_second_round_finish_after_exec() {
+    let keys = accounts("tx_rounds");
+    let mut con = shared_server().connection().unwrap();
+    let _: i64 = redis::cmd("DEL").arg(&keys[1]).query(&mut con).unwrap();
+    let committed = Transaction::new(&[&keys[0]])
+        .run(
+            &mut con,
+            || get(&keys[0]),
+            |_| {
+                let w = IncrThenCopy {
+                    counter: keys[0].clone(),
+                    copy: keys[1].clone(),
+                    seen: None,
+                };
+                Ok(Decision::Commit(w, "committed"))
+            },
+        )
+        .unwrap();
+    assert_eq!(committed, "committed");
+    assert_eq!(get(&keys[0]).run(&mut con).unwrap(), Some(START + 1));
+    assert_eq!(get(&keys[1]).run(&mut con).unwrap(), Some(START + 1));
+}
+
+#[tokio::test]
+async fn async_writes_with_a_second_round_finish_after_exec() {
+    let keys = accounts("tx_rounds_async");
+    let server = shared_server();
+    let mut con = server.connection().unwrap();
+    let _: i64 = redis::cmd("DEL").arg(&keys[1]).query(&mut con).unwrap();
+    let mut watch = WatchConnection::open(&server.client()).await.unwrap();
+    let committed = Transaction::new(&[&keys[0]])
+        .run_async(
+            &mut watch,
+            || get(&keys[0]),
+            |_| {
+                let w = IncrThenCopy {
+                    counter: keys[0].clone(),
+                    copy: keys[1].clone(),
+                    seen: None,
+                };
+                Ok(Decision::Commit(w, 7u8))
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(committed, 7);
+    assert_eq!(get(&keys[0]).run(&mut con).unwrap(), Some(START + 1));
+    assert_eq!(get(&keys[1]).run(&mut con).unwrap(), Some(START + 1));
+}

@@ -62,6 +62,13 @@
 //!
 //! Round trips per try: 2 (`WATCH` + the reads; `MULTI` + the writes +
 //! `EXEC`), 1 more for each extra round of a multi-round read.
+//!
+//! Writes with further rounds (a model save that invalidates cache entries
+//! by tag learns the tagged entries in its first round and deletes them in
+//! a second) run their first round between `MULTI` and `EXEC` and the rest
+//! after a successful `EXEC`, as ordinary pipelines on the same connection:
+//! the transaction's writes are committed by then, so an error in a later
+//! round is returned although the writes stand.
 
 use std::fmt;
 use std::time::Duration;
@@ -174,8 +181,20 @@ impl Transaction {
                 Ok(Decision::Commit(writes, value)) => {
                     let mut commit = Commit::new(writes);
                     let values = con.execute(commit.plan()?)?;
-                    if commit.done(values)? {
-                        return Ok(value);
+                    match commit.done(values)? {
+                        Committed::No => {}
+                        Committed::Yes => return Ok(value),
+                        Committed::More => {
+                            // Committed: the further rounds run as ordinary
+                            // pipelines on the same connection.
+                            for _ in 0..MAX_READ_ROUNDS {
+                                let values = con.execute(commit.next_plan()?)?;
+                                if commit.more(values)? {
+                                    return Ok(value);
+                                }
+                            }
+                            return Err(too_many_rounds());
+                        }
                     }
                 }
             }
@@ -233,8 +252,18 @@ impl Transaction {
                 Ok(Decision::Commit(writes, value)) => {
                     let mut commit = Commit::new(writes);
                     let values = con.execute_async(commit.plan()?).await?;
-                    if commit.done(values)? {
-                        return Ok(value);
+                    match commit.done(values)? {
+                        Committed::No => {}
+                        Committed::Yes => return Ok(value),
+                        Committed::More => {
+                            for _ in 0..MAX_READ_ROUNDS {
+                                let values = con.execute_async(commit.next_plan()?).await?;
+                                if commit.more(values)? {
+                                    return Ok(value);
+                                }
+                            }
+                            return Err(too_many_rounds());
+                        }
                     }
                 }
             }
@@ -254,7 +283,8 @@ impl Transaction {
     }
 }
 
-/// The most round trips a transaction's read may take.
+/// The most round trips a transaction's read (or the writes' rounds after
+/// `EXEC`) may take.
 const MAX_READ_ROUNDS: usize = 16;
 
 fn too_many_rounds() -> Error {
@@ -336,8 +366,9 @@ impl<W: Operation> Commit<W> {
         Ok(plan)
     }
 
-    /// `Ok(true)` when committed, `Ok(false)` when a watched key changed.
-    fn done(&mut self, values: Vec<Value>) -> Result<bool> {
+    /// Whether `EXEC` committed the writes, and whether they have further
+    /// rounds to run.
+    fn done(&mut self, values: Vec<Value>) -> Result<Committed> {
         let mut replies = Replies::new(values);
         replies.next_value()?; // MULTI
         for _ in 0..self.queued {
@@ -345,20 +376,41 @@ impl<W: Operation> Commit<W> {
             replies.next_value()?;
         }
         match replies.next_value()? {
-            Value::Nil => Ok(false),
+            Value::Nil => Ok(Committed::No),
             Value::Array(results) => {
                 let mut results = Replies::new(results);
                 match self.writes.complete(&mut results)? {
-                    Step::Done(_) => Ok(true),
-                    Step::Again => Err(Error::UnexpectedReply {
-                        context: "a transaction",
-                        found: "writes that need a second round trip (only one round fits between MULTI and EXEC)".to_owned(),
-                    }),
+                    Step::Done(_) => Ok(Committed::Yes),
+                    Step::Again => Ok(Committed::More),
                 }
             }
             other => Err(Error::unexpected("EXEC", &other)),
         }
     }
+
+    /// The next round of writes that need more than one (after `EXEC`).
+    fn next_plan(&mut self) -> Result<Plan> {
+        let mut plan = Plan::new();
+        self.writes.prepare(&mut plan)?;
+        Ok(plan)
+    }
+
+    /// Reads a later round's replies; `true` when the writes are done.
+    fn more(&mut self, values: Vec<Value>) -> Result<bool> {
+        let mut replies = Replies::new(values);
+        Ok(matches!(self.writes.complete(&mut replies)?, Step::Done(_)))
+    }
+}
+
+/// What `EXEC` did with the writes.
+enum Committed {
+    /// A watched key changed: nothing was written.
+    No,
+    /// Written.
+    Yes,
+    /// Written; the writes have further rounds, which run after `EXEC`
+    /// outside the transaction (a model's cache invalidations).
+    More,
 }
 
 /// An async connection used by one transaction at a time, which `WATCH`
