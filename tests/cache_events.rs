@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::Runner;
+use redis_state::Error;
 use redis_state::cache::Cache;
 use redis_state::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -259,8 +260,50 @@ fn save_verifying_a_unique_holder_still_invalidates_tags(r: &mut Runner, ns: &Na
     );
 }
 
+/// A refused write (a unique value another id holds, an insert of an
+/// existing id) is an error, and the tag members its invalidations took are
+/// still deleted: the tag set is gone, so nothing could reach them later.
+fn refused_saves_still_invalidate_what_they_took(r: &mut Runner, ns: &Namespace) {
+    let pages = Cache::<TeamPage>::new().namespace(ns);
+    let member = |id, handle: &str| Member {
+        id,
+        handle: handle.to_owned(),
+        team: "blue".to_owned(),
+    };
+    let page = TeamPage {
+        team: "blue".into(),
+        handles: vec!["bob".into()],
+    };
+    r.run(member(1, "bob").save().namespace(ns)).unwrap();
+    let refusals: [(_, fn(&Error) -> bool); 2] = [
+        (member(2, "bob"), |e| {
+            matches!(e, Error::UniqueViolation { .. })
+        }),
+        (member(1, "bob"), |e| {
+            matches!(e, Error::AlreadyExists { .. })
+        }),
+    ];
+    for (i, (m, expected)) in refusals.into_iter().enumerate() {
+        std::thread::sleep(Duration::from_millis(300)); // past the last hold
+        r.run(pages.set(&"blue".to_owned(), &page)).unwrap();
+        assert!(r.run(pages.get(&"blue".to_owned())).unwrap().is_some());
+        let err = if i == 0 {
+            r.run(m.save().namespace(ns)).unwrap_err()
+        } else {
+            r.run(m.insert().namespace(ns)).unwrap_err()
+        };
+        assert!(expected(&err), "{err}");
+        assert_eq!(
+            r.run(pages.get(&"blue".to_owned())).unwrap(),
+            None,
+            "the page whose tag set the refused write took stayed ({err})"
+        );
+    }
+}
+
 matrix!(
     saves_and_deletes_invalidate_dependents,
     composite_ids_map_part_by_part,
-    save_verifying_a_unique_holder_still_invalidates_tags
+    save_verifying_a_unique_holder_still_invalidates_tags,
+    refused_saves_still_invalidate_what_they_took
 );

@@ -395,6 +395,9 @@ pub struct Save<'a, M: RedisHash> {
     /// unique-index holder: the tag members they took are deleted in the
     /// next round.
     earlier: Option<CacheInvalidations>,
+    /// A refused write's error, returned once the tag members its
+    /// invalidations took are deleted.
+    refused: Option<Error>,
 }
 
 impl<'a, M: RedisHash> Save<'a, M> {
@@ -409,6 +412,7 @@ impl<'a, M: RedisHash> Save<'a, M> {
             written: None,
             holders: Holders::default(),
             earlier: None,
+            refused: None,
         }
     }
 }
@@ -449,7 +453,7 @@ impl<M: RedisHash> Operation for Save<'_, M> {
     type Output = u64;
 
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
-        if self.written.is_some() {
+        if self.written.is_some() || self.refused.is_some() {
             // Second round: the members of invalidated tags.
             return match &mut self.inv {
                 Some(inv) => inv.prepare(plan),
@@ -471,13 +475,25 @@ impl<M: RedisHash> Operation for Save<'_, M> {
     }
 
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<u64>> {
+        if let Some(e) = self.refused.take() {
+            return match &mut self.inv {
+                Some(inv) => match inv.complete(replies)? {
+                    Step::Done(()) => Err(e),
+                    Step::Again => {
+                        self.refused = Some(e);
+                        Ok(Step::Again)
+                    }
+                },
+                None => Err(e),
+            };
+        }
         if let Some(version) = self.written {
             return match &mut self.inv {
                 Some(inv) => Ok(inv.complete(replies)?.map_done(|()| version)),
                 None => Ok(Step::Done(version)),
             };
         }
-        let written = self.complete_write(replies)?;
+        let written = self.complete_write(replies);
         let inv_step = match &mut self.inv {
             Some(inv) => Some(inv.complete(replies)?),
             None => None,
@@ -485,6 +501,20 @@ impl<M: RedisHash> Operation for Save<'_, M> {
         if let Some(mut earlier) = self.earlier.take() {
             earlier.complete(replies)?;
         }
+        let written = match written {
+            Ok(w) => w,
+            Err(e) => {
+                // The write was refused, but the invalidations beside it
+                // ran: the tag sets they took are gone, so their members
+                // are deleted before the error is returned, or no tag
+                // could reach those entries again.
+                if let Some(Step::Again) = inv_step {
+                    self.refused = Some(e);
+                    return Ok(Step::Again);
+                }
+                return Err(e);
+            }
+        };
         let Some(version) = written else {
             // A unique-index holder to verify: the write runs again, and
             // the tag members these invalidations took are deleted then.
