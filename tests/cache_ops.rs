@@ -58,6 +58,14 @@ struct Report {
     total: i64,
 }
 
+/// A key with a hash tag: its fill lease is `<key>:#lease`, under the same
+/// prefix as the entries.
+#[derive(Cached, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cache(key = "{{tenant}}:doc:{id}", ttl = "10m")]
+struct Doc {
+    id: u32,
+}
+
 // ---------------------------------------------------------------------------
 // A logger that keeps what the cache logs, to check that foreign bytes are
 // reported.
@@ -560,6 +568,27 @@ fn pattern_invalidation_scans_every_primary(r: &mut Runner, ns: &Namespace) {
     );
 }
 
+/// A pattern over hash-tagged keys also matches their fill leases (strings
+/// too): they are left alone, so an invalidation's hold stays in force.
+fn pattern_invalidation_leaves_leases_alone(r: &mut Runner, ns: &Namespace) {
+    let opts = redis_state::cache::CacheOptions::default().hold(Duration::from_secs(30));
+    let docs = Cache::<Doc>::new().namespace(ns).options(opts);
+    r.run(docs.set(&1, &Doc { id: 1 })).unwrap();
+    r.run(docs.set(&2, &Doc { id: 2 })).unwrap();
+    r.run(docs.invalidate(&1)).unwrap();
+    let lease = format!("{}:#lease", docs.key(&1));
+    let n = pattern(r, &KeyPattern::entries_of::<Doc, _>(Some(ns), &()));
+    assert_eq!(n, 1, "only the entry of doc 2");
+    let holder: Option<String> = r.cmd("GET", &lease).go();
+    assert_eq!(
+        holder.as_deref(),
+        Some("inv"),
+        "the hold of doc 1 was lifted"
+    );
+    let junk: i64 = r.cmd("EXISTS", &format!("{lease}:#lease")).go();
+    assert_eq!(junk, 0);
+}
+
 fn batches_with_other_operations(r: &mut Runner, ns: &Namespace) {
     let cache = Cache::<Product>::new().namespace(ns);
     let reports = Cache::<Report>::new().namespace(ns);
@@ -635,5 +664,6 @@ matrix!(
     write_through_writes_source_then_cache,
     set_revokes_a_fill_in_flight,
     pattern_invalidation_scans_every_primary,
+    pattern_invalidation_leaves_leases_alone,
     batches_with_other_operations,
 );

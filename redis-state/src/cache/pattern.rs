@@ -83,6 +83,9 @@ impl KeyPattern {
 
 const SCAN_COUNT: usize = 512;
 
+/// The suffix of fill-lease keys (see `cache::aux_key`).
+const LEASE_SUFFIX: &str = ":#lease";
+
 /// Deletes every string key matching `pattern` on a blocking connection
 /// (`SCAN … MATCH … TYPE string` on the server, or on every primary of a
 /// Cluster), revoking fills in flight like [`Cached::invalidate`]. Returns
@@ -264,6 +267,10 @@ fn parse_scan(v: &Value) -> Result<(u64, Vec<String>)> {
                 Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
                 _ => None,
             })
+            // Fill leases are strings too (`<key>:#lease` when the key has a
+            // hash tag); deleting one would lift an invalidation's hold. A
+            // user value cannot end so: `#` is escaped in key parts.
+            .filter(|k: &String| !k.ends_with(LEASE_SUFFIX))
             .collect(),
         _ => return Err(bad()),
     };
