@@ -165,9 +165,11 @@ pub trait Slot<T> {
 }
 
 /// A field that is always present, encoded with codec `C`.
+#[derive(Debug)]
 pub struct Req<C>(PhantomData<C>);
 
 /// An `Option` field, absent when `None`, encoded with codec `C`.
+#[derive(Debug)]
 pub struct Opt<C>(PhantomData<C>);
 
 impl<T, C: Codec<T>> Slot<T> for Req<C> {

@@ -560,6 +560,13 @@ pub struct ExpiryField<M, T, S> {
     _p: Marker<M, T, S>,
 }
 
+impl<M: RedisHash, T, S> std::fmt::Debug for ExpiryField<M, T, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = M::SCHEMA.fields.get(self.idx).map_or("?", |f| f.rust_name);
+        write!(f, "{}::{}", M::SCHEMA.model, name)
+    }
+}
+
 impl<M, T, S> ExpiryField<M, T, S> {
     /// Used by the derive.
     #[doc(hidden)]

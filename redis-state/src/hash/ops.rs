@@ -434,6 +434,9 @@ debug_op! {
     [M: RedisHash] Save<'_, M> => "Save", mode;
     [M: RedisHash] Update<M> => "Update", id;
     [M: RedisHash] Load<M> => "Load", id;
+    [M: RedisHash] Exists<M> => "Exists", id;
+    [M: RedisHash] TtlOf<M> => "TtlOf", id;
+    [M: RedisHash] Expire<M> => "Expire", id, ttl;
     [M: RedisHash] Delete<M> => "Delete", id;
     [M: RedisHash, T: CounterValue] Increment<M, T> => "Increment", id;
     [M: RedisHash] FindBy<M> => "FindBy";
