@@ -366,9 +366,14 @@ pub(crate) fn decode_error(
 // Operations both layouts share
 
 /// Takes the error an operation kept from when it was built, for
-/// `prepare` to return (a second `prepare` gets an empty placeholder).
+/// `prepare` to return; a second `prepare` gets an error that repeats its
+/// message.
 pub(crate) fn take_error(e: &mut Error) -> Error {
-    std::mem::replace(e, Error::Entropy(String::new()))
+    let again = Error::UnexpectedReply {
+        context: "a session operation",
+        found: format!("prepared again after it failed to build: {e}"),
+    };
+    std::mem::replace(e, again)
 }
 
 fn run_twice() -> Error {
