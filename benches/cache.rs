@@ -5,6 +5,10 @@
 //!   sending the same `GET` and decoding the same JSON (target ≥ 0.95×);
 //! * **local-cache hit**: `get_or_load` served by a `LocalCache` (no round
 //!   trip) against the same call answered by Redis: the speed-up (aim ≥ 100×);
+//! * **cache miss**: `get_or_load_blocking` filling under the fill lease
+//!   against the unprotected hand-written cache-aside (`GET`, `SET PX`);
+//! * **write-behind**: `Cache::write_behind` against `XADD` + `SET` in one
+//!   pipeline;
 //! * **invalidation latency**: from a `SET` on another connection to the
 //!   local copy being gone, p50 / p99.
 //!
@@ -200,6 +204,96 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
              the ratio is the speed-up of the local copy (no round trip; aim >= 100x)",
         ),
     );
+
+    // -- miss and fill, blocking -------------------------------------------
+    // Every call misses (a fresh id each time) and fills. The derived side
+    // takes the fill lease and stores under it (stampede protection across
+    // processes: GET, the acquire script, the loader, the fill script); the
+    // hand-written side is the usual unprotected cache-aside (GET, the
+    // loader, SET PX).
+    let next_id = AtomicU64::new(1_000_000);
+    let fresh = || next_id.fetch_add(1, Ordering::Relaxed);
+    let [d, h] = alternate_each(
+        &rounds,
+        n,
+        |_| {
+            let id = fresh();
+            let v = users
+                .get_or_load_blocking(&mut c1, &id, || Ok::<_, String>(Some(user(id))))
+                .unwrap();
+            assert!(v.is_some());
+        },
+        |_| {
+            let id = fresh();
+            let key = users.key(&id);
+            let raw: Option<Vec<u8>> = redis::cmd("GET").arg(&key).query(&mut c2).unwrap();
+            assert!(raw.is_none());
+            let mut v = b"rsc1 v1 d0 x0 v\n".to_vec();
+            serde_json::to_writer(&mut v, &user(id)).unwrap();
+            let () = redis::cmd("SET")
+                .arg(&key)
+                .arg(v)
+                .arg("PX")
+                .arg(3_600_000)
+                .query(&mut c2)
+                .unwrap();
+        },
+    );
+    report.push(
+        Row::new("5", "cache miss: get_or_load_blocking fills, blocking", &d)
+            .hand(&h)
+            .note(
+                "3 round trips (GET, acquire, fill) vs 2 (GET, SET PX): the price of \
+                 the cross-process fill lease; no target",
+            ),
+    );
+
+    // -- write-behind, blocking -----------------------------------------------
+    let [d, h] = alternate_each(
+        &rounds,
+        n,
+        |i| {
+            let id = (i % 1000) as u64;
+            users.write_behind(&id, &user(id)).run(&mut c1).unwrap();
+        },
+        |i| {
+            let id = (i % 1000) as u64;
+            let key = users.key(&id);
+            let mut v = b"rsc1 v1 d0 x0 v\n".to_vec();
+            serde_json::to_writer(&mut v, &user(id)).unwrap();
+            let json = serde_json::to_vec(&user(id)).unwrap();
+            let () = redis::pipe()
+                .cmd("XADD")
+                .arg("bench:hand:wb")
+                .arg("*")
+                .arg("id")
+                .arg(id)
+                .arg("key")
+                .arg(&key)
+                .arg("v")
+                .arg(json)
+                .ignore()
+                .cmd("SET")
+                .arg(&key)
+                .arg(v)
+                .arg("PX")
+                .arg(3_600_000)
+                .ignore()
+                .query(&mut c2)
+                .unwrap();
+        },
+    );
+    report.push(
+        Row::new("6", "write-behind: Cache::write_behind, blocking", &d)
+            .hand(&h)
+            .note(
+                "hand-written: XADD + SET in one pipeline; see the guide for why the \
+                 derived side queues first and writes the entry only once the queue \
+                 has the write",
+            ),
+    );
+    server.clear(&["bench:user:*", "{bench:user:*", "bench:hand:wb", "#wb:*"]);
+    users.set(&1, &user(1)).run(&mut con)?;
 
     // -- invalidation latency: a SET on another connection (another thread)
     // until the local copy is gone.
