@@ -10,8 +10,9 @@
 //! * a loader error is returned, never cached;
 //! * concurrent misses of one key make **one** loader call: the callers of
 //!   one process share a flight, and across processes the first one takes a
-//!   short fill lease in Redis while the others block on the key's wake-up
-//!   stream (woken when the value lands, no polling) for a bounded time;
+//!   short fill lease in Redis while the others watch the key's wake-up
+//!   stream (cheap non-blocking polls that never hold a shared connection,
+//!   the value taken from the stream) for a bounded time;
 //! * entries store how long they took to compute, and reads refresh early
 //!   with XFetch's probability (Vattani et al., VLDB 2015), so a hot key is
 //!   recomputed by one caller before it expires instead of by all after;

@@ -179,6 +179,71 @@ fn bounded_by_capacity_and_age() {
     });
 }
 
+/// Reads whose reply is not kept (a miss that goes to the loader, a loader
+/// error, a future dropped mid-load) leave no pending registration behind,
+/// and do not crowd out the copies: later hits are still kept.
+#[test]
+fn misses_leave_no_pending_reads_and_copies_are_still_kept() {
+    let server = shared_server();
+    let ns = Namespace::new(unique_prefix("local_pending")).unwrap();
+    rt().block_on(async {
+        let mut con = server.async_connection().await.unwrap();
+        let opts = LocalCacheOptions::default().capacity(10);
+        let (cache, local) = setup(&server.url(), &ns, opts).await;
+        // Misses found nothing (no negative caching: nothing stored).
+        for id in 0..100 {
+            let got = cache
+                .get_or_load(&mut con, &id, || async { Ok::<_, String>(None) })
+                .await
+                .unwrap();
+            assert_eq!(got, None);
+        }
+        // Misses whose loader fails.
+        for id in 100..130 {
+            let err = cache
+                .get_or_load(&mut con, &id, || async {
+                    Err::<Option<Profile>, _>("source down")
+                })
+                .await;
+            assert!(err.is_err());
+        }
+        // Misses dropped while their loader runs.
+        for id in 130..140 {
+            let read = cache.get_or_load(&mut con, &id, || async {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                Ok::<_, String>(Some(profile(id, "late")))
+            });
+            assert!(
+                tokio::time::timeout(Duration::from_millis(20), read)
+                    .await
+                    .is_err()
+            );
+        }
+        assert_eq!(local.pending_len(), 0, "every read ended");
+        assert_eq!(local.len(), 0);
+
+        // Values written, then read twice: the first read keeps a copy.
+        for id in 500..505 {
+            cache
+                .set(&id, &profile(id, "kept"))
+                .run_async(&mut con)
+                .await
+                .unwrap();
+        }
+        // Let the invalidations of those writes arrive before reading.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for id in 500..505 {
+            let got = cache.get_or_load(&mut con, &id, no_load).await.unwrap();
+            assert_eq!(got, Some(profile(id, "kept")));
+        }
+        for id in 500..505 {
+            assert!(local.contains(&cache.key(&id)), "copy of {id} kept");
+        }
+        assert_eq!(local.len(), 5);
+        assert_eq!(local.pending_len(), 0);
+    });
+}
+
 /// The race, forced step by step: a read registers, gets its reply, a write
 /// lands and its invalidation is handled, then the reply would be kept. It
 /// must not be. And the other order: kept, then invalidated.

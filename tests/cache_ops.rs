@@ -648,7 +648,123 @@ fn waiting_for_a_dead_loader_is_bounded(r: &mut Runner, ns: &Namespace) {
     assert_eq!(r.run(cache.get(&21)).unwrap(), Some(product(21, "y")));
 }
 
+/// Another process's slow loader holds the lease; a caller waits for it;
+/// then the entry is invalidated (the source changed). The waiter must be
+/// told at once (not sit out its 5 s wait bound) and return the fresh
+/// source value, and nothing stale may be cached.
+fn an_invalidation_wakes_the_waiters_of_the_fill_it_revokes(r: &mut Runner, ns: &Namespace) {
+    use std::sync::mpsc;
+    use std::time::Instant;
+    let topology = if r.is_cluster() {
+        common::Topology::Cluster
+    } else {
+        common::Topology::Standalone
+    };
+    // Default options: a 5 s wait bound.
+    let cache = Cache::<Product>::new().namespace(ns);
+    // Another process: its own single-flight registry.
+    let theirs = Cache::<Product>::new().namespace(ns);
+    let (started_tx, started_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let mut r = Runner::new(topology, false);
+        get_or_load(&mut r, &theirs, &41, move || {
+            started_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+            Ok(Some(product(41, "stale")))
+        })
+    });
+    started_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the holder's loader started");
+    let ns2 = ns.clone();
+    let invalidator = std::thread::spawn(move || {
+        // Let the waiter below find the lease taken and start waiting.
+        std::thread::sleep(Duration::from_millis(300));
+        let mut r = Runner::new(topology, false);
+        let existed = r
+            .run(Cache::<Product>::new().namespace(&ns2).invalidate(&41))
+            .unwrap();
+        // The slow loader finishes after the change, with what it read.
+        release_tx.send(()).unwrap();
+        existed
+    });
+    let started = Instant::now();
+    let got = get_or_load(r, &cache, &41, || Ok(Some(product(41, "fresh")))).unwrap();
+    let waited = started.elapsed();
+    assert!(!invalidator.join().unwrap(), "no entry was stored yet");
+    assert_eq!(got, Some(product(41, "fresh")), "the source's value");
+    assert!(
+        waited < Duration::from_secs(2),
+        "the waiter sat out its wait bound: {waited:?}"
+    );
+    // The holder returns what it loaded, but its revoked fill is refused.
+    let loaded = holder.join().unwrap().unwrap();
+    assert_eq!(loaded, Some(product(41, "stale")));
+    assert_eq!(r.run(cache.get(&41)).unwrap(), None, "nothing cached");
+}
+
+/// `Duration::MAX` as wait, lease and hold: no panic, no command Redis
+/// refuses; the lease and the hold are clamped, the wait is unbounded.
+fn huge_option_durations_are_clamped_not_a_panic(r: &mut Runner, ns: &Namespace) {
+    use redis_state::cache::CacheOptions;
+    let topology = if r.is_cluster() {
+        common::Topology::Cluster
+    } else {
+        common::Topology::Standalone
+    };
+    // No wait bound: a waiter waits for the holder (another process's
+    // loader), here until a `set` revokes it and hands over its value.
+    let unbounded = Cache::<Product>::new()
+        .namespace(ns)
+        .options(CacheOptions::default().wait(Duration::MAX));
+    let lease = format!("{{{}}}:#lease", unbounded.key(&52));
+    let () = r
+        .cmd("SET", &lease)
+        .arg("their-token")
+        .arg("PX")
+        .arg(30_000)
+        .go();
+    let ns2 = ns.clone();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        let mut r = Runner::new(topology, false);
+        r.run(
+            Cache::<Product>::new()
+                .namespace(&ns2)
+                .set(&52, &product(52, "b")),
+        )
+        .unwrap();
+    });
+    let got = get_or_load(r, &unbounded, &52, || {
+        Err("the waiter must not load".to_owned())
+    })
+    .unwrap();
+    writer.join().unwrap();
+    assert_eq!(got, Some(product(52, "b")));
+
+    let opts = CacheOptions::default()
+        .wait(Duration::MAX)
+        .lease(Duration::MAX)
+        .hold(Duration::MAX);
+    let cache = Cache::<Product>::new().namespace(ns).options(opts);
+    // A miss takes the lease (a clamped PX) and fills.
+    let got = get_or_load(r, &cache, &51, || Ok(Some(product(51, "a")))).unwrap();
+    assert_eq!(got, Some(product(51, "a")));
+    assert_eq!(r.run(cache.get(&51)).unwrap(), Some(product(51, "a")));
+    // An invalidation with a huge hold is accepted and clamped.
+    assert!(r.run(cache.invalidate(&51)).unwrap());
+    let lease = format!("{{{}}}:#lease", cache.key(&51));
+    let pttl: i64 = r.cmd("PTTL", &lease).go();
+    assert!(
+        pttl > 1_000_000_000_000 && pttl < (1i64 << 53),
+        "the hold is the clamped maximum: {pttl}"
+    );
+}
+
 matrix!(
+    an_invalidation_wakes_the_waiters_of_the_fill_it_revokes,
+    huge_option_durations_are_clamped_not_a_panic,
     waiting_for_a_dead_loader_is_bounded,
     set_get_invalidate,
     jitter_spreads_expiries,
@@ -667,3 +783,109 @@ matrix!(
     pattern_invalidation_leaves_leases_alone,
     batches_with_other_operations,
 );
+
+// ---------------------------------------------------------------------------
+// Waiting never blocks a shared connection.
+
+/// Another process's loader holds the lease of an entry; a task waits for it
+/// on a shared async connection (clones of one multiplexed or Cluster
+/// connection). Other tasks' commands on that connection must not queue
+/// behind the waiter: a blocking `XREAD` would delay them by up to its block
+/// time (400 ms).
+async fn waiter_shares_a_connection<C>(con: C, mut other: C, ns: Namespace)
+where
+    C: redis::aio::ConnectionLike + Clone + Send + Sync + 'static,
+{
+    use redis_state::cache::CacheOptions;
+    use std::time::Instant;
+    let cache = Cache::<Product>::new()
+        .namespace(&ns)
+        .options(CacheOptions::default().wait(Duration::from_secs(20)));
+    let key = cache.key(&31);
+    let lease = format!("{{{key}}}:#lease");
+    // Same slot as the entry, so the same node's connection on a Cluster.
+    let neighbour = format!("{{{key}}}:neighbour");
+    let () = redis::cmd("SET")
+        .arg(&lease)
+        .arg("their-token")
+        .arg("PX")
+        .arg(20_000)
+        .query_async(&mut other)
+        .await
+        .unwrap();
+
+    let mut waiter_con = con.clone();
+    let waiter_cache = cache.clone();
+    let waiter = tokio::spawn(async move {
+        waiter_cache
+            .get_or_load(&mut waiter_con, &31, || async {
+                Err::<Option<Product>, _>("the waiter must not load")
+            })
+            .await
+    });
+    // Let the waiter find the lease taken and start waiting.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    let mut mine = con.clone();
+    let mut slowest = Duration::ZERO;
+    let sampling = Instant::now();
+    while sampling.elapsed() < Duration::from_millis(1200) {
+        let t = Instant::now();
+        let v: Option<String> = redis::cmd("GET")
+            .arg(&neighbour)
+            .query_async(&mut mine)
+            .await
+            .unwrap();
+        assert_eq!(v, None);
+        slowest = slowest.max(t.elapsed());
+        tokio::time::sleep(Duration::from_millis(13)).await;
+    }
+    assert!(!waiter.is_finished(), "the lease is still held");
+
+    // The source changes and is written: the waiter gets the value.
+    cache
+        .set(&31, &product(31, "written"))
+        .run_async(&mut other)
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .expect("the waiter is woken")
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, Some(product(31, "written")));
+    assert!(
+        slowest < Duration::from_millis(200),
+        "a command on the shared connection waited {slowest:?} behind the waiter"
+    );
+}
+
+fn multi_thread_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_waiter_does_not_block_a_shared_multiplexed_connection() {
+    let server = redis_state::testing::shared_server();
+    let ns = common::namespace("shared_con");
+    multi_thread_rt().block_on(async {
+        let con = server.async_connection().await.unwrap();
+        let other = server.async_connection().await.unwrap();
+        waiter_shares_a_connection(con, other, ns).await;
+    });
+}
+
+#[test]
+fn a_waiter_does_not_block_a_shared_cluster_connection() {
+    let cluster = redis_state::testing::shared_cluster();
+    let ns = common::namespace("shared_con");
+    multi_thread_rt().block_on(async {
+        let con = cluster.async_connection().await.unwrap();
+        let other = cluster.async_connection().await.unwrap();
+        waiter_shares_a_connection(con, other, ns).await;
+    });
+}

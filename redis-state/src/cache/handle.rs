@@ -27,7 +27,8 @@ pub struct CacheOptions {
     /// another caller may take over. Default 5 s.
     pub lease: Duration,
     /// How long a caller waits for another process's loader before it loads
-    /// itself (without caching). Default 5 s.
+    /// itself (without caching). Default 5 s. `Duration::MAX` (or any bound
+    /// past what an `Instant` holds) waits until the loader publishes.
     pub wait: Duration,
     /// See [`Invalidate::hold`]. Default 250 ms.
     pub hold: Duration,
@@ -61,9 +62,16 @@ impl CacheOptions {
     }
 }
 
-/// The longest one `XREAD BLOCK` lasts: below redis-rs' default response
-/// timeout of async connections (500 ms), so waiting never trips it.
-const BLOCK_SLICE: Duration = Duration::from_millis(400);
+/// The first pause between two polls of a wake-up stream; each pause
+/// doubles up to [`POLL_MAX`].
+const POLL_FIRST: Duration = Duration::from_millis(2);
+
+/// The longest pause between two polls of a wake-up stream. A waiter learns
+/// of a fill at most this late; a long wait costs one non-blocking `XREAD`
+/// per 25 ms (40 a second per waiting process and key, since single-flight
+/// makes one waiter per key in a process), cheap beside a loader slow
+/// enough to be waited for.
+const POLL_MAX: Duration = Duration::from_millis(25);
 
 /// A cache of `T` values: the loader strategies (cache-aside,
 /// write-through, write-behind), single-flight, the cross-process fill
@@ -115,6 +123,8 @@ trait Io<T>: Send {
         O: Operation + Send,
         O::Output: Send;
     fn wait_flight(flight: Arc<Flight<T>>) -> impl Future<Output = Outcome<T>> + Send;
+    /// Pauses the caller (not the connection) for `d`.
+    fn sleep(d: Duration) -> impl Future<Output = ()> + Send;
 }
 
 struct Blocking<'c, C: ?Sized>(&'c mut C);
@@ -130,6 +140,10 @@ impl<T: Clone + Send + Sync, C: SyncExecutor + Send + ?Sized> Io<T> for Blocking
     fn wait_flight(flight: Arc<Flight<T>>) -> impl Future<Output = Outcome<T>> + Send {
         std::future::ready(flight.wait_blocking())
     }
+    fn sleep(d: Duration) -> impl Future<Output = ()> + Send {
+        std::thread::sleep(d);
+        std::future::ready(())
+    }
 }
 
 struct Async<'c, C: ?Sized>(&'c mut C);
@@ -144,6 +158,9 @@ impl<T: Clone + Send + Sync, C: AsyncExecutor + ?Sized> Io<T> for Async<'_, C> {
     }
     async fn wait_flight(flight: Arc<Flight<T>>) -> Outcome<T> {
         flight.wait().await
+    }
+    async fn sleep(d: Duration) {
+        tokio::time::sleep(d).await;
     }
 }
 
@@ -313,7 +330,8 @@ where
     /// Round trips: a local-cache hit none; a hit one `GET`; a miss `GET`,
     /// the `acquire` script, then the `fill` script (plus one `tag_add` per
     /// tag, pipelined) after the loader; a caller that waits for another
-    /// process adds `XREAD BLOCK` calls of at most 400 ms each. A stale or
+    /// process adds non-blocking `XREAD` polls (2 ms apart at first, then
+    /// doubling to 25 ms), which never hold `con` for other tasks. A stale or
     /// early-refreshed hit adds `acquire` and, for the one caller that
     /// refreshes, `fill`; if that refresh fails the current value is
     /// returned and the failure logged.
@@ -458,10 +476,14 @@ where
                     }
                     return Ok(f.value);
                 }
+                // Not kept locally: end the read before the refresh.
+                drop(ticket);
                 return self.refresh(io, &key, f.value, loader).await;
             }
             Decoded::Miss { occupied } => occupied,
         };
+        // A miss is not kept locally (the next read keeps the filled value).
+        drop(ticket);
         match self.flights.join(&key) {
             Joined::Follower(flight) => I::wait_flight(flight)
                 .await
@@ -543,6 +565,9 @@ where
                         Decoded::Miss { .. } => force = true,
                     },
                     Some(Woken::NotFound) => return Ok(None),
+                    // An invalidation revoked the fill: the lease is free
+                    // or held back (`inv`), so the retry loads at once.
+                    Some(Woken::Revoked) => {}
                     Some(Woken::Failed(message)) => {
                         return Err(Error::LoadFailed {
                             key: key.to_owned(),
@@ -574,23 +599,35 @@ where
         .await
     }
 
-    /// Blocks on the key's `done` stream for at most `opts.wait`.
+    /// Polls the key's `done` stream for at most `opts.wait`, pausing
+    /// between polls in the caller rather than blocking on the server: a
+    /// blocked `XREAD` would hold a shared connection (multiplexed, manager
+    /// or Cluster) and stall every other task's commands behind it.
     async fn wait<I: Io<T>>(&self, io: &mut I, key: &str) -> Result<Option<Woken>> {
-        let deadline = Instant::now() + self.opts.wait;
+        // No deadline when the bound is past what an `Instant` holds.
+        let deadline = Instant::now().checked_add(self.opts.wait);
+        let mut pause = POLL_FIRST;
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(None);
-            }
             let woken = io
                 .run(WaitDone {
                     key: key.to_owned(),
-                    block: left.min(BLOCK_SLICE),
                 })
                 .await?;
             if woken.is_some() {
                 return Ok(woken);
             }
+            let nap = match deadline {
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Ok(None);
+                    }
+                    pause.min(left)
+                }
+                None => pause,
+            };
+            I::sleep(nap).await;
+            pause = (pause * 2).min(POLL_MAX);
         }
     }
 

@@ -18,7 +18,10 @@
 //!   answered the `GET` sends an invalidation that is handled before or
 //!   after the reply is kept: before, the pending slot is gone and nothing
 //!   is kept; after, the kept copy is dropped. Either way no stale copy
-//!   survives the invalidation. (A test forces the interleaving.)
+//!   survives the invalidation. (A test forces the interleaving.) A read
+//!   whose reply is not kept (a miss that goes to the loader, an error, a
+//!   dropped future) drops its ticket, which removes its pending slot;
+//!   pending slots do not count against the capacity.
 //! * **Reconnects and FLUSHALL.** A lost tracking connection drops every
 //!   local copy and turns local caching off until tracking is on again (on
 //!   a new connection, after which everything is dropped once more, since
@@ -122,18 +125,21 @@ pub struct LocalStats {
     pub flushes: u64,
 }
 
-enum Slot {
-    Pending(u64),
-    Ready {
-        value: Arc<dyn Any + Send + Sync>,
-        born: Instant,
-        seq: u64,
-    },
+/// A local copy.
+struct Ready {
+    value: Arc<dyn Any + Send + Sync>,
+    born: Instant,
+    seq: u64,
 }
 
 #[derive(Default)]
 struct State {
-    map: HashMap<String, Slot>,
+    /// The copies held; [`LocalCacheOptions::capacity`] bounds them.
+    map: HashMap<String, Ready>,
+    /// The reads in progress: key to the token of the [`Ticket`] that
+    /// registered it. Each lives as long as its ticket, so they are bounded
+    /// by the reads in flight and do not count against the capacity.
+    pending: HashMap<String, u64>,
     order: VecDeque<(String, u64)>,
     next: u64,
 }
@@ -161,6 +167,7 @@ impl Inner {
     fn flush(&self) {
         let mut st = self.lock();
         st.map.clear();
+        st.pending.clear();
         st.order.clear();
         drop(st);
         self.flushes.fetch_add(1, Ordering::Relaxed);
@@ -170,7 +177,9 @@ impl Inner {
         let Ok(key) = std::str::from_utf8(key) else {
             return;
         };
-        if self.lock().map.remove(key).is_some() {
+        let mut st = self.lock();
+        let pending = st.pending.remove(key).is_some();
+        if st.map.remove(key).is_some() || pending {
             self.invalidations.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -215,10 +224,27 @@ impl redis::aio::AsyncPushSender for PushHandler {
 }
 
 /// A read in progress: keep its reply with [`LocalCache::complete`].
+/// Dropping it without completing ends the read (its pending registration
+/// is removed).
 #[derive(Debug)]
 pub struct Ticket {
     key: String,
     token: u64,
+    cache: Weak<Inner>,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let Some(inner) = self.cache.upgrade() else {
+            return;
+        };
+        let mut st = inner.lock();
+        // Only this read's registration: a later read of the key has its
+        // own token.
+        if st.pending.get(&self.key) == Some(&self.token) {
+            st.pending.remove(&self.key);
+        }
+    }
 }
 
 /// A bounded in-process cache kept honest by the server; see the
@@ -306,14 +332,14 @@ impl LocalCache {
         let inner = &self.inner;
         let mut st = inner.lock();
         let hit = match st.map.get(key) {
-            Some(Slot::Ready { value, born, .. }) if born.elapsed() < inner.opts.max_age => {
-                value.downcast_ref::<T>().cloned()
+            Some(r) if r.born.elapsed() < inner.opts.max_age => {
+                r.value.downcast_ref::<T>().cloned()
             }
-            Some(Slot::Ready { .. }) => {
+            Some(_) => {
                 st.map.remove(key);
                 None
             }
-            _ => None,
+            None => None,
         };
         drop(st);
         match hit {
@@ -332,10 +358,11 @@ impl LocalCache {
         let mut st = self.inner.lock();
         st.next += 1;
         let token = st.next;
-        st.map.insert(key.to_owned(), Slot::Pending(token));
+        st.pending.insert(key.to_owned(), token);
         Some(Ticket {
             key: key.to_owned(),
             token,
+            cache: Arc::downgrade(&self.inner),
         })
     }
 
@@ -345,40 +372,48 @@ impl LocalCache {
     pub fn complete<T: Send + Sync + 'static>(&self, ticket: Ticket, value: T) -> bool {
         let inner = &self.inner;
         let mut st = inner.lock();
-        if !matches!(st.map.get(&ticket.key), Some(Slot::Pending(t)) if *t == ticket.token) {
+        if st.pending.get(&ticket.key) != Some(&ticket.token) {
+            drop(st);
             return false;
         }
+        // The ticket's drop then finds nothing of its own to remove.
+        st.pending.remove(&ticket.key);
         st.next += 1;
         let seq = st.next;
         st.map.insert(
             ticket.key.clone(),
-            Slot::Ready {
+            Ready {
                 value: Arc::new(value),
                 born: Instant::now(),
                 seq,
             },
         );
-        st.order.push_back((ticket.key, seq));
+        st.order.push_back((ticket.key.clone(), seq));
         while st.map.len() > inner.opts.capacity {
             let Some((old, old_seq)) = st.order.pop_front() else {
                 break;
             };
-            if matches!(st.map.get(&old), Some(Slot::Ready { seq, .. }) if *seq == old_seq) {
+            if matches!(st.map.get(&old), Some(r) if r.seq == old_seq) {
                 st.map.remove(&old);
             }
         }
         // The order queue may hold keys already removed; keep it bounded.
         if st.order.len() > 2 * inner.opts.capacity {
             let State { map, order, .. } = &mut *st;
-            order.retain(|(k, s)| matches!(map.get(k), Some(Slot::Ready { seq, .. }) if seq == s));
+            order.retain(|(k, s)| matches!(map.get(k), Some(r) if r.seq == *s));
         }
+        // Unlock before the ticket's drop locks again.
+        drop(st);
+        drop(ticket);
         true
     }
 
     /// Drops the local copy of `key` (this process only; the server tells
     /// the others).
     pub fn invalidate(&self, key: &str) {
-        self.inner.lock().map.remove(key);
+        let mut st = self.inner.lock();
+        st.map.remove(key);
+        st.pending.remove(key);
     }
 
     /// Drops every local copy.
@@ -388,17 +423,19 @@ impl LocalCache {
 
     /// Whether a copy of `key` is held (pending reads excluded).
     pub fn contains(&self, key: &str) -> bool {
-        matches!(self.inner.lock().map.get(key), Some(Slot::Ready { .. }))
+        self.inner.lock().map.contains_key(key)
     }
 
     /// Number of copies held.
     pub fn len(&self) -> usize {
-        self.inner
-            .lock()
-            .map
-            .values()
-            .filter(|s| matches!(s, Slot::Ready { .. }))
-            .count()
+        self.inner.lock().map.len()
+    }
+
+    /// Number of reads registered by [`LocalCache::begin`] and not yet
+    /// completed or dropped (for tests).
+    #[doc(hidden)]
+    pub fn pending_len(&self) -> usize {
+        self.inner.lock().pending.len()
     }
 
     /// True when no copy is held.

@@ -36,7 +36,7 @@
 //! |---|---|---|
 //! | `<key>` | string | the entry: a one-line header and the JSON of the value (see below) |
 //! | `{<key>}:#lease` | string | the fill lease: the token of the caller loading the value, or `inv` for a moment after an invalidation |
-//! | `{<key>}:#done` | stream | one message when a fill lands (waiters block on it), expires after a minute |
+//! | `{<key>}:#done` | stream | one message when a fill lands or is revoked (waiters poll it), expires after a minute |
 //! | `<ns>:#tag:<tag>` | zset | entry keys carrying the tag, scored by their expiry |
 //!
 //! (`{<key>}` stands for the key itself when it has no hash tag, so the three
@@ -73,10 +73,14 @@
 //! 1. *Single-flight in a process*: concurrent misses of one key in one
 //!    [`Cache`] make one loader call; the others wait for its outcome.
 //! 2. *Across processes*: the first caller takes the fill lease (a short
-//!    `SET NX PX` inside the `acquire` script) and loads; the others block
-//!    on the key's `done` stream (`XREAD BLOCK`, woken by the `XADD` that
-//!    lands with the value, in slices of at most 400 ms so no client
-//!    timeout fires) for at most the wait bound, then load without caching.
+//!    `SET NX PX` inside the `acquire` script) and loads; the others poll
+//!    the key's `done` stream (a non-blocking `XREAD`, 2 ms apart at first,
+//!    the pause doubling to 25 ms) until the `XADD` that lands with the
+//!    value, which they take from the stream (no second `GET`), for at most
+//!    the wait bound, then load without caching. Waiters never block on the
+//!    server: a blocked command would hold a shared connection
+//!    (multiplexed, `ConnectionManager`, Cluster) and stall every other
+//!    task's commands behind it.
 //! 3. *Probabilistic early refresh* (XFetch): each entry stores how long the
 //!    loader took (`delta`); a read recomputes early when
 //!    `now − delta·β·ln(rand()) ≥ expiry`. Inside the stale window one
@@ -96,7 +100,9 @@
 //! source before the change cannot put the old value back, and for a short
 //! *hold* (250 ms by default) no fill is stored at all, which covers a
 //! source write that lands after the invalidation (a pipeline split over
-//! Cluster nodes).
+//! Cluster nodes). Callers waiting for a revoked fill are woken (an `r`
+//! message on the `done` stream) and try the lease again at once: during
+//! the hold they load from the source without caching.
 
 pub mod behind;
 mod entry;

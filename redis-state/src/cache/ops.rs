@@ -50,8 +50,11 @@ pub(super) fn entry_key(schema: &CacheSchema, ns: Option<&Namespace>, id: &IdBuf
     schema.key.render(ns, id)
 }
 
+/// Milliseconds for a `PX` argument: at least 1, at most
+/// [`MAX_MILLIS`](crate::random::MAX_MILLIS) (Redis refuses a TTL whose sum
+/// with the current time overflows, and scripts read numbers as doubles).
 fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+    crate::random::millis(d)
 }
 
 namespaced!(
@@ -244,7 +247,10 @@ impl<T: Cached> Operation for Get<T> {
 /// The Redis TTL and the fresh-until instant of a new entry.
 pub(super) fn lifetimes(schema: &CacheSchema, negative: bool, now: i64) -> (u64, i64) {
     if negative {
-        let ttl = schema.negative_ttl_ms.unwrap_or(schema.ttl_ms).max(1);
+        let ttl = schema
+            .negative_ttl_ms
+            .unwrap_or(schema.ttl_ms)
+            .clamp(1, crate::random::MAX_MILLIS);
         return (ttl, now.saturating_add(ttl as i64));
     }
     let jitter = if schema.jitter_ms > 0 {
@@ -252,8 +258,9 @@ pub(super) fn lifetimes(schema: &CacheSchema, negative: bool, now: i64) -> (u64,
     } else {
         0
     };
-    let fresh = schema.ttl_ms.saturating_add(jitter);
-    let px = fresh.saturating_add(schema.stale_ms).max(1);
+    let max = crate::random::MAX_MILLIS;
+    let fresh = schema.ttl_ms.saturating_add(jitter).min(max);
+    let px = fresh.saturating_add(schema.stale_ms).clamp(1, max);
     (px, now.saturating_add(fresh as i64))
 }
 
@@ -484,12 +491,16 @@ impl<T: Cached> Invalidate<T> {
     }
 }
 
-/// Adds the `invalidate` script call for the entry at `key`.
+/// Adds the `invalidate` script call for the entry at `key`. The lease and
+/// the wake-up stream are the entry's companions (same Cluster slot): a
+/// revoked fill's waiters are told through the stream.
 pub(crate) fn push_invalidate(plan: &mut Plan, key: &str, hold: Duration) -> Result<()> {
     let lease = companion(key, "lease");
+    let done = companion(key, "done");
     let hold_ms = if hold.is_zero() { 0 } else { ms(hold) };
-    plan.script(&INVALIDATE, &[key, lease.as_str()])?
-        .arg(hold_ms);
+    plan.script(&INVALIDATE, &[key, lease.as_str(), done.as_str()])?
+        .arg(hold_ms)
+        .arg(DONE_STREAM_MS);
     Ok(())
 }
 
@@ -704,16 +715,21 @@ impl Operation for Abandon {
 /// What a waiter was woken with.
 #[derive(Debug)]
 pub(super) enum Woken {
+    /// The fill landed (or a `set` replaced it): the entry's bytes.
     Value(Vec<u8>),
+    /// The load found nothing (and negative caching is off).
     NotFound,
+    /// The load failed with this message.
     Failed(String),
+    /// An invalidation revoked the lease: try it again now.
+    Revoked,
 }
 
-/// `XREAD COUNT 1 BLOCK ms STREAMS <done> 0-0`: blocks on the server until
-/// the lease holder publishes, at most `block`.
+/// `XREAD COUNT 1 STREAMS <done> 0-0`, without `BLOCK`: whether the lease
+/// holder has published yet. Waiters poll it (see `Cache::wait`), so a
+/// shared connection is never held by a blocked command.
 pub(super) struct WaitDone {
     pub(super) key: String,
-    pub(super) block: Duration,
 }
 
 impl Operation for WaitDone {
@@ -723,8 +739,6 @@ impl Operation for WaitDone {
         plan.cmd_routed("XREAD", &done)
             .arg("COUNT")
             .arg(1)
-            .arg("BLOCK")
-            .arg(ms(self.block))
             .arg("STREAMS")
             .arg(&done)
             .arg("0-0");
@@ -768,6 +782,7 @@ fn parse_xread_one(v: &Value) -> Option<Woken> {
     match name.as_slice() {
         b"v" => Some(Woken::Value(value)),
         b"n" => Some(Woken::NotFound),
+        b"r" => Some(Woken::Revoked),
         _ => Some(Woken::Failed(String::from_utf8_lossy(&value).into_owned())),
     }
 }
