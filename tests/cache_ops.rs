@@ -648,6 +648,36 @@ fn waiting_for_a_dead_loader_is_bounded(r: &mut Runner, ns: &Namespace) {
     assert_eq!(r.run(cache.get(&21)).unwrap(), Some(product(21, "y")));
 }
 
+/// A dead holder's lease runs out: a waiter sees it gone (even with no
+/// bound on its wait) and takes the lease itself, fills and caches.
+fn a_waiter_takes_over_when_the_lease_runs_out(r: &mut Runner, ns: &Namespace) {
+    use redis_state::cache::CacheOptions;
+    let cache = Cache::<Product>::new()
+        .namespace(ns)
+        .options(CacheOptions::default().wait(Duration::MAX));
+    let lease = format!("{{{}}}:#lease", cache.key(&22));
+    let () = r
+        .cmd("SET", &lease)
+        .arg("dead-holder")
+        .arg("PX")
+        .arg(400)
+        .go();
+    let calls = AtomicUsize::new(0);
+    let started = std::time::Instant::now();
+    let got = get_or_load(r, &cache, &22, || {
+        calls.fetch_add(1, Ordering::SeqCst);
+        Ok(Some(product(22, "x")))
+    })
+    .unwrap();
+    let waited = started.elapsed();
+    assert_eq!(got, Some(product(22, "x")));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert!(waited >= Duration::from_millis(300), "{waited:?}");
+    assert!(waited < Duration::from_secs(3), "{waited:?}");
+    // It filled under a lease of its own.
+    assert_eq!(r.run(cache.get(&22)).unwrap(), Some(product(22, "x")));
+}
+
 /// Another process's slow loader holds the lease; a caller waits for it;
 /// then the entry is invalidated (the source changed). The waiter must be
 /// told at once (not sit out its 5 s wait bound) and return the fresh
@@ -766,6 +796,7 @@ matrix!(
     an_invalidation_wakes_the_waiters_of_the_fill_it_revokes,
     huge_option_durations_are_clamped_not_a_panic,
     waiting_for_a_dead_loader_is_bounded,
+    a_waiter_takes_over_when_the_lease_runs_out,
     set_get_invalidate,
     jitter_spreads_expiries,
     negative_caching,

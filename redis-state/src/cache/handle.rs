@@ -565,8 +565,9 @@ where
                         Decoded::Miss { .. } => force = true,
                     },
                     Some(Woken::NotFound) => return Ok(None),
-                    // An invalidation revoked the fill: the lease is free
-                    // or held back (`inv`), so the retry loads at once.
+                    // An invalidation revoked the fill, or its holder is
+                    // gone: the lease is free or held back (`inv`), so the
+                    // retry loads at once.
                     Some(Woken::Revoked) => {}
                     Some(Woken::Failed(message)) => {
                         return Err(Error::LoadFailed {

@@ -721,12 +721,13 @@ pub(super) enum Woken {
     NotFound,
     /// The load failed with this message.
     Failed(String),
-    /// An invalidation revoked the lease: try it again now.
+    /// An invalidation revoked the lease, or it is gone with nothing
+    /// published (its holder died, or the lease ran out): try it again now.
     Revoked,
 }
 
-/// `XREAD COUNT 1 STREAMS <done> 0-0`, without `BLOCK`: whether the lease
-/// holder has published yet. Waiters poll it (see `Cache::wait`), so a
+/// `EXISTS <lease>` and `XREAD COUNT 1 STREAMS <done> 0-0`, without
+/// `BLOCK`: whether the lease holder has published yet, or is gone. Waiters poll it (see `Cache::wait`), so a
 /// shared connection is never held by a blocked command.
 pub(super) struct WaitDone {
     pub(super) key: String,
@@ -736,6 +737,10 @@ impl Operation for WaitDone {
     type Output = Option<Woken>;
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
         let done = companion(&self.key, "done");
+        // The lease first: a fill deletes it and publishes in one script,
+        // so a lease seen gone with nothing published means its holder died
+        // (or the lease ran out) without a word.
+        plan.cmd("EXISTS", companion(&self.key, "lease"));
         plan.cmd_routed("XREAD", &done)
             .arg("COUNT")
             .arg(1)
@@ -745,8 +750,13 @@ impl Operation for WaitDone {
         Ok(())
     }
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<Option<Woken>>> {
+        let leased: i64 = replies.next("EXISTS")?;
         let v = replies.next_value()?;
-        Ok(Step::Done(parse_xread_one(&v)))
+        Ok(Step::Done(match parse_xread_one(&v) {
+            Some(w) => Some(w),
+            None if leased == 0 => Some(Woken::Revoked),
+            None => None,
+        }))
     }
 }
 
