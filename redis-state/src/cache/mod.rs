@@ -89,8 +89,10 @@
 //! their longest-lived member, no `SCAN`), by pattern
 //! ([`invalidate_pattern`], `SCAN` on every primary of a Cluster, glob
 //! characters of user values escaped), and on entity events
-//! (`#[redis(invalidates(..))]` on a `RedisHash` model: its saves and
-//! deletes drop the entries that depend on it).
+//! (`#[redis(invalidates(..), invalidates_tag(..))]` on a `RedisHash`
+//! model: its saves and deletes drop the entries that depend on it; a tag
+//! names the cached type that carries it, whose namespace holds the tag
+//! set).
 //!
 //! An invalidation also revokes the fill lease: a loader that read the
 //! source before the change cannot put the old value back, and for a short
