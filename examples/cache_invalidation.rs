@@ -6,9 +6,10 @@
 //! * **Event**: the seed's `update_product` deletes `product:<id>`,
 //!   `product_list:category:<category>` and `products:featured` by hand
 //!   after each update. Here the `RedisHash` model declares once what
-//!   depends on it (`invalidates(View = "id")`, `invalidates_tag =
-//!   "category:{category}"`), and every save or delete drops those entries
-//!   in the same pipeline as the write. The invalidation also revokes fills
+//!   depends on it (`invalidates(View = "id")`,
+//!   `invalidates_tag(List = "category:{category}")`: the tag as the cached
+//!   type `List` carries it, in its namespace), and every save or delete
+//!   drops those entries in the same pipeline as the write. The invalidation also revokes fills
 //!   in flight, so a reader that loaded the old row cannot put it back.
 //! * **Tag**: entries carry tags rendered from their fields; dropping a tag
 //!   drops its entries without `SCAN` (tag sets are pruned as entries
@@ -34,7 +35,7 @@ use serde::{Deserialize, Serialize};
 #[redis(
     key = "{{products}}:{id}",
     invalidates(ProductView = "id"),
-    invalidates_tag = "category:{category}"
+    invalidates_tag(ProductList = "category:{category}")
 )]
 struct Product {
     #[redis(id)]

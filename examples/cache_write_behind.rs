@@ -4,8 +4,9 @@
 //! write on an in-process `Queue` for a daemon thread: a crash loses every
 //! queued write, and a failing write is printed and dropped.
 //!
-//! [`Cache::write_behind`] writes the entry and appends the source write to
-//! a Redis stream, in one round trip: once it returns, the write survives a
+//! [`Cache::write_behind`] appends the source write to a Redis stream and
+//! then writes the entry (two round trips, so that no entry is cached when
+//! the queue refuses the write): once it returns, the write survives a
 //! crash of this process. A [`WriteBehindWorker`] (any number, in any
 //! process) reads the stream as a consumer group and calls your handler:
 //!
@@ -14,7 +15,9 @@
 //!   after `max_attempts` the entry moves to a dead-letter stream with the
 //!   error;
 //! * entries a dead worker left pending are claimed by the others
-//!   (`XAUTOCLAIM`), and a restarted worker re-reads its own;
+//!   (`XAUTOCLAIM` after `claim_idle`, which must exceed one handler attempt
+//!   plus one backoff delay: a live worker keeps its entries while it
+//!   retries), and a restarted worker re-reads its own;
 //! * shutdown is graceful: the current entry is finished, nothing new read.
 //!
 //! Delivery is **at-least-once**: a worker killed after the handler and

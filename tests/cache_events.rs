@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 #[redis(
     key = "{{product}}:{id}",
     invalidates(ProductView = "id"),
-    invalidates_tag = "category:{category}"
+    invalidates_tag(CategoryPage = "category:{category}")
 )]
 struct ProductRow {
     #[redis(id)]
@@ -72,7 +72,7 @@ struct StockView {
 
 /// A model with a unique field whose saves invalidate a tag.
 #[derive(RedisHash, Debug, Clone, PartialEq)]
-#[redis(key = "{{member}}:{id}", invalidates_tag = "team:{team}")]
+#[redis(key = "{{member}}:{id}", invalidates_tag(TeamPage = "team:{team}"))]
 struct Member {
     #[redis(id)]
     id: u64,
@@ -86,6 +86,45 @@ struct Member {
 struct TeamPage {
     team: String,
     handles: Vec<String>,
+}
+
+/// A model in its own static namespace whose saves and deletes invalidate a
+/// tag carried by cached types of other static namespaces (or none).
+#[derive(RedisHash, Debug, Clone, PartialEq)]
+#[redis(
+    key = "shelf:{id}",
+    namespace = "events_a",
+    invalidates_tag(ShelfPage = "category:{category}", ShelfList = "category:{category}")
+)]
+struct Shelf {
+    #[redis(id)]
+    id: String,
+    category: String,
+}
+
+/// Tagged in static namespace `events_b`.
+#[derive(Cached, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cache(
+    key = "shelf_page:{category}",
+    ttl = "10m",
+    tag = "category:{category}",
+    namespace = "events_b"
+)]
+struct ShelfPage {
+    category: String,
+    titles: Vec<String>,
+}
+
+/// Tagged without a static namespace.
+#[derive(Cached, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cache(
+    key = "shelf_list:{category}",
+    ttl = "10m",
+    tag = "category:{category}"
+)]
+struct ShelfList {
+    category: String,
+    ids: Vec<String>,
 }
 
 fn row(id: u64, name: &str, category: &str) -> ProductRow {
@@ -299,7 +338,72 @@ fn refused_saves_still_invalidate_what_they_took(r: &mut Runner, ns: &Namespace)
     }
 }
 
+/// The tag sets live in the cached types' namespaces, not the model's: a
+/// save and a delete without a runtime namespace still find the entries
+/// (each test variant uses its own category and id, from `ns`).
+fn tags_are_invalidated_in_the_cached_types_namespace(r: &mut Runner, ns: &Namespace) {
+    let category = format!("{ns}_books");
+    let other = format!("{ns}_games");
+    let page = |c: &str| ShelfPage {
+        category: c.to_owned(),
+        titles: vec!["t".into()],
+    };
+    let list = |c: &str| ShelfList {
+        category: c.to_owned(),
+        ids: vec!["i".into()],
+    };
+    let fill = |r: &mut Runner| {
+        for c in [&category, &other] {
+            r.run(ShelfPage::set(c, &page(c))).unwrap();
+            r.run(ShelfList::set(c, &list(c))).unwrap();
+        }
+        assert!(r.run(ShelfPage::get(&category)).unwrap().is_some());
+        assert!(r.run(ShelfList::get(&category)).unwrap().is_some());
+    };
+    let shelf = Shelf {
+        id: ns.to_string(),
+        category: category.clone(),
+    };
+    fill(r);
+    r.run(shelf.save()).unwrap();
+    assert_eq!(
+        r.run(ShelfPage::get(&category)).unwrap(),
+        None,
+        "the entry tagged in namespace `events_b` stayed"
+    );
+    assert_eq!(
+        r.run(ShelfList::get(&category)).unwrap(),
+        None,
+        "the entry tagged without a namespace stayed"
+    );
+    assert!(
+        r.run(ShelfPage::get(&other)).unwrap().is_some(),
+        "other tags stay"
+    );
+    assert!(
+        r.run(ShelfList::get(&other)).unwrap().is_some(),
+        "other tags stay"
+    );
+
+    std::thread::sleep(Duration::from_millis(300)); // past the save's hold
+    fill(r);
+    assert!(r.run(Shelf::delete(&shelf.id)).unwrap());
+    assert_eq!(r.run(ShelfPage::get(&category)).unwrap(), None);
+    assert_eq!(r.run(ShelfList::get(&category)).unwrap(), None);
+
+    // A runtime namespace replaces every static one, as before.
+    let pages = Cache::<ShelfPage>::new().namespace(ns);
+    r.run(pages.set(&category, &page(&category))).unwrap();
+    r.run(shelf.save().namespace(ns)).unwrap();
+    assert_eq!(r.run(pages.get(&category)).unwrap(), None);
+    assert!(
+        r.run(ShelfPage::get(&other)).unwrap().is_some(),
+        "the static namespace is another one"
+    );
+}
+
 matrix!(
+    tags_are_invalidated_in_the_cached_types_namespace,
     saves_and_deletes_invalidate_dependents,
     composite_ids_map_part_by_part,
     save_verifying_a_unique_holder_still_invalidates_tags,

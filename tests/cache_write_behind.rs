@@ -3,12 +3,15 @@
 //! what a dead worker left, and shut down gracefully. Killing a worker
 //! mid-batch loses no entry.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::Runner;
 use redis::AsyncCommands;
 use redis_state::cache::{Cache, WriteBehindWorker, shutdown};
 use redis_state::prelude::*;
@@ -20,6 +23,14 @@ use serde::{Deserialize, Serialize};
 struct Account {
     id: u32,
     balance: i64,
+}
+
+/// A tagged type, to see that a refused queue write records no tag either.
+#[derive(Cached, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cache(key = "ledger:{id}", ttl = "10m", tag = "owner:{owner}")]
+struct Ledger {
+    id: u32,
+    owner: String,
 }
 
 enum Con {
@@ -497,6 +508,269 @@ fn killed_worker_loses_nothing(cluster: bool) {
         }
         assert_eq!(con.xlen(&stream).await, 0);
     });
+}
+
+// ---------------------------------------------------------------------------
+// The queue write comes first
+
+/// When the `XADD` fails (here the queue key holds a string), nothing is
+/// cached: an entry whose source write was never queued would be served
+/// while the source never gets it.
+fn a_refused_queue_write_caches_nothing(r: &mut Runner, ns: &Namespace) {
+    let ledgers = Cache::<Ledger>::new().namespace(ns);
+    let stream = redis_state::cache::behind::stream_key::<Ledger>(Some(ns));
+    let _: () = r.cmd("SET", &stream).arg("not a stream").go();
+    let ledger = Ledger {
+        id: 1,
+        owner: "ada".into(),
+    };
+    let err = r.run(ledgers.write_behind(&1, &ledger)).unwrap_err();
+    assert!(
+        matches!(&err, redis_state::Error::Redis(e) if e.code() == Some("WRONGTYPE")),
+        "{err:?}"
+    );
+    let exists: i64 = r.cmd("EXISTS", &ledgers.key(&1)).go();
+    assert_eq!(exists, 0, "the entry was written without its queued write");
+    let tag = format!("{ns}:#tag:owner:ada");
+    let exists: i64 = r.cmd("EXISTS", &tag).go();
+    assert_eq!(exists, 0, "the tag was recorded without the queued write");
+    let kept: String = r.cmd("GET", &stream).go();
+    assert_eq!(kept, "not a stream");
+
+    // With the queue usable again, the same write goes through.
+    let _: i64 = r.cmd("DEL", &stream).go();
+    let entry = r.run(ledgers.write_behind(&1, &ledger)).unwrap();
+    assert!(entry.contains('-'), "a stream id: {entry}");
+    assert_eq!(r.run(ledgers.get(&1)).unwrap(), Some(ledger));
+    let queued: i64 = r.cmd("XLEN", &stream).go();
+    assert_eq!(queued, 1);
+    let exists: i64 = r.cmd("EXISTS", &tag).go();
+    assert_eq!(exists, 1);
+}
+
+matrix!(a_refused_queue_write_caches_nothing);
+
+/// Between `MULTI` and `EXEC` only one round fits: a write-behind there is
+/// refused before anything is sent.
+#[test]
+fn a_write_behind_cannot_be_a_transactions_write() {
+    use redis_state::tx::{Decision, Transaction};
+    let ns = Namespace::new(unique_prefix("wb_tx")).unwrap();
+    let ledgers = Cache::<Ledger>::new().namespace(&ns);
+    let mut con = shared_server().connection().unwrap();
+    let ledger = Ledger {
+        id: 1,
+        owner: "ada".into(),
+    };
+    let watched = format!("{ns}:watched");
+    let err = Transaction::new(&[&watched])
+        .run(
+            &mut con,
+            || redis_state::op::command::<Option<i64>>("GET", &watched),
+            |_| Ok(Decision::Commit(ledgers.write_behind(&1, &ledger), ())),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            redis_state::Error::InvalidArgument {
+                operation: "write_behind",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let stream = redis_state::cache::behind::stream_key::<Ledger>(Some(&ns));
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg(ledgers.key(&1))
+        .arg(&stream)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(exists, 0);
+}
+
+// ---------------------------------------------------------------------------
+// A worker keeps the entries it works on
+
+/// Counts the handler calls of one worker, per account id, and refuses the
+/// writes `fail` says.
+fn counting(
+    calls: Arc<Mutex<Vec<(u32, u32)>>>,
+    fail: impl Fn(&Account, u32) -> bool + Send + Sync + 'static,
+) -> Fail {
+    Arc::new(move |a: &Account, attempt: u32| {
+        calls.lock().unwrap().push((a.id, attempt));
+        fail(a, attempt)
+    })
+}
+
+/// A worker retrying an entry (backoffs longer in all than `claim_idle`)
+/// keeps it: a second worker of the group never gets it meanwhile.
+fn a_retrying_worker_keeps_its_entry(cluster: bool) {
+    let urls = urls(cluster);
+    let ns = Namespace::new(unique_prefix("wb_keep")).unwrap();
+    let db = format!("{ns}:db");
+    rt().block_on(async {
+        let mut con = Con::open(&urls).await;
+        let cache = Cache::<Account>::new().namespace(&ns);
+        con.run(cache.write_behind(&1, &Account { id: 1, balance: 7 }))
+            .await
+            .unwrap();
+        let (a_calls, b_calls) = (Arc::default(), Arc::default());
+        let worker = |name: &str| {
+            WriteBehindWorker::new(&cache, name)
+                .claim_idle(Duration::from_millis(300))
+                .max_attempts(30)
+                .backoff(Duration::from_millis(60), Duration::from_millis(60))
+                .block(Duration::from_millis(50))
+        };
+        let stream = worker("a").stream().to_owned();
+        let (trigger, sd) = shutdown();
+        // 15 failures, each followed by a backoff of 30 to 60 ms: at least
+        // 450 ms of retries.
+        let a = tokio::spawn(run_worker(
+            con.worker_con(),
+            worker("a"),
+            sd.clone(),
+            db.clone(),
+            urls.clone(),
+            counting(Arc::clone(&a_calls), |_, attempt| attempt <= 15),
+            Duration::ZERO,
+        ));
+        let a_calls: Arc<Mutex<Vec<(u32, u32)>>> = a_calls;
+        assert!(
+            wait_for(
+                async || !a_calls.lock().unwrap().is_empty(),
+                Duration::from_secs(5)
+            )
+            .await
+        );
+        let b = tokio::spawn(run_worker(
+            con.worker_con(),
+            worker("b"),
+            sd,
+            db.clone(),
+            urls.clone(),
+            counting(Arc::clone(&b_calls), |_, _| false),
+            Duration::ZERO,
+        ));
+        assert!(
+            wait_for(
+                async || con.hlen(&db).await == 1 && con.pending(&stream).await == 0,
+                Duration::from_secs(10)
+            )
+            .await,
+            "the write never reached the source"
+        );
+        trigger.fire();
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+        let b_calls: Arc<Mutex<Vec<(u32, u32)>>> = b_calls;
+        assert_eq!(
+            b_calls.lock().unwrap().clone(),
+            vec![],
+            "the second worker ran the entry the first was retrying"
+        );
+        assert_eq!(b.claimed, 0);
+        assert_eq!(a_calls.lock().unwrap().len(), 16);
+        assert_eq!((a.done, a.retries), (1, 15));
+    });
+}
+
+/// Entries read in a batch and claimed away by another worker while this
+/// one was busy with an earlier entry (longer than `claim_idle`) are left to
+/// the worker that claimed them, not handled twice: the next entry is kept
+/// along with a settlement, a later one before its first attempt.
+fn an_entry_claimed_away_mid_batch_runs_once(cluster: bool) {
+    let urls = urls(cluster);
+    let ns = Namespace::new(unique_prefix("wb_batch")).unwrap();
+    let db = format!("{ns}:db");
+    rt().block_on(async {
+        let mut con = Con::open(&urls).await;
+        let cache = Cache::<Account>::new().namespace(&ns);
+        for id in 1..=3 {
+            con.run(cache.write_behind(&id, &Account { id, balance: 7 }))
+                .await
+                .unwrap();
+        }
+        let calls: Arc<Mutex<Vec<(u32, u32)>>> = Arc::default();
+        let b_calls: Arc<Mutex<Vec<(u32, u32)>>> = Arc::default();
+        let worker = |name: &str| {
+            WriteBehindWorker::new(&cache, name)
+                .claim_idle(Duration::from_millis(300))
+                .max_attempts(30)
+                .backoff(Duration::from_millis(60), Duration::from_millis(60))
+                .block(Duration::from_millis(50))
+        };
+        let stream = worker("a").stream().to_owned();
+        let (trigger, sd) = shutdown();
+        // Account 1 fails 15 times (at least 450 ms), accounts 2 and 3 wait
+        // in the same batch.
+        let a = tokio::spawn(run_worker(
+            con.worker_con(),
+            worker("a"),
+            sd.clone(),
+            db.clone(),
+            urls.clone(),
+            counting(Arc::clone(&calls), |a, attempt| a.id == 1 && attempt <= 15),
+            Duration::ZERO,
+        ));
+        assert!(
+            wait_for(
+                async || !calls.lock().unwrap().is_empty(),
+                Duration::from_secs(5)
+            )
+            .await
+        );
+        let b = tokio::spawn(run_worker(
+            con.worker_con(),
+            worker("b"),
+            sd,
+            db.clone(),
+            urls.clone(),
+            counting(Arc::clone(&b_calls), |_, _| false),
+            Duration::ZERO,
+        ));
+        assert!(
+            wait_for(
+                async || con.hlen(&db).await == 3 && con.pending(&stream).await == 0,
+                Duration::from_secs(10)
+            )
+            .await,
+            "the writes never reached the source"
+        );
+        trigger.fire();
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+        let a_calls = calls.lock().unwrap().clone();
+        let b_calls = b_calls.lock().unwrap().clone();
+        let of = |calls: &[(u32, u32)], id| calls.iter().filter(|c| c.0 == id).count();
+        for id in [2, 3] {
+            assert_eq!(
+                of(&a_calls, id) + of(&b_calls, id),
+                1,
+                "account {id} handled more than once: {a_calls:?} {b_calls:?}"
+            );
+        }
+        assert_eq!(of(&b_calls, 1), 0, "the retried entry was taken");
+        assert_eq!(of(&a_calls, 1), 16);
+        assert_eq!(a.done + b.done, 3);
+    });
+}
+
+#[test]
+fn standalone_a_retrying_worker_keeps_its_entry() {
+    a_retrying_worker_keeps_its_entry(false);
+}
+#[test]
+fn cluster_a_retrying_worker_keeps_its_entry() {
+    a_retrying_worker_keeps_its_entry(true);
+}
+#[test]
+fn standalone_an_entry_claimed_away_mid_batch_runs_once() {
+    an_entry_claimed_away_mid_batch_runs_once(false);
+}
+#[test]
+fn cluster_an_entry_claimed_away_mid_batch_runs_once() {
+    an_entry_claimed_away_mid_batch_runs_once(true);
 }
 
 #[test]

@@ -28,8 +28,10 @@ pub(crate) struct Model<'a> {
     /// `invalidates(Type = "field, field")`: cached types whose entry with
     /// the id made of these fields depends on the entity.
     pub(crate) invalidates: Vec<(syn::Path, Vec<String>, Span)>,
-    /// `invalidates_tag = "template"`: tags over the entity's fields.
-    pub(crate) invalidates_tags: Vec<Template>,
+    /// `invalidates_tag(Type = "template")`: tags over the entity's fields,
+    /// carried by entries of the cached type `Type` (whose namespace holds
+    /// the tag set).
+    pub(crate) invalidates_tags: Vec<(syn::Path, Template)>,
 }
 
 #[derive(Clone)]
@@ -106,7 +108,7 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<
     let mut rename_all = Attr::<RenameRule>::none(cx, "rename_all");
     let mut krate = Attr::<syn::Path>::none(cx, "crate");
     let mut invalidates: Vec<(syn::Path, syn::LitStr)> = Vec::new();
-    let mut invalidates_tags: Vec<syn::LitStr> = Vec::new();
+    let mut invalidates_tags: Vec<(syn::Path, syn::LitStr)> = Vec::new();
 
     parse_each(cx, &input.attrs, "redis", |meta| {
         let path = meta.path.clone();
@@ -137,7 +139,7 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<
                 Ok(())
             })?;
         } else if path.is_ident("invalidates_tag") {
-            invalidates_tags.push(parse_lit_str(&meta)?);
+            parse_invalidates_tag(cx, &meta, &mut invalidates_tags)?;
         } else {
             return Err(unknown(
                 &meta,
@@ -217,13 +219,13 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<
 
     let invalidates = check_invalidates(cx, input, &fields, invalidates);
     let invalidates_tags = invalidates_tags
-        .iter()
-        .filter_map(|lit| {
-            let t = template::parse_tag(cx, lit)?;
+        .into_iter()
+        .filter_map(|(ty, lit)| {
+            let t = template::parse_tag(cx, &lit)?;
             for p in t.parts() {
-                check_dependency_field(cx, input, &fields, lit, p, "the tag");
+                check_dependency_field(cx, input, &fields, &lit, p, "the tag");
             }
-            Some(t)
+            Some((ty, t))
         })
         .collect();
 
@@ -242,6 +244,55 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<
         fields,
         invalidates,
         invalidates_tags,
+    })
+}
+
+const INVALIDATES_TAG_FORM: &str = "`invalidates_tag(ProductView = \"category:{category}\")`";
+
+/// `invalidates_tag(Type = "template", ...)`: the cached type whose entries
+/// carry the tag, and the tag. The plain `invalidates_tag = "template"` is
+/// an error: a tag set lives in the namespace of the cached type that wrote
+/// it, which the template alone does not tell.
+fn parse_invalidates_tag(
+    cx: &Ctxt,
+    meta: &syn::meta::ParseNestedMeta<'_>,
+    out: &mut Vec<(syn::Path, syn::LitStr)>,
+) -> syn::Result<()> {
+    if meta.input.peek(syn::Token![=]) {
+        let lit = parse_lit_str(meta)?;
+        let path = &meta.path;
+        cx.error_spanned_by(
+            quote::quote!(#path = #lit),
+            format!(
+                "name the cached type whose entries carry the tag: {INVALIDATES_TAG_FORM}; its tag sets live in that type's namespace, which the tag alone does not tell"
+            ),
+        );
+        return Ok(());
+    }
+    if !meta.input.peek(syn::token::Paren) {
+        return Err(meta.error(format!(
+            "name the cached type whose entries carry the tag, and the tag: {INVALIDATES_TAG_FORM}"
+        )));
+    }
+    let empty = {
+        let content;
+        let fork = meta.input.fork();
+        syn::parenthesized!(content in fork);
+        content.is_empty()
+    };
+    if empty {
+        return Err(meta.error(format!(
+            "`invalidates_tag()` names no cached type: {INVALIDATES_TAG_FORM}"
+        )));
+    }
+    meta.parse_nested_meta(|inner| {
+        if !inner.input.peek(syn::Token![=]) {
+            return Err(inner.error(format!(
+                "write the cached type and the tag it carries: {INVALIDATES_TAG_FORM}"
+            )));
+        }
+        out.push((inner.path.clone(), parse_lit_str(&inner)?));
+        Ok(())
     })
 }
 

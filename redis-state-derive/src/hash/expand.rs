@@ -3,6 +3,7 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
 
 use super::ast::{CodecKind, DefaultKind, FieldModel, IndexKind, Model, Role};
 use crate::internals::attr::has_flag;
@@ -427,18 +428,23 @@ fn expand_invalidations(m: &Model<'_>, p: &TokenStream) -> TokenStream {
             }
         }
     });
-    let tags = m.invalidates_tags.iter().map(|t| {
+    let tags = m.invalidates_tags.iter().map(|(ty, t)| {
         let template = key_template(p, t, None);
         let writes = t.parts().filter_map(&field).map(|f| {
             let fi = f.ident;
             quote!(#p::KeyPart::write_key_part(&self.#fi, &mut __b);)
         });
+        // Spanned at the type, where a type that is not `Cached` is the
+        // user's mistake.
+        let tag = quote_spanned! {ty.span()=>
+            __out.tag::<#ty>(&__T, &__b);
+        };
         quote! {
             {
                 const __T: #p::KeyTemplate = #template;
                 let mut __b = #p::IdBuf::new();
                 #(#writes)*
-                __out.tag(&__T, &__b);
+                #tag
             }
         }
     });

@@ -232,7 +232,7 @@ fn hash_invalidates() {
     hash(
         "hash_invalidates",
         quote! {
-            #[redis(key = "{{product}}:{id}", invalidates(ProductView = "id"), invalidates_tag = "category:{category}")]
+            #[redis(key = "{{product}}:{id}", invalidates(ProductView = "id"), invalidates_tag(ProductList = "category:{category}", ProductFeed = "all"))]
             pub struct ProductRow {
                 #[redis(id)]
                 pub id: u64,

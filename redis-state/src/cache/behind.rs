@@ -3,18 +3,35 @@
 //!
 //! # Delivery is at-least-once
 //!
-//! [`Cache::write_behind`] writes the entry and `XADD`s the write to the
-//! type's stream in one pipeline (one round trip): once it returns, the write
-//! is in Redis, not in process memory, and survives a crash of the writer.
-//! (Like every Redis write, it is as durable as the server's persistence and
-//! replication settings.)
+//! [`Cache::write_behind`] `XADD`s the write to the type's stream, and only
+//! once that succeeded writes the entry: two round trips. Once it returns,
+//! the write is in Redis, not in process memory, and survives a crash of the
+//! writer. (Like every Redis write, it is as durable as the server's
+//! persistence and replication settings.)
+//!
+//! The two cannot share a pipeline: a pipeline is not atomic, and on a
+//! Cluster the queue and the entry live in different slots, sent
+//! concurrently. A refused `XADD` (out of memory, a failing node, a key of
+//! another type) would still let the entry be written, and the cache would
+//! serve a value the source of truth never gets. In two rounds, a refused
+//! `XADD` returns its error and writes nothing; a failure of the second
+//! round leaves a queued write without an entry (a miss until the source
+//! has it). For the same reason a write-behind cannot be a transaction's
+//! write (only one round fits between `MULTI` and `EXEC`): it is refused
+//! with [`Error::InvalidArgument`] before anything is sent.
 //!
 //! Workers read the stream as a consumer group (`XREADGROUP`). An entry is
 //! acknowledged and deleted (`XACK`, `XDEL`, one script) only after the
 //! handler returned `Ok`. A worker that dies mid-batch leaves its entries
-//! pending; any worker of the group claims entries pending for longer than
+//! pending; any worker of the group claims entries idle for longer than
 //! [`WriteBehindWorker::claim_idle`] (`XAUTOCLAIM`), and a worker restarted
-//! under the same consumer name first re-reads its own pending entries. So
+//! under the same consumer name first re-reads its own pending entries. A
+//! live worker keeps the entries it holds: it resets an entry's idle time
+//! before each retry and before the first attempt of each later entry of a
+//! batch (the `wb_keep` script: `XCLAIM … JUSTID` while the entry is still
+//! pending under its name), so `claim_idle` needs to exceed one handler
+//! attempt plus one backoff delay, and an entry another worker claimed
+//! meanwhile is left to that worker. So
 //! every write reaches the handler at least once, and may reach it more than
 //! once (a worker killed after the handler succeeded but before the
 //! acknowledgement): **handlers must be idempotent** (an upsert by id, a
@@ -65,6 +82,7 @@ static SETTLE: Script = Script::new(
     "redis_state.cache.wb_settle",
     include_str!("lua/wb_settle.lua"),
 );
+static KEEP: Script = Script::new("redis_state.cache.wb_keep", include_str!("lua/wb_keep.lua"));
 
 /// The stream of queued writes of `T` in `ns`.
 pub fn stream_key<T: Cached>(ns: Option<&Namespace>) -> String {
@@ -86,11 +104,19 @@ pub fn dead_letter_key<T: Cached>(ns: Option<&Namespace>) -> String {
 // ---------------------------------------------------------------------------
 // Enqueue
 
-/// Writes an entry and queues its source write; see [`Cache::write_behind`].
-/// The output is the stream entry id.
+/// Queues a source write, then writes the entry; see
+/// [`Cache::write_behind`]. The output is the stream entry id.
+///
+/// Two round trips: the `XADD` alone, then, only when it succeeded, the
+/// entry. A pipeline is not atomic (and on a Cluster the queue and the entry
+/// live on different slots, sent concurrently), so the entry cannot ride
+/// with the `XADD`: a refused `XADD` would leave an entry the source never
+/// gets.
 pub struct WriteBehind<T: Cached> {
-    /// The entry's store; the queued write goes first in its pipeline.
+    /// The entry's store, planned in the second round.
     set: Set<T>,
+    /// The stream entry id, once the `XADD` succeeded.
+    queued: Option<String>,
 }
 
 impl<T: Cached> std::fmt::Debug for WriteBehind<T> {
@@ -102,29 +128,46 @@ impl<T: Cached> std::fmt::Debug for WriteBehind<T> {
     }
 }
 
+const CONTEXT: &str = "a write-behind";
+
 impl<T: Cached> Operation for WriteBehind<T> {
     type Output = String;
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
-        let ns = self.set.ns().cloned();
+        if self.queued.is_some() {
+            // Second round: the queued write is in Redis, now the entry.
+            return self.set.prepare_store(plan, CONTEXT);
+        }
+        if plan.single_round {
+            return Err(Error::InvalidArgument {
+                operation: "write_behind",
+                reason: "it takes two round trips (the queue, then the entry), and only one fits between MULTI and EXEC".to_owned(),
+            });
+        }
+        let stream = stream_key::<T>(self.set.ns());
         let id = self.set.id().joined().to_owned();
-        // The queue first: an entry without its queued write would be a
-        // write the source never sees, the other way round only a miss.
-        self.set
-            .prepare_with(plan, "a write-behind", |plan, key, payload| {
-                plan.cmd("XADD", stream_key::<T>(ns.as_ref()))
-                    .arg("*")
-                    .arg("id")
-                    .arg(id)
-                    .arg("key")
-                    .arg(key)
-                    .arg("v")
-                    .arg(payload);
-            })
+        let (key, payload) = self.set.queued_write(CONTEXT)?;
+        plan.cmd("XADD", stream)
+            .arg("*")
+            .arg("id")
+            .arg(id)
+            .arg("key")
+            .arg(key)
+            .arg("v")
+            .arg(payload);
+        Ok(())
     }
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<String>> {
-        let id: String = replies.next("XADD")?;
-        self.set.complete(replies)?;
-        Ok(Step::Done(id))
+        match self.queued.take() {
+            None => {
+                // A refused XADD ends the operation here: nothing is cached.
+                self.queued = Some(replies.next("XADD")?);
+                Ok(Step::Again)
+            }
+            Some(entry_id) => {
+                self.set.complete(replies)?;
+                Ok(Step::Done(entry_id))
+            }
+        }
     }
 }
 
@@ -132,10 +175,12 @@ impl<T> Cache<T>
 where
     T: Cached + Clone + Send + Sync + 'static,
 {
-    /// Write-behind: stores `value` in the cache and queues the write to
-    /// the source of truth in the type's stream, in one pipeline (one round
-    /// trip: `XADD`, the `store` script, one `tag_add` per tag). A
-    /// [`WriteBehindWorker`] performs the source write later, at least once.
+    /// Write-behind: queues the write to the source of truth in the type's
+    /// stream, then stores `value` in the cache. Two round trips: the
+    /// `XADD`, then (only when it succeeded) the `store` script and one
+    /// `tag_add` per tag; a refused `XADD` returns its error and caches
+    /// nothing (see the [module docs](self)). A [`WriteBehindWorker`]
+    /// performs the source write later, at least once.
     pub fn write_behind<Q: IdValue + ?Sized>(&self, id: &Q, value: &T) -> WriteBehind<T>
     where
         T::Id: std::borrow::Borrow<Q>,
@@ -156,6 +201,7 @@ where
     fn queued(&self, id: IdBuf, value: &T) -> WriteBehind<T> {
         WriteBehind {
             set: Set::new(id, Some(value), 0).in_namespace(self.namespace_ref().cloned()),
+            queued: None,
         }
     }
 }
@@ -312,8 +358,19 @@ where
         self.max_backoff = max.max(first);
         self
     }
-    /// How long an entry must be pending before another worker claims it
-    /// (default 30 s; it must exceed the longest handler run).
+    /// How long an entry must stay idle (pending, untouched) before another
+    /// worker claims it (default 30 s).
+    ///
+    /// A worker keeps the entry it handles: it resets the entry's idle time
+    /// (`XCLAIM … JUSTID` in a script, only while the entry is still
+    /// pending under its name) before each retry, and before the first
+    /// attempt of each entry after the first of a batch (along with the
+    /// settlement of the entry before). So `claim_idle` must exceed **one
+    /// handler attempt plus one backoff delay** (at most `max` of
+    /// [`backoff`](Self::backoff)), not the whole run of retries nor the
+    /// batch. A worker that finds its entry claimed away after a backoff
+    /// leaves it to the claimer; a single attempt that outlasts
+    /// `claim_idle` can still run concurrently with the claimer's.
     pub fn claim_idle(mut self, idle: Duration) -> Self {
         self.claim_idle = idle;
         self
@@ -374,32 +431,63 @@ where
                     self.with_deliveries(con, claimed).await?
                 }
             };
-            for (entry, deliveries) in entries {
+            // The first entry was just delivered (its idle time is ~0); each
+            // later one is kept (its idle time reset) along with the
+            // settlement of the one before, or before its first attempt.
+            let mut kept = Kept::Yes;
+            let mut entries = entries.into_iter().peekable();
+            while let Some((entry, deliveries)) = entries.next() {
                 if shutdown.is_fired() {
                     break;
                 }
-                self.handle(con, &shutdown, &mut handler, entry, deliveries, &mut stats)
+                let next = entries.peek().map(|((id, _), _)| id.clone());
+                let job = Job {
+                    entry,
+                    deliveries,
+                    kept,
+                    next: next.as_deref(),
+                };
+                kept = self
+                    .handle(con, &shutdown, &mut handler, job, &mut stats)
                     .await?;
             }
         }
         Ok(stats)
     }
 
+    /// Handles one entry; returns whether the next entry of the batch was
+    /// kept along with this one's settlement.
     async fn handle<C, F, Fut, E>(
         &self,
         con: &mut C,
         shutdown: &Shutdown,
         handler: &mut F,
-        (entry_id, fields): RawEntry,
-        deliveries: u64,
+        job: Job<'_>,
         stats: &mut WorkerStats,
-    ) -> Result<()>
+    ) -> Result<Kept>
     where
         C: AsyncExecutor + ?Sized,
         F: FnMut(QueuedWrite<T>) -> Fut + Send,
         Fut: Future<Output = std::result::Result<(), E>> + Send,
         E: std::fmt::Display,
     {
+        let Job {
+            entry: (entry_id, fields),
+            deliveries,
+            kept,
+            next,
+        } = job;
+        // An entry that waited in the batch may have been claimed by another
+        // worker meanwhile: it is that worker's now.
+        let ours = match kept {
+            Kept::Yes => true,
+            Kept::No => false,
+            Kept::Unknown => self.keep(con, &entry_id).await?,
+        };
+        if !ours {
+            self.handed_over(&entry_id);
+            return Ok(Kept::Unknown);
+        }
         let field = |name: &[u8]| {
             fields
                 .iter()
@@ -418,7 +506,7 @@ where
                 log::warn!(target: "redis_state::cache", "dead-lettering {entry_id} of `{}`: {error}", self.stream);
                 stats.dead += 1;
                 return self
-                    .settle(con, &entry_id, &fields, Some((&error, 0)))
+                    .settle(con, &entry_id, &fields, Some((&error, 0)), next)
                     .await;
             }
         };
@@ -427,7 +515,7 @@ where
             log::warn!(target: "redis_state::cache", "dead-lettering {entry_id} of `{}`: {error}", self.stream);
             stats.dead += 1;
             return self
-                .settle(con, &entry_id, &fields, Some((&error, 0)))
+                .settle(con, &entry_id, &fields, Some((&error, 0)), next)
                 .await;
         }
         let mut attempt = 1;
@@ -443,14 +531,14 @@ where
             match handler(write).await {
                 Ok(()) => {
                     stats.done += 1;
-                    return self.settle(con, &entry_id, &fields, None).await;
+                    return self.settle(con, &entry_id, &fields, None, next).await;
                 }
                 Err(e) if attempt >= self.max_attempts => {
                     let error = e.to_string();
                     log::warn!(target: "redis_state::cache", "dead-lettering {entry_id} of `{}` after {attempt} attempts: {error}", self.stream);
                     stats.dead += 1;
                     return self
-                        .settle(con, &entry_id, &fields, Some((&error, attempt)))
+                        .settle(con, &entry_id, &fields, Some((&error, attempt)), next)
                         .await;
                 }
                 Err(e) => {
@@ -460,12 +548,37 @@ where
                     let mut sd = shutdown.clone();
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
-                        () = sd.fired() => return Ok(()), // left pending
+                        () = sd.fired() => return Ok(Kept::Unknown), // left pending
+                    }
+                    // Still pending under this worker: reset its idle time,
+                    // so that no other worker claims it during the next
+                    // attempt. Taken already (the attempt and the backoff
+                    // outlasted `claim_idle`): the other worker has it.
+                    if !self.keep(con, &entry_id).await? {
+                        self.handed_over(&entry_id);
+                        return Ok(Kept::Unknown);
                     }
                     attempt += 1;
                 }
             }
         }
+    }
+
+    fn handed_over(&self, entry_id: &str) {
+        log::debug!(target: "redis_state::cache", "write-behind {entry_id} of `{}` was claimed by another worker; left to it", self.stream);
+    }
+
+    /// Resets the idle time of `entry_id` if it is still pending under this
+    /// worker; false when another worker claimed it (or it was settled).
+    async fn keep<C: AsyncExecutor + ?Sized>(&self, con: &mut C, entry_id: &str) -> Result<bool> {
+        KeepEntry {
+            stream: &self.stream,
+            group: &self.group,
+            consumer: &self.consumer,
+            entry_id,
+        }
+        .run_async(con)
+        .await
     }
 
     fn delay(&self, attempt: u32) -> Duration {
@@ -589,13 +702,16 @@ where
             .collect())
     }
 
+    /// Acknowledges and deletes `entry_id` (dead-lettering it first when
+    /// `dead` says why), and keeps `next` in the same round trip.
     async fn settle<C: AsyncExecutor + ?Sized>(
         &self,
         con: &mut C,
         entry_id: &str,
         fields: &[(Vec<u8>, Vec<u8>)],
         dead: Option<(&str, u32)>,
-    ) -> Result<()> {
+        next: Option<&str>,
+    ) -> Result<Kept> {
         Settle {
             stream: &self.stream,
             dead_stream: &self.dead,
@@ -603,9 +719,61 @@ where
             entry_id,
             fields,
             dead,
+            next: next.map(|entry_id| KeepEntry {
+                stream: &self.stream,
+                group: &self.group,
+                consumer: &self.consumer,
+                entry_id,
+            }),
         }
         .run_async(con)
         .await
+    }
+}
+
+/// One entry of a batch, as [`WriteBehindWorker::handle`] takes it.
+struct Job<'a> {
+    entry: RawEntry,
+    deliveries: u64,
+    /// Whether the entry is known to be still this worker's.
+    kept: Kept,
+    /// The id of the next entry of the batch, kept with this settlement.
+    next: Option<&'a str>,
+}
+
+/// Whether an entry is still pending under this worker, with its idle time
+/// reset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kept {
+    /// Yes: just delivered or kept.
+    Yes,
+    /// No: another worker claimed it (or it was settled).
+    No,
+    /// Not known: ask before handling it.
+    Unknown,
+}
+
+/// Resets the idle time of an entry still pending under `consumer`; the
+/// output says whether it was.
+struct KeepEntry<'a> {
+    stream: &'a str,
+    group: &'a str,
+    consumer: &'a str,
+    entry_id: &'a str,
+}
+
+impl Operation for KeepEntry<'_> {
+    type Output = bool;
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        plan.script(&KEEP, &[self.stream])?
+            .arg(self.group)
+            .arg(self.consumer)
+            .arg(self.entry_id);
+        Ok(())
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<bool>> {
+        let kept: i64 = replies.next("the wb_keep script")?;
+        Ok(Step::Done(kept == 1))
     }
 }
 
@@ -616,10 +784,12 @@ struct Settle<'a> {
     entry_id: &'a str,
     fields: &'a [(Vec<u8>, Vec<u8>)],
     dead: Option<(&'a str, u32)>,
+    /// The next entry of the batch, kept in the same round trip.
+    next: Option<KeepEntry<'a>>,
 }
 
 impl Operation for Settle<'_> {
-    type Output = ();
+    type Output = Kept;
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
         let cmd = plan.script(&SETTLE, &[self.stream, self.dead_stream])?;
         cmd.arg(self.group).arg(self.entry_id);
@@ -632,11 +802,20 @@ impl Operation for Settle<'_> {
                 cmd.arg(&f[..]).arg(&v[..]);
             }
         }
+        if let Some(next) = &mut self.next {
+            next.prepare(plan)?;
+        }
         Ok(())
     }
-    fn complete(&mut self, replies: &mut Replies) -> Result<Step<()>> {
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Kept>> {
         replies.next_value()?;
-        Ok(Step::Done(()))
+        Ok(Step::Done(match &mut self.next {
+            None => Kept::Unknown,
+            Some(next) => match next.complete(replies)? {
+                Step::Done(true) => Kept::Yes,
+                _ => Kept::No,
+            },
+        }))
     }
 }
 

@@ -1,6 +1,13 @@
 //! Entity events: a `#[derive(RedisHash)]` model declares the cache entries
-//! that depend on it (`#[redis(invalidates(View = "id"), invalidates_tag =
-//! "category:{category}")]`), and its saves and deletes drop them.
+//! that depend on it (`#[redis(invalidates(View = "id"),
+//! invalidates_tag(Page = "category:{category}"))]`), and its saves and
+//! deletes drop them.
+//!
+//! A tag names the cached type whose entries carry it: its tag set lives in
+//! that type's namespace (`<ns>:#tag:<tag>`, the operation's namespace when
+//! it has one, else the cached type's static one), not the model's. Several
+//! types carrying one tag are named one by one:
+//! `invalidates_tag(Page = "category:{category}", List = "category:{category}")`.
 //!
 //! The commands ride in the pipeline of the write itself, after it: the
 //! entity write stays one round trip (one `EVALSHA` or `HSET`), followed in
@@ -32,17 +39,17 @@ use crate::op::{Plan, Replies, Step};
 #[derive(Debug)]
 pub struct CacheInvalidations {
     ns: Option<Namespace>,
-    model_ns: Option<&'static str>,
     keys: Vec<String>,
     tags: Vec<String>,
     members: Option<Vec<String>>,
 }
 
 impl CacheInvalidations {
-    pub(crate) fn new(ns: Option<Namespace>, model_ns: Option<&'static str>) -> Self {
+    /// In the operation's namespace `ns`, if any (else each cached type's
+    /// static one).
+    pub(crate) fn new(ns: Option<Namespace>) -> Self {
         CacheInvalidations {
             ns,
-            model_ns,
             keys: Vec::new(),
             tags: Vec::new(),
             members: None,
@@ -65,11 +72,17 @@ impl CacheInvalidations {
             .push(entry_key(C::SCHEMA, self.ns.as_ref(), &id_of(id)));
     }
 
-    /// The tag `template` renders with `parts`.
-    pub fn tag(&mut self, template: &KeyTemplate, parts: &IdBuf) {
+    /// The tag `template` renders with `parts`, as entries of cached type
+    /// `C` carry it: the tag set is the one in `C`'s namespace (the
+    /// operation's, else `C`'s static one), where
+    /// [`Cached::invalidate_tag`] finds it too.
+    pub fn tag<C: Cached>(&mut self, template: &KeyTemplate, parts: &IdBuf) {
         let tag = template.render(None, parts);
-        self.tags
-            .push(Tags::key_with(self.ns.as_ref(), self.model_ns, &tag));
+        let key = Tags::key_with(self.ns.as_ref(), C::SCHEMA.key.namespace, &tag);
+        // Types of one namespace share the tag set: take it once.
+        if !self.tags.contains(&key) {
+            self.tags.push(key);
+        }
     }
 
     /// The entry keys collected.

@@ -61,10 +61,10 @@
 //! * **Write-through**: [`Cache::write_through`]: write the source of truth,
 //!   then the entry, in one call; nothing is cached when the source write
 //!   fails.
-//! * **Write-behind**: [`Cache::write_behind`] writes the entry and queues
-//!   the source write in a Redis stream in one round trip; a
-//!   [`WriteBehindWorker`] drains it (see [`behind`]). Delivery is
-//!   at-least-once.
+//! * **Write-behind**: [`Cache::write_behind`] queues the source write in a
+//!   Redis stream, then writes the entry (two round trips: no entry is
+//!   written when the queue refuses the write); a [`WriteBehindWorker`]
+//!   drains it (see [`behind`]). Delivery is at-least-once.
 //! * **Plain**: [`Cached::get`], [`Cached::set`], [`Cached::invalidate`]:
 //!   operations as values, batchable with any other operation.
 //!
@@ -93,8 +93,10 @@
 //! their longest-lived member, no `SCAN`), by pattern
 //! ([`invalidate_pattern`], `SCAN` on every primary of a Cluster, glob
 //! characters of user values escaped), and on entity events
-//! (`#[redis(invalidates(..))]` on a `RedisHash` model: its saves and
-//! deletes drop the entries that depend on it).
+//! (`#[redis(invalidates(..), invalidates_tag(..))]` on a `RedisHash`
+//! model: its saves and deletes drop the entries that depend on it; a tag
+//! names the cached type that carries it, whose namespace holds the tag
+//! set).
 //!
 //! An invalidation also revokes the fill lease: a loader that read the
 //! source before the change cannot put the old value back, and for a short

@@ -398,26 +398,37 @@ impl<T: Cached> Set<T> {
         self.ns.as_ref()
     }
 
-    /// Plans the store (the `store` script, one `tag_add` per tag), after
-    /// what `first(plan, key, payload)` adds to the same pipeline; `context`
-    /// names the operation in the error of a second `prepare`.
-    pub(super) fn prepare_with(
-        &mut self,
-        plan: &mut Plan,
-        context: &'static str,
-        first: impl FnOnce(&mut Plan, &str, &[u8]),
-    ) -> Result<()> {
-        let prepared = self.prepared.take().unwrap_or_else(|| {
-            Err(Error::UnexpectedReply {
-                context,
-                found: "prepared twice".to_owned(),
-            })
-        })?;
+    /// The entry key and the value's JSON (empty for "not found"), for a
+    /// write queued before the store; an encoding error is returned here
+    /// (and the store is not planned afterwards).
+    pub(super) fn queued_write(&mut self, context: &'static str) -> Result<(String, &[u8])> {
+        if !matches!(self.prepared, Some(Ok(_))) {
+            return Err(self
+                .take_prepared(context)
+                .err()
+                .unwrap_or_else(|| prepared_twice(context)));
+        }
+        let key = entry_key(T::SCHEMA, self.ns.as_ref(), &self.id);
+        let payload = match &self.prepared {
+            Some(Ok(p)) => p.payload().unwrap_or_default(),
+            _ => &[],
+        };
+        Ok((key, payload))
+    }
+
+    fn take_prepared(&mut self, context: &'static str) -> Result<Prepared> {
+        self.prepared
+            .take()
+            .unwrap_or_else(|| Err(prepared_twice(context)))
+    }
+
+    /// Plans the store: the `store` script, one `tag_add` per tag.
+    pub(super) fn prepare_store(&mut self, plan: &mut Plan, context: &'static str) -> Result<()> {
+        let prepared = self.take_prepared(context)?;
         let schema = T::SCHEMA;
         let ns = self.ns.as_ref();
         let enc = prepared.encode(schema, ns);
         let key = entry_key(schema, ns, &self.id);
-        first(plan, &key, prepared.payload().unwrap_or_default());
         push_store(plan, &key, &enc)?;
         push_tags(plan, &key, &enc)?;
         self.ntags = enc.tags.len();
@@ -428,12 +439,19 @@ impl<T: Cached> Set<T> {
 impl<T: Cached> Operation for Set<T> {
     type Output = ();
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
-        self.prepare_with(plan, "a cache set", |_, _, _| {})
+        self.prepare_store(plan, "a cache set")
     }
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<()>> {
         replies.next_value()?;
         complete_tags(replies, self.ntags)?;
         Ok(Step::Done(()))
+    }
+}
+
+fn prepared_twice(context: &'static str) -> Error {
+    Error::UnexpectedReply {
+        context,
+        found: "prepared twice".to_owned(),
     }
 }
 

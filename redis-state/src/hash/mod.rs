@@ -18,6 +18,8 @@
 //! | `collection = "users"` | the name in redis-state's own keys (indexes); default: snake_case struct name |
 //! | `rename_all = "camelCase"` | hash field naming: `snake_case`, `camelCase`, `PascalCase`, `kebab-case`, `SCREAMING_SNAKE_CASE`, `lowercase`, `UPPERCASE` |
 //! | `crate = "path"` | where `redis_state` is, for crates that re-export it |
+//! | `invalidates(View = "id")` | saves and deletes drop the entry of the cached type `View` whose id is made of these fields (comma-separated for a composite id); several pairs or attributes for several types |
+//! | `invalidates_tag(Page = "category:{category}")` | saves and deletes drop every entry carrying this tag, rendered from the entity's fields, in the tag sets of the cached type `Page` (its namespace); several pairs or attributes for several types or tags |
 //!
 //! On fields:
 //!
@@ -661,12 +663,12 @@ pub trait RedisHash: Sized {
     }
 
     /// Whether saves and deletes of this model invalidate cache entries
-    /// (`#[redis(invalidates(..))]` / `invalidates_tag`); see
+    /// (`#[redis(invalidates(..))]` / `invalidates_tag(..)`); see
     /// [`cache::CacheInvalidations`](crate::cache::CacheInvalidations).
     const INVALIDATES_CACHE: bool = false;
 
     /// Lists the cache entries and tags that depend on this entity
-    /// (generated from the `invalidates` attributes).
+    /// (generated from the `invalidates` and `invalidates_tag` attributes).
     fn cache_invalidations(&self, _out: &mut crate::cache::CacheInvalidations) {}
 
     /// The value of the `version` field (0 when the model has none).

@@ -466,7 +466,7 @@ impl<M: RedisHash> Operation for Save<'_, M> {
         self.prepare_write(plan)?;
         if M::INVALIDATES_CACHE {
             // After the write in the pipeline: see `cache::CacheInvalidations`.
-            let mut inv = CacheInvalidations::new(self.ns.clone(), M::SCHEMA.key.namespace);
+            let mut inv = CacheInvalidations::new(self.ns.clone());
             self.entity.cache_invalidations(&mut inv);
             inv.prepare(plan)?;
             self.inv = Some(inv);
@@ -1001,8 +1001,7 @@ impl<M: RedisHash> Operation for Delete<M> {
                 // only the entries its fields would name cannot be found.
                 match decode_hmget::<M>(&key, &v) {
                     Ok(Some(entity)) => {
-                        let mut inv =
-                            CacheInvalidations::new(self.ns.clone(), M::SCHEMA.key.namespace);
+                        let mut inv = CacheInvalidations::new(self.ns.clone());
                         entity.cache_invalidations(&mut inv);
                         self.inv = Some(inv);
                     }

@@ -8,7 +8,7 @@ struct View {
 }
 
 #[derive(RedisHash)]
-#[redis(key = "row:{id}", invalidates(View = "ident"), invalidates_tag = "c:{category}")]
+#[redis(key = "row:{id}", invalidates(View = "ident"), invalidates_tag(View = "c:{category}"))]
 struct Row {
     #[redis(id)]
     id: u64,
@@ -17,7 +17,7 @@ struct Row {
 }
 
 #[derive(RedisHash)]
-#[redis(key = "row2:{id}", invalidates_tag = "c:{note}")]
+#[redis(key = "row2:{id}", invalidates_tag(View = "c:{note}"))]
 struct Row2 {
     #[redis(id)]
     id: u64,

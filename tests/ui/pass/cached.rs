@@ -49,7 +49,8 @@ type PairU8 = Pair<u8>;
     key = "{{shop}}:row:{id}",
     invalidates(Product = "id"),
     invalidates(PairU8 = "a, b"),
-    invalidates_tag = "category:{category}"
+    invalidates_tag(Product = "category:{category}", PairU8 = "category:{category}"),
+    invalidates_tag(Product = "shop:{a}")
 )]
 struct Row {
     #[redis(id)]
