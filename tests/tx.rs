@@ -423,3 +423,45 @@ async fn async_writes_with_a_second_round_finish_after_exec() {
     assert_eq!(get(&keys[0]).run(&mut con).unwrap(), Some(START + 1));
     assert_eq!(get(&keys[1]).run(&mut con).unwrap(), Some(START + 1));
 }
+
+/// Writes that cannot be built: their `prepare` fails.
+struct Unbuildable;
+
+impl Operation for Unbuildable {
+    type Output = ();
+    fn prepare(&mut self, _plan: &mut redis_state::op::Plan) -> redis_state::Result<()> {
+        Err(Error::user("cannot build these writes"))
+    }
+    fn complete(
+        &mut self,
+        _replies: &mut redis_state::op::Replies,
+    ) -> redis_state::Result<redis_state::op::Step<()>> {
+        unreachable!("never prepared")
+    }
+}
+
+/// Writes that fail to build are an error, and the connection is left
+/// without a WATCH (a later MULTI/EXEC on it is not voided by the keys
+/// this transaction watched).
+#[test]
+fn writes_that_fail_to_build_unwatch() {
+    let keys = accounts("tx_unbuildable");
+    let mut con = shared_server().connection().unwrap();
+    let err = Transaction::new(&[&keys[0]])
+        .run(
+            &mut con,
+            || get(&keys[0]),
+            |_| Ok(Decision::Commit(Unbuildable, ())),
+        )
+        .unwrap_err();
+    assert_eq!(err.to_string(), "cannot build these writes");
+    let mut other = shared_server().connection().unwrap();
+    set(&keys[0], 7).run(&mut other).unwrap();
+    let got: Option<(i64,)> = redis::pipe()
+        .atomic()
+        .cmd("GET")
+        .arg(&keys[0])
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(got, Some((7,)), "EXEC ran");
+}

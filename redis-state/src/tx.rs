@@ -180,7 +180,14 @@ impl Transaction {
                 }
                 Ok(Decision::Commit(writes, value)) => {
                     let mut commit = Commit::new(writes);
-                    let values = con.execute(commit.plan()?)?;
+                    let plan = match commit.plan() {
+                        Ok(plan) => plan,
+                        Err(e) => {
+                            let _ = con.execute(unwatch());
+                            return Err(e);
+                        }
+                    };
+                    let values = con.execute(plan)?;
                     match commit.done(values)? {
                         Committed::No => {}
                         Committed::Yes => return Ok(value),
@@ -251,7 +258,14 @@ impl Transaction {
                 }
                 Ok(Decision::Commit(writes, value)) => {
                     let mut commit = Commit::new(writes);
-                    let values = con.execute_async(commit.plan()?).await?;
+                    let plan = match commit.plan() {
+                        Ok(plan) => plan,
+                        Err(e) => {
+                            let _ = con.execute_async(unwatch()).await;
+                            return Err(e);
+                        }
+                    };
+                    let values = con.execute_async(plan).await?;
                     match commit.done(values)? {
                         Committed::No => {}
                         Committed::Yes => return Ok(value),
