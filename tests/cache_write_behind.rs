@@ -550,10 +550,10 @@ fn a_refused_queue_write_caches_nothing(r: &mut Runner, ns: &Namespace) {
 
 matrix!(a_refused_queue_write_caches_nothing);
 
-/// Between `MULTI` and `EXEC` only one round fits: a write-behind there is
-/// refused before anything is sent.
+/// As a transaction's write, a write-behind queues between `MULTI` and
+/// `EXEC` and stores its entry after `EXEC`.
 #[test]
-fn a_write_behind_cannot_be_a_transactions_write() {
+fn a_write_behind_as_a_transactions_write_queues_then_stores() {
     use redis_state::tx::{Decision, Transaction};
     let ns = Namespace::new(unique_prefix("wb_tx")).unwrap();
     let ledgers = Cache::<Ledger>::new().namespace(&ns);
@@ -563,30 +563,27 @@ fn a_write_behind_cannot_be_a_transactions_write() {
         owner: "ada".into(),
     };
     let watched = format!("{ns}:watched");
-    let err = Transaction::new(&[&watched])
+    let committed = Transaction::new(&[&watched])
         .run(
             &mut con,
             || redis_state::op::command::<Option<i64>>("GET", &watched),
-            |_| Ok(Decision::Commit(ledgers.write_behind(&1, &ledger), ())),
+            |_| {
+                Ok(Decision::Commit(
+                    ledgers.write_behind(&1, &ledger),
+                    "committed",
+                ))
+            },
         )
-        .unwrap_err();
-    assert!(
-        matches!(
-            &err,
-            redis_state::Error::InvalidArgument {
-                operation: "write_behind",
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    let stream = redis_state::cache::behind::stream_key::<Ledger>(Some(&ns));
-    let exists: i64 = redis::cmd("EXISTS")
-        .arg(ledgers.key(&1))
-        .arg(&stream)
-        .query(&mut con)
         .unwrap();
-    assert_eq!(exists, 0);
+    assert_eq!(committed, "committed");
+    let stream = redis_state::cache::behind::stream_key::<Ledger>(Some(&ns));
+    let queued: i64 = redis::cmd("XLEN").arg(&stream).query(&mut con).unwrap();
+    assert_eq!(queued, 1, "the write is queued");
+    assert_eq!(
+        ledgers.get(&1).run(&mut con).unwrap(),
+        Some(ledger),
+        "the entry is stored after EXEC"
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -16,9 +16,9 @@
 //! serve a value the source of truth never gets. In two rounds, a refused
 //! `XADD` returns its error and writes nothing; a failure of the second
 //! round leaves a queued write without an entry (a miss until the source
-//! has it). For the same reason a write-behind cannot be a transaction's
-//! write (only one round fits between `MULTI` and `EXEC`): it is refused
-//! with [`Error::InvalidArgument`] before anything is sent.
+//! has it). As a transaction's write, the `XADD` is queued between `MULTI`
+//! and `EXEC` and the entry is stored after a successful `EXEC` (see
+//! [`tx`](crate::tx)): the transaction decides whether the write is queued.
 //!
 //! Workers read the stream as a consumer group (`XREADGROUP`). An entry is
 //! acknowledged and deleted (`XACK`, `XDEL`, one script) only after the
@@ -136,12 +136,6 @@ impl<T: Cached> Operation for WriteBehind<T> {
         if self.queued.is_some() {
             // Second round: the queued write is in Redis, now the entry.
             return self.set.prepare_store(plan, CONTEXT);
-        }
-        if plan.single_round {
-            return Err(Error::InvalidArgument {
-                operation: "write_behind",
-                reason: "it takes two round trips (the queue, then the entry), and only one fits between MULTI and EXEC".to_owned(),
-            });
         }
         let stream = stream_key::<T>(self.set.ns());
         let id = self.set.id().joined().to_owned();
