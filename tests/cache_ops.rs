@@ -858,7 +858,7 @@ where
     tokio::time::sleep(Duration::from_millis(50)).await;
 
     let mut mine = con.clone();
-    let mut slowest = Duration::ZERO;
+    let mut latencies = Vec::new();
     let sampling = Instant::now();
     while sampling.elapsed() < Duration::from_millis(1200) {
         let t = Instant::now();
@@ -868,7 +868,7 @@ where
             .await
             .unwrap();
         assert_eq!(v, None);
-        slowest = slowest.max(t.elapsed());
+        latencies.push(t.elapsed());
         tokio::time::sleep(Duration::from_millis(13)).await;
     }
     assert!(!waiter.is_finished(), "the lease is still held");
@@ -885,9 +885,13 @@ where
         .unwrap()
         .unwrap();
     assert_eq!(got, Some(product(31, "written")));
+    // The median, so that one stall of a busy machine does not decide: a
+    // blocking waiter delays nearly every command by most of its block.
+    latencies.sort();
+    let median = latencies[latencies.len() / 2];
     assert!(
-        slowest < Duration::from_millis(200),
-        "a command on the shared connection waited {slowest:?} behind the waiter"
+        median < Duration::from_millis(150),
+        "commands on the shared connection waited {median:?} (median) behind the waiter"
     );
 }
 
