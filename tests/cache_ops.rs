@@ -924,3 +924,192 @@ fn a_waiter_does_not_block_a_shared_cluster_connection() {
         waiter_shares_a_connection(con, other, ns).await;
     });
 }
+
+// ---------------------------------------------------------------------------
+// CacheWaker: async waiters woken by pub/sub
+
+/// `XREAD` calls the server has served so far.
+fn xread_calls(con: &mut redis::Connection) -> u64 {
+    let info: String = redis::cmd("INFO").arg("commandstats").query(con).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_xread:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+/// Another process's loader holds the lease; an async caller with a waker
+/// waits `hold_for`, then the value is written. Returns what the waiter got
+/// and how many messages the waker received.
+async fn wait_with_waker<C>(
+    con: C,
+    mut other: C,
+    waker: redis_state::cache::CacheWaker,
+    ns: Namespace,
+    hold_for: Duration,
+    id: u64,
+) -> (Option<Product>, u64)
+where
+    C: redis::aio::ConnectionLike + Clone + Send + Sync + 'static,
+{
+    use redis_state::cache::CacheOptions;
+    let cache = Cache::<Product>::new()
+        .namespace(&ns)
+        .options(CacheOptions::default().wait(Duration::from_secs(20)))
+        .with_waker(waker.clone());
+    let lease = format!("{{{}}}:#lease", cache.key(&id));
+    let () = redis::cmd("SET")
+        .arg(&lease)
+        .arg("their-token")
+        .arg("PX")
+        .arg(20_000)
+        .query_async(&mut other)
+        .await
+        .unwrap();
+    let mut waiter_con = con.clone();
+    let waiter_cache = cache.clone();
+    let waiter = tokio::spawn(async move {
+        waiter_cache
+            .get_or_load(&mut waiter_con, &id, || async {
+                Err::<Option<Product>, _>("the waiter must not load")
+            })
+            .await
+    });
+    tokio::time::sleep(hold_for).await;
+    assert!(!waiter.is_finished(), "the lease is still held");
+    cache
+        .set(&id, &product(id, "written"))
+        .run_async(&mut other)
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .expect("the waiter is woken")
+        .unwrap()
+        .unwrap();
+    (got, waker.messages())
+}
+
+/// With a waker, a waiter reads the stream a handful of times over a long
+/// wait (once after subscribing, on the message, and on the safety rereads
+/// every 500 ms), not the dozens of times polling would.
+#[test]
+fn a_waker_wakes_async_waiters_without_polling() {
+    use redis_state::cache::CacheWaker;
+    let server = redis_state::testing::RedisServer::start().unwrap();
+    let ns = common::namespace("waker");
+    let mut admin = server.connection().unwrap();
+    multi_thread_rt().block_on(async {
+        let con = server.async_connection().await.unwrap();
+        let other = server.async_connection().await.unwrap();
+        let waker = CacheWaker::connect(&server.url()).await.unwrap();
+        let before = xread_calls(&mut admin);
+        let (got, messages) = wait_with_waker(
+            con.clone(),
+            other.clone(),
+            waker.clone(),
+            ns.clone(),
+            Duration::from_millis(1500),
+            41,
+        )
+        .await;
+        assert_eq!(got, Some(product(41, "written")));
+        assert!(messages >= 1, "the store's PUBLISH reached the waker");
+        let reads = xread_calls(&mut admin) - before;
+        // 1 after subscribing, 3 safety rereads in 1.5 s, 1 on the message;
+        // polling at most 25 ms apart would read about 60 times.
+        assert!(
+            (2..=8).contains(&reads),
+            "the waiter read the stream {reads} times"
+        );
+        assert!(waker.is_connected());
+
+        // The waker's connection is dropped: it notices, and the next wait
+        // reconnects and is woken again.
+        let killed: i64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("pubsub")
+            .query(&mut admin)
+            .unwrap();
+        assert_eq!(killed, 1);
+        for _ in 0..100 {
+            if !waker.is_connected() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(!waker.is_connected(), "the drop was noticed");
+        let (got, after) = wait_with_waker(
+            con,
+            other,
+            waker.clone(),
+            ns,
+            Duration::from_millis(300),
+            43,
+        )
+        .await;
+        assert_eq!(got, Some(product(43, "written")));
+        assert!(after > messages, "woken by a message after reconnecting");
+        assert!(waker.is_connected());
+    });
+}
+
+#[test]
+fn a_waker_wakes_async_waiters_on_a_cluster() {
+    use redis_state::cache::CacheWaker;
+    let cluster = redis_state::testing::shared_cluster();
+    let ns = common::namespace("waker_cluster");
+    multi_thread_rt().block_on(async {
+        let con = cluster.async_connection().await.unwrap();
+        let other = cluster.async_connection().await.unwrap();
+        // Any one node: PUBLISH reaches the subscribers of every node.
+        let waker = CacheWaker::connect(&cluster.primaries()[0].url())
+            .await
+            .unwrap();
+        let (got, messages) =
+            wait_with_waker(con, other, waker, ns, Duration::from_millis(300), 41).await;
+        assert_eq!(got, Some(product(41, "written")));
+        assert!(messages >= 1, "the store's PUBLISH reached the waker");
+    });
+}
+
+/// A blocking waiter blocks on its own connection (`XREAD BLOCK`) instead
+/// of polling: a few reads over a long wait.
+#[test]
+fn a_blocking_waiter_blocks_on_its_own_connection() {
+    let server = redis_state::testing::RedisServer::start().unwrap();
+    let ns = common::namespace("blocking_waiter");
+    let mut admin = server.connection().unwrap();
+    let cache = Cache::<Product>::new().namespace(&ns);
+    let lease = format!("{{{}}}:#lease", cache.key(&42));
+    let () = redis::cmd("SET")
+        .arg(&lease)
+        .arg("their-token")
+        .arg("PX")
+        .arg(20_000)
+        .query(&mut admin)
+        .unwrap();
+    let before = xread_calls(&mut admin);
+    let waiter = {
+        let cache = cache.clone();
+        let mut con = server.connection().unwrap();
+        std::thread::spawn(move || {
+            cache.get_or_load_blocking(&mut con, &42, || {
+                Err::<Option<Product>, _>("the waiter must not load")
+            })
+        })
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    cache
+        .set(&42, &product(42, "written"))
+        .run(&mut admin)
+        .unwrap();
+    let got = waiter.join().unwrap().unwrap();
+    assert_eq!(got, Some(product(42, "written")));
+    let reads = xread_calls(&mut admin) - before;
+    // 400 ms blocks: about 4 in 1.5 s, where polling would read ~60 times.
+    assert!(
+        (1..=8).contains(&reads),
+        "the waiter read the stream {reads} times"
+    );
+}

@@ -13,7 +13,8 @@ use super::ops::{
     InvalidateTag, Prepared, Set, WaitDone, Woken, decode_entry, decode_get_reply, entry_key,
     id_of,
 };
-use super::{Cached, CachedKeyed, Tag};
+use super::waker::CacheWaker;
+use super::{Cached, CachedKeyed, Tag, companion};
 use crate::error::{Error, Result};
 use crate::exec::{AsyncExecutor, SyncExecutor};
 use crate::keys::{IdBuf, IdValue, Namespace};
@@ -62,6 +63,10 @@ impl CacheOptions {
     }
 }
 
+/// The longest one `XREAD BLOCK` of a blocking waiter lasts, so that a
+/// connection with a read timeout of a second or more never trips it.
+const BLOCK_SLICE: Duration = Duration::from_millis(400);
+
 /// The first pause between two polls of a wake-up stream; each pause
 /// doubles up to [`POLL_MAX`].
 const POLL_FIRST: Duration = Duration::from_millis(2);
@@ -85,6 +90,7 @@ pub struct Cache<T: Cached> {
     opts: CacheOptions,
     flights: Arc<Flights<T>>,
     local: Option<LocalCache>,
+    waker: Option<CacheWaker>,
 }
 
 impl<T: Cached> Clone for Cache<T> {
@@ -94,6 +100,7 @@ impl<T: Cached> Clone for Cache<T> {
             opts: self.opts,
             flights: self.flights.clone(),
             local: self.local.clone(),
+            waker: self.waker.clone(),
         }
     }
 }
@@ -105,6 +112,7 @@ impl<T: Cached> std::fmt::Debug for Cache<T> {
             .field("ns", &self.ns)
             .field("opts", &self.opts)
             .field("local", &self.local.is_some())
+            .field("waker", &self.waker.is_some())
             .finish()
     }
 }
@@ -125,11 +133,17 @@ trait Io<T>: Send {
     fn wait_flight(flight: Arc<Flight<T>>) -> impl Future<Output = Outcome<T>> + Send;
     /// Pauses the caller (not the connection) for `d`.
     fn sleep(d: Duration) -> impl Future<Output = ()> + Send;
+    /// Whether the connection is the caller's alone (borrowed `&mut` for
+    /// the call, never shared by other tasks), so that a command may block
+    /// on the server.
+    const EXCLUSIVE: bool;
 }
 
 struct Blocking<'c, C: ?Sized>(&'c mut C);
 
 impl<T: Clone + Send + Sync, C: SyncExecutor + Send + ?Sized> Io<T> for Blocking<'_, C> {
+    // A blocking connection is borrowed `&mut`: no other task uses it.
+    const EXCLUSIVE: bool = true;
     fn run<O>(&mut self, op: O) -> impl Future<Output = Result<O::Output>> + Send
     where
         O: Operation + Send,
@@ -149,6 +163,8 @@ impl<T: Clone + Send + Sync, C: SyncExecutor + Send + ?Sized> Io<T> for Blocking
 struct Async<'c, C: ?Sized>(&'c mut C);
 
 impl<T: Clone + Send + Sync, C: AsyncExecutor + ?Sized> Io<T> for Async<'_, C> {
+    // Async connections are shared (multiplexed, manager, Cluster).
+    const EXCLUSIVE: bool = false;
     fn run<O>(&mut self, op: O) -> impl Future<Output = Result<O::Output>> + Send
     where
         O: Operation + Send,
@@ -220,6 +236,7 @@ impl<T: Cached> Cache<T> {
             opts: CacheOptions::default(),
             flights: Arc::new(Flights::default()),
             local: None,
+            waker: None,
         }
     }
 
@@ -240,6 +257,14 @@ impl<T: Cached> Cache<T> {
     /// never cached locally.
     pub fn with_local(mut self, local: LocalCache) -> Self {
         self.local = Some(local);
+        self
+    }
+
+    /// Wakes this cache's async waiters by pub/sub when another process's
+    /// fill lands, instead of polling (see [`CacheWaker`]). Blocking
+    /// callers block on their own connection and do not use it.
+    pub fn with_waker(mut self, waker: CacheWaker) -> Self {
+        self.waker = Some(waker);
         self
     }
 
@@ -330,8 +355,10 @@ where
     /// Round trips: a local-cache hit none; a hit one `GET`; a miss `GET`,
     /// the `acquire` script, then the `fill` script (plus one `tag_add` per
     /// tag, pipelined) after the loader; a caller that waits for another
-    /// process adds non-blocking `XREAD` polls (2 ms apart at first, then
-    /// doubling to 25 ms), which never hold `con` for other tasks. A stale or
+    /// process adds, with a [`CacheWaker`], one `XREAD` and `EXISTS` after
+    /// subscribing, one per message and one per 500 ms, and without one
+    /// non-blocking `XREAD` polls (2 ms apart at first, then doubling to
+    /// 25 ms); neither holds `con` for other tasks. A stale or
     /// early-refreshed hit adds `acquire` and, for the one caller that
     /// refreshes, `fill`; if that refresh fails the current value is
     /// returned and the failure logged.
@@ -600,35 +627,74 @@ where
         .await
     }
 
-    /// Polls the key's `done` stream for at most `opts.wait`, pausing
-    /// between polls in the caller rather than blocking on the server: a
-    /// blocked `XREAD` would hold a shared connection (multiplexed, manager
-    /// or Cluster) and stall every other task's commands behind it.
+    /// Waits for the key's `done` stream for at most `opts.wait`, without
+    /// busy polling and without holding a shared connection:
+    ///
+    /// * a blocking caller's connection is its own: `XREAD BLOCK` in slices
+    ///   of at most [`BLOCK_SLICE`];
+    /// * an async caller with a [`CacheWaker`] sleeps until the fill's
+    ///   `PUBLISH` arrives (rereading the stream every
+    ///   [`SAFETY_RECHECK`](super::waker::SAFETY_RECHECK) anyway);
+    /// * an async caller without one polls a non-blocking `XREAD`, 2 ms
+    ///   apart at first, doubling to 25 ms: a blocked `XREAD` would stall
+    ///   every other task's commands on its shared connection.
     async fn wait<I: Io<T>>(&self, io: &mut I, key: &str) -> Result<Option<Woken>> {
         // No deadline when the bound is past what an `Instant` holds.
         let deadline = Instant::now().checked_add(self.opts.wait);
+        let left = || deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let poll = |block: Option<Duration>| WaitDone {
+            key: key.to_owned(),
+            block,
+        };
+        if I::EXCLUSIVE {
+            loop {
+                let slice = left().map_or(BLOCK_SLICE, |l| l.min(BLOCK_SLICE));
+                // A bound already spent still reads once, without blocking.
+                let block = (!slice.is_zero()).then_some(slice);
+                let woken = io.run(poll(block)).await?;
+                if woken.is_some() || block.is_none() {
+                    return Ok(woken);
+                }
+            }
+        }
+        let mut watch = match &self.waker {
+            Some(waker) => match waker.watch(&companion(key, "done")).await {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    log::warn!(
+                        target: "redis_state::cache",
+                        "the cache waker cannot subscribe ({e}); waiting for `{key}` by polling"
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
         let mut pause = POLL_FIRST;
         loop {
-            let woken = io
-                .run(WaitDone {
-                    key: key.to_owned(),
-                })
-                .await?;
+            if let Some(w) = &mut watch {
+                w.seen();
+            }
+            let woken = io.run(poll(None)).await?;
             if woken.is_some() {
                 return Ok(woken);
             }
-            let nap = match deadline {
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Ok(None);
-                    }
-                    pause.min(left)
+            let left = left();
+            if left.is_some_and(|l| l.is_zero()) {
+                return Ok(None);
+            }
+            match &mut watch {
+                Some(w) => {
+                    let slice = left.map_or(super::waker::SAFETY_RECHECK, |l| {
+                        l.min(super::waker::SAFETY_RECHECK)
+                    });
+                    w.changed(slice).await;
                 }
-                None => pause,
-            };
-            I::sleep(nap).await;
-            pause = (pause * 2).min(POLL_MAX);
+                None => {
+                    I::sleep(left.map_or(pause, |l| l.min(pause))).await;
+                    pause = (pause * 2).min(POLL_MAX);
+                }
+            }
         }
     }
 

@@ -455,7 +455,7 @@ impl LocalCache {
     }
 }
 
-fn resp3_url(url: &str) -> String {
+pub(crate) fn resp3_url(url: &str) -> String {
     if url.contains("protocol=") {
         return url.to_owned();
     }

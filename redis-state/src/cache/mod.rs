@@ -36,7 +36,7 @@
 //! |---|---|---|
 //! | `<key>` | string | the entry: a one-line header and the JSON of the value (see below) |
 //! | `{<key>}:#lease` | string | the fill lease: the token of the caller loading the value, or `inv` for a moment after an invalidation |
-//! | `{<key>}:#done` | stream | one message when a fill lands or is revoked (waiters poll it), expires after a minute |
+//! | `{<key>}:#done` | stream | one message when a fill lands or is revoked (waiters read it; the same name is the pub/sub channel a [`CacheWaker`] listens on), expires after a minute |
 //! | `<ns>:#tag:<tag>` | zset | entry keys carrying the tag, scored by their expiry |
 //!
 //! (`{<key>}` stands for the key itself when it has no hash tag, so the three
@@ -73,14 +73,17 @@
 //! 1. *Single-flight in a process*: concurrent misses of one key in one
 //!    [`Cache`] make one loader call; the others wait for its outcome.
 //! 2. *Across processes*: the first caller takes the fill lease (a short
-//!    `SET NX PX` inside the `acquire` script) and loads; the others poll
-//!    the key's `done` stream (a non-blocking `XREAD`, 2 ms apart at first,
-//!    the pause doubling to 25 ms) until the `XADD` that lands with the
-//!    value, which they take from the stream (no second `GET`), for at most
-//!    the wait bound, then load without caching. Waiters never block on the
-//!    server: a blocked command would hold a shared connection
-//!    (multiplexed, `ConnectionManager`, Cluster) and stall every other
-//!    task's commands behind it.
+//!    `SET NX PX` inside the `acquire` script) and loads; the others wait
+//!    for the `XADD` to the key's `done` stream that lands with the value,
+//!    which they take from the stream (no second `GET`), for at most the
+//!    wait bound, then load without caching. How they wait depends on the
+//!    connection: a blocking caller's connection is its own, so it blocks
+//!    on the server (`XREAD BLOCK`, 400 ms slices); an async caller's
+//!    connection is shared (multiplexed, `ConnectionManager`, Cluster), where
+//!    a blocked command would stall every other task's commands, so it
+//!    sleeps until a [`CacheWaker`]'s pub/sub message says the value landed
+//!    ([`Cache::with_waker`]), or, without a waker, polls a non-blocking
+//!    `XREAD` (2 ms apart at first, doubling to 25 ms).
 //! 3. *Probabilistic early refresh* (XFetch): each entry stores how long the
 //!    loader took (`delta`); a read recomputes early when
 //!    `now − delta·β·ln(rand()) ≥ expiry`. Inside the stale window one
@@ -114,6 +117,7 @@ mod handle;
 pub mod local;
 mod ops;
 mod pattern;
+pub mod waker;
 
 pub use self::behind::{
     QueuedWrite, Shutdown, ShutdownTrigger, WorkerStats, WriteBehind, WriteBehindWorker, shutdown,
@@ -123,6 +127,7 @@ pub use self::handle::{Cache, CacheOptions};
 pub use self::local::{LocalCache, LocalCacheOptions, LocalStats};
 pub use self::ops::{DEFAULT_HOLD, Found, Get, GetEntry, Invalidate, InvalidateTag, Set};
 pub use self::pattern::{KeyPattern, invalidate_pattern, invalidate_pattern_async};
+pub use self::waker::CacheWaker;
 
 use crate::keys::{IdBuf, IdValue, KeyPart, KeyTemplate, Namespace, hash_tag};
 use ops::id_of;

@@ -744,32 +744,45 @@ pub(super) enum Woken {
     Revoked,
 }
 
-/// `EXISTS <lease>` and `XREAD COUNT 1 STREAMS <done> 0-0`, without
-/// `BLOCK`: whether the lease holder has published yet, or is gone. Waiters poll it (see `Cache::wait`), so a
-/// shared connection is never held by a blocked command.
+/// `XREAD COUNT 1 [BLOCK ms] STREAMS <done> 0-0` and `EXISTS <lease>`:
+/// whether the lease holder has published yet, or is gone. `BLOCK` only on
+/// a connection the caller has to itself (see `Cache::wait`).
 pub(super) struct WaitDone {
     pub(super) key: String,
+    pub(super) block: Option<std::time::Duration>,
 }
 
 impl Operation for WaitDone {
     type Output = Option<Woken>;
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
         let done = companion(&self.key, "done");
-        // The lease first: a fill deletes it and publishes in one script,
-        // so a lease seen gone with nothing published means its holder died
-        // (or the lease ran out) without a word.
-        plan.cmd("EXISTS", companion(&self.key, "lease"));
-        plan.cmd_routed("XREAD", &done)
-            .arg("COUNT")
-            .arg(1)
-            .arg("STREAMS")
-            .arg(&done)
-            .arg("0-0");
+        let lease = companion(&self.key, "lease");
+        // Without BLOCK the lease goes first: a fill deletes it and
+        // publishes in one script, so a lease seen gone with nothing
+        // published means its holder died (or the lease ran out) without a
+        // word. With BLOCK the read goes first, so the lease is checked
+        // after the block, when it matters.
+        if self.block.is_none() {
+            plan.cmd("EXISTS", &lease);
+        }
+        let xread = plan.cmd_routed("XREAD", &done).arg("COUNT").arg(1);
+        if let Some(block) = self.block {
+            xread.arg("BLOCK").arg(block.as_millis().max(1).to_string());
+        }
+        xread.arg("STREAMS").arg(&done).arg("0-0");
+        if self.block.is_some() {
+            plan.cmd("EXISTS", &lease);
+        }
         Ok(())
     }
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<Option<Woken>>> {
-        let leased: i64 = replies.next("EXISTS")?;
-        let v = replies.next_value()?;
+        let (leased, v) = if self.block.is_none() {
+            let leased: i64 = replies.next("EXISTS")?;
+            (leased, replies.next_value()?)
+        } else {
+            let v = replies.next_value()?;
+            (replies.next("EXISTS")?, v)
+        };
         Ok(Step::Done(match parse_xread_one(&v) {
             Some(w) => Some(w),
             None if leased == 0 => Some(Woken::Revoked),

@@ -6,4 +6,5 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('XADD', KEYS[2], 'MAXLEN', '1', '*', ARGV[4], ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
+redis.call('PUBLISH', KEYS[2], '1')
 return 1

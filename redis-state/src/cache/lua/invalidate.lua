@@ -14,5 +14,6 @@ end
 if holder and holder ~= 'inv' then
   redis.call('XADD', KEYS[3], 'MAXLEN', '1', '*', 'r', '')
   redis.call('PEXPIRE', KEYS[3], ARGV[2])
+  redis.call('PUBLISH', KEYS[3], '1')
 end
 return n

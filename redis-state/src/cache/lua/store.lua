@@ -9,5 +9,6 @@ if holder and holder ~= 'inv' then
   redis.call('DEL', KEYS[2])
   redis.call('XADD', KEYS[3], 'MAXLEN', '1', '*', 'v', ARGV[1])
   redis.call('PEXPIRE', KEYS[3], ARGV[3])
+  redis.call('PUBLISH', KEYS[3], '1')
 end
 return 1
