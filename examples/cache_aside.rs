@@ -10,9 +10,12 @@
 //! * a loader error is returned, never cached;
 //! * concurrent misses of one key make **one** loader call: the callers of
 //!   one process share a flight, and across processes the first one takes a
-//!   short fill lease in Redis while the others watch the key's wake-up
-//!   stream (cheap non-blocking polls that never hold a shared connection,
-//!   the value taken from the stream) for a bounded time;
+//!   short fill lease in Redis while the others wait, for a bounded time,
+//!   for the key's wake-up stream, and take the value from it: a blocking
+//!   caller blocks on its own connection (`XREAD BLOCK`); an async caller is
+//!   woken by a [`CacheWaker`](redis_state::cache::CacheWaker)'s pub/sub
+//!   message, or without one polls with backoff (never blocking a shared
+//!   connection);
 //! * entries store how long they took to compute, and reads refresh early
 //!   with XFetch's probability (Vattani et al., VLDB 2015), so a hot key is
 //!   recomputed by one caller before it expires instead of by all after;
@@ -69,7 +72,7 @@ fn database_get_user(id: u64, calls: &AtomicUsize) -> Result<Option<User>, Strin
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (_server, client) = connect()?;
+    let (_server, client, url) = connect()?;
     let mut con = client.get_connection()?;
     let ns = Namespace::new(redis_state::testing::unique_prefix("cache-aside"))?;
     let users = Cache::<User>::new().namespace(&ns);
@@ -128,6 +131,42 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     assert_eq!(calls.load(Ordering::SeqCst) - before, 1);
     // ANCHOR_END: stampede
 
+    // ANCHOR: waker
+    // Two Caches stand for two processes (each has its own single-flight).
+    // Process A loads slowly; process B misses the same key meanwhile and
+    // waits for A's fill, woken by pub/sub rather than by polling.
+    let rt = tokio::runtime::Runtime::new()?;
+    let before = calls.load(Ordering::SeqCst);
+    let (a, b) = rt.block_on(async {
+        let waker = redis_state::cache::CacheWaker::connect(&url).await?;
+        let process_a = Cache::<User>::new().namespace(&ns);
+        let process_b = Cache::<User>::new().namespace(&ns).with_waker(waker);
+        let (mut con_a, mut con_b) = (
+            client.get_multiplexed_async_connection().await?,
+            client.get_multiplexed_async_connection().await?,
+        );
+        let calls = &calls;
+        let a = process_a.get_or_load(&mut con_a, &11, || async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            database_get_user(11, calls)
+        });
+        let b = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            process_b
+                .get_or_load(&mut con_b, &11, || async { database_get_user(11, calls) })
+                .await
+        };
+        let (a, b) = tokio::join!(a, b);
+        Ok::<_, Box<dyn std::error::Error>>((a?, b?))
+    })?;
+    assert_eq!(a, b);
+    println!(
+        "process B waited for process A's fill: {} database call",
+        calls.load(Ordering::SeqCst) - before
+    );
+    assert_eq!(calls.load(Ordering::SeqCst) - before, 1);
+    // ANCHOR_END: waker
+
     // ANCHOR: inspect
     // What is stored: plain text, with the load time (d, ms) XFetch uses.
     let raw: String = redis::cmd("GET").arg(users.key(&42)).query(&mut con)?;
@@ -150,21 +189,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "batch of two reads, one round trip: {:?} / {b:?}",
         a.map(|u| u.name)
     );
-    for id in [9, 42, 43, 404] {
+    for id in [9, 11, 42, 43, 404] {
         users.invalidate(&id).run(&mut con)?;
     }
     Ok(())
 }
 
+type Connected = (
+    Option<redis_state::testing::RedisServer>,
+    redis::Client,
+    String,
+);
+
 /// Connects to `REDIS_URL`, or starts a private server for this run.
-fn connect()
--> Result<(Option<redis_state::testing::RedisServer>, redis::Client), Box<dyn std::error::Error>> {
+fn connect() -> Result<Connected, Box<dyn std::error::Error>> {
     match std::env::var("REDIS_URL") {
-        Ok(url) => Ok((None, redis::Client::open(url)?)),
+        Ok(url) => Ok((None, redis::Client::open(url.as_str())?, url)),
         Err(_) => {
             let server = redis_state::testing::RedisServer::start()?;
-            let client = server.client();
-            Ok((Some(server), client))
+            let (client, url) = (server.client(), server.url());
+            Ok((Some(server), client, url))
         }
     }
 }
