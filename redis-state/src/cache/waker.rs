@@ -13,7 +13,7 @@
 //!
 //! Pub/sub delivery is at-most-once: a message sent while the waker's
 //! connection is down is lost. So a waiter also rereads the stream every
-//! [`SAFETY_RECHECK`] (which is also how it sees a lease whose holder died
+//! 500 ms (which is also how it sees a lease whose holder died
 //! without a word), and a lost connection wakes every waiter to reread at
 //! once; the next wait reconnects.
 //!
