@@ -386,18 +386,16 @@ pub struct Save<'a, M: RedisHash> {
     ns: Option<Namespace>,
     key: String,
     plain: bool,
-    /// Cache entries depending on the entity, and the write's result once
-    /// known (a second round deletes tag members).
+    /// Cache entries depending on the entity.
     inv: Option<CacheInvalidations>,
-    written: Option<u64>,
+    /// The write's outcome (its version, or why it was refused) while a
+    /// second round deletes the members of the tags its invalidations took.
+    settled: Option<Result<u64>>,
     holders: Holders,
     /// Invalidations sent beside a write that then asked to verify a
     /// unique-index holder: the tag members they took are deleted in the
     /// next round.
     earlier: Option<CacheInvalidations>,
-    /// A refused write's error, returned once the tag members its
-    /// invalidations took are deleted.
-    refused: Option<Error>,
 }
 
 impl<'a, M: RedisHash> Save<'a, M> {
@@ -409,10 +407,9 @@ impl<'a, M: RedisHash> Save<'a, M> {
             key: String::new(),
             plain: false,
             inv: None,
-            written: None,
+            settled: None,
             holders: Holders::default(),
             earlier: None,
-            refused: None,
         }
     }
 }
@@ -456,7 +453,7 @@ impl<M: RedisHash> Operation for Save<'_, M> {
     type Output = u64;
 
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
-        if self.written.is_some() || self.refused.is_some() {
+        if self.settled.is_some() {
             // Second round: the members of invalidated tags.
             return match &mut self.inv {
                 Some(inv) => inv.prepare(plan),
@@ -478,22 +475,19 @@ impl<M: RedisHash> Operation for Save<'_, M> {
     }
 
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<u64>> {
-        if let Some(e) = self.refused.take() {
-            return match &mut self.inv {
-                Some(inv) => match inv.complete(replies)? {
-                    Step::Done(()) => Err(e),
-                    Step::Again => {
-                        self.refused = Some(e);
-                        Ok(Step::Again)
-                    }
-                },
-                None => Err(e),
+        if let Some(settled) = self.settled.take() {
+            // Second round: the members of invalidated tags, then the
+            // write's outcome.
+            let step = match &mut self.inv {
+                Some(inv) => inv.complete(replies)?,
+                None => Step::Done(()),
             };
-        }
-        if let Some(version) = self.written {
-            return match &mut self.inv {
-                Some(inv) => Ok(inv.complete(replies)?.map_done(|()| version)),
-                None => Ok(Step::Done(version)),
+            return match step {
+                Step::Done(()) => settled.map(Step::Done),
+                Step::Again => {
+                    self.settled = Some(settled);
+                    Ok(Step::Again)
+                }
             };
         }
         let written = self.complete_write(replies);
@@ -504,34 +498,29 @@ impl<M: RedisHash> Operation for Save<'_, M> {
         if let Some(mut earlier) = self.earlier.take() {
             earlier.complete(replies)?;
         }
-        let written = match written {
-            Ok(w) => w,
-            Err(e) => {
-                // The write was refused, but the invalidations beside it
-                // ran: the tag sets they took are gone, so their members
-                // are deleted before the error is returned, or no tag
-                // could reach those entries again.
+        // A refused write is settled too: the invalidations beside it ran,
+        // so the tag sets they took are gone, and their members are
+        // deleted before the error is returned, or no tag could reach
+        // those entries again.
+        let settled = match written {
+            Ok(Some(version)) => Ok(version),
+            Ok(None) => {
+                // A unique-index holder to verify: the write runs again,
+                // and the tag members these invalidations took are deleted
+                // then.
                 if let Some(Step::Again) = inv_step {
-                    self.refused = Some(e);
-                    return Ok(Step::Again);
+                    self.earlier = self.inv.take();
                 }
-                return Err(e);
+                return Ok(Step::Again);
             }
-        };
-        let Some(version) = written else {
-            // A unique-index holder to verify: the write runs again, and
-            // the tag members these invalidations took are deleted then.
-            if let Some(Step::Again) = inv_step {
-                self.earlier = self.inv.take();
-            }
-            return Ok(Step::Again);
+            Err(e) => Err(e),
         };
         match inv_step {
-            None | Some(Step::Done(())) => Ok(Step::Done(version)),
             Some(Step::Again) => {
-                self.written = Some(version);
+                self.settled = Some(settled);
                 Ok(Step::Again)
             }
+            None | Some(Step::Done(())) => settled.map(Step::Done),
         }
     }
 }
