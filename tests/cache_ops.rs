@@ -148,6 +148,14 @@ where
     }
 }
 
+/// Takes the fill lease of the entry at `key` for `holder` (another
+/// process's loader) for `px` ms; returns the lease key.
+fn hold_lease(r: &mut Runner, key: &str, holder: &str, px: u64) -> String {
+    let lease = format!("{{{key}}}:#lease");
+    let () = r.cmd("SET", &lease).arg(holder).arg("PX").arg(px).go();
+    lease
+}
+
 fn pattern(r: &mut Runner, p: &KeyPattern) -> usize {
     match r {
         Runner::Sync(con) => invalidate_pattern(con, p).unwrap(),
@@ -425,13 +433,7 @@ fn stale_window_serves_stale_while_one_refreshes(r: &mut Runner, ns: &Namespace)
     assert!(found.stale, "past the ttl, inside the stale window");
     // Another caller holds the refresh lease: the stale value comes back at
     // once, without loading.
-    let lease = format!("{{{}}}:#lease", cache.key(&1));
-    let () = r
-        .cmd("SET", &lease)
-        .arg("someone-else")
-        .arg("PX")
-        .arg(2000)
-        .go();
+    let lease = hold_lease(r, &cache.key(&1), "someone-else", 2000);
     let got = get_or_load(r, &cache, &1, || panic!("the lease holder refreshes")).unwrap();
     assert_eq!(got, Some(v1.clone()));
     let _: i64 = r.cmd("DEL", &lease).go();
@@ -620,13 +622,7 @@ fn waiting_for_a_dead_loader_is_bounded(r: &mut Runner, ns: &Namespace) {
         .namespace(ns)
         .options(CacheOptions::default().wait(Duration::from_millis(300)));
     // A loader of another process took the lease and died without filling.
-    let lease = format!("{{{}}}:#lease", cache.key(&21));
-    let () = r
-        .cmd("SET", &lease)
-        .arg("dead-holder")
-        .arg("PX")
-        .arg(60_000)
-        .go();
+    let lease = hold_lease(r, &cache.key(&21), "dead-holder", 60_000);
     let calls = AtomicUsize::new(0);
     let started = std::time::Instant::now();
     let got = get_or_load(r, &cache, &21, || {
@@ -655,13 +651,7 @@ fn a_waiter_takes_over_when_the_lease_runs_out(r: &mut Runner, ns: &Namespace) {
     let cache = Cache::<Product>::new()
         .namespace(ns)
         .options(CacheOptions::default().wait(Duration::MAX));
-    let lease = format!("{{{}}}:#lease", cache.key(&22));
-    let () = r
-        .cmd("SET", &lease)
-        .arg("dead-holder")
-        .arg("PX")
-        .arg(400)
-        .go();
+    hold_lease(r, &cache.key(&22), "dead-holder", 400);
     let calls = AtomicUsize::new(0);
     let started = std::time::Instant::now();
     let got = get_or_load(r, &cache, &22, || {
@@ -748,13 +738,7 @@ fn huge_option_durations_are_clamped_not_a_panic(r: &mut Runner, ns: &Namespace)
     let unbounded = Cache::<Product>::new()
         .namespace(ns)
         .options(CacheOptions::default().wait(Duration::MAX));
-    let lease = format!("{{{}}}:#lease", unbounded.key(&52));
-    let () = r
-        .cmd("SET", &lease)
-        .arg("their-token")
-        .arg("PX")
-        .arg(30_000)
-        .go();
+    hold_lease(r, &unbounded.key(&52), "their-token", 30_000);
     let ns2 = ns.clone();
     let writer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(200));

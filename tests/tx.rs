@@ -203,6 +203,20 @@ fn concurrent_async_transfers_conserve_the_total() {
     assert!(tries.load(Ordering::Relaxed) > 8 * 100, "{tries:?}");
 }
 
+/// UNWATCH was sent on `con`: another client's write to `key` does not
+/// fail this connection's next MULTI/EXEC.
+fn assert_unwatched(con: &mut redis::Connection, key: &str) {
+    let mut other = shared_server().connection().unwrap();
+    set(key, 7).run(&mut other).unwrap();
+    let got: Option<(i64,)> = redis::pipe()
+        .atomic()
+        .cmd("GET")
+        .arg(key)
+        .query(con)
+        .unwrap();
+    assert_eq!(got, Some((7,)), "EXEC ran");
+}
+
 #[test]
 fn insufficient_funds_abort_and_unwatch() {
     let keys = accounts("tx_abort");
@@ -211,17 +225,7 @@ fn insufficient_funds_abort_and_unwatch() {
     assert!(!transfer(&mut con, &keys[0], &keys[1], START + 1, &tries));
     assert_eq!(tries.load(Ordering::Relaxed), 1);
     assert_eq!(balances(&mut con, &keys[..2]), [START, START]);
-    // UNWATCH was sent: another client's write to a key the aborted
-    // transaction watched does not fail this connection's next MULTI/EXEC.
-    let mut other = shared_server().connection().unwrap();
-    set(&keys[0], 7).run(&mut other).unwrap();
-    let got: Option<(i64,)> = redis::pipe()
-        .atomic()
-        .cmd("GET")
-        .arg(&keys[0])
-        .query(&mut con)
-        .unwrap();
-    assert_eq!(got, Some((7,)), "EXEC ran");
+    assert_unwatched(&mut con, &keys[0]);
 }
 
 #[test]
@@ -455,13 +459,5 @@ fn writes_that_fail_to_build_unwatch() {
         )
         .unwrap_err();
     assert_eq!(err.to_string(), "cannot build these writes");
-    let mut other = shared_server().connection().unwrap();
-    set(&keys[0], 7).run(&mut other).unwrap();
-    let got: Option<(i64,)> = redis::pipe()
-        .atomic()
-        .cmd("GET")
-        .arg(&keys[0])
-        .query(&mut con)
-        .unwrap();
-    assert_eq!(got, Some((7,)), "EXEC ran");
+    assert_unwatched(&mut con, &keys[0]);
 }
