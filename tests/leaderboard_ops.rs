@@ -3,14 +3,35 @@
 
 mod common;
 
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use common::Runner;
 use redis_state::Error;
 use redis_state::leaderboard::{Aggregate, Board, Period, Window};
 use redis_state::prelude::*;
 
+/// Tomorrow, 10:00 UTC: every time a test gives an operation is taken
+/// relative to now, so window keys (which expire a retention after their
+/// period ends) are live whatever the date the suite runs on.
 fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 21, 10, 0, 0).unwrap()
+    let tomorrow = Utc::now().date_naive() + Duration::days(1);
+    tomorrow.and_hms_opt(10, 0, 0).unwrap().and_utc()
+}
+
+/// The first Saturday after today whose Sunday and Monday fall in the same
+/// month, and the first day of the month after: a day, an ISO week and a
+/// month boundary to cross, all in the future.
+fn weekend_ahead() -> (NaiveDate, NaiveDate) {
+    let mut sat = Utc::now().date_naive() + Duration::days(1);
+    while sat.weekday() != chrono::Weekday::Sat || (sat + Duration::days(2)).month() != sat.month()
+    {
+        sat += Duration::days(1);
+    }
+    let (y, m) = if sat.month() == 12 {
+        (sat.year() + 1, 1)
+    } else {
+        (sat.year(), sat.month() + 1)
+    };
+    (sat, NaiveDate::from_ymd_opt(y, m, 1).unwrap())
 }
 
 // ---------------------------------------------------------------------------
@@ -686,12 +707,14 @@ fn windows_roll_over(r: &mut Runner, ns: &Namespace) {
         points,
         country: "FR".into(),
     };
-    // Saturday 2026-11-21 late evening, then Sunday, then Monday (a new ISO
-    // week), then December (a new month): no sleeping, the time is given.
-    let sat = Utc.with_ymd_and_hms(2026, 11, 21, 23, 59, 59).unwrap();
+    // A Saturday late evening, then Sunday, then Monday (a new ISO week),
+    // then the first of the next month: no sleeping, the time is given, and
+    // it is ahead of now, so no window has expired.
+    let (sat_day, next_month) = weekend_ahead();
+    let sat = sat_day.and_hms_opt(23, 59, 59).unwrap().and_utc();
     let sun = sat + Duration::seconds(1);
     let mon = sun + Duration::days(1);
-    let dec = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
+    let dec = next_month.and_hms_opt(0, 0, 0).unwrap().and_utc();
     let out = r
         .run(entry("ada", 10).submit().at(sat).namespace(ns))
         .unwrap();
@@ -699,9 +722,9 @@ fn windows_roll_over(r: &mut Runner, ns: &Namespace) {
     assert_eq!(
         out.windows.iter().map(|w| w.period).collect::<Vec<_>>(),
         vec![
-            Period::Day(NaiveDate::from_ymd_opt(2026, 11, 21).unwrap()),
-            Period::Week(NaiveDate::from_ymd_opt(2026, 11, 16).unwrap()),
-            Period::Month(NaiveDate::from_ymd_opt(2026, 11, 1).unwrap()),
+            Period::Day(sat_day),
+            Period::Week(sat_day - Duration::days(5)),
+            Period::Month(sat_day.with_day(1).unwrap()),
         ]
     );
     r.run(entry("ada", 5).submit().at(sun).namespace(ns))
@@ -749,7 +772,8 @@ fn windows_roll_over(r: &mut Runner, ns: &Namespace) {
         scores(r, &board.clone().at(dec).monthly()),
         s(&[("bob", 3)])
     );
-    let day = Period::Day(NaiveDate::from_ymd_opt(2026, 11, 22).unwrap());
+    let sun_day = sat_day + Duration::days(1);
+    let day = Period::Day(sun_day);
     assert_eq!(
         scores(r, &board.clone().period(day)),
         s(&[("bob", 7), ("ada", 5)])
@@ -758,11 +782,16 @@ fn windows_roll_over(r: &mut Runner, ns: &Namespace) {
     // its period ends, with its data.
     let sunday = board.clone().period(day);
     assert!(
-        sunday.key().ends_with("{win:g}:#d:2026-11-22"),
+        sunday
+            .key()
+            .ends_with(&format!("{{win:g}}:#d:{}", sun_day.format("%Y-%m-%d"))),
         "{}",
         sunday.key()
     );
-    let end = Utc.with_ymd_and_hms(2026, 11, 23, 0, 0, 0).unwrap();
+    let end = (sun_day + Duration::days(1))
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
     let expires: i64 = r.cmd("PEXPIRETIME", &sunday.key()).go();
     assert_eq!(expires, (end + Duration::days(2)).timestamp_millis());
     let expires: i64 = r
@@ -770,11 +799,23 @@ fn windows_roll_over(r: &mut Runner, ns: &Namespace) {
         .go();
     assert_eq!(expires, (end + Duration::days(2)).timestamp_millis());
     let week = board.clone().at(sun).weekly();
-    assert!(week.key().ends_with(":#w:2026-W47"));
+    let iso = sun_day.iso_week();
+    assert!(
+        week.key()
+            .ends_with(&format!(":#w:{}-W{:02}", iso.year(), iso.week())),
+        "{}",
+        week.key()
+    );
     let expires: i64 = r.cmd("PEXPIRETIME", &week.key()).go();
     assert_eq!(expires, (end + Duration::days(7)).timestamp_millis());
     let month = board.clone().at(dec).monthly();
-    assert!(month.key().ends_with(":#m:2026-12"));
+    assert!(
+        month
+            .key()
+            .ends_with(&format!(":#m:{}", next_month.format("%Y-%m"))),
+        "{}",
+        month.key()
+    );
     let all: i64 = r.cmd("PTTL", &board.key()).go();
     assert_eq!(all, -1, "the all-time board does not expire");
     // Remove takes the member off the all-time board and the current
