@@ -62,6 +62,68 @@ pub trait AsyncExecutor: Send {
     fn detached(&self) -> Option<Detached> {
         None
     }
+
+    /// Whether this connection is its holder's alone: no other task sends
+    /// on it, so a command may block on the server without holding up
+    /// anyone else's (see [`driver::read_until`](crate::driver::read_until)).
+    /// `false` for every redis-rs async connection (they are shared
+    /// handles); `true` for [`DedicatedConnection`] and
+    /// [`WatchConnection`](crate::tx::WatchConnection).
+    fn is_exclusive(&self) -> bool {
+        false
+    }
+}
+
+/// An async connection opened for one holder and never shared (not
+/// `Clone`): a command that blocks on the server (`XREAD BLOCK`,
+/// `XREADGROUP BLOCK`, `BLMOVE`) holds up nobody else's commands, so the
+/// [driver](crate::driver) blocks on it instead of polling. Give one to each
+/// worker that waits on the server; keep the application's shared
+/// connection for everything else.
+pub struct DedicatedConnection(Dedicated);
+
+enum Dedicated {
+    Server(redis::aio::MultiplexedConnection),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl DedicatedConnection {
+    /// Opens a connection to the server of `client` (redis-rs' default
+    /// timeouts: 1 s to connect, 500 ms per response).
+    pub async fn open_async(client: &redis::Client) -> Result<Self> {
+        Ok(DedicatedConnection(Dedicated::Server(
+            client.get_multiplexed_async_connection().await?,
+        )))
+    }
+
+    /// Opens a Cluster connection of its own with `client`.
+    pub async fn open_cluster_async(client: &redis::cluster::ClusterClient) -> Result<Self> {
+        Ok(DedicatedConnection(Dedicated::Cluster(
+            client.get_async_connection().await?,
+        )))
+    }
+}
+
+impl std::fmt::Debug for DedicatedConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.0 {
+            Dedicated::Server(_) => "DedicatedConnection(server)",
+            Dedicated::Cluster(_) => "DedicatedConnection(cluster)",
+        })
+    }
+}
+
+impl AsyncExecutor for DedicatedConnection {
+    async fn execute_async(&mut self, plan: Plan) -> Result<Vec<Value>> {
+        match &mut self.0 {
+            Dedicated::Server(con) => con.execute_async(plan).await,
+            Dedicated::Cluster(con) => con.execute_async(plan).await,
+        }
+    }
+
+    fn is_exclusive(&self) -> bool {
+        true
+    }
 }
 
 /// An owned clone of a redis-rs async connection (see

@@ -13,6 +13,8 @@
 //!   pattern and entity event, and an opt-in local cache kept honest by
 //!   RESP3 client tracking.
 //! * [`op`]: operations as values, [`batch`] and [`many`] for pipelines.
+//! * [`driver`]: procedures of several round trips (retries, backoff, waits,
+//!   blocking reads), written once and run by both executors.
 //! * [`codec`]: how field values are stored, and how to add your own.
 //! * [`keys`]: key escaping, namespaces, Cluster slots.
 //! * [`script!`]: typed Lua scripts, declared once, run as operations.
@@ -27,6 +29,7 @@
 
 pub mod cache;
 pub mod codec;
+pub mod driver;
 pub mod error;
 pub mod exec;
 pub mod hash;

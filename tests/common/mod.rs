@@ -121,3 +121,30 @@ macro_rules! matrix {
         }
     };
 }
+
+/// Runs a procedure written over [`redis_state::driver::Io`] on the
+/// runner's connection, through the driver's blocking or async side:
+/// `drive!(runner, |io| my_procedure(io, args))`.
+#[macro_export]
+macro_rules! drive {
+    ($runner:expr, |$io:ident| $body:expr) => {
+        match $runner {
+            $crate::common::Runner::Sync(con) => redis_state::driver::block_on(async {
+                let $io = &mut redis_state::driver::Blocking::new(con);
+                $body.await
+            }),
+            $crate::common::Runner::SyncCluster(con) => redis_state::driver::block_on(async {
+                let $io = &mut redis_state::driver::Blocking::new(con);
+                $body.await
+            }),
+            $crate::common::Runner::Async(rt, con) => rt.block_on(async {
+                let $io = &mut redis_state::driver::Async::new(con);
+                $body.await
+            }),
+            $crate::common::Runner::AsyncCluster(rt, con) => rt.block_on(async {
+                let $io = &mut redis_state::driver::Async::new(con);
+                $body.await
+            }),
+        }
+    };
+}

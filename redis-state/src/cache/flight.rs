@@ -43,7 +43,7 @@ impl<T: Clone> Flight<T> {
     }
 
     /// Blocks the thread until the leader finishes.
-    pub(crate) fn wait_blocking(&self) -> Outcome<T> {
+    fn wait(&self) -> Outcome<T> {
         let mut slot = self.outcome.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
             if let Some(outcome) = slot.as_ref() {
@@ -57,7 +57,7 @@ impl<T: Clone> Flight<T> {
     }
 
     /// Waits asynchronously until the leader finishes.
-    pub(crate) async fn wait(&self) -> Outcome<T> {
+    async fn wait_async(&self) -> Outcome<T> {
         loop {
             let notified = self.notify.notified();
             tokio::pin!(notified);
@@ -68,6 +68,16 @@ impl<T: Clone> Flight<T> {
             }
             notified.await;
         }
+    }
+}
+
+impl<T: Clone + Send + Sync> crate::driver::Waitable for Arc<Flight<T>> {
+    type Output = Outcome<T>;
+    fn wait(self) -> Outcome<T> {
+        Flight::wait(&self)
+    }
+    async fn wait_async(self) -> Outcome<T> {
+        Flight::wait_async(&self).await
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::entry::{now_ms, xfetch};
-use super::flight::{Flight, Flights, Joined, Outcome};
+use super::flight::{Flights, Joined, Outcome};
 use super::local::LocalCache;
 use super::ops::{
     Abandon, Acquire, Acquired, DEFAULT_HOLD, Decoded, Fill, Get, GetEntry, Invalidate,
@@ -15,6 +15,7 @@ use super::ops::{
 };
 use super::waker::CacheWaker;
 use super::{Cached, CachedKeyed, Tag, companion};
+use crate::driver::{self, Async, Blocking, Deadline, Io, block_on};
 use crate::error::{Error, Result};
 use crate::exec::{AsyncExecutor, SyncExecutor};
 use crate::keys::{IdBuf, IdValue, Namespace};
@@ -63,21 +64,6 @@ impl CacheOptions {
     }
 }
 
-/// The longest one `XREAD BLOCK` of a blocking waiter lasts, so that a
-/// connection with a read timeout of a second or more never trips it.
-const BLOCK_SLICE: Duration = Duration::from_millis(400);
-
-/// The first pause between two polls of a wake-up stream; each pause
-/// doubles up to [`POLL_MAX`].
-const POLL_FIRST: Duration = Duration::from_millis(2);
-
-/// The longest pause between two polls of a wake-up stream. A waiter learns
-/// of a fill at most this late; a long wait costs one non-blocking `XREAD`
-/// per 25 ms (40 a second per waiting process and key, since single-flight
-/// makes one waiter per key in a process), cheap beside a loader slow
-/// enough to be waited for.
-const POLL_MAX: Duration = Duration::from_millis(25);
-
 /// A cache of `T` values: the loader strategies (cache-aside,
 /// write-through, write-behind), single-flight, the cross-process fill
 /// protocol and, opt-in, a [`LocalCache`].
@@ -120,76 +106,6 @@ impl<T: Cached> std::fmt::Debug for Cache<T> {
 impl<T: Cached> Default for Cache<T> {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-/// Runs operations and waits for flights, blocking or async; the strategies
-/// are written once over it.
-trait Io<T>: Send {
-    fn run<O>(&mut self, op: O) -> impl Future<Output = Result<O::Output>> + Send
-    where
-        O: Operation + Send,
-        O::Output: Send;
-    fn wait_flight(flight: Arc<Flight<T>>) -> impl Future<Output = Outcome<T>> + Send;
-    /// Pauses the caller (not the connection) for `d`.
-    fn sleep(d: Duration) -> impl Future<Output = ()> + Send;
-    /// Whether the connection is the caller's alone (borrowed `&mut` for
-    /// the call, never shared by other tasks), so that a command may block
-    /// on the server.
-    const EXCLUSIVE: bool;
-}
-
-struct Blocking<'c, C: ?Sized>(&'c mut C);
-
-impl<T: Clone + Send + Sync, C: SyncExecutor + Send + ?Sized> Io<T> for Blocking<'_, C> {
-    // A blocking connection is borrowed `&mut`: no other task uses it.
-    const EXCLUSIVE: bool = true;
-    fn run<O>(&mut self, op: O) -> impl Future<Output = Result<O::Output>> + Send
-    where
-        O: Operation + Send,
-        O::Output: Send,
-    {
-        std::future::ready(op.run(self.0))
-    }
-    fn wait_flight(flight: Arc<Flight<T>>) -> impl Future<Output = Outcome<T>> + Send {
-        std::future::ready(flight.wait_blocking())
-    }
-    fn sleep(d: Duration) -> impl Future<Output = ()> + Send {
-        std::thread::sleep(d);
-        std::future::ready(())
-    }
-}
-
-struct Async<'c, C: ?Sized>(&'c mut C);
-
-impl<T: Clone + Send + Sync, C: AsyncExecutor + ?Sized> Io<T> for Async<'_, C> {
-    // Async connections are shared (multiplexed, manager, Cluster).
-    const EXCLUSIVE: bool = false;
-    fn run<O>(&mut self, op: O) -> impl Future<Output = Result<O::Output>> + Send
-    where
-        O: Operation + Send,
-        O::Output: Send,
-    {
-        op.run_async(self.0)
-    }
-    async fn wait_flight(flight: Arc<Flight<T>>) -> Outcome<T> {
-        flight.wait().await
-    }
-    async fn sleep(d: Duration) {
-        tokio::time::sleep(d).await;
-    }
-}
-
-/// Drives a future whose every step is ready (the blocking [`Io`]).
-fn block_on<F: Future>(fut: F) -> F::Output {
-    let mut fut = std::pin::pin!(fut);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    loop {
-        if let std::task::Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
-            return out;
-        }
-        // Not reached: blocking I/O completes inside `poll`.
-        std::thread::yield_now();
     }
 }
 
@@ -377,7 +293,8 @@ where
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let id = id_of(id);
-        self.flow(&mut Async(con), id, loader, true, None).await
+        self.flow(&mut Async::new(con), id, loader, true, None)
+            .await
     }
 
     /// [`Cache::get_or_load`] on a blocking connection, with a blocking
@@ -405,7 +322,7 @@ where
             other => other,
         };
         block_on(self.flow(
-            &mut Blocking(con),
+            &mut Blocking::new(con),
             id,
             move || std::future::ready(loader()),
             false,
@@ -472,7 +389,7 @@ where
         first: Option<(String, Decoded<T>)>,
     ) -> Result<Option<T>>
     where
-        I: Io<T>,
+        I: Io,
         F: FnOnce() -> Fut + Send,
         Fut: Future<Output = std::result::Result<Option<T>, E>> + Send,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -512,7 +429,8 @@ where
         // A miss is not kept locally (the next read keeps the filled value).
         drop(ticket);
         match self.flights.join(&key) {
-            Joined::Follower(flight) => I::wait_flight(flight)
+            Joined::Follower(flight) => io
+                .wait(flight)
                 .await
                 .map_err(|message| Error::LoadFailed { key, message }),
             Joined::Leader(guard) => {
@@ -534,7 +452,7 @@ where
         loader: F,
     ) -> Result<Option<T>>
     where
-        I: Io<T>,
+        I: Io,
         F: FnOnce() -> Fut + Send,
         Fut: Future<Output = std::result::Result<Option<T>, E>> + Send,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -571,7 +489,7 @@ where
         loader: F,
     ) -> Result<Option<T>>
     where
-        I: Io<T>,
+        I: Io,
         F: FnOnce() -> Fut + Send,
         Fut: Future<Output = std::result::Result<Option<T>, E>> + Send,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -611,7 +529,7 @@ where
     }
 
     /// Runs the `acquire` script for the lease of `key` with `token`.
-    async fn acquire<I: Io<T>>(
+    async fn acquire<I: Io>(
         &self,
         io: &mut I,
         key: &str,
@@ -630,35 +548,22 @@ where
     /// Waits for the key's `done` stream for at most `opts.wait`, without
     /// busy polling and without holding a shared connection:
     ///
-    /// * a blocking caller's connection is its own: `XREAD BLOCK` in slices
-    ///   of at most [`BLOCK_SLICE`];
     /// * an async caller with a [`CacheWaker`] sleeps until the fill's
     ///   `PUBLISH` arrives (rereading the stream every
     ///   [`SAFETY_RECHECK`](super::waker::SAFETY_RECHECK) anyway);
-    /// * an async caller without one polls a non-blocking `XREAD`, 2 ms
-    ///   apart at first, doubling to 25 ms: a blocked `XREAD` would stall
-    ///   every other task's commands on its shared connection.
-    async fn wait<I: Io<T>>(&self, io: &mut I, key: &str) -> Result<Option<Woken>> {
-        // No deadline when the bound is past what an `Instant` holds.
-        let deadline = Instant::now().checked_add(self.opts.wait);
-        let left = || deadline.map(|d| d.saturating_duration_since(Instant::now()));
+    /// * otherwise [`driver::read_until`]: `XREAD BLOCK` in slices on a
+    ///   connection of the caller's own (a blocking caller's), non-blocking
+    ///   `XREAD` polls 2 ms apart at first, doubling to 25 ms, on a shared
+    ///   one, where a blocked `XREAD` would stall every other task's
+    ///   commands.
+    async fn wait<I: Io>(&self, io: &mut I, key: &str) -> Result<Option<Woken>> {
+        let deadline = Deadline::after(self.opts.wait);
         let poll = |block: Option<Duration>| WaitDone {
             key: key.to_owned(),
             block,
         };
-        if I::EXCLUSIVE {
-            loop {
-                let slice = left().map_or(BLOCK_SLICE, |l| l.min(BLOCK_SLICE));
-                // A bound already spent still reads once, without blocking.
-                let block = (!slice.is_zero()).then_some(slice);
-                let woken = io.run(poll(block)).await?;
-                if woken.is_some() || block.is_none() {
-                    return Ok(woken);
-                }
-            }
-        }
-        let mut watch = match &self.waker {
-            Some(waker) => match waker.watch(&companion(key, "done")).await {
+        let watch = match &self.waker {
+            Some(waker) if !io.exclusive() => match waker.watch(&companion(key, "done")).await {
                 Ok(w) => Some(w),
                 Err(e) => {
                     log::warn!(
@@ -668,33 +573,20 @@ where
                     None
                 }
             },
-            None => None,
+            _ => None,
         };
-        let mut pause = POLL_FIRST;
+        let Some(mut watch) = watch else {
+            return driver::read_until(io, deadline, poll).await;
+        };
         loop {
-            if let Some(w) = &mut watch {
-                w.seen();
-            }
+            watch.seen();
             let woken = io.run(poll(None)).await?;
-            if woken.is_some() {
+            if woken.is_some() || deadline.is_over() {
                 return Ok(woken);
             }
-            let left = left();
-            if left.is_some_and(|l| l.is_zero()) {
-                return Ok(None);
-            }
-            match &mut watch {
-                Some(w) => {
-                    let slice = left.map_or(super::waker::SAFETY_RECHECK, |l| {
-                        l.min(super::waker::SAFETY_RECHECK)
-                    });
-                    w.changed(slice).await;
-                }
-                None => {
-                    I::sleep(left.map_or(pause, |l| l.min(pause))).await;
-                    pause = (pause * 2).min(POLL_MAX);
-                }
-            }
+            watch
+                .changed(deadline.cap(super::waker::SAFETY_RECHECK))
+                .await;
         }
     }
 
@@ -706,7 +598,7 @@ where
         loader: F,
     ) -> Result<Option<T>>
     where
-        I: Io<T>,
+        I: Io,
         F: FnOnce() -> Fut + Send,
         Fut: Future<Output = std::result::Result<Option<T>, E>> + Send,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -745,7 +637,7 @@ where
 
 /// Gives up the lease of `key` after a failed load, so that waiters see
 /// `error`; returns `error`, or the failure to give the lease up.
-async fn abandon<T, I: Io<T>>(io: &mut I, key: &str, token: String, error: Error) -> Error {
+async fn abandon<I: Io>(io: &mut I, key: &str, token: String, error: Error) -> Error {
     let given_up = io
         .run(Abandon {
             key: key.to_owned(),
