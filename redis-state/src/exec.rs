@@ -33,10 +33,11 @@ use std::any::Any;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 
+use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, ErrorKind, Pipeline, ServerErrorKind, Value};
 
 use crate::error::{Error, Result};
-use crate::op::{Command, Plan, eval_form};
+use crate::op::{Command, Plan, Target, eval_form};
 use crate::script::Script;
 
 /// A blocking connection that can run a [`Plan`]. Implemented for every
@@ -279,37 +280,15 @@ impl<C: redis::ConnectionLike + Any> SyncExecutor for C {
         if let Some(cluster) = any.downcast_mut::<redis::cluster::ClusterConnection>() {
             return execute_sync_cluster(cluster, commands);
         }
-        if let [only] = commands.as_slice() {
-            let first = self.req_command(&only.cmd);
-            // The EVAL form (with the whole body) only when it is needed.
-            let v = match noscript_result(&first).then(|| only.as_eval()).flatten() {
-                Some(eval) => self.req_command(&eval),
-                None => first,
-            };
-            return Ok(vec![as_reply(v)?]);
-        }
-        let n = commands.len();
-        let built = pipeline_of(commands);
-        let mut values = into_values(built.pipe.query::<Value>(self)?, n)?;
-        let retries = built.noscript_retries(&values);
-        if !retries.is_empty() {
-            let redo = into_values(
-                retry_pipeline(&retries).query::<Value>(self)?,
-                retries.len(),
-            )?;
-            for ((i, _), v) in retries.into_iter().zip(redo) {
-                values[i] = v;
-            }
-        }
+        let every = every_primary_positions(&commands);
+        let mut values = send_sync(self, commands)?;
+        as_per_node(&mut values, &every);
         Ok(values)
     }
 }
 
-fn execute_sync_cluster(
-    con: &mut redis::cluster::ClusterConnection,
-    commands: Vec<Command>,
-) -> Result<Vec<Value>> {
-    use redis::ConnectionLike;
+/// Sends `commands` to one server as a pipeline (or a lone request).
+fn send_sync<C: redis::ConnectionLike>(con: &mut C, commands: Vec<Command>) -> Result<Vec<Value>> {
     if let [only] = commands.as_slice() {
         let first = con.req_command(&only.cmd);
         // The EVAL form (with the whole body) only when it is needed.
@@ -318,6 +297,103 @@ fn execute_sync_cluster(
             None => first,
         };
         return Ok(vec![as_reply(v)?]);
+    }
+    let n = commands.len();
+    let built = pipeline_of(commands);
+    let mut values = into_values(built.pipe.query::<Value>(con)?, n)?;
+    let retries = built.noscript_retries(&values);
+    if !retries.is_empty() {
+        let redo = into_values(retry_pipeline(&retries).query::<Value>(con)?, retries.len())?;
+        for ((i, _), v) in retries.into_iter().zip(redo) {
+            values[i] = v;
+        }
+    }
+    Ok(values)
+}
+
+/// Where the commands written with [`Plan::every_primary`] stand.
+fn every_primary_positions(commands: &[Command]) -> Vec<usize> {
+    commands
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.target == Target::EveryPrimary)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// A standalone server's reply to a command for every primary, in the
+/// per-node shape of the Cluster clients: one node, the server (nil).
+fn as_per_node(values: &mut [Value], positions: &[usize]) {
+    for &i in positions {
+        if let Some(v) = values.get_mut(i) {
+            let reply = std::mem::replace(v, Value::Nil);
+            *v = Value::Map(vec![(Value::Nil, reply)]);
+        }
+    }
+}
+
+/// How a Cluster client routes a command addressed by [`Target`]; `None`
+/// for a command routed by its keys.
+fn cluster_routing(target: &Target) -> Result<Option<RoutingInfo>> {
+    Ok(match target {
+        Target::Keys => None,
+        // No response policy: redis-rs answers a map of node address to
+        // that node's reply.
+        Target::EveryPrimary => Some(RoutingInfo::MultiNode((
+            MultipleNodeRoutingInfo::AllMasters,
+            None,
+        ))),
+        Target::Node(node) => match node.address() {
+            Some((host, port)) => Some(RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                host: host.to_owned(),
+                port,
+            })),
+            None => {
+                return Err(Error::InvalidConfig {
+                    what: "a plan",
+                    reason: "a command for the server of a standalone connection was sent on a \
+                             Cluster connection"
+                        .to_owned(),
+                });
+            }
+        },
+    })
+}
+
+fn execute_sync_cluster(
+    con: &mut redis::cluster::ClusterConnection,
+    commands: Vec<Command>,
+) -> Result<Vec<Value>> {
+    if commands.iter().all(|c| c.target == Target::Keys) {
+        return send_sync_cluster(con, commands);
+    }
+    // Commands for chosen nodes go out one by one, in plan order; the
+    // commands between them as cluster pipelines.
+    let mut values = Vec::with_capacity(commands.len());
+    let mut run: Vec<Command> = Vec::new();
+    for c in commands {
+        match cluster_routing(&c.target)? {
+            None => run.push(c),
+            Some(routing) => {
+                if !run.is_empty() {
+                    values.extend(send_sync_cluster(con, std::mem::take(&mut run))?);
+                }
+                values.push(as_reply(con.route_command(&c.cmd, routing))?);
+            }
+        }
+    }
+    if !run.is_empty() {
+        values.extend(send_sync_cluster(con, run)?);
+    }
+    Ok(values)
+}
+
+fn send_sync_cluster(
+    con: &mut redis::cluster::ClusterConnection,
+    commands: Vec<Command>,
+) -> Result<Vec<Value>> {
+    if commands.len() == 1 {
+        return send_sync(con, commands);
     }
     let n = commands.len();
     let mut pipe = redis::cluster::cluster_pipe();
@@ -350,7 +426,10 @@ impl<C: redis::aio::ConnectionLike + Send + Any> AsyncExecutor for C {
         if let Some(cluster) = any.downcast_mut::<redis::cluster_async::ClusterConnection>() {
             return execute_async_cluster(cluster, commands).await;
         }
-        send_async(self, commands).await
+        let every = every_primary_positions(&commands);
+        let mut values = send_async(self, commands).await?;
+        as_per_node(&mut values, &every);
+        Ok(values)
     }
 
     fn detached(&self) -> Option<Detached> {
@@ -408,7 +487,7 @@ async fn execute_async_cluster(
     let mut groups: Vec<(Vec<usize>, Vec<Command>)> = Vec::new();
     let mut by_slot: HashMap<u16, usize> = HashMap::new();
     for (i, c) in commands.into_iter().enumerate() {
-        let g = match c.slot {
+        let g = match c.slot.filter(|_| c.target == Target::Keys) {
             Some(slot) => *by_slot.entry(slot).or_insert_with(|| {
                 groups.push((Vec::new(), Vec::new()));
                 groups.len() - 1
@@ -423,7 +502,7 @@ async fn execute_async_cluster(
     }
     if groups.len() == 1 {
         let (_, commands) = groups.pop().unwrap_or_default();
-        return send_async(con, commands).await;
+        return send_group_async(con, commands).await;
     }
     let (positions, groups): (Vec<Vec<usize>>, Vec<Vec<Command>>) = groups.into_iter().unzip();
     let futures = groups.into_iter().map(|group| {
@@ -444,6 +523,12 @@ async fn send_group_async(
     con: &mut redis::cluster_async::ClusterConnection,
     group: Vec<Command>,
 ) -> Result<Vec<Value>> {
+    if let [only] = group.as_slice()
+        && let Some(routing) = cluster_routing(&only.target)?
+    {
+        let cmd = group.into_iter().next().map(|c| c.cmd).unwrap_or_default();
+        return Ok(vec![as_reply(con.route_command(cmd, routing).await)?]);
+    }
     if group.len() == 1 {
         return send_async(con, group).await;
     }

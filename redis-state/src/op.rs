@@ -39,6 +39,66 @@ pub(crate) struct Command {
     pub(crate) script: Option<&'static Script>,
     /// The Cluster slot of the command's keys; `None` for keyless commands.
     pub(crate) slot: Option<u16>,
+    /// Where the command goes when its keys do not say.
+    pub(crate) target: Target,
+}
+
+/// Where a command goes, beyond what its keys say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// By its keys' slot (any node for a keyless command).
+    Keys,
+    /// Once to every primary; the reply is one per node (see
+    /// [`Replies::next_per_node`]).
+    EveryPrimary,
+    /// To one node.
+    Node(Node),
+}
+
+/// A server a command went to: the server of a standalone connection, or
+/// one primary of a Cluster, as [`Replies::next_per_node`] names it and
+/// [`Plan::on_node`] addresses it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Node(Option<(String, u16)>);
+
+impl Node {
+    /// The one server of a standalone connection.
+    pub fn server() -> Self {
+        Node(None)
+    }
+
+    /// The Cluster node at `host:port`.
+    pub fn at(host: impl Into<String>, port: u16) -> Self {
+        Node(Some((host.into(), port)))
+    }
+
+    /// Host and port of a Cluster node; `None` for the server of a
+    /// standalone connection.
+    pub fn address(&self) -> Option<(&str, u16)> {
+        self.0.as_ref().map(|(h, p)| (h.as_str(), *p))
+    }
+
+    /// Reads the node's name in an every-primary reply: nil for a
+    /// standalone server, `host:port` for a Cluster node.
+    fn from_reply_key(key: &Value) -> Option<Self> {
+        let text = match key {
+            Value::Nil => return Some(Node::server()),
+            Value::BulkString(b) => std::str::from_utf8(b).ok()?,
+            Value::SimpleString(s) => s.as_str(),
+            _ => return None,
+        };
+        let (host, port) = text.rsplit_once(':')?;
+        Some(Node::at(host, port.parse().ok()?))
+    }
+}
+
+impl std::fmt::Display for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            None => f.write_str("the server"),
+            Some((host, port)) => write!(f, "{host}:{port}"),
+        }
+    }
 }
 
 impl Command {
@@ -132,6 +192,26 @@ impl Plan {
         let mut cmd = Cmd::new();
         cmd.arg(name);
         self.push(cmd, None, None)
+    }
+
+    /// Starts a command for every primary: the executors send it once on a
+    /// standalone server and once to each primary on both Cluster clients
+    /// (`SCAN`, `INFO`, `SCRIPT LOAD`, `DBSIZE`, `FLUSHDB`). Its reply is
+    /// one per node: read it with [`Replies::next_per_node`].
+    pub fn every_primary(&mut self, name: &str) -> &mut Cmd {
+        let mut cmd = Cmd::new();
+        cmd.arg(name);
+        self.push_to(cmd, Target::EveryPrimary)
+    }
+
+    /// Starts a command for one node, named by an earlier
+    /// [`every_primary`](Plan::every_primary) reply: a `SCAN` that goes on
+    /// with the cursor that node returned. On a standalone connection it
+    /// goes to the server.
+    pub fn on_node(&mut self, node: &Node, name: &str) -> &mut Cmd {
+        let mut cmd = Cmd::new();
+        cmd.arg(name);
+        self.push_to(cmd, Target::Node(node.clone()))
     }
 
     /// Starts a call of `script` with `keys`, which must share a Cluster slot
@@ -248,7 +328,23 @@ impl Plan {
     }
 
     fn push(&mut self, cmd: Cmd, slot: Option<u16>, script: Option<&'static Script>) -> &mut Cmd {
-        self.commands.push(Command { cmd, script, slot });
+        self.commands.push(Command {
+            cmd,
+            script,
+            slot,
+            target: Target::Keys,
+        });
+        let last = self.commands.len() - 1;
+        &mut self.commands[last].cmd
+    }
+
+    fn push_to(&mut self, cmd: Cmd, target: Target) -> &mut Cmd {
+        self.commands.push(Command {
+            cmd,
+            script: None,
+            slot: None,
+            target,
+        });
         let last = self.commands.len() - 1;
         &mut self.commands[last].cmd
     }
@@ -316,6 +412,27 @@ impl Replies {
             context: "an operation",
             found: "fewer replies than commands".to_owned(),
         })
+    }
+
+    /// The next reply of a command written with
+    /// [`Plan::every_primary`]: one reply per node (one on a standalone
+    /// server), in no particular order. A node's server error fails the
+    /// whole read with that error.
+    pub fn next_per_node(&mut self) -> Result<Vec<(Node, Value)>> {
+        let v = self.next_value()?;
+        let Value::Map(pairs) = v else {
+            return Err(Error::unexpected("a command to every primary", &v));
+        };
+        let mut out = Vec::with_capacity(pairs.len());
+        for (key, reply) in pairs {
+            let node = Node::from_reply_key(&key)
+                .ok_or_else(|| Error::unexpected("a command to every primary", &key))?;
+            match reply {
+                Value::ServerError(e) => return Err(Error::Redis(e.into())),
+                reply => out.push((node, reply)),
+            }
+        }
+        Ok(out)
     }
 
     /// The next reply converted with redis-rs' [`FromRedisValue`].
@@ -768,5 +885,65 @@ impl<T: FromRedisValue> Operation for CommandOp<T> {
     }
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<T>> {
         replies.next::<T>("a command").map(Step::Done)
+    }
+}
+
+/// A command for every primary: sent once on a standalone server and once
+/// to each primary of a Cluster; the output is each node's reply,
+/// converted with [`FromRedisValue`].
+///
+/// ```no_run
+/// # fn f(con: &mut redis::Connection) -> redis_state::Result<()> {
+/// use redis_state::prelude::*;
+/// for (node, keys) in redis_state::op::every_primary::<u64>("DBSIZE").run(con)? {
+///     println!("{node}: {keys} keys");
+/// }
+/// # Ok(()) }
+/// ```
+pub fn every_primary<T: FromRedisValue>(name: &str) -> EveryPrimary<T> {
+    let mut cmd = Cmd::new();
+    cmd.arg(name);
+    EveryPrimary {
+        cmd: Some(cmd),
+        _out: std::marker::PhantomData,
+    }
+}
+
+/// See [`every_primary`].
+#[derive(Debug)]
+pub struct EveryPrimary<T> {
+    cmd: Option<Cmd>,
+    _out: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> EveryPrimary<T> {
+    /// Appends an argument.
+    pub fn arg(mut self, arg: impl redis::ToRedisArgs) -> Self {
+        if let Some(cmd) = &mut self.cmd {
+            cmd.arg(arg);
+        }
+        self
+    }
+}
+
+impl<T: FromRedisValue> Operation for EveryPrimary<T> {
+    type Output = Vec<(Node, T)>;
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        if let Some(cmd) = self.cmd.take() {
+            plan.push_to(cmd, Target::EveryPrimary);
+        }
+        Ok(())
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Self::Output>> {
+        replies
+            .next_per_node()?
+            .into_iter()
+            .map(|(node, v)| {
+                T::from_redis_value_ref(&v)
+                    .map(|t| (node, t))
+                    .map_err(|_| Error::unexpected("a command to every primary", &v))
+            })
+            .collect::<Result<_>>()
+            .map(Step::Done)
     }
 }

@@ -1,19 +1,15 @@
 //! Invalidation by key pattern: the last resort (it `SCAN`s every primary),
 //! for groups no tag was declared for.
 
-use std::any::Any;
-use std::collections::BTreeSet;
-use std::time::Duration;
-
-use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
-use redis::{Cmd, ConnectionLike, Value};
+use redis::{Cmd, Value};
 
 use super::Cached;
 use super::ops::{DEFAULT_HOLD, push_invalidate};
+use crate::driver::{Async, Blocking, Io, block_on};
 use crate::error::{Error, Result};
 use crate::exec::{AsyncExecutor, SyncExecutor};
 use crate::keys::{IdBuf, IdValue, KeyPart, Namespace, Seg, glob_escape};
-use crate::op::{Operation, Plan, Replies, Step};
+use crate::op::{Node, Operation, Plan, Replies, Step};
 
 /// A `SCAN MATCH` pattern whose user values are escaped: literal text is
 /// glob-escaped, values are escaped like key parts (which escapes `*`, `?`,
@@ -91,160 +87,129 @@ const LEASE_SUFFIX: &str = ":#lease";
 /// Cluster), revoking fills in flight like [`Cached::invalidate`]. Returns
 /// how many keys were deleted.
 ///
-/// Cost: one `SCAN` round trip per 512 keys scanned per primary, then one
-/// pipeline of `invalidate` scripts per batch found. Prefer tags.
+/// Cost: one round trip per 512 keys scanned on the busiest primary: each
+/// round holds every primary's next `SCAN` (sent to each node, one request
+/// per node on a Cluster) and the `invalidate` scripts of the keys the round
+/// before found (pipelined per slot). Prefer tags.
 pub fn invalidate_pattern<C>(con: &mut C, pattern: &KeyPattern) -> Result<usize>
 where
-    C: redis::ConnectionLike + SyncExecutor + Any,
+    C: SyncExecutor + ?Sized,
 {
-    let any: &mut dyn Any = con;
-    let nodes = match any.downcast_mut::<redis::cluster::ClusterConnection>() {
-        Some(cluster) => Some(primaries(cluster.req_command(&cluster_slots())?)?),
-        None => None,
-    };
-    let mut deleted = 0;
-    for node in targets(nodes) {
-        let mut cursor = 0u64;
-        loop {
-            let cmd = scan(cursor, pattern);
-            let reply = match &node {
-                Some((host, port)) => {
-                    let any: &mut dyn Any = con;
-                    match any.downcast_mut::<redis::cluster::ClusterConnection>() {
-                        Some(cluster) => cluster.route_command(&cmd, by_address(host, *port))?,
-                        None => con.req_command(&cmd)?,
-                    }
-                }
-                None => con.req_command(&cmd)?,
-            };
-            let (next, keys) = parse_scan(&reply)?;
-            if !keys.is_empty() {
-                deleted += Delete {
-                    keys,
-                    hold: DEFAULT_HOLD,
-                }
-                .run(con)?;
-            }
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
-    }
-    Ok(deleted)
+    block_on(invalidate(&mut Blocking::new(con), pattern))
 }
 
 /// [`invalidate_pattern`] on an async connection.
 pub async fn invalidate_pattern_async<C>(con: &mut C, pattern: &KeyPattern) -> Result<usize>
 where
-    C: redis::aio::ConnectionLike + AsyncExecutor + Any,
+    C: AsyncExecutor + ?Sized,
 {
-    let any: &mut dyn Any = con;
-    let nodes = match any.downcast_mut::<redis::cluster_async::ClusterConnection>() {
-        Some(cluster) => Some(primaries(
-            cluster
-                .route_command(
-                    cluster_slots(),
-                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
-                )
-                .await?,
-        )?),
-        None => None,
+    invalidate(&mut Async::new(con), pattern).await
+}
+
+/// Walks every primary's `SCAN` to its end, deleting what each round found
+/// in the next one.
+async fn invalidate<I: Io>(io: &mut I, pattern: &KeyPattern) -> Result<usize> {
+    let mut round = ScanRound {
+        pattern: pattern.as_str().to_owned(),
+        cursors: None,
+        delete: Vec::new(),
     };
     let mut deleted = 0;
-    for node in targets(nodes) {
-        let mut cursor = 0u64;
-        loop {
-            let cmd = scan(cursor, pattern);
-            let reply = match &node {
-                Some((host, port)) => {
-                    let any: &mut dyn Any = con;
-                    match any.downcast_mut::<redis::cluster_async::ClusterConnection>() {
-                        Some(cluster) => {
-                            cluster.route_command(cmd, by_address(host, *port)).await?
-                        }
-                        None => con.req_packed_command(&cmd).await?,
-                    }
-                }
-                None => con.req_packed_command(&cmd).await?,
-            };
-            let (next, keys) = parse_scan(&reply)?;
-            if !keys.is_empty() {
-                deleted += Delete {
-                    keys,
-                    hold: DEFAULT_HOLD,
-                }
-                .run_async(con)
-                .await?;
-            }
-            if next == 0 {
-                break;
-            }
-            cursor = next;
+    loop {
+        let next = io.run(round).await?;
+        deleted += next.deleted;
+        if next.cursors.is_empty() && next.found.is_empty() {
+            return Ok(deleted);
         }
-    }
-    Ok(deleted)
-}
-
-fn targets(nodes: Option<BTreeSet<(String, u16)>>) -> Vec<Option<(String, u16)>> {
-    match nodes {
-        Some(nodes) => nodes.into_iter().map(Some).collect(),
-        None => vec![None],
+        round = ScanRound {
+            pattern: pattern.as_str().to_owned(),
+            cursors: Some(next.cursors),
+            delete: next.found,
+        };
     }
 }
 
-fn cluster_slots() -> Cmd {
-    let mut cmd = Cmd::new();
-    cmd.arg("CLUSTER").arg("SLOTS");
-    cmd
+/// One round of a pattern invalidation: the `invalidate` scripts of the
+/// keys found last round, and the next `SCAN` of every primary not done
+/// yet (the first round: `SCAN 0` to every primary).
+struct ScanRound {
+    pattern: String,
+    /// `None` on the first round; then the nodes still scanning.
+    cursors: Option<Vec<(Node, u64)>>,
+    delete: Vec<String>,
 }
 
-fn by_address(host: &str, port: u16) -> RoutingInfo {
-    RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
-        host: host.to_owned(),
-        port,
-    })
+/// What a round did and what is left.
+struct Scanned {
+    deleted: usize,
+    /// The nodes whose scan goes on, with their cursors.
+    cursors: Vec<(Node, u64)>,
+    /// The keys this round's scans found.
+    found: Vec<String>,
 }
 
-fn scan(cursor: u64, pattern: &KeyPattern) -> Cmd {
-    let mut cmd = Cmd::new();
-    cmd.arg("SCAN")
-        .arg(cursor)
-        .arg("MATCH")
-        .arg(pattern.as_str())
-        .arg("COUNT")
-        .arg(SCAN_COUNT)
-        .arg("TYPE")
-        .arg("string");
-    cmd
-}
-
-/// The primaries' addresses from a `CLUSTER SLOTS` reply.
-fn primaries(v: Value) -> Result<BTreeSet<(String, u16)>> {
-    let bad = |v: &Value| Error::unexpected("CLUSTER SLOTS", v);
-    let Value::Array(ranges) = &v else {
-        return Err(bad(&v));
-    };
-    let mut out = BTreeSet::new();
-    for r in ranges {
-        let Value::Array(items) = r else {
-            return Err(bad(r));
-        };
-        let Some(Value::Array(primary)) = items.get(2) else {
-            return Err(bad(r));
-        };
-        let host = match primary.first() {
-            Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
-            Some(Value::SimpleString(s)) => s.clone(),
-            _ => return Err(bad(r)),
-        };
-        let port = match primary.get(1) {
-            Some(Value::Int(p)) => u16::try_from(*p).map_err(|_| bad(r))?,
-            _ => return Err(bad(r)),
-        };
-        out.insert((host, port));
+impl ScanRound {
+    fn scan_args<'c>(&self, cmd: &'c mut Cmd, cursor: u64) -> &'c mut Cmd {
+        cmd.arg(cursor)
+            .arg("MATCH")
+            .arg(&self.pattern)
+            .arg("COUNT")
+            .arg(SCAN_COUNT)
+            .arg("TYPE")
+            .arg("string")
     }
-    Ok(out)
+}
+
+impl Operation for ScanRound {
+    type Output = Scanned;
+
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        for k in &self.delete {
+            push_invalidate(plan, k, DEFAULT_HOLD)?;
+        }
+        match &self.cursors {
+            None => {
+                let cmd = plan.every_primary("SCAN");
+                self.scan_args(cmd, 0);
+            }
+            Some(cursors) => {
+                for (node, cursor) in cursors {
+                    let cmd = plan.on_node(node, "SCAN");
+                    self.scan_args(cmd, *cursor);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Scanned>> {
+        let mut deleted = 0;
+        for _ in &self.delete {
+            if replies.next::<i64>("the invalidate script")? > 0 {
+                deleted += 1;
+            }
+        }
+        let replies: Vec<(Node, Value)> = match &self.cursors {
+            None => replies.next_per_node()?,
+            Some(cursors) => cursors
+                .iter()
+                .map(|(node, _)| Ok((node.clone(), replies.next_value()?)))
+                .collect::<Result<_>>()?,
+        };
+        let mut out = Scanned {
+            deleted,
+            cursors: Vec::new(),
+            found: Vec::new(),
+        };
+        for (node, reply) in replies {
+            let (next, keys) = parse_scan(&reply)?;
+            if next != 0 {
+                out.cursors.push((node, next));
+            }
+            out.found.extend(keys);
+        }
+        Ok(Step::Done(out))
+    }
 }
 
 fn parse_scan(v: &Value) -> Result<(u64, Vec<String>)> {
@@ -275,30 +240,4 @@ fn parse_scan(v: &Value) -> Result<(u64, Vec<String>)> {
         _ => return Err(bad()),
     };
     Ok((cursor, keys))
-}
-
-/// Invalidates the keys one `SCAN` batch found (pipelined; per slot on a
-/// Cluster).
-struct Delete {
-    keys: Vec<String>,
-    hold: Duration,
-}
-
-impl Operation for Delete {
-    type Output = usize;
-    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
-        for k in &self.keys {
-            push_invalidate(plan, k, self.hold)?;
-        }
-        Ok(())
-    }
-    fn complete(&mut self, replies: &mut Replies) -> Result<Step<usize>> {
-        let mut n = 0;
-        for _ in &self.keys {
-            if replies.next::<i64>("the invalidate script")? > 0 {
-                n += 1;
-            }
-        }
-        Ok(Step::Done(n))
-    }
 }
