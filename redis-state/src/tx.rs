@@ -75,8 +75,9 @@ use std::time::Duration;
 
 use redis::Value;
 
+use crate::driver::{Async, Blocking, Io, block_on};
 use crate::error::{Error, Result};
-use crate::exec::{AsyncExecutor, SyncExecutor};
+use crate::exec::AsyncExecutor;
 use crate::op::{Operation, Plan, Replies, Step};
 
 /// What a transaction's `decide` closure returns.
@@ -138,83 +139,23 @@ impl Transaction {
     pub fn run<R, W, T>(
         &self,
         con: &mut redis::Connection,
-        mut read: impl FnMut() -> R,
-        mut decide: impl FnMut(R::Output) -> Result<Decision<W, T>>,
+        read: impl FnMut() -> R,
+        decide: impl FnMut(R::Output) -> Result<Decision<W, T>>,
     ) -> Result<T>
     where
-        R: Operation,
-        W: Operation,
+        R: Operation + Send,
+        R::Output: Send,
+        W: Operation + Send,
     {
-        for try_no in 0..self.max_tries {
-            let pause = self.pause(try_no);
-            if !pause.is_zero() {
-                std::thread::sleep(pause);
-            }
-            let mut attempt = Attempt::new(self, read());
-            let mut read_phase = || -> Result<R::Output> {
-                for _ in 0..MAX_READ_ROUNDS {
-                    let plan = attempt.plan()?;
-                    let values = con.execute(plan)?;
-                    if let Some(out) = attempt.read(values)? {
-                        return Ok(out);
-                    }
-                }
-                Err(too_many_rounds())
-            };
-            let out = match read_phase() {
-                Ok(out) => out,
-                Err(e) => {
-                    // WATCH is per connection: leave none behind.
-                    let _ = con.execute(unwatch());
-                    return Err(e);
-                }
-            };
-            match decide(out) {
-                Err(e) => {
-                    let _ = con.execute(unwatch());
-                    return Err(e);
-                }
-                Ok(Decision::Abort(value)) => {
-                    con.execute(unwatch())?;
-                    return Ok(value);
-                }
-                Ok(Decision::Commit(writes, value)) => {
-                    let mut commit = Commit::new(writes);
-                    let plan = match commit.plan() {
-                        Ok(plan) => plan,
-                        Err(e) => {
-                            let _ = con.execute(unwatch());
-                            return Err(e);
-                        }
-                    };
-                    let values = con.execute(plan)?;
-                    match commit.done(values)? {
-                        Committed::No => {}
-                        Committed::Yes => return Ok(value),
-                        Committed::More => {
-                            // Committed: the further rounds run as ordinary
-                            // pipelines on the same connection.
-                            for _ in 0..MAX_READ_ROUNDS {
-                                let values = con.execute(commit.next_plan()?)?;
-                                if commit.more(values)? {
-                                    return Ok(value);
-                                }
-                            }
-                            return Err(too_many_rounds());
-                        }
-                    }
-                }
-            }
-        }
-        Err(self.conflict())
+        block_on(self.tries(&mut Blocking::new(con), read, decide))
     }
 
     /// Runs the transaction on an async connection of its own.
     pub async fn run_async<R, W, T>(
         &self,
         con: &mut WatchConnection,
-        mut read: impl FnMut() -> R + Send,
-        mut decide: impl FnMut(R::Output) -> Result<Decision<W, T>> + Send,
+        read: impl FnMut() -> R + Send,
+        decide: impl FnMut(R::Output) -> Result<Decision<W, T>> + Send,
     ) -> Result<T>
     where
         R: Operation + Send,
@@ -222,64 +163,55 @@ impl Transaction {
         W: Operation + Send,
         T: Send,
     {
-        let con = &mut con.con;
+        self.tries(&mut Async::new(con), read, decide).await
+    }
+
+    /// The transaction, tried until it commits, aborts, fails or runs out
+    /// of tries. `WATCH` is per connection: every path that does not commit
+    /// leaves none behind.
+    async fn tries<I, R, W, T>(
+        &self,
+        io: &mut I,
+        mut read: impl FnMut() -> R,
+        mut decide: impl FnMut(R::Output) -> Result<Decision<W, T>>,
+    ) -> Result<T>
+    where
+        I: Io,
+        R: Operation + Send,
+        R::Output: Send,
+        W: Operation + Send,
+    {
         for try_no in 0..self.max_tries {
             let pause = self.pause(try_no);
             if !pause.is_zero() {
-                tokio::time::sleep(pause).await;
+                io.sleep(pause).await;
             }
-            let mut attempt = Attempt::new(self, read());
-            let read_phase = async {
-                for _ in 0..MAX_READ_ROUNDS {
-                    let plan = attempt.plan()?;
-                    let values = con.execute_async(plan).await?;
-                    if let Some(out) = attempt.read(values)? {
-                        return Ok(out);
-                    }
-                }
-                Err(too_many_rounds())
+            let read = WatchedRead {
+                keys: &self.keys,
+                read: read(),
+                first: true,
             };
-            let out = match read_phase.await {
-                Ok(out) => out,
-                Err(e) => {
-                    // WATCH is per connection: leave none behind.
-                    let _ = con.execute_async(unwatch()).await;
-                    return Err(e);
-                }
+            let decision = match io.run(read).await {
+                Ok(out) => decide(out),
+                Err(e) => Err(e),
             };
-            match decide(out) {
+            match decision {
                 Err(e) => {
-                    let _ = con.execute_async(unwatch()).await;
+                    let _ = io.run(Unwatch).await;
                     return Err(e);
                 }
                 Ok(Decision::Abort(value)) => {
-                    con.execute_async(unwatch()).await?;
+                    io.run(Unwatch).await?;
                     return Ok(value);
                 }
-                Ok(Decision::Commit(writes, value)) => {
-                    let mut commit = Commit::new(writes);
-                    let plan = match commit.plan() {
-                        Ok(plan) => plan,
-                        Err(e) => {
-                            let _ = con.execute_async(unwatch()).await;
-                            return Err(e);
-                        }
-                    };
-                    let values = con.execute_async(plan).await?;
-                    match commit.done(values)? {
-                        Committed::No => {}
-                        Committed::Yes => return Ok(value),
-                        Committed::More => {
-                            for _ in 0..MAX_READ_ROUNDS {
-                                let values = con.execute_async(commit.next_plan()?).await?;
-                                if commit.more(values)? {
-                                    return Ok(value);
-                                }
-                            }
-                            return Err(too_many_rounds());
-                        }
+                Ok(Decision::Commit(writes, value)) => match io.run(Exec::new(writes)).await? {
+                    Committed::NotBuilt(e) => {
+                        let _ = io.run(Unwatch).await;
+                        return Err(e);
                     }
-                }
+                    Committed::No => {}
+                    Committed::Yes => return Ok(value),
+                },
             }
         }
         Err(self.conflict())
@@ -297,134 +229,130 @@ impl Transaction {
     }
 }
 
-/// The most round trips a transaction's read (or the writes' rounds after
-/// `EXEC`) may take.
-const MAX_READ_ROUNDS: usize = 16;
+/// `UNWATCH`.
+struct Unwatch;
 
-fn too_many_rounds() -> Error {
-    Error::UnexpectedReply {
-        context: "a transaction's read",
-        found: format!("more than {MAX_READ_ROUNDS} round trips"),
+impl Operation for Unwatch {
+    type Output = ();
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        plan.keyless("UNWATCH");
+        Ok(())
     }
-}
-
-fn unwatch() -> Plan {
-    let mut plan = Plan::new();
-    plan.keyless("UNWATCH");
-    plan
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<()>> {
+        replies.next_value().map(|_| Step::Done(()))
+    }
 }
 
 /// The read phase of one try: `WATCH` plus the read operation's first
 /// round, then its further rounds if it has any.
-struct Attempt<'t, R> {
-    tx: &'t Transaction,
+struct WatchedRead<'t, R> {
+    keys: &'t [Vec<u8>],
     read: R,
     first: bool,
 }
 
-impl<'t, R: Operation> Attempt<'t, R> {
-    fn new(tx: &'t Transaction, read: R) -> Self {
-        Attempt {
-            tx,
-            read,
-            first: true,
-        }
-    }
+impl<R: Operation> Operation for WatchedRead<'_, R> {
+    type Output = R::Output;
 
-    fn plan(&mut self) -> Result<Plan> {
-        let mut plan = Plan::new();
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
         if self.first {
             // WATCH takes keys of any slot on a standalone server.
             let cmd = plan.keyless("WATCH");
-            for k in &self.tx.keys {
+            for k in self.keys {
                 cmd.arg(k.as_slice());
             }
         }
-        self.read.prepare(&mut plan)?;
-        Ok(plan)
+        self.read.prepare(plan)
     }
 
-    fn read(&mut self, values: Vec<Value>) -> Result<Option<R::Output>> {
-        let mut replies = Replies::new(values);
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<R::Output>> {
         if std::mem::replace(&mut self.first, false) {
             let ok = replies.next_value()?;
             if !matches!(ok, Value::Okay) {
                 return Err(Error::unexpected("WATCH", &ok));
             }
         }
-        match self.read.complete(&mut replies)? {
-            Step::Done(out) => Ok(Some(out)),
-            Step::Again => Ok(None),
-        }
+        self.read.complete(replies)
     }
 }
 
-/// The write phase: `MULTI`, the writes, `EXEC`.
-struct Commit<W> {
+/// The write phase: `MULTI`, the writes, `EXEC`; then, once committed,
+/// the writes' further rounds as ordinary pipelines.
+struct Exec<W> {
     writes: W,
     queued: usize,
-}
-
-impl<W: Operation> Commit<W> {
-    fn new(writes: W) -> Self {
-        Commit { writes, queued: 0 }
-    }
-
-    fn plan(&mut self) -> Result<Plan> {
-        let mut plan = Plan::new();
-        plan.single_round = true;
-        plan.keyless("MULTI");
-        self.writes.prepare(&mut plan)?;
-        self.queued = plan.len() - 1;
-        plan.keyless("EXEC");
-        Ok(plan)
-    }
-
-    /// Whether `EXEC` committed the writes, and whether they have further
-    /// rounds to run.
-    fn done(&mut self, values: Vec<Value>) -> Result<Committed> {
-        let mut replies = Replies::new(values);
-        replies.next_value()?; // MULTI
-        for _ in 0..self.queued {
-            // QUEUED, or the error that will make EXEC fail
-            replies.next_value()?;
-        }
-        match replies.next_value()? {
-            Value::Nil => Ok(Committed::No),
-            Value::Array(results) => {
-                let mut results = Replies::new(results);
-                match self.writes.complete(&mut results)? {
-                    Step::Done(_) => Ok(Committed::Yes),
-                    Step::Again => Ok(Committed::More),
-                }
-            }
-            other => Err(Error::unexpected("EXEC", &other)),
-        }
-    }
-
-    /// The next round of writes that need more than one (after `EXEC`).
-    fn next_plan(&mut self) -> Result<Plan> {
-        let mut plan = Plan::new();
-        self.writes.prepare(&mut plan)?;
-        Ok(plan)
-    }
-
-    /// Reads a later round's replies; `true` when the writes are done.
-    fn more(&mut self, values: Vec<Value>) -> Result<bool> {
-        let mut replies = Replies::new(values);
-        Ok(matches!(self.writes.complete(&mut replies)?, Step::Done(_)))
-    }
+    /// The writes failed to build: nothing was sent.
+    unbuilt: Option<Error>,
+    /// `EXEC` committed; the writes' later rounds follow.
+    committed: bool,
 }
 
 /// What `EXEC` did with the writes.
 enum Committed {
     /// A watched key changed: nothing was written.
     No,
-    /// Written.
+    /// Written (with every further round of the writes).
     Yes,
-    /// Written; the writes have further rounds, which run after `EXEC`
-    /// outside the transaction (a model's cache invalidations).
-    More,
+    /// The writes failed to build; nothing was sent.
+    NotBuilt(Error),
+}
+
+impl<W> Exec<W> {
+    fn new(writes: W) -> Self {
+        Exec {
+            writes,
+            queued: 0,
+            unbuilt: None,
+            committed: false,
+        }
+    }
+}
+
+impl<W: Operation> Operation for Exec<W> {
+    type Output = Committed;
+
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        if self.committed {
+            return self.writes.prepare(plan);
+        }
+        plan.single_round = true;
+        plan.keyless("MULTI");
+        if let Err(e) = self.writes.prepare(plan) {
+            // Nothing goes out; the caller sends `UNWATCH`.
+            plan.commands.clear();
+            plan.single_round = false;
+            self.unbuilt = Some(e);
+            return Ok(());
+        }
+        self.queued = plan.len() - 1;
+        plan.keyless("EXEC");
+        Ok(())
+    }
+
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Committed>> {
+        if let Some(e) = self.unbuilt.take() {
+            return Ok(Step::Done(Committed::NotBuilt(e)));
+        }
+        if self.committed {
+            // A later round, outside the transaction: the writes stand
+            // whatever it returns.
+            return Ok(self.writes.complete(replies)?.map_done(|_| Committed::Yes));
+        }
+        replies.next_value()?; // MULTI
+        for _ in 0..self.queued {
+            // QUEUED, or the error that will make EXEC fail
+            replies.next_value()?;
+        }
+        match replies.next_value()? {
+            Value::Nil => Ok(Step::Done(Committed::No)),
+            Value::Array(results) => {
+                let step = self.writes.complete(&mut Replies::new(results))?;
+                self.committed = true;
+                Ok(step.map_done(|_| Committed::Yes))
+            }
+            other => Err(Error::unexpected("EXEC", &other)),
+        }
+    }
 }
 
 /// An async connection used by one transaction at a time, which `WATCH`
@@ -446,6 +374,19 @@ impl WatchConnection {
     /// transaction).
     pub async fn run<O: Operation + Send>(&mut self, op: O) -> Result<O::Output> {
         op.run_async(&mut self.con).await
+    }
+}
+
+impl AsyncExecutor for WatchConnection {
+    fn execute_async(
+        &mut self,
+        plan: Plan,
+    ) -> impl std::future::Future<Output = Result<Vec<Value>>> + Send {
+        self.con.execute_async(plan)
+    }
+
+    fn is_exclusive(&self) -> bool {
+        true
     }
 }
 
