@@ -51,8 +51,9 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 pub use self::watchdog::{Connect, LossSignal, LostReason, WatchedGuard};
+use crate::driver::{Async, Blocking, Io, block_on};
 use crate::error::{Error, Result};
-use crate::exec::{AsyncExecutor, SyncExecutor};
+use crate::exec::{AsyncExecutor, Detached, SyncExecutor};
 use crate::keys::{IdBuf, KeyPart, Namespace, impl_namespaced};
 use crate::op::{Operation, Plan, Replies, Step};
 use crate::random;
@@ -266,25 +267,7 @@ impl Lock {
     /// best effort) before the error is returned, so that the lock is not
     /// held by nobody until its TTL runs out.
     pub fn acquire<C: SyncExecutor + ?Sized>(&self, con: &mut C) -> Result<LockGuard> {
-        let started = Instant::now();
-        let mut backoff = Backoff::new(self);
-        loop {
-            let attempt = Attempt::new(self);
-            let release = attempt.release();
-            match attempt.run(con) {
-                Ok(Tried::Acquired(guard)) => return Ok(guard),
-                Ok(Tried::Busy { pttl }) => match backoff.next(started, pttl) {
-                    Some(delay) => std::thread::sleep(delay),
-                    None => return Err(self.timeout(started)),
-                },
-                Err(e) => {
-                    if let Some(release) = release {
-                        let _ = release.run(con);
-                    }
-                    return Err(e);
-                }
-            }
-        }
+        block_on(self.acquire_with(&mut Blocking::new(con), None::<&Detached>))
     }
 
     /// [`acquire`](Lock::acquire) on an async connection.
@@ -301,18 +284,21 @@ impl Lock {
     /// future leaves such a lock to its TTL.
     pub async fn acquire_async<C: AsyncExecutor + ?Sized>(&self, con: &mut C) -> Result<LockGuard> {
         let spare = con.detached();
-        self.acquire_async_with(con, spare.as_ref()).await
+        self.acquire_with(&mut Async::new(con), spare.as_ref())
+            .await
     }
 
-    /// [`acquire_async`](Lock::acquire_async), releasing the token of a
-    /// cancelled try through `spare`.
-    pub(crate) async fn acquire_async_with<C, S>(
+    /// Tries until the lock is taken or the wait is over, releasing the
+    /// token of a try whose reply was lost: through `io` when the try
+    /// failed, through `spare` (in the background) when the future was
+    /// dropped mid-try.
+    pub(crate) async fn acquire_with<I, S>(
         &self,
-        con: &mut C,
+        io: &mut I,
         spare: Option<&S>,
     ) -> Result<LockGuard>
     where
-        C: AsyncExecutor + ?Sized,
+        I: Io,
         S: AsyncExecutor + Clone + Sync + 'static,
     {
         let started = Instant::now();
@@ -323,12 +309,11 @@ impl Lock {
                 release: attempt.release(),
                 spare,
             };
-            let tried = attempt.run_async(con).await;
-            let tried = match tried {
+            let tried = match io.run(attempt).await {
                 Ok(tried) => tried,
                 Err(e) => {
                     if let Some(release) = unsettled.release.clone() {
-                        let _ = release.run_async(con).await;
+                        let _ = io.run(release).await;
                     }
                     unsettled.release = None;
                     return Err(e);
@@ -338,7 +323,7 @@ impl Lock {
             match tried {
                 Tried::Acquired(guard) => return Ok(guard),
                 Tried::Busy { pttl } => match backoff.next(started, pttl) {
-                    Some(delay) => tokio::time::sleep(delay).await,
+                    Some(delay) => io.sleep(delay).await,
                     None => return Err(self.timeout(started)),
                 },
             }
@@ -363,13 +348,11 @@ impl Lock {
     where
         C: SyncExecutor + ?Sized,
     {
-        let guard = self.acquire(con)?;
-        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&guard)));
-        let released = guard.release().run(con);
-        match out {
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(out) => guard.conclude(released).map(|()| out),
-        }
+        block_on(self.scoped(
+            &mut Blocking::new(con),
+            None::<&Detached>,
+            |guard| async move { body(&guard) },
+        ))
     }
 
     /// [`run`](Lock::run) on an async connection: `body` gets a copy of the
@@ -382,12 +365,26 @@ impl Lock {
         F: FnOnce(LockGuard) -> Fut,
         Fut: Future<Output = R>,
     {
+        let spare = con.detached();
+        self.scoped(&mut Async::new(con), spare.as_ref(), body)
+            .await
+    }
+
+    /// Acquires, runs `body`, releases (also when `body` panics; the panic
+    /// then continues).
+    async fn scoped<I, S, F, Fut, R>(&self, io: &mut I, spare: Option<&S>, body: F) -> Result<R>
+    where
+        I: Io,
+        S: AsyncExecutor + Clone + Sync + 'static,
+        F: FnOnce(LockGuard) -> Fut,
+        Fut: Future<Output = R>,
+    {
         use futures_util::FutureExt;
-        let guard = self.acquire_async(con).await?;
+        let guard = self.acquire_with(io, spare).await?;
         let out = std::panic::AssertUnwindSafe(body(guard.clone()))
             .catch_unwind()
             .await;
-        let released = guard.release().run_async(con).await;
+        let released = io.run(guard.release()).await;
         match out {
             Err(panic) => std::panic::resume_unwind(panic),
             Ok(out) => guard.conclude(released).map(|()| out),

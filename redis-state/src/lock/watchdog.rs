@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, oneshot};
 
 use super::{Extend, Lock, LockGuard, drift, instant_after};
+use crate::driver::{Async, Waitable};
 use crate::error::{Error, Result};
 use crate::exec::AsyncExecutor;
 use crate::op::Operation;
@@ -431,41 +432,65 @@ impl WatchedGuard {
     /// there is nothing to send it with: the call fails at once with
     /// [`Error::LockLost`] ([`LostReason::WatchdogStopped`]) and the lock
     /// runs out after its TTL.
-    pub async fn release(mut self) -> Result<bool> {
-        self.done = true;
-        let (tx, rx) = oneshot::channel();
-        self.ctl.send(Command::Release(tx));
-        match rx.await {
-            Ok(result) => result,
-            Err(_) => Err(self.stopped()),
-        }
+    pub async fn release(self) -> Result<bool> {
+        self.ask_release().wait_async().await
     }
 
     /// [`release`](WatchedGuard::release) for blocking code. Must not be
     /// called from inside an async runtime (it would block it); that is
     /// reported as an error rather than a panic.
-    pub fn release_blocking(mut self) -> Result<bool> {
+    pub fn release_blocking(self) -> Result<bool> {
         if tokio::runtime::Handle::try_current().is_ok() {
             return Err(Error::InvalidConfig {
                 what: "release_blocking",
                 reason: "called from inside an async runtime; use `release().await`".to_owned(),
             });
         }
+        self.ask_release().wait()
+    }
+
+    /// Hands the release to the watchdog task; the answer comes back
+    /// through the returned [`Waitable`].
+    fn ask_release(mut self) -> Released {
         self.done = true;
         let (tx, rx) = oneshot::channel();
         self.ctl.send(Command::Release(tx));
-        match rx.blocking_recv() {
-            Ok(result) => result,
-            Err(_) => Err(self.stopped()),
+        Released {
+            rx,
+            key: self.guard.key.clone(),
+            signal: self.signal.clone(),
         }
     }
+}
 
+/// The answer to a release handed to the watchdog task, or, when the task
+/// has ended, the error that says so.
+struct Released {
+    rx: oneshot::Receiver<Result<bool>>,
+    key: String,
+    signal: LossSignal,
+}
+
+impl Released {
     /// The error of a release the watchdog task can no longer run.
-    fn stopped(&self) -> Error {
+    fn stopped(key: &str, signal: &LossSignal) -> Error {
         Error::LockLost {
-            key: self.guard.key.clone(),
-            reason: self.signal.reason().unwrap_or(LostReason::WatchdogStopped),
+            key: key.to_owned(),
+            reason: signal.reason().unwrap_or(LostReason::WatchdogStopped),
         }
+    }
+}
+
+impl Waitable for Released {
+    type Output = Result<bool>;
+    fn wait(self) -> Result<bool> {
+        let Released { rx, key, signal } = self;
+        rx.blocking_recv()
+            .unwrap_or_else(|_| Err(Released::stopped(&key, &signal)))
+    }
+    async fn wait_async(mut self) -> Result<bool> {
+        let answer = (&mut self.rx).await;
+        answer.unwrap_or_else(|_| Err(Released::stopped(&self.key, &self.signal)))
     }
 }
 
@@ -567,7 +592,9 @@ impl Lock {
     {
         let mut con = con.clone();
         let spare = con.clone();
-        let guard = self.acquire_async_with(&mut con, Some(&spare)).await?;
+        let guard = self
+            .acquire_with(&mut Async::new(&mut con), Some(&spare))
+            .await?;
         let (watched, task) = start(con, self, guard);
         tokio::spawn(task);
         Ok(watched)
