@@ -44,6 +44,7 @@
 //! them), ideally with `appendfsync always` or a restart delay longer than
 //! the TTL, as the algorithm's description requires.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 /// The longest TTL a lock may ask for: 2^53 - 1 ms.
@@ -51,6 +52,7 @@ const MAX_TTL: Duration = Duration::from_millis((1 << 53) - 1);
 
 use redis::Value;
 
+use crate::driver::block_on;
 use crate::error::{Error, Result};
 use crate::keys::{IdBuf, KeyPart, Namespace};
 use crate::lock::{Extend, Release, drift};
@@ -227,8 +229,84 @@ impl Redlock {
         random::between(Duration::ZERO, self.retry_delay)
     }
 
-    // -- blocking ------------------------------------------------------------
+    /// Takes the lock on a majority of the servers, trying up to `1 +
+    /// retries` times; `None` when no attempt got a quorum with time left.
+    /// Servers are asked one after the other (one `SET NX PX` each, bounded
+    /// by the instance timeout); a failed attempt is undone with the
+    /// release script on every server.
+    pub fn lock(&self, resource: impl KeyPart) -> Result<Option<RedlockGuard>> {
+        let key = self.key(&|id| resource.write_key_part(id));
+        block_on(self.lock_with(&mut OneByOne(self), &key))
+    }
 
+    /// [`lock`](Redlock::lock) on the current tokio runtime: the servers
+    /// are asked at the same time.
+    pub async fn lock_async(&self, resource: impl KeyPart) -> Result<Option<RedlockGuard>> {
+        let key = self.key(&|id| resource.write_key_part(id));
+        self.lock_with(&mut AllAtOnce(self), &key).await
+    }
+
+    /// Releases the lock on every server; the output is on how many it was
+    /// still held by this guard.
+    pub fn unlock(&self, guard: &RedlockGuard) -> Result<usize> {
+        Ok(block_on(
+            OneByOne(self).ask(|| Release::new(&guard.key, &guard.token)),
+        ))
+    }
+
+    /// [`unlock`](Redlock::unlock), asking the servers at the same time.
+    pub async fn unlock_async(&self, guard: &RedlockGuard) -> Result<usize> {
+        Ok(AllAtOnce(self)
+            .ask(|| Release::new(&guard.key, &guard.token))
+            .await)
+    }
+
+    /// Resets the TTL to the configured TTL on every server that still
+    /// holds this guard's token; `Some` new guard (with a new validity)
+    /// when a majority did in time, `None` otherwise (the lock should then
+    /// be considered lost).
+    pub fn extend(&self, guard: &RedlockGuard) -> Result<Option<RedlockGuard>> {
+        Ok(block_on(self.extend_with(&mut OneByOne(self), guard)))
+    }
+
+    /// [`extend`](Redlock::extend), asking the servers at the same time.
+    pub async fn extend_async(&self, guard: &RedlockGuard) -> Result<Option<RedlockGuard>> {
+        Ok(self.extend_with(&mut AllAtOnce(self), guard).await)
+    }
+
+    /// The attempts of a lock: `SET NX PX` everywhere, a quorum with time
+    /// left wins; otherwise release everywhere and try again after a
+    /// random pause.
+    async fn lock_with<Q: Quorum>(&self, q: &mut Q, key: &str) -> Result<Option<RedlockGuard>> {
+        for attempt in 0..=self.retries {
+            if attempt > 0 {
+                q.sleep(self.retry_pause()).await;
+            }
+            let token = random::hex_token(16)?;
+            let started = Instant::now();
+            let acquired = q.ask(|| set_nx(key, &token, self.ttl)).await;
+            if let Some(guard) = self.conclude(key, &token, started, acquired) {
+                return Ok(Some(guard));
+            }
+            q.ask(|| Release::new(key, &token)).await;
+        }
+        Ok(None)
+    }
+
+    async fn extend_with<Q: Quorum>(
+        &self,
+        q: &mut Q,
+        guard: &RedlockGuard,
+    ) -> Option<RedlockGuard> {
+        let started = Instant::now();
+        let ms = random::millis(self.ttl);
+        let extended = q.ask(|| Extend::new(&guard.key, &guard.token, ms)).await;
+        self.conclude(&guard.key, &guard.token, started, extended)
+    }
+
+    /// Runs `op` on one server over its blocking connection (opened, with
+    /// the instance timeout on connect, read and write, on first use and
+    /// after a connection error).
     fn run_on<O: Operation>(&self, instance: &Instance, op: O) -> Result<O::Output> {
         let mut slot = instance
             .sync
@@ -251,70 +329,8 @@ impl Redlock {
         result
     }
 
-    /// Takes the lock on a majority of the servers, trying up to `1 +
-    /// retries` times; `None` when no attempt got a quorum with time left.
-    /// Servers are asked one after the other (one `SET NX PX` each, bounded
-    /// by the instance timeout); a failed attempt is undone with the
-    /// release script on every server.
-    pub fn lock(&self, resource: impl KeyPart) -> Result<Option<RedlockGuard>> {
-        let key = self.key(&|id| resource.write_key_part(id));
-        for attempt in 0..=self.retries {
-            if attempt > 0 {
-                std::thread::sleep(self.retry_pause());
-            }
-            let token = random::hex_token(16)?;
-            let started = Instant::now();
-            let acquired = self
-                .instances
-                .iter()
-                .filter(|i| {
-                    self.run_on(i, set_nx(&key, &token, self.ttl))
-                        .unwrap_or(false)
-                })
-                .count();
-            if let Some(guard) = self.conclude(&key, &token, started, acquired) {
-                return Ok(Some(guard));
-            }
-            self.release_all(&key, &token);
-        }
-        Ok(None)
-    }
-
-    fn release_all(&self, key: &str, token: &str) -> usize {
-        self.instances
-            .iter()
-            .filter(|i| self.run_on(i, Release::new(key, token)).unwrap_or(false))
-            .count()
-    }
-
-    /// Releases the lock on every server; the output is on how many it was
-    /// still held by this guard.
-    pub fn unlock(&self, guard: &RedlockGuard) -> Result<usize> {
-        Ok(self.release_all(&guard.key, &guard.token))
-    }
-
-    /// Resets the TTL to the configured TTL on every server that still
-    /// holds this guard's token; `Some` new guard (with a new validity)
-    /// when a majority did in time, `None` otherwise (the lock should then
-    /// be considered lost).
-    pub fn extend(&self, guard: &RedlockGuard) -> Result<Option<RedlockGuard>> {
-        let started = Instant::now();
-        let extended = self
-            .instances
-            .iter()
-            .filter(|i| {
-                self.run_on(
-                    i,
-                    Extend::new(&guard.key, &guard.token, random::millis(self.ttl)),
-                )
-                .unwrap_or(false)
-            })
-            .count();
-        Ok(self.conclude(&guard.key, &guard.token, started, extended))
-    }
-
-    // -- async ---------------------------------------------------------------
-
+    /// Runs `op` on one server over its async connection, the whole call
+    /// (connecting included) bounded by the instance timeout.
     async fn run_on_async<O: Operation + Send>(
         &self,
         instance: &Instance,
@@ -350,66 +366,66 @@ impl Redlock {
             }
         }
     }
+}
 
-    /// [`lock`](Redlock::lock) on the current tokio runtime: the servers
-    /// are asked at the same time.
-    pub async fn lock_async(&self, resource: impl KeyPart) -> Result<Option<RedlockGuard>> {
-        let key = self.key(&|id| resource.write_key_part(id));
-        for attempt in 0..=self.retries {
-            if attempt > 0 {
-                tokio::time::sleep(self.retry_pause()).await;
-            }
-            let token = random::hex_token(16)?;
-            let started = Instant::now();
-            let answers = futures_util::future::join_all(
-                self.instances
-                    .iter()
-                    .map(|i| self.run_on_async(i, set_nx(&key, &token, self.ttl))),
-            )
-            .await;
-            let acquired = answers
-                .into_iter()
-                .filter(|a| matches!(a, Ok(true)))
-                .count();
-            if let Some(guard) = self.conclude(&key, &token, started, acquired) {
-                return Ok(Some(guard));
-            }
-            self.release_all_async(&key, &token).await;
-        }
-        Ok(None)
+/// How the procedures of a [`Redlock`] reach its servers: the driver of a
+/// lock over several connections.
+trait Quorum {
+    /// Runs `make()` on every server; how many answered `true` (a server
+    /// that failed or timed out counts as no).
+    fn ask<O, F>(&mut self, make: F) -> impl Future<Output = usize> + Send
+    where
+        F: Fn() -> O + Send,
+        O: Operation<Output = bool> + Send;
+
+    /// Pauses the caller.
+    fn sleep(&mut self, d: Duration) -> impl Future<Output = ()> + Send;
+}
+
+/// Blocking: the servers one after the other, each bounded by the instance
+/// timeout.
+struct OneByOne<'r>(&'r Redlock);
+
+impl Quorum for OneByOne<'_> {
+    fn ask<O, F>(&mut self, make: F) -> impl Future<Output = usize> + Send
+    where
+        F: Fn() -> O + Send,
+        O: Operation<Output = bool> + Send,
+    {
+        let r = self.0;
+        let yes = r
+            .instances
+            .iter()
+            .filter(|i| r.run_on(i, make()).unwrap_or(false))
+            .count();
+        std::future::ready(yes)
     }
 
-    async fn release_all_async(&self, key: &str, token: &str) -> usize {
-        futures_util::future::join_all(
-            self.instances
-                .iter()
-                .map(|i| self.run_on_async(i, Release::new(key, token))),
-        )
-        .await
-        .into_iter()
-        .filter(|a| matches!(a, Ok(true)))
-        .count()
+    fn sleep(&mut self, d: Duration) -> impl Future<Output = ()> + Send {
+        std::thread::sleep(d);
+        std::future::ready(())
+    }
+}
+
+/// Async: all servers at the same time.
+struct AllAtOnce<'r>(&'r Redlock);
+
+impl Quorum for AllAtOnce<'_> {
+    async fn ask<O, F>(&mut self, make: F) -> usize
+    where
+        F: Fn() -> O + Send,
+        O: Operation<Output = bool> + Send,
+    {
+        let r = self.0;
+        futures_util::future::join_all(r.instances.iter().map(|i| r.run_on_async(i, make())))
+            .await
+            .into_iter()
+            .filter(|a| matches!(a, Ok(true)))
+            .count()
     }
 
-    /// [`unlock`](Redlock::unlock), asking the servers at the same time.
-    pub async fn unlock_async(&self, guard: &RedlockGuard) -> Result<usize> {
-        Ok(self.release_all_async(&guard.key, &guard.token).await)
-    }
-
-    /// [`extend`](Redlock::extend), asking the servers at the same time.
-    pub async fn extend_async(&self, guard: &RedlockGuard) -> Result<Option<RedlockGuard>> {
-        let started = Instant::now();
-        let ms = random::millis(self.ttl);
-        let extended = futures_util::future::join_all(
-            self.instances
-                .iter()
-                .map(|i| self.run_on_async(i, Extend::new(&guard.key, &guard.token, ms))),
-        )
-        .await
-        .into_iter()
-        .filter(|a| matches!(a, Ok(true)))
-        .count();
-        Ok(self.conclude(&guard.key, &guard.token, started, extended))
+    async fn sleep(&mut self, d: Duration) {
+        tokio::time::sleep(d).await;
     }
 }
 
