@@ -251,11 +251,8 @@ impl<M: Leaderboard> Board<M> {
         count: usize,
     ) -> ScanIter<'c, M, C> {
         ScanIter {
-            board: self.clone(),
+            pages: self.pages(count),
             con,
-            count,
-            cursor: Some(0),
-            buf: Vec::new().into_iter(),
         }
     }
 
@@ -270,23 +267,19 @@ impl<M: Leaderboard> Board<M> {
         M: Send + 'c,
     {
         use futures_util::StreamExt;
-        let board = self.clone();
-        let state = (board, con, Some(0u64), Vec::new().into_iter());
-        futures_util::stream::unfold(state, move |(board, con, mut cursor, mut buf)| async move {
-            loop {
-                if let Some(item) = buf.next() {
-                    return Some((Ok(item), (board, con, cursor, buf)));
-                }
-                let c = cursor?;
-                match board.scan_page(c, count).run_async(con).await {
-                    Ok(page) => {
-                        cursor = (page.cursor != 0).then_some(page.cursor);
-                        buf = page.items.into_iter();
-                    }
-                    Err(e) => return Some((Err(e), (board, con, None, buf))),
-                }
-            }
+        futures_util::stream::unfold((self.pages(count), con), |(mut pages, con)| async move {
+            let item = pages.next(&mut crate::driver::Async::new(con)).await?;
+            Some((item, (pages, con)))
         })
         .boxed()
+    }
+
+    fn pages(&self, count: usize) -> Pages<M> {
+        Pages {
+            board: self.clone(),
+            count,
+            cursor: Some(0),
+            buf: Vec::new().into_iter(),
+        }
     }
 }

@@ -297,6 +297,7 @@ mod board;
 mod read;
 mod write;
 
+use self::read::Pages;
 pub use self::read::{
     Around, Count, Entries, EntryOf, Percentile, RankOf, ScanIter, ScanPage, ScanPageOf, ScoreOf,
     Slice, StandingOf,

@@ -1,6 +1,7 @@
 //! Reads: score, rank, standing, entries, percentile, slices, counts, scans.
 
 use super::*;
+use crate::driver::{Blocking, Io, block_on};
 
 // ---------------------------------------------------------------------------
 // Score, rank, standing, entries, percentile
@@ -646,35 +647,25 @@ impl<M: Leaderboard> Operation for ScanPageOf<M> {
     }
 }
 
-/// Iterates over a whole board on a blocking connection, one `ZSCAN` page
-/// per round trip; see [`Board::scan`].
-pub struct ScanIter<'c, M: Leaderboard, C: crate::exec::SyncExecutor + ?Sized> {
+/// A scan over a whole board, page by page: what [`Board::scan`] and
+/// [`Board::scan_async`] both walk.
+pub(super) struct Pages<M: Leaderboard> {
     pub(super) board: Board<M>,
-    pub(super) con: &'c mut C,
     pub(super) count: usize,
     pub(super) cursor: Option<u64>,
     pub(super) buf: std::vec::IntoIter<ScanItem<M>>,
 }
 
-impl<M: Leaderboard, C: crate::exec::SyncExecutor + ?Sized> std::fmt::Debug for ScanIter<'_, M, C> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ScanIter")
-            .field("board", &self.board)
-            .field("cursor", &self.cursor)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<M: Leaderboard, C: crate::exec::SyncExecutor + ?Sized> Iterator for ScanIter<'_, M, C> {
-    type Item = Result<ScanItem<M>>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl<M: Leaderboard + Send> Pages<M> {
+    /// The next member, reading the next page when the last one is used
+    /// up; `None` after the last page (or after an error).
+    pub(super) async fn next<I: Io>(&mut self, io: &mut I) -> Option<Result<ScanItem<M>>> {
         loop {
             if let Some(item) = self.buf.next() {
                 return Some(Ok(item));
             }
             let cursor = self.cursor?;
-            match self.board.scan_page(cursor, self.count).run(self.con) {
+            match io.run(self.board.scan_page(cursor, self.count)).await {
                 Ok(page) => {
                     self.cursor = (page.cursor != 0).then_some(page.cursor);
                     self.buf = page.items.into_iter();
@@ -685,5 +676,33 @@ impl<M: Leaderboard, C: crate::exec::SyncExecutor + ?Sized> Iterator for ScanIte
                 }
             }
         }
+    }
+}
+
+/// Iterates over a whole board on a blocking connection, one `ZSCAN` page
+/// per round trip; see [`Board::scan`].
+pub struct ScanIter<'c, M: Leaderboard, C: crate::exec::SyncExecutor + ?Sized> {
+    pub(super) pages: Pages<M>,
+    pub(super) con: &'c mut C,
+}
+
+impl<M: Leaderboard, C: crate::exec::SyncExecutor + ?Sized> std::fmt::Debug for ScanIter<'_, M, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScanIter")
+            .field("board", &self.pages.board)
+            .field("cursor", &self.pages.cursor)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M, C> Iterator for ScanIter<'_, M, C>
+where
+    M: Leaderboard + Send,
+    C: crate::exec::SyncExecutor + ?Sized,
+{
+    type Item = Result<ScanItem<M>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        block_on(self.pages.next(&mut Blocking::new(self.con)))
     }
 }
