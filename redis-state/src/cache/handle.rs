@@ -349,10 +349,8 @@ where
         Fut: Future<Output = std::result::Result<(), E>> + Send,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        write(value).await.map_err(Error::user)?;
-        let op = self.ns_op(value.put());
-        self.drop_local(value);
-        op.run_async(con).await
+        self.write_then_store(&mut Async::new(con), value, write)
+            .await
     }
 
     /// [`Cache::write_through`] on a blocking connection.
@@ -363,10 +361,28 @@ where
         F: FnOnce(&T) -> std::result::Result<(), E>,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        write(value).map_err(Error::user)?;
+        block_on(self.write_then_store(&mut Blocking::new(con), value, |v| {
+            std::future::ready(write(v))
+        }))
+    }
+
+    async fn write_then_store<'v, I, F, Fut, E>(
+        &self,
+        io: &mut I,
+        value: &'v T,
+        write: F,
+    ) -> Result<()>
+    where
+        T: CachedKeyed,
+        I: Io,
+        F: FnOnce(&'v T) -> Fut,
+        Fut: Future<Output = std::result::Result<(), E>>,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        write(value).await.map_err(Error::user)?;
         let op = self.ns_op(value.put());
         self.drop_local(value);
-        op.run(con)
+        io.run(op).await
     }
 
     fn drop_local(&self, value: &T)
