@@ -3,9 +3,9 @@
 //!
 //! * **cache hit**: `Cache::get` / `get_or_load` on a hit against redis-rs
 //!   sending the same `GET` and decoding the same JSON (target ≥ 0.95×);
-//! * **local-cache hit**: `get_or_load` served by a `LocalCache` (no round
+//! * **local-cache hit**: `get_or_load_async` served by a `LocalCache` (no round
 //!   trip) against the same call answered by Redis: the speed-up (aim ≥ 100×);
-//! * **cache miss**: `get_or_load_blocking` filling under the fill lease
+//! * **cache miss**: `get_or_load` filling under the fill lease
 //!   against the unprotected hand-written cache-aside (`GET`, `SET PX`);
 //! * **write-behind**: `Cache::write_behind` against `XADD` + `SET` in one
 //!   pipeline;
@@ -110,14 +110,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         n,
         |_| {
             let v = users
-                .get_or_load_blocking(&mut c1, &1, || Ok::<_, String>(None))
+                .get_or_load(&mut c1, &1, || Ok::<_, String>(None))
                 .unwrap();
             assert!(v.is_some());
         },
         |_| hand_get(&mut c2),
     );
     report.push(
-        Row::new("2", "cache hit: get_or_load_blocking, blocking", &d)
+        Row::new("2", "cache hit: get_or_load, blocking", &d)
             .hand(&h)
             .target(Target::MinHandRatio(0.95))
             .note("one GET; vs redis-rs GET + decode"),
@@ -136,7 +136,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &mut |_| {
                 rt.block_on(Round::each_async(n, async |_| {
                     let v = users
-                        .get_or_load(&mut a1, &1, || async { Ok::<_, String>(None) })
+                        .get_or_load_async(&mut a1, &1, || async { Ok::<_, String>(None) })
                         .await
                         .unwrap();
                     assert!(v.is_some());
@@ -155,7 +155,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ],
     );
     report.push(
-        Row::new("3", "cache hit: get_or_load, async", &net)
+        Row::new("3", "cache hit: get_or_load_async", &net)
             .hand(&hand)
             .target(Target::MinHandRatio(0.95))
             .note("one GET on a MultiplexedConnection; vs redis-rs GET + decode"),
@@ -163,14 +163,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Local hits: timed as a whole (a hit costs about as much as reading
     // the clock).
-    let local = rt.block_on(LocalCache::connect(
+    let local = rt.block_on(LocalCache::connect_async(
         server.url(),
         &["bench:user:"],
         LocalCacheOptions::default(),
     ))?;
     let with_local = Cache::<User>::new().with_local(local.clone());
     while !local.contains(&key) {
-        rt.block_on(with_local.get_or_load(&mut a1, &1, || async { Ok::<_, String>(None) }))?;
+        rt.block_on(with_local.get_or_load_async(&mut a1, &1, || async { Ok::<_, String>(None) }))?;
         std::thread::sleep(Duration::from_millis(1));
     }
     let n_local = cfg.scale(500_000, 2_000);
@@ -182,7 +182,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 rt.block_on(async {
                     for _ in 0..n_local {
                         let v = with_local
-                            .get_or_load(&mut a1, &1, || async { Ok::<_, String>(None) })
+                            .get_or_load_async(&mut a1, &1, || async { Ok::<_, String>(None) })
                             .await
                             .unwrap();
                         assert!(v.is_some());
@@ -195,12 +195,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     report.push(
         Row::new(
             "4",
-            "local-cache hit: get_or_load with LocalCache, async",
+            "local-cache hit: get_or_load_async with LocalCache",
             &local_hits,
         )
         .hand(&net)
         .note(
-            "the \"hand\" side is row 3's network hit (get_or_load answered by Redis): \
+            "the \"hand\" side is row 3's network hit (get_or_load_async answered by Redis): \
              the ratio is the speed-up of the local copy (no round trip; aim >= 100x)",
         ),
     );
@@ -219,7 +219,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         |_| {
             let id = fresh();
             let v = users
-                .get_or_load_blocking(&mut c1, &id, || Ok::<_, String>(Some(user(id))))
+                .get_or_load(&mut c1, &id, || Ok::<_, String>(Some(user(id))))
                 .unwrap();
             assert!(v.is_some());
         },
@@ -240,7 +240,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
     );
     report.push(
-        Row::new("5", "cache miss: get_or_load_blocking fills, blocking", &d)
+        Row::new("5", "cache miss: get_or_load fills, blocking", &d)
             .hand(&h)
             .note(
                 "3 round trips (GET, acquire, fill) vs 2 (GET, SET PX): the price of \
@@ -332,7 +332,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         loop {
             while !local.contains(&key) {
                 rt.block_on(
-                    with_local.get_or_load(&mut a3, &1, || async { Ok::<_, String>(None) }),
+                    with_local.get_or_load_async(&mut a3, &1, || async { Ok::<_, String>(None) }),
                 )?;
                 std::thread::sleep(Duration::from_micros(200));
             }

@@ -80,17 +80,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // ANCHOR: aside
     // get_user(42): a miss loads from the database and caches.
-    let user = users.get_or_load_blocking(&mut con, &42, || database_get_user(42, &calls))?;
+    let user = users.get_or_load(&mut con, &42, || database_get_user(42, &calls))?;
     println!("loaded: {user:?}");
     // A hit: one GET, no database call.
-    let again = users.get_or_load_blocking(&mut con, &42, || database_get_user(42, &calls))?;
+    let again = users.get_or_load(&mut con, &42, || database_get_user(42, &calls))?;
     assert_eq!(user, again);
     println!("database calls so far: {}", calls.load(Ordering::SeqCst));
 
     // "Not found" is cached too (negative_ttl), so a missing id does not
     // hit the database on every request.
     for _ in 0..3 {
-        let none = users.get_or_load_blocking(&mut con, &404, || database_get_user(404, &calls))?;
+        let none = users.get_or_load(&mut con, &404, || database_get_user(404, &calls))?;
         assert_eq!(none, None);
     }
     println!(
@@ -100,7 +100,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // A failing loader: the error comes back, nothing is cached.
     let err = users
-        .get_or_load_blocking(&mut con, &7, || {
+        .get_or_load(&mut con, &7, || {
             Err::<Option<User>, _>("connection refused".to_owned())
         })
         .unwrap_err();
@@ -118,7 +118,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             s.spawn(move || {
                 let mut con = client.get_connection().unwrap();
                 let u = users
-                    .get_or_load_blocking(&mut con, &9, || database_get_user(9, calls))
+                    .get_or_load(&mut con, &9, || database_get_user(9, calls))
                     .unwrap();
                 assert_eq!(u.unwrap().id, 9);
             });
@@ -138,7 +138,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rt = tokio::runtime::Runtime::new()?;
     let before = calls.load(Ordering::SeqCst);
     let (a, b) = rt.block_on(async {
-        let waker = redis_state::cache::CacheWaker::connect(&url).await?;
+        let waker = redis_state::cache::CacheWaker::connect_async(&url).await?;
         let process_a = Cache::<User>::new().namespace(&ns);
         let process_b = Cache::<User>::new().namespace(&ns).with_waker(waker);
         let (mut con_a, mut con_b) = (
@@ -146,14 +146,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             client.get_multiplexed_async_connection().await?,
         );
         let calls = &calls;
-        let a = process_a.get_or_load(&mut con_a, &11, || async move {
+        let a = process_a.get_or_load_async(&mut con_a, &11, || async move {
             tokio::time::sleep(Duration::from_millis(200)).await;
             database_get_user(11, calls)
         });
         let b = async {
             tokio::time::sleep(Duration::from_millis(50)).await;
             process_b
-                .get_or_load(&mut con_b, &11, || async { database_get_user(11, calls) })
+                .get_or_load_async(&mut con_b, &11, || async { database_get_user(11, calls) })
                 .await
         };
         let (a, b) = tokio::join!(a, b);
@@ -179,7 +179,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .arg(users.key(&43))
         .arg("{not ours}")
         .query::<()>(&mut con)?;
-    let fixed = users.get_or_load_blocking(&mut con, &43, || database_get_user(43, &calls))?;
+    let fixed = users.get_or_load(&mut con, &43, || database_get_user(43, &calls))?;
     println!("foreign bytes replaced by a fresh load: {fixed:?}");
     // ANCHOR_END: inspect
 

@@ -97,7 +97,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }))
     };
     let row = Product::load(&1).namespace(&ns).run(&mut con)?;
-    let view = views.get_or_load_blocking(&mut con, &1, || load_view(row))?;
+    let view = views.get_or_load(&mut con, &1, || load_view(row))?;
     println!("cached view: {view:?}");
     let list = ProductList {
         category: "home".into(),

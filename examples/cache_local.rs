@@ -41,7 +41,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // ANCHOR: setup
     let prefix = format!("{ns}:config:");
-    let local = LocalCache::connect(
+    let local = LocalCache::connect_async(
         &url,
         &[&prefix],
         LocalCacheOptions::default().capacity(1_000),
@@ -64,12 +64,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tokio::time::sleep(Duration::from_millis(20)).await; // our own write's invalidation
     let load = || async { Err::<Option<Config>, String>("not needed".into()) };
     configs
-        .get_or_load(&mut con, &"feature-x".to_owned(), load)
+        .get_or_load_async(&mut con, &"feature-x".to_owned(), load)
         .await?; // from Redis, kept locally
     let started = Instant::now();
     for _ in 0..10_000 {
         configs
-            .get_or_load(&mut con, &"feature-x".to_owned(), load)
+            .get_or_load_async(&mut con, &"feature-x".to_owned(), load)
             .await?;
     }
     println!(
@@ -100,7 +100,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         written.elapsed()
     );
     let now = configs
-        .get_or_load(&mut con, &"feature-x".to_owned(), load)
+        .get_or_load_async(&mut con, &"feature-x".to_owned(), load)
         .await?;
     println!("next read: {now:?}");
     assert_eq!(now.unwrap().value, "off");

@@ -90,7 +90,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dead_letters = worker.dead_letter_stream().to_owned();
     let (trigger, stop) = shutdown();
     let mut worker_con = con.clone();
-    let task = tokio::spawn(async move { worker.run(&mut worker_con, stop, handler).await });
+    let task =
+        tokio::spawn(async move { worker.process_async(&mut worker_con, stop, handler).await });
 
     // Let it drain, then shut it down gracefully.
     while db.lock().unwrap().len() < 4 {

@@ -1,7 +1,7 @@
 //! # Caching: write-through
 //!
 //! The seed's `update_user` writes the database, then `SETEX`es the cache.
-//! [`Cache::write_through`] does both in one call: the source of truth
+//! [`Cache::write_through_async`] does both in one call: the source of truth
 //! first; only when it succeeds is the entry stored (with the type's TTL,
 //! jitter and tags). A failing source write leaves the cache alone. The
 //! store also revokes any fill in flight, so a reader that loaded the old
@@ -61,7 +61,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         team: "core".into(),
     };
     users
-        .write_through(&mut con, &ada, |u| db.update_user(u))
+        .write_through_async(&mut con, &ada, |u| db.update_user(u))
         .await?;
     println!("database: {:?}", db.rows.lock().unwrap().get(&1));
     println!("cache:    {:?}", users.get(&1).run_async(&mut con).await?);
@@ -72,7 +72,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..ada.clone()
     };
     let err = users
-        .write_through(&mut con, &bad, |u| db.update_user(u))
+        .write_through_async(&mut con, &bad, |u| db.update_user(u))
         .await
         .unwrap_err();
     println!("refused: {err}");
@@ -88,7 +88,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         team: "core".into(),
     };
     users
-        .write_through(&mut con, &bob, |u| db.update_user(u))
+        .write_through_async(&mut con, &bob, |u| db.update_user(u))
         .await?;
     let dropped = users
         .invalidate_tag(&Tag::new("team:").value("core"))

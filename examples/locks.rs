@@ -64,7 +64,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // ANCHOR: scoped
     // Run code under the lock; released afterwards whatever happens.
-    let token = lock.run(&mut con, |guard| {
+    let token = lock.scope(&mut con, |guard| {
         println!("in the critical section with token {}", guard.fence());
         guard.fence()
     })?;
@@ -105,7 +105,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .namespace(&ns)
             .ttl(Duration::from_millis(300))
             .max_hold(Some(Duration::from_secs(60)));
-        let held = job.acquire_watched(&con).await?;
+        let held = job.acquire_watched_async(&con).await?;
         tokio::time::sleep(Duration::from_millis(700)).await; // > 2 TTLs
         println!(
             "after 700 ms the watched lock is lost? {}",
@@ -117,14 +117,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         redis_state::op::command::<i64>("DEL", job.key())
             .run_async(&mut raw)
             .await?;
-        let reason = held.loss().lost().await;
+        let reason = held.loss().lost_async().await;
         println!("watchdog reports: {reason}");
         assert_eq!(reason, LostReason::Expired);
         drop(held);
 
         // The scoped form stops the work as soon as the lock is lost.
         let result = job
-            .run_watched(&con, |guard, _loss| async move {
+            .scope_watched_async(&con, |guard, _loss| async move {
                 println!("watched job running with token {}", guard.fence());
                 "done"
             })

@@ -207,7 +207,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let scores = redis_state::cache::Cache::<Scoreboard>::new().namespace(&ns);
     let loads = std::sync::atomic::AtomicUsize::new(0);
     for _ in 0..3 {
-        let board = scores.get_or_load_blocking(&mut con, &"daily".to_owned(), || {
+        let board = scores.get_or_load(&mut con, &"daily".to_owned(), || {
             loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             Ok::<_, String>(Some(Scoreboard {
                 period: "daily".into(),
@@ -225,7 +225,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     step("10. Coordination: a fenced lock, a rate limit, a session");
     let lock = redis_state::lock::Lock::new("tour").namespace(&ns);
-    let fence = lock.run(&mut con, |guard| guard.fence())?;
+    let fence = lock.scope(&mut con, |guard| guard.fence())?;
     println!("ran under {} with fencing token {fence}", lock.key());
     let limit = redis_state::ratelimit::SlidingWindow::new("tour", 2, Duration::from_secs(1))
         .namespace(&ns);

@@ -49,7 +49,7 @@ fn transfer_credits(
     to: &str,
     amount: i64,
 ) -> Result<bool> {
-    Transaction::new(&[from, to]).max_tries(50).run(
+    Transaction::new(&[from, to]).max_tries(50).perform(
         con,
         || batch((get(from), get(to))),
         |(a, b)| {
@@ -143,9 +143,9 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let mut con = WatchConnection::open(&client).await?;
+        let mut con = WatchConnection::connect_async(&client).await?;
         let moved = Transaction::new(&[&alice, &bob])
-            .run_async(
+            .perform_async(
                 &mut con,
                 || batch((get(&alice), get(&bob))),
                 |(a, b)| {

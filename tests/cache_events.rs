@@ -158,13 +158,13 @@ fn cached_view(
         Ok::<_, String>(loaded)
     };
     match r {
-        Runner::Sync(con) => cache.get_or_load_blocking(con, &id, load),
-        Runner::SyncCluster(con) => cache.get_or_load_blocking(con, &id, load),
+        Runner::Sync(con) => cache.get_or_load(con, &id, load),
+        Runner::SyncCluster(con) => cache.get_or_load(con, &id, load),
         Runner::Async(rt, con) => {
-            rt.block_on(cache.get_or_load(con, &id, || async move { load() }))
+            rt.block_on(cache.get_or_load_async(con, &id, || async move { load() }))
         }
         Runner::AsyncCluster(rt, con) => {
-            rt.block_on(cache.get_or_load(con, &id, || async move { load() }))
+            rt.block_on(cache.get_or_load_async(con, &id, || async move { load() }))
         }
     }
     .unwrap()

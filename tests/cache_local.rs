@@ -50,7 +50,9 @@ async fn no_load() -> Result<Option<Profile>, String> {
 
 async fn setup(url: &str, ns: &Namespace, opts: LocalCacheOptions) -> (Cache<Profile>, LocalCache) {
     let prefix = format!("{ns}:profile:");
-    let local = LocalCache::connect(url, &[&prefix], opts).await.unwrap();
+    let local = LocalCache::connect_async(url, &[&prefix], opts)
+        .await
+        .unwrap();
     let cache = Cache::<Profile>::new()
         .namespace(ns)
         .with_local(local.clone());
@@ -69,7 +71,7 @@ fn hits_are_local_and_any_write_drops_them() {
         let key = cache.key(&1);
 
         let got = cache
-            .get_or_load(&mut con, &1, || async {
+            .get_or_load_async(&mut con, &1, || async {
                 Ok::<_, String>(Some(profile(1, "ada")))
             })
             .await
@@ -79,7 +81,10 @@ fn hits_are_local_and_any_write_drops_them() {
         // is kept by a read after that report.
         let deadline = Instant::now() + Duration::from_secs(2);
         while !local.contains(&key) && Instant::now() < deadline {
-            let got = cache.get_or_load(&mut con, &1, no_load).await.unwrap();
+            let got = cache
+                .get_or_load_async(&mut con, &1, no_load)
+                .await
+                .unwrap();
             assert_eq!(got, Some(profile(1, "ada")));
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
@@ -87,7 +92,10 @@ fn hits_are_local_and_any_write_drops_them() {
         let hits = local.stats().hits;
         for _ in 0..100 {
             assert_eq!(
-                cache.get_or_load(&mut con, &1, no_load).await.unwrap(),
+                cache
+                    .get_or_load_async(&mut con, &1, no_load)
+                    .await
+                    .unwrap(),
                 Some(profile(1, "ada"))
             );
         }
@@ -98,7 +106,7 @@ fn hits_are_local_and_any_write_drops_them() {
         assert!(eventually(|| !local.contains(&key), Duration::from_secs(2)).await);
         // Now it reads Redis again, which holds foreign bytes: a miss.
         let got = cache
-            .get_or_load(&mut con, &1, || async {
+            .get_or_load_async(&mut con, &1, || async {
                 Ok::<_, String>(Some(profile(1, "bob")))
             })
             .await
@@ -108,7 +116,10 @@ fn hits_are_local_and_any_write_drops_them() {
         // Invalidation through the cache API on another connection.
         let deadline = Instant::now() + Duration::from_secs(2);
         while !local.contains(&key) && Instant::now() < deadline {
-            let _ = cache.get_or_load(&mut con, &1, no_load).await.unwrap();
+            let _ = cache
+                .get_or_load_async(&mut con, &1, no_load)
+                .await
+                .unwrap();
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         assert!(local.contains(&key));
@@ -124,7 +135,7 @@ fn keys_outside_the_tracked_prefixes_are_never_kept() {
     let ns = Namespace::new(unique_prefix("local_prefix")).unwrap();
     rt().block_on(async {
         let mut con = server.async_connection().await.unwrap();
-        let local = LocalCache::connect(
+        let local = LocalCache::connect_async(
             &server.url(),
             &["somewhere-else:"],
             LocalCacheOptions::default(),
@@ -140,7 +151,10 @@ fn keys_outside_the_tracked_prefixes_are_never_kept() {
             .await
             .unwrap();
         for _ in 0..3 {
-            cache.get_or_load(&mut con, &2, no_load).await.unwrap();
+            cache
+                .get_or_load_async(&mut con, &2, no_load)
+                .await
+                .unwrap();
         }
         assert!(local.is_empty());
         assert_eq!(local.stats().hits, 0);
@@ -167,7 +181,10 @@ fn bounded_by_capacity_and_age() {
         // Let the invalidations of those writes arrive before reading.
         tokio::time::sleep(Duration::from_millis(50)).await;
         for id in 0..50 {
-            cache.get_or_load(&mut con, &id, no_load).await.unwrap();
+            cache
+                .get_or_load_async(&mut con, &id, no_load)
+                .await
+                .unwrap();
             assert!(local.len() <= 10);
         }
         assert_eq!(local.len(), 10);
@@ -193,7 +210,7 @@ fn misses_leave_no_pending_reads_and_copies_are_still_kept() {
         // Misses found nothing (no negative caching: nothing stored).
         for id in 0..100 {
             let got = cache
-                .get_or_load(&mut con, &id, || async { Ok::<_, String>(None) })
+                .get_or_load_async(&mut con, &id, || async { Ok::<_, String>(None) })
                 .await
                 .unwrap();
             assert_eq!(got, None);
@@ -201,7 +218,7 @@ fn misses_leave_no_pending_reads_and_copies_are_still_kept() {
         // Misses whose loader fails.
         for id in 100..130 {
             let err = cache
-                .get_or_load(&mut con, &id, || async {
+                .get_or_load_async(&mut con, &id, || async {
                     Err::<Option<Profile>, _>("source down")
                 })
                 .await;
@@ -209,7 +226,7 @@ fn misses_leave_no_pending_reads_and_copies_are_still_kept() {
         }
         // Misses dropped while their loader runs.
         for id in 130..140 {
-            let read = cache.get_or_load(&mut con, &id, || async {
+            let read = cache.get_or_load_async(&mut con, &id, || async {
                 tokio::time::sleep(Duration::from_secs(10)).await;
                 Ok::<_, String>(Some(profile(id, "late")))
             });
@@ -233,7 +250,10 @@ fn misses_leave_no_pending_reads_and_copies_are_still_kept() {
         // Let the invalidations of those writes arrive before reading.
         tokio::time::sleep(Duration::from_millis(50)).await;
         for id in 500..505 {
-            let got = cache.get_or_load(&mut con, &id, no_load).await.unwrap();
+            let got = cache
+                .get_or_load_async(&mut con, &id, no_load)
+                .await
+                .unwrap();
             assert_eq!(got, Some(profile(id, "kept")));
         }
         for id in 500..505 {
@@ -344,7 +364,7 @@ fn a_read_racing_an_invalidation_never_leaves_a_stale_copy() {
                     // real task would, so the writer and the connections run.
                     tokio::task::yield_now().await;
                     cache
-                        .get_or_load(&mut con, &3, || async {
+                        .get_or_load_async(&mut con, &3, || async {
                             Ok::<_, String>(Some(profile(3, "loaded")))
                         })
                         .await
@@ -375,7 +395,10 @@ fn a_read_racing_an_invalidation_never_leaves_a_stale_copy() {
             assert_eq!(Some(copy), in_redis, "a stale local copy survived");
         }
         // And one more read through the strategy agrees with Redis.
-        let via_cache = cache.get_or_load(&mut con, &3, no_load).await.unwrap();
+        let via_cache = cache
+            .get_or_load_async(&mut con, &3, no_load)
+            .await
+            .unwrap();
         assert_eq!(via_cache, in_redis);
     });
 }
@@ -398,7 +421,7 @@ fn flushall_and_reconnects_drop_everything() {
             }
             tokio::time::sleep(Duration::from_millis(30)).await;
             for id in 0..5 {
-                cache.get_or_load(con, &id, no_load).await.unwrap();
+                cache.get_or_load_async(con, &id, no_load).await.unwrap();
             }
         };
         warm(&cache, &mut con).await;
@@ -438,10 +461,16 @@ fn flushall_and_reconnects_drop_everything() {
             "reconnected"
         );
         assert!(local.stats().flushes > flushes);
-        let got = cache.get_or_load(&mut fresh, &0, no_load).await.unwrap();
+        let got = cache
+            .get_or_load_async(&mut fresh, &0, no_load)
+            .await
+            .unwrap();
         assert_eq!(got.unwrap().name, "while down");
         // Caching works again.
-        let _ = cache.get_or_load(&mut fresh, &0, no_load).await.unwrap();
+        let _ = cache
+            .get_or_load_async(&mut fresh, &0, no_load)
+            .await
+            .unwrap();
         assert!(local.contains(&cache.key(&0)));
         let _: () = fresh.set(cache.key(&0), "x").await.unwrap();
         assert!(eventually(|| !local.contains(&cache.key(&0)), Duration::from_secs(2)).await);
@@ -458,9 +487,10 @@ fn cluster_writes_on_any_primary_drop_local_copies() {
         let urls: Vec<String> = cluster.primaries().iter().map(|p| p.url()).collect();
         let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
         let prefix = format!("{ns}:profile:");
-        let local = LocalCache::connect_nodes(&urls, &[&prefix], LocalCacheOptions::default())
-            .await
-            .unwrap();
+        let local =
+            LocalCache::connect_nodes_async(&urls, &[&prefix], LocalCacheOptions::default())
+                .await
+                .unwrap();
         let cache = Cache::<Profile>::new()
             .namespace(&ns)
             .with_local(local.clone());
@@ -473,7 +503,10 @@ fn cluster_writes_on_any_primary_drop_local_copies() {
         }
         tokio::time::sleep(Duration::from_millis(30)).await;
         for id in 0..30 {
-            cache.get_or_load(&mut con, &id, no_load).await.unwrap();
+            cache
+                .get_or_load_async(&mut con, &id, no_load)
+                .await
+                .unwrap();
         }
         assert_eq!(local.len(), 30);
         // Keys spread over the primaries; each write reaches us from its node.

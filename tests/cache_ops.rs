@@ -114,13 +114,13 @@ where
     T: Cached + Clone + Send + Sync + 'static,
 {
     match r {
-        Runner::Sync(con) => cache.get_or_load_blocking(con, id, loader),
-        Runner::SyncCluster(con) => cache.get_or_load_blocking(con, id, loader),
+        Runner::Sync(con) => cache.get_or_load(con, id, loader),
+        Runner::SyncCluster(con) => cache.get_or_load(con, id, loader),
         Runner::Async(rt, con) => {
-            rt.block_on(cache.get_or_load(con, id, || async move { loader() }))
+            rt.block_on(cache.get_or_load_async(con, id, || async move { loader() }))
         }
         Runner::AsyncCluster(rt, con) => {
-            rt.block_on(cache.get_or_load(con, id, || async move { loader() }))
+            rt.block_on(cache.get_or_load_async(con, id, || async move { loader() }))
         }
     }
 }
@@ -135,13 +135,13 @@ where
     T: CachedKeyed + Clone + Send + Sync + 'static,
 {
     match r {
-        Runner::Sync(con) => cache.write_through_blocking(con, value, write),
-        Runner::SyncCluster(con) => cache.write_through_blocking(con, value, write),
-        Runner::Async(rt, con) => rt.block_on(cache.write_through(con, value, |v| {
+        Runner::Sync(con) => cache.write_through(con, value, write),
+        Runner::SyncCluster(con) => cache.write_through(con, value, write),
+        Runner::Async(rt, con) => rt.block_on(cache.write_through_async(con, value, |v| {
             let r = write(v);
             async move { r }
         })),
-        Runner::AsyncCluster(rt, con) => rt.block_on(cache.write_through(con, value, |v| {
+        Runner::AsyncCluster(rt, con) => rt.block_on(cache.write_through_async(con, value, |v| {
             let r = write(v);
             async move { r }
         })),
@@ -833,7 +833,7 @@ where
     let waiter_cache = cache.clone();
     let waiter = tokio::spawn(async move {
         waiter_cache
-            .get_or_load(&mut waiter_con, &31, || async {
+            .get_or_load_async(&mut waiter_con, &31, || async {
                 Err::<Option<Product>, _>("the waiter must not load")
             })
             .await
@@ -953,7 +953,7 @@ where
     let waiter_cache = cache.clone();
     let waiter = tokio::spawn(async move {
         waiter_cache
-            .get_or_load(&mut waiter_con, &id, || async {
+            .get_or_load_async(&mut waiter_con, &id, || async {
                 Err::<Option<Product>, _>("the waiter must not load")
             })
             .await
@@ -985,7 +985,7 @@ fn a_waker_wakes_async_waiters_without_polling() {
     multi_thread_rt().block_on(async {
         let con = server.async_connection().await.unwrap();
         let other = server.async_connection().await.unwrap();
-        let waker = CacheWaker::connect(&server.url()).await.unwrap();
+        let waker = CacheWaker::connect_async(&server.url()).await.unwrap();
         let before = xread_calls(&mut admin);
         let (got, messages) = wait_with_waker(
             con.clone(),
@@ -1047,7 +1047,7 @@ fn a_waker_wakes_async_waiters_on_a_cluster() {
         let con = cluster.async_connection().await.unwrap();
         let other = cluster.async_connection().await.unwrap();
         // Any one node: PUBLISH reaches the subscribers of every node.
-        let waker = CacheWaker::connect(&cluster.primaries()[0].url())
+        let waker = CacheWaker::connect_async(&cluster.primaries()[0].url())
             .await
             .unwrap();
         let (got, messages) =
@@ -1078,7 +1078,7 @@ fn a_blocking_waiter_blocks_on_its_own_connection() {
         let cache = cache.clone();
         let mut con = server.connection().unwrap();
         std::thread::spawn(move || {
-            cache.get_or_load_blocking(&mut con, &42, || {
+            cache.get_or_load(&mut con, &42, || {
                 Err::<Option<Product>, _>("the waiter must not load")
             })
         })

@@ -177,8 +177,8 @@ impl Side {
                                 .unwrap()
                         };
                         let got = match &mut con {
-                            Con::One(c) => cache.get_or_load(c, &1, load).await,
-                            Con::Cluster(c) => cache.get_or_load(c, &1, load).await,
+                            Con::One(c) => cache.get_or_load_async(c, &1, load).await,
+                            Con::Cluster(c) => cache.get_or_load_async(c, &1, load).await,
                         };
                         if got.unwrap() == expected {
                             ok.fetch_add(1, Ordering::SeqCst);
@@ -207,14 +207,14 @@ impl Side {
                                 .get_connection()
                                 .unwrap();
                             barrier.wait();
-                            cache.get_or_load_blocking(&mut con, &1, || side.loader())
+                            cache.get_or_load(&mut con, &1, || side.loader())
                         } else {
                             let mut con = redis::Client::open(side.urls[0].as_str())
                                 .unwrap()
                                 .get_connection()
                                 .unwrap();
                             barrier.wait();
-                            cache.get_or_load_blocking(&mut con, &1, || side.loader())
+                            cache.get_or_load(&mut con, &1, || side.loader())
                         };
                         if got.unwrap() == expected {
                             ok.fetch_add(1, Ordering::SeqCst);

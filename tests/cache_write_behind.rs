@@ -183,8 +183,8 @@ async fn run_worker(
         }
     };
     match con {
-        WorkerCon::One(mut c) => worker.run(&mut c, sd, handler).await.unwrap(),
-        WorkerCon::Cluster(mut c) => worker.run(&mut c, sd, handler).await.unwrap(),
+        WorkerCon::One(mut c) => worker.process_async(&mut c, sd, handler).await.unwrap(),
+        WorkerCon::Cluster(mut c) => worker.process_async(&mut c, sd, handler).await.unwrap(),
     }
 }
 
@@ -564,7 +564,7 @@ fn a_write_behind_as_a_transactions_write_queues_then_stores() {
     };
     let watched = format!("{ns}:watched");
     let committed = Transaction::new(&[&watched])
-        .run(
+        .perform(
             &mut con,
             || redis_state::op::command::<Option<i64>>("GET", &watched),
             |_| {

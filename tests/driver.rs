@@ -211,10 +211,10 @@ fn a_dedicated_async_connection_blocks_on_the_server() {
             .block_on(async {
                 match topology {
                     Topology::Standalone => {
-                        DedicatedConnection::open_async(&shared_server().client()).await
+                        DedicatedConnection::connect_async(&shared_server().client()).await
                     }
                     Topology::Cluster => {
-                        DedicatedConnection::open_cluster_async(&shared_cluster().client()).await
+                        DedicatedConnection::connect_cluster_async(&shared_cluster().client()).await
                     }
                 }
             })

@@ -304,7 +304,7 @@ fn scoped_run_releases_on_panic_and_reports_loss() {
     let mut con = shared_server().connection().unwrap();
     let lock = Lock::new("scoped").namespace(&ns);
     let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let _ = lock.run(&mut con, |_| panic!("boom"));
+        let _ = lock.scope(&mut con, |_| panic!("boom"));
     }));
     assert!(caught.is_err());
     let exists: bool = redis::cmd("EXISTS")
@@ -315,7 +315,7 @@ fn scoped_run_releases_on_panic_and_reports_loss() {
     // A body outliving the TTL: the release finds the lock gone.
     let short = lock.clone().ttl(Duration::from_millis(50));
     let err = short
-        .run(&mut con, |_| std::thread::sleep(Duration::from_millis(150)))
+        .scope(&mut con, |_| std::thread::sleep(Duration::from_millis(150)))
         .unwrap_err();
     assert!(
         matches!(
@@ -327,7 +327,7 @@ fn scoped_run_releases_on_panic_and_reports_loss() {
         ),
         "{err}"
     );
-    assert_eq!(lock.run(&mut con, |g| g.fence()).unwrap(), 3);
+    assert_eq!(lock.scope(&mut con, |g| g.fence()).unwrap(), 3);
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -345,7 +345,7 @@ fn watchdog_keeps_the_lock_past_its_ttl() {
         let lock = Lock::new("job")
             .namespace(&ns)
             .ttl(Duration::from_millis(300));
-        let held = lock.acquire_watched(&con).await.unwrap();
+        let held = lock.acquire_watched_async(&con).await.unwrap();
         tokio::time::sleep(Duration::from_millis(1000)).await;
         assert!(!held.loss().is_lost());
         let mut other = con.clone();
@@ -356,7 +356,7 @@ fn watchdog_keeps_the_lock_past_its_ttl() {
                 .unwrap()
                 .is_none()
         );
-        assert!(held.release().await.unwrap());
+        assert!(held.release_async().await.unwrap());
         assert!(
             lock.try_acquire()
                 .run_async(&mut other)
@@ -375,7 +375,7 @@ fn watchdog_reports_a_taken_lock_at_once() {
         let lock = Lock::new("job")
             .namespace(&ns)
             .ttl(Duration::from_millis(600));
-        let held = lock.acquire_watched(&con).await.unwrap();
+        let held = lock.acquire_watched_async(&con).await.unwrap();
         // Someone deletes the key behind the holder's back.
         let mut raw = con.clone();
         let () = redis::cmd("DEL")
@@ -383,11 +383,11 @@ fn watchdog_reports_a_taken_lock_at_once() {
             .query_async(&mut raw)
             .await
             .unwrap();
-        let reason = tokio::time::timeout(Duration::from_millis(400), held.loss().lost())
+        let reason = tokio::time::timeout(Duration::from_millis(400), held.loss().lost_async())
             .await
             .expect("reported within one renewal interval");
         assert_eq!(reason, LostReason::Expired);
-        assert!(!held.release().await.unwrap());
+        assert!(!held.release_async().await.unwrap());
     });
 }
 
@@ -401,11 +401,11 @@ fn watchdog_reports_a_dead_server_as_lost() {
         let lock = Lock::new("job")
             .namespace(&ns)
             .ttl(Duration::from_millis(500));
-        let held = lock.acquire_watched(&con).await.unwrap();
+        let held = lock.acquire_watched_async(&con).await.unwrap();
         let signal = held.loss().clone();
         let killed = Instant::now();
         server.stop();
-        let reason = tokio::time::timeout(Duration::from_secs(3), signal.lost())
+        let reason = tokio::time::timeout(Duration::from_secs(3), signal.lost_async())
             .await
             .expect("the loss is reported");
         // Not before the lock could have run out, not much after.
@@ -415,7 +415,7 @@ fn watchdog_reports_a_dead_server_as_lost() {
             matches!(reason, LostReason::Unconfirmed { .. }),
             "{reason:?}"
         );
-        assert!(held.release().await.is_err());
+        assert!(held.release_async().await.is_err());
     });
 }
 
@@ -429,8 +429,8 @@ fn watchdog_stops_at_max_hold() {
             .ttl(Duration::from_millis(200))
             .max_hold(Some(Duration::from_millis(300)));
         let started = Instant::now();
-        let held = lock.acquire_watched(&con).await.unwrap();
-        let reason = tokio::time::timeout(Duration::from_secs(2), held.loss().lost())
+        let held = lock.acquire_watched_async(&con).await.unwrap();
+        let reason = tokio::time::timeout(Duration::from_secs(2), held.loss().lost_async())
             .await
             .unwrap();
         assert_eq!(reason, LostReason::MaxHoldReached);
@@ -448,7 +448,7 @@ fn watchdog_stops_at_max_hold() {
 }
 
 #[test]
-fn run_watched_stops_the_body_when_the_lock_is_lost() {
+fn scope_watched_stops_the_body_when_the_lock_is_lost() {
     let ns = common::namespace("watch_scoped");
     runtime().block_on(async {
         let con = shared_server().async_connection().await.unwrap();
@@ -460,7 +460,7 @@ fn run_watched_stops_the_body_when_the_lock_is_lost() {
         let seen = steps.clone();
         let mut raw = con.clone();
         let err = lock
-            .run_watched(&con, |_guard, _loss| async move {
+            .scope_watched_async(&con, |_guard, _loss| async move {
                 for _ in 0..100 {
                     seen.fetch_add(1, Ordering::SeqCst);
                     if seen.load(Ordering::SeqCst) == 3 {
@@ -488,7 +488,7 @@ fn run_watched_stops_the_body_when_the_lock_is_lost() {
         assert!(steps.load(Ordering::SeqCst) < 20, "the body was stopped");
         // A body that finishes in time returns its value, and the lock is free.
         let v = lock
-            .run_watched(&con, |g, _| async move { g.fence() })
+            .scope_watched_async(&con, |g, _| async move { g.fence() })
             .await
             .unwrap();
         assert_eq!(v, 2);
@@ -509,7 +509,7 @@ fn dropping_a_watched_guard_releases_it() {
     runtime().block_on(async {
         let con = shared_server().async_connection().await.unwrap();
         let lock = Lock::new("job").namespace(&ns).ttl(Duration::from_secs(30));
-        drop(lock.acquire_watched(&con).await.unwrap());
+        drop(lock.acquire_watched_async(&con).await.unwrap());
         let mut c = con.clone();
         let again = lock
             .clone()
@@ -534,7 +534,7 @@ fn watchdog_on_a_cluster() {
         let lock = Lock::new("job")
             .namespace(&ns)
             .ttl(Duration::from_millis(300));
-        let held = lock.acquire_watched(&con).await.unwrap();
+        let held = lock.acquire_watched_async(&con).await.unwrap();
         tokio::time::sleep(Duration::from_millis(800)).await;
         assert!(!held.loss().is_lost());
         let mut other = con.clone();
@@ -550,7 +550,7 @@ fn watchdog_on_a_cluster() {
             .query_async(&mut other)
             .await
             .unwrap();
-        let reason = tokio::time::timeout(Duration::from_millis(400), held.loss().lost())
+        let reason = tokio::time::timeout(Duration::from_millis(400), held.loss().lost_async())
             .await
             .unwrap();
         assert_eq!(reason, LostReason::Expired);
@@ -558,9 +558,9 @@ fn watchdog_on_a_cluster() {
     let lock = Lock::new("blocking")
         .namespace(&ns)
         .ttl(Duration::from_millis(300));
-    let held = lock.acquire_watched_blocking(&cluster.client()).unwrap();
+    let held = lock.acquire_watched(&cluster.client()).unwrap();
     assert_eq!(held.loss().wait_timeout(Duration::from_millis(800)), None);
-    assert!(held.release_blocking().unwrap());
+    assert!(held.release().unwrap());
 }
 
 #[test]
@@ -569,13 +569,11 @@ fn blocking_watchdog() {
     let lock = Lock::new("job")
         .namespace(&ns)
         .ttl(Duration::from_millis(300));
-    let held = lock
-        .acquire_watched_blocking(&shared_server().client())
-        .unwrap();
+    let held = lock.acquire_watched(&shared_server().client()).unwrap();
     assert_eq!(held.loss().wait_timeout(Duration::from_millis(900)), None);
     let mut con = shared_server().connection().unwrap();
     assert!(lock.try_acquire().run(&mut con).unwrap().is_none());
-    assert!(held.release_blocking().unwrap());
+    assert!(held.release().unwrap());
     assert!(lock.try_acquire().run(&mut con).unwrap().is_some());
 }
 
@@ -594,13 +592,13 @@ fn watchdog_with_duration_max_as_no_cap() {
             .namespace(&ns)
             .ttl(Duration::from_millis(300))
             .max_hold(Some(Duration::MAX));
-        let watched = lock.acquire_watched(&con).await.unwrap();
+        let watched = lock.acquire_watched_async(&con).await.unwrap();
         tokio::time::sleep(Duration::from_millis(1200)).await;
         let mut other = con.clone();
         let stolen = lock.try_acquire().run_async(&mut other).await.unwrap();
         assert!(stolen.is_none(), "the lock ran out: nothing renewed it");
         assert_eq!(watched.loss().reason(), None);
-        let released = tokio::time::timeout(Duration::from_secs(3), watched.release())
+        let released = tokio::time::timeout(Duration::from_secs(3), watched.release_async())
             .await
             .expect("release answers");
         assert!(released.unwrap());
@@ -633,9 +631,9 @@ fn huge_durations_never_panic() {
             .ttl(Duration::from_millis(300))
             .renew_every(Duration::MAX)
             .max_hold(Some(Duration::MAX));
-        let watched = lock.acquire_watched(&con).await.unwrap();
+        let watched = lock.acquire_watched_async(&con).await.unwrap();
         // Renewing "never" lets the lock run out: reported, not a panic.
-        let lost = tokio::time::timeout(Duration::from_secs(2), watched.loss().lost())
+        let lost = tokio::time::timeout(Duration::from_secs(2), watched.loss().lost_async())
             .await
             .expect("the loss is reported");
         assert!(matches!(lost, LostReason::Unconfirmed { .. }), "{lost:?}");
@@ -643,7 +641,7 @@ fn huge_durations_never_panic() {
         // The loss is reported at the conservative end of validity (TTL
         // minus drift); the key itself runs out moments later.
         tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(!watched.release().await.unwrap());
+        assert!(!watched.release_async().await.unwrap());
     });
 }
 
@@ -696,13 +694,13 @@ fn a_watchdog_that_panics_reports_the_loss() {
             armed: Default::default(),
         };
         let lock = Lock::new("job").namespace(&ns).ttl(Duration::from_secs(3));
-        let watched = lock.acquire_watched(&con).await.unwrap();
+        let watched = lock.acquire_watched_async(&con).await.unwrap();
         con.armed.store(true, Ordering::SeqCst);
-        let reason = tokio::time::timeout(Duration::from_secs(2), watched.loss().lost())
+        let reason = tokio::time::timeout(Duration::from_secs(2), watched.loss().lost_async())
             .await
             .expect("the loss is reported at the first renewal (1 s)");
         assert_eq!(reason, LostReason::WatchdogStopped);
-        let released = tokio::time::timeout(Duration::from_secs(1), watched.release())
+        let released = tokio::time::timeout(Duration::from_secs(1), watched.release_async())
             .await
             .expect("release answers");
         assert!(
@@ -728,7 +726,7 @@ fn a_watchdog_whose_runtime_shuts_down_reports_the_loss() {
         let side = runtime();
         let watched = side.block_on(async {
             let con = shared_server().async_connection().await.unwrap();
-            lock.acquire_watched(&con).await.unwrap()
+            lock.acquire_watched_async(&con).await.unwrap()
         });
         (side, watched)
     };
@@ -740,7 +738,9 @@ fn a_watchdog_whose_runtime_shuts_down_reports_the_loss() {
         Some(LostReason::WatchdogStopped)
     );
     let released = runtime()
-        .block_on(async { tokio::time::timeout(Duration::from_secs(1), watched.release()).await })
+        .block_on(async {
+            tokio::time::timeout(Duration::from_secs(1), watched.release_async()).await
+        })
         .expect("release answers");
     assert!(released.is_err(), "{released:?}");
 
@@ -756,10 +756,10 @@ fn a_watchdog_whose_runtime_shuts_down_reports_the_loss() {
         Some(LostReason::WatchdogStopped)
     );
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || tx.send(watched.release_blocking()));
+    std::thread::spawn(move || tx.send(watched.release()));
     let released = rx
         .recv_timeout(Duration::from_secs(1))
-        .expect("release_blocking answers");
+        .expect("the blocking release answers");
     assert!(released.is_err(), "{released:?}");
 }
 
@@ -861,8 +861,11 @@ fn a_cancelled_acquire_does_not_orphan_the_lock() {
             .arg("WRITE")
             .query(&mut admin)
             .unwrap();
-        let cancelled =
-            tokio::time::timeout(Duration::from_millis(100), lock.acquire_watched(&opaque)).await;
+        let cancelled = tokio::time::timeout(
+            Duration::from_millis(100),
+            lock.acquire_watched_async(&opaque),
+        )
+        .await;
         assert!(cancelled.is_err());
         tokio::time::sleep(Duration::from_millis(600)).await;
         let exists: bool = redis::cmd("EXISTS")

@@ -83,7 +83,7 @@ fn transfer(
     tries: &Arc<AtomicU32>,
 ) -> bool {
     let t = Transfer::new(from, to, amount, tries);
-    t.tx().run(con, || t.read(), |v| t.decide(v)).unwrap()
+    t.tx().perform(con, || t.read(), |v| t.decide(v)).unwrap()
 }
 
 async fn transfer_async(
@@ -95,7 +95,7 @@ async fn transfer_async(
 ) -> bool {
     let t = Transfer::new(from, to, amount, tries);
     t.tx()
-        .run_async(con, || t.read(), |v| t.decide(v))
+        .perform_async(con, || t.read(), |v| t.decide(v))
         .await
         .unwrap()
 }
@@ -178,7 +178,7 @@ fn concurrent_async_transfers_conserve_the_total() {
         for t in 0..8u64 {
             let keys = keys.clone();
             let tries = tries.clone();
-            let mut con = WatchConnection::open(&client).await.unwrap();
+            let mut con = WatchConnection::connect_async(&client).await.unwrap();
             tasks.push(tokio::spawn(async move {
                 let mut seed = t * 104729 + 3;
                 for _ in 0..100 {
@@ -237,7 +237,7 @@ fn gives_up_after_max_tries_of_conflict() {
     let key = keys[0].clone();
     let err = Transaction::new(&[&key])
         .max_tries(4)
-        .run(
+        .perform(
             &mut con,
             || get(&key),
             |v| {
@@ -262,7 +262,7 @@ fn errors_of_decide_propagate_and_write_nothing() {
     let keys = accounts("tx_error");
     let mut con = shared_server().connection().unwrap();
     let err = Transaction::new(&[&keys[0]])
-        .run(
+        .perform(
             &mut con,
             || get(&keys[0]),
             |_| -> redis_state::Result<Decision<CommandOp<()>, ()>> {
@@ -289,7 +289,7 @@ fn a_failing_write_inside_exec_is_an_error() {
         .query(&mut con)
         .unwrap();
     let err = Transaction::new(&[&keys[0], &keys[1]])
-        .run(
+        .perform(
             &mut con,
             || get(&keys[0]),
             |_| Ok(Decision::Commit(command::<i64>("INCR", &keys[1]), ())),
@@ -326,7 +326,7 @@ fn a_unique_violation_inside_exec_is_reported() {
     };
     let key = format!("{ns}:{}", Account::key_of(&2u64));
     let err = Transaction::new(&[&key])
-        .run(
+        .perform(
             &mut con,
             || Account::load(&2).namespace(&ns),
             |_| Ok(Decision::Commit(second.save().namespace(&ns), ())),
@@ -383,7 +383,7 @@ fn writes_with_a_second_round_finish_after_exec() {
     let mut con = shared_server().connection().unwrap();
     let _: i64 = redis::cmd("DEL").arg(&keys[1]).query(&mut con).unwrap();
     let committed = Transaction::new(&[&keys[0]])
-        .run(
+        .perform(
             &mut con,
             || get(&keys[0]),
             |_| {
@@ -407,9 +407,11 @@ async fn async_writes_with_a_second_round_finish_after_exec() {
     let server = shared_server();
     let mut con = server.connection().unwrap();
     let _: i64 = redis::cmd("DEL").arg(&keys[1]).query(&mut con).unwrap();
-    let mut watch = WatchConnection::open(&server.client()).await.unwrap();
+    let mut watch = WatchConnection::connect_async(&server.client())
+        .await
+        .unwrap();
     let committed = Transaction::new(&[&keys[0]])
-        .run_async(
+        .perform_async(
             &mut watch,
             || get(&keys[0]),
             |_| {
@@ -452,7 +454,7 @@ fn writes_that_fail_to_build_unwatch() {
     let keys = accounts("tx_unbuildable");
     let mut con = shared_server().connection().unwrap();
     let err = Transaction::new(&[&keys[0]])
-        .run(
+        .perform(
             &mut con,
             || get(&keys[0]),
             |_| Ok(Decision::Commit(Unbuildable, ())),

@@ -91,14 +91,14 @@ enum Dedicated {
 impl DedicatedConnection {
     /// Opens a connection to the server of `client` (redis-rs' default
     /// timeouts: 1 s to connect, 500 ms per response).
-    pub async fn open_async(client: &redis::Client) -> Result<Self> {
+    pub async fn connect_async(client: &redis::Client) -> Result<Self> {
         Ok(DedicatedConnection(Dedicated::Server(
             client.get_multiplexed_async_connection().await?,
         )))
     }
 
     /// Opens a Cluster connection of its own with `client`.
-    pub async fn open_cluster_async(client: &redis::cluster::ClusterClient) -> Result<Self> {
+    pub async fn connect_cluster_async(client: &redis::cluster::ClusterClient) -> Result<Self> {
         Ok(DedicatedConnection(Dedicated::Cluster(
             client.get_async_connection().await?,
         )))

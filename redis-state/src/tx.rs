@@ -26,7 +26,7 @@
 //! use redis_state::batch;
 //! # fn f(con: &mut redis::Connection) -> redis_state::Result<()> {
 //! let (from, to, amount) = ("user:1:credits", "user:2:credits", 30i64);
-//! let moved: bool = Transaction::new(&[from, to]).run(
+//! let moved: bool = Transaction::new(&[from, to]).perform(
 //!     con,
 //!     || batch((command::<Option<i64>>("GET", from), command::<Option<i64>>("GET", to))),
 //!     |(a, b)| {
@@ -136,7 +136,7 @@ impl Transaction {
     }
 
     /// Runs the transaction on a blocking connection of its own.
-    pub fn run<R, W, T>(
+    pub fn perform<R, W, T>(
         &self,
         con: &mut redis::Connection,
         read: impl FnMut() -> R,
@@ -151,7 +151,7 @@ impl Transaction {
     }
 
     /// Runs the transaction on an async connection of its own.
-    pub async fn run_async<R, W, T>(
+    pub async fn perform_async<R, W, T>(
         &self,
         con: &mut WatchConnection,
         read: impl FnMut() -> R + Send,
@@ -364,16 +364,10 @@ pub struct WatchConnection {
 
 impl WatchConnection {
     /// Opens a new connection with `client`.
-    pub async fn open(client: &redis::Client) -> Result<Self> {
+    pub async fn connect_async(client: &redis::Client) -> Result<Self> {
         Ok(WatchConnection {
             con: client.get_multiplexed_async_connection().await?,
         })
-    }
-
-    /// Runs an ordinary operation on this connection (outside any
-    /// transaction).
-    pub async fn run<O: Operation + Send>(&mut self, op: O) -> Result<O::Output> {
-        op.run_async(&mut self.con).await
     }
 }
 

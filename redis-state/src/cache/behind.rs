@@ -59,7 +59,7 @@
 //! `<name>` is the snake_case type name; the braces keep both streams in one
 //! Cluster slot.
 //!
-//! Workers are async (tokio); [`WriteBehindWorker::run`] returns after a
+//! Workers are async (tokio); [`WriteBehindWorker::process_async`] returns after a
 //! graceful shutdown: the entry being handled is finished (or left pending if
 //! it was waiting to retry), no new entry is read.
 
@@ -240,7 +240,7 @@ impl Shutdown {
     }
 
     /// Resolves when shutdown is asked for.
-    pub async fn fired(&mut self) {
+    pub async fn fired_async(&mut self) {
         let _ = self.0.wait_for(|fired| *fired).await;
     }
 }
@@ -389,7 +389,7 @@ where
     /// Runs until `shutdown` fires, handling each queued write with
     /// `handler`. Returns what it did; a Redis error ends the run (restart
     /// it: nothing is lost).
-    pub async fn run<C, F, Fut, E>(
+    pub async fn process_async<C, F, Fut, E>(
         &self,
         con: &mut C,
         shutdown: Shutdown,
@@ -542,7 +542,7 @@ where
                     let mut sd = shutdown.clone();
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
-                        () = sd.fired() => return Ok(Kept::Unknown), // left pending
+                        () = sd.fired_async() => return Ok(Kept::Unknown), // left pending
                     }
                     // Still pending under this worker: reset its idle time,
                     // so that no other worker claims it during the next

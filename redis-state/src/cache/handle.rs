@@ -278,7 +278,7 @@ where
     /// early-refreshed hit adds `acquire` and, for the one caller that
     /// refreshes, `fill`; if that refresh fails the current value is
     /// returned and the failure logged.
-    pub async fn get_or_load<Q, C, F, Fut, E>(
+    pub async fn get_or_load_async<Q, C, F, Fut, E>(
         &self,
         con: &mut C,
         id: &Q,
@@ -297,15 +297,10 @@ where
             .await
     }
 
-    /// [`Cache::get_or_load`] on a blocking connection, with a blocking
+    /// [`Cache::get_or_load_async`] on a blocking connection, with a blocking
     /// loader. Concurrent callers of one process wait on a condition
     /// variable; the local cache is not used (it is async).
-    pub fn get_or_load_blocking<Q, C, F, E>(
-        &self,
-        con: &mut C,
-        id: &Q,
-        loader: F,
-    ) -> Result<Option<T>>
+    pub fn get_or_load<Q, C, F, E>(&self, con: &mut C, id: &Q, loader: F) -> Result<Option<T>>
     where
         Q: IdValue + ?Sized,
         T::Id: std::borrow::Borrow<Q>,
@@ -336,7 +331,7 @@ where
     /// not touched. A local copy in this process is dropped at once. One
     /// round trip after `write`: the `store` script and one `tag_add` per
     /// tag.
-    pub async fn write_through<'v, C, F, Fut, E>(
+    pub async fn write_through_async<'v, C, F, Fut, E>(
         &self,
         con: &mut C,
         value: &'v T,
@@ -353,8 +348,8 @@ where
             .await
     }
 
-    /// [`Cache::write_through`] on a blocking connection.
-    pub fn write_through_blocking<C, F, E>(&self, con: &mut C, value: &T, write: F) -> Result<()>
+    /// [`Cache::write_through_async`] on a blocking connection.
+    pub fn write_through<C, F, E>(&self, con: &mut C, value: &T, write: F) -> Result<()>
     where
         T: CachedKeyed,
         C: SyncExecutor + ?Sized,

@@ -3,7 +3,7 @@
 //!
 //! # How it stays honest
 //!
-//! [`LocalCache::connect`] opens one RESP3 connection per node (each primary
+//! [`LocalCache::connect_async`] opens one RESP3 connection per node (each primary
 //! of a Cluster) and turns on `CLIENT TRACKING ON BCAST PREFIX <p> …` for
 //! the key prefixes it caches. From then on the server pushes an
 //! `invalidate` message for every write to a key under those prefixes, made
@@ -270,17 +270,21 @@ impl LocalCache {
     /// tracks the keys starting with any of `prefixes` (for a cached type:
     /// its namespace and the literal start of its key template, e.g.
     /// `app:product:`). Returns once tracking is on. Needs a tokio runtime.
-    pub async fn connect(url: &str, prefixes: &[&str], opts: LocalCacheOptions) -> Result<Self> {
-        Self::connect_nodes(&[url], prefixes, opts).await
+    pub async fn connect_async(
+        url: &str,
+        prefixes: &[&str],
+        opts: LocalCacheOptions,
+    ) -> Result<Self> {
+        Self::connect_nodes_async(&[url], prefixes, opts).await
     }
 
-    /// Like [`LocalCache::connect`] for a Cluster: `urls` are its primaries
+    /// Like [`LocalCache::connect_async`] for a Cluster: `urls` are its primaries
     /// (writes are tracked on the node that owns the key). A change of the
     /// primaries (failover, resharding) shows as a lost connection: local
     /// copies are dropped; keys that moved to a node not listed are no
     /// longer tracked, so reconnect with the new primaries after a topology
     /// change.
-    pub async fn connect_nodes(
+    pub async fn connect_nodes_async(
         urls: &[&str],
         prefixes: &[&str],
         opts: LocalCacheOptions,

@@ -53,12 +53,12 @@
 //!
 //! # Strategies
 //!
-//! * **Cache-aside**: [`Cache::get_or_load`] (async) and
-//!   [`Cache::get_or_load_blocking`]: a hit is one `GET`; a miss runs the
+//! * **Cache-aside**: [`Cache::get_or_load_async`] (async) and
+//!   [`Cache::get_or_load`]: a hit is one `GET`; a miss runs the
 //!   loader once across every caller and process (below), stores its value
 //!   (or "not found" with `negative_ttl`), and a loader error is returned,
 //!   never cached.
-//! * **Write-through**: [`Cache::write_through`]: write the source of truth,
+//! * **Write-through**: [`Cache::write_through_async`]: write the source of truth,
 //!   then the entry, in one call; nothing is cached when the source write
 //!   fails.
 //! * **Write-behind**: [`Cache::write_behind`] queues the source write in a

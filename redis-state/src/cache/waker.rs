@@ -120,7 +120,7 @@ impl redis::aio::AsyncPushSender for PushHandler {
 impl CacheWaker {
     /// Connects to a server (`redis://…`; RESP3 is turned on), or to any
     /// one node of a Cluster. Returns once connected. Needs a tokio runtime.
-    pub async fn connect(url: &str) -> Result<Self> {
+    pub async fn connect_async(url: &str) -> Result<Self> {
         let client = redis::Client::open(super::local::resp3_url(url))?;
         let inner = Arc::new(Inner {
             client,

@@ -14,8 +14,8 @@
 //! | [`LockGuard::release`] | `EVALSHA` (compare token, `DEL`) | 1 |
 //! | [`LockGuard::extend`] | `EVALSHA` (compare token, `PEXPIRE`) | 1 |
 //! | [`LockGuard::is_held`] | `GET` | 1 |
-//! | [`Lock::run`] / [`Lock::run_async`] | acquire, your code, release (also on error and panic) | 2 + tries |
-//! | [`Lock::acquire_watched`] / [`Lock::run_watched`] | acquire, then a watchdog task renews every `ttl / 3` | 1 per renewal |
+//! | [`Lock::scope`] / [`Lock::scope_async`] | acquire, your code, release (also on error and panic) | 2 + tries |
+//! | [`Lock::acquire_watched`] / [`Lock::acquire_watched_async`] / [`Lock::scope_watched_async`] | acquire, then a watchdog task renews every `ttl / 3` | 1 per renewal |
 //!
 //! # Keys
 //!
@@ -35,7 +35,7 @@
 //! believing it holds it. No lock service can prevent this; the protected
 //! resource can. Pass [`LockGuard::fence`] along with every write and let the
 //! resource refuse tokens smaller than one it has seen ([`fence`] does this
-//! for data kept in Redis). The watchdog ([`Lock::acquire_watched`]) keeps a
+//! for data kept in Redis). The watchdog ([`Lock::acquire_watched_async`]) keeps a
 //! live holder's lock and tells it at once when the lock is lost, which is
 //! what a holder that is not stalled needs.
 //!
@@ -115,7 +115,7 @@ pub(crate) fn instant_after(at: Instant, d: Duration) -> Instant {
 /// use redis_state::lock::Lock;
 /// # fn f(con: &mut redis::Connection) -> redis_state::Result<()> {
 /// let lock = Lock::new("invoice:42").ttl(Duration::from_secs(5));
-/// let total = lock.run(con, |guard| {
+/// let total = lock.scope(con, |guard| {
 ///     // only one process at a time runs this; pass guard.fence() to the
 ///     // resource so it can refuse a holder that lost the lock
 ///     guard.fence()
@@ -344,7 +344,7 @@ impl Lock {
     /// `body`, so another holder may have overlapped): `body`'s output is
     /// dropped then. Without a watchdog, keep `body` well under the TTL or
     /// call [`LockGuard::extend`].
-    pub fn run<C, R>(&self, con: &mut C, body: impl FnOnce(&LockGuard) -> R) -> Result<R>
+    pub fn scope<C, R>(&self, con: &mut C, body: impl FnOnce(&LockGuard) -> R) -> Result<R>
     where
         C: SyncExecutor + ?Sized,
     {
@@ -355,11 +355,12 @@ impl Lock {
         ))
     }
 
-    /// [`run`](Lock::run) on an async connection: `body` gets a copy of the
+    /// [`scope`](Lock::scope) on an async connection: `body` gets a copy of the
     /// guard and returns a future. If the returned future is dropped before
     /// it finishes, the lock is not released and runs out after its TTL;
-    /// [`run_watched`](Lock::run_watched) releases in that case too.
-    pub async fn run_async<C, F, Fut, R>(&self, con: &mut C, body: F) -> Result<R>
+    /// [`scope_watched_async`](Lock::scope_watched_async) releases in that
+    /// case too.
+    pub async fn scope_async<C, F, Fut, R>(&self, con: &mut C, body: F) -> Result<R>
     where
         C: AsyncExecutor + ?Sized,
         F: FnOnce(LockGuard) -> Fut,
@@ -564,7 +565,7 @@ impl Operation for TryAcquire {
 ///
 /// Dropping a guard does not release the lock (a release needs a
 /// connection): call [`release`](LockGuard::release), use the scoped forms
-/// ([`Lock::run`]), or let the TTL run out. A [`WatchedGuard`] releases when
+/// ([`Lock::scope`]), or let the TTL run out. A [`WatchedGuard`] releases when
 /// dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use = "the lock stays held until released or until its TTL runs out"]

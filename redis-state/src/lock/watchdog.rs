@@ -1,8 +1,8 @@
 //! The watchdog: renews a held lock in the background and tells the holder
 //! the moment the lock is lost.
 //!
-//! One async loop does the work. [`Lock::acquire_watched`] runs it as a task
-//! on the caller's tokio runtime; [`Lock::acquire_watched_blocking`] runs the
+//! One async loop does the work. [`Lock::acquire_watched_async`] runs it as a task
+//! on the caller's tokio runtime; [`Lock::acquire_watched`] runs the
 //! same loop on a thread of its own (with a current-thread runtime) for
 //! programs without one.
 
@@ -64,7 +64,7 @@ impl fmt::Display for LostReason {
 }
 
 /// Tells a lock holder that its lock is lost: poll it
-/// ([`reason`](LossSignal::reason)), await it ([`lost`](LossSignal::lost)),
+/// ([`reason`](LossSignal::reason)), await it ([`lost_async`](LossSignal::lost_async)),
 /// or block on it ([`wait_timeout`](LossSignal::wait_timeout)). Clones share
 /// one signal. It never fires after a normal release.
 #[derive(Clone)]
@@ -118,7 +118,7 @@ impl LossSignal {
     }
 
     /// Resolves when the lock is lost (never, if it is released normally).
-    pub async fn lost(&self) -> LostReason {
+    pub async fn lost_async(&self) -> LostReason {
         loop {
             let notified = self.inner.notify.notified();
             tokio::pin!(notified);
@@ -432,18 +432,19 @@ impl WatchedGuard {
     /// there is nothing to send it with: the call fails at once with
     /// [`Error::LockLost`] ([`LostReason::WatchdogStopped`]) and the lock
     /// runs out after its TTL.
-    pub async fn release(self) -> Result<bool> {
+    pub async fn release_async(self) -> Result<bool> {
         self.ask_release().wait_async().await
     }
 
-    /// [`release`](WatchedGuard::release) for blocking code. Must not be
+    /// [`release_async`](WatchedGuard::release_async) for blocking code. Must not be
     /// called from inside an async runtime (it would block it); that is
     /// reported as an error rather than a panic.
-    pub fn release_blocking(self) -> Result<bool> {
+    pub fn release(self) -> Result<bool> {
         if tokio::runtime::Handle::try_current().is_ok() {
             return Err(Error::InvalidConfig {
-                what: "release_blocking",
-                reason: "called from inside an async runtime; use `release().await`".to_owned(),
+                what: "WatchedGuard::release",
+                reason: "called from inside an async runtime; use `release_async().await`"
+                    .to_owned(),
             });
         }
         self.ask_release().wait()
@@ -541,26 +542,26 @@ where
     )
 }
 
-/// What [`Lock::acquire_watched_blocking`] connects with: a
+/// What [`Lock::acquire_watched`] connects with: a
 /// `redis::Client` (one multiplexed connection) or a
 /// `redis::cluster::ClusterClient`.
 pub trait Connect: Send + Sync {
     /// The async connection the watchdog uses.
     type Connection: AsyncExecutor + Clone + Send + Sync + 'static;
     /// Opens it.
-    fn connect(&self) -> impl Future<Output = Result<Self::Connection>> + Send;
+    fn connect_async(&self) -> impl Future<Output = Result<Self::Connection>> + Send;
 }
 
 impl Connect for redis::Client {
     type Connection = redis::aio::MultiplexedConnection;
-    async fn connect(&self) -> Result<Self::Connection> {
+    async fn connect_async(&self) -> Result<Self::Connection> {
         Ok(self.get_multiplexed_async_connection().await?)
     }
 }
 
 impl Connect for redis::cluster::ClusterClient {
     type Connection = redis::cluster_async::ClusterConnection;
-    async fn connect(&self) -> Result<Self::Connection> {
+    async fn connect_async(&self) -> Result<Self::Connection> {
         Ok(self.get_async_connection().await?)
     }
 }
@@ -586,7 +587,7 @@ impl Lock {
     /// clone of `con` (see [`acquire_async`](Lock::acquire_async)).
     ///
     /// One `EVALSHA` per try, then one per renewal.
-    pub async fn acquire_watched<C>(&self, con: &C) -> Result<WatchedGuard>
+    pub async fn acquire_watched_async<C>(&self, con: &C) -> Result<WatchedGuard>
     where
         C: AsyncExecutor + Clone + Send + Sync + 'static,
     {
@@ -600,12 +601,12 @@ impl Lock {
         Ok(watched)
     }
 
-    /// [`acquire_watched`](Lock::acquire_watched) for programs without an
+    /// [`acquire_watched_async`](Lock::acquire_watched_async) for programs without an
     /// async runtime: opens a connection with `client` on a thread of its
     /// own, acquires there (waiting up to [`wait`](Lock::wait)) and keeps
     /// the watchdog running on that thread. Release with
-    /// [`WatchedGuard::release_blocking`] (or drop the guard).
-    pub fn acquire_watched_blocking<K>(&self, client: &K) -> Result<WatchedGuard>
+    /// [`WatchedGuard::release`] (or drop the guard).
+    pub fn acquire_watched<K>(&self, client: &K) -> Result<WatchedGuard>
     where
         K: Connect + Clone + 'static,
     {
@@ -627,7 +628,7 @@ impl Lock {
                 };
                 runtime.block_on(async move {
                     let acquired = async {
-                        let mut con = client.connect().await?;
+                        let mut con = client.connect_async().await?;
                         let guard = lock.acquire_async(&mut con).await?;
                         Ok::<_, Error>((con, guard))
                     }
@@ -665,21 +666,21 @@ impl Lock {
     /// signal. When the lock is lost while `body` runs, `body` is dropped at
     /// its next `.await` and the call fails with [`Error::LockLost`]: no code
     /// of `body` runs after the loss is known.
-    pub async fn run_watched<C, F, Fut, R>(&self, con: &C, body: F) -> Result<R>
+    pub async fn scope_watched_async<C, F, Fut, R>(&self, con: &C, body: F) -> Result<R>
     where
         C: AsyncExecutor + Clone + Send + Sync + 'static,
         F: FnOnce(LockGuard, LossSignal) -> Fut,
         Fut: Future<Output = R>,
     {
         use futures_util::FutureExt;
-        let watched = self.acquire_watched(con).await?;
+        let watched = self.acquire_watched_async(con).await?;
         let signal = watched.signal.clone();
         let body = std::panic::AssertUnwindSafe(body(watched.guard.clone(), signal.clone()))
             .catch_unwind();
         tokio::pin!(body);
         let out = tokio::select! {
             biased;
-            reason = signal.lost() => Err(reason),
+            reason = signal.lost_async() => Err(reason),
             out = &mut body => Ok(out),
         };
         match out {
@@ -689,7 +690,7 @@ impl Lock {
                 Err(Error::LockLost { key, reason })
             }
             Ok(Err(panic)) => {
-                let _ = watched.release().await;
+                let _ = watched.release_async().await;
                 std::panic::resume_unwind(panic)
             }
             Ok(Ok(out)) => {
@@ -699,7 +700,7 @@ impl Lock {
                     return Err(Error::LockLost { key, reason });
                 }
                 let key = watched.guard.key.clone();
-                match watched.release().await? {
+                match watched.release_async().await? {
                     true => Ok(out),
                     false => Err(Error::LockLost {
                         key,
