@@ -554,22 +554,20 @@ mod tests {
     //! first call of a script (sent as `EVAL`) and the next ones (`EVALSHA`).
 
     use crate::op::{Operation, Plan, Replies, Step, batch};
-    use crate::script::Script;
     use crate::testing::RedisServer;
 
-    static ECHO: Script = Script::new("redis_state.test.echo", "return ARGV[1]");
-
-    struct Echo(&'static str);
-
-    impl Operation for Echo {
-        type Output = String;
-        fn prepare(&mut self, plan: &mut Plan) -> crate::Result<()> {
-            plan.script(&ECHO, &["echo-key"])?.arg(self.0);
-            Ok(())
+    crate::script! {
+        struct Echo {
+            name: "redis_state.test.echo",
+            keys: [key],
+            args: [value: &str],
+            returns: String,
+            lua: "return ARGV[1]",
         }
-        fn complete(&mut self, replies: &mut Replies) -> crate::Result<Step<String>> {
-            replies.next("ECHO").map(Step::Done)
-        }
+    }
+
+    fn echo(value: &str) -> Echo {
+        Echo::new("echo-key", value)
     }
 
     struct FlushScripts;
@@ -586,7 +584,7 @@ mod tests {
     }
 
     fn ops() -> impl Operation<Output = (String, (), String, String)> + Send {
-        batch((Echo("a"), FlushScripts, Echo("b"), Echo("c")))
+        batch((echo("a"), FlushScripts, echo("b"), echo("c")))
     }
 
     #[test]

@@ -184,6 +184,8 @@ macro_rules! script {
 
             /// A call with these keys and arguments.
             $vis fn new($($key: impl ::core::convert::AsRef<[u8]>,)* $($arg: $arg_ty),*) -> Self {
+                // Unchanged when every key and argument is variadic.
+                #[allow(unused_mut)]
                 let mut call = $crate::__private::ScriptCall::new();
                 $( call.key($key.as_ref()); )*
                 $( call.arg(&$arg); )*

@@ -76,13 +76,29 @@ use crate::error::{Error, Result};
 use crate::exec::AsyncExecutor;
 use crate::keys::{IdBuf, IdValue, Namespace};
 use crate::op::{Operation, Plan, Replies, Step};
-use crate::script::Script;
 
-static SETTLE: Script = Script::new(
-    "redis_state.cache.wb_settle",
-    include_str!("lua/wb_settle.lua"),
-);
-static KEEP: Script = Script::new("redis_state.cache.wb_keep", include_str!("lua/wb_keep.lua"));
+crate::script! {
+    /// Acknowledges and deletes an entry, dead-lettering it first (with
+    /// its fields, the error and the attempts) when `verdict` is `dead`.
+    struct SettleScript {
+        name: "redis_state.cache.wb_settle",
+        keys: [stream, dead_stream],
+        args: [group: &str, entry_id: &str, verdict: &str, error: &str, attempts: u32, ..fields],
+        returns: Value,
+        lua: include_str!("lua/wb_settle.lua"),
+    }
+}
+
+crate::script! {
+    /// Resets the idle time of an entry still pending under `consumer`.
+    struct KeepScript {
+        name: "redis_state.cache.wb_keep",
+        keys: [stream],
+        args: [group: &str, consumer: &str, entry_id: &str],
+        returns: i64,
+        lua: include_str!("lua/wb_keep.lua"),
+    }
+}
 
 /// The stream of queued writes of `T` in `ns`.
 pub fn stream_key<T: Cached>(ns: Option<&Namespace>) -> String {
@@ -759,11 +775,7 @@ struct KeepEntry<'a> {
 impl Operation for KeepEntry<'_> {
     type Output = bool;
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
-        plan.script(&KEEP, &[self.stream])?
-            .arg(self.group)
-            .arg(self.consumer)
-            .arg(self.entry_id);
-        Ok(())
+        KeepScript::new(self.stream, self.group, self.consumer, self.entry_id).prepare(plan)
     }
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<bool>> {
         let kept: i64 = replies.next("the wb_keep script")?;
@@ -785,17 +797,25 @@ struct Settle<'a> {
 impl Operation for Settle<'_> {
     type Output = Kept;
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
-        let cmd = plan.script(&SETTLE, &[self.stream, self.dead_stream])?;
-        cmd.arg(self.group).arg(self.entry_id);
-        match self.dead {
-            Some((error, attempts)) => cmd.arg("dead").arg(error).arg(attempts),
-            None => cmd.arg("done").arg("").arg(0),
+        let (verdict, error, attempts) = match self.dead {
+            Some((error, attempts)) => ("dead", error, attempts),
+            None => ("done", "", 0),
         };
+        let mut settle = SettleScript::new(
+            self.stream,
+            self.dead_stream,
+            self.group,
+            self.entry_id,
+            verdict,
+            error,
+            attempts,
+        );
         if self.dead.is_some() {
             for (f, v) in self.fields {
-                cmd.arg(&f[..]).arg(&v[..]);
+                settle = settle.fields(&f[..]).fields(&v[..]);
             }
         }
+        settle.prepare(plan)?;
         if let Some(next) = &mut self.next {
             next.prepare(plan)?;
         }

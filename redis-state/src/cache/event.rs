@@ -28,11 +28,11 @@
 //! invalidation (a node stalled that long); then a fill in between could
 //! store the old entity until its TTL.
 
-use super::ops::{DEFAULT_HOLD, TAG_TAKE, entry_key, id_of, push_invalidate};
+use super::ops::{DEFAULT_HOLD, TagTakeScript, entry_key, id_of, push_invalidate};
 use super::{Cached, Tags};
 use crate::error::Result;
 use crate::keys::{IdBuf, IdValue, KeyTemplate, Namespace};
-use crate::op::{Plan, Replies, Step};
+use crate::op::{Operation, Plan, Replies, Step};
 
 /// The cache entries and tags an entity write invalidates; filled by the
 /// `RedisHash` derive's `cache_invalidations`.
@@ -103,8 +103,7 @@ impl CacheInvalidations {
                     push_invalidate(plan, k, DEFAULT_HOLD)?;
                 }
                 for t in &self.tags {
-                    plan.script(&TAG_TAKE, &[t.as_str()])?
-                        .arg(super::entry::now_ms());
+                    TagTakeScript::new(t, super::entry::now_ms()).prepare(plan)?;
                 }
             }
             Some(members) => {

@@ -12,26 +12,85 @@ use super::{CacheSchema, Cached, Tags, companion};
 use crate::error::{Error, Result};
 use crate::keys::{IdBuf, IdValue, Namespace, impl_namespaced, namespaced};
 use crate::op::{Operation, Plan, Replies, Step};
-use crate::script::Script;
 
-pub(super) static ACQUIRE: Script =
-    Script::new("redis_state.cache.acquire", include_str!("lua/acquire.lua"));
-pub(super) static FILL: Script =
-    Script::new("redis_state.cache.fill", include_str!("lua/fill.lua"));
-pub(super) static ABANDON: Script =
-    Script::new("redis_state.cache.abandon", include_str!("lua/abandon.lua"));
-pub(super) static STORE: Script =
-    Script::new("redis_state.cache.store", include_str!("lua/store.lua"));
-pub(super) static INVALIDATE: Script = Script::new(
-    "redis_state.cache.invalidate",
-    include_str!("lua/invalidate.lua"),
-);
-pub(super) static TAG_ADD: Script =
-    Script::new("redis_state.cache.tag_add", include_str!("lua/tag_add.lua"));
-pub(super) static TAG_TAKE: Script = Script::new(
-    "redis_state.cache.tag_take",
-    include_str!("lua/tag_take.lua"),
-);
+crate::script! {
+    /// Takes the fill lease of an entry (or reports the entry, a holder
+    /// busy, a hold).
+    pub(super) struct AcquireScript {
+        name: "redis_state.cache.acquire",
+        keys: [entry, lease, done],
+        args: [token: &str, lease_ms: u64, force: &str],
+        returns: Value,
+        lua: include_str!("lua/acquire.lua"),
+    }
+}
+
+crate::script! {
+    /// Stores a loaded value if the lease is still the caller's, and hands
+    /// it to the waiters.
+    pub(super) struct FillScript {
+        name: "redis_state.cache.fill",
+        keys: [entry, lease, done],
+        args: [token: &str, value: &[u8], px: u64, done_ms: u64],
+        returns: i64,
+        lua: include_str!("lua/fill.lua"),
+    }
+}
+
+crate::script! {
+    /// Gives a lease up after a failed load, telling the waiters why.
+    pub(super) struct AbandonScript {
+        name: "redis_state.cache.abandon",
+        keys: [lease, done],
+        args: [token: &str, error: &str, done_ms: u64, outcome: &str],
+        returns: Value,
+        lua: include_str!("lua/abandon.lua"),
+    }
+}
+
+crate::script! {
+    /// Stores a value, revoking a foreign fill in flight.
+    pub(super) struct StoreScript {
+        name: "redis_state.cache.store",
+        keys: [entry, lease, done],
+        args: [value: &[u8], px: u64, done_ms: u64],
+        returns: Value,
+        lua: include_str!("lua/store.lua"),
+    }
+}
+
+crate::script! {
+    /// Deletes an entry and holds fills back for a while.
+    pub(super) struct InvalidateScript {
+        name: "redis_state.cache.invalidate",
+        keys: [entry, lease, done],
+        args: [hold_ms: u64, done_ms: u64],
+        returns: i64,
+        lua: include_str!("lua/invalidate.lua"),
+    }
+}
+
+crate::script! {
+    /// Adds an entry to a tag set.
+    pub(super) struct TagAddScript {
+        name: "redis_state.cache.tag_add",
+        keys: [tag],
+        args: [entry: &str, expires_ms: i64, now_ms: i64],
+        returns: Value,
+        lua: include_str!("lua/tag_add.lua"),
+    }
+}
+
+crate::script! {
+    /// Takes the live members of a tag set, deleting it.
+    pub(super) struct TagTakeScript {
+        name: "redis_state.cache.tag_take",
+        keys: [tag],
+        args: [now_ms: i64],
+        returns: Value,
+        lua: include_str!("lua/tag_take.lua"),
+    }
+}
 
 /// How long the wake-up stream of a key outlives its last message.
 pub(super) const DONE_STREAM_MS: u64 = 60_000;
@@ -334,10 +393,7 @@ pub(super) fn push_tags(plan: &mut Plan, key: &str, enc: &Encoded) -> Result<()>
     let now = now_ms();
     let expires = now.saturating_add(enc.px as i64);
     for tag in &enc.tags {
-        plan.script(&TAG_ADD, &[tag.as_str()])?
-            .arg(key)
-            .arg(expires)
-            .arg(now);
+        TagAddScript::new(tag, key, expires, now).prepare(plan)?;
     }
     Ok(())
 }
@@ -459,11 +515,7 @@ fn prepared_twice(context: &'static str) -> Error {
 pub(super) fn push_store(plan: &mut Plan, key: &str, enc: &Encoded) -> Result<()> {
     let lease = companion(key, "lease");
     let done = companion(key, "done");
-    plan.script(&STORE, &[key, lease.as_str(), done.as_str()])?
-        .arg(&enc.bytes[..])
-        .arg(enc.px)
-        .arg(DONE_STREAM_MS);
-    Ok(())
+    StoreScript::new(key, lease, done, &enc.bytes[..], enc.px, DONE_STREAM_MS).prepare(plan)
 }
 
 // ---------------------------------------------------------------------------
@@ -516,10 +568,7 @@ pub(crate) fn push_invalidate(plan: &mut Plan, key: &str, hold: Duration) -> Res
     let lease = companion(key, "lease");
     let done = companion(key, "done");
     let hold_ms = if hold.is_zero() { 0 } else { ms(hold) };
-    plan.script(&INVALIDATE, &[key, lease.as_str(), done.as_str()])?
-        .arg(hold_ms)
-        .arg(DONE_STREAM_MS);
-    Ok(())
+    InvalidateScript::new(key, lease, done, hold_ms, DONE_STREAM_MS).prepare(plan)
 }
 
 impl<T: Cached> Operation for Invalidate<T> {
@@ -592,7 +641,7 @@ impl Operation for InvalidateTag {
         match &self.members {
             None => {
                 let key = self.tag_key();
-                plan.script(&TAG_TAKE, &[key.as_str()])?.arg(now_ms());
+                TagTakeScript::new(key, now_ms()).prepare(plan)?;
             }
             Some(members) => {
                 for m in members {
@@ -655,14 +704,8 @@ impl Operation for Acquire {
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
         let lease = companion(&self.key, "lease");
         let done = companion(&self.key, "done");
-        plan.script(
-            &ACQUIRE,
-            &[self.key.as_str(), lease.as_str(), done.as_str()],
-        )?
-        .arg(&self.token)
-        .arg(ms(self.lease))
-        .arg(if self.force { "1" } else { "0" });
-        Ok(())
+        let force = if self.force { "1" } else { "0" };
+        AcquireScript::new(&self.key, lease, done, &self.token, ms(self.lease), force).prepare(plan)
     }
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<Acquired>> {
         let v = replies.next_value()?;
@@ -691,11 +734,17 @@ impl Operation for Fill {
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
         let lease = companion(&self.key, "lease");
         let done = companion(&self.key, "done");
-        plan.script(&FILL, &[self.key.as_str(), lease.as_str(), done.as_str()])?
-            .arg(&self.token)
-            .arg(&self.enc.bytes[..])
-            .arg(self.enc.px)
-            .arg(DONE_STREAM_MS);
+        let enc = &self.enc;
+        FillScript::new(
+            &self.key,
+            lease,
+            done,
+            &self.token,
+            &enc.bytes[..],
+            enc.px,
+            DONE_STREAM_MS,
+        )
+        .prepare(plan)?;
         push_tags(plan, &self.key, &self.enc)
     }
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<bool>> {
@@ -717,12 +766,9 @@ impl Operation for Abandon {
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
         let lease = companion(&self.key, "lease");
         let done = companion(&self.key, "done");
-        plan.script(&ABANDON, &[lease.as_str(), done.as_str()])?
-            .arg(&self.token)
-            .arg(self.error.as_deref().unwrap_or(""))
-            .arg(DONE_STREAM_MS)
-            .arg(if self.error.is_some() { "e" } else { "n" });
-        Ok(())
+        let error = self.error.as_deref().unwrap_or("");
+        let outcome = if self.error.is_some() { "e" } else { "n" };
+        AbandonScript::new(lease, done, &self.token, error, DONE_STREAM_MS, outcome).prepare(plan)
     }
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<()>> {
         replies.next_value()?;

@@ -18,31 +18,126 @@ use crate::codec::FieldValue;
 use crate::error::{DecodeError, Error, Result, preview_bytes};
 use crate::keys::{IdBuf, Namespace, impl_namespaced, namespaced};
 use crate::op::{Operation, Plan, Replies, Step};
-use crate::script::Script;
 
-/// Declares a script made of `base.lua` and the given parts. Every local
-/// function of a script is created anew on each call, so each script takes
-/// only the layers it uses: `base` (configuration, ranks), `common` (more
-/// read helpers), `write` (write helpers).
-macro_rules! script {
-    ($name:ident, $file:literal $(, $part:literal)*) => {
-        static $name: Script = Script::new(
-            concat!("redis_state.leaderboard.", $file),
-            concat!(
-                include_str!("../lua/base.lua"),
-                $(include_str!(concat!("../lua/", $part, ".lua")),)*
-                include_str!(concat!("../lua/", $file, ".lua"))
-            ),
-        );
-    };
+// Every script is `base.lua` (configuration, ranks) with the layers it uses
+// (`common`: more read helpers; `write`: write helpers) and its own body:
+// every local function of a script is created anew on each call, so each
+// takes only what it needs. Keys and arguments vary with the model (its
+// windows, its data key, the schema's header), so calls go through
+// `Plan::script(X::script(), &keys)` and write their arguments there.
+
+crate::script! {
+    /// Submits scores (with the update policy, tie-break, cap and member data) to a board and its windows.
+    #[allow(dead_code, reason = "called through `Plan::script` with the arguments the schema writes")]
+    struct SubmitScript {
+        name: "redis_state.leaderboard.submit",
+        keys: [..keys],
+        args: [..args],
+        returns: Value,
+        lua: concat!(
+            include_str!("../lua/base.lua"),
+            include_str!("../lua/common.lua"),
+            include_str!("../lua/write.lua"),
+            include_str!("../lua/submit.lua"),
+        ),
+    }
 }
-script!(SUBMIT, "submit", "common", "write");
-script!(REMOVE, "remove", "common", "write");
-script!(MERGE, "merge", "common", "write");
-script!(STANDING, "standing", "common");
-script!(SCAN, "scan", "common");
-script!(READ, "read");
-script!(RANK, "rank");
+
+crate::script! {
+    /// Removes members, with their data, from a board and its windows.
+    #[allow(dead_code, reason = "called through `Plan::script` with the arguments the schema writes")]
+    struct RemoveScript {
+        name: "redis_state.leaderboard.remove",
+        keys: [..keys],
+        args: [..args],
+        returns: Value,
+        lua: concat!(
+            include_str!("../lua/base.lua"),
+            include_str!("../lua/common.lua"),
+            include_str!("../lua/write.lua"),
+            include_str!("../lua/remove.lua"),
+        ),
+    }
+}
+
+crate::script! {
+    /// Merges boards into a destination board.
+    #[allow(dead_code, reason = "called through `Plan::script` with the arguments the schema writes")]
+    struct MergeScript {
+        name: "redis_state.leaderboard.merge",
+        keys: [..keys],
+        args: [..args],
+        returns: Value,
+        lua: concat!(
+            include_str!("../lua/base.lua"),
+            include_str!("../lua/common.lua"),
+            include_str!("../lua/write.lua"),
+            include_str!("../lua/merge.lua"),
+        ),
+    }
+}
+
+crate::script! {
+    /// Reads members' scores and ranks atomically.
+    #[allow(dead_code, reason = "called through `Plan::script` with the arguments the schema writes")]
+    struct StandingScript {
+        name: "redis_state.leaderboard.standing",
+        keys: [..keys],
+        args: [..args],
+        returns: Value,
+        lua: concat!(
+            include_str!("../lua/base.lua"),
+            include_str!("../lua/common.lua"),
+            include_str!("../lua/standing.lua"),
+        ),
+    }
+}
+
+crate::script! {
+    /// One `ZSCAN` step with the members' data.
+    #[allow(dead_code, reason = "called through `Plan::script` with the arguments the schema writes")]
+    struct ScanScript {
+        name: "redis_state.leaderboard.scan",
+        keys: [..keys],
+        args: [..args],
+        returns: Value,
+        lua: concat!(
+            include_str!("../lua/base.lua"),
+            include_str!("../lua/common.lua"),
+            include_str!("../lua/scan.lua"),
+        ),
+    }
+}
+
+crate::script! {
+    /// Reads a slice of a board (by rank, around a member, by score).
+    #[allow(dead_code, reason = "called through `Plan::script` with the arguments the schema writes")]
+    struct ReadScript {
+        name: "redis_state.leaderboard.read",
+        keys: [..keys],
+        args: [..args],
+        returns: Value,
+        lua: concat!(
+            include_str!("../lua/base.lua"),
+            include_str!("../lua/read.lua"),
+        ),
+    }
+}
+
+crate::script! {
+    /// A member's rank in the model's rank mode.
+    #[allow(dead_code, reason = "called through `Plan::script` with the arguments the schema writes")]
+    struct RankScript {
+        name: "redis_state.leaderboard.rank",
+        keys: [..keys],
+        args: [..args],
+        returns: Value,
+        lua: concat!(
+            include_str!("../lua/base.lua"),
+            include_str!("../lua/rank.lua"),
+        ),
+    }
+}
 
 /// Entries per variadic `ZADD` or script call of a bulk submit.
 const CHUNK: usize = 1000;

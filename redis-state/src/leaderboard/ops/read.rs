@@ -68,7 +68,7 @@ impl<M: Leaderboard> Operation for RankOf<M> {
         if let Some(n) = &t.keys.dense {
             keys.push(n);
         }
-        let cmd = plan.script(&RANK, &keys)?;
+        let cmd = plan.script(RankScript::script(), &keys)?;
         schema.header_for_rank(cmd);
         cmd.arg(member);
         Ok(())
@@ -95,7 +95,7 @@ fn push_standing<M: Leaderboard>(
 ) -> Result<()> {
     let mut keys: Vec<&str> = Vec::with_capacity(3);
     t.keys.push_into(&mut keys);
-    let cmd = plan.script(&STANDING, &keys)?;
+    let cmd = plan.script(StandingScript::script(), &keys)?;
     M::SCHEMA.header(cmd);
     cmd.arg(what);
     for m in members {
@@ -398,7 +398,7 @@ impl<M: Leaderboard> Operation for Slice<M> {
         }
         let mut keys: Vec<&str> = Vec::with_capacity(3);
         t.keys.push_into(&mut keys);
-        let cmd = plan.script(&READ, &keys)?;
+        let cmd = plan.script(ReadScript::script(), &keys)?;
         schema.header(cmd);
         cmd.arg(if want_data { "1" } else { "0" });
         match kind {
@@ -586,7 +586,7 @@ impl<M: Leaderboard> Operation for ScanPageOf<M> {
         if self.script {
             let mut keys: Vec<&str> = Vec::with_capacity(3);
             t.keys.push_into(&mut keys);
-            let cmd = plan.script(&SCAN, &keys)?;
+            let cmd = plan.script(ScanScript::script(), &keys)?;
             schema.header(cmd);
             cmd.arg(self.cursor).arg(self.count);
         } else {

@@ -143,7 +143,7 @@ fn push_submit<S: ScoreValue>(
     for b in family {
         b.keys.push_into(&mut keys);
     }
-    let cmd = plan.script(&SUBMIT, &keys)?;
+    let cmd = plan.script(SubmitScript::script(), &keys)?;
     schema.header(cmd);
     cmd.arg(policy_code(policy));
     if policy == UpdatePolicy::Add {
@@ -551,7 +551,7 @@ impl<M: Leaderboard> Operation for Remove<M> {
         for b in &family {
             b.keys.push_into(&mut keys);
         }
-        let cmd = plan.script(&REMOVE, &keys)?;
+        let cmd = plan.script(RemoveScript::script(), &keys)?;
         schema.header(cmd);
         cmd.arg(family.len()).arg(1).arg(&member);
         Ok(())
@@ -728,7 +728,7 @@ impl<M: Leaderboard> Operation for Merge<M> {
         let lua_sum = self.aggregate == Aggregate::Sum
             && (schema.tie_break.is_some() || lo.is_finite() || hi.is_finite());
         let exact = schema.tie_break.is_some() || !M::Score::FLOAT;
-        let cmd = plan.script(&MERGE, &keys)?;
+        let cmd = plan.script(MergeScript::script(), &keys)?;
         schema.header(cmd);
         cmd.arg(if self.intersection { "i" } else { "u" })
             .arg(agg)
