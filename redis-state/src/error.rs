@@ -157,7 +157,7 @@ pub enum Error {
         /// The lock key.
         key: String,
         /// How it was lost.
-        reason: crate::lock::LostReason,
+        reason: LostReason,
     },
 
     /// An optimistic transaction saw its watched keys change on every try.
@@ -355,6 +355,52 @@ pub(crate) fn preview_value(v: &redis::Value) -> String {
         other => {
             let s = format!("{other:?}");
             preview_bytes(s.as_bytes())
+        }
+    }
+}
+
+/// Why a held lock was lost: the reason [`Error::LockLost`] carries (also
+/// `lock::LostReason`). Part of the error vocabulary, so that this module
+/// depends on no domain module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LostReason {
+    /// The lock key no longer holds the holder's token: the TTL ran out
+    /// (and another client may hold the lock now).
+    Expired,
+    /// No renewal could be confirmed before the lock's validity ran out
+    /// (the server is unreachable or too slow); `error` is the last failure.
+    Unconfirmed {
+        /// The last error of a renewal.
+        error: String,
+    },
+    /// The watchdog stopped renewing after the lock's `max_hold`, and the
+    /// lock has run out since.
+    MaxHoldReached,
+    /// The watchdog task ended before the lock was released (it panicked,
+    /// or the runtime it ran on shut down): nothing renews the lock any
+    /// more, and it runs out after its TTL.
+    WatchdogStopped,
+}
+
+impl fmt::Display for LostReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LostReason::Expired => {
+                f.write_str("its TTL ran out; the key no longer holds the token")
+            }
+            LostReason::Unconfirmed { error } => {
+                write!(
+                    f,
+                    "no renewal was confirmed before the TTL ran out ({error})"
+                )
+            }
+            LostReason::MaxHoldReached => {
+                f.write_str("the watchdog stopped renewing after max_hold and the TTL ran out")
+            }
+            LostReason::WatchdogStopped => f.write_str(
+                "the watchdog task ended (it panicked or its runtime shut down); nothing renews the lock",
+            ),
         }
     }
 }

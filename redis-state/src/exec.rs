@@ -68,8 +68,8 @@ pub trait AsyncExecutor: Send {
     /// on it, so a command may block on the server without holding up
     /// anyone else's (see [`driver::read_until`](crate::driver::read_until)).
     /// `false` for every redis-rs async connection (they are shared
-    /// handles); `true` for [`DedicatedConnection`] and
-    /// [`WatchConnection`](crate::tx::WatchConnection).
+    /// handles); `true` for [`DedicatedConnection`] and the transactions'
+    /// `WatchConnection`.
     fn is_exclusive(&self) -> bool {
         false
     }

@@ -50,8 +50,9 @@ mod watchdog;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-pub use self::watchdog::{Connect, LossSignal, LostReason, WatchedGuard};
+pub use self::watchdog::{Connect, LossSignal, WatchedGuard};
 use crate::driver::{Async, Blocking, Io, block_on};
+pub use crate::error::LostReason;
 use crate::error::{Error, Result};
 use crate::exec::{AsyncExecutor, Detached, SyncExecutor};
 use crate::keys::{IdBuf, KeyPart, Namespace, impl_namespaced};

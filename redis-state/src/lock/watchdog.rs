@@ -15,53 +15,9 @@ use tokio::sync::{Notify, oneshot};
 
 use super::{Extend, Lock, LockGuard, drift, instant_after};
 use crate::driver::{Async, Waitable};
-use crate::error::{Error, Result};
+use crate::error::{Error, LostReason, Result};
 use crate::exec::AsyncExecutor;
 use crate::op::Operation;
-
-/// Why a held lock was lost.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum LostReason {
-    /// The lock key no longer holds the holder's token: the TTL ran out
-    /// (and another client may hold the lock now).
-    Expired,
-    /// No renewal could be confirmed before the lock's validity ran out
-    /// (the server is unreachable or too slow); `error` is the last failure.
-    Unconfirmed {
-        /// The last error of a renewal.
-        error: String,
-    },
-    /// The watchdog stopped renewing after the lock's `max_hold`, and the
-    /// lock has run out since.
-    MaxHoldReached,
-    /// The watchdog task ended before the lock was released (it panicked,
-    /// or the runtime it ran on shut down): nothing renews the lock any
-    /// more, and it runs out after its TTL.
-    WatchdogStopped,
-}
-
-impl fmt::Display for LostReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LostReason::Expired => {
-                f.write_str("its TTL ran out; the key no longer holds the token")
-            }
-            LostReason::Unconfirmed { error } => {
-                write!(
-                    f,
-                    "no renewal was confirmed before the TTL ran out ({error})"
-                )
-            }
-            LostReason::MaxHoldReached => {
-                f.write_str("the watchdog stopped renewing after max_hold and the TTL ran out")
-            }
-            LostReason::WatchdogStopped => f.write_str(
-                "the watchdog task ended (it panicked or its runtime shut down); nothing renews the lock",
-            ),
-        }
-    }
-}
 
 /// Tells a lock holder that its lock is lost: poll it
 /// ([`reason`](LossSignal::reason)), await it ([`lost_async`](LossSignal::lost_async)),
