@@ -183,9 +183,15 @@ impl Wake for Unpark {
 /// for [`Async`], awaited by the caller.
 pub fn block_on<F: Future>(fut: F) -> F::Output {
     let mut fut = std::pin::pin!(fut);
+    // Under `Blocking` the first poll finishes: no waker to allocate.
+    if let Poll::Ready(out) = fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        return out;
+    }
     let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
     let mut cx = Context::from_waker(&waker);
     loop {
+        // Polled again with a waker that unparks this thread before
+        // parking: the first poll registered none.
         if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
             return out;
         }
