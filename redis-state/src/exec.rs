@@ -81,45 +81,32 @@ pub trait AsyncExecutor: Send {
 /// [driver](crate::driver) blocks on it instead of polling. Give one to each
 /// worker that waits on the server; keep the application's shared
 /// connection for everything else.
-pub struct DedicatedConnection(Dedicated);
-
-enum Dedicated {
-    Server(redis::aio::MultiplexedConnection),
-    Cluster(redis::cluster_async::ClusterConnection),
-}
+pub struct DedicatedConnection(Detached);
 
 impl DedicatedConnection {
     /// Opens a connection to the server of `client` (redis-rs' default
     /// timeouts: 1 s to connect, 500 ms per response).
     pub async fn connect_async(client: &redis::Client) -> Result<Self> {
-        Ok(DedicatedConnection(Dedicated::Server(
-            client.get_multiplexed_async_connection().await?,
-        )))
+        let con = client.get_multiplexed_async_connection().await?;
+        Ok(DedicatedConnection(Detached(DetachedCon::Multiplexed(con))))
     }
 
     /// Opens a Cluster connection of its own with `client`.
     pub async fn connect_cluster_async(client: &redis::cluster::ClusterClient) -> Result<Self> {
-        Ok(DedicatedConnection(Dedicated::Cluster(
-            client.get_async_connection().await?,
-        )))
+        let con = client.get_async_connection().await?;
+        Ok(DedicatedConnection(Detached(DetachedCon::Cluster(con))))
     }
 }
 
 impl std::fmt::Debug for DedicatedConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self.0 {
-            Dedicated::Server(_) => "DedicatedConnection(server)",
-            Dedicated::Cluster(_) => "DedicatedConnection(cluster)",
-        })
+        f.debug_tuple("DedicatedConnection").field(&self.0).finish()
     }
 }
 
 impl AsyncExecutor for DedicatedConnection {
-    async fn execute_async(&mut self, plan: Plan) -> Result<Vec<Value>> {
-        match &mut self.0 {
-            Dedicated::Server(con) => con.execute_async(plan).await,
-            Dedicated::Cluster(con) => con.execute_async(plan).await,
-        }
+    fn execute_async(&mut self, plan: Plan) -> impl Future<Output = Result<Vec<Value>>> + Send {
+        self.0.execute_async(plan)
     }
 
     fn is_exclusive(&self) -> bool {

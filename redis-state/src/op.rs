@@ -499,26 +499,11 @@ pub trait Operation {
     /// Runs the operation on a blocking connection: a `redis::Connection`,
     /// a `redis::cluster::ClusterConnection`, or anything else implementing
     /// `redis::ConnectionLike` (a pooled connection via `&mut *pooled`).
-    fn run<C: SyncExecutor + ?Sized>(mut self, con: &mut C) -> Result<Self::Output>
+    fn run<C: SyncExecutor + ?Sized>(self, con: &mut C) -> Result<Self::Output>
     where
         Self: Sized,
     {
-        for _ in 0..MAX_ROUNDS {
-            let mut plan = Plan::new();
-            self.prepare(&mut plan)?;
-            let empty = plan.is_empty();
-            let values = if empty {
-                Vec::new()
-            } else {
-                con.execute(plan)?
-            };
-            match self.complete(&mut Replies::new(values))? {
-                Step::Done(out) => return Ok(out),
-                Step::Again if empty => break,
-                Step::Again => {}
-            }
-        }
-        Err(too_many_rounds())
+        crate::driver::block_on(rounds(self, Blocking(con)))
     }
 
     /// Runs the operation on an async connection: a
@@ -526,30 +511,13 @@ pub trait Operation {
     /// `redis::cluster_async::ClusterConnection`, or anything else
     /// implementing `redis::aio::ConnectionLike`.
     fn run_async<C: AsyncExecutor + ?Sized>(
-        mut self,
+        self,
         con: &mut C,
     ) -> impl Future<Output = Result<Self::Output>> + Send
     where
         Self: Sized + Send,
     {
-        async move {
-            for _ in 0..MAX_ROUNDS {
-                let mut plan = Plan::new();
-                self.prepare(&mut plan)?;
-                let empty = plan.is_empty();
-                let values = if empty {
-                    Vec::new()
-                } else {
-                    con.execute_async(plan).await?
-                };
-                match self.complete(&mut Replies::new(values))? {
-                    Step::Done(out) => return Ok(out),
-                    Step::Again if empty => break,
-                    Step::Again => {}
-                }
-            }
-            Err(too_many_rounds())
-        }
+        rounds(self, Awaiting(con))
     }
 
     /// Transforms the output.
@@ -575,6 +543,51 @@ pub trait Operation {
             failed: None,
         }
     }
+}
+
+/// How [`rounds`] sends a plan: the one place the two executors differ.
+trait Sender {
+    fn send(&mut self, plan: Plan) -> impl Future<Output = Result<Vec<Value>>> + Send;
+}
+
+/// A blocking executor: the reply is there when `send` returns.
+struct Blocking<'c, C: ?Sized>(&'c mut C);
+
+impl<C: SyncExecutor + ?Sized> Sender for Blocking<'_, C> {
+    fn send(&mut self, plan: Plan) -> impl Future<Output = Result<Vec<Value>>> + Send {
+        std::future::ready(self.0.execute(plan))
+    }
+}
+
+/// An async executor.
+struct Awaiting<'c, C: ?Sized>(&'c mut C);
+
+impl<C: AsyncExecutor + ?Sized> Sender for Awaiting<'_, C> {
+    fn send(&mut self, plan: Plan) -> impl Future<Output = Result<Vec<Value>>> + Send {
+        self.0.execute_async(plan)
+    }
+}
+
+/// The rounds of one operation, written once for both executors: prepare,
+/// send (nothing when the plan is empty), complete, until it is done;
+/// at most [`MAX_ROUNDS`].
+async fn rounds<O: Operation, S: Sender>(mut op: O, mut con: S) -> Result<O::Output> {
+    for _ in 0..MAX_ROUNDS {
+        let mut plan = Plan::new();
+        op.prepare(&mut plan)?;
+        let empty = plan.is_empty();
+        let values = if empty {
+            Vec::new()
+        } else {
+            con.send(plan).await?
+        };
+        match op.complete(&mut Replies::new(values))? {
+            Step::Done(out) => return Ok(out),
+            Step::Again if empty => break,
+            Step::Again => {}
+        }
+    }
+    Err(too_many_rounds())
 }
 
 fn too_many_rounds() -> Error {
@@ -853,6 +866,7 @@ pub fn command<T: FromRedisValue>(name: &str, key: impl AsRef<[u8]>) -> CommandO
     CommandOp {
         cmd: Some(cmd),
         slot: Some(key_slot(key)),
+        target: Target::Keys,
         _out: std::marker::PhantomData,
     }
 }
@@ -862,6 +876,7 @@ pub fn command<T: FromRedisValue>(name: &str, key: impl AsRef<[u8]>) -> CommandO
 pub struct CommandOp<T> {
     cmd: Option<Cmd>,
     slot: Option<u16>,
+    target: Target,
     _out: std::marker::PhantomData<fn() -> T>,
 }
 
@@ -873,14 +888,24 @@ impl<T> CommandOp<T> {
         }
         self
     }
+
+    /// Writes the command into `plan` (once).
+    fn write(&mut self, plan: &mut Plan) {
+        if let Some(cmd) = self.cmd.take() {
+            plan.commands.push(Command {
+                cmd,
+                script: None,
+                slot: self.slot,
+                target: self.target.clone(),
+            });
+        }
+    }
 }
 
 impl<T: FromRedisValue> Operation for CommandOp<T> {
     type Output = T;
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
-        if let Some(cmd) = self.cmd.take() {
-            plan.push(cmd, self.slot, None);
-        }
+        self.write(plan);
         Ok(())
     }
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<T>> {
@@ -903,35 +928,29 @@ impl<T: FromRedisValue> Operation for CommandOp<T> {
 pub fn every_primary<T: FromRedisValue>(name: &str) -> EveryPrimary<T> {
     let mut cmd = Cmd::new();
     cmd.arg(name);
-    EveryPrimary {
+    EveryPrimary(CommandOp {
         cmd: Some(cmd),
+        slot: None,
+        target: Target::EveryPrimary,
         _out: std::marker::PhantomData,
-    }
+    })
 }
 
 /// See [`every_primary`].
 #[derive(Debug)]
-pub struct EveryPrimary<T> {
-    cmd: Option<Cmd>,
-    _out: std::marker::PhantomData<fn() -> T>,
-}
+pub struct EveryPrimary<T>(CommandOp<T>);
 
 impl<T> EveryPrimary<T> {
     /// Appends an argument.
-    pub fn arg(mut self, arg: impl redis::ToRedisArgs) -> Self {
-        if let Some(cmd) = &mut self.cmd {
-            cmd.arg(arg);
-        }
-        self
+    pub fn arg(self, arg: impl redis::ToRedisArgs) -> Self {
+        EveryPrimary(self.0.arg(arg))
     }
 }
 
 impl<T: FromRedisValue> Operation for EveryPrimary<T> {
     type Output = Vec<(Node, T)>;
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
-        if let Some(cmd) = self.cmd.take() {
-            plan.push_to(cmd, Target::EveryPrimary);
-        }
+        self.0.write(plan);
         Ok(())
     }
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<Self::Output>> {

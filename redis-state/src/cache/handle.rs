@@ -391,19 +391,17 @@ where
         }
     }
 
-    async fn flow<I, F, Fut, E>(
+    async fn flow<I, L>(
         &self,
         io: &mut I,
         id: IdBuf,
-        loader: F,
+        loader: L,
         use_local: bool,
         first: Option<(String, Decoded<T>)>,
     ) -> Result<Option<T>>
     where
         I: Io,
-        F: FnOnce() -> Fut + Send,
-        Fut: Future<Output = std::result::Result<Option<T>, E>> + Send,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+        L: Loader<T>,
     {
         let (key, first) = match first {
             Some((key, first)) => (key, Some(first)),
@@ -455,18 +453,16 @@ where
     /// An entry that is stale or due for early refresh: one caller (per
     /// process: the flight; across processes: the lease) recomputes it, the
     /// others return `current` at once.
-    async fn refresh<I, F, Fut, E>(
+    async fn refresh<I, L>(
         &self,
         io: &mut I,
         key: &str,
         current: Option<T>,
-        loader: F,
+        loader: L,
     ) -> Result<Option<T>>
     where
         I: Io,
-        F: FnOnce() -> Fut + Send,
-        Fut: Future<Output = std::result::Result<Option<T>, E>> + Send,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+        L: Loader<T>,
     {
         let guard = match self.flights.join(key) {
             Joined::Follower(_) => return Ok(current),
@@ -492,18 +488,16 @@ where
         r
     }
 
-    async fn miss<I, F, Fut, E>(
+    async fn miss<I, L>(
         &self,
         io: &mut I,
         key: &str,
         occupied: bool,
-        loader: F,
+        loader: L,
     ) -> Result<Option<T>>
     where
         I: Io,
-        F: FnOnce() -> Fut + Send,
-        Fut: Future<Output = std::result::Result<Option<T>, E>> + Send,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+        L: Loader<T>,
     {
         let mut force = occupied;
         for _ in 0..2 {
@@ -601,21 +595,19 @@ where
         }
     }
 
-    async fn load_and_fill<I, F, Fut, E>(
+    async fn load_and_fill<I, L>(
         &self,
         io: &mut I,
         key: &str,
         token: String,
-        loader: F,
+        loader: L,
     ) -> Result<Option<T>>
     where
         I: Io,
-        F: FnOnce() -> Fut + Send,
-        Fut: Future<Output = std::result::Result<Option<T>, E>> + Send,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+        L: Loader<T>,
     {
         let started = Instant::now();
-        let loaded = loader().await;
+        let loaded = loader.load().await;
         let delta = millis(started.elapsed());
         let schema = T::SCHEMA;
         let value = match loaded {
@@ -682,11 +674,30 @@ fn needs_refresh<T: Cached>(f: &super::Found<T>) -> bool {
         )
 }
 
-async fn load_only<T, F, Fut, E>(loader: F) -> Result<Option<T>>
+async fn load_only<T, L: Loader<T>>(loader: L) -> Result<Option<T>> {
+    loader.load().await.map_err(Error::user)
+}
+
+/// A loader handed to a strategy: called at most once, its future gives
+/// the value, `None` for "not found", or the caller's error.
+trait Loader<T>: Send {
+    /// The load in progress.
+    type Load: Future<Output = std::result::Result<Option<T>, Self::Error>> + Send;
+    /// The caller's error.
+    type Error: Into<Box<dyn std::error::Error + Send + Sync>>;
+    /// Starts the load.
+    fn load(self) -> Self::Load;
+}
+
+impl<T, F, Fut, E> Loader<T> for F
 where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = std::result::Result<Option<T>, E>>,
+    F: FnOnce() -> Fut + Send,
+    Fut: Future<Output = std::result::Result<Option<T>, E>> + Send,
     E: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    loader().await.map_err(Error::user)
+    type Load = Fut;
+    type Error = E;
+    fn load(self) -> Fut {
+        self()
+    }
 }
