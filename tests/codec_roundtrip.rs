@@ -330,7 +330,9 @@ fn uuid_and_system_time_round_trip_through_redis(r: &mut common::Runner, ns: &Na
             r.run(a.save().namespace(ns)).unwrap();
             let back = r.run(Account::load(&a.id).namespace(ns)).unwrap();
             assert_eq!(back.as_ref(), Some(&a));
-            let owned = r.run(Account::find_by_owner(&a.owner).namespace(ns)).unwrap();
+            let owned = r
+                .run(Account::find_by_owner(&a.owner).namespace(ns))
+                .unwrap();
             assert!(owned.contains(&a), "found by its uuid index");
             // The uuid in the key is the text other clients write.
             assert!(
@@ -393,7 +395,11 @@ fn loads_what_other_clients_write() {
         .query::<i64>(&mut con)
         .map(drop)
         .unwrap();
-    let p = Profile::load(&7).namespace(&ns).run(&mut con).unwrap().unwrap();
+    let p = Profile::load(&7)
+        .namespace(&ns)
+        .run(&mut con)
+        .unwrap()
+        .unwrap();
     assert_eq!(
         p,
         Profile {
