@@ -40,8 +40,11 @@ struct Tour {
     rt: tokio::runtime::Runtime,
 }
 
+/// One section: its title and what it runs.
+type Section = (&'static str, fn(&mut Tour) -> Result);
+
 /// The sections, in the order they run and are numbered.
-const SECTIONS: &[(&str, fn(&mut Tour) -> Result)] = &[
+const SECTIONS: &[Section] = &[
     ("#[derive(RedisHash)]: save, load, plain data", hash_models),
     ("Secondary indexes that cannot go stale", indexes),
     ("Counters and optimistic locking", counters),
