@@ -76,7 +76,6 @@
 //! LRU of the same capacity, and the speed of hits from several threads.
 
 use std::any::Any;
-use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
@@ -85,7 +84,7 @@ use std::time::{Duration, Instant};
 use redis::{PushInfo, PushKind, Value};
 use tokio::sync::Notify;
 
-use super::sieve::Sieve;
+use super::sieve::{HashedMap, Sieve};
 use crate::error::{Error, Result};
 
 /// Options of a [`LocalCache`].
@@ -155,10 +154,12 @@ struct Ready {
 struct Shard {
     /// The copies held, bounded with SIEVE eviction (see [`super::sieve`]).
     copies: Sieve<Ready>,
-    /// The reads in progress: key to the token of the [`Ticket`] that
+    /// The reads in progress: key hash to the token of the [`Ticket`] that
     /// registered it. Each lives as long as its ticket, so they are bounded
-    /// by the reads in flight and do not count against the capacity.
-    pending: HashMap<String, u64>,
+    /// by the reads in flight and do not count against the capacity. Two
+    /// keys sharing a hash share a slot: tokens are unique, so the earlier
+    /// read then finds another token and keeps nothing (never a stale copy).
+    pending: HashedMap<u64>,
 }
 
 /// Shards hold at least this many copies each: fewer would make the
@@ -189,7 +190,7 @@ impl Shards {
                 let cap = capacity / n + usize::from(i < capacity % n);
                 RwLock::new(Shard {
                     copies: Sieve::new(cap),
-                    pending: HashMap::new(),
+                    pending: HashedMap::default(),
                 })
             })
             .collect();
@@ -199,17 +200,24 @@ impl Shards {
         }
     }
 
-    fn of(&self, key: &str) -> &RwLock<Shard> {
-        let h = self.hasher.hash_one(key) as usize;
-        &self.shards[h & (self.shards.len() - 1)]
+    /// The key's hash: computed once per operation, it picks the shard
+    /// (high bits) and the slot in it.
+    fn hash(&self, key: &str) -> u64 {
+        self.hasher.hash_one(key)
     }
 
-    fn read(&self, key: &str) -> RwLockReadGuard<'_, Shard> {
-        self.of(key).read().unwrap_or_else(PoisonError::into_inner)
+    fn of(&self, hash: u64) -> &RwLock<Shard> {
+        &self.shards[(hash >> 32) as usize & (self.shards.len() - 1)]
     }
 
-    fn write(&self, key: &str) -> RwLockWriteGuard<'_, Shard> {
-        self.of(key).write().unwrap_or_else(PoisonError::into_inner)
+    fn read(&self, hash: u64) -> RwLockReadGuard<'_, Shard> {
+        self.of(hash).read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self, hash: u64) -> RwLockWriteGuard<'_, Shard> {
+        self.of(hash)
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn each(&self) -> impl Iterator<Item = RwLockWriteGuard<'_, Shard>> {
@@ -249,9 +257,10 @@ impl Inner {
         let Ok(key) = std::str::from_utf8(key) else {
             return;
         };
-        let mut shard = self.shards.write(key);
-        let pending = shard.pending.remove(key).is_some();
-        if shard.copies.remove(key).is_some() || pending {
+        let hash = self.shards.hash(key);
+        let mut shard = self.shards.write(hash);
+        let pending = shard.pending.remove(&hash).is_some();
+        if shard.copies.remove(hash).is_some() || pending {
             self.invalidations.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -305,6 +314,7 @@ const DONE: u64 = 0;
 #[derive(Debug)]
 pub struct Ticket {
     key: String,
+    hash: u64,
     token: u64,
     cache: Weak<Inner>,
 }
@@ -318,11 +328,11 @@ impl Drop for Ticket {
         let Some(inner) = self.cache.upgrade() else {
             return;
         };
-        let mut shard = inner.shards.write(&self.key);
+        let mut shard = inner.shards.write(self.hash);
         // Only this read's registration: a later read of the key has its
         // own token.
-        if shard.pending.get(&self.key) == Some(&self.token) {
-            shard.pending.remove(&self.key);
+        if shard.pending.get(&self.hash) == Some(&self.token) {
+            shard.pending.remove(&self.hash);
         }
     }
 }
@@ -411,8 +421,9 @@ impl LocalCache {
     /// of type `T`.
     pub fn get<T: Clone + 'static>(&self, key: &str) -> Option<T> {
         let inner = &self.inner;
-        let shard = inner.shards.read(key);
-        let (hit, expired) = match shard.copies.get(key) {
+        let hash = inner.shards.hash(key);
+        let shard = inner.shards.read(hash);
+        let (hit, expired) = match shard.copies.get(hash, key) {
             Some(r) if r.born.elapsed() < inner.opts.max_age => {
                 (r.value.downcast_ref::<T>().cloned(), false)
             }
@@ -422,13 +433,13 @@ impl LocalCache {
         drop(shard);
         if expired {
             // Too old: dropped, unless a newer copy replaced it meanwhile.
-            let mut shard = inner.shards.write(key);
+            let mut shard = inner.shards.write(hash);
             if shard
                 .copies
-                .get(key)
+                .get(hash, key)
                 .is_some_and(|r| r.born.elapsed() >= inner.opts.max_age)
             {
-                shard.copies.remove(key);
+                shard.copies.remove(hash);
             }
         }
         match hit {
@@ -445,13 +456,11 @@ impl LocalCache {
             return None;
         }
         let token = self.inner.next.fetch_add(1, Ordering::Relaxed) + 1;
-        self.inner
-            .shards
-            .write(key)
-            .pending
-            .insert(key.to_owned(), token);
+        let hash = self.inner.shards.hash(key);
+        self.inner.shards.write(hash).pending.insert(hash, token);
         Some(Ticket {
             key: key.to_owned(),
+            hash,
             token,
             cache: Arc::downgrade(&self.inner),
         })
@@ -462,15 +471,16 @@ impl LocalCache {
     /// Returns whether it was kept.
     pub fn complete<T: Send + Sync + 'static>(&self, mut ticket: Ticket, value: T) -> bool {
         let inner = &self.inner;
-        let mut shard = inner.shards.write(&ticket.key);
-        if shard.pending.get(&ticket.key) != Some(&ticket.token) {
+        let mut shard = inner.shards.write(ticket.hash);
+        if shard.pending.get(&ticket.hash) != Some(&ticket.token) {
             drop(shard);
             return false;
         }
         // The ticket's drop then has nothing of its own to remove.
-        shard.pending.remove(&ticket.key);
+        shard.pending.remove(&ticket.hash);
         ticket.token = DONE;
         shard.copies.insert(
+            ticket.hash,
             std::mem::take(&mut ticket.key),
             Ready {
                 value: Arc::new(value),
@@ -483,9 +493,10 @@ impl LocalCache {
     /// Drops the local copy of `key` (this process only; the server tells
     /// the others).
     pub fn invalidate(&self, key: &str) {
-        let mut shard = self.inner.shards.write(key);
-        shard.copies.remove(key);
-        shard.pending.remove(key);
+        let hash = self.inner.shards.hash(key);
+        let mut shard = self.inner.shards.write(hash);
+        shard.copies.remove(hash);
+        shard.pending.remove(&hash);
     }
 
     /// Drops every local copy.
@@ -495,7 +506,8 @@ impl LocalCache {
 
     /// Whether a copy of `key` is held (pending reads excluded).
     pub fn contains(&self, key: &str) -> bool {
-        self.inner.shards.read(key).copies.contains(key)
+        let hash = self.inner.shards.hash(key);
+        self.inner.shards.read(hash).copies.contains(hash, key)
     }
 
     /// Number of copies held.

@@ -16,12 +16,38 @@
 //! workload beside FIFO and LRU), and every operation is O(1) amortised.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 const NIL: u32 = u32::MAX;
 
+/// Hashes a `u64` that already is a hash (the caller's keyed SipHash of the
+/// key) to itself: each key is hashed once per operation.
+#[derive(Default)]
+pub(crate) struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64`s are hashed here; fold anything else all the same.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// A map from prehashed keys.
+pub(crate) type HashedMap<V> = HashMap<u64, V, BuildHasherDefault<Prehashed>>;
+
 struct Node<V> {
+    /// The key, compared on every read: two keys may share a hash.
     key: String,
+    hash: u64,
     value: V,
     visited: AtomicBool,
     /// The next entry towards the tail (inserted earlier).
@@ -30,9 +56,13 @@ struct Node<V> {
     newer: u32,
 }
 
-/// A map bounded to `capacity` entries with SIEVE eviction.
+/// A map bounded to `capacity` entries with SIEVE eviction, addressed by
+/// the key's hash (computed once by the caller). Two keys that share a hash
+/// share a slot: the later insert replaces the earlier, and a read compares
+/// the key, so a read never returns another key's value; a removal by hash
+/// removes whichever of them is held (conservative for invalidations).
 pub(crate) struct Sieve<V> {
-    map: HashMap<String, u32>,
+    map: HashedMap<u32>,
     nodes: Vec<Option<Node<V>>>,
     free: Vec<u32>,
     head: u32,
@@ -48,7 +78,7 @@ impl<V> Sieve<V> {
         // Slots are u32 indexes: a capacity beyond that is clamped.
         let capacity = capacity.clamp(1, NIL as usize - 1);
         Sieve {
-            map: HashMap::new(),
+            map: HashedMap::default(),
             nodes: Vec::new(),
             free: Vec::new(),
             head: NIL,
@@ -73,9 +103,12 @@ impl<V> Sieve<V> {
         }
     }
 
-    /// The value of `key`, marked as visited.
-    pub(crate) fn get(&self, key: &str) -> Option<&V> {
-        let node = self.node(*self.map.get(key)?);
+    /// The value of `key` (whose hash is `hash`), marked as visited.
+    pub(crate) fn get(&self, hash: u64, key: &str) -> Option<&V> {
+        let node = self.node(*self.map.get(&hash)?);
+        if node.key != key {
+            return None;
+        }
         // Only write the shared cache line when the bit changes.
         if !node.visited.load(Ordering::Relaxed) {
             node.visited.store(true, Ordering::Relaxed);
@@ -84,22 +117,31 @@ impl<V> Sieve<V> {
     }
 
     /// Whether `key` is held (does not count as a visit).
-    pub(crate) fn contains(&self, key: &str) -> bool {
-        self.map.contains_key(key)
+    pub(crate) fn contains(&self, hash: u64, key: &str) -> bool {
+        self.map
+            .get(&hash)
+            .is_some_and(|&i| self.node(i).key == key)
     }
 
     /// Inserts or replaces `key`'s value. A new key evicts one entry first
-    /// when the map is full; a replaced one keeps its place and bit.
-    pub(crate) fn insert(&mut self, key: String, value: V) {
-        if let Some(&i) = self.map.get(&key) {
-            self.node_mut(i).value = value;
+    /// when the map is full; a replaced one keeps its place and bit (a key
+    /// of the same hash is replaced by this one).
+    pub(crate) fn insert(&mut self, hash: u64, key: String, value: V) {
+        if let Some(&i) = self.map.get(&hash) {
+            let node = self.node_mut(i);
+            if node.key != key {
+                node.key = key;
+                node.visited.store(false, Ordering::Relaxed);
+            }
+            node.value = value;
             return;
         }
         if self.map.len() >= self.capacity {
             self.evict();
         }
         let node = Node {
-            key: key.clone(),
+            key,
+            hash,
             value,
             visited: AtomicBool::new(false),
             older: self.head,
@@ -123,7 +165,7 @@ impl<V> Sieve<V> {
         if self.tail == NIL {
             self.tail = i;
         }
-        self.map.insert(key, i);
+        self.map.insert(hash, i);
     }
 
     /// Evicts one entry: the first unvisited one from the hand on.
@@ -169,14 +211,15 @@ impl<V> Sieve<V> {
             NIL => self.head = node.older,
             n => self.node_mut(n).older = node.older,
         }
-        self.map.remove(&node.key);
+        self.map.remove(&node.hash);
         self.free.push(i);
         node.value
     }
 
-    /// Removes `key`; returns its value if it was held.
-    pub(crate) fn remove(&mut self, key: &str) -> Option<V> {
-        let i = *self.map.get(key)?;
+    /// Removes the entry of `hash` (whichever key holds it); returns its
+    /// value if there was one.
+    pub(crate) fn remove(&mut self, hash: u64) -> Option<V> {
+        let i = *self.map.get(&hash)?;
         Some(self.unlink(i))
     }
 
@@ -200,6 +243,28 @@ impl<V> Sieve<V> {
 mod tests {
     use super::*;
 
+    /// Test keys hash to themselves parsed, or to a fixed mix of bytes.
+    fn h(key: &str) -> u64 {
+        key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |a, b| {
+            (a ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        })
+    }
+
+    impl<V> Sieve<V> {
+        fn put(&mut self, key: &str, v: V) {
+            self.insert(h(key), key.to_owned(), v)
+        }
+        fn read(&self, key: &str) -> Option<&V> {
+            self.get(h(key), key)
+        }
+        fn has(&self, key: &str) -> bool {
+            self.contains(h(key), key)
+        }
+        fn del(&mut self, key: &str) -> Option<V> {
+            self.remove(h(key))
+        }
+    }
+
     fn keys<V>(s: &Sieve<V>) -> Vec<String> {
         // Newest first, walking the list, checking both directions agree.
         let mut out = Vec::new();
@@ -221,53 +286,69 @@ mod tests {
     fn evicts_unvisited_first_and_keeps_visited() {
         let mut s = Sieve::new(3);
         for k in ["a", "b", "c"] {
-            s.insert(k.into(), k.to_uppercase());
+            s.put(k, k.to_uppercase());
         }
-        assert_eq!(s.get("a").map(String::as_str), Some("A"));
+        assert_eq!(s.read("a").map(String::as_str), Some("A"));
         // Full: "a" was visited, so "b" (the oldest unvisited) goes.
-        s.insert("d".into(), "D".into());
+        s.put("d", "D".into());
         assert_eq!(keys(&s), ["d", "c", "a"]);
         // The hand stopped after "b": "c" is next, unvisited, goes.
-        s.insert("e".into(), "E".into());
+        s.put("e", "E".into());
         assert_eq!(keys(&s), ["e", "d", "a"]);
         // The hand is at "d", unvisited: it goes, although "a" lost its
         // bit and is older (the hand does not restart at the tail).
-        s.insert("f".into(), "F".into());
+        s.put("f", "F".into());
         assert_eq!(keys(&s), ["f", "e", "a"]);
         // The hand goes on towards the head: "e" is next.
-        s.insert("g".into(), "G".into());
+        s.put("g", "G".into());
         assert_eq!(keys(&s), ["g", "f", "a"]);
+    }
+
+    /// Keys that share a hash share a slot: a read never returns the other
+    /// key's value.
+    #[test]
+    fn keys_sharing_a_hash_never_read_each_other() {
+        let mut s = Sieve::new(4);
+        s.insert(7, "a".into(), 1);
+        assert_eq!(s.get(7, "b"), None);
+        s.insert(7, "b".into(), 2);
+        assert_eq!(s.get(7, "a"), None);
+        assert_eq!(s.get(7, "b"), Some(&2));
+        assert!(!s.contains(7, "a"));
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.remove(7), Some(2));
+        assert_eq!(s.len(), 0);
     }
 
     #[test]
     fn all_visited_wraps_and_still_evicts() {
         let mut s = Sieve::new(2);
-        s.insert("a".into(), 1);
-        s.insert("b".into(), 2);
-        s.get("a");
-        s.get("b");
-        s.insert("c".into(), 3);
+        s.put("a", 1);
+        s.put("b", 2);
+        s.read("a");
+        s.read("b");
+        s.put("c", 3);
         assert_eq!(s.len(), 2);
-        assert!(s.contains("c"));
+        assert!(s.has("c"));
     }
 
     #[test]
     fn replace_remove_and_clear() {
         let mut s = Sieve::new(2);
-        s.insert("a".into(), 1);
-        s.insert("a".into(), 2);
+        s.put("a", 1);
+        s.put("a", 2);
         assert_eq!(s.len(), 1);
-        assert_eq!(s.get("a"), Some(&2));
-        s.insert("b".into(), 3);
-        assert_eq!(s.remove("a"), Some(2));
-        assert_eq!(s.remove("a"), None);
+        assert_eq!(s.read("a"), Some(&2));
+        s.put("b", 3);
+        assert_eq!(s.del("a"), Some(2));
+        assert_eq!(s.del("a"), None);
         assert_eq!(keys(&s), ["b"]);
-        s.insert("c".into(), 4);
-        s.insert("d".into(), 5);
+        s.put("c", 4);
+        s.put("d", 5);
         assert_eq!(s.len(), 2);
         s.clear();
         assert_eq!(s.len(), 0);
-        s.insert("e".into(), 6);
+        s.put("e", 6);
         assert_eq!(keys(&s), ["e"]);
     }
 
@@ -282,17 +363,17 @@ mod tests {
                 let key = k.to_string();
                 match op {
                     0 | 1 => {
-                        s.insert(key.clone(), k);
-                        prop_assert!(s.contains(&key));
+                        s.put(&key, k);
+                        prop_assert!(s.has(&key));
                     }
                     2 => {
-                        if let Some(v) = s.get(&key) {
+                        if let Some(v) = s.read(&key) {
                             prop_assert_eq!(*v, k);
                         }
                     }
                     _ => {
-                        s.remove(&key);
-                        prop_assert!(!s.contains(&key));
+                        s.del(&key);
+                        prop_assert!(!s.has(&key));
                     }
                 }
                 prop_assert!(s.len() <= cap);
