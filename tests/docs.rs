@@ -107,10 +107,21 @@ fn render_needs(src: &str) -> String {
         )
     }];
     let mut tokio = Vec::new();
-    if uses("tokio::runtime::Runtime") || uses("#[tokio::main]") {
+    let main_attr = uses("#[tokio::main]") || uses("#[tokio::main(");
+    let current_thread = uses("flavor = \"current_thread\"");
+    if uses("tokio::runtime::Runtime::new")
+        || uses("new_multi_thread")
+        || (main_attr && !current_thread)
+    {
         tokio.push("rt-multi-thread");
+    } else if uses("new_current_thread")
+        || current_thread
+        || uses("tokio::spawn")
+        || uses("tokio::task::")
+    {
+        tokio.push("rt");
     }
-    if uses("#[tokio::main]") || uses("tokio::join!") || uses("tokio::select!") {
+    if main_attr || uses("tokio::join!") || uses("tokio::select!") || uses("tokio::try_join!") {
         tokio.push("macros");
     }
     if uses("tokio::time::") {
