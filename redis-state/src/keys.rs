@@ -363,6 +363,24 @@ impl IdBuf {
         &self.buf
     }
 
+    /// The parts as they were given, unescaped, joined by `:`: the text of a
+    /// verbatim key (`lock:resource:123`). Bytes that are not UTF-8 are
+    /// replaced by U+FFFD.
+    pub(crate) fn verbatim(&self) -> String {
+        let mut out = String::with_capacity(self.buf.len());
+        for i in 0..self.len().min(MAX_ID_PARTS) {
+            if i > 0 {
+                out.push(':');
+            }
+            let part = self.part(i);
+            match unescape(part) {
+                Some(raw) => out.push_str(&String::from_utf8_lossy(&raw)),
+                None => out.push_str(part),
+            }
+        }
+        out
+    }
+
     /// Rebuilds a buffer from the joined form (as stored in indexes).
     pub fn from_joined(joined: &str) -> Self {
         let mut id = IdBuf::new();
@@ -634,6 +652,57 @@ pub fn key_slot(key: &[u8]) -> u16 {
     crc16(hash_tag(key).unwrap_or(key)) % 16384
 }
 
+/// A key in `key`'s Cluster slot for a structure that belongs to `key`
+/// (a fence counter, a lease), different for every `key`:
+///
+/// | `key` | result |
+/// |---|---|
+/// | with a hash tag: `a:{42}` | `a:{42}` + `tagged` |
+/// | without one: `report` | `{report}` + `untagged` |
+/// | without one, holding a `}` or empty: `a}b`, `lock:{}` | `{<n>}%` + `key` escaped + `untagged` |
+///
+/// In the last form `<n>` is the smallest decimal number in the slot of
+/// `key` (a hash tag cannot hold a `}`, and an empty one is no tag: Redis
+/// hashes `lock:{}` whole), and `key` follows it escaped like every user
+/// value. The forms differ in what follows the first `}`, so two keys never
+/// share a result as long as `untagged` does not start with `%`.
+pub(crate) fn beside(key: &str, tagged: &str, untagged: &str) -> String {
+    let bytes = key.as_bytes();
+    if hash_tag(bytes).is_some() {
+        return format!("{key}{tagged}");
+    }
+    if !key.is_empty() && !key.contains('}') {
+        return format!("{{{key}}}{untagged}");
+    }
+    let mut out = format!("{{{}}}%", slot_tag(key_slot(bytes)));
+    escape_into(&mut out, key);
+    out.push_str(untagged);
+    out
+}
+
+/// The smallest decimal number whose hash slot is `slot`: a hash tag that
+/// puts a key in that slot. The table of all 16,384 is built on first use
+/// (about 170,000 CRC16s of a few bytes).
+pub(crate) fn slot_tag(slot: u16) -> u32 {
+    static TAGS: std::sync::OnceLock<Box<[u32]>> = std::sync::OnceLock::new();
+    let tags = TAGS.get_or_init(|| {
+        let mut tags = vec![u32::MAX; 16384].into_boxed_slice();
+        let mut left = tags.len();
+        let mut text = itoa::Buffer::new();
+        let mut n = 0u32;
+        while left > 0 && n < u32::MAX {
+            let slot = usize::from(key_slot(text.format(n).as_bytes()));
+            if tags[slot] == u32::MAX {
+                tags[slot] = n;
+                left -= 1;
+            }
+            n += 1;
+        }
+        tags
+    });
+    tags[usize::from(slot) % tags.len()]
+}
+
 /// The hash tag of `key` per the Redis Cluster rules: the bytes between the
 /// first `{` and the first `}` after it, when that is not empty.
 pub fn hash_tag(key: &[u8]) -> Option<&[u8]> {
@@ -694,6 +763,36 @@ mod tests {
             }
             assert_eq!(unescape(&e).as_deref(), Some(v.as_bytes()));
         }
+    }
+
+    #[test]
+    fn every_slot_has_a_tag() {
+        for slot in 0..16384u16 {
+            let tag = slot_tag(slot);
+            assert_ne!(tag, u32::MAX, "slot {slot}");
+            assert_eq!(key_slot(tag.to_string().as_bytes()), slot);
+        }
+    }
+
+    #[test]
+    fn beside_keeps_the_slot_and_tells_keys_apart() {
+        let keys = [
+            "a:{b}:c", "{a}", "a", "a{", "a}b", "", "}", "{}", "{}}", "lock:{}", "x:{}:y",
+        ];
+        let mut seen = std::collections::HashMap::new();
+        for k in keys {
+            let b = beside(k, ":#s", "#s");
+            assert_eq!(
+                key_slot(b.as_bytes()),
+                key_slot(k.as_bytes()),
+                "{k:?} -> {b:?}"
+            );
+            if let Some(prev) = seen.insert(b.clone(), k) {
+                panic!("{prev:?} and {k:?} both give {b:?}");
+            }
+        }
+        assert_eq!(beside("lock:{x}", ":#fence", "#fence"), "lock:{x}:#fence");
+        assert_eq!(beside("lock:x", ":#fence", "#fence"), "{lock:x}#fence");
     }
 
     #[test]

@@ -24,10 +24,8 @@
 //! # Ok(()) }
 //! ```
 
-use std::sync::OnceLock;
-
 use crate::error::Result;
-use crate::keys::{escape_into, hash_tag, key_slot};
+use crate::keys::beside;
 
 crate::script! {
     /// Writes `value` at `resource` if `token` is at least the largest token
@@ -57,40 +55,7 @@ crate::script! {
 /// follows the first `}` or precedes `#fence`, so two resources never share
 /// a fence key.
 pub fn fence_key_for(resource: &str) -> String {
-    let bytes = resource.as_bytes();
-    if hash_tag(bytes).is_some() {
-        return format!("{resource}:#fence");
-    }
-    if !resource.is_empty() && !resource.contains('}') {
-        return format!("{{{resource}}}#fence");
-    }
-    let mut key = format!("{{{}}}%", slot_tag(key_slot(bytes)));
-    escape_into(&mut key, resource);
-    key.push_str("#fence");
-    key
-}
-
-/// The smallest decimal number whose hash slot is `slot`: a hash tag that
-/// puts a key in that slot. The table of all 16,384 is built on first use
-/// (about 170,000 CRC16s of a few bytes).
-fn slot_tag(slot: u16) -> u32 {
-    static TAGS: OnceLock<Box<[u32]>> = OnceLock::new();
-    let tags = TAGS.get_or_init(|| {
-        let mut tags = vec![u32::MAX; 16384].into_boxed_slice();
-        let mut left = tags.len();
-        let mut text = itoa::Buffer::new();
-        let mut n = 0u32;
-        while left > 0 && n < u32::MAX {
-            let slot = usize::from(key_slot(text.format(n).as_bytes()));
-            if tags[slot] == u32::MAX {
-                tags[slot] = n;
-                left -= 1;
-            }
-            n += 1;
-        }
-        tags
-    });
-    tags[usize::from(slot) % tags.len()]
+    beside(resource, ":#fence", "#fence")
 }
 
 /// Sets `resource` to `value` if `token` is not smaller than any token
@@ -135,15 +100,7 @@ impl crate::Operation for FencedWrite {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_slot_has_a_tag() {
-        for slot in 0..16384u16 {
-            let tag = slot_tag(slot);
-            assert_ne!(tag, u32::MAX, "slot {slot}");
-            assert_eq!(key_slot(tag.to_string().as_bytes()), slot);
-        }
-    }
+    use crate::keys::key_slot;
 
     #[test]
     fn fence_keys() {

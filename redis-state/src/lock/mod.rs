@@ -50,22 +50,26 @@ mod watchdog;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use redis::Value;
+
 pub use self::watchdog::{Connect, LossSignal, WatchedGuard};
 use crate::driver::{Async, Blocking, Io, block_on};
 pub use crate::error::LostReason;
-use crate::error::{Error, Result};
+use crate::error::{DecodeError, Error, Result};
 use crate::exec::{AsyncExecutor, Detached, SyncExecutor};
 use crate::keys::{IdBuf, KeyPart, Namespace, impl_namespaced};
+use crate::lock::fence::fence_key_for;
 use crate::op::{Operation, Plan, Replies, Step};
 use crate::random;
 
 crate::script! {
-    /// `SET NX PX` plus the fencing token, atomically.
+    /// `SET NX PX` plus the fencing token, atomically; refuses a fence
+    /// counter that is not a non-negative integer.
     pub(crate) struct AcquireScript {
         name: "redis_state.lock.acquire",
         keys: [lock, fence],
         args: [token: &str, ttl_ms: u64],
-        returns: (i64, i64),
+        returns: Value,
         lua: include_str!("lua/acquire.lua"),
     }
 }
@@ -126,6 +130,7 @@ pub(crate) fn instant_after(at: Instant, d: Duration) -> Instant {
 #[derive(Debug, Clone)]
 pub struct Lock {
     name: IdBuf,
+    verbatim: Option<String>,
     ns: Option<Namespace>,
     key: String,
     fence_key: String,
@@ -147,6 +152,7 @@ impl Lock {
         name.write_key_part(&mut id);
         let mut lock = Lock {
             name: id,
+            verbatim: None,
             ns: None,
             key: String::new(),
             fence_key: String::new(),
@@ -167,11 +173,41 @@ impl Lock {
             key.push_str(ns.as_str());
             key.push(':');
         }
-        key.push_str("lock:{");
-        key.push_str(self.name.joined());
-        key.push('}');
-        self.fence_key = format!("{key}:#fence");
+        match &self.verbatim {
+            None => {
+                key.push_str("lock:{");
+                key.push_str(self.name.joined());
+                key.push('}');
+            }
+            Some(prefix) => {
+                key.push_str(prefix);
+                key.push_str(&self.name.verbatim());
+            }
+        }
+        // `lock:{<name>}:#fence`; for an empty name (`lock:{}` has no hash
+        // tag) and for verbatim keys, a key of the same slot all the same.
+        self.fence_key = fence_key_for(&key);
         self.key = key;
+    }
+
+    /// Keys the lock at `<prefix><name>`, the name as given (not escaped, no
+    /// hash tag), the layout other clients use for names the application
+    /// controls: `Lock::new("resource:123").verbatim_keys("lock:")` is the
+    /// key `lock:resource:123` of the common redis-py `RedisLock` recipe, so
+    /// a Rust and a Python process exclude each other, and either side's
+    /// owner-only release (`GET` and compare, then `DEL`) releases a lock the
+    /// other took. An empty prefix makes the name the whole key (redis-py's
+    /// `Lock`, node-redlock and Redisson take the key as given).
+    ///
+    /// The fence counter goes to [`fence_key_for`]`(key)`
+    /// (`{lock:resource:123}#fence`), which shares the lock's Cluster slot.
+    /// Two names map to one key only if their text is equal (a name that is
+    /// not UTF-8 has its bad bytes replaced), so keep such names to ones the
+    /// application makes, never ones its users send.
+    pub fn verbatim_keys(mut self, prefix: &str) -> Self {
+        self.verbatim = Some(prefix.to_owned());
+        self.build_keys();
+        self
     }
 
     /// Puts the lock's keys in namespace `ns`.
@@ -220,12 +256,14 @@ impl Lock {
         self
     }
 
-    /// The lock key (`[<ns>:]lock:{<name>}`).
+    /// The lock key (`[<ns>:]lock:{<name>}`, or the
+    /// [verbatim](Lock::verbatim_keys) `[<ns>:]<prefix><name>`).
     pub fn key(&self) -> &str {
         &self.key
     }
 
-    /// The key of the fence counter (`[<ns>:]lock:{<name>}:#fence`).
+    /// The key of the fence counter (`[<ns>:]lock:{<name>}:#fence`, or
+    /// [`fence_key_for`] of a verbatim key).
     pub fn fence_key(&self) -> &str {
         &self.fence_key
     }
@@ -461,6 +499,7 @@ pub(crate) enum Tried {
 #[derive(Debug)]
 pub(crate) struct Attempt {
     key: String,
+    fence_key: String,
     token: Option<String>,
     ttl: Duration,
     call: Option<AcquireScript>,
@@ -472,6 +511,7 @@ impl Attempt {
     pub(crate) fn new(lock: &Lock) -> Self {
         let mut attempt = Attempt {
             key: lock.key.clone(),
+            fence_key: lock.fence_key.clone(),
             token: None,
             ttl: lock.ttl,
             call: None,
@@ -521,13 +561,30 @@ impl Operation for Attempt {
             context: "a lock acquisition",
             found: "no call".to_owned(),
         })?;
-        let (taken, n) = match call.complete(replies)? {
+        let reply = match call.complete(replies)? {
             Step::Done(v) => v,
             Step::Again => return Ok(Step::Again),
         };
-        if taken != 1 {
-            return Ok(Step::Done(Tried::Busy { pttl: n }));
-        }
+        let n = match reply.as_sequence() {
+            Some([Value::Int(1), Value::Int(n)]) => *n,
+            Some([Value::Int(0), Value::Int(pttl)]) => {
+                return Ok(Step::Done(Tried::Busy { pttl: *pttl }));
+            }
+            Some([Value::Int(-1), Value::BulkString(found)]) => {
+                return Err(DecodeError::new(
+                    &self.fence_key,
+                    None,
+                    "a fence counter (a non-negative integer below 10^18)",
+                    Some(found),
+                )
+                .with_detail(
+                    "the lock was not taken: fencing tokens drawn from it would not grow; \
+                     set it to at least the largest token handed out so far",
+                )
+                .into());
+            }
+            _ => return Err(Error::unexpected("a lock acquisition", &reply)),
+        };
         let sent = self.sent.unwrap_or_else(Instant::now);
         Ok(Step::Done(Tried::Acquired(LockGuard {
             key: self.key.clone(),
