@@ -25,6 +25,7 @@
 //! * [`ratelimit`]: fixed window, sliding window and GCRA limiters.
 //! * [`session`]: sessions for any serde type, JSON or hash layout.
 //! * [`tx`]: optimistic `WATCH`/`MULTI`/`EXEC` transactions with retries.
+//! * [`value`]: plain string values and counters at keys other clients share.
 //! * `testing` (feature `test-support`): real `redis-server` processes for
 //!   tests, standalone or as a local Cluster.
 
@@ -44,6 +45,7 @@ pub mod redlock;
 pub mod script;
 pub mod session;
 pub mod tx;
+pub mod value;
 
 #[cfg(feature = "test-support")]
 pub mod testing;

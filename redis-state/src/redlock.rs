@@ -70,6 +70,7 @@ struct Instance {
 pub struct Redlock {
     instances: Vec<Instance>,
     ns: Option<Namespace>,
+    verbatim: Option<String>,
     ttl: Duration,
     retries: u32,
     retry_delay: Duration,
@@ -148,6 +149,7 @@ impl Redlock {
         Ok(Redlock {
             instances,
             ns: None,
+            verbatim: None,
             ttl: Duration::from_secs(30),
             retries: 3,
             retry_delay: Duration::from_millis(200),
@@ -163,7 +165,8 @@ impl Redlock {
     }
 
     /// Tries again `retries` times after a failed attempt, each time after
-    /// a random delay of up to `max_delay`. Default 3 and 200 ms.
+    /// a random delay of up to `max_delay` (any duration: the delay is
+    /// drawn from its first 584 years). Default 3 and 200 ms.
     pub fn retry(mut self, retries: u32, max_delay: Duration) -> Self {
         self.retries = retries;
         self.retry_delay = max_delay;
@@ -184,6 +187,20 @@ impl Redlock {
         self
     }
 
+    /// Keys each lock at `<prefix><resource>`, the resource as given (not
+    /// escaped, no hash tag), the layout other Redlock clients use:
+    /// `verbatim_keys("lock:")` is `lock:<resource>` (the redis-py Redlock
+    /// recipe), `verbatim_keys("")` the resource itself (node-redlock,
+    /// redlock-py). Clients that agree on the key exclude each other, and
+    /// the release script is the common one (compare the token, then
+    /// `DEL`), so either side releases what the other took given its token.
+    /// Two resources share a key when their text is equal, so keep them to
+    /// names the application makes.
+    pub fn verbatim_keys(mut self, prefix: &str) -> Self {
+        self.verbatim = Some(prefix.to_owned());
+        self
+    }
+
     /// How many servers must agree: `N / 2 + 1`.
     pub fn quorum(&self) -> usize {
         self.instances.len() / 2 + 1
@@ -197,9 +214,17 @@ impl Redlock {
             key.push_str(ns.as_str());
             key.push(':');
         }
-        key.push_str("lock:{");
-        key.push_str(id.joined());
-        key.push('}');
+        match &self.verbatim {
+            None => {
+                key.push_str("lock:{");
+                key.push_str(id.joined());
+                key.push('}');
+            }
+            Some(prefix) => {
+                key.push_str(prefix);
+                key.push_str(&id.verbatim());
+            }
+        }
         key
     }
 

@@ -87,8 +87,8 @@ use std::marker::PhantomData;
 use redis::Value;
 
 pub use self::ops::{
-    Delete, DeleteMany, Exists, Expire, FindBy, FindUnique, Increment, Load, Persist, Save, TtlOf,
-    Update,
+    Delete, DeleteMany, Exists, Expire, FindBy, FindUnique, Increment, Load, LoadField, Persist,
+    Save, TtlOf, Update,
 };
 use crate::codec::{CounterValue, ExpiresAtValue, Slot};
 use crate::error::{DecodeError, Error, Result};
@@ -551,9 +551,35 @@ macro_rules! handle {
                 S::encode(value, out)
             }
         }
+
+        impl<M, T, S: Slot<T>> Readable<M, T> for $name<M, T, S> {
+            fn read<Q: IdValue + ?Sized>(&self, id: &Q) -> LoadField<M, T>
+            where
+                M: RedisHash,
+            {
+                LoadField::new::<Q, S>(id, self.idx)
+            }
+        }
     )*};
 }
 handle!(Field, IndexField, UniqueField, CounterField);
+
+/// A field handle whose value [`RedisHash::load_field`] reads.
+pub trait Readable<M, T> {
+    /// The read of this field of the entity with `id`.
+    fn read<Q: IdValue + ?Sized>(&self, id: &Q) -> LoadField<M, T>
+    where
+        M: RedisHash;
+}
+
+impl<M, T, S: Slot<T>> Readable<M, T> for ExpiryField<M, T, S> {
+    fn read<Q: IdValue + ?Sized>(&self, id: &Q) -> LoadField<M, T>
+    where
+        M: RedisHash,
+    {
+        LoadField::new::<Q, S>(id, self.idx)
+    }
+}
 
 /// The `expires_at` field: setting it with [`Update::set`] also moves the
 /// entity's expiry.
@@ -791,6 +817,26 @@ pub trait RedisHash: Sized {
         I: IntoIterator<Item = &'q Q>,
     {
         many(ids.into_iter().map(Load::new))
+    }
+
+    /// Reads one field of the entity with `id` (`User::EMAIL`, a handle the
+    /// derive generates), decoded as the model decodes it: the other
+    /// fields are not read, so a field other clients read and write alone
+    /// (`HGET user:profile:123 email`) costs the same here. One `HGET`,
+    /// one round trip.
+    ///
+    /// The output is `None` when the field is absent, which for a required
+    /// field means the entity does not exist; an absent `Option` field
+    /// reads as `Some(None)` whether or not the entity exists (`HGET`
+    /// cannot tell: use [`exists`](Self::exists) or [`load`](Self::load)
+    /// when that matters).
+    fn load_field<Q, T, F>(id: &Q, field: F) -> LoadField<Self, T>
+    where
+        Q: IdValue + ?Sized,
+        Self::Id: std::borrow::Borrow<Q>,
+        F: Readable<Self, T>,
+    {
+        field.read(id)
     }
 
     /// Whether an entity with `id` exists. One `EXISTS`, one round trip.

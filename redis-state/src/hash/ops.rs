@@ -751,6 +751,96 @@ impl<M: RedisHash> Operation for Load<M> {
 }
 
 // ---------------------------------------------------------------------------
+// One field
+
+/// One field of an entity; see [`RedisHash::load_field`].
+pub struct LoadField<M: RedisHash, T> {
+    id: IdBuf,
+    ns: Option<Namespace>,
+    idx: usize,
+    key: String,
+    decode: fn(&[u8]) -> std::result::Result<T, crate::codec::FieldError>,
+    absent: fn() -> Option<T>,
+    _m: PhantomData<fn() -> M>,
+}
+
+impl<M: RedisHash, T> LoadField<M, T> {
+    pub(super) fn new<Q: IdValue + ?Sized, S: crate::codec::Slot<T>>(id: &Q, idx: usize) -> Self {
+        LoadField {
+            id: id_of(id),
+            ns: None,
+            idx,
+            key: String::new(),
+            decode: S::decode,
+            absent: S::absent,
+            _m: PhantomData,
+        }
+    }
+
+    /// Runs the read in namespace `ns`.
+    pub fn namespace(mut self, ns: &Namespace) -> Self {
+        self.ns = Some(ns.clone());
+        self
+    }
+}
+
+impl<M: RedisHash, T> crate::keys::Namespaced for LoadField<M, T> {
+    fn namespace(self, ns: &Namespace) -> Self {
+        LoadField::namespace(self, ns)
+    }
+}
+
+impl<M: RedisHash, T> std::fmt::Debug for LoadField<M, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let field = M::SCHEMA.fields.get(self.idx).map_or("?", |f| f.rust_name);
+        f.debug_struct("LoadField")
+            .field("model", &M::SCHEMA.model)
+            .field("id", &self.id)
+            .field("field", &field)
+            .finish()
+    }
+}
+
+impl<M: RedisHash, T> Operation for LoadField<M, T> {
+    type Output = Option<T>;
+
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        let schema = M::SCHEMA;
+        let field = schema
+            .fields
+            .get(self.idx)
+            .ok_or_else(|| Error::InvalidArgument {
+                operation: "load_field",
+                reason: format!("{} has no field number {}", schema.model, self.idx),
+            })?;
+        self.key = schema.key(self.ns.as_ref(), &self.id);
+        plan.cmd("HGET", &self.key).arg(field.name);
+        Ok(())
+    }
+
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Option<T>>> {
+        let v = replies.next_value()?;
+        let raw = match &v {
+            Value::Nil => return Ok(Step::Done((self.absent)())),
+            Value::BulkString(b) => &b[..],
+            Value::SimpleString(s) => s.as_bytes(),
+            other => return Err(Error::unexpected("HGET", other)),
+        };
+        let field = &M::SCHEMA.fields[self.idx];
+        (self.decode)(raw)
+            .map(|t| Step::Done(Some(t)))
+            .map_err(|e| {
+                let mut err =
+                    DecodeError::new(&self.key, Some(field.name), field.expected, Some(raw));
+                if let Some(detail) = e.detail {
+                    err = err.with_detail(detail);
+                }
+                err.into()
+            })
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Exists, TTL
 
 /// Whether an entity exists; see [`RedisHash::exists`].

@@ -4,7 +4,7 @@
 //!
 //! | limiter | guarantee | state per subject |
 //! |---|---|---|
-//! | [`FixedWindow`] | at most `limit` per window; a window opens with the first admitted request and lasts `window` | one integer |
+//! | [`FixedWindow`] | at most `limit` per window; a window opens with the first admitted request and lasts `window` (or, with [`count_all_requests`](FixedWindow::count_all_requests), every request counts, as in the `INCR` + `EXPIRE` recipe) | one integer |
 //! | [`SlidingWindow`] | at most `limit` in **any** span of `window` (a sliding log, exact) | one sorted-set member per admitted request |
 //! | [`Gcra`] | a token bucket of `burst` tokens refilled at `limit` per `period`: at most `burst + t × limit / period` in any span `t` | one number |
 //!
@@ -28,7 +28,9 @@
 //!
 //! `ratelimit:<kind>:<name>:<subject>`, where `<kind>` is `fixed`,
 //! `sliding` or `gcra`, and `<name>` and `<subject>` are escaped. Each key
-//! expires once its state no longer matters.
+//! expires once its state no longer matters. `verbatim_keys(prefix)` keys
+//! a limiter's state at `<prefix><subject>` instead (the subject as given),
+//! the layout other clients use, such as `rate_limit:<user id>`.
 
 use std::time::Duration;
 
@@ -81,6 +83,18 @@ crate::script! {
 }
 
 crate::script! {
+    /// The fixed-window check that counts every request (see
+    /// [`FixedWindow::count_all_requests`]).
+    pub struct FixedWindowAllScript {
+        name: "redis_state.ratelimit.fixed_window_all",
+        keys: [counter],
+        args: [limit: u64, window_ms: u64, cost: u64],
+        returns: Decision => decode_decision,
+        lua: include_str!("lua/fixed_window_all.lua"),
+    }
+}
+
+crate::script! {
     /// The sliding-log check (see [`SlidingWindow`]).
     pub struct SlidingWindowScript {
         name: "redis_state.ratelimit.sliding_log",
@@ -108,6 +122,7 @@ struct Base {
     kind: &'static str,
     name: IdBuf,
     ns: Option<Namespace>,
+    verbatim: Option<String>,
 }
 
 impl Base {
@@ -118,6 +133,7 @@ impl Base {
             kind,
             name: id,
             ns: None,
+            verbatim: None,
         }
     }
 
@@ -130,6 +146,11 @@ impl Base {
         if let Some(ns) = &self.ns {
             key.push_str(ns.as_str());
             key.push(':');
+        }
+        if let Some(prefix) = &self.verbatim {
+            key.push_str(prefix);
+            key.push_str(&id.verbatim());
+            return key;
         }
         key.push_str("ratelimit:");
         key.push_str(self.kind);
@@ -189,11 +210,30 @@ fn check_cost(cost: u64, capacity: u64) -> Result<()> {
 /// Cheap (one integer per subject) but bursty at window edges: up to
 /// `2 × limit` can pass within one `window` span that straddles two
 /// windows. Use [`SlidingWindow`] when that matters.
+///
+/// By default only admitted requests count: a client that is denied and
+/// retries gets in as soon as the window ends, and `remaining` is exact.
+/// [`count_all_requests`](FixedWindow::count_all_requests) switches to
+/// the common recipe other clients use (every request `INCR`s the counter,
+/// the first one sets the `EXPIRE`), so that a Rust and a Python service
+/// share one quota at one key:
+///
+/// ```
+/// use std::time::Duration;
+/// use redis_state::ratelimit::FixedWindow;
+/// // the key `rate_limit:<user id>`, 100 requests a minute, as the redis-py
+/// // `is_allowed` script counts them
+/// let api = FixedWindow::new("api", 100, Duration::from_secs(60))
+///     .count_all_requests()
+///     .verbatim_keys("rate_limit:");
+/// assert_eq!(api.check(42u64).key(), "rate_limit:42");
+/// ```
 #[derive(Debug, Clone)]
 pub struct FixedWindow {
     base: Base,
     limit: u64,
     window: Duration,
+    count_all: bool,
 }
 
 impl FixedWindow {
@@ -203,7 +243,24 @@ impl FixedWindow {
             base: Base::new("fixed", name),
             limit,
             window,
+            count_all: false,
         }
+    }
+
+    /// Counts every request, denied ones too, as the `INCR` + `EXPIRE`
+    /// recipe of other clients does: the counter is the number of requests
+    /// seen in the window, the first request of a window sets its TTL, and
+    /// a subject that keeps sending while over the limit stays denied until
+    /// the window ends (the counter goes on growing past `limit`). A counter
+    /// without a TTL (set by hand) starts a new window rather than denying
+    /// forever. One `EVALSHA` (`PTTL`, `GET`, `INCRBY`, `PEXPIRE` on the
+    /// first), one round trip.
+    ///
+    /// Windows are in milliseconds (`PEXPIRE`); a window of whole seconds
+    /// is what a client using `EXPIRE` sets, so mixed fleets agree.
+    pub fn count_all_requests(mut self) -> Self {
+        self.count_all = true;
+        self
     }
 
     /// Checks one request of `subject` (a user id, an IP, ...). One
@@ -214,14 +271,21 @@ impl FixedWindow {
 
     /// Checks a request that costs `cost` units of the quota.
     pub fn check_n(&self, subject: impl KeyPart, cost: u64) -> Check {
+        let call: fn(&str, u64, u64, u64) -> Call = if self.count_all {
+            |key, limit, window_ms, cost| {
+                Call::FixedAll(FixedWindowAllScript::new(key, limit, window_ms, cost))
+            }
+        } else {
+            |key, limit, window_ms, cost| {
+                Call::Fixed(FixedWindowScript::new(key, limit, window_ms, cost))
+            }
+        };
         self.base.window_check(
             &|id| subject.write_key_part(id),
             self.limit,
             self.window,
             cost,
-            |key, limit, window_ms, cost| {
-                Call::Fixed(FixedWindowScript::new(key, limit, window_ms, cost))
-            },
+            call,
         )
     }
 }
@@ -337,6 +401,18 @@ macro_rules! namespaced {
                 self.base.ns = Some(ns.clone());
                 self
             }
+
+            /// Keys each subject's state at `<prefix><subject>`, the subject
+            /// as given (not escaped) and without the limiter's kind or name:
+            /// the layout of other clients, such as `rate_limit:<user id>`
+            /// (`verbatim_keys("rate_limit:")`). Limiters that share a prefix
+            /// share their state, and two subjects share a key when their
+            /// text is equal, so keep such subjects to values the application
+            /// makes (ids), never raw user input.
+            pub fn verbatim_keys(mut self, prefix: &str) -> Self {
+                self.base.verbatim = Some(prefix.to_owned());
+                self
+            }
         }
 
         impl_namespaced!([] $t);
@@ -347,6 +423,7 @@ namespaced!(FixedWindow, SlidingWindow, Gcra);
 #[derive(Debug)]
 enum Call {
     Fixed(FixedWindowScript),
+    FixedAll(FixedWindowAllScript),
     Sliding(SlidingWindowScript),
     Gcra(GcraScript),
 }
@@ -376,6 +453,7 @@ impl Operation for Check {
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
         match &mut self.call {
             Ok(Call::Fixed(c)) => c.prepare(plan),
+            Ok(Call::FixedAll(c)) => c.prepare(plan),
             Ok(Call::Sliding(c)) => c.prepare(plan),
             Ok(Call::Gcra(c)) => c.prepare(plan),
             Err(e) => Err(std::mem::replace(
@@ -388,6 +466,7 @@ impl Operation for Check {
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<Decision>> {
         match &mut self.call {
             Ok(Call::Fixed(c)) => c.complete(replies),
+            Ok(Call::FixedAll(c)) => c.complete(replies),
             Ok(Call::Sliding(c)) => c.complete(replies),
             Ok(Call::Gcra(c)) => c.complete(replies),
             Err(_) => Err(invalid("rate limit check", "this check already failed")),

@@ -85,9 +85,10 @@ where
 {
     /// Creates a session for `user_id` holding `data`, with a new random
     /// id. One round trip: one `EVALSHA` writing the hash (`HSET`,
-    /// `PEXPIRE`) and one adding it to the user's index.
+    /// `PEXPIRE`) and, unless the store keeps [no
+    /// index](HashSessions::user_index), one adding it to the user's index.
     pub fn create(&self, user_id: U, data: T) -> CreateHash<T, U> {
-        let session = SessionId::generate().map(|id| Session {
+        let session = self.cfg.new_id().map(|id| Session {
             id,
             user_id,
             created_at: now_micros(),

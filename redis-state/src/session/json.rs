@@ -44,11 +44,12 @@ where
     U: Serialize + DeserializeOwned + KeyPart,
 {
     /// Creates a session for `user_id` holding `data`, with a new random
-    /// id. One round trip: `SET NX PX` of the document and one `EVALSHA`
+    /// id. One round trip: `SET NX PX` of the document and, unless the
+    /// store keeps [no index](JsonSessions::user_index), one `EVALSHA`
     /// adding it to the user's index (`ZADD`, `ZREMRANGEBYSCORE`,
     /// `PEXPIRE`).
     pub fn create(&self, user_id: U, data: T) -> CreateJson<T, U> {
-        let created = SessionId::generate().map(|id| Session {
+        let created = self.cfg.new_id().map(|id| Session {
             id,
             user_id,
             created_at: now_micros(),

@@ -27,7 +27,9 @@
 //! # Ids
 //!
 //! New ids are 32 lower-case hex digits: 128 bits from the operating
-//! system's generator, never from a user-space PRNG. Ids given to `get`,
+//! system's generator, never from a user-space PRNG. With
+//! `id_format(IdFormat::Uuid4)` they are the text of a random UUID
+//! (`str(uuid.uuid4())` in Python), 122 bits from the same generator. Ids given to `get`,
 //! `touch`, `delete` (from a cookie, say) are untrusted: they are escaped
 //! into the key like every user value, so no id can reach another key, add a
 //! segment, or act as a pattern; an empty id or one longer than 256 bytes
@@ -51,6 +53,10 @@
 //! lifetime after the user's newest session was created, which is after
 //! every session it lists has become unusable. Sessions created by other
 //! clients are not in the index.
+//!
+//! `user_index(false)` turns the index off: `create` then writes the
+//! session key alone, exactly what other clients write, and the per-user
+//! operations fail with [`Error::InvalidConfig`].
 //!
 //! On a Cluster the session and the index are on different slots, so
 //! `create` sends two commands (each atomic) in one round trip; if one of
@@ -103,6 +109,13 @@ impl SessionId {
         random::hex_token(16).map(SessionId)
     }
 
+    /// A new id in the text form of a random (version 4) UUID, as Python's
+    /// `str(uuid.uuid4())` writes it: `8-4-4-4-12` lower-case hex digits,
+    /// 122 random bits from the OS random number generator.
+    pub fn generate_uuid4() -> Result<Self> {
+        random::uuid4().map(SessionId)
+    }
+
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -151,12 +164,27 @@ pub struct Session<T, U = u64> {
     pub data: T,
 }
 
+/// How new session ids look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum IdFormat {
+    /// 32 lower-case hex digits (128 random bits): [`SessionId::generate`].
+    #[default]
+    Hex,
+    /// The text of a random UUID, `xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx`, as
+    /// Python's `str(uuid.uuid4())` writes it (122 random bits):
+    /// [`SessionId::generate_uuid4`].
+    Uuid4,
+}
+
 /// The settings both layouts share.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     ns: Option<Namespace>,
     idle: Duration,
     max_lifetime: Duration,
+    ids: IdFormat,
+    index: bool,
 }
 
 impl Config {
@@ -165,7 +193,27 @@ impl Config {
             ns: None,
             idle,
             max_lifetime: Duration::from_secs(7 * 24 * 3600),
+            ids: IdFormat::Hex,
+            index: true,
         }
+    }
+
+    /// A new id in the configured format.
+    pub(crate) fn new_id(&self) -> Result<SessionId> {
+        match self.ids {
+            IdFormat::Hex => SessionId::generate(),
+            IdFormat::Uuid4 => SessionId::generate_uuid4(),
+        }
+    }
+
+    /// The error of a per-user operation on a store that keeps no index.
+    fn no_index(&self) -> Option<Error> {
+        (!self.index).then(|| Error::InvalidConfig {
+            what: "session index",
+            reason: "this store keeps no per-user index (`user_index(false)`): \
+                     sessions are not listed by user"
+                .to_owned(),
+        })
     }
 
     fn prefix(&self, out: &mut String) {
@@ -259,6 +307,27 @@ macro_rules! store_settings {
             /// (measured from `created_at`). Default 7 days.
             pub fn max_lifetime(mut self, max: std::time::Duration) -> Self {
                 self.cfg.max_lifetime = max;
+                self
+            }
+
+            /// How new session ids look: 32 hex digits (the default) or
+            /// [`IdFormat::Uuid4`], the text of a random UUID as Python's
+            /// `str(uuid.uuid4())` writes it, for stores shared with clients
+            /// that expect it. Ids of either form (and any other) are read
+            /// whatever this says.
+            pub fn id_format(mut self, format: $crate::session::IdFormat) -> Self {
+                self.cfg.ids = format;
+                self
+            }
+
+            /// Whether `create` also writes the user's index
+            /// (`session:#user:<user id>`, on by default). Without it a
+            /// create is one command and the store writes exactly the
+            /// session key, as other clients do; `list_for_user` and
+            /// `delete_all_for_user` then fail with
+            /// [`Error::InvalidConfig`]($crate::Error::InvalidConfig).
+            pub fn user_index(mut self, on: bool) -> Self {
+                self.cfg.index = on;
                 self
             }
 
@@ -549,7 +618,7 @@ impl<T, U> GetSession<T, U> {
 /// again if the index write failed.
 pub(crate) struct CreateCore {
     key: String,
-    index: IndexAdd,
+    index: Option<IndexAdd>,
     write: Option<WriteSession>,
     state: CreateState,
 }
@@ -570,7 +639,9 @@ impl CreateCore {
     ) -> Self {
         CreateCore {
             key,
-            index: IndexAdd::new(index_key, id.as_str(), cfg.max_lifetime_ms()),
+            index: cfg
+                .index
+                .then(|| IndexAdd::new(index_key, id.as_str(), cfg.max_lifetime_ms())),
             write: Some(write),
             state: CreateState::Send,
         }
@@ -579,7 +650,9 @@ impl CreateCore {
     pub(crate) fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
         match &self.state {
             CreateState::Send => {
-                self.index.prepare(plan)?;
+                if let Some(index) = &mut self.index {
+                    index.prepare(plan)?;
+                }
                 let write = self.write.take().ok_or_else(run_twice)?;
                 write(plan)
             }
@@ -600,7 +673,10 @@ impl CreateCore {
     ) -> Result<Step<()>> {
         match std::mem::replace(&mut self.state, CreateState::Done) {
             CreateState::Send => {
-                let indexed = self.index.complete(replies);
+                let indexed = match &mut self.index {
+                    Some(index) => index.complete(replies).map(|_| ()),
+                    None => Ok(()),
+                };
                 let written = created(replies.next_value());
                 match (indexed, written) {
                     (Ok(_), Ok(true)) => Ok(Step::Done(())),
@@ -737,6 +813,9 @@ impl Operation for ListForUser {
     type Output = Vec<SessionId>;
 
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        if let Some(e) = self.cfg.no_index() {
+            return Err(e);
+        }
         match &self.state {
             ListState::Read => {
                 plan.cmd("ZRANGE", &self.index).arg(0).arg(-1);
@@ -821,6 +900,9 @@ impl Operation for DeleteAllForUser {
     type Output = usize;
 
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        if let Some(e) = self.cfg.no_index() {
+            return Err(e);
+        }
         match &self.ids {
             None => {
                 plan.cmd("ZRANGE", &self.index).arg(0).arg(-1);

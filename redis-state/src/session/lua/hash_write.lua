@@ -15,7 +15,13 @@ if ARGV[2] == 'replace' then
     if not keep[f] then redis.call('HDEL', KEYS[1], f) end
   end
 end
-if n > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 4, 3 + 2 * n)) end
-for i = 4 + 2 * n, #ARGV do redis.call('HDEL', KEYS[1], ARGV[i]) end
+-- In chunks of 500 pairs (Lua's unpack has a stack limit of about 8,000).
+local last = 3 + 2 * n
+for i = 4, last, 1000 do
+  redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, last)))
+end
+for i = last + 1, #ARGV, 1000 do
+  redis.call('HDEL', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
