@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod interop;
+
 use redis_state::testing::{shared_cluster, shared_server, unique_prefix};
 use redis_state::{Namespace, Operation};
 
