@@ -1408,18 +1408,27 @@ fn hostile_members(r: &mut Runner, ns: &Namespace) {
 
 fn bad_data(r: &mut Runner, ns: &Namespace) {
     let board = Best::board("bad").namespace(ns);
-    let e = Best {
-        game: "bad".into(),
-        player: 1,
-        points: 10,
-        level: 1,
-        name: None,
-        scratch: Vec::new(),
-    };
-    r.run(e.submit().namespace(ns)).unwrap();
+    for (player, points) in [(1, 10), (3, 30), (4, 40)] {
+        let e = Best {
+            game: "bad".into(),
+            player,
+            points,
+            level: 1,
+            name: None,
+            scratch: Vec::new(),
+        };
+        r.run(e.submit().namespace(ns)).unwrap();
+    }
     let data_key = format!("{}:#data", board.key());
     let _: i64 = r.cmd("HSET", &data_key).arg("1").arg("{not json").go();
-    let err = r.run(board.top(1)).unwrap_err();
+    // A page leaves the entry it cannot read out; the others keep their
+    // ranks. Strict reads fail with the error naming the key.
+    let page = r.run(board.top(3)).unwrap();
+    assert_eq!(
+        page.iter().map(|e| (e.rank, e.member)).collect::<Vec<_>>(),
+        [(1, 4), (2, 3)]
+    );
+    let err = r.run(board.top(3).strict()).unwrap_err();
     assert!(
         matches!(&err, Error::Decode(d) if d.key == data_key),
         "{err}"
@@ -1429,21 +1438,46 @@ fn bad_data(r: &mut Runner, ns: &Namespace) {
         .arg("1")
         .arg(r#"{"level":"high"}"#)
         .go();
+    // A read of that member names the field.
     let err = r.run(board.entry(&1)).unwrap_err();
     assert!(err.to_string().contains("level"), "{err}");
-    // Reads without data still work.
-    assert_eq!(r.run(board.top(1).without_data()).unwrap()[0].score, 10);
-    // A member that is not a u64, a score that is not a u32.
-    let _: i64 = r.cmd("ZADD", &board.key()).arg(5).arg("ann").go();
-    let err = r.run(board.top(5).without_data()).unwrap_err();
+    // Reads without data still see it.
+    assert_eq!(r.run(board.top(3).without_data()).unwrap()[2].score, 10);
+    // A member that is not a u64 (another client's ZADD): every page that
+    // holds it still reads, ranks counting it; scans skip it too.
+    let _: i64 = r.cmd("ZADD", &board.key()).arg(35).arg("ann").go();
+    let _: i64 = r.cmd("HDEL", &data_key).arg("1").go();
+    for page in [
+        r.run(board.top(5).without_data()).unwrap(),
+        r.run(board.top(5)).unwrap(),
+        r.run(board.page(1, 5)).unwrap(),
+        r.run(board.around(&3, 2)).unwrap().unwrap(),
+    ] {
+        assert_eq!(
+            page.iter().map(|e| (e.rank, e.member)).collect::<Vec<_>>(),
+            [(1, 4), (3, 3), (4, 1)]
+        );
+    }
+    let err = r.run(board.top(5).without_data().strict()).unwrap_err();
     assert!(
         matches!(&err, Error::Decode(d) if d.field.as_deref() == Some("member")),
         "{err}"
     );
+    let scanned = r.run(board.scan_page(0, 100)).unwrap();
+    assert_eq!(scanned.items.len(), 3);
+    assert!(matches!(
+        r.run(board.scan_page(0, 100).strict()),
+        Err(Error::Decode(_))
+    ));
     let _: i64 = r.cmd("ZREM", &board.key()).arg("ann").go();
     let _: i64 = r.cmd("ZADD", &board.key()).arg(-1.5).arg("2").go();
     let err = r.run(board.score(&2)).unwrap_err();
     assert!(matches!(err, Error::Decode(_)), "{err}");
+    assert_eq!(
+        r.run(board.top(5)).unwrap().len(),
+        3,
+        "a score that is not a u32"
+    );
     // A board key of another type.
     let other = Best::board("wrongtype").namespace(ns);
     let _: () = r.cmd("SET", &other.key()).arg("x").go();

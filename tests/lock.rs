@@ -143,7 +143,105 @@ fn fence_records_of_a_and_braced_a_are_distinct() {
     assert!(fenced_set("a}b", 1, b"z").run(&mut con).unwrap());
 }
 
+/// An empty name is a lock like any other: `lock:{}` has no hash tag (an
+/// empty one does not count), so its fence counter is placed in its slot
+/// by other means, and nothing fails with CrossSlot, on a standalone
+/// server or a Cluster.
+fn an_empty_name_is_a_lock(r: &mut Runner, ns: &Namespace) {
+    let lock = Lock::new("").namespace(ns);
+    assert!(lock.key().ends_with("lock:{}"), "{}", lock.key());
+    assert_eq!(
+        redis_state::keys::key_slot(lock.fence_key().as_bytes()),
+        redis_state::keys::key_slot(lock.key().as_bytes())
+    );
+    let guard = r.run(lock.try_acquire()).unwrap().expect("free");
+    assert!(r.run(lock.try_acquire()).unwrap().is_none());
+    assert!(r.run(guard.release()).unwrap());
+    let next = r.run(lock.try_acquire()).unwrap().expect("free again");
+    assert_eq!(next.fence(), guard.fence() + 1);
+    assert!(r.run(next.release()).unwrap());
+    // Not the lock of the name "{}" or of any other.
+    let braces = r.run(Lock::new("{}").namespace(ns).try_acquire()).unwrap();
+    assert!(braces.is_some());
+}
+
+/// A fence counter that is not a non-negative integer (written by hand, by
+/// another program, or decremented) refuses the lock with a decode error
+/// naming the counter, and leaves the lock free: tokens drawn from it would
+/// not grow (a negative one read as 0, again and again).
+fn a_corrupt_fence_counter_refuses_the_lock(r: &mut Runner, ns: &Namespace) {
+    let lock = Lock::new("fenced").namespace(ns);
+    for bad in ["-5", "-1", "abc", "1.5", "007", "", "99999999999999999999"] {
+        let _: () = r.cmd("SET", lock.fence_key()).arg(bad).go();
+        match r.run(lock.try_acquire()) {
+            Err(Error::Decode(e)) => {
+                assert_eq!(e.key, lock.fence_key(), "{bad:?}");
+                assert!(e.to_string().contains("fence counter"), "{e}");
+            }
+            other => panic!("{bad:?}: {other:?}"),
+        }
+        let held: bool = r.cmd("EXISTS", lock.key()).go();
+        assert!(!held, "{bad:?}: the lock was taken");
+        let still: String = r.cmd("GET", lock.fence_key()).go();
+        assert_eq!(still, bad, "the counter is left as it was");
+    }
+    let _: i64 = r.cmd("DEL", lock.fence_key()).go();
+    let _: i64 = r.cmd("RPUSH", lock.fence_key()).arg("x").go();
+    assert!(matches!(r.run(lock.try_acquire()), Err(Error::Decode(_))));
+    // Repaired by hand to the last token handed out: tokens go on from it.
+    let _: i64 = r.cmd("DEL", lock.fence_key()).go();
+    let _: () = r.cmd("SET", lock.fence_key()).arg("41").go();
+    let guard = r.run(lock.try_acquire()).unwrap().expect("free");
+    assert_eq!(guard.fence(), 42);
+    assert!(r.run(guard.release()).unwrap());
+    let _: () = r.cmd("SET", lock.fence_key()).arg("0").go();
+    let guard = r.run(lock.try_acquire()).unwrap().expect("free");
+    assert_eq!(guard.fence(), 1);
+    assert!(r.run(guard.release()).unwrap());
+}
+
+/// Verbatim keys: the name as given after a prefix, the fence counter in
+/// the same slot, fencing tokens as with the default layout.
+fn verbatim_keys_take_the_name_as_given(r: &mut Runner, ns: &Namespace) {
+    let lock = Lock::new("resource:123")
+        .verbatim_keys("lock:")
+        .namespace(ns);
+    assert_eq!(lock.key(), format!("{ns}:lock:resource:123"));
+    assert_eq!(
+        lock.fence_key(),
+        format!("{{{ns}:lock:resource:123}}#fence")
+    );
+    let whole = Lock::new("jobs/nightly").verbatim_keys("").namespace(ns);
+    assert_eq!(whole.key(), format!("{ns}:jobs/nightly"));
+    // Names other layouts escape are kept: braces make a hash tag.
+    let tagged = Lock::new("{tenant}:report").verbatim_keys("lock:");
+    assert_eq!(tagged.key(), "lock:{tenant}:report");
+    assert_eq!(tagged.fence_key(), "lock:{tenant}:report:#fence");
+    for l in [&lock, &whole] {
+        let a = r.run(l.try_acquire()).unwrap().expect("free");
+        assert!(r.run(l.try_acquire()).unwrap().is_none());
+        let stored: String = r.cmd("GET", l.key()).go();
+        assert_eq!(stored, a.token());
+        assert!(r.run(a.release()).unwrap());
+        let b = r.run(l.try_acquire()).unwrap().expect("free");
+        assert_eq!(b.fence(), a.fence() + 1);
+        assert!(r.run(b.release()).unwrap());
+    }
+    // The default layout of the same name is another lock.
+    let tagged_default = Lock::new("resource:123").namespace(ns);
+    let held = r.run(lock.try_acquire()).unwrap().expect("free");
+    let other = r
+        .run(tagged_default.try_acquire())
+        .unwrap()
+        .expect("another key");
+    assert!(r.run(held.release()).unwrap());
+    assert!(r.run(other.release()).unwrap());
+}
+
 matrix!(
+    an_empty_name_is_a_lock,
+    a_corrupt_fence_counter_refuses_the_lock,
+    verbatim_keys_take_the_name_as_given,
     only_owner_releases,
     fencing_tokens_strictly_increase,
     only_owner_extends,

@@ -151,7 +151,84 @@ fn batched_checks(r: &mut Runner, ns: &Namespace) {
     assert!(x.allowed && y.allowed && z.allowed);
 }
 
+/// Counting every request, as the `INCR` + `EXPIRE` recipe does: denied
+/// requests count too and keep the subject denied until the window ends;
+/// the first request sets the TTL; a counter left without one starts a new
+/// window; a counter that is not a number is an error naming the key.
+fn fixed_window_counting_every_request(r: &mut Runner, ns: &Namespace) {
+    let rl = FixedWindow::new("login", 3, Duration::from_secs(2))
+        .count_all_requests()
+        .namespace(ns);
+    let key = rl.check("ada").key().to_owned();
+    let d: Vec<Decision> = (0..5).map(|_| r.run(rl.check("ada")).unwrap()).collect();
+    assert_eq!(
+        d.iter()
+            .map(|d| (d.allowed, d.remaining))
+            .collect::<Vec<_>>(),
+        [(true, 2), (true, 1), (true, 0), (false, 0), (false, 0)]
+    );
+    let counted: i64 = r.cmd("GET", &key).go();
+    assert_eq!(counted, 5, "denied requests are counted");
+    assert!(d[4].retry_after > Duration::ZERO && d[4].retry_after <= Duration::from_secs(2));
+    assert!(
+        d[4].retry_after <= d[3].retry_after,
+        "the window does not move"
+    );
+    std::thread::sleep(d[4].retry_after + Duration::from_millis(20));
+    let again = r.run(rl.check("ada")).unwrap();
+    assert!(again.allowed && again.remaining == 2, "{again:?}");
+    // Costs count whole, admitted or not.
+    assert!(r.run(rl.check_n("bob", 3)).unwrap().allowed);
+    assert!(!r.run(rl.check_n("bob", 2)).unwrap().allowed);
+    let counted: i64 = r.cmd("GET", &rl.check("bob").key().to_owned()).go();
+    assert_eq!(counted, 5);
+    // A counter without a TTL opens a new window.
+    let carol = rl.check("carol").key().to_owned();
+    let _: () = r.cmd("SET", &carol).arg(100).go();
+    let d = r.run(rl.check("carol")).unwrap();
+    assert!(d.allowed && d.remaining == 2, "{d:?}");
+    let pttl: i64 = r.cmd("PTTL", &carol).go();
+    assert!(pttl > 0 && pttl <= 2_000);
+    // A counter that is not a number fails the check and names the key.
+    let _: () = r.cmd("SET", &carol).arg("lots").arg("PX").arg(60_000).go();
+    match r.run(rl.check("carol")) {
+        Err(e) => assert!(e.to_string().contains(&carol), "{e}"),
+        Ok(d) => panic!("{d:?}"),
+    }
+}
+
+/// `verbatim_keys`: the subject as given after the prefix, without the
+/// limiter's kind and name, for every limiter.
+fn verbatim_keys_take_the_subject_as_given(r: &mut Runner, ns: &Namespace) {
+    let fixed = FixedWindow::new("api", 2, Duration::from_secs(60))
+        .count_all_requests()
+        .verbatim_keys("rate_limit:")
+        .namespace(ns);
+    assert_eq!(fixed.check("u:1").key(), format!("{ns}:rate_limit:u:1"));
+    assert_eq!(fixed.check(42u64).key(), format!("{ns}:rate_limit:42"));
+    // Limiters of another name share the state at the same prefix.
+    let other = FixedWindow::new("web", 2, Duration::from_secs(60))
+        .count_all_requests()
+        .verbatim_keys("rate_limit:")
+        .namespace(ns);
+    assert!(r.run(fixed.check(42u64)).unwrap().allowed);
+    assert!(r.run(other.check(42u64)).unwrap().allowed);
+    assert!(!r.run(fixed.check(42u64)).unwrap().allowed);
+    let sliding = SlidingWindow::new("api", 2, Duration::from_secs(60))
+        .verbatim_keys("sliding:")
+        .namespace(ns);
+    assert_eq!(sliding.check("u:1").key(), format!("{ns}:sliding:u:1"));
+    assert!(r.run(sliding.check("u:1")).unwrap().allowed);
+    let gcra = Gcra::new("api", 2, Duration::from_secs(60))
+        .verbatim_keys("gcra:")
+        .namespace(ns);
+    assert_eq!(gcra.check("u:1").key(), format!("{ns}:gcra:u:1"));
+    assert!(r.run(gcra.check("u:1")).unwrap().allowed);
+}
+
 matrix!(
+    fixed_window_counting_every_request,
+    verbatim_keys_take_the_subject_as_given,
     fixed_window_counts_and_resets,
     sliding_window_counts_and_slides,
     gcra_bursts_then_paces,
@@ -260,7 +337,20 @@ fn sliding_window_never_admits_more_than_the_limit_in_any_window() {
 #[test]
 fn fixed_window_never_admits_more_than_the_limit_in_one_window() {
     let ns = common::namespace("rl_fixed_conc");
-    let rl = FixedWindow::new("hot", 20, Duration::from_millis(250)).namespace(&ns);
+    fixed_window_under_load(FixedWindow::new("hot", 20, Duration::from_millis(250)).namespace(&ns));
+}
+
+#[test]
+fn fixed_window_counting_every_request_never_admits_more_than_the_limit() {
+    let ns = common::namespace("rl_fixed_all_conc");
+    fixed_window_under_load(
+        FixedWindow::new("hot", 20, Duration::from_millis(250))
+            .count_all_requests()
+            .namespace(&ns),
+    );
+}
+
+fn fixed_window_under_load(rl: FixedWindow) {
     let (admits, checks) = hammer(8, Duration::from_millis(1200), move |con| {
         rl.check("one").run(con).unwrap()
     });

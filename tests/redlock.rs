@@ -139,3 +139,47 @@ fn huge_durations_do_not_panic() {
     assert!(rl.unlock(&guard).unwrap() >= 3);
     assert_eq!(holders(&servers, "lock:{huge}"), 0);
 }
+
+/// A retry delay of `Duration::MAX` under contention: the pause before the
+/// retry is drawn from the first 584 years of the range (it used to
+/// overflow computing it). Either the retry finished or it is still
+/// pausing when the test stops waiting; neither panics.
+#[test]
+fn a_retry_delay_of_duration_max_does_not_panic() {
+    let servers = five();
+    let holder = redlock(&servers);
+    let guard = holder.lock("busy").unwrap().expect("free");
+    let rl = Redlock::new(servers.iter().map(RedisServer::client))
+        .unwrap()
+        .retry(1, Duration::MAX);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        match tokio::time::timeout(Duration::from_millis(300), rl.lock_async("busy")).await {
+            Ok(result) => assert!(result.unwrap().is_none(), "held by another"),
+            Err(_still_pausing) => {}
+        }
+    });
+    // The blocking form with a pause that is long but representable.
+    let rl = Redlock::new(servers.iter().map(RedisServer::client))
+        .unwrap()
+        .retry(1, Duration::from_millis(1));
+    assert!(rl.lock("busy").unwrap().is_none());
+    assert!(holder.unlock(&guard).unwrap() >= 3);
+}
+
+/// The verbatim layout: `lock:<resource>` on every server, as other
+/// Redlock clients key it.
+#[test]
+fn verbatim_keys_on_every_server() {
+    let servers = five();
+    let rl = redlock(&servers).verbatim_keys("lock:");
+    let guard = rl.lock("report:2024").unwrap().expect("free");
+    assert_eq!(guard.key(), "lock:report:2024");
+    assert_eq!(holders(&servers, "lock:report:2024"), 5);
+    assert!(rl.lock("report:2024").unwrap().is_none());
+    assert_eq!(rl.unlock(&guard).unwrap(), 5);
+    assert_eq!(holders(&servers, "lock:report:2024"), 0);
+}

@@ -273,7 +273,79 @@ fn corrupt_data_is_a_typed_error(r: &mut Runner, ns: &Namespace) {
     assert!(matches!(r.run(store.get("bad5")), Err(Error::Redis(_))));
 }
 
+/// Hash sessions of any size: more fields than Lua's `unpack` can spread
+/// (about 4,000 pairs) are written in chunks, on create and on update.
+fn hash_sessions_with_thousands_of_fields(r: &mut Runner, ns: &Namespace) {
+    type Fields = std::collections::BTreeMap<String, String>;
+    let store = HashSessions::<Fields>::new(Duration::from_secs(60)).namespace(ns);
+    let many: Fields = (0..5_000)
+        .map(|i| (format!("f{i}"), format!("v{i}")))
+        .collect();
+    let s = r.run(store.create(1, many.clone())).unwrap();
+    let key = store.key(s.id.as_str()).unwrap();
+    let n: usize = r.cmd("HLEN", &key).go();
+    assert_eq!(n, 5_002, "every field, user_id and created_at");
+    let back = r.run(store.get(s.id.as_str())).unwrap().unwrap();
+    assert_eq!(back.data, many);
+    // Replace with another 4,500 fields, removing the rest.
+    let mut next = s.clone();
+    next.data = (2_000..6_500)
+        .map(|i| (format!("f{i}"), format!("w{i}")))
+        .collect();
+    assert!(r.run(store.update(&next)).unwrap());
+    let back = r.run(store.get(s.id.as_str())).unwrap().unwrap();
+    assert_eq!(back.data, next.data);
+}
+
+/// uuid4 text ids and a store without the per-user index: the session key
+/// is the only key written, and per-user operations say why they cannot run.
+fn uuid_ids_without_an_index(r: &mut Runner, ns: &Namespace) {
+    use redis_state::session::IdFormat;
+    let json = JsonSessions::<Cart>::new(Duration::from_secs(60))
+        .namespace(ns)
+        .id_format(IdFormat::Uuid4)
+        .user_index(false);
+    let hash = HashSessions::<Cart>::new(Duration::from_secs(60))
+        .namespace(ns)
+        .id_format(IdFormat::Uuid4)
+        .user_index(false);
+    let a = r.run(json.create(7, cart())).unwrap();
+    let b = r.run(hash.create(7, cart())).unwrap();
+    for id in [a.id.as_str(), b.id.as_str()] {
+        let parsed = uuid::Uuid::parse_str(id).unwrap();
+        assert_eq!(parsed.get_version_num(), 4, "{id}");
+        assert_eq!(parsed.hyphenated().to_string(), id, "lower-case hyphenated");
+    }
+    assert_eq!(
+        r.run(json.get(a.id.as_str())).unwrap().unwrap().data,
+        cart()
+    );
+    assert_eq!(
+        r.run(hash.get(b.id.as_str())).unwrap().unwrap().data,
+        cart()
+    );
+    let indexed: bool = r.cmd("EXISTS", &json.index_key(&7)).go();
+    assert!(!indexed);
+    for e in [
+        r.run(json.list_for_user(&7)).map(|_| ()),
+        r.run(hash.delete_all_for_user(&7)).map(|_| ()),
+    ] {
+        match e {
+            Err(Error::InvalidConfig { reason, .. }) => {
+                assert!(reason.contains("index"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // A store with the index reads the same sessions; ids of either form work.
+    let indexed_store = JsonSessions::<Cart>::new(Duration::from_secs(60)).namespace(ns);
+    assert!(r.run(indexed_store.get(a.id.as_str())).unwrap().is_some());
+    assert!(r.run(json.delete(a.id.as_str())).unwrap());
+}
+
 matrix!(
+    hash_sessions_with_thousands_of_fields,
+    uuid_ids_without_an_index,
     json_life_cycle,
     hash_life_cycle,
     delete_all_for_a_user,

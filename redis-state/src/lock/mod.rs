@@ -234,8 +234,9 @@ impl Lock {
 
     /// The delays between tries of a blocking acquire: each delay is drawn
     /// uniformly from `[min, current]`, where `current` starts at `min` and
-    /// doubles after every failed try up to `max`; it is never longer than
-    /// the holder's remaining TTL. Defaults 1 ms and 50 ms.
+    /// doubles after every failed try (from at least 1 ms) up to `max`; it
+    /// is never longer than the holder's remaining TTL or the wait left.
+    /// Any durations work, `Duration::MAX` included. Defaults 1 ms and 50 ms.
     pub fn retry_delay(mut self, min: Duration, max: Duration) -> Self {
         self.retry_min = min;
         self.retry_max = max.max(min);
@@ -483,7 +484,12 @@ impl Backoff {
         if holder_pttl >= 0 {
             delay = delay.min(Duration::from_millis(holder_pttl as u64 + 1));
         }
-        self.current = self.current.saturating_mul(2).min(self.max);
+        // Doubles from at least 1 ms, so that a minimum of zero still backs off.
+        self.current = self
+            .current
+            .saturating_mul(2)
+            .max(Duration::from_millis(1))
+            .min(self.max);
         Some(delay.min(left))
     }
 }
@@ -721,3 +727,32 @@ impl Operation for IsHeld {
 }
 
 impl_namespaced!([] Lock);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Retry delays doubling from 1 ms towards `Duration::MAX` pass 2^64 ns
+    /// after 44 tries; each is still drawn, capped by the holder's TTL and
+    /// the wait, without overflowing.
+    #[test]
+    fn backoff_doubles_to_any_maximum() {
+        for (min, max) in [
+            (Duration::from_millis(1), Duration::MAX),
+            (Duration::ZERO, Duration::MAX),
+            (Duration::from_nanos(1), Duration::MAX),
+            (Duration::MAX, Duration::MAX),
+        ] {
+            let lock = Lock::new("b").wait(Duration::MAX).retry_delay(min, max);
+            let mut backoff = Backoff::new(&lock);
+            let started = Instant::now();
+            for _ in 0..200 {
+                let d = backoff.next(started, 5).expect("the wait is not over");
+                assert!(d <= Duration::from_millis(6), "{d:?}");
+            }
+            assert_eq!(backoff.current, max);
+            // A holder without a TTL does not cap it; the draw still works.
+            assert!(backoff.next(started, -1).is_some());
+        }
+    }
+}

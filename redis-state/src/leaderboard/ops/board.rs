@@ -238,6 +238,7 @@ impl<M: Leaderboard> Board<M> {
             board: self.clone(),
             cursor,
             count: count.max(1),
+            strict: false,
             target: None,
             script: false,
         }

@@ -303,18 +303,47 @@ impl<'a, M: Leaderboard> Decoder<'a, M> {
     ) -> Result<Entry<M>> {
         let raw =
             bytes_of(member_raw).ok_or_else(|| Error::unexpected("a board read", member_raw))?;
-        let member = self.member(raw)?;
         let stored = self.stored(raw, stored)?;
+        // Ranked before decoding, so an entry that fails to decode (and is
+        // skipped) still holds its place.
+        let rank = rank.next(self.schema.band(stored));
+        let member = self.member(raw)?;
         let (score, achieved_at) = self.score(raw, stored)?;
         let data = self.record(raw, &member, score, data, with_data)?;
         Ok(Entry {
-            rank: rank.next(self.schema.band(stored)),
+            rank,
             member,
             score,
             achieved_at,
             data,
         })
     }
+}
+
+/// Collects the entries of a page read: an entry that does not decode (a
+/// member, score or member data another writer left in a form the model
+/// cannot read) is skipped with a warning naming the key and the member,
+/// so that one bad member does not hide the whole page; with `strict` it
+/// fails the read instead. Errors that are not about the data (an
+/// unexpected reply) always fail it.
+fn gather<T>(
+    strict: bool,
+    key: &str,
+    items: impl Iterator<Item = (Value, Result<T>)>,
+) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    for (member, entry) in items {
+        match entry {
+            Ok(e) => out.push(e),
+            Err(Error::Decode(e)) if !strict => log::warn!(
+                target: "redis_state::leaderboard",
+                "skipping member {} of `{key}` in a page read: {e}",
+                crate::error::preview_value(&member)
+            ),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
 }
 
 /// Ranks consecutive entries from the rank of the first one.

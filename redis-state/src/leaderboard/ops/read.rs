@@ -336,6 +336,7 @@ pub struct Slice<M: Leaderboard> {
     pub(super) board: Board<M>,
     pub(super) kind: Result<SliceKind, Option<Error>>,
     pub(super) with_data: bool,
+    pub(super) strict: bool,
     pub(super) plain: bool,
     pub(super) target: Option<Target>,
 }
@@ -348,6 +349,7 @@ impl<M: Leaderboard> Slice<M> {
             board: board.clone(),
             kind: kind.map_err(Some),
             with_data: true,
+            strict: false,
             plain: false,
             target: None,
         }
@@ -358,6 +360,16 @@ impl<M: Leaderboard> Slice<M> {
     /// boards be one plain `ZREVRANGE`.
     pub fn without_data(mut self) -> Self {
         self.with_data = false;
+        self
+    }
+
+    /// Fails the read with the [`Error::Decode`] of the first entry that
+    /// does not decode. By default such an entry (a member, score or member
+    /// data written by another client in a form the model cannot read) is
+    /// left out of the page and logged at `warn` (target
+    /// `redis_state::leaderboard`), and the other entries keep their ranks.
+    pub fn strict(mut self) -> Self {
+        self.strict = true;
         self
     }
 }
@@ -448,11 +460,10 @@ impl<M: Leaderboard> Operation for Slice<M> {
             };
             let items = pairs(v, "ZREVRANGE")?;
             let mut walk = Walk::new(schema.rank, start, start + 1);
-            return items
+            let entries = items
                 .iter()
-                .map(|(m, s)| dec.entry(m, s, None, &mut walk, false))
-                .collect::<Result<_>>()
-                .map(Step::Done);
+                .map(|(m, s)| (m.clone(), dec.entry(m, s, None, &mut walk, false)));
+            return gather(self.strict, &t.keys.board, entries).map(Step::Done);
         }
         let mut items = array(v, "the read script")?.into_iter();
         let pos = items.next().as_ref().and_then(int_of).unwrap_or(-1);
@@ -471,12 +482,11 @@ impl<M: Leaderboard> Operation for Slice<M> {
             _ => Vec::new(),
         };
         let mut walk = Walk::new(schema.rank, pos, first_rank);
-        range
-            .iter()
-            .enumerate()
-            .map(|(i, (m, s))| dec.entry(m, s, data.get(i), &mut walk, self.with_data))
-            .collect::<Result<_>>()
-            .map(Step::Done)
+        let entries = range.iter().enumerate().map(|(i, (m, s))| {
+            let entry = dec.entry(m, s, data.get(i), &mut walk, self.with_data);
+            (m.clone(), entry)
+        });
+        gather(self.strict, &t.keys.board, entries).map(Step::Done)
     }
 }
 
@@ -570,11 +580,22 @@ pub struct ScanPageOf<M: Leaderboard> {
     pub(super) board: Board<M>,
     pub(super) cursor: u64,
     pub(super) count: usize,
+    pub(super) strict: bool,
     pub(super) target: Option<Target>,
     pub(super) script: bool,
 }
 
 board_op!(ScanPageOf);
+
+impl<M: Leaderboard> ScanPageOf<M> {
+    /// Fails the step with the [`Error::Decode`] of the first member that
+    /// does not decode, instead of leaving it out with a warning (see
+    /// [`Slice::strict`]).
+    pub fn strict(mut self) -> Self {
+        self.strict = true;
+        self
+    }
+}
 
 impl<M: Leaderboard> Operation for ScanPageOf<M> {
     type Output = ScanPage<M>;
@@ -629,21 +650,24 @@ impl<M: Leaderboard> Operation for ScanPageOf<M> {
             )
             .map(|((m, s), d)| (m, s, d))
             .collect();
-        let mut out = Vec::with_capacity(found.len());
-        for (m, s, d) in &found {
-            let raw = bytes_of(m).ok_or_else(|| Error::unexpected("ZSCAN", m))?;
-            let member = dec.member(raw)?;
-            let stored = dec.stored(raw, s)?;
-            let (score, achieved_at) = dec.score(raw, stored)?;
-            let data = dec.record(raw, &member, score, d.as_ref(), true)?;
-            out.push(ScanItem {
-                member,
-                score,
-                achieved_at,
-                data,
-            });
-        }
-        Ok(Step::Done(ScanPage { cursor, items: out }))
+        let items = found.iter().map(|(m, s, d)| {
+            let item = (|| {
+                let raw = bytes_of(m).ok_or_else(|| Error::unexpected("ZSCAN", m))?;
+                let member = dec.member(raw)?;
+                let stored = dec.stored(raw, s)?;
+                let (score, achieved_at) = dec.score(raw, stored)?;
+                let data = dec.record(raw, &member, score, d.as_ref(), true)?;
+                Ok(ScanItem {
+                    member,
+                    score,
+                    achieved_at,
+                    data,
+                })
+            })();
+            (m.clone(), item)
+        });
+        let items = gather(self.strict, &t.keys.board, items)?;
+        Ok(Step::Done(ScanPage { cursor, items }))
     }
 }
 

@@ -9,7 +9,11 @@
 -- Returns {allowed (0/1), remaining, retry after (ms), reset after (ms)}.
 local limit, window, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local ttl = redis.call('PTTL', KEYS[1])
-if ttl ~= -2 then
+if ttl == -1 then
+  -- a counter without a TTL would never reset: open a new window
+  redis.call('DEL', KEYS[1])
+  ttl = -2
+elseif ttl >= 0 then
   local held = redis.call('GET', KEYS[1])
   if not string.match(held, '^[+-]?%d+$') then
     return redis.error_reply('ERR rate limit counter at ' .. KEYS[1] .. ' is not an integer')
