@@ -180,7 +180,7 @@ fn fixed_window_counting_every_request(r: &mut Runner, ns: &Namespace) {
     // Costs count whole, admitted or not.
     assert!(r.run(rl.check_n("bob", 3)).unwrap().allowed);
     assert!(!r.run(rl.check_n("bob", 2)).unwrap().allowed);
-    let counted: i64 = r.cmd("GET", &rl.check("bob").key().to_owned()).go();
+    let counted: i64 = r.cmd("GET", rl.check("bob").key()).go();
     assert_eq!(counted, 5);
     // A counter without a TTL opens a new window.
     let carol = rl.check("carol").key().to_owned();
