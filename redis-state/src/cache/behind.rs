@@ -650,7 +650,13 @@ where
     }
 
     async fn claim<C: AsyncExecutor + ?Sized>(&self, con: &mut C) -> Result<Vec<RawEntry>> {
-        let idle = self.claim_idle.as_millis().to_string();
+        // Saturates at 2^53 - 1 ms ("never"): Redis refuses what does not
+        // fit its 64-bit integers.
+        let idle = self
+            .claim_idle
+            .as_millis()
+            .min(u128::from(crate::random::MAX_MILLIS))
+            .to_string();
         let count = self.batch.to_string();
         let v = Raw::new("XAUTOCLAIM", &self.stream)
             .args([

@@ -915,7 +915,8 @@ pub trait RedisHash: Sized {
 
     /// Sets the time to live. Returns whether the entity exists. One
     /// `PEXPIRE`, or one `EVALSHA` for indexed models (which also record the
-    /// expiry for index pruning); one round trip.
+    /// expiry for index pruning); one round trip. At least 1 ms; a longer
+    /// TTL than 2^53 − 1 ms (about 285,000 years) is sent as that.
     fn expire<Q: IdValue + ?Sized>(id: &Q, ttl: std::time::Duration) -> Expire<Self>
     where
         Self::Id: std::borrow::Borrow<Q>,

@@ -937,9 +937,9 @@ impl<M: RedisHash> Operation for Expire<M> {
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
         let schema = M::SCHEMA;
         self.key = schema.key(self.ns.as_ref(), &self.id);
-        let ms = self
-            .ttl
-            .map(|d| d.as_millis().clamp(1, i64::MAX as u128) as u64);
+        // At most 2^53 - 1 ms: Redis refuses a TTL whose sum with the
+        // current time overflows, and the script reads it as a double.
+        let ms = self.ttl.map(crate::random::millis);
         if schema.indexes.is_empty() {
             match ms {
                 Some(ms) => {
