@@ -23,9 +23,10 @@ use redis_state::lock::{Lock, LostReason};
 use redis_state::prelude::*;
 use redis_state::ratelimit::{FixedWindow, Gcra, SlidingWindow};
 use redis_state::redlock::Redlock;
-use redis_state::session::{HashSessions, JsonSessions};
+use redis_state::session::{HashSessions, IdFormat, JsonSessions};
 use redis_state::testing::{RedisCluster, RedisServer};
 use redis_state::tx::{Decision, Transaction};
+use redis_state::value::{Counter, StringValue};
 use redis_state::{Error, Ttl};
 use serde::{Deserialize, Serialize};
 
@@ -79,6 +80,11 @@ const SECTIONS: &[Section] = &[
         rate_limits,
     ),
     ("Sessions: the JSON layout and the hash layout", sessions),
+    ("Plain values and counters that keep their TTL", values),
+    (
+        "Sharing keys with other clients: their layouts as options",
+        sharing,
+    ),
     ("Optimistic transactions", transactions),
     ("Typed Lua scripts", typed_scripts),
     ("Async: the same operation values, awaited", async_ops),
@@ -821,6 +827,78 @@ fn sessions(t: &mut Tour) -> Result {
     let n = json.delete_all_for_user(&1).run(&mut t.con)?;
     let m = hashes.delete_all_for_user(&2).run(&mut t.con)?;
     println!("logged users 1 and 2 out everywhere: {n} and {m} sessions");
+    Ok(())
+}
+
+fn values(t: &mut Tour) -> Result {
+    let motd = StringValue::<String>::new("motd").namespace(&t.ns);
+    motd.set(&"welcome".to_owned())
+        .ttl(Duration::from_secs(60))
+        .run(&mut t.con)?;
+    motd.set(&"welcome back".to_owned()).run(&mut t.con)?;
+    println!(
+        "{}: {:?}, TTL kept: {:?}",
+        motd.key(),
+        motd.get().run(&mut t.con)?,
+        motd.ttl().run(&mut t.con)?
+    );
+    let quota = Counter::<i64>::new("quota:ferris").namespace(&t.ns);
+    for _ in 0..3 {
+        quota
+            .incr(1)
+            .ttl(Duration::from_secs(3600))
+            .run(&mut t.con)?;
+    }
+    println!(
+        "a quota counted 3 times, its window opened by the first: {:?}",
+        quota.ttl().run(&mut t.con)?
+    );
+    let first = motd.get_or_set(&"ignored".to_owned()).run(&mut t.con)?;
+    println!("get-or-set found {first:?} (one SET NX GET)");
+    Ok(())
+}
+
+fn sharing(t: &mut Tour) -> Result {
+    // The keys other clients use have no namespace: the tour's name keeps
+    // them apart, and they are removed at the end of the section.
+    let run = t.ns.as_str().to_owned();
+    let lock = Lock::new(format!("{run}:resource:123")).verbatim_keys("lock:");
+    let guard = lock.try_acquire().run(&mut t.con)?.ok_or("free")?;
+    println!(
+        "a redis-py RedisLock on the same name waits: {} = {}",
+        lock.key(),
+        guard.token()
+    );
+    guard.release().run(&mut t.con)?;
+    let api = FixedWindow::new("api", 2, Duration::from_secs(60))
+        .count_all_requests()
+        .verbatim_keys("rate_limit:");
+    let subject = format!("{run}-7");
+    let mut allowed = Vec::new();
+    for _ in 0..3 {
+        allowed.push(api.check(subject.as_str()).run(&mut t.con)?.allowed);
+    }
+    println!("rate_limit:{subject}, every request counted: {allowed:?}");
+    let sessions = JsonSessions::<Cart, u64>::new(Duration::from_secs(60))
+        .id_format(IdFormat::Uuid4)
+        .user_index(false);
+    let s = sessions
+        .create(
+            7,
+            Cart {
+                items: vec![1],
+                theme: "dark".into(),
+            },
+        )
+        .run(&mut t.con)?;
+    println!(
+        "session:{} (uuid4, no index), as SessionManager writes it",
+        s.id
+    );
+    sessions.delete(s.id.as_str()).run(&mut t.con)?;
+    for key in [lock.fence_key().to_owned(), format!("rate_limit:{subject}")] {
+        redis::cmd("DEL").arg(key).query::<i64>(&mut t.con)?;
+    }
     Ok(())
 }
 

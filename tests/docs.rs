@@ -28,6 +28,8 @@ const CHAPTERS: &[(&str, &[&str])] = &[
     ("08-rate-limiting.md", &["rate_limiting"]),
     ("09-sessions.md", &["sessions"]),
     ("10-transactions.md", &["transactions"]),
+    ("11-values.md", &["values"]),
+    ("12-sharing.md", &["sharing"]),
 ];
 
 fn root() -> &'static Path {
