@@ -1,6 +1,6 @@
 //! The coordination primitives beside hand-written redis-rs code that sends
 //! the same commands, on the same server, in one run: lock acquire +
-//! release, rate-limiter checks, session reads, a typed script call.
+//! release, rate-limiter checks, session reads, plain values and counters.
 //!
 //! Each comparison alternates the two sides in many short rounds and
 //! reports the median of the per-round ratios, so that load from other
@@ -26,6 +26,7 @@ use redis_state::lock::Lock;
 use redis_state::prelude::*;
 use redis_state::ratelimit::{FixedWindow, Gcra, SlidingWindow};
 use redis_state::session::JsonSessions;
+use redis_state::value::{Counter, StringValue};
 use serde::{Deserialize, Serialize};
 use support::{Config, Report, Round, Row, Target, alternate, alternate_each, bench_server};
 
@@ -210,6 +211,41 @@ fn main() {
         );
     }
 
+    // The fixed window counting every request, at the conventional key.
+    let all = FixedWindow::new("bench", 1_000_000_000_000, Duration::from_secs(60))
+        .count_all_requests()
+        .verbatim_keys("bench:rate_limit:");
+    let all_sha = redis::Script::new(include_str!(
+        "../redis-state/src/ratelimit/lua/fixed_window_all.lua"
+    ))
+    .get_hash()
+    .to_owned();
+    assert!(all.check(7u64).run(&mut con).unwrap().allowed);
+    let [d, h] = alternate_each(
+        &rounds,
+        n,
+        |i| {
+            let d = all.check(i as u64 % 64).run(&mut con).unwrap();
+            assert!(d.allowed);
+        },
+        |i| {
+            let key = format!("bench:rate_limit:{}", i % 64);
+            let (allowed, _, _, _): (i64, i64, i64, i64) = eval(&all_sha, &[&key])
+                .arg(1_000_000_000_000u64)
+                .arg(60_000)
+                .arg(1)
+                .query(&mut hcon)
+                .unwrap();
+            assert_eq!(allowed, 1);
+        },
+    );
+    report.push(
+        Row::new("2d", "rate limit: fixed window counting every request", &d)
+            .hand(&h)
+            .target(Target::MinHandRatio(0.95))
+            .note("verbatim key rate_limit:<id>; hand-written EVALSHA of the same script"),
+    );
+
     // The noise floor: the hand-written GCRA check against itself, each side
     // on its own connection like every row above.
     let gcra_sha = redis::Script::new(include_str!("../redis-state/src/ratelimit/lua/gcra.lua"))
@@ -299,6 +335,187 @@ fn main() {
             .note("hand-written GETEX PX + serde_json + created_at parsed"),
     );
 
+    // -- plain values and counters ---------------------------------------------
+    let values: Vec<StringValue<u64>> = (0..64)
+        .map(|i| StringValue::new(format!("bench:value:{i}")))
+        .collect();
+    for (i, v) in values.iter().enumerate() {
+        v.set(&(i as u64)).run(&mut con).unwrap();
+    }
+    let [d, h] = alternate_each(
+        &rounds,
+        n,
+        |i| {
+            let got = values[i % 64].get().run(&mut con).unwrap();
+            assert_eq!(got, Some((i % 64) as u64));
+        },
+        |i| {
+            let key = format!("bench:value:{}", i % 64);
+            let raw: Option<String> = redis::cmd("GET").arg(&key).query(&mut hcon).unwrap();
+            let got: Option<u64> = raw.map(|r| r.parse().unwrap());
+            assert_eq!(got, Some((i % 64) as u64));
+        },
+    );
+    report.push(
+        Row::new("6a", "value: get (u64 as plain text)", &d)
+            .hand(&h)
+            .target(Target::MinHandRatio(0.95))
+            .note("hand-written GET + parse"),
+    );
+    let [d, h] = alternate_each(
+        &rounds,
+        n,
+        |i| {
+            values[i % 64]
+                .set(&(i as u64))
+                .ttl(Duration::from_secs(600))
+                .run(&mut con)
+                .unwrap();
+        },
+        |i| {
+            let key = format!("bench:value:{}", i % 64);
+            let () = redis::cmd("SET")
+                .arg(&key)
+                .arg(i as u64)
+                .arg("PX")
+                .arg(600_000)
+                .query(&mut hcon)
+                .unwrap();
+        },
+    );
+    report.push(
+        Row::new("6b", "value: set with a TTL", &d)
+            .hand(&h)
+            .target(Target::MinHandRatio(0.95))
+            .note("hand-written SET PX"),
+    );
+    let [d, h] = alternate_each(
+        &rounds,
+        n,
+        |i| {
+            let found = values[i % 64]
+                .get_or_set(&7)
+                .ttl(Duration::from_secs(600))
+                .run(&mut con)
+                .unwrap();
+            assert!(found.is_some());
+        },
+        |i| {
+            let key = format!("bench:value:{}", i % 64);
+            let found: Option<String> = redis::cmd("SET")
+                .arg(&key)
+                .arg(7)
+                .arg("NX")
+                .arg("GET")
+                .arg("PX")
+                .arg(600_000)
+                .query(&mut hcon)
+                .unwrap();
+            let found: Option<u64> = found.map(|r| r.parse().unwrap());
+            assert!(found.is_some());
+        },
+    );
+    report.push(
+        Row::new("6c", "value: get-or-set", &d)
+            .hand(&h)
+            .target(Target::MinHandRatio(0.95))
+            .note("hand-written SET NX GET PX + parse"),
+    );
+    let counters: Vec<Counter<i64>> = (0..64)
+        .map(|i| Counter::new(format!("bench:counter:{i}")))
+        .collect();
+    let [d, h] = alternate_each(
+        &rounds,
+        n,
+        |i| {
+            assert!(counters[i % 64].incr(1).run(&mut con).unwrap() > 0);
+        },
+        |i| {
+            let key = format!("bench:counter:{}", i % 64);
+            let n: i64 = redis::cmd("INCRBY")
+                .arg(&key)
+                .arg(1)
+                .query(&mut hcon)
+                .unwrap();
+            assert!(n > 0);
+        },
+    );
+    report.push(
+        Row::new("6d", "counter: incr", &d)
+            .hand(&h)
+            .target(Target::MinHandRatio(0.95))
+            .note("hand-written INCRBY"),
+    );
+    let incr_sha = redis::Script::new(include_str!(
+        "../redis-state/src/value/lua/incr_with_ttl.lua"
+    ))
+    .get_hash()
+    .to_owned();
+    counters[0]
+        .incr(1)
+        .ttl(Duration::from_secs(600))
+        .run(&mut con)
+        .unwrap();
+    let [d, h] = alternate_each(
+        &rounds,
+        n,
+        |i| {
+            let n = counters[i % 64]
+                .incr(1)
+                .ttl(Duration::from_secs(600))
+                .run(&mut con)
+                .unwrap();
+            assert!(n > 0);
+        },
+        |i| {
+            let key = format!("bench:counter:{}", i % 64);
+            let n: i64 = eval(&incr_sha, &[&key])
+                .arg("INCRBY")
+                .arg(1)
+                .arg(600_000)
+                .query(&mut hcon)
+                .unwrap();
+            assert!(n > 0);
+        },
+    );
+    report.push(
+        Row::new("6e", "counter: incr, TTL when new (atomic)", &d)
+            .hand(&h)
+            .target(Target::MinHandRatio(0.95))
+            .note("hand-written EVALSHA of the same script"),
+    );
+    let [d, h] = alternate_each(
+        &rounds,
+        n,
+        |i| {
+            let n = counters[i % 64]
+                .incr(1)
+                .ttl(Duration::from_secs(600))
+                .run(&mut con)
+                .unwrap();
+            assert!(n > 0);
+        },
+        |i| {
+            let key = format!("bench:counter:{}", i % 64);
+            let (n, _): (i64, i64) = redis::pipe()
+                .cmd("INCRBY")
+                .arg(&key)
+                .arg(1)
+                .cmd("PEXPIRE")
+                .arg(&key)
+                .arg(600_000)
+                .arg("NX")
+                .query(&mut hcon)
+                .unwrap();
+            assert!(n > 0);
+        },
+    );
+    report.push(
+        Row::new("6f", "counter: incr, TTL when new (atomic)", &d)
+            .hand(&h)
+            .note("hand-written pipeline INCRBY + PEXPIRE NX (not atomic); for reference"),
+    );
+
     // -- the same through the async executor --------------------------------------
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -351,6 +568,13 @@ fn main() {
     for u in users {
         store.delete_all_for_user(&u).run(&mut con).unwrap();
     }
-    server.clear(&["lock:{bench}*", "bench:plain", "ratelimit:*:bench:*"]);
+    server.clear(&[
+        "lock:{bench}*",
+        "bench:plain",
+        "ratelimit:*:bench:*",
+        "bench:rate_limit:*",
+        "bench:value:*",
+        "bench:counter:*",
+    ]);
     report.finish();
 }
