@@ -426,6 +426,16 @@ pub struct KeyTemplate {
     pub namespace: Option<&'static str>,
 }
 
+impl KeyTemplate {
+    /// The template with no segments, scope or namespace: where the
+    /// schemas' named construction starts.
+    pub const EMPTY: KeyTemplate = KeyTemplate {
+        segs: &[],
+        scope: None,
+        namespace: None,
+    };
+}
+
 /// Writes the namespace prefix of a model's key: `ns:` for the namespace
 /// an operation runs in, else the model's own `namespace = "..."`, else
 /// nothing.

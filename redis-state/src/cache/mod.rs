@@ -25,7 +25,9 @@
 //! | `namespace = "app"` | static key prefix; an operation's `.namespace(..)` replaces it |
 //! | `crate = "path"` | where `redis_state` is, for crates that re-export it |
 //!
-//! The type must implement `serde::Serialize` and `serde::Deserialize`.
+//! The type must implement `serde::Serialize` and `serde::Deserialize`
+//! (usually `#[derive(Cached, Serialize, Deserialize)]`); without them the
+//! compile error, at the type's name, says which derive to add.
 //! Mistakes (a placeholder or tag naming no field, a malformed duration, a
 //! jitter or stale window that makes no sense, `id` with field placeholders
 //! that do not fit) are compile errors at the attribute at fault.
@@ -154,6 +156,84 @@ pub struct CacheSchema {
     pub version: u32,
     /// XFetch's β; 0 turns early refresh off.
     pub beta: f64,
+}
+
+/// Named construction, as the derive writes it:
+/// `CacheSchema::of("Product").with_name("product").with_ttl_ms(600_000)...`.
+/// Unset values: the name is empty, the key template has no segments, the
+/// times are zero, no negative caching, version 1, β 1.
+impl CacheSchema {
+    /// The schema of the type named `model`.
+    #[doc(hidden)]
+    pub const fn of(model: &'static str) -> Self {
+        CacheSchema {
+            model,
+            name: "",
+            key: KeyTemplate::EMPTY,
+            ttl_ms: 0,
+            jitter_ms: 0,
+            stale_ms: 0,
+            negative_ttl_ms: None,
+            version: 1,
+            beta: 1.0,
+        }
+    }
+
+    /// Sets [`name`](Self::name).
+    #[doc(hidden)]
+    pub const fn with_name(mut self, name: &'static str) -> Self {
+        self.name = name;
+        self
+    }
+
+    /// Sets [`key`](Self::key).
+    #[doc(hidden)]
+    pub const fn with_key(mut self, key: KeyTemplate) -> Self {
+        self.key = key;
+        self
+    }
+
+    /// Sets [`ttl_ms`](Self::ttl_ms).
+    #[doc(hidden)]
+    pub const fn with_ttl_ms(mut self, ttl_ms: u64) -> Self {
+        self.ttl_ms = ttl_ms;
+        self
+    }
+
+    /// Sets [`jitter_ms`](Self::jitter_ms).
+    #[doc(hidden)]
+    pub const fn with_jitter_ms(mut self, jitter_ms: u64) -> Self {
+        self.jitter_ms = jitter_ms;
+        self
+    }
+
+    /// Sets [`stale_ms`](Self::stale_ms).
+    #[doc(hidden)]
+    pub const fn with_stale_ms(mut self, stale_ms: u64) -> Self {
+        self.stale_ms = stale_ms;
+        self
+    }
+
+    /// Sets [`negative_ttl_ms`](Self::negative_ttl_ms).
+    #[doc(hidden)]
+    pub const fn with_negative_ttl_ms(mut self, negative_ttl_ms: u64) -> Self {
+        self.negative_ttl_ms = Some(negative_ttl_ms);
+        self
+    }
+
+    /// Sets [`version`](Self::version).
+    #[doc(hidden)]
+    pub const fn with_version(mut self, version: u32) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// Sets [`beta`](Self::beta).
+    #[doc(hidden)]
+    pub const fn with_beta(mut self, beta: f64) -> Self {
+        self.beta = beta;
+        self
+    }
 }
 
 impl CacheSchema {

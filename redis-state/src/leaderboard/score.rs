@@ -239,6 +239,59 @@ pub struct TieBreak {
     pub time_bits: u8,
 }
 
+/// Named construction, as the derive writes it:
+/// `TieBreak::of(TieWinner::Earlier).with_max_scaled(1_000_000)...`. Unset
+/// values are zero; the derive sets every one.
+impl TieBreak {
+    /// A tie-break that `winner` wins.
+    #[doc(hidden)]
+    pub const fn of(winner: TieWinner) -> Self {
+        TieBreak {
+            winner,
+            max_scaled: 0,
+            decimals: 0,
+            resolution_ms: 0,
+            epoch_ms: 0,
+            time_bits: 0,
+        }
+    }
+
+    /// Sets [`max_scaled`](Self::max_scaled).
+    #[doc(hidden)]
+    pub const fn with_max_scaled(mut self, max_scaled: u64) -> Self {
+        self.max_scaled = max_scaled;
+        self
+    }
+
+    /// Sets [`decimals`](Self::decimals).
+    #[doc(hidden)]
+    pub const fn with_decimals(mut self, decimals: u8) -> Self {
+        self.decimals = decimals;
+        self
+    }
+
+    /// Sets [`resolution_ms`](Self::resolution_ms).
+    #[doc(hidden)]
+    pub const fn with_resolution_ms(mut self, resolution_ms: u64) -> Self {
+        self.resolution_ms = resolution_ms;
+        self
+    }
+
+    /// Sets [`epoch_ms`](Self::epoch_ms).
+    #[doc(hidden)]
+    pub const fn with_epoch_ms(mut self, epoch_ms: i64) -> Self {
+        self.epoch_ms = epoch_ms;
+        self
+    }
+
+    /// Sets [`time_bits`](Self::time_bits).
+    #[doc(hidden)]
+    pub const fn with_time_bits(mut self, time_bits: u8) -> Self {
+        self.time_bits = time_bits;
+        self
+    }
+}
+
 impl TieBreak {
     /// Used by the derive.
     #[doc(hidden)]
