@@ -4,10 +4,10 @@
 //! the derive accepts at compile time is exactly what the runtime accepts at
 //! run time:
 //!
-//! * [`escape`]: how a user value (an id, a tenant, a tag value) becomes one
+//! * [`escape`](mod@escape): how a user value (an id, a tenant, a tag value) becomes one
 //!   key segment, injectively, and back ([`unescape`]).
-//! * [`namespace`]: which prefixes are valid namespaces.
-//! * [`template`]: how a key template (`"order:{{{customer}}}:{id}"`) is
+//! * [`namespace`](mod@namespace): which prefixes are valid namespaces.
+//! * [`template`](mod@template): how a key template (`"order:{{{customer}}}:{id}"`) is
 //!   read, and the rule that every placeholder is a whole key segment.
 //!
 //! A key is `<namespace>:<template rendered with escaped values>`. The

@@ -49,7 +49,7 @@ fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<'a>> {
             return Ok(());
         }
         Err(meta.error(format!(
-            "unknown redis attribute `{}` for RedisField; expected `rename_all` or `crate`",
+            "unknown {PATH} attribute `{}` for RedisField; expected `rename_all` or `crate`",
             path_text(&meta.path)
         )))
     });
@@ -121,7 +121,7 @@ fn unit_enum<'a>(
                 Ok(())
             } else {
                 Err(meta.error(format!(
-                    "unknown redis attribute `{}` on a variant; expected `rename`",
+                    "unknown {PATH} attribute `{}` on a variant; expected `rename`",
                     path_text(&meta.path)
                 )))
             }

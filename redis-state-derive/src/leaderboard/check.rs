@@ -89,21 +89,22 @@ fn board_field(cx: &Ctxt, key: &KeyAttr<'_>, f: &Field<'_>, a: &FieldAttrs, role
     }
 }
 
+/// Where a field's attributes mark one role.
+type SpanOf = fn(&FieldAttrs) -> Option<proc_macro2::Span>;
+
 /// Exactly one `member` field and one `score` field.
 pub(crate) fn one_member_and_score(cx: &Ctxt, container: &Container<'_>, attrs: &[FieldAttrs]) {
     let ident = container.ident;
-    for (attr, what) in [
-        ("member", "the member (the player, the user)"),
-        ("score", "the score"),
-    ] {
+    let roles: [(&str, &str, SpanOf); 2] = [
+        ("member", "the member (the player, the user)", |a| a.member),
+        ("score", "the score", |a| a.score),
+    ];
+    for (attr, what, span_of) in roles {
         let marked: Vec<(&Field<'_>, proc_macro2::Span)> = container
             .fields
             .iter()
             .zip(attrs)
-            .filter_map(|(f, a)| {
-                let span = if attr == "member" { a.member } else { a.score };
-                span.map(|s| (f, s))
-            })
+            .filter_map(|(f, a)| span_of(a).map(|s| (f, s)))
             .collect();
         if container.named && marked.is_empty() {
             cx.error_spanned_by(
