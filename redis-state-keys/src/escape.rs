@@ -85,12 +85,21 @@ pub fn needs_escape(b: u8) -> bool {
 
 /// Appends `value` to `out`, escaped as described in the [module docs](self).
 pub fn escape_into(out: &mut String, value: &str) {
+    // Fast path: nothing to escape (the common case for ids).
+    if !value.bytes().any(needs_escape) {
+        out.push_str(value);
+        return;
+    }
     push_text(out, value);
 }
 
 /// Appends raw bytes to `out`, escaped; bytes that are not valid UTF-8 are
 /// escaped too.
 pub fn escape_bytes_into(out: &mut String, value: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(value) {
+        escape_into(out, text);
+        return;
+    }
     for chunk in value.utf8_chunks() {
         push_text(out, chunk.valid());
         // Every byte of an invalid sequence is 0x80 or above, which
