@@ -39,6 +39,7 @@ pub mod ratelimit;
 pub mod redlock;
 pub mod script;
 pub mod session;
+mod setters;
 pub mod tx;
 
 #[cfg(feature = "test-support")]

@@ -178,66 +178,22 @@ impl CacheSchema {
             beta: 1.0,
         }
     }
-
-    /// Sets [`name`](Self::name).
-    #[doc(hidden)]
-    pub const fn with_name(mut self, name: &'static str) -> Self {
-        self.name = name;
-        self
-    }
-
-    /// Sets [`key`](Self::key).
-    #[doc(hidden)]
-    pub const fn with_key(mut self, key: KeyTemplate) -> Self {
-        self.key = key;
-        self
-    }
-
-    /// Sets [`ttl_ms`](Self::ttl_ms).
-    #[doc(hidden)]
-    pub const fn with_ttl_ms(mut self, ttl_ms: u64) -> Self {
-        self.ttl_ms = ttl_ms;
-        self
-    }
-
-    /// Sets [`jitter_ms`](Self::jitter_ms).
-    #[doc(hidden)]
-    pub const fn with_jitter_ms(mut self, jitter_ms: u64) -> Self {
-        self.jitter_ms = jitter_ms;
-        self
-    }
-
-    /// Sets [`stale_ms`](Self::stale_ms).
-    #[doc(hidden)]
-    pub const fn with_stale_ms(mut self, stale_ms: u64) -> Self {
-        self.stale_ms = stale_ms;
-        self
-    }
-
-    /// Sets [`negative_ttl_ms`](Self::negative_ttl_ms).
-    #[doc(hidden)]
-    pub const fn with_negative_ttl_ms(mut self, negative_ttl_ms: u64) -> Self {
-        self.negative_ttl_ms = Some(negative_ttl_ms);
-        self
-    }
-
-    /// Sets [`version`](Self::version).
-    #[doc(hidden)]
-    pub const fn with_version(mut self, version: u32) -> Self {
-        self.version = version;
-        self
-    }
-
-    /// Sets [`beta`](Self::beta).
-    #[doc(hidden)]
-    pub const fn with_beta(mut self, beta: f64) -> Self {
-        self.beta = beta;
-        self
-    }
 }
 
+crate::setters::const_setters!(CacheSchema {
+    with_name(name: &'static str);
+    with_key(key: KeyTemplate);
+    with_ttl_ms(ttl_ms: u64);
+    with_jitter_ms(jitter_ms: u64);
+    with_stale_ms(stale_ms: u64);
+    with_negative_ttl_ms(negative_ttl_ms: u64) => Some;
+    with_version(version: u32);
+    with_beta(beta: f64);
+});
+
 impl CacheSchema {
-    /// Used by the derive.
+    /// The positional form, from before the named one (`of` and the
+    /// `with_*` setters) that the derive writes.
     #[doc(hidden)]
     #[allow(clippy::too_many_arguments)]
     pub const fn new(

@@ -146,45 +146,19 @@ impl FieldSchema {
             kind: FieldKind::Data,
         }
     }
-
-    /// Sets [`rust_name`](Self::rust_name).
-    #[doc(hidden)]
-    pub const fn with_rust_name(mut self, rust_name: &'static str) -> Self {
-        self.rust_name = rust_name;
-        self
-    }
-
-    /// Sets [`expected`](Self::expected).
-    #[doc(hidden)]
-    pub const fn with_expected(mut self, expected: &'static str) -> Self {
-        self.expected = expected;
-        self
-    }
-
-    /// Sets [`optional`](Self::optional).
-    #[doc(hidden)]
-    pub const fn with_optional(mut self, optional: bool) -> Self {
-        self.optional = optional;
-        self
-    }
-
-    /// Sets [`has_default`](Self::has_default).
-    #[doc(hidden)]
-    pub const fn with_has_default(mut self, has_default: bool) -> Self {
-        self.has_default = has_default;
-        self
-    }
-
-    /// Sets [`kind`](Self::kind).
-    #[doc(hidden)]
-    pub const fn with_kind(mut self, kind: FieldKind) -> Self {
-        self.kind = kind;
-        self
-    }
 }
 
+crate::setters::const_setters!(FieldSchema {
+    with_rust_name(rust_name: &'static str);
+    with_expected(expected: &'static str);
+    with_optional(optional: bool);
+    with_has_default(has_default: bool);
+    with_kind(kind: FieldKind);
+});
+
 impl FieldSchema {
-    /// Used by the derive.
+    /// The positional form, from before the named one (`of` and the
+    /// `with_*` setters) that the derive writes.
     #[doc(hidden)]
     pub const fn new(
         name: &'static str,
@@ -216,7 +190,8 @@ pub struct IndexSchema {
 }
 
 impl IndexSchema {
-    /// Used by the derive.
+    /// The positional form, from before the named one (`of` and the
+    /// `with_*` setters) that the derive writes.
     #[doc(hidden)]
     pub const fn new(field: usize, unique: bool) -> Self {
         IndexSchema { field, unique }
@@ -282,60 +257,21 @@ impl HashSchema {
             expires_at: None,
         }
     }
-
-    /// Sets [`collection`](Self::collection).
-    #[doc(hidden)]
-    pub const fn with_collection(mut self, collection: &'static str) -> Self {
-        self.collection = collection;
-        self
-    }
-
-    /// Sets [`key`](Self::key).
-    #[doc(hidden)]
-    pub const fn with_key(mut self, key: KeyTemplate) -> Self {
-        self.key = key;
-        self
-    }
-
-    /// Sets [`ttl_ms`](Self::ttl_ms).
-    #[doc(hidden)]
-    pub const fn with_ttl_ms(mut self, ttl_ms: u64) -> Self {
-        self.ttl_ms = Some(ttl_ms);
-        self
-    }
-
-    /// Sets [`fields`](Self::fields).
-    #[doc(hidden)]
-    pub const fn with_fields(mut self, fields: &'static [FieldSchema]) -> Self {
-        self.fields = fields;
-        self
-    }
-
-    /// Sets [`indexes`](Self::indexes).
-    #[doc(hidden)]
-    pub const fn with_indexes(mut self, indexes: &'static [IndexSchema]) -> Self {
-        self.indexes = indexes;
-        self
-    }
-
-    /// Sets [`version`](Self::version): the position of the version field.
-    #[doc(hidden)]
-    pub const fn with_version(mut self, position: usize) -> Self {
-        self.version = Some(position);
-        self
-    }
-
-    /// Sets [`expires_at`](Self::expires_at): the position of the expiry
-    /// field.
-    #[doc(hidden)]
-    pub const fn with_expires_at(mut self, position: usize) -> Self {
-        self.expires_at = Some(position);
-        self
-    }
 }
 
+crate::setters::const_setters!(HashSchema {
+    with_collection(collection: &'static str);
+    with_key(key: KeyTemplate);
+    with_ttl_ms(ttl_ms: u64) => Some;
+    with_fields(fields: &'static [FieldSchema]);
+    with_indexes(indexes: &'static [IndexSchema]);
+    with_version(version: usize) => Some;
+    with_expires_at(expires_at: usize) => Some;
+});
+
 impl HashSchema {
-    /// Used by the derive.
+    /// The positional form, from before the named one (`of` and the
+    /// `with_*` setters) that the derive writes.
     #[doc(hidden)]
     #[allow(clippy::too_many_arguments)]
     pub const fn new(

@@ -255,45 +255,19 @@ impl TieBreak {
             time_bits: 0,
         }
     }
-
-    /// Sets [`max_scaled`](Self::max_scaled).
-    #[doc(hidden)]
-    pub const fn with_max_scaled(mut self, max_scaled: u64) -> Self {
-        self.max_scaled = max_scaled;
-        self
-    }
-
-    /// Sets [`decimals`](Self::decimals).
-    #[doc(hidden)]
-    pub const fn with_decimals(mut self, decimals: u8) -> Self {
-        self.decimals = decimals;
-        self
-    }
-
-    /// Sets [`resolution_ms`](Self::resolution_ms).
-    #[doc(hidden)]
-    pub const fn with_resolution_ms(mut self, resolution_ms: u64) -> Self {
-        self.resolution_ms = resolution_ms;
-        self
-    }
-
-    /// Sets [`epoch_ms`](Self::epoch_ms).
-    #[doc(hidden)]
-    pub const fn with_epoch_ms(mut self, epoch_ms: i64) -> Self {
-        self.epoch_ms = epoch_ms;
-        self
-    }
-
-    /// Sets [`time_bits`](Self::time_bits).
-    #[doc(hidden)]
-    pub const fn with_time_bits(mut self, time_bits: u8) -> Self {
-        self.time_bits = time_bits;
-        self
-    }
 }
 
+crate::setters::const_setters!(TieBreak {
+    with_max_scaled(max_scaled: u64);
+    with_decimals(decimals: u8);
+    with_resolution_ms(resolution_ms: u64);
+    with_epoch_ms(epoch_ms: i64);
+    with_time_bits(time_bits: u8);
+});
+
 impl TieBreak {
-    /// Used by the derive.
+    /// The positional form, from before the named one (`of` and the
+    /// `with_*` setters) that the derive writes.
     #[doc(hidden)]
     pub const fn new(
         winner: TieWinner,
