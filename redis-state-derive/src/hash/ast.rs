@@ -7,7 +7,7 @@ use syn::spanned::Spanned;
 
 use super::attr::{ContainerAttrs, FieldAttrs};
 use super::check;
-use crate::internals::ast::{Container, Field};
+use crate::internals::ast::{Container, Field, ModelField};
 pub(crate) use crate::internals::attr::DefaultKind;
 use crate::internals::attr::check_namespace;
 use crate::internals::case::to_snake;
@@ -131,28 +131,11 @@ impl<'a> FieldModel<'a> {
             default: a.common.default_kind(),
         }
     }
+}
 
-    /// The Rust name without `r#`.
-    pub(crate) fn rust_name(&self) -> &str {
-        &self.field.rust_name
-    }
-
-    pub(crate) fn ident(&self) -> &'a syn::Ident {
-        self.field.ident
-    }
-
-    pub(crate) fn ty(&self) -> &'a syn::Type {
-        self.field.ty
-    }
-
-    pub(crate) fn is_option(&self) -> bool {
-        self.field.option_inner.is_some()
-    }
-
-    /// The type a value of this field has when it is present (`T` for
-    /// `Option<T>`).
-    pub(crate) fn value_ty(&self) -> &'a syn::Type {
-        self.field.value_ty()
+impl<'a> ModelField<'a> for FieldModel<'a> {
+    fn field(&self) -> &Field<'a> {
+        &self.field
     }
 }
 

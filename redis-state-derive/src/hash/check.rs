@@ -6,6 +6,7 @@ use proc_macro2::Span;
 
 use super::ast::{FieldModel, IndexKind, Invalidates, InvalidatesTag, Role};
 use super::attr::FieldAttrs;
+use crate::internals::ast::ModelField;
 use crate::internals::ast::{Container, Field};
 use crate::internals::ctxt::Ctxt;
 use crate::internals::template::{self, KeyAttr, MAX_ID_PARTS, Template};

@@ -7,6 +7,7 @@ use syn::spanned::Spanned;
 
 use super::ast::{Codec, DefaultKind, FieldModel, IndexKind, Model, Role};
 use super::attr::PATH;
+use crate::internals::ast::ModelField;
 use crate::internals::attr::has_flag;
 use crate::internals::expand::{
     Bounds, Chain, const_block, fallback_uses, int_lit, key_template, tuple,

@@ -130,6 +130,37 @@ impl<'a> Field<'a> {
     }
 }
 
+/// A derive's field model over the shared [`Field`]: what every expansion
+/// asks of a field, written once.
+pub(crate) trait ModelField<'a> {
+    fn field(&self) -> &Field<'a>;
+
+    /// The Rust name without `r#`.
+    fn rust_name<'s>(&'s self) -> &'s str
+    where
+        'a: 's,
+    {
+        &self.field().rust_name
+    }
+
+    fn ident(&self) -> &'a syn::Ident {
+        self.field().ident
+    }
+
+    fn ty(&self) -> &'a syn::Type {
+        self.field().ty
+    }
+
+    fn is_option(&self) -> bool {
+        self.field().option_inner.is_some()
+    }
+
+    /// The type a present value has (`T` for `Option<T>`).
+    fn value_ty(&self) -> &'a syn::Type {
+        self.field().value_ty()
+    }
+}
+
 fn shape(input: &syn::DeriveInput) -> &'static str {
     match &input.data {
         syn::Data::Struct(s) => match &s.fields {

@@ -7,7 +7,7 @@ use proc_macro2::Span;
 use super::attr::{ContainerAttrs, FieldAttrs, Order, RankMode, UpdatePolicy, Window};
 use super::check;
 use super::tie::{self, TieModel};
-use crate::internals::ast::{Container, Field};
+use crate::internals::ast::{Container, Field, ModelField};
 pub(crate) use crate::internals::attr::DefaultKind;
 use crate::internals::attr::check_namespace;
 use crate::internals::case::{RenameRule, to_snake};
@@ -69,17 +69,11 @@ impl<'a> FieldModel<'a> {
             default: a.common.default_kind(),
         }
     }
+}
 
-    pub(crate) fn rust_name(&self) -> &str {
-        &self.field.rust_name
-    }
-
-    pub(crate) fn ident(&self) -> &'a syn::Ident {
-        self.field.ident
-    }
-
-    pub(crate) fn ty(&self) -> &'a syn::Type {
-        self.field.ty
+impl<'a> ModelField<'a> for FieldModel<'a> {
+    fn field(&self) -> &Field<'a> {
+        &self.field
     }
 }
 

@@ -4,6 +4,7 @@
 
 use super::ast::{FieldModel, Role};
 use super::attr::{ContainerAttrs, FieldAttrs, RankMode};
+use crate::internals::ast::ModelField;
 use crate::internals::ast::{Container, Field};
 use crate::internals::ctxt::Ctxt;
 use crate::internals::template::{KeyAttr, Template};

@@ -8,6 +8,7 @@ use syn::spanned::Spanned;
 use super::ast::{DefaultKind, FieldModel, Model, Role};
 use super::attr::PATH;
 use crate::internals::ast::Container;
+use crate::internals::ast::ModelField;
 use crate::internals::attr::{has_flag, lenient_str};
 use crate::internals::expand::{
     Bounds, Chain, const_block, fallback_uses, int_lit, key_template, signed_lit, tuple,
