@@ -179,6 +179,64 @@ fn bounded_by_capacity_and_age() {
     });
 }
 
+/// Eviction keeps what is read: a key read between every read of a scan
+/// over five times the capacity stays local throughout (first-in-first-out,
+/// the previous policy, dropped it after `capacity` other keys), while
+/// keys read once are the ones evicted.
+#[test]
+fn popular_keys_survive_a_scan() {
+    let server = shared_server();
+    let ns = Namespace::new(unique_prefix("local_sieve")).unwrap();
+    rt().block_on(async {
+        let mut con = server.async_connection().await.unwrap();
+        let opts = LocalCacheOptions::default().capacity(10);
+        let (cache, local) = setup(&server.url(), &ns, opts).await;
+        for id in 0..60 {
+            cache
+                .set(&id, &profile(id, "n"))
+                .run_async(&mut con)
+                .await
+                .unwrap();
+        }
+        // Wait until the invalidations of those writes have arrived: a read
+        // of a sentinel key registered before one more write is voided by
+        // that write's invalidation, which the server sends after theirs.
+        let sentinel = cache.key(&999);
+        let ticket = local.begin(&sentinel).unwrap();
+        cache
+            .set(&999, &profile(999, "n"))
+            .run_async(&mut con)
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while local.pending_len() > 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await
+        .expect("the sentinel's invalidation arrives");
+        drop(ticket);
+        let hot = cache.key(&0);
+        cache.get_or_load(&mut con, &0, no_load).await.unwrap();
+        assert!(local.contains(&hot));
+        for id in 10..60 {
+            let before = local.stats().hits;
+            cache.get_or_load(&mut con, &0, no_load).await.unwrap();
+            assert_eq!(
+                local.stats().hits,
+                before + 1,
+                "the popular key was served locally"
+            );
+            cache.get_or_load(&mut con, &id, no_load).await.unwrap();
+            assert!(local.len() <= 10);
+        }
+        assert!(local.contains(&hot));
+        assert_eq!(local.len(), 10);
+        let scanned = (10..60).filter(|id| local.contains(&cache.key(id))).count();
+        assert_eq!(scanned, 9, "the rest of the capacity holds scanned keys");
+    });
+}
+
 /// Reads whose reply is not kept (a miss that goes to the loader, a loader
 /// error, a future dropped mid-load) leave no pending registration behind,
 /// and do not crowd out the copies: later hits are still kept.

@@ -5,8 +5,11 @@ mod common;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use proptest::prelude::*;
-use redis_state::codec::{Codec, EpochMillis, FieldValue, Json};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redis_state::codec::{Codec, EpochMillis, EpochSeconds, FieldValue, Json};
 use redis_state::prelude::*;
+use redis_state::{Namespace, Ttl};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -224,4 +227,242 @@ fn dates_outside_the_text_range_are_refused_not_corrupted() {
         !Far::exists(&1).namespace(&ns).run(&mut con).unwrap(),
         "nothing was written"
     );
+}
+
+/// `uuid::Uuid` ids and fields, `SystemTime` fields in every codec and role.
+#[derive(RedisHash, Debug, Clone, PartialEq)]
+#[redis(key = "{{account}}:{id}")]
+struct Account {
+    #[redis(id)]
+    id: uuid::Uuid,
+    #[redis(index)]
+    owner: uuid::Uuid,
+    referrer: Option<uuid::Uuid>,
+    created: SystemTime,
+    #[redis(with = EpochMillis)]
+    seen_ms: SystemTime,
+    #[redis(with = EpochSeconds)]
+    seen_s: SystemTime,
+    closed: Option<SystemTime>,
+    #[redis(expires_at)]
+    expires: Option<SystemTime>,
+}
+
+fn system_time() -> impl Strategy<Value = SystemTime> {
+    // Years 0000-9999 (what RFC 3339 writes), nanosecond precision, before
+    // and after the epoch.
+    datetime().prop_map(|t| {
+        let nanos = Duration::from_nanos(u64::from(t.timestamp_subsec_nanos()));
+        let secs = Duration::from_secs(t.timestamp().unsigned_abs());
+        if t.timestamp() >= 0 {
+            UNIX_EPOCH + secs + nanos
+        } else {
+            UNIX_EPOCH - secs + nanos
+        }
+    })
+}
+
+/// Whole seconds / milliseconds of `t`, towards the past: what the epoch
+/// codecs keep.
+fn truncate(t: SystemTime, unit: Duration) -> SystemTime {
+    let utc = DateTime::<Utc>::from(t);
+    let unit_ns = unit.as_nanos() as i64;
+    let ns = utc.timestamp_subsec_nanos() as i64;
+    t - Duration::from_nanos((ns % unit_ns) as u64)
+}
+
+prop_compose! {
+    fn account()(
+        id in any::<u128>(),
+        owner in any::<u128>(),
+        referrer in any::<Option<u128>>(),
+        times in (system_time(), system_time(), system_time()),
+        closed in prop::option::of(system_time()),
+    ) -> Account {
+        Account {
+            id: uuid::Uuid::from_u128(id),
+            owner: uuid::Uuid::from_u128(owner),
+            referrer: referrer.map(uuid::Uuid::from_u128),
+            created: times.0,
+            seen_ms: truncate(times.1, Duration::from_millis(1)),
+            seen_s: truncate(times.2, Duration::from_secs(1)),
+            closed,
+            // Expiry is relative to now: an hour ahead.
+            expires: Some(SystemTime::now() + Duration::from_secs(3600)),
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn uuid_and_system_time_codecs_round_trip(a in account()) {
+        prop_assert_eq!(plain_round(&a.id), a.id);
+        prop_assert_eq!(plain_round(&a.created), a.created);
+        let mut out = Vec::new();
+        <EpochMillis as Codec<SystemTime>>::encode(&a.seen_ms, &mut out).unwrap();
+        prop_assert_eq!(<EpochMillis as Codec<SystemTime>>::decode(&out).unwrap(), a.seen_ms);
+        out.clear();
+        <EpochSeconds as Codec<SystemTime>>::encode(&a.seen_s, &mut out).unwrap();
+        prop_assert_eq!(<EpochSeconds as Codec<SystemTime>>::decode(&out).unwrap(), a.seen_s);
+        // The same text as `DateTime<Utc>` writes, so other clients cannot
+        // tell which of the two a model uses.
+        let mut as_chrono = Vec::new();
+        DateTime::<Utc>::from(a.created).encode(&mut as_chrono).unwrap();
+        out.clear();
+        a.created.encode(&mut out).unwrap();
+        prop_assert_eq!(out, as_chrono);
+    }
+}
+
+crate::matrix!(uuid_and_system_time_round_trip_through_redis);
+
+fn uuid_and_system_time_round_trip_through_redis(r: &mut common::Runner, ns: &Namespace) {
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 64,
+        ..ProptestConfig::default()
+    });
+    let r = std::cell::RefCell::new(r);
+    runner
+        .run(&account(), |a| {
+            let mut r = r.borrow_mut();
+            r.run(a.save().namespace(ns)).unwrap();
+            let back = r.run(Account::load(&a.id).namespace(ns)).unwrap();
+            assert_eq!(back.as_ref(), Some(&a));
+            let owned = r
+                .run(Account::find_by_owner(&a.owner).namespace(ns))
+                .unwrap();
+            assert!(owned.contains(&a), "found by its uuid index");
+            // The uuid in the key is the text other clients write.
+            assert!(
+                a.key().contains(&a.id.hyphenated().to_string()),
+                "{}",
+                a.key()
+            );
+            // Expires at the SystemTime given (an hour from now).
+            match r.run(Account::ttl(&a.id).namespace(ns)).unwrap() {
+                Ttl::Expires(d) => assert!(
+                    d > Duration::from_secs(3000) && d <= Duration::from_secs(3600),
+                    "{d:?}"
+                ),
+                other => panic!("no expiry: {other:?}"),
+            }
+            r.run(Account::delete(&a.id).namespace(ns)).unwrap();
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// A hash written the way redis-py and redis-cli write it loads: booleans
+/// as `True`/`1`, floats as `repr(float)`, whole numbers as floats, uuids
+/// in capitals, dates with an offset.
+#[test]
+fn loads_what_other_clients_write() {
+    let server = redis_state::testing::shared_server();
+    let mut con = server.connection().unwrap();
+    let ns = common::namespace("other_clients");
+    #[derive(RedisHash, Debug, PartialEq)]
+    #[redis(key = "user:profile:{id}")]
+    struct Profile {
+        #[redis(id)]
+        id: u64,
+        active: bool,
+        admin: bool,
+        verified: bool,
+        age: u16,
+        ratio: f64,
+        big: f64,
+        limit: f64,
+        token: uuid::Uuid,
+        joined: SystemTime,
+    }
+    let key = format!("{ns}:user:profile:7");
+    let () = redis::cmd("HSET")
+        .arg(&key)
+        .arg(&[
+            ("id", "7"),
+            ("active", "True"),
+            ("admin", "False"),
+            ("verified", "1"),
+            ("age", "30.0"),
+            ("ratio", "1e-05"),
+            ("big", "1e+16"),
+            ("limit", "inf"),
+            ("token", "550E8400-E29B-41D4-A716-446655440000"),
+            ("joined", "2024-05-01T14:00:00+02:00"),
+        ])
+        .query::<i64>(&mut con)
+        .map(drop)
+        .unwrap();
+    let p = Profile::load(&7)
+        .namespace(&ns)
+        .run(&mut con)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        p,
+        Profile {
+            id: 7,
+            active: true,
+            admin: false,
+            verified: true,
+            age: 30,
+            ratio: 1e-5,
+            big: 1e16,
+            limit: f64::INFINITY,
+            token: uuid::Uuid::from_u128(0x550e8400_e29b_41d4_a716_446655440000),
+            joined: UNIX_EPOCH + Duration::from_secs(1_714_564_800),
+        }
+    );
+    // Saved back in the canonical form.
+    p.save().namespace(&ns).run(&mut con).unwrap();
+    let stored: std::collections::HashMap<String, String> =
+        redis::cmd("HGETALL").arg(&key).query(&mut con).unwrap();
+    assert_eq!(stored["active"], "true");
+    assert_eq!(stored["age"], "30");
+    assert_eq!(stored["token"], "550e8400-e29b-41d4-a716-446655440000");
+    assert_eq!(stored["joined"], "2024-05-01T12:00:00Z");
+}
+
+/// A date outside 0000-9999 stored by another client is refused on load
+/// with the message a save of that date gets: whatever loads saves back.
+#[test]
+fn dates_load_and_save_agree() {
+    let server = redis_state::testing::shared_server();
+    let mut con = server.connection().unwrap();
+    let ns = common::namespace("date_agree");
+    #[derive(RedisHash, Debug)]
+    #[redis(key = "born:{id}")]
+    struct Born {
+        #[redis(id)]
+        id: u8,
+        day: NaiveDate,
+    }
+    let () = redis::cmd("HSET")
+        .arg(format!("{ns}:born:1"))
+        .arg("id")
+        .arg("1")
+        .arg("day")
+        .arg("-0001-01-01")
+        .query::<i64>(&mut con)
+        .map(drop)
+        .unwrap();
+    let load_err = Born::load(&1).namespace(&ns).run(&mut con).unwrap_err();
+    let save_err = Born {
+        id: 2,
+        day: NaiveDate::from_ymd_opt(-1, 1, 1).unwrap(),
+    }
+    .save()
+    .namespace(&ns)
+    .run(&mut con)
+    .unwrap_err();
+    for err in [&load_err, &save_err] {
+        let text = err.to_string();
+        assert!(
+            text.contains("year -1 is outside 0000-9999") && text.contains("day"),
+            "{text}"
+        );
+    }
+    assert!(!Born::exists(&2).namespace(&ns).run(&mut con).unwrap());
 }

@@ -62,10 +62,125 @@ fn render_example(name: &str) -> String {
         code.push('\n');
     }
     format!(
-        "{}\n\n```rust\n{}```\n\n*Source: [`examples/{name}.rs`](../examples/{name}.rs).*\n",
+        "{}\n\n{}\n```rust\n{}```\n\n*Source: [`examples/{name}.rs`](../examples/{name}.rs).*\n",
         prose.trim_end(),
+        render_needs(&src),
         code
     )
+}
+
+/// The version requirement the workspace manifest gives `name` (in
+/// `[workspace.dependencies]`), so that the guide names what the project
+/// builds with.
+fn workspace_version(name: &str) -> String {
+    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let line = manifest
+        .lines()
+        .find(|l| l.starts_with(&format!("{name} = ")))
+        .unwrap_or_else(|| panic!("{name} is not in [workspace.dependencies]"));
+    let rest = line.split_once(" = ").unwrap().1;
+    let rest = rest.split_once("version = ").map_or(rest, |(_, v)| v);
+    rest.split('"').nth(1).unwrap().to_owned()
+}
+
+/// What a program needs in its own `Cargo.toml`, read from what it uses:
+/// the `redis-state` features and the other crates (with the features of
+/// them it uses).
+fn render_needs(src: &str) -> String {
+    let uses = |s: &str| src.contains(s);
+    let mut features = Vec::new();
+    if uses("redis_state::testing") {
+        features.push("test-support");
+    }
+    if uses("uuid::") {
+        features.push("uuid");
+    }
+    let version = env!("CARGO_PKG_VERSION");
+    let minor = &version[..version.rfind('.').unwrap()];
+    let mut lines = vec![if features.is_empty() {
+        format!("redis-state = \"{minor}\"")
+    } else {
+        let list: Vec<String> = features.iter().map(|f| format!("\"{f}\"")).collect();
+        format!(
+            "redis-state = {{ version = \"{minor}\", features = [{}] }}",
+            list.join(", ")
+        )
+    }];
+    let mut tokio = Vec::new();
+    let main_attr = uses("#[tokio::main]") || uses("#[tokio::main(");
+    let current_thread = uses("flavor = \"current_thread\"");
+    if uses("tokio::runtime::Runtime::new")
+        || uses("new_multi_thread")
+        || (main_attr && !current_thread)
+    {
+        tokio.push("rt-multi-thread");
+    } else if uses("new_current_thread")
+        || current_thread
+        || uses("tokio::spawn")
+        || uses("tokio::task::")
+    {
+        tokio.push("rt");
+    }
+    if main_attr || uses("tokio::join!") || uses("tokio::select!") || uses("tokio::try_join!") {
+        tokio.push("macros");
+    }
+    if uses("tokio::time::") {
+        tokio.push("time");
+    }
+    if uses("tokio::sync::") {
+        tokio.push("sync");
+    }
+    if uses("tokio::") {
+        let list: Vec<String> = tokio.iter().map(|f| format!("\"{f}\"")).collect();
+        lines.push(format!(
+            "tokio = {{ version = \"{}\", features = [{}] }}",
+            workspace_version("tokio"),
+            list.join(", ")
+        ));
+    }
+    if uses("serde::") {
+        lines.push(format!(
+            "serde = {{ version = \"{}\", features = [\"derive\"] }}",
+            workspace_version("serde")
+        ));
+    }
+    for (krate, path) in [
+        ("serde_json", "serde_json::"),
+        ("chrono", "chrono::"),
+        ("futures-util", "futures_util::"),
+    ] {
+        if uses(path) {
+            lines.push(format!("{krate} = \"{}\"", workspace_version(krate)));
+        }
+    }
+    // `redis::` on its own, not as `redis_state::redis::`.
+    let direct_redis = src.match_indices("redis::").any(|(at, _)| {
+        let before = &src[..at];
+        !before.ends_with("redis_state::")
+            && !before.ends_with(|c: char| c.is_alphanumeric() || c == '_')
+    });
+    if direct_redis {
+        lines.push(format!(
+            "redis = \"{}\" # or write `redis_state::redis::` instead",
+            workspace_version("redis")
+        ));
+    }
+    let mut out = String::from(
+        "To build this program in a crate of your own, `Cargo.toml` needs:\n\n```toml\n[dependencies]\n",
+    );
+    for l in lines {
+        out.push_str(&l);
+        out.push('\n');
+    }
+    out.push_str("```\n");
+    if features.contains(&"test-support") {
+        out.push_str(
+            "\n`test-support` is what lets the program start its own `redis-server` \
+             (`redis_state::testing`); a program of yours that connects to a server \
+             it is given does not need it.\n",
+        );
+    }
+    out
 }
 
 fn render_chapter(examples: &[&str]) -> String {
@@ -124,6 +239,29 @@ fn guide_matches_examples() {
         drifted.is_empty(),
         "docs/ drifted from examples/ in {drifted:?}; run `DOCS_BLESS=1 cargo test --test docs`"
     );
+}
+
+/// The repository's README begins with the crate's README (the page on
+/// crates.io and docs.rs), so the two never tell a new user different
+/// things. Bless with `DOCS_BLESS=1` as for the guide.
+#[test]
+fn root_readme_begins_with_the_crate_readme() {
+    let marker = "\n<!-- Everything above is a copy of redis-state/README.md";
+    let krate = std::fs::read_to_string(root().join("redis-state/README.md")).unwrap();
+    let path = root().join("README.md");
+    let have = std::fs::read_to_string(&path).unwrap();
+    let at = have
+        .find(marker)
+        .expect("README.md keeps the marker comment that ends its copy of redis-state/README.md");
+    if have[..at] != krate {
+        if std::env::var_os("DOCS_BLESS").is_some() {
+            std::fs::write(&path, format!("{krate}{}", &have[at..])).unwrap();
+        } else {
+            panic!(
+                "README.md's first part drifted from redis-state/README.md; run `DOCS_BLESS=1 cargo test --test docs`"
+            );
+        }
+    }
 }
 
 #[test]

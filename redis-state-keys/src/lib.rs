@@ -18,6 +18,15 @@
 //! text (template literals, namespaces) may not hold them either, except
 //! the separators and braces each form uses on purpose; see
 //! [`forbidden_in_literal`].
+//!
+//! ```
+//! use redis_state_keys::{escape, template::Template};
+//!
+//! assert_eq!(escape("acme:corp"), "acme%3Acorp");
+//! let t = Template::parse("order:{{{customer}}}:{id}").unwrap();
+//! assert_eq!(t.parts().collect::<Vec<_>>(), ["customer", "id"]);
+//! assert!(Template::parse("order:{customer}-{id}").is_err());
+//! ```
 
 pub mod escape;
 pub mod namespace;

@@ -6,19 +6,49 @@
 //! | Rust type                     | stored as                                   |
 //! |-------------------------------|---------------------------------------------|
 //! | integers (`u8` ... `i128`)    | decimal: `42`, `-7`                         |
-//! | `f32`, `f64`                  | shortest text that round-trips: `0.1`, `1e300`, `inf`, `NaN` |
-//! | `bool`                        | `true` / `false` (reads `1`/`0`, any case)  |
+//! | `f32`, `f64`                  | shortest text that round-trips: `0.1`, `1e-7`, `1e300`, `inf`, `-inf`, `nan` |
+//! | `bool`                        | `true` / `false`                            |
 //! | `String`                      | the UTF-8 text                              |
 //! | `Vec<u8>`                     | the raw bytes                               |
 //! | `chrono::DateTime<Utc>`       | RFC 3339: `2024-05-01T12:00:00.250Z` (or [`EpochSeconds`] / [`EpochMillis`]) |
 //! | `chrono::NaiveDate`           | `2024-05-01`                                |
 //! | `chrono::NaiveDateTime`       | `2024-05-01T12:00:00.250`                   |
+//! | `std::time::SystemTime`       | RFC 3339 like `DateTime<Utc>` (or [`EpochSeconds`] / [`EpochMillis`]) |
+//! | `uuid::Uuid` (feature `uuid`) | hyphenated lowercase: `550e8400-e29b-41d4-a716-446655440000` |
 //! | `Option<T>`                   | the field is absent when `None`             |
 //! | unit enums, newtypes          | `#[derive(RedisField)]`: the variant name / the inner value |
 //! | any serde type                | JSON, with `#[redis(json)]` ([`Json`])      |
 //! | anything else                 | your [`Codec`], with `#[redis(with = MyCodec)]` |
+//!
+//! # What is read
+//!
+//! The table above is the canonical form, the one written. Reading is wider,
+//! so that what other clients write loads (DESIGN principle 6):
+//!
+//! * **booleans**: `true`/`false` in any case (Python's `str(True)` writes
+//!   `True`) and `1`/`0` (redis-py, `HSET … 1`);
+//! * **integers**: decimal with an optional sign (`+5`), and a decimal
+//!   whose fraction is all zeros (`42.0`, what Python's `str(float)` writes
+//!   for a whole number); any other fraction, an exponent or a value out of
+//!   the type's range is refused;
+//! * **floats**: every form Rust's and Python's float parsers agree on:
+//!   redis-py's `repr(float)` (`1e-05`, `1e+16`, `1.0`, `inf`, `-inf`,
+//!   `nan`), the plain decimals `HINCRBYFLOAT` writes (`10.5`, `3`), any
+//!   case of `inf`/`infinity`/`nan`, surrounding spaces;
+//! * **uuids**: hyphenated, simple (32 hex digits), braced or `urn:uuid:`,
+//!   any case;
+//! * **dates**: RFC 3339 with any offset for `DateTime<Utc>` and
+//!   `SystemTime` (converted to UTC).
+//!
+//! Dates are written and read in years 0000 to 9999 only, the range RFC 3339
+//! and ISO 8601 without extensions can write: a value outside it is refused
+//! on save (nothing is written) and a stored text that lands outside it
+//! (`-0001-01-01`, or `0000-01-01T00:00:00+01:00`, which is year -1 in UTC)
+//! is refused on load with the same message, so that whatever loads can be
+//! saved back. [`EpochSeconds`] and [`EpochMillis`] hold any date.
 
 use std::marker::PhantomData;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{
     DateTime, Datelike, NaiveDate, NaiveDateTime, SecondsFormat, TimeZone, Timelike, Utc,
@@ -230,7 +260,10 @@ macro_rules! int_field {
                 if let Some(v) = fast_int(raw, <$t>::MIN != 0).and_then(|v| <$t>::try_from(v).ok()) {
                     return Ok(v);
                 }
-                utf8(raw)?.parse::<$t>().map_err(FieldError::detail)
+                let text = utf8(raw)?;
+                text.parse::<$t>()
+                    .or_else(|e| whole_part(text).ok_or(e)?.parse::<$t>())
+                    .map_err(FieldError::detail)
             }
         }
     )*};
@@ -264,6 +297,16 @@ fn fast_int(raw: &[u8], signed: bool) -> Option<i128> {
 int_field!(
     u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize
 );
+
+/// `42` of `42.0` or `42.000`: a whole number written as a float (Python's
+/// `str(float)`). `None` when there is no `.`, no digit before or after it,
+/// or a fraction digit other than `0`.
+fn whole_part(text: &str) -> Option<&str> {
+    let (whole, frac) = text.split_once('.')?;
+    let digits = whole.strip_prefix(['-', '+']).unwrap_or(whole);
+    let zeros = !frac.is_empty() && frac.bytes().all(|b| b == b'0');
+    (!digits.is_empty() && zeros).then_some(whole)
+}
 
 macro_rules! float_field {
     ($($t:ty),*) => {$(
@@ -352,6 +395,8 @@ impl FieldValue for char {
 }
 
 /// RFC 3339 and ISO 8601 without extensions write years 0000 to 9999 only.
+/// Checked on save and on load alike, with the same message, so that what
+/// loads can be saved back.
 fn check_year(year: i32) -> Result<(), String> {
     if (0..=9999).contains(&year) {
         Ok(())
@@ -424,9 +469,12 @@ impl FieldValue for DateTime<Utc> {
         if let Some(t) = parse_rfc3339_utc(raw) {
             return Ok(t);
         }
-        DateTime::parse_from_rfc3339(utf8(raw)?)
+        let t = DateTime::parse_from_rfc3339(utf8(raw)?)
             .map(|d| d.with_timezone(&Utc))
-            .map_err(FieldError::detail)
+            .map_err(FieldError::detail)?;
+        // An offset can carry 0000-01-01 or 9999-12-31 out of the range.
+        check_year(t.year()).map_err(FieldError::detail)?;
+        Ok(t)
     }
 }
 
@@ -482,7 +530,9 @@ impl FieldValue for NaiveDate {
         write!(out, "{}", self.format("%Y-%m-%d")).map_err(|e| e.to_string())
     }
     fn decode(raw: &[u8]) -> Result<Self, FieldError> {
-        NaiveDate::parse_from_str(utf8(raw)?, "%Y-%m-%d").map_err(FieldError::detail)
+        let d = NaiveDate::parse_from_str(utf8(raw)?, "%Y-%m-%d").map_err(FieldError::detail)?;
+        check_year(d.year()).map_err(FieldError::detail)?;
+        Ok(d)
     }
 }
 
@@ -494,8 +544,103 @@ impl FieldValue for NaiveDateTime {
         write!(out, "{}", self.format("%Y-%m-%dT%H:%M:%S%.f")).map_err(|e| e.to_string())
     }
     fn decode(raw: &[u8]) -> Result<Self, FieldError> {
-        NaiveDateTime::parse_from_str(utf8(raw)?, "%Y-%m-%dT%H:%M:%S%.f")
-            .map_err(FieldError::detail)
+        let d = NaiveDateTime::parse_from_str(utf8(raw)?, "%Y-%m-%dT%H:%M:%S%.f")
+            .map_err(FieldError::detail)?;
+        check_year(d.year()).map_err(FieldError::detail)?;
+        Ok(d)
+    }
+}
+
+/// `t` as a UTC date-time, or why it has none (chrono holds about ±262,000
+/// years; a `SystemTime` can reach further).
+fn system_to_utc(t: SystemTime) -> Result<DateTime<Utc>, String> {
+    let out_of_range = || format!("{t:?} is outside the dates a timestamp can hold");
+    let (secs, nanos) = match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => (
+            i64::try_from(d.as_secs()).map_err(|_| out_of_range())?,
+            d.subsec_nanos(),
+        ),
+        Err(before) => {
+            let d = before.duration();
+            let secs = i64::try_from(d.as_secs()).map_err(|_| out_of_range())?;
+            match d.subsec_nanos() {
+                0 => (-secs, 0),
+                n => (-secs - 1, 1_000_000_000 - n),
+            }
+        }
+    };
+    DateTime::from_timestamp(secs, nanos).ok_or_else(out_of_range)
+}
+
+/// The `SystemTime` of a UTC date-time, or `None` where the platform's
+/// `SystemTime` cannot hold it.
+fn utc_to_system(t: DateTime<Utc>) -> Option<SystemTime> {
+    let secs = t.timestamp();
+    let nanos = Duration::from_nanos(u64::from(t.timestamp_subsec_nanos()));
+    if secs >= 0 {
+        UNIX_EPOCH
+            .checked_add(Duration::from_secs(secs.unsigned_abs()))?
+            .checked_add(nanos)
+    } else {
+        UNIX_EPOCH
+            .checked_sub(Duration::from_secs(secs.unsigned_abs()))?
+            .checked_add(nanos)
+    }
+}
+
+fn utc_field_to_system(t: DateTime<Utc>) -> Result<SystemTime, FieldError> {
+    utc_to_system(t)
+        .ok_or_else(|| FieldError::detail("the date is outside what SystemTime holds here"))
+}
+
+/// Stored exactly as `DateTime<Utc>` (RFC 3339, nanoseconds kept), so
+/// other clients see the same text whichever of the two a model uses.
+impl FieldValue for SystemTime {
+    const EXPECTED: &'static str = "RFC 3339 timestamp";
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), String> {
+        system_to_utc(*self)?.encode(out)
+    }
+    fn decode(raw: &[u8]) -> Result<Self, FieldError> {
+        utc_field_to_system(DateTime::<Utc>::decode(raw)?)
+    }
+}
+
+impl Codec<SystemTime> for EpochSeconds {
+    const EXPECTED: &'static str = "Unix timestamp in seconds";
+    fn encode(value: &SystemTime, out: &mut Vec<u8>) -> Result<(), String> {
+        <Self as Codec<DateTime<Utc>>>::encode(&system_to_utc(*value)?, out)
+    }
+    fn decode(raw: &[u8]) -> Result<SystemTime, FieldError> {
+        utc_field_to_system(<Self as Codec<DateTime<Utc>>>::decode(raw)?)
+    }
+}
+
+impl Codec<SystemTime> for EpochMillis {
+    const EXPECTED: &'static str = "Unix timestamp in milliseconds";
+    fn encode(value: &SystemTime, out: &mut Vec<u8>) -> Result<(), String> {
+        <Self as Codec<DateTime<Utc>>>::encode(&system_to_utc(*value)?, out)
+    }
+    fn decode(raw: &[u8]) -> Result<SystemTime, FieldError> {
+        utc_field_to_system(<Self as Codec<DateTime<Utc>>>::decode(raw)?)
+    }
+}
+
+/// Hyphenated lowercase (`550e8400-e29b-41d4-a716-446655440000`, Python's
+/// `str(uuid)`); reads the simple, braced and `urn:uuid:` forms in any case
+/// too.
+#[cfg(feature = "uuid")]
+impl FieldValue for uuid::Uuid {
+    const EXPECTED: &'static str = "UUID";
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), String> {
+        out.extend_from_slice(
+            self.hyphenated()
+                .encode_lower(&mut uuid::Uuid::encode_buffer())
+                .as_bytes(),
+        );
+        Ok(())
+    }
+    fn decode(raw: &[u8]) -> Result<Self, FieldError> {
+        uuid::Uuid::try_parse_ascii(raw).map_err(FieldError::detail)
     }
 }
 
@@ -594,8 +739,8 @@ impl VersionValue for i64 {
 /// Types that may be `#[redis(expires_at)]` fields: the entity expires at
 /// this instant (`PEXPIREAT`); `None` means it does not expire.
 #[diagnostic::on_unimplemented(
-    message = "a `#[redis(expires_at)]` field must be `DateTime<Utc>` or `Option<DateTime<Utc>>`",
-    label = "`{Self}` is not `DateTime<Utc>` or `Option<DateTime<Utc>>`",
+    message = "a `#[redis(expires_at)]` field must be `DateTime<Utc>` or `SystemTime`, or an `Option` of one",
+    label = "`{Self}` is not `DateTime<Utc>`, `SystemTime` or an `Option` of one",
     note = "the entity expires at this instant (PEXPIREAT); `None` means it does not expire"
 )]
 pub trait ExpiresAtValue {
@@ -612,6 +757,27 @@ impl ExpiresAtValue for DateTime<Utc> {
 impl ExpiresAtValue for Option<DateTime<Utc>> {
     fn expires_at_ms(&self) -> Option<i64> {
         self.as_ref().map(DateTime::timestamp_millis)
+    }
+}
+
+/// A `SystemTime` beyond what a millisecond timestamp holds saturates at
+/// the far end: it expires never in practice (or at once, in the past).
+fn system_ms(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(before) => i64::try_from(before.duration().as_millis()).map_or(i64::MIN, |ms| -ms),
+    }
+}
+
+impl ExpiresAtValue for SystemTime {
+    fn expires_at_ms(&self) -> Option<i64> {
+        Some(system_ms(*self))
+    }
+}
+
+impl ExpiresAtValue for Option<SystemTime> {
+    fn expires_at_ms(&self) -> Option<i64> {
+        self.map(system_ms)
     }
 }
 
@@ -689,7 +855,12 @@ mod tests {
         use proptest::prelude::*;
         fn agree<T: FieldValue + std::str::FromStr + PartialEq + std::fmt::Debug>(s: &str) {
             let fast = T::decode(s.as_bytes()).ok();
-            assert_eq!(fast, s.parse::<T>().ok(), "{s}");
+            // Beside `str::parse`'s forms, whole numbers written as floats.
+            let slow = s
+                .parse::<T>()
+                .ok()
+                .or_else(|| whole_part(s)?.parse::<T>().ok());
+            assert_eq!(fast, slow, "{s}");
         }
         fn all(s: &str) {
             agree::<u8>(s);
@@ -734,6 +905,209 @@ mod tests {
         }
         proptest!(|(s in "[-+]?[0-9]{0,22}")| all(&s));
         proptest!(|(s in "\\PC{0,6}")| all(&s));
+    }
+
+    /// What other clients write reads: Python's `str(True)`, redis-py's
+    /// `1`/`0`, whole numbers as Python writes floats.
+    #[test]
+    fn reads_what_other_clients_write() {
+        for (text, want) in [
+            ("True", true),
+            ("False", false),
+            ("true", true),
+            ("TRUE", true),
+            ("1", true),
+            ("0", false),
+        ] {
+            assert_eq!(bool::decode(text.as_bytes()), Ok(want), "{text}");
+        }
+        for text in ["yes", "", "2", "tru"] {
+            assert!(bool::decode(text.as_bytes()).is_err(), "{text}");
+        }
+        assert_eq!(i64::decode(b"42.0"), Ok(42));
+        assert_eq!(i64::decode(b"-7.000"), Ok(-7));
+        assert_eq!(i64::decode(b"+5"), Ok(5));
+        assert_eq!(u8::decode(b"255.0"), Ok(255));
+        for text in [
+            "42.5", "1e3", ".0", "-.0", "1.", "256.0", "-1.0", "42.0 ", "4 2.0",
+        ] {
+            assert!(u8::decode(text.as_bytes()).is_err(), "{text}");
+        }
+        assert!(i64::decode(b"1.").is_err());
+        for (text, want) in [
+            ("1e-05", 1e-5),
+            ("1e+16", 1e16),
+            ("1.0", 1.0),
+            ("3", 3.0),
+            ("10.5", 10.5),
+            ("inf", f64::INFINITY),
+            ("-inf", f64::NEG_INFINITY),
+            ("Infinity", f64::INFINITY),
+            (" 2.5 ", 2.5),
+        ] {
+            assert_eq!(f64::decode(text.as_bytes()), Ok(want), "{text}");
+        }
+        assert!(f64::decode(b"nan").unwrap().is_nan());
+        assert!(f64::decode(b"NaN").unwrap().is_nan());
+        // The canonical forms written.
+        let written = |v: f64| {
+            let mut out = Vec::new();
+            v.encode(&mut out).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(written(1e-5), "0.00001");
+        assert_eq!(written(1e-7), "1e-7");
+        assert_eq!(written(1.0), "1.0");
+        assert_eq!(written(f64::NEG_INFINITY), "-inf");
+    }
+
+    /// Python's `repr(float)` (what redis-py writes for a float) of `x`:
+    /// the shortest digits, in positional form unless the decimal point is
+    /// more than 16 places right or 4 places left of them, where it writes
+    /// `d.ddde±XX`.
+    fn python_repr(x: f64) -> String {
+        if x.is_nan() {
+            return "nan".into();
+        }
+        if x.is_infinite() {
+            return if x > 0.0 { "inf" } else { "-inf" }.into();
+        }
+        let sci = format!("{:e}", x.abs());
+        let (mantissa, exp) = sci.split_once('e').unwrap();
+        let exp: i32 = exp.parse().unwrap();
+        let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+        let sign = if x.is_sign_negative() { "-" } else { "" };
+        let decpt = exp + 1;
+        if !(-3..=16).contains(&decpt) {
+            let (first, rest) = digits.split_at(1);
+            let frac = if rest.is_empty() {
+                String::new()
+            } else {
+                format!(".{rest}")
+            };
+            let esign = if exp < 0 { '-' } else { '+' };
+            return format!("{sign}{first}{frac}e{esign}{:02}", exp.abs());
+        }
+        let n = digits.len() as i32;
+        if decpt <= 0 {
+            format!("{sign}0.{}{digits}", "0".repeat((-decpt) as usize))
+        } else if decpt >= n {
+            format!("{sign}{digits}{}.0", "0".repeat((decpt - n) as usize))
+        } else {
+            let (int, frac) = digits.split_at(decpt as usize);
+            format!("{sign}{int}.{frac}")
+        }
+    }
+
+    /// Every float redis-py writes reads back as the same float, and so
+    /// does every whole number redis-py writes as a float into an integer
+    /// field.
+    #[test]
+    fn python_float_text_reads_exactly() {
+        use proptest::prelude::*;
+        assert_eq!(python_repr(1e-5), "1e-05");
+        assert_eq!(python_repr(1e16), "1e+16");
+        assert_eq!(python_repr(1e15), "1000000000000000.0");
+        assert_eq!(python_repr(0.0001), "0.0001");
+        assert_eq!(python_repr(-0.0), "-0.0");
+        assert_eq!(python_repr(123.456), "123.456");
+        assert_eq!(python_repr(1.5e300), "1.5e+300");
+        let check = |x: f64| {
+            let text = python_repr(x);
+            let back = f64::decode(text.as_bytes()).unwrap();
+            assert!(
+                back.to_bits() == x.to_bits() || (x.is_nan() && back.is_nan()),
+                "{text}"
+            );
+        };
+        for x in [
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            f64::MIN,
+            5e-324,
+            f64::NAN,
+            f64::INFINITY,
+        ] {
+            check(x);
+        }
+        proptest!(|(x in any::<f64>())| check(x));
+        proptest!(|(n in -(1i64 << 53)..(1i64 << 53))| {
+            let text = python_repr(n as f64);
+            prop_assert_eq!(i64::decode(text.as_bytes()), Ok(n), "{}", text);
+        });
+    }
+
+    /// A date loads only if it can be saved back: years 0000-9999 on both
+    /// sides, with the same message.
+    #[test]
+    fn dates_load_only_what_saves() {
+        let refused = |raw: &str| -> String {
+            let a = NaiveDate::decode(raw.as_bytes()).err();
+            let b = NaiveDateTime::decode(raw.as_bytes()).err();
+            let c = DateTime::<Utc>::decode(raw.as_bytes()).err();
+            let d = SystemTime::decode(raw.as_bytes()).err();
+            [a, b, c, d]
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.detail)
+                .find(|m| m.contains("outside 0000-9999"))
+                .unwrap_or_else(|| panic!("{raw} was not refused for its year"))
+        };
+        let save_msg = NaiveDate::from_ymd_opt(-1, 1, 1)
+            .unwrap()
+            .encode(&mut Vec::new())
+            .unwrap_err();
+        assert_eq!(refused("-0001-01-01"), save_msg);
+        assert!(NaiveDate::decode(b"-0001-01-01").is_err());
+        assert!(NaiveDateTime::decode(b"-0001-01-01T00:00:00").is_err());
+        assert!(NaiveDate::decode(b"+10000-01-01").is_err());
+        // An offset carrying the edge of the range out of it.
+        let err = DateTime::<Utc>::decode(b"0000-01-01T00:00:00+01:00").unwrap_err();
+        assert!(err.detail.unwrap().contains("year -1"));
+        assert!(DateTime::<Utc>::decode(b"9999-12-31T23:00:00-05:00").is_err());
+        // Inside the range: an offset converts, and saves back.
+        let t = DateTime::<Utc>::decode(b"2024-05-01T14:00:00+02:00").unwrap();
+        assert_eq!(round(t), b"2024-05-01T12:00:00Z");
+        assert_eq!(
+            round(NaiveDate::from_ymd_opt(0, 1, 1).unwrap()),
+            b"0000-01-01"
+        );
+    }
+
+    #[test]
+    fn system_time_is_stored_as_rfc3339() {
+        let t = UNIX_EPOCH + Duration::new(1_714_564_800, 250_000_000);
+        assert_eq!(round(t), b"2024-05-01T12:00:00.250Z");
+        let before = UNIX_EPOCH - Duration::new(1, 250_000_000);
+        assert_eq!(round(before), b"1969-12-31T23:59:58.750Z");
+        assert_eq!(
+            round(UNIX_EPOCH + Duration::new(0, 1)),
+            b"1970-01-01T00:00:00.000000001Z"
+        );
+        let mut out = Vec::new();
+        <EpochMillis as Codec<SystemTime>>::encode(&t, &mut out).unwrap();
+        assert_eq!(out, b"1714564800250");
+        assert_eq!(<EpochMillis as Codec<SystemTime>>::decode(&out), Ok(t));
+        let far = UNIX_EPOCH + Duration::from_secs(u64::MAX / 2);
+        assert!(far.encode(&mut Vec::new()).is_err());
+        assert_eq!(t.expires_at_ms(), Some(1_714_564_800_250));
+        assert_eq!(before.expires_at_ms(), Some(-1_250));
+    }
+
+    #[cfg(feature = "uuid")]
+    #[test]
+    fn uuids_are_hyphenated_lowercase() {
+        let id = uuid::Uuid::from_u128(0x550e8400_e29b_41d4_a716_446655440000);
+        assert_eq!(round(id), b"550e8400-e29b-41d4-a716-446655440000");
+        for form in [
+            "550E8400-E29B-41D4-A716-446655440000",
+            "550e8400e29b41d4a716446655440000",
+            "{550e8400-e29b-41d4-a716-446655440000}",
+            "urn:uuid:550e8400-e29b-41d4-a716-446655440000",
+        ] {
+            assert_eq!(uuid::Uuid::decode(form.as_bytes()), Ok(id), "{form}");
+        }
+        assert!(uuid::Uuid::decode(b"550e8400").is_err());
     }
 
     /// Whenever the fast RFC 3339 parser returns a value, chrono's parser

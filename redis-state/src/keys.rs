@@ -280,12 +280,12 @@ impl fmt::Debug for IdBuf {
 
 /// A value that can be one segment of a key (an id or an id part).
 ///
-/// Implemented for strings, integers, `bool`, `char`, and by
-/// `#[derive(RedisField)]` for newtypes and unit enums.
+/// Implemented for strings, integers, `bool`, `char`, `uuid::Uuid` (feature
+/// `uuid`), and by `#[derive(RedisField)]` for newtypes and unit enums.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be used as an id or key part",
     label = "not a key part",
-    note = "ids can be strings, integers, bool, char, or a newtype / unit enum with #[derive(RedisField)]"
+    note = "ids can be strings, integers, bool, char, uuid::Uuid (feature `uuid`), or a newtype / unit enum with #[derive(RedisField)]"
 )]
 pub trait KeyPart {
     /// Appends this value as one escaped part.
@@ -359,6 +359,18 @@ macro_rules! int_key_part {
 int_key_part!(
     u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize
 );
+
+/// Hyphenated lowercase, as the field form writes it
+/// (`user:550e8400-e29b-41d4-a716-446655440000`).
+#[cfg(feature = "uuid")]
+impl KeyPart for uuid::Uuid {
+    fn write_key_part(&self, out: &mut IdBuf) {
+        out.push_str(
+            self.hyphenated()
+                .encode_lower(&mut uuid::Uuid::encode_buffer()),
+        )
+    }
+}
 
 /// A whole id: one [`KeyPart`], or a tuple of them for composite ids.
 pub trait IdValue {

@@ -58,23 +58,42 @@
 //! Local caching is async-only (the supervisor is a tokio task) and opt-in:
 //! [`Cache::with_local`](super::Cache::with_local). Values are kept decoded
 //! (`T: Clone`); a hit costs a map lookup and a clone.
+//!
+//! # Eviction
+//!
+//! The map holds at most [`LocalCacheOptions::capacity`] copies, evicted
+//! with SIEVE (NSDI 2024): a hit sets a bit on the copy; when the map is
+//! full, a hand sweeps the copies in insertion order, clearing bits, and
+//! evicts the first copy not read since the hand last passed it. Popular
+//! keys stay however old they are; a burst of keys read once passes
+//! through without pushing them out. Its hit rate matches or beats LRU's
+//! on skewed workloads, and a hit never reorders anything, so hits need
+//! only a shared lock. The map is split by key hash into up to 16 shards
+//! (each of at least 64 copies, the capacity divided exactly), each behind
+//! its own read-write lock: readers of hot keys never wait for each other,
+//! and writers of different shards not at all. `cargo bench --bench cache`
+//! measures the hit rate on a Zipf workload beside first-in-first-out and
+//! LRU of the same capacity, and the speed of hits from several threads.
 
 use std::any::Any;
-use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::time::{Duration, Instant};
 
 use redis::{PushInfo, PushKind, Value};
 use tokio::sync::Notify;
 
+use super::sieve::{HashedMap, Sieve};
 use crate::error::{Error, Result};
 
 /// Options of a [`LocalCache`].
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub struct LocalCacheOptions {
-    /// The most entries kept; the oldest are evicted first. Default 10 000.
+    /// The most entries kept. When full, SIEVE eviction picks the copy to
+    /// drop: copies read since the eviction hand last passed them stay,
+    /// copies not read again go first (see the module docs). Default 10 000.
     pub capacity: usize,
     /// The longest a copy is served after it was read. Default 60 s.
     pub max_age: Duration,
@@ -129,23 +148,89 @@ pub struct LocalStats {
 struct Ready {
     value: Arc<dyn Any + Send + Sync>,
     born: Instant,
-    seq: u64,
 }
 
-#[derive(Default)]
-struct State {
-    /// The copies held; [`LocalCacheOptions::capacity`] bounds them.
-    map: HashMap<String, Ready>,
-    /// The reads in progress: key to the token of the [`Ticket`] that
+/// One shard of the map: its copies and its reads in progress.
+struct Shard {
+    /// The copies held, bounded with SIEVE eviction (see [`super::sieve`]).
+    copies: Sieve<Ready>,
+    /// The reads in progress: key hash to the token of the [`Ticket`] that
     /// registered it. Each lives as long as its ticket, so they are bounded
-    /// by the reads in flight and do not count against the capacity.
-    pending: HashMap<String, u64>,
-    order: VecDeque<(String, u64)>,
-    next: u64,
+    /// by the reads in flight and do not count against the capacity. Two
+    /// keys sharing a hash share a slot: tokens are unique, so the earlier
+    /// read then finds another token and keeps nothing (never a stale copy).
+    pending: HashedMap<u64>,
+}
+
+/// Shards hold at least this many copies each: fewer would make the
+/// eviction of one shard a poor stand-in for the whole map's.
+const MIN_PER_SHARD: usize = 64;
+/// At most this many shards (a power of two).
+const MAX_SHARDS: usize = 16;
+
+/// The copies, split by key hash into shards, each behind its own
+/// read-write lock: hits take a shared lock (SIEVE marks a hit with an
+/// atomic bit, never moving anything), so readers never wait for each
+/// other; writes and invalidations take one shard's exclusive lock. A key's
+/// copy and its pending read live in the same shard, so the read /
+/// invalidation race is decided under one lock, as before.
+struct Shards {
+    shards: Box<[RwLock<Shard>]>,
+    hasher: RandomState,
+}
+
+impl Shards {
+    fn new(capacity: usize) -> Self {
+        let wanted = (capacity / MIN_PER_SHARD).clamp(1, MAX_SHARDS);
+        // The largest power of two not above `wanted`.
+        let n = 1usize << (usize::BITS - 1 - wanted.leading_zeros());
+        // The capacity split exactly: the first shards take the remainder.
+        let shards = (0..n)
+            .map(|i| {
+                let cap = capacity / n + usize::from(i < capacity % n);
+                RwLock::new(Shard {
+                    copies: Sieve::new(cap),
+                    pending: HashedMap::default(),
+                })
+            })
+            .collect();
+        Shards {
+            shards,
+            hasher: RandomState::new(),
+        }
+    }
+
+    /// The key's hash: computed once per operation, it picks the shard
+    /// (high bits) and the slot in it.
+    fn hash(&self, key: &str) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    fn of(&self, hash: u64) -> &RwLock<Shard> {
+        &self.shards[(hash >> 32) as usize & (self.shards.len() - 1)]
+    }
+
+    fn read(&self, hash: u64) -> RwLockReadGuard<'_, Shard> {
+        self.of(hash).read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self, hash: u64) -> RwLockWriteGuard<'_, Shard> {
+        self.of(hash)
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn each(&self) -> impl Iterator<Item = RwLockWriteGuard<'_, Shard>> {
+        self.shards
+            .iter()
+            .map(|s| s.write().unwrap_or_else(PoisonError::into_inner))
+    }
 }
 
 struct Inner {
-    state: Mutex<State>,
+    shards: Shards,
+    /// Tokens of reads in progress.
+    next: AtomicU64,
     prefixes: Vec<String>,
     opts: LocalCacheOptions,
     /// Nodes whose tracking is on; caching needs all of them.
@@ -160,16 +245,11 @@ struct Inner {
 }
 
 impl Inner {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     fn flush(&self) {
-        let mut st = self.lock();
-        st.map.clear();
-        st.pending.clear();
-        st.order.clear();
-        drop(st);
+        for mut shard in self.shards.each() {
+            shard.copies.clear();
+            shard.pending.clear();
+        }
         self.flushes.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -177,9 +257,10 @@ impl Inner {
         let Ok(key) = std::str::from_utf8(key) else {
             return;
         };
-        let mut st = self.lock();
-        let pending = st.pending.remove(key).is_some();
-        if st.map.remove(key).is_some() || pending {
+        let hash = self.shards.hash(key);
+        let mut shard = self.shards.write(hash);
+        let pending = shard.pending.remove(&hash).is_some();
+        if shard.copies.remove(hash).is_some() || pending {
             self.invalidations.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -223,26 +304,35 @@ impl redis::aio::AsyncPushSender for PushHandler {
     }
 }
 
+/// The token of a ticket whose registration [`LocalCache::complete`]
+/// consumed (tokens of reads start at 1).
+const DONE: u64 = 0;
+
 /// A read in progress: keep its reply with [`LocalCache::complete`].
 /// Dropping it without completing ends the read (its pending registration
 /// is removed).
 #[derive(Debug)]
 pub struct Ticket {
     key: String,
+    hash: u64,
     token: u64,
     cache: Weak<Inner>,
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
+        if self.token == DONE {
+            // Completed: its registration was consumed under the lock.
+            return;
+        }
         let Some(inner) = self.cache.upgrade() else {
             return;
         };
-        let mut st = inner.lock();
+        let mut shard = inner.shards.write(self.hash);
         // Only this read's registration: a later read of the key has its
         // own token.
-        if st.pending.get(&self.key) == Some(&self.token) {
-            st.pending.remove(&self.key);
+        if shard.pending.get(&self.hash) == Some(&self.token) {
+            shard.pending.remove(&self.hash);
         }
     }
 }
@@ -293,7 +383,8 @@ impl LocalCache {
             });
         }
         let inner = Arc::new(Inner {
-            state: Mutex::new(State::default()),
+            shards: Shards::new(opts.capacity),
+            next: AtomicU64::new(0),
             prefixes: prefixes.iter().map(|p| (*p).to_owned()).collect(),
             opts,
             live: AtomicUsize::new(0),
@@ -330,18 +421,27 @@ impl LocalCache {
     /// of type `T`.
     pub fn get<T: Clone + 'static>(&self, key: &str) -> Option<T> {
         let inner = &self.inner;
-        let mut st = inner.lock();
-        let hit = match st.map.get(key) {
+        let hash = inner.shards.hash(key);
+        let shard = inner.shards.read(hash);
+        let (hit, expired) = match shard.copies.get(hash, key) {
             Some(r) if r.born.elapsed() < inner.opts.max_age => {
-                r.value.downcast_ref::<T>().cloned()
+                (r.value.downcast_ref::<T>().cloned(), false)
             }
-            Some(_) => {
-                st.map.remove(key);
-                None
-            }
-            None => None,
+            Some(_) => (None, true),
+            None => (None, false),
         };
-        drop(st);
+        drop(shard);
+        if expired {
+            // Too old: dropped, unless a newer copy replaced it meanwhile.
+            let mut shard = inner.shards.write(hash);
+            if shard
+                .copies
+                .get(hash, key)
+                .is_some_and(|r| r.born.elapsed() >= inner.opts.max_age)
+            {
+                shard.copies.remove(hash);
+            }
+        }
         match hit {
             Some(_) => inner.hits.fetch_add(1, Ordering::Relaxed),
             None => inner.misses.fetch_add(1, Ordering::Relaxed),
@@ -355,12 +455,12 @@ impl LocalCache {
         if !self.is_connected() || !self.tracks(key) {
             return None;
         }
-        let mut st = self.inner.lock();
-        st.next += 1;
-        let token = st.next;
-        st.pending.insert(key.to_owned(), token);
+        let token = self.inner.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let hash = self.inner.shards.hash(key);
+        self.inner.shards.write(hash).pending.insert(hash, token);
         Some(Ticket {
             key: key.to_owned(),
+            hash,
             token,
             cache: Arc::downgrade(&self.inner),
         })
@@ -369,51 +469,34 @@ impl LocalCache {
     /// Keeps `value` as the local copy of the ticket's key, unless the key
     /// was invalidated (or everything flushed) since [`LocalCache::begin`].
     /// Returns whether it was kept.
-    pub fn complete<T: Send + Sync + 'static>(&self, ticket: Ticket, value: T) -> bool {
+    pub fn complete<T: Send + Sync + 'static>(&self, mut ticket: Ticket, value: T) -> bool {
         let inner = &self.inner;
-        let mut st = inner.lock();
-        if st.pending.get(&ticket.key) != Some(&ticket.token) {
-            drop(st);
+        let mut shard = inner.shards.write(ticket.hash);
+        if shard.pending.get(&ticket.hash) != Some(&ticket.token) {
+            drop(shard);
             return false;
         }
-        // The ticket's drop then finds nothing of its own to remove.
-        st.pending.remove(&ticket.key);
-        st.next += 1;
-        let seq = st.next;
-        st.map.insert(
-            ticket.key.clone(),
+        // The ticket's drop then has nothing of its own to remove.
+        shard.pending.remove(&ticket.hash);
+        ticket.token = DONE;
+        shard.copies.insert(
+            ticket.hash,
+            std::mem::take(&mut ticket.key),
             Ready {
                 value: Arc::new(value),
                 born: Instant::now(),
-                seq,
             },
         );
-        st.order.push_back((ticket.key.clone(), seq));
-        while st.map.len() > inner.opts.capacity {
-            let Some((old, old_seq)) = st.order.pop_front() else {
-                break;
-            };
-            if matches!(st.map.get(&old), Some(r) if r.seq == old_seq) {
-                st.map.remove(&old);
-            }
-        }
-        // The order queue may hold keys already removed; keep it bounded.
-        if st.order.len() > 2 * inner.opts.capacity {
-            let State { map, order, .. } = &mut *st;
-            order.retain(|(k, s)| matches!(map.get(k), Some(r) if r.seq == *s));
-        }
-        // Unlock before the ticket's drop locks again.
-        drop(st);
-        drop(ticket);
         true
     }
 
     /// Drops the local copy of `key` (this process only; the server tells
     /// the others).
     pub fn invalidate(&self, key: &str) {
-        let mut st = self.inner.lock();
-        st.map.remove(key);
-        st.pending.remove(key);
+        let hash = self.inner.shards.hash(key);
+        let mut shard = self.inner.shards.write(hash);
+        shard.copies.remove(hash);
+        shard.pending.remove(&hash);
     }
 
     /// Drops every local copy.
@@ -423,19 +506,40 @@ impl LocalCache {
 
     /// Whether a copy of `key` is held (pending reads excluded).
     pub fn contains(&self, key: &str) -> bool {
-        self.inner.lock().map.contains_key(key)
+        let hash = self.inner.shards.hash(key);
+        self.inner.shards.read(hash).copies.contains(hash, key)
     }
 
     /// Number of copies held.
     pub fn len(&self) -> usize {
-        self.inner.lock().map.len()
+        self.inner
+            .shards
+            .shards
+            .iter()
+            .map(|s| {
+                s.read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .copies
+                    .len()
+            })
+            .sum()
     }
 
     /// Number of reads registered by [`LocalCache::begin`] and not yet
     /// completed or dropped (for tests).
     #[doc(hidden)]
     pub fn pending_len(&self) -> usize {
-        self.inner.lock().pending.len()
+        self.inner
+            .shards
+            .shards
+            .iter()
+            .map(|s| {
+                s.read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .pending
+                    .len()
+            })
+            .sum()
     }
 
     /// True when no copy is held.

@@ -119,6 +119,7 @@ mod handle;
 pub mod local;
 mod ops;
 mod pattern;
+mod sieve;
 pub mod waker;
 
 pub use self::behind::{
