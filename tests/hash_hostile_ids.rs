@@ -197,6 +197,27 @@ fn composite_ids_stay_apart(r: &mut Runner, ns: &Namespace) {
     assert_ne!(x.key(), y.key(), "adjacent parts collide");
 }
 
+/// Keys already written stay where they are: hostile ids render the keys
+/// written out here (the byte-for-byte comparison with the escaping as it
+/// was is `redis-state-keys/tests/unchanged_keys.rs`).
+#[test]
+fn hostile_ids_keep_their_keys() {
+    for (id, key) in [
+        ("a:b", "item:a%3Ab"),
+        ("{x}", "item:%7Bx%7D"),
+        ("50%", "item:50%25"),
+        ("ünïcödé", "item:ünïcödé"),
+        ("#idx", "item:%23idx"),
+        ("[a-z]*?\\", "item:%5Ba-z%5D%2A%3F%5C"),
+        ("a b\n\u{7f}", "item:a%20b%0A%7F"),
+        ("\u{a0}\u{2028}", "item:\u{a0}\u{2028}"),
+    ] {
+        assert_eq!(Item::key_of(id), key, "{id:?}");
+    }
+    let owner_id = ("acme:corp".to_owned(), "7".to_owned());
+    assert_eq!(Account::key_of(&owner_id), "acct:{acme%3Acorp}:7");
+}
+
 matrix!(
     ids_stay_apart,
     hostile_tags_stay_in_their_slot,

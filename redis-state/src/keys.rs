@@ -1,5 +1,9 @@
 //! Keys: escaping of user values, namespaces, templates and Cluster hash slots.
 //!
+//! The rules for escaping, namespaces and key templates live in the
+//! `redis-state-keys` crate, which the derives follow too; this module
+//! re-exports its escaping and builds on it.
+//!
 //! # Escaping (DESIGN principle 7)
 //!
 //! A user value placed in a key (an id, a tenant name, a tag) is escaped so
@@ -24,123 +28,15 @@
 //! pattern. Because `#` is escaped, the segments redis-state uses for its own
 //! structures (`#idx`, `#uniq`, `#exp`, ...) can never be an escaped value.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
+
+pub use redis_state_keys::{escape, escape_bytes_into, escape_into, glob_escape, unescape};
 
 use crate::error::{Error, Result};
 
 /// Largest number of parts a composite id may have.
 pub const MAX_ID_PARTS: usize = 8;
-
-#[inline]
-fn needs_escape(b: u8) -> bool {
-    matches!(
-        b,
-        b'%' | b':' | b'{' | b'}' | b'*' | b'?' | b'[' | b']' | b'\\' | b'#' | b' ' | 0x7f
-    ) || b < 0x20
-}
-
-const HEX: &[u8; 16] = b"0123456789ABCDEF";
-
-fn push_escaped_byte(out: &mut String, b: u8) {
-    out.push('%');
-    out.push(HEX[(b >> 4) as usize] as char);
-    out.push(HEX[(b & 0xf) as usize] as char);
-}
-
-/// Appends `value` to `out`, escaped as described in the [module docs](self).
-pub fn escape_into(out: &mut String, value: &str) {
-    escape_bytes_into(out, value.as_bytes());
-}
-
-/// Appends raw bytes to `out`, escaped; bytes that are not valid UTF-8 are
-/// escaped too.
-pub fn escape_bytes_into(out: &mut String, value: &[u8]) {
-    // Fast path: nothing to escape (the common case for ids).
-    if let Ok(s) = std::str::from_utf8(value)
-        && !value.iter().any(|&b| needs_escape(b))
-    {
-        out.push_str(s);
-        return;
-    }
-    for chunk in value.utf8_chunks() {
-        let valid = chunk.valid();
-        let mut start = 0;
-        for (i, b) in valid.bytes().enumerate() {
-            if needs_escape(b) {
-                out.push_str(&valid[start..i]);
-                push_escaped_byte(out, b);
-                start = i + 1;
-            }
-        }
-        out.push_str(&valid[start..]);
-        for &b in chunk.invalid() {
-            push_escaped_byte(out, b);
-        }
-    }
-}
-
-/// Returns `value` escaped for use as one key segment.
-pub fn escape(value: &str) -> Cow<'_, str> {
-    if value.bytes().any(needs_escape) {
-        let mut out = String::with_capacity(value.len() + 8);
-        escape_into(&mut out, value);
-        Cow::Owned(out)
-    } else {
-        Cow::Borrowed(value)
-    }
-}
-
-/// Reverses [`escape_bytes_into`]. Returns `None` if `segment` is not the
-/// output of the escaping (a stray `%`, bad hex, an unescaped special byte).
-pub fn unescape(segment: &str) -> Option<Vec<u8>> {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b == b'%' {
-            let hi = hex_val(*bytes.get(i + 1)?)?;
-            let lo = hex_val(*bytes.get(i + 2)?)?;
-            out.push(hi << 4 | lo);
-            i += 3;
-        } else if needs_escape(b) {
-            return None;
-        } else {
-            out.push(b);
-            i += 1;
-        }
-    }
-    Some(out)
-}
-
-fn hex_val(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
-/// Escapes the glob characters `*` `?` `[` `]` `\` of `literal` so that it
-/// matches only itself in a `SCAN MATCH` / `KEYS` pattern.
-pub fn glob_escape(literal: &str) -> Cow<'_, str> {
-    if !literal
-        .bytes()
-        .any(|b| matches!(b, b'*' | b'?' | b'[' | b']' | b'\\'))
-    {
-        return Cow::Borrowed(literal);
-    }
-    let mut out = String::with_capacity(literal.len() + 8);
-    for c in literal.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    Cow::Owned(out)
-}
 
 // ---------------------------------------------------------------------------
 // Namespaces
@@ -150,7 +46,9 @@ pub fn glob_escape(literal: &str) -> Cow<'_, str> {
 /// A namespace `"tenant-7"` turns the key `user:42` into `tenant-7:user:42`.
 /// It may contain `:` to build hierarchies (`"app:prod"`), but not braces
 /// (they would change the Cluster hash tag), glob characters, `#`, `%`,
-/// whitespace or control characters, and it is at most 256 bytes long.
+/// whitespace or control characters (Unicode ones included), and it is at
+/// most 256 bytes long. The derives check `namespace = "..."` by the same
+/// rule at compile time.
 ///
 /// Cloning is cheap (the text is shared).
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -160,28 +58,14 @@ impl Namespace {
     /// Validates `name` as a namespace.
     pub fn new(name: impl AsRef<str>) -> Result<Self> {
         let name = name.as_ref();
-        let reject = |reason| {
-            Err(Error::InvalidKeyPart {
+        match redis_state_keys::check_namespace(name) {
+            Ok(()) => Ok(Namespace(Arc::from(name))),
+            Err(e) => Err(Error::InvalidKeyPart {
                 what: "namespace",
                 value: crate::error::preview_bytes(name.as_bytes()),
-                reason,
-            })
-        };
-        if name.is_empty() {
-            return reject("a namespace must not be empty");
+                reason: e.reason(),
+            }),
         }
-        if name.len() > 256 {
-            return reject("a namespace is at most 256 bytes");
-        }
-        if name.starts_with(':') || name.ends_with(':') || name.contains("::") {
-            return reject("a namespace must not start or end with `:` or contain `::`");
-        }
-        if name.bytes().any(|b| b != b':' && needs_escape(b)) {
-            return reject(
-                "a namespace must not contain braces, glob characters, `#`, `%`, whitespace or control characters",
-            );
-        }
-        Ok(Namespace(Arc::from(name)))
     }
 
     /// The namespace text.
@@ -572,6 +456,16 @@ pub struct KeyTemplate {
     pub namespace: Option<&'static str>,
 }
 
+impl KeyTemplate {
+    /// The template with no segments, scope or namespace: where the
+    /// schemas' named construction starts.
+    pub const EMPTY: KeyTemplate = KeyTemplate {
+        segs: &[],
+        scope: None,
+        namespace: None,
+    };
+}
+
 /// Writes the namespace prefix of a model's key: `ns:` for the namespace
 /// an operation runs in, else the model's own `namespace = "..."`, else
 /// nothing.
@@ -711,59 +605,14 @@ pub fn hash_tag(key: &[u8]) -> Option<&[u8]> {
     (close > 0).then(|| &key[open + 1..open + 1 + close])
 }
 
-const fn crc16_table() -> [u16; 256] {
-    let mut table = [0u16; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut crc = (i as u16) << 8;
-        let mut j = 0;
-        while j < 8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-            j += 1;
-        }
-        table[i] = crc;
-        i += 1;
-    }
-    table
-}
-
-static CRC16: [u16; 256] = crc16_table();
-
+/// CRC16/XMODEM, the checksum Redis Cluster hashes keys with.
 fn crc16(data: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &b in data {
-        crc = (crc << 8) ^ CRC16[((crc >> 8) as u8 ^ b) as usize];
-    }
-    crc
+    crc16::State::<crc16::XMODEM>::calculate(data)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escaping_is_injective_on_tricky_values() {
-        let values = [
-            "", ":", "%", "%25", "%3A", "a:b", "a%3Ab", "{x}", "*", "?", "[", "]", "\\", "#", " ",
-            "\n", "\0", "ü", "#idx",
-        ];
-        let mut seen = std::collections::HashMap::new();
-        for v in values {
-            let e = escape(v).into_owned();
-            assert!(
-                !e.contains([':', '{', '}', '*', '?', '[', ']', '\\', '#', ' ']),
-                "{e}"
-            );
-            if let Some(prev) = seen.insert(e.clone(), v) {
-                panic!("{prev:?} and {v:?} both escape to {e:?}");
-            }
-            assert_eq!(unescape(&e).as_deref(), Some(v.as_bytes()));
-        }
-    }
 
     #[test]
     fn every_slot_has_a_tag() {
@@ -796,14 +645,6 @@ mod tests {
     }
 
     #[test]
-    fn invalid_utf8_is_escaped() {
-        let mut s = String::new();
-        escape_bytes_into(&mut s, b"a\xffb");
-        assert_eq!(s, "a%FFb");
-        assert_eq!(unescape(&s).as_deref(), Some(&b"a\xffb"[..]));
-    }
-
-    #[test]
     fn slots_match_redis() {
         // Values from the Redis Cluster specification and `CLUSTER KEYSLOT`.
         assert_eq!(crc16(b"123456789"), 0x31C3);
@@ -816,13 +657,52 @@ mod tests {
         assert_eq!(hash_tag(b"foo{}{bar}"), None);
         assert_eq!(hash_tag(b"foo{{bar}}zap"), Some(&b"{bar"[..]));
         assert_eq!(hash_tag(b"foo{bar}{zap}"), Some(&b"bar"[..]));
+        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
+    }
+
+    /// The `crc16` crate gives what the bitwise definition gives (the
+    /// checksum the hand-written table computed before).
+    #[test]
+    fn crc16_is_xmodem() {
+        fn bitwise(data: &[u8]) -> u16 {
+            let mut crc: u16 = 0;
+            for &byte in data {
+                crc ^= u16::from(byte) << 8;
+                for _ in 0..8 {
+                    crc = if crc & 0x8000 == 0 {
+                        crc << 1
+                    } else {
+                        (crc << 1) ^ 0x1021
+                    };
+                }
+            }
+            crc
+        }
+        let mut data = Vec::new();
+        for b in 0..=255u8 {
+            data.push(b);
+            assert_eq!(crc16(&[b]), bitwise(&[b]));
+            assert_eq!(crc16(&data), bitwise(&data));
+        }
     }
 
     #[test]
     fn namespaces_are_validated() {
         assert!(Namespace::new("tenant-7").is_ok());
         assert!(Namespace::new("app:prod").is_ok());
-        for bad in ["", "a{b}", "a*", "a b", "a#", ":a", "a:", "a::b", "50%"] {
+        for bad in [
+            "",
+            "a{b}",
+            "a*",
+            "a b",
+            "a#",
+            ":a",
+            "a:",
+            "a::b",
+            "50%",
+            "a\u{a0}b",
+            "a\u{2028}",
+        ] {
             assert!(Namespace::new(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -44,6 +44,7 @@ pub mod ratelimit;
 pub mod redlock;
 pub mod script;
 pub mod session;
+mod setters;
 pub mod tx;
 pub mod value;
 
@@ -130,9 +131,33 @@ pub mod __private {
     );
 
     /// A serde type (serialise and deserialise owned): the bound the
-    /// `Cached` derive puts on generic types.
+    /// `Cached` derive puts on its impls.
     pub trait SerdeValue: serde::Serialize + serde::de::DeserializeOwned {}
     impl<T: serde::Serialize + serde::de::DeserializeOwned> SerdeValue for T {}
+
+    /// `Serialize`, asked of a `#[derive(Cached)]` type by name, so that a
+    /// missing derive is reported as such.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be cached: it does not implement serde's `Serialize`",
+        label = "add `#[derive(serde::Serialize)]` to `{Self}`",
+        note = "a cached value is stored as JSON; the `Cached` attributes: https://docs.rs/redis-state/latest/redis_state/cache/index.html#attributes"
+    )]
+    pub trait CachedSerialize {}
+    impl<T: serde::Serialize> CachedSerialize for T {}
+
+    /// `DeserializeOwned`, asked of a `#[derive(Cached)]` type by name, so
+    /// that a missing derive is reported as such.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be cached: it does not implement serde's `Deserialize`",
+        label = "add `#[derive(serde::Deserialize)]` to `{Self}`",
+        note = "a cached value is stored as JSON; the `Cached` attributes: https://docs.rs/redis-state/latest/redis_state/cache/index.html#attributes"
+    )]
+    pub trait CachedDeserialize {}
+    impl<T: serde::de::DeserializeOwned> CachedDeserialize for T {}
+
+    /// See [`assert_field_value`]: the `Cached` derive's check that the
+    /// type is a serde type, reported at its name.
+    pub fn assert_cached_serde<T: CachedSerialize + CachedDeserialize>() {}
 
     /// Compile-time assertion helpers: a failing bound is reported at the
     /// field type it names.

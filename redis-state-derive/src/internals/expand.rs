@@ -4,7 +4,7 @@ use proc_macro2::TokenStream;
 use quote::{ToTokens, quote};
 
 use super::attr::parse_path;
-use super::template::{TSeg, Template};
+use super::template::{Segment, Template};
 
 /// The block every expansion sits in: `const _: () = { ... };`, so that its
 /// items name nothing in the user's scope, with the lints that generated
@@ -30,15 +30,16 @@ pub(crate) fn option<T: ToTokens>(p: &TokenStream, v: Option<T>) -> TokenStream 
 /// numbered in order), its hash-tag scope and the model's namespace.
 pub(crate) fn key_template(p: &TokenStream, t: &Template, namespace: Option<&str>) -> TokenStream {
     let mut n = 0u8;
-    let segs = t.segs.iter().map(|s| match s {
-        TSeg::Lit(l) => quote!(#p::Seg::Lit(#l)),
-        TSeg::Part(_) => {
+    let segs = t.segments().iter().map(|s| match s {
+        Segment::Part(_) => {
             let i = n;
             n += 1;
             quote!(#p::Seg::Part(#i))
         }
+        Segment::Lit(l) => quote!(#p::Seg::Lit(#l)),
+        _ => quote!(),
     });
-    let scope = option(p, t.scope);
+    let scope = option(p, t.scope());
     let namespace = option(p, namespace);
     quote! {
         #p::KeyTemplate {
@@ -46,6 +47,74 @@ pub(crate) fn key_template(p: &TokenStream, t: &Template, namespace: Option<&str
             scope: #scope,
             namespace: #namespace,
         }
+    }
+}
+
+/// A value built by a chain of named setters, as the runtime's schema
+/// types take it: `Start.with_ttl_ms(600_000u64).with_version(2u32)`, so
+/// that `cargo expand` names every value.
+pub(crate) struct Chain {
+    tokens: TokenStream,
+}
+
+impl Chain {
+    /// Starts from `start` (`p::CacheSchema::of("Product")`).
+    pub(crate) fn new(start: TokenStream) -> Self {
+        Chain { tokens: start }
+    }
+
+    /// Appends `.with_<name>(value)`.
+    pub(crate) fn with(mut self, name: &str, value: impl ToTokens) -> Self {
+        let method = quote::format_ident!("with_{}", name);
+        self.tokens = {
+            let start = &self.tokens;
+            quote!(#start.#method(#value))
+        };
+        self
+    }
+
+    /// Appends `.with_<name>(value)` when there is a value.
+    pub(crate) fn with_some(self, name: &str, value: Option<impl ToTokens>) -> Self {
+        match value {
+            Some(v) => self.with(name, v),
+            None => self,
+        }
+    }
+
+    /// Appends `.with_<name>(true)` when `flag` is set.
+    pub(crate) fn with_flag(self, name: &str, flag: bool) -> Self {
+        if flag { self.with(name, true) } else { self }
+    }
+}
+
+impl ToTokens for Chain {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        self.tokens.to_tokens(tokens);
+    }
+}
+
+/// An integer literal with its suffix and `_` between groups of three
+/// digits (`600_000u64`), so that durations read at a glance.
+pub(crate) fn int_lit(value: impl Into<u128>, suffix: &str) -> syn::LitInt {
+    let digits = value.into().to_string();
+    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3 + suffix.len());
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push('_');
+        }
+        grouped.push(c);
+    }
+    grouped.push_str(suffix);
+    syn::LitInt::new(&grouped, proc_macro2::Span::call_site())
+}
+
+/// [`int_lit`] for a signed value: `-` and the literal when negative.
+pub(crate) fn signed_lit(value: i64, suffix: &str) -> TokenStream {
+    let lit = int_lit(value.unsigned_abs(), suffix);
+    if value < 0 {
+        quote!(-#lit)
+    } else {
+        quote!(#lit)
     }
 }
 

@@ -1,177 +1,49 @@
 //! `#[derive(Leaderboard)]`: generate the schema and the field code;
 //! everything else is generic runtime code.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
 
 use super::ast::{DefaultKind, FieldModel, Model, Role};
-use crate::internals::attr::{has_flag, lenient, parse_lit_str};
-use crate::internals::expand::{Bounds, const_block, fallback_uses, key_template, option, tuple};
-use crate::internals::template;
+use super::attr::PATH;
+use crate::internals::ast::Container;
+use crate::internals::ast::ModelField;
+use crate::internals::attr::{has_flag, lenient_str};
+use crate::internals::expand::{
+    Bounds, Chain, const_block, fallback_uses, int_lit, key_template, signed_lit, tuple,
+};
+use crate::internals::template::Template;
 
 pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
-    let krate = &m.krate;
-    let p = quote!(#krate::__private);
+    let x = Expander::new(m);
+    let (Some(member), Some(score)) = (x.role(Role::Member), x.role(Role::Score)) else {
+        return TokenStream::new();
+    };
+    let p = &x.p;
     let ident = m.ident;
     let (impl_g, ty_g, where_c) = m.generics.split_for_impl();
-    let model_name = ident.to_string();
-
-    // -- key template ---------------------------------------------------------
-    let parts: Vec<&str> = m.template.parts().collect();
-    let board_fields: Vec<&FieldModel<'_>> = parts
-        .iter()
-        .filter_map(|n| m.fields.iter().find(|f| f.rust_name() == *n))
-        .collect();
-    let key_template = key_template(&p, &m.template, m.namespace.as_deref());
-    let board_ty = tuple(&board_fields.iter().map(|f| f.ty).collect::<Vec<_>>());
-    let write_board = board_fields.iter().map(|f| {
-        let fi = f.ident;
+    let board_ty = tuple(&x.board.iter().map(|f| f.ty()).collect::<Vec<_>>());
+    let write_board = x.board.iter().map(|f| {
+        let fi = f.ident();
         quote!(#p::KeyPart::write_key_part(&self.#fi, __out);)
     });
     let board_id = tuple(
-        &board_fields
+        &x.board
             .iter()
             .map(|f| {
-                let fi = f.ident;
+                let fi = f.ident();
                 quote!(#p::Clone::clone(&self.#fi))
             })
             .collect::<Vec<_>>(),
     );
-
-    let member = m.fields.iter().find(|f| f.role == Role::Member);
-    let score = m.fields.iter().find(|f| f.role == Role::Score);
-    let (Some(member), Some(score)) = (member, score) else {
-        return TokenStream::new();
-    };
-    let member_ty = member.ty;
-    let member_fi = member.ident;
-    let score_ty = score.ty;
-    let score_fi = score.ident;
-
-    // -- schema -----------------------------------------------------------------
-    let order = syn::Ident::new(m.order, Span::call_site());
-    let update = syn::Ident::new(m.update, Span::call_site());
-    let rank = syn::Ident::new(m.rank, Span::call_site());
-    let tie = match &m.tie {
-        None => quote!(#p::None),
-        Some(t) => {
-            let winner = syn::Ident::new(t.winner, Span::call_site());
-            let (max, dec, res, epoch, bits) = (
-                t.max_scaled,
-                t.decimals,
-                t.resolution_ms,
-                t.epoch_ms,
-                t.time_bits,
-            );
-            quote!(#p::Some(#p::TieBreak::new(#p::TieWinner::#winner, #max, #dec, #res, #epoch, #bits)))
-        }
-    };
-    let windows = m.windows.iter().map(|(w, ms)| {
-        let w = syn::Ident::new(w, Span::call_site());
-        quote!(#p::WindowSpec::new(#p::Window::#w, #ms))
-    });
-    let cap = option(&p, m.cap);
-    let data: Vec<&FieldModel<'_>> = m.fields.iter().filter(|f| f.role == Role::Data).collect();
-    let data_names = data.iter().map(|f| &f.name);
-
-    // -- member data --------------------------------------------------------------
-    let write_data = data.iter().map(|f| {
-        let fi = f.ident;
-        let name = &f.name;
-        let rust = f.rust_name();
-        if f.option_inner.is_some() {
-            quote!(__out.opt_field(#name, #rust, &self.#fi)?;)
-        } else {
-            quote!(__out.field(#name, #rust, &self.#fi)?;)
-        }
-    });
-    let board_access = |i: usize| -> TokenStream {
-        if board_fields.len() == 1 {
-            quote!(__board)
-        } else {
-            let idx = syn::Index::from(i);
-            quote!(&__board.#idx)
-        }
-    };
-    let build = m.fields.iter().map(|f| {
-        let fi = f.ident;
-        let ty = f.ty;
-        match f.role {
-            Role::Board => {
-                let i = board_fields
-                    .iter()
-                    .position(|b| b.rust_name() == f.rust_name())
-                    .unwrap_or(0);
-                let access = board_access(i);
-                quote!(#fi: #p::Clone::clone(#access),)
-            }
-            Role::Member => quote!(#fi: __member,),
-            Role::Score => quote!(#fi: __score,),
-            Role::Skip => match &f.default {
-                DefaultKind::Path(path) => quote!(#fi: #path(),),
-                _ => quote_spanned!(ty_span(ty)=> #fi: ::core::default::Default::default(),),
-            },
-            Role::Data => {
-                let name = &f.name;
-                match (&f.default, f.option_inner.is_some()) {
-                    (DefaultKind::Path(path), _) => quote!(#fi: __d.get_or::<#ty>(#name, #path)?,),
-                    (DefaultKind::Default, _) => quote_spanned!(ty_span(ty)=>
-                        #fi: __d.get_or::<#ty>(#name, ::core::default::Default::default)?,
-                    ),
-                    (DefaultKind::None, true) => {
-                        quote!(#fi: __d.get_or::<#ty>(#name, || #p::None)?,)
-                    }
-                    (DefaultKind::None, false) => quote!(#fi: __d.get::<#ty>(#name)?,),
-                }
-            }
-        }
-    });
-    let assemble_body = if data.is_empty() {
-        quote! {
-            let _ = __data;
-            #p::Ok(#p::Some(Self { #(#build)* }))
-        }
-    } else {
-        quote! {
-            let #p::Some(__d) = __data else {
-                return #p::Ok(#p::None);
-            };
-            #p::Ok(#p::Some(Self { #(#build)* }))
-        }
-    };
-
-    // -- requirements: `for<'__r>` bounds make an unmet one drop the impl
-    // instead of erroring in it; the assertions below report it once, at
-    // the field type.
-    let mut preds = Bounds::default();
-    preds.push(quote!(#score_ty: #p::ScoreValue));
-    preds.push(quote!(#member_ty: #p::MemberValue));
-    for f in &board_fields {
-        let ty = f.ty;
-        preds.push(
-            quote!(#ty: #p::KeyPart + #p::Clone + ::core::marker::Send + ::core::marker::Sync + 'static),
-        );
-    }
-    for f in &data {
-        let ty = f.ty;
-        preds.push(quote!(#ty: #p::serde::Serialize + #p::serde::de::DeserializeOwned));
-    }
-    let trait_where = preds.where_clause(m.generics);
-
-    let asserts = {
-        let mut a = Vec::new();
-        a.push(quote_spanned!(ty_span(score_ty)=> #p::assert_score::<#score_ty>();));
-        a.push(quote_spanned!(ty_span(member_ty)=> #p::assert_member::<#member_ty>();));
-        for f in &board_fields {
-            let ty = f.ty;
-            a.push(quote_spanned!(ty_span(ty)=> #p::assert_board_part::<#ty>();));
-        }
-        for f in &data {
-            let ty = f.ty;
-            a.push(quote_spanned!(ty_span(ty)=> #p::assert_data::<#ty>();));
-        }
-        a
-    };
+    let (member_ty, member_fi) = (member.ty(), member.ident());
+    let (score_ty, score_fi) = (score.ty(), score.ident());
+    let schema = x.schema();
+    let write_data = x.write_data();
+    let assemble = x.assemble();
+    let trait_where = x.bounds(member_ty, score_ty).where_clause(m.generics);
+    let asserts = x.asserts(member_ty, score_ty);
 
     const_block(quote! {
         #[automatically_derived]
@@ -180,17 +52,7 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
             type Member = #member_ty;
             type Score = #score_ty;
 
-            const SCHEMA: &'static #p::LeaderboardSchema = &#p::LeaderboardSchema::new(
-                #model_name,
-                #key_template,
-                #p::Order::#order,
-                #p::UpdatePolicy::#update,
-                #p::RankMode::#rank,
-                #tie,
-                &[#(#windows),*],
-                #cap,
-                &[#(#data_names),*],
-            );
+            const SCHEMA: &'static #p::LeaderboardSchema = &#schema;
 
             #[inline]
             fn write_board(&self, __out: &mut #p::IdBuf) {
@@ -223,7 +85,7 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
                 __score: Self::Score,
                 __data: #p::Option<&mut #p::DataReader<'_>>,
             ) -> #p::Result<#p::Option<Self>> {
-                #assemble_body
+                #assemble
             }
         }
 
@@ -238,8 +100,180 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
     })
 }
 
-fn ty_span(ty: &syn::Type) -> Span {
-    syn::spanned::Spanned::span(ty)
+/// The model and what every part of the expansion needs from it.
+struct Expander<'m, 'a> {
+    m: &'m Model<'a>,
+    /// The runtime's `__private` path.
+    p: TokenStream,
+    /// The board fields, in key template order.
+    board: Vec<&'m FieldModel<'a>>,
+    /// The member data fields.
+    data: Vec<&'m FieldModel<'a>>,
+}
+
+impl<'m, 'a> Expander<'m, 'a> {
+    fn new(m: &'m Model<'a>) -> Self {
+        let krate = &m.krate;
+        let board = m
+            .template
+            .parts()
+            .filter_map(|n| m.fields.iter().find(|f| f.rust_name() == n))
+            .collect();
+        Expander {
+            m,
+            p: quote!(#krate::__private),
+            board,
+            data: m.fields.iter().filter(|f| f.role == Role::Data).collect(),
+        }
+    }
+
+    fn role(&self, role: Role) -> Option<&'m FieldModel<'a>> {
+        self.m.fields.iter().find(|f| f.role == role)
+    }
+
+    /// `LeaderboardSchema::of("Run").with_key(..).with_order(..)...`.
+    fn schema(&self) -> Chain {
+        let (p, m) = (&self.p, self.m);
+        let model_name = m.ident.to_string();
+        let (order, update, rank) = (m.order.variant(), m.update.variant(), m.rank.variant());
+        let tie = m.tie.as_ref().map(|t| {
+            let winner = t.winner.variant();
+            Chain::new(quote!(#p::TieBreak::of(#p::TieWinner::#winner)))
+                .with("max_scaled", int_lit(t.max_scaled, "u64"))
+                .with("decimals", int_lit(t.decimals, "u8"))
+                .with("resolution_ms", int_lit(t.resolution_ms, "u64"))
+                .with("epoch_ms", signed_lit(t.epoch_ms, "i64"))
+                .with("time_bits", int_lit(t.time_bits, "u8"))
+        });
+        let windows = m.windows.iter().map(|(w, ms)| {
+            let w = w.variant();
+            Chain::new(quote!(#p::WindowSpec::of(#p::Window::#w)))
+                .with("keep_ms", int_lit(*ms, "u64"))
+        });
+        let data_names = self.data.iter().map(|f| &f.name);
+        Chain::new(quote!(#p::LeaderboardSchema::of(#model_name)))
+            .with("key", key_template(p, &m.template, m.namespace.as_deref()))
+            .with("order", quote!(#p::Order::#order))
+            .with("update", quote!(#p::UpdatePolicy::#update))
+            .with("rank", quote!(#p::RankMode::#rank))
+            .with_some("tie_break", tie)
+            .with("windows", quote!(&[#(#windows),*]))
+            .with_some("cap", m.cap.map(|c| int_lit(c, "u64")))
+            .with("data", quote!(&[#(#data_names),*]))
+    }
+
+    /// The member data as one JSON object: `None` fields are absent keys.
+    fn write_data(&self) -> Vec<TokenStream> {
+        self.data
+            .iter()
+            .map(|f| {
+                let (fi, name, rust) = (f.ident(), &f.name, f.rust_name());
+                if f.field.option_inner.is_some() {
+                    quote!(__out.opt_field(#name, #rust, &self.#fi)?;)
+                } else {
+                    quote!(__out.field(#name, #rust, &self.#fi)?;)
+                }
+            })
+            .collect()
+    }
+
+    /// The body of `assemble`: an entry from its board id, member, score
+    /// and data; `None` when the data of a board with member data is gone.
+    fn assemble(&self) -> TokenStream {
+        let p = &self.p;
+        let build = self.m.fields.iter().map(|f| self.build_field(f));
+        if self.data.is_empty() {
+            quote! {
+                let _ = __data;
+                #p::Ok(#p::Some(Self { #(#build)* }))
+            }
+        } else {
+            quote! {
+                let #p::Some(__d) = __data else {
+                    return #p::Ok(#p::None);
+                };
+                #p::Ok(#p::Some(Self { #(#build)* }))
+            }
+        }
+    }
+
+    fn build_field(&self, f: &FieldModel<'_>) -> TokenStream {
+        let p = &self.p;
+        let (fi, ty) = (f.ident(), f.ty());
+        match f.role {
+            Role::Board => {
+                let i = self
+                    .board
+                    .iter()
+                    .position(|b| b.rust_name() == f.rust_name())
+                    .unwrap_or(0);
+                let access = if self.board.len() == 1 {
+                    quote!(__board)
+                } else {
+                    let idx = syn::Index::from(i);
+                    quote!(&__board.#idx)
+                };
+                quote!(#fi: #p::Clone::clone(#access),)
+            }
+            Role::Member => quote!(#fi: __member,),
+            Role::Score => quote!(#fi: __score,),
+            Role::Skip => match &f.default {
+                DefaultKind::Path(path) => quote!(#fi: #path(),),
+                _ => quote_spanned!(ty.span()=> #fi: ::core::default::Default::default(),),
+            },
+            Role::Data => {
+                let name = &f.name;
+                match (&f.default, f.field.option_inner.is_some()) {
+                    (DefaultKind::Path(path), _) => quote!(#fi: __d.get_or::<#ty>(#name, #path)?,),
+                    (DefaultKind::Default, _) => quote_spanned!(ty.span()=>
+                        #fi: __d.get_or::<#ty>(#name, ::core::default::Default::default)?,
+                    ),
+                    (DefaultKind::None, true) => {
+                        quote!(#fi: __d.get_or::<#ty>(#name, || #p::None)?,)
+                    }
+                    (DefaultKind::None, false) => quote!(#fi: __d.get::<#ty>(#name)?,),
+                }
+            }
+        }
+    }
+
+    /// Requirements as `for<'__r>` bounds: an unmet one drops the impl
+    /// instead of erroring in it; the assertions report it once, at the
+    /// field type.
+    fn bounds(&self, member_ty: &syn::Type, score_ty: &syn::Type) -> Bounds {
+        let p = &self.p;
+        let mut preds = Bounds::default();
+        preds.push(quote!(#score_ty: #p::ScoreValue));
+        preds.push(quote!(#member_ty: #p::MemberValue));
+        for f in &self.board {
+            let ty = f.ty();
+            preds.push(
+                quote!(#ty: #p::KeyPart + #p::Clone + ::core::marker::Send + ::core::marker::Sync + 'static),
+            );
+        }
+        for f in &self.data {
+            let ty = f.ty();
+            preds.push(quote!(#ty: #p::serde::Serialize + #p::serde::de::DeserializeOwned));
+        }
+        preds
+    }
+
+    fn asserts(&self, member_ty: &syn::Type, score_ty: &syn::Type) -> Vec<TokenStream> {
+        let p = &self.p;
+        let mut a = vec![
+            quote_spanned!(score_ty.span()=> #p::assert_score::<#score_ty>();),
+            quote_spanned!(member_ty.span()=> #p::assert_member::<#member_ty>();),
+        ];
+        for f in &self.board {
+            let ty = f.ty();
+            a.push(quote_spanned!(ty.span()=> #p::assert_board_part::<#ty>();));
+        }
+        for f in &self.data {
+            let ty = f.ty();
+            a.push(quote_spanned!(ty.span()=> #p::assert_data::<#ty>();));
+        }
+        a
+    }
 }
 
 /// A stand-in impl emitted beside compile errors, so that the user sees the
@@ -250,34 +284,27 @@ pub(crate) fn fallback(input: &syn::DeriveInput, krate: &syn::Path) -> TokenStre
     let ident = &input.ident;
     let p = quote!(#krate::__private);
     let (impl_g, ty_g, _) = input.generics.split_for_impl();
-    let uses = fallback_uses(input, "leaderboard", &["default"]);
-    let fields: Vec<&syn::Field> = match &input.data {
-        syn::Data::Struct(data) => data.fields.iter().collect(),
-        _ => Vec::new(),
-    };
+    let uses = fallback_uses(input, PATH, &["default"]);
+    let container = Container::read(input);
     let marked = |name: &str| {
-        fields
+        container
+            .fields
             .iter()
-            .find(|f| has_flag(&f.attrs, "leaderboard", name))
-            .map(|f| &f.ty)
+            .find(|f| has_flag(f.attrs, PATH, name))
+            .map(|f| f.ty)
     };
     let member_ty = marked("member").map_or_else(|| quote!(#p::String), |t| quote!(#t));
     let score_ty = marked("score").map_or_else(|| quote!(i64), |t| quote!(#t));
-    let mut key = None;
-    lenient(&input.attrs, "leaderboard", |meta| {
-        if meta.path.is_ident("key") {
-            key = parse_lit_str(meta).ok();
-        }
-    });
-    let board: Vec<&syn::Type> = key
-        .and_then(|lit| template::parse_lenient(&lit.value()).ok())
+    let board: Vec<&syn::Type> = lenient_str(&input.attrs, PATH, "key")
+        .and_then(|lit| Template::parse_lenient(&lit.value()).ok())
         .map(|t| {
             t.parts()
                 .filter_map(|name| {
-                    fields
+                    container
+                        .fields
                         .iter()
-                        .find(|f| f.ident.as_ref().is_some_and(|i| i == name))
-                        .map(|f| &f.ty)
+                        .find(|f| f.ident == name)
+                        .map(|f| f.ty)
                 })
                 .collect()
         })

@@ -25,7 +25,9 @@
 //! | `namespace = "app"` | static key prefix; an operation's `.namespace(..)` replaces it |
 //! | `crate = "path"` | where `redis_state` is, for crates that re-export it |
 //!
-//! The type must implement `serde::Serialize` and `serde::Deserialize`.
+//! The type must implement `serde::Serialize` and `serde::Deserialize`
+//! (usually `#[derive(Cached, Serialize, Deserialize)]`); without them the
+//! compile error, at the type's name, says which derive to add.
 //! Mistakes (a placeholder or tag naming no field, a malformed duration, a
 //! jitter or stale window that makes no sense, `id` with field placeholders
 //! that do not fit) are compile errors at the attribute at fault.
@@ -157,8 +159,42 @@ pub struct CacheSchema {
     pub beta: f64,
 }
 
+/// Named construction, as the derive writes it:
+/// `CacheSchema::of("Product").with_name("product").with_ttl_ms(600_000)...`.
+/// Unset values: the name is empty, the key template has no segments, the
+/// times are zero, no negative caching, version 1, β 1.
 impl CacheSchema {
-    /// Used by the derive.
+    /// The schema of the type named `model`.
+    #[doc(hidden)]
+    pub const fn of(model: &'static str) -> Self {
+        CacheSchema {
+            model,
+            name: "",
+            key: KeyTemplate::EMPTY,
+            ttl_ms: 0,
+            jitter_ms: 0,
+            stale_ms: 0,
+            negative_ttl_ms: None,
+            version: 1,
+            beta: 1.0,
+        }
+    }
+}
+
+crate::setters::const_setters!(CacheSchema {
+    with_name(name: &'static str);
+    with_key(key: KeyTemplate);
+    with_ttl_ms(ttl_ms: u64);
+    with_jitter_ms(jitter_ms: u64);
+    with_stale_ms(stale_ms: u64);
+    with_negative_ttl_ms(negative_ttl_ms: u64) => Some;
+    with_version(version: u32);
+    with_beta(beta: f64);
+});
+
+impl CacheSchema {
+    /// The positional form, from before the named one (`of` and the
+    /// `with_*` setters) that the derive writes.
     #[doc(hidden)]
     #[allow(clippy::too_many_arguments)]
     pub const fn new(

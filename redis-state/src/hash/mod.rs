@@ -129,8 +129,36 @@ pub struct FieldSchema {
     pub kind: FieldKind,
 }
 
+/// Named construction, as the derive writes it:
+/// `FieldSchema::of("email").with_expected(..).with_kind(FieldKind::Data)`.
+/// Unset values: `rust_name` is the hash field name, `expected` is empty,
+/// `optional` and `has_default` are false, `kind` is `Data`.
 impl FieldSchema {
-    /// Used by the derive.
+    /// The schema of the field stored under the hash field `name`.
+    #[doc(hidden)]
+    pub const fn of(name: &'static str) -> Self {
+        FieldSchema {
+            name,
+            rust_name: name,
+            expected: "",
+            optional: false,
+            has_default: false,
+            kind: FieldKind::Data,
+        }
+    }
+}
+
+crate::setters::const_setters!(FieldSchema {
+    with_rust_name(rust_name: &'static str);
+    with_expected(expected: &'static str);
+    with_optional(optional: bool);
+    with_has_default(has_default: bool);
+    with_kind(kind: FieldKind);
+});
+
+impl FieldSchema {
+    /// The positional form, from before the named one (`of` and the
+    /// `with_*` setters) that the derive writes.
     #[doc(hidden)]
     pub const fn new(
         name: &'static str,
@@ -162,10 +190,29 @@ pub struct IndexSchema {
 }
 
 impl IndexSchema {
-    /// Used by the derive.
+    /// The positional form, from before the named one (`of` and the
+    /// `with_*` setters) that the derive writes.
     #[doc(hidden)]
     pub const fn new(field: usize, unique: bool) -> Self {
         IndexSchema { field, unique }
+    }
+
+    /// An `index` on the stored field at position `field`.
+    #[doc(hidden)]
+    pub const fn index(field: usize) -> Self {
+        IndexSchema {
+            field,
+            unique: false,
+        }
+    }
+
+    /// A `unique` index on the stored field at position `field`.
+    #[doc(hidden)]
+    pub const fn unique(field: usize) -> Self {
+        IndexSchema {
+            field,
+            unique: true,
+        }
     }
 }
 
@@ -191,8 +238,40 @@ pub struct HashSchema {
     pub expires_at: Option<usize>,
 }
 
+/// Named construction, as the derive writes it:
+/// `HashSchema::of("User").with_collection("user").with_key(..)...`.
+/// Unset values: the collection is empty, the key template has no
+/// segments, no TTL, no fields, no indexes, no version or expiry field.
 impl HashSchema {
-    /// Used by the derive.
+    /// The schema of the model named `model`.
+    #[doc(hidden)]
+    pub const fn of(model: &'static str) -> Self {
+        HashSchema {
+            model,
+            collection: "",
+            key: KeyTemplate::EMPTY,
+            ttl_ms: None,
+            fields: &[],
+            indexes: &[],
+            version: None,
+            expires_at: None,
+        }
+    }
+}
+
+crate::setters::const_setters!(HashSchema {
+    with_collection(collection: &'static str);
+    with_key(key: KeyTemplate);
+    with_ttl_ms(ttl_ms: u64) => Some;
+    with_fields(fields: &'static [FieldSchema]);
+    with_indexes(indexes: &'static [IndexSchema]);
+    with_version(version: usize) => Some;
+    with_expires_at(expires_at: usize) => Some;
+});
+
+impl HashSchema {
+    /// The positional form, from before the named one (`of` and the
+    /// `with_*` setters) that the derive writes.
     #[doc(hidden)]
     #[allow(clippy::too_many_arguments)]
     pub const fn new(

@@ -239,8 +239,35 @@ pub struct TieBreak {
     pub time_bits: u8,
 }
 
+/// Named construction, as the derive writes it:
+/// `TieBreak::of(TieWinner::Earlier).with_max_scaled(1_000_000)...`. Unset
+/// values are zero; the derive sets every one.
 impl TieBreak {
-    /// Used by the derive.
+    /// A tie-break that `winner` wins.
+    #[doc(hidden)]
+    pub const fn of(winner: TieWinner) -> Self {
+        TieBreak {
+            winner,
+            max_scaled: 0,
+            decimals: 0,
+            resolution_ms: 0,
+            epoch_ms: 0,
+            time_bits: 0,
+        }
+    }
+}
+
+crate::setters::const_setters!(TieBreak {
+    with_max_scaled(max_scaled: u64);
+    with_decimals(decimals: u8);
+    with_resolution_ms(resolution_ms: u64);
+    with_epoch_ms(epoch_ms: i64);
+    with_time_bits(time_bits: u8);
+});
+
+impl TieBreak {
+    /// The positional form, from before the named one (`of` and the
+    /// `with_*` setters) that the derive writes.
     #[doc(hidden)]
     pub const fn new(
         winner: TieWinner,

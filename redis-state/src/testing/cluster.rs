@@ -10,6 +10,7 @@ use redis::cluster::ClusterClient;
 
 use super::TestSupportError;
 use super::server::{HOST, RedisServer, ServerBuilder, info_field};
+use crate::keys::key_slot;
 
 /// Number of hash slots of a Redis Cluster.
 const SLOTS: u16 = 16384;
@@ -550,53 +551,9 @@ fn as_node(value: Option<redis::Value>) -> Result<String, String> {
     Ok(format!("{ip}:{port}"))
 }
 
-/// The cluster slot of a key: CRC16 (XMODEM) of its hash tag, or of the whole
-/// key, modulo 16384.
-fn key_slot(key: &[u8]) -> u16 {
-    crc16(hash_tag(key)) % SLOTS
-}
-
-/// The part between the first `{` and the next `}`, if non-empty; else the key.
-fn hash_tag(key: &[u8]) -> &[u8] {
-    let Some(open) = key.iter().position(|&b| b == b'{') else {
-        return key;
-    };
-    let rest = &key[open + 1..];
-    match rest.iter().position(|&b| b == b'}') {
-        Some(close) if close > 0 => &rest[..close],
-        _ => key,
-    }
-}
-
-fn crc16(data: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &byte in data {
-        crc ^= u16::from(byte) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 == 0 {
-                crc << 1
-            } else {
-                (crc << 1) ^ 0x1021
-            };
-        }
-    }
-    crc
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{hash_tag, key_slot, split_slots};
-
-    #[test]
-    fn slots_match_the_redis_specification() {
-        // Reference values from the Redis Cluster specification / CLUSTER KEYSLOT.
-        assert_eq!(key_slot(b"123456789"), 0x31C3);
-        assert_eq!(key_slot(b"foo"), 12182);
-        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
-        assert_eq!(hash_tag(b"foo{}{bar}"), b"foo{}{bar}");
-        assert_eq!(hash_tag(b"foo{{bar}}zap"), b"{bar");
-        assert_eq!(hash_tag(b"foo{bar}{zap}"), b"bar");
-    }
+    use super::split_slots;
 
     #[test]
     fn slots_are_split_without_gaps() {

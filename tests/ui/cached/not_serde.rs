@@ -1,0 +1,9 @@
+use redis_state::prelude::*;
+
+#[derive(Cached)]
+#[cache(key = "product:{id}", ttl = "10m")]
+struct Product {
+    id: u64,
+}
+
+fn main() {}
