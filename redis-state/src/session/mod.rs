@@ -311,10 +311,10 @@ macro_rules! store_settings {
             }
 
             /// How new session ids look: 32 hex digits (the default) or
-            /// [`IdFormat::Uuid4`], the text of a random UUID as Python's
-            /// `str(uuid.uuid4())` writes it, for stores shared with clients
-            /// that expect it. Ids of either form (and any other) are read
-            /// whatever this says.
+            /// [`IdFormat::Uuid4`](crate::session::IdFormat::Uuid4), the
+            /// text of a random UUID as Python's `str(uuid.uuid4())` writes
+            /// it, for stores shared with clients that expect it. Ids of
+            /// either form (and any other) are read whatever this says.
             pub fn id_format(mut self, format: $crate::session::IdFormat) -> Self {
                 self.cfg.ids = format;
                 self

@@ -37,7 +37,7 @@
 //! The key is used as given (with `<namespace>:` in front when a
 //! [`Namespace`] is set), since these are the layouts other clients chose.
 //! When a key is built from user input, escape that part with
-//! [`keys::escape`](crate::keys::escape).
+//! [`keys::escape`](fn@crate::keys::escape).
 //!
 //! ```no_run
 //! use std::time::Duration;
