@@ -285,11 +285,12 @@ fn server_message(e: &redis::ServerError) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
-    /// The connection failed: refused, dropped, an I/O error. Retrying on a
-    /// working connection can succeed.
+    /// The connection failed: refused, dropped, an I/O error (with commands
+    /// in flight: [`Error::NoReply`]). Retrying on a working connection can
+    /// succeed.
     Connection,
-    /// A timeout: no reply in time ([`Error::NoReply`]: the commands may
-    /// have run) or a lock not acquired within its wait
+    /// A timeout: no reply in time ([`Error::NoReply`] of a timeout: the
+    /// commands may have run) or a lock not acquired within its wait
     /// ([`Error::LockTimeout`]).
     Timeout,
     /// Data in Redis does not decode as the Rust type expects, or a reply
@@ -355,7 +356,10 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Redis(e) => redis_kind(e),
-            Error::NoReply { .. } | Error::LockTimeout { .. } => ErrorKind::Timeout,
+            // A timeout, or a connection that broke with the commands in
+            // flight.
+            Error::NoReply { error, .. } => redis_kind(error),
+            Error::LockTimeout { .. } => ErrorKind::Timeout,
             Error::Server { .. } => ErrorKind::Server,
             Error::Decode(_) | Error::UnexpectedReply { .. } => ErrorKind::Decode,
             Error::AlreadyExists { .. }

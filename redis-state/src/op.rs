@@ -613,8 +613,9 @@ pub trait Operation {
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<Self::Output>>;
 
     /// Runs the operation on a blocking connection: a `redis::Connection`,
-    /// a `redis::cluster::ClusterConnection`, or anything else implementing
-    /// `redis::ConnectionLike` (a pooled connection via `&mut *pooled`).
+    /// a `redis::cluster::ClusterConnection`, an r2d2 pooled connection of
+    /// either (feature `r2d2`), or any [`SyncExecutor`] (see
+    /// [`exec`](crate::exec) for wrappers and connections of your own).
     fn run<C: SyncExecutor + ?Sized>(self, con: &mut C) -> Result<Self::Output>
     where
         Self: Sized,
@@ -624,8 +625,9 @@ pub trait Operation {
 
     /// Runs the operation on an async connection: a
     /// `redis::aio::MultiplexedConnection`, a `ConnectionManager`, a
-    /// `redis::cluster_async::ClusterConnection`, or anything else
-    /// implementing `redis::aio::ConnectionLike`.
+    /// `redis::cluster_async::ClusterConnection`, a deadpool-redis or
+    /// bb8-redis pooled connection (features `deadpool`, `bb8`), or any
+    /// [`AsyncExecutor`] (see [`exec`](crate::exec)).
     fn run_async<C: AsyncExecutor + ?Sized>(
         self,
         con: &mut C,
