@@ -88,6 +88,10 @@ const SECTIONS: &[Section] = &[
     ("Optimistic transactions", transactions),
     ("Typed Lua scripts", typed_scripts),
     ("Async: the same operation values, awaited", async_ops),
+    (
+        "Connections and errors: pools as they are, errors to act on",
+        connections_and_errors,
+    ),
 ];
 
 fn main() -> Result {
@@ -1002,6 +1006,43 @@ fn async_ops(t: &mut Tour) -> Result {
         println!(
             "load_many awaited: {} found",
             lobbies.iter().flatten().count()
+        );
+        Ok::<_, Box<dyn std::error::Error>>(())
+    })
+}
+
+fn connections_and_errors(t: &mut Tour) -> Result {
+    let ns = t.ns.clone();
+    let url = t.url.clone();
+    t.rt.block_on(async {
+        // A deadpool-redis pooled connection (feature `deadpool`), as is.
+        let pool = deadpool_redis::Config::from_url(url)
+            .create_pool(Some(deadpool_redis::Runtime::Tokio1))?;
+        let mut pooled = pool.get().await?;
+        let one = Player::load(&1)
+            .namespace(&ns)
+            .run_async(&mut pooled)
+            .await?;
+        println!("loaded through a pool: {:?}", one.map(|p| p.nick));
+        // A key of another type: the server's error, naming what failed.
+        let key = format!("{ns}:{{player}}:77");
+        let () = redis::cmd("RPUSH")
+            .arg(&key)
+            .arg("x")
+            .query_async::<i64>(&mut *pooled)
+            .await
+            .map(drop)?;
+        let err = Player::load(&77)
+            .namespace(&ns)
+            .run_async(&mut pooled)
+            .await
+            .unwrap_err();
+        println!("{err}");
+        println!(
+            "kind: {}, retryable: {}, keys: {:?}",
+            err.kind(),
+            err.is_retryable(),
+            err.keys()
         );
         Ok::<_, Box<dyn std::error::Error>>(())
     })

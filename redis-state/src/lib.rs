@@ -54,7 +54,7 @@ pub mod testing;
 pub use redis;
 pub use redis_state_derive::{Cached, Leaderboard, RedisField, RedisHash};
 
-pub use crate::error::{DecodeError, Error, Result};
+pub use crate::error::{DecodeError, Error, ErrorKind, Result};
 pub use crate::hash::{RedisHash, Ttl};
 pub use crate::keys::{Namespace, Namespaced};
 pub use crate::leaderboard::Leaderboard;

@@ -263,7 +263,7 @@ pub(super) fn decode_get_reply<T: Cached>(key: &str, v: Value) -> Result<Decoded
             );
             Ok(Decoded::Miss { occupied: true })
         }
-        Value::ServerError(e) => Err(Error::Redis(e.into())),
+        Value::ServerError(e) => Err(Error::server("GET".to_owned(), vec![key.to_owned()], e)),
         other => Err(Error::unexpected("GET of a cache entry", &other)),
     }
 }
