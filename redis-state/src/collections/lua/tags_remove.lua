@@ -2,10 +2,10 @@
 --
 -- KEYS[1] the item's tags, KEYS[2..] the tags' item sets (in ARGV order)
 -- ARGV[1] the item, ARGV[2..] the tags
--- Returns the number of tags the item holds after.
+-- Returns {0, tags the item holds after}.
 local item_key, item = KEYS[1], ARGV[1]
 for i = 2, #ARGV do
   redis.call('SREM', item_key, ARGV[i])
   redis.call('SREM', KEYS[i], item)
 end
-return redis.call('SCARD', item_key)
+return {0, redis.call('SCARD', item_key)}
