@@ -256,6 +256,19 @@ fn main() {
             .hand(&h)
             .note("hand-written EVALSHA of the same script; for reference: the library's own cost"),
         );
+        // At least 10 members in every window read below, on both sides.
+        for k in 0..64usize {
+            for j in 0..12 {
+                let member = format!("fill-{j}");
+                window.add(k, &member).run(&mut con).unwrap();
+                let _: () = redis::cmd("ZADD")
+                    .arg(format!("bench:hwindow:{k}"))
+                    .arg(now_secs())
+                    .arg(member)
+                    .query(&mut hcon)
+                    .unwrap();
+            }
+        }
         let [d, h] = alternate_each(
             &rounds,
             n,
