@@ -44,7 +44,7 @@
 //! decode as the type, logs it at `warn` (target
 //! `redis_state::collections`, naming the key and the entry) and counts it
 //! in [`Page::skipped`]; `.strict()` on the read fails with the
-//! [`Error::Decode`](crate::Error::Decode) of the first such entry instead,
+//! [`Error::Decode`] of the first such entry instead,
 //! naming the key and the index (or member). A key of another type is the
 //! server's `WRONGTYPE` error, and nothing is written.
 
