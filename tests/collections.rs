@@ -414,8 +414,37 @@ fn tags_reindex_and_other_writers(r: &mut Runner, ns: &Namespace) {
     assert!(is_wrongtype(
         &r.run(tags.items_with_all(["str"])).unwrap_err()
     ));
-    // Nothing of the refused write was applied (SCARD came first).
+    // Nothing of the refused write was applied (the tags' sets it had
+    // added to are undone).
     assert!(r.run(tags.tags_of(&11)).unwrap().items.is_empty());
+    r.run(tags.tag(&12, ["red"])).unwrap();
+    assert!(is_wrongtype(
+        &r.run(tags.set_tags(&12, ["blue", "str"])).unwrap_err()
+    ));
+    assert_eq!(r.run(tags.tags_of(&12)).unwrap().items, ["red"]);
+    assert!(
+        r.run(tags.items_with_all(["blue"]))
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(
+        r.run(tags.items_with_all(["red"]))
+            .unwrap()
+            .items
+            .contains(&12)
+    );
+    assert!(is_wrongtype(
+        &r.run(tags.tag(&12, ["green", "str"])).unwrap_err()
+    ));
+    assert!(
+        r.run(tags.items_with_all(["green"]))
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    // Untagging skips a tag key of another type (it cannot hold the item).
+    assert_eq!(r.run(tags.untag(&12, ["red", "str"])).unwrap(), 0);
 }
 
 fn tags_hostile_values(r: &mut Runner, ns: &Namespace) {

@@ -6,7 +6,7 @@
 //! | [`Feed<T>`](Feed) | list, newest first | [`push`](Feed::push): `LPUSH` + `LTRIM` + `PEXPIRE` in one `EVALSHA` | [`page`](Feed::page) (`LRANGE`), [`len`](Feed::len) |
 //! | [`TimeWindow<T>`](TimeWindow) | sorted set scored by epoch seconds | [`add`](TimeWindow::add): `ZADD`, trim below the cutoff and past the cap, `PEXPIRE` | [`recent`](TimeWindow::recent), [`count`](TimeWindow::count), [`count_between`](TimeWindow::count_between) |
 //! | [`TagSet<I, T>`](TagSet) | a set per item (its tags) and per tag (its items), one hash tag | [`tag`](TagSet::tag), [`untag`](TagSet::untag), [`set_tags`](TagSet::set_tags), [`remove_item`](TagSet::remove_item): one script each, both sides | [`items_with_all`](TagSet::items_with_all) (`SINTER`), [`items_with_any`](TagSet::items_with_any) (`SUNION`), [`count_with_all`](TagSet::count_with_all) (`SINTERCARD`), [`tags_of`](TagSet::tags_of) |
-//! | [`Presence<U>`](Presence) | sorted set scored by last seen (epoch seconds) | [`heartbeat`](Presence::heartbeat): `ZADD`, prune, `PEXPIRE` | [`count`](Presence::count), [`online`](Presence::online) (prune in the same call), [`is_online`](Presence::is_online) |
+//! | [`Presence<U>`](Presence) | sorted set scored by last seen (epoch seconds) | [`heartbeat`](Presence::heartbeat): `ZADD`, prune, `PEXPIRE` | [`count`](Presence::count), [`online`](Presence::online) (prune in the same round trip), [`is_online`](Presence::is_online) |
 //!
 //! Every operation is a value (run it with `run` or `run_async`, batch it
 //! with [`batch`](crate::batch) or [`many`](crate::many)) and costs one
@@ -116,6 +116,8 @@ pub(crate) struct Layout {
     prefix: String,
     suffix: String,
     ns: Option<Namespace>,
+    /// `<ns>:<prefix>`, kept up to date by `set` and `namespace`.
+    head: String,
 }
 
 impl Layout {
@@ -123,8 +125,10 @@ impl Layout {
     pub(crate) fn own(kind: &str, name: &dyn KeyPart) -> Self {
         let mut id = IdBuf::new();
         name.write_key_part(&mut id);
+        let prefix = format!("{kind}:{}:", id.joined());
         Layout {
-            prefix: format!("{kind}:{}:", id.joined()),
+            head: prefix.clone(),
+            prefix,
             suffix: String::new(),
             ns: None,
         }
@@ -133,21 +137,26 @@ impl Layout {
     pub(crate) fn set(&mut self, prefix: &str, suffix: &str) {
         self.prefix = prefix.to_owned();
         self.suffix = suffix.to_owned();
+        self.rehead();
     }
 
     pub(crate) fn namespace(&mut self, ns: &Namespace) {
         self.ns = Some(ns.clone());
+        self.rehead();
+    }
+
+    fn rehead(&mut self) {
+        self.head.clear();
+        if let Some(ns) = &self.ns {
+            self.head.push_str(ns.as_str());
+            self.head.push(':');
+        }
+        self.head.push_str(&self.prefix);
     }
 
     /// The text every key starts with (namespace and prefix).
-    pub(crate) fn head(&self) -> String {
-        let mut out = String::new();
-        if let Some(ns) = &self.ns {
-            out.push_str(ns.as_str());
-            out.push(':');
-        }
-        out.push_str(&self.prefix);
-        out
+    pub(crate) fn head(&self) -> &str {
+        &self.head
     }
 
     pub(crate) fn suffix(&self) -> &str {
@@ -163,7 +172,8 @@ impl Layout {
 
     /// The key whose owner segment is `segment` (already escaped).
     pub(crate) fn key_of_segment(&self, segment: &str) -> String {
-        let mut out = self.head();
+        let mut out = String::with_capacity(self.head.len() + segment.len() + self.suffix.len());
+        out.push_str(&self.head);
         out.push_str(segment);
         out.push_str(&self.suffix);
         out

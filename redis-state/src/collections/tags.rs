@@ -328,7 +328,7 @@ impl<I: FieldValue, T: FieldValue> TagSet<I, T> {
         self.write(self.parts(item, tags), |set, p| {
             let mut call = TagsSetScript::new(
                 &p.key,
-                &set.tag.head(),
+                set.tag.head(),
                 set.tag.suffix(),
                 set.max_tags,
                 &p.member[..],
@@ -356,7 +356,7 @@ impl<I: FieldValue, T: FieldValue> TagSet<I, T> {
         self.write(self.parts(item, std::iter::empty::<T>()), |set, p| {
             Call::Reindex(TagsReindexScript::new(
                 &p.key,
-                &set.tag.head(),
+                set.tag.head(),
                 set.tag.suffix(),
                 set.max_tags,
                 &p.member[..],

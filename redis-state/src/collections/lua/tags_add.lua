@@ -4,16 +4,32 @@
 --
 -- KEYS[1] the item's tags, KEYS[2..] the tags' item sets (in ARGV order)
 -- ARGV[1] the limit, ARGV[2] the item, ARGV[3..] the tags
+-- Members go to SMISMEMBER and SADD 500 at a time (Lua's unpack is small).
 -- Returns {0, tags the item holds} or {-1, tags it would hold}.
 local item_key, item = KEYS[1], ARGV[2]
 local n = redis.call('SCARD', item_key)
 local new = 0
-for i = 3, #ARGV do
-  if redis.call('SISMEMBER', item_key, ARGV[i]) == 0 then new = new + 1 end
+for i = 3, #ARGV, 500 do
+  local last = math.min(i + 499, #ARGV)
+  local present = redis.call('SMISMEMBER', item_key, unpack(ARGV, i, last))
+  for j = 1, #present do new = new + 1 - present[j] end
 end
 if n + new > tonumber(ARGV[1]) then return {-1, n + new} end
-for i = 3, #ARGV do
-  redis.call('SADD', KEYS[i - 1], item)
-  redis.call('SADD', item_key, ARGV[i])
+-- The tags' sets first: a key of another type there fails the call after
+-- undoing what it added, so nothing is half written.
+local added = {}
+for i = 2, #KEYS do
+  local r = redis.pcall('SADD', KEYS[i], item)
+  if type(r) == 'table' and r.err then
+    for j = 2, i - 1 do
+      if added[j] == 1 then redis.call('SREM', KEYS[j], item) end
+    end
+    return r
+  end
+  added[i] = r
+end
+-- The item's key answered SCARD and SMISMEMBER: it is a set.
+for i = 3, #ARGV, 500 do
+  redis.call('SADD', item_key, unpack(ARGV, i, math.min(i + 499, #ARGV)))
 end
 return {0, n + new}

@@ -11,6 +11,7 @@ local item_key, prefix, suffix, item = KEYS[1], ARGV[1], ARGV[2], ARGV[4]
 local n = redis.call('SCARD', item_key)
 if n > tonumber(ARGV[3]) then return {-1, n} end
 for _, t in ipairs(redis.call('SMEMBERS', item_key)) do
-  redis.call('SADD', prefix .. esc(t) .. suffix, item)
+  -- a tag key of another type is left as it is
+  redis.pcall('SADD', prefix .. esc(t) .. suffix, item)
 end
 return {0, n}

@@ -4,8 +4,12 @@
 -- ARGV[1] the item, ARGV[2..] the tags
 -- Returns {0, tags the item holds after}.
 local item_key, item = KEYS[1], ARGV[1]
+-- The item's key first, so a key of another type there fails before any
+-- write; a tag's key of another type cannot hold the item, and is skipped.
 for i = 2, #ARGV do
   redis.call('SREM', item_key, ARGV[i])
-  redis.call('SREM', KEYS[i], item)
+end
+for i = 2, #KEYS do
+  redis.pcall('SREM', KEYS[i], item)
 end
 return {0, redis.call('SCARD', item_key)}

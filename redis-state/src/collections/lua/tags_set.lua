@@ -15,16 +15,29 @@ local limit = tonumber(ARGV[3])
 local n = redis.call('SCARD', item_key)
 if n > limit or #ARGV - 4 > limit then return {-1, math.max(n, #ARGV - 4)} end
 local old = redis.call('SMEMBERS', item_key)
+-- The new tags' sets first: a key of another type there fails the call
+-- after undoing what it added, so nothing is half written.
+local added = {}
+for i = 2, #KEYS do
+  local r = redis.pcall('SADD', KEYS[i], item)
+  if type(r) == 'table' and r.err then
+    for j = 2, i - 1 do
+      if added[j] == 1 then redis.call('SREM', KEYS[j], item) end
+    end
+    return r
+  end
+  added[i] = r
+end
 local keep = {}
 for i = 5, #ARGV do keep[ARGV[i]] = true end
 for _, t in ipairs(old) do
   if not keep[t] then
-    redis.call('SREM', prefix .. esc(t) .. suffix, item)
+    -- a key of another type cannot hold the item: skipped
+    redis.pcall('SREM', prefix .. esc(t) .. suffix, item)
     redis.call('SREM', item_key, t)
   end
 end
 for i = 5, #ARGV do
-  redis.call('SADD', KEYS[i - 3], item)
   redis.call('SADD', item_key, ARGV[i])
 end
 return {0, #ARGV - 4}
