@@ -88,6 +88,15 @@ fn feed_push_trims_and_expires(r: &mut Runner, ns: &Namespace) {
     assert!(r.run(plain.clear("u")).unwrap());
     assert!(!r.run(plain.clear("u")).unwrap());
 
+    // Any TTL saturates (1 ms to 2^53 - 1 ms); any cap is accepted.
+    for ttl in [Duration::ZERO, Duration::MAX] {
+        let f = Feed::<Activity>::new("ttl", u64::MAX)
+            .ttl(ttl)
+            .namespace(ns);
+        assert_eq!(r.run(f.push(1u64, &act(1))).unwrap(), 1);
+        r.run(f.clear(1u64)).unwrap();
+    }
+
     // A cap of 0 is refused before sending.
     let none = Feed::<Activity>::new("none", 0).namespace(ns);
     assert!(matches!(
