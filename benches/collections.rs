@@ -368,7 +368,7 @@ fn main() {
             .note("hand-written MULTI SADD item + SADD per tag + EXEC (no limit check)"),
         );
         let set_sha = redis::Script::new(concat!(
-            include_str!("../redis-state/src/collections/lua/tags_escape.lua"),
+            include_str!("../redis-state/src/collections/lua/tags_common.lua"),
             include_str!("../redis-state/src/collections/lua/tags_set.lua")
         ))
         .get_hash()

@@ -20,7 +20,7 @@ crate::script! {
         keys: [item, ..tag_sets],
         args: [limit: u64, member: &[u8], ..tags],
         returns: Value,
-        lua: include_str!("lua/tags_add.lua"),
+        lua: concat!(include_str!("lua/tags_common.lua"), include_str!("lua/tags_add.lua")),
     }
 }
 
@@ -42,7 +42,7 @@ crate::script! {
         keys: [item, ..tag_sets],
         args: [prefix: &str, suffix: &str, limit: u64, member: &[u8], ..tags],
         returns: Value,
-        lua: concat!(include_str!("lua/tags_escape.lua"), include_str!("lua/tags_set.lua")),
+        lua: concat!(include_str!("lua/tags_common.lua"), include_str!("lua/tags_set.lua")),
     }
 }
 
@@ -54,7 +54,7 @@ crate::script! {
         keys: [item],
         args: [prefix: &str, suffix: &str, limit: u64, member: &[u8]],
         returns: Value,
-        lua: concat!(include_str!("lua/tags_escape.lua"), include_str!("lua/tags_reindex.lua")),
+        lua: concat!(include_str!("lua/tags_common.lua"), include_str!("lua/tags_reindex.lua")),
     }
 }
 

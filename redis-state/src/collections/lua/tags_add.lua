@@ -17,17 +17,8 @@ end
 if n + new > tonumber(ARGV[1]) then return {-1, n + new} end
 -- The tags' sets first: a key of another type there fails the call after
 -- undoing what it added, so nothing is half written.
-local added = {}
-for i = 2, #KEYS do
-  local r = redis.pcall('SADD', KEYS[i], item)
-  if type(r) == 'table' and r.err then
-    for j = 2, i - 1 do
-      if added[j] == 1 then redis.call('SREM', KEYS[j], item) end
-    end
-    return r
-  end
-  added[i] = r
-end
+local err = add_to_tags(item)
+if err then return err end
 -- The item's key answered SCARD and SMISMEMBER: it is a set.
 for i = 3, #ARGV, 500 do
   redis.call('SADD', item_key, unpack(ARGV, i, math.min(i + 499, #ARGV)))

@@ -17,17 +17,8 @@ if n > limit or #ARGV - 4 > limit then return {-1, math.max(n, #ARGV - 4)} end
 local old = redis.call('SMEMBERS', item_key)
 -- The new tags' sets first: a key of another type there fails the call
 -- after undoing what it added, so nothing is half written.
-local added = {}
-for i = 2, #KEYS do
-  local r = redis.pcall('SADD', KEYS[i], item)
-  if type(r) == 'table' and r.err then
-    for j = 2, i - 1 do
-      if added[j] == 1 then redis.call('SREM', KEYS[j], item) end
-    end
-    return r
-  end
-  added[i] = r
-end
+local err = add_to_tags(item)
+if err then return err end
 local keep = {}
 for i = 5, #ARGV do keep[ARGV[i]] = true end
 for _, t in ipairs(old) do
