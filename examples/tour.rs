@@ -19,6 +19,7 @@ use redis_state::cache::{
     Cache, CacheWaker, KeyPattern, LocalCache, LocalCacheOptions, QueuedWrite, Tag,
     WriteBehindWorker, invalidate_pattern, shutdown,
 };
+use redis_state::collections::{Feed, Presence, TagSet, TimeWindow};
 use redis_state::lock::{Lock, LostReason};
 use redis_state::prelude::*;
 use redis_state::ratelimit::{FixedWindow, Gcra, SlidingWindow};
@@ -92,6 +93,7 @@ const SECTIONS: &[Section] = &[
         "Connections and errors: pools as they are, errors to act on",
         connections_and_errors,
     ),
+    ("Feeds, time windows, tag sets and presence", collections),
 ];
 
 fn main() -> Result {
@@ -1069,6 +1071,63 @@ fn cleanup(t: &mut Tour) -> Result {
             .arg(&keys)
             .query::<i64>(&mut t.con)
             .map(drop)?;
+    }
+    Ok(())
+}
+
+fn collections(t: &mut Tour) -> Result {
+    // A capped feed: push, trim and TTL in one atomic round trip.
+    let feed = Feed::<String, redis_state::codec::Plain>::new("news", 3)
+        .ttl(Duration::from_secs(600))
+        .namespace(&t.ns);
+    for n in 1..=5 {
+        feed.push("ferris", &format!("story {n}")).run(&mut t.con)?;
+    }
+    println!(
+        "{} keeps the newest 3: {:?}",
+        feed.key("ferris"),
+        feed.recent("ferris", 10).run(&mut t.con)?.items
+    );
+    // A time window: the add trims below the cutoff in the same call.
+    let hour = TimeWindow::<String>::new("logins", Duration::from_secs(3600)).namespace(&t.ns);
+    let now = std::time::SystemTime::now();
+    hour.add("ferris", &"yesterday".to_owned())
+        .at(now - Duration::from_secs(86_400))
+        .run(&mut t.con)?;
+    hour.add("ferris", &"just now".to_owned()).run(&mut t.con)?;
+    println!(
+        "logins in the last hour: {}",
+        hour.count("ferris").run(&mut t.con)?
+    );
+    // Tags indexed both ways: a real SINTER, and a retag leaves no stale
+    // entry.
+    let tags = TagSet::<u64>::new("crates").namespace(&t.ns);
+    tags.tag(&1, ["async", "redis"]).run(&mut t.con)?;
+    tags.tag(&2, ["async"]).run(&mut t.con)?;
+    println!(
+        "async and redis: {:?}",
+        tags.items_with_all(["async", "redis"])
+            .run(&mut t.con)?
+            .items
+    );
+    tags.set_tags(&1, ["cli"]).run(&mut t.con)?;
+    println!(
+        "after retagging 1, async: {:?}",
+        tags.items_with_all(["async"]).run(&mut t.con)?.items
+    );
+    // Presence: no sweeper; a stale user is pruned by the next call.
+    let online = Presence::<String>::new("lobby", Duration::from_secs(30)).namespace(&t.ns);
+    online
+        .heartbeat("gone")
+        .now(now - Duration::from_secs(60))
+        .run(&mut t.con)?;
+    online.heartbeat("ferris").run(&mut t.con)?;
+    println!("online now: {}", online.count().run(&mut t.con)?);
+    for key in [feed.key("ferris"), hour.key("ferris"), online.key()] {
+        redis::cmd("DEL").arg(key).query::<i64>(&mut t.con)?;
+    }
+    for item in [1u64, 2] {
+        tags.remove_item(&item).run(&mut t.con)?;
     }
     Ok(())
 }

@@ -426,19 +426,45 @@ fn cluster_routing(target: &Target) -> Result<Option<RoutingInfo>> {
     })
 }
 
+/// Keyed commands the blocking Cluster client refuses inside a pipeline
+/// (redis-rs' `is_illegal_cmd`) although their keys share a slot (checked
+/// when the plan was written): multi-key set reads.
+fn refused_in_sync_cluster_pipeline(c: &Command) -> bool {
+    let name = c.cmd.args_iter().next();
+    matches!(
+        name,
+        Some(redis::Arg::Simple(n)) if [&b"SINTER"[..], b"SUNION", b"SDIFF"]
+            .iter()
+            .any(|x| n.eq_ignore_ascii_case(x))
+    ) && c.slot.is_some()
+}
+
 fn execute_sync_cluster(
     con: &mut redis::cluster::ClusterConnection,
     commands: Vec<Command>,
 ) -> Result<Vec<Value>> {
-    if commands.iter().all(|c| c.target == Target::Keys) {
+    if commands
+        .iter()
+        .all(|c| c.target == Target::Keys && !refused_in_sync_cluster_pipeline(c))
+    {
         return send_sync_cluster(con, commands);
     }
-    // Commands for chosen nodes go out one by one, in plan order; the
+    // Commands for chosen nodes, and those the cluster pipeline refuses (sent
+    // to their slot's primary), go out one by one, in plan order; the
     // commands between them as cluster pipelines.
     let mut values = Vec::with_capacity(commands.len());
     let mut run: Vec<Command> = Vec::new();
     for c in commands {
-        match cluster_routing(&c.target)? {
+        let routing = match c.slot {
+            Some(slot) if refused_in_sync_cluster_pipeline(&c) => Some(RoutingInfo::SingleNode(
+                SingleNodeRoutingInfo::SpecificNode(redis::cluster_routing::Route::new(
+                    slot,
+                    redis::cluster_routing::SlotAddr::Master,
+                )),
+            )),
+            _ => cluster_routing(&c.target)?,
+        };
+        match routing {
             None => run.push(c),
             Some(routing) => {
                 if !run.is_empty() {

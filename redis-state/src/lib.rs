@@ -26,11 +26,14 @@
 //! * [`session`]: sessions for any serde type, JSON or hash layout.
 //! * [`tx`]: optimistic `WATCH`/`MULTI`/`EXEC` transactions with retries.
 //! * [`value`]: plain string values and counters at keys other clients share.
+//! * [`collections`]: capped feeds, time windows, tag sets with a reverse
+//!   index, presence.
 //! * `testing` (feature `test-support`): real `redis-server` processes for
 //!   tests, standalone or as a local Cluster.
 
 pub mod cache;
 pub mod codec;
+pub mod collections;
 pub mod driver;
 pub mod error;
 pub mod exec;
