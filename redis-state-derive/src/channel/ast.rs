@@ -23,7 +23,10 @@ pub(crate) struct Model<'a> {
 
 /// Reads, normalises and checks the input; `None` after an error.
 pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<'a>> {
+    let before = cx.has_errors();
     let unit = check::shape(cx, input);
+    // A wrong shape is the one error: its fields are no parts to check.
+    let shaped = cx.has_errors() == before;
     let container = Container::read(input);
     let attrs = ContainerAttrs::from_ast(cx, input);
     if attrs.name.is_none() {
@@ -41,7 +44,7 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<
     let key = KeyAttr::new(attrs.name.clone(), &input.ident, String::new);
     let mut template = None;
     let mut parts = Vec::new();
-    if attrs.name.is_some() {
+    if attrs.name.is_some() && shaped {
         template = key.parse(cx, None);
         if let Some(t) = &template {
             parts = check::placeholders(cx, &container, &key, t);
