@@ -88,6 +88,7 @@ const SECTIONS: &[Section] = &[
     ("Optimistic transactions", transactions),
     ("Typed Lua scripts", typed_scripts),
     ("Async: the same operation values, awaited", async_ops),
+    ("Typed pub/sub: channels as types", pubsub),
 ];
 
 fn main() -> Result {
@@ -1029,5 +1030,44 @@ fn cleanup(t: &mut Tour) -> Result {
             .query::<i64>(&mut t.con)
             .map(drop)?;
     }
+    Ok(())
+}
+
+#[derive(redis_state::Channel, Debug)]
+#[channel(name = "{app}:order:{id}:events", message = String, format = "plain")]
+struct OrderEvents {
+    app: String,
+    id: u64,
+}
+
+fn pubsub(t: &mut Tour) -> Result {
+    use redis_state::pubsub::{Channel, Event, Subscriber, SubscriberOptions, Target};
+    // A pattern subscription hands each message back with its id parsed.
+    let mut sub = Subscriber::<OrderEvents>::connect(
+        Target::standalone(t.url.clone()),
+        SubscriberOptions::new(),
+    )?;
+    sub.psubscribe(&OrderEvents::pattern())?;
+    let app = t.ns.as_str().to_owned();
+    let receivers = OrderEvents {
+        app: app.clone(),
+        id: 42,
+    }
+    .publish(&"shipped".to_owned())
+    .run(&mut t.con)?;
+    println!("published to {receivers} receiver(s)");
+    loop {
+        match sub
+            .recv(Duration::from_secs(5))
+            .ok_or("no message within 5 s")??
+        {
+            Event::Message(m) if m.channel.app == app => {
+                println!("order {} {}", m.channel.id, m.message);
+                break;
+            }
+            _ => {}
+        }
+    }
+    sub.unsubscribe_all()?;
     Ok(())
 }
