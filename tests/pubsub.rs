@@ -411,7 +411,68 @@ fn order_per_channel(runner: &mut Runner, ns: &Namespace) {
     assert_eq!(sub.s().dropped(), 0);
 }
 
+/// Unsubscribing from one channel keeps the others; the counts are the
+/// server's.
+fn unsubscribe_one_keeps_the_others(runner: &mut Runner, ns: &Namespace) {
+    let mut sub = Sub::<UserEvents>::of(runner, SubscriberOptions::new());
+    let (a, b) = (
+        UserEvents {
+            run: run_id(ns),
+            id: 1,
+        },
+        UserEvents {
+            run: run_id(ns),
+            id: 2,
+        },
+    );
+    sub.subscribe(&a);
+    sub.subscribe(&b);
+    sub.psubscribe();
+    let mut counts = Vec::new();
+    while counts.len() < 3 {
+        if let Event::Subscribed { kind, count, .. } = sub.next().unwrap() {
+            counts.push((kind, count));
+        }
+    }
+    // Channels and patterns are counted together by the server, per
+    // connection: on a Cluster the client spreads them over the nodes.
+    let cluster = runner.is_cluster();
+    if cluster {
+        let kinds: Vec<Kind> = counts.iter().map(|c| c.0).collect();
+        assert_eq!(kinds, vec![Kind::Channel, Kind::Channel, Kind::Pattern]);
+    } else {
+        assert_eq!(
+            counts,
+            vec![(Kind::Channel, 1), (Kind::Channel, 2), (Kind::Pattern, 3)]
+        );
+    }
+    match &sub.rt {
+        Some(rt) => rt.block_on(sub.sub.as_ref().unwrap().unsubscribe_async(&a)),
+        None => sub.sub.as_ref().unwrap().unsubscribe(&a),
+    }
+    .unwrap();
+    match sub.next().unwrap() {
+        Event::Unsubscribed { kind, name, count } => {
+            assert_eq!((kind, &name), (Kind::Channel, &a.name()));
+            if !cluster {
+                assert_eq!(count, 2);
+            }
+        }
+        other => panic!("expected the unsubscription, got {other:?}"),
+    }
+    let mut left = sub.s().subscriptions();
+    left.sort();
+    assert_eq!(
+        left,
+        vec![
+            (Kind::Channel, b.name()),
+            (Kind::Pattern, UserEvents::pattern().glob().to_owned())
+        ]
+    );
+}
+
 matrix!(
+    unsubscribe_one_keeps_the_others,
     publish_and_receive,
     pattern_parts_parse_back,
     plain_messages_and_escaped_parts,
@@ -473,4 +534,109 @@ fn blocking_runner_stops_cleanly() {
         }
     };
     assert_eq!(m.message.seq, 3);
+}
+
+#[derive(redis_state::Channel, Debug, Clone, PartialEq)]
+#[channel(name = "t:{run}:seq:{id}", message = u64, format = "plain")]
+struct Seq {
+    run: String,
+    id: u8,
+}
+
+/// Per-channel order over many messages on four channels (100,000 by
+/// default; `PUBSUB_ORDER_MESSAGES=1000000` for a million, about a minute
+/// in a debug build): a publisher thread pipelines them (keeping at most
+/// 50,000 ahead of the reader, so the buffer's bound holds without drops)
+/// while the async stream reads them.
+#[test]
+fn order_over_many_messages() {
+    use futures_util::StreamExt;
+    let n: u64 = std::env::var("PUBSUB_ORDER_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    const AHEAD: u64 = 50_000;
+    let ns = common::namespace("million");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let opts = SubscriberOptions::new()
+        .capacity(AHEAD as usize * 2)
+        .overflow(Overflow::Fail);
+    let mut sub: Subscriber<Seq> = rt
+        .block_on(Subscriber::connect_async(
+            Target::standalone(shared_server().url()),
+            opts,
+        ))
+        .unwrap();
+    let chans: Vec<Seq> = (0..4)
+        .map(|id| Seq {
+            run: run_id(&ns),
+            id,
+        })
+        .collect();
+    for c in &chans {
+        rt.block_on(sub.subscribe_async(c)).unwrap();
+    }
+    let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let publisher = {
+        let names: Vec<String> = chans.iter().map(Channel::name).collect();
+        let read = read.clone();
+        std::thread::spawn(move || {
+            let mut con = shared_server().connection().unwrap();
+            let start = Instant::now();
+            let mut seq = 0;
+            while seq < n {
+                while seq >= read.load(std::sync::atomic::Ordering::Relaxed) + AHEAD {
+                    assert!(
+                        start.elapsed() < Duration::from_secs(300),
+                        "the reader stalled"
+                    );
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                let mut pipe = redis::pipe();
+                for s in seq..(seq + 5_000).min(n) {
+                    pipe.cmd("PUBLISH")
+                        .arg(&names[(s % 4) as usize])
+                        .arg(s)
+                        .ignore();
+                }
+                pipe.exec(&mut con).unwrap();
+                seq = (seq + 5_000).min(n);
+            }
+        })
+    };
+    let start = Instant::now();
+    let mut last = [None::<u64>; 4];
+    let mut got = 0u64;
+    rt.block_on(async {
+        let mut stream = std::pin::pin!(sub.stream());
+        while got < n {
+            let item = tokio::time::timeout(WAIT, stream.next())
+                .await
+                .expect("a message within the wait")
+                .expect("the stream goes on")
+                .unwrap();
+            if let Event::Message(m) = item {
+                let i = m.channel.id as usize;
+                assert_eq!(m.message % 4, i as u64, "on its own channel");
+                if let Some(prev) = last[i] {
+                    assert!(m.message > prev, "channel {i}: {} after {prev}", m.message);
+                }
+                last[i] = Some(m.message);
+                got += 1;
+                if got.is_multiple_of(1_000) {
+                    read.store(got, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }
+    });
+    publisher.join().unwrap();
+    println!(
+        "{n} messages in order on 4 channels in {:.1?}",
+        start.elapsed()
+    );
+    assert_eq!(sub.dropped(), 0);
 }
