@@ -25,15 +25,15 @@
 //!
 //! | attribute | meaning |
 //! |---|---|
-//! | `name = "user:{id}:events"` | the name template (required): `{field}` names a field (a [`KeyPart`](crate::keys::KeyPart) that is also a [`FieldValue`](crate::codec::FieldValue), so that a pattern subscription parses it back); every field is named once; each placeholder is a whole segment set off by `:`. Values are escaped as in keys, so two ids never share a channel |
+//! | `name = "user:{id}:events"` | the name template (required): `{field}` names a field (a [`KeyPart`](crate::keys::KeyPart) that is also a [`FieldValue`], so that a pattern subscription parses it back); every field is named once; each placeholder is a whole segment set off by `:`. Values are escaped as in keys, so two ids never share a channel |
 //! | `message = Type` | the message type (required) |
-//! | `format = "json"` | how messages are written: `"json"` (default; any serde type) or `"plain"` (the type's plain [`FieldValue`](crate::codec::FieldValue) form: a `String` is sent as is, integers as decimal, so `redis-cli` users read and write it) |
+//! | `format = "json"` | how messages are written: `"json"` (default; any serde type) or `"plain"` (the type's plain [`FieldValue`] form: a `String` is sent as is, integers as decimal, so `redis-cli` users read and write it) |
 //! | `sharded` | a sharded channel (`SPUBLISH` / `SSUBSCRIBE`): on a Cluster only the primary that owns the name's slot carries it |
 //! | `crate = "path"` | where `redis_state` is, for crates that re-export it |
 //!
 //! # Publishing
 //!
-//! [`Channel::publish`] is an [`Operation`](crate::Operation) (one
+//! [`Channel::publish`] is an [`Operation`] (one
 //! `PUBLISH`, or `SPUBLISH` for a sharded channel) whose output is the
 //! number of clients that received the message, as the server counts it
 //! (on a Cluster, `PUBLISH` counts only the receiving node's subscribers).

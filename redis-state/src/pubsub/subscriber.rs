@@ -1,43 +1,4 @@
-//! [`Subscriber`]: one connection of its own, subscribed to channels and
-//! patterns of one [`Channel`] type.
-//!
-//! # One core, two ways to read
-//!
-//! The connection is redis-rs' (a `ConnectionManager` on a standalone
-//! server, the async Cluster client on a Cluster), in RESP3, with a push
-//! sender that files every push into the subscriber's bounded buffer as it
-//! arrives. A small maintenance task on the same runtime resubscribes
-//! after a reconnect, re-subscribes a sharded channel the server dropped
-//! when its slot moved, and pings on an interval so that a dead connection
-//! is noticed. Reading is the same code for both callers:
-//! [`Subscriber::next_async`] awaits the buffer; the blocking forms
-//! ([`Subscriber::recv`], [`Subscriber::run`] with a handler on its own
-//! thread) drive that same future on the calling thread.
-//!
-//! [`Subscriber::connect_async`] runs the connection on the caller's tokio
-//! runtime; [`Subscriber::connect`] starts a small runtime thread of its
-//! own, for programs without one.
-//!
-//! # What the subscriber reports
-//!
-//! * [`Event::Subscribed`] / [`Event::Unsubscribed`]: the server's
-//!   confirmations, with the connection's subscription count.
-//! * [`Event::Lagged`]: the buffer was full and this many messages were
-//!   dropped ([`Overflow`]); [`Subscriber::dropped`] counts them all.
-//! * [`Event::MayHaveMissed`]: the connection dropped (messages published
-//!   until the next `Subscribed` confirmations are lost), or the server
-//!   dropped a sharded channel because its slot moved (it is re-subscribed
-//!   at the new owner).
-//! * An `Err(`[`Error::BadMessage`]`)` item: a payload (or a channel name)
-//!   that does not decode, with the channel and a preview; the next item
-//!   follows as usual.
-//!
-//! # Bounds
-//!
-//! The buffer holds at most `capacity` messages (confirmations and notices
-//! are few and kept). Unsubscribing always names what it drops:
-//! `unsubscribe_all` sends the subscriber's own list, never a bare
-//! `UNSUBSCRIBE`.
+//! [`Subscriber`]: see its docs.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::future::Future;
@@ -666,7 +627,46 @@ impl Rt {
     }
 }
 
-/// Subscribes to channels of type `C`; see the [module docs](self).
+/// One connection of its own, subscribed to channels and
+/// patterns of one [`Channel`] type.
+///
+/// # One core, two ways to read
+///
+/// The connection is redis-rs' (a `ConnectionManager` on a standalone
+/// server, the async Cluster client on a Cluster), in RESP3, with a push
+/// sender that files every push into the subscriber's bounded buffer as it
+/// arrives. A small maintenance task on the same runtime resubscribes
+/// after a reconnect, re-subscribes a sharded channel the server dropped
+/// when its slot moved, and pings on an interval so that a dead connection
+/// is noticed. Reading is the same code for both callers:
+/// [`Subscriber::next_async`] awaits the buffer; the blocking forms
+/// ([`Subscriber::recv`], [`Subscriber::run`] with a handler on its own
+/// thread) drive that same future on the calling thread.
+///
+/// [`Subscriber::connect_async`] runs the connection on the caller's tokio
+/// runtime; [`Subscriber::connect`] starts a small runtime thread of its
+/// own, for programs without one.
+///
+/// # What the subscriber reports
+///
+/// * [`Event::Subscribed`] / [`Event::Unsubscribed`]: the server's
+///   confirmations, with the connection's subscription count.
+/// * [`Event::Lagged`]: the buffer was full and this many messages were
+///   dropped ([`Overflow`]); [`Subscriber::dropped`] counts them all.
+/// * [`Event::MayHaveMissed`]: the connection dropped (messages published
+///   until the next `Subscribed` confirmations are lost), or the server
+///   dropped a sharded channel because its slot moved (it is re-subscribed
+///   at the new owner).
+/// * An `Err(`[`Error::BadMessage`]`)` item: a payload (or a channel name)
+///   that does not decode, with the channel and a preview; the next item
+///   follows as usual.
+///
+/// # Bounds
+///
+/// The buffer holds at most `capacity` messages (confirmations and notices
+/// are few and kept). Unsubscribing always names what it drops:
+/// `unsubscribe_all` sends the subscriber's own list, never a bare
+/// `UNSUBSCRIBE`.
 pub struct Subscriber<C: Channel> {
     shared: Arc<Shared>,
     link: Link,
