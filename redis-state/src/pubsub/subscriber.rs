@@ -938,6 +938,12 @@ impl<C: Channel> Subscriber<C> {
     /// Runs `handler` on every item, on a thread of its own, until
     /// [`Runner::stop`] (which hands the subscriber back) or until the
     /// subscriber stops.
+    ///
+    /// The thread drives the same reader as [`next_async`](Self::next_async).
+    /// A subscriber from [`connect`](Self::connect) brings its own runtime;
+    /// one from [`connect_async`](Self::connect_async) on a current-thread
+    /// runtime receives only while that runtime runs (its thread inside
+    /// `block_on`).
     pub fn run<F>(self, mut handler: F) -> Result<Runner<C>>
     where
         F: FnMut(Result<Event<C>>) + Send + 'static,
