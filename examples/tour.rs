@@ -94,6 +94,7 @@ const SECTIONS: &[Section] = &[
         connections_and_errors,
     ),
     ("Feeds, time windows, tag sets and presence", collections),
+    ("Typed pub/sub: channels as types", pubsub),
 ];
 
 fn main() -> Result {
@@ -1129,5 +1130,44 @@ fn collections(t: &mut Tour) -> Result {
     for item in [1u64, 2] {
         tags.remove_item(&item).run(&mut t.con)?;
     }
+    Ok(())
+}
+
+#[derive(redis_state::Channel, Debug)]
+#[channel(name = "{app}:order:{id}:events", message = String, format = "plain")]
+struct OrderEvents {
+    app: String,
+    id: u64,
+}
+
+fn pubsub(t: &mut Tour) -> Result {
+    use redis_state::pubsub::{Channel, Event, Subscriber, SubscriberOptions, Target};
+    // A pattern subscription hands each message back with its id parsed.
+    let mut sub = Subscriber::<OrderEvents>::connect(
+        Target::standalone(t.url.clone()),
+        SubscriberOptions::new(),
+    )?;
+    sub.psubscribe(&OrderEvents::pattern())?;
+    let app = t.ns.as_str().to_owned();
+    let receivers = OrderEvents {
+        app: app.clone(),
+        id: 42,
+    }
+    .publish(&"shipped".to_owned())
+    .run(&mut t.con)?;
+    println!("published to {receivers} receiver(s)");
+    loop {
+        match sub
+            .recv(Duration::from_secs(5))
+            .ok_or("no message within 5 s")??
+        {
+            Event::Message(m) if m.channel.app == app => {
+                println!("order {} {}", m.channel.id, m.message);
+                break;
+            }
+            _ => {}
+        }
+    }
+    sub.unsubscribe_all()?;
     Ok(())
 }

@@ -30,6 +30,7 @@ const CHAPTERS: &[(&str, &[&str])] = &[
     ("10-transactions.md", &["transactions"]),
     ("11-values.md", &["values"]),
     ("12-sharing.md", &["sharing"]),
+    ("13-pubsub.md", &["pubsub"]),
     ("16-collections.md", &["collections"]),
     ("18-connections.md", &["connections"]),
 ];

@@ -252,6 +252,33 @@ pub enum Error {
     /// own).
     #[error(transparent)]
     User(Box<dyn std::error::Error + Send + Sync + 'static>),
+    /// A pub/sub message (or its channel's name) that does not decode as
+    /// the channel's types. The subscriber goes on with the next message.
+    #[error(
+        "message on channel `{channel}` does not decode as {expected}: {reason}; payload {preview}"
+    )]
+    BadMessage {
+        /// The channel it arrived on.
+        channel: String,
+        /// What was expected (`"JSON"`, `"u64"`, the channel's template).
+        expected: &'static str,
+        /// Why it does not decode.
+        reason: String,
+        /// The payload, quoted and shortened.
+        preview: String,
+    },
+
+    /// A subscriber with the [`Overflow::Fail`](crate::pubsub::Overflow)
+    /// policy received more messages than its buffer holds: it stopped.
+    #[error(
+        "subscriber buffer full ({capacity} messages): the subscriber stopped, {dropped} messages were dropped"
+    )]
+    SubscriberOverflow {
+        /// The buffer's capacity.
+        capacity: usize,
+        /// Messages dropped when it stopped.
+        dropped: u64,
+    },
 }
 
 /// ` on `key`` / ` on `a`, `b`` for a message; nothing without keys.
@@ -361,7 +388,9 @@ impl Error {
             Error::NoReply { error, .. } => redis_kind(error),
             Error::LockTimeout { .. } => ErrorKind::Timeout,
             Error::Server { .. } => ErrorKind::Server,
-            Error::Decode(_) | Error::UnexpectedReply { .. } => ErrorKind::Decode,
+            Error::Decode(_) | Error::UnexpectedReply { .. } | Error::BadMessage { .. } => {
+                ErrorKind::Decode
+            }
             Error::AlreadyExists { .. }
             | Error::NotFound { .. }
             | Error::UniqueViolation { .. }
@@ -377,6 +406,7 @@ impl Error {
             | Error::Entropy(_)
             | Error::ScoreNotEncodable { .. }
             | Error::InvalidArgument { .. }
+            | Error::SubscriberOverflow { .. }
             | Error::User(_) => ErrorKind::User,
         }
     }

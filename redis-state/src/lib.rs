@@ -28,6 +28,9 @@
 //! * [`value`]: plain string values and counters at keys other clients share.
 //! * [`collections`]: capped feeds, time windows, tag sets with a reverse
 //!   index, presence.
+//! * [`pubsub`] (`#[derive(Channel)]`): typed channels, publishing as an
+//!   operation, subscribers with bounded buffers, reconnects and sharded
+//!   channels that follow slot moves.
 //! * `testing` (feature `test-support`): real `redis-server` processes for
 //!   tests, standalone or as a local Cluster.
 
@@ -42,6 +45,7 @@ pub mod keys;
 pub mod leaderboard;
 pub mod lock;
 pub mod op;
+pub mod pubsub;
 mod random;
 pub mod ratelimit;
 pub mod redlock;
@@ -55,6 +59,7 @@ pub mod value;
 pub mod testing;
 
 pub use redis;
+pub use redis_state_derive::Channel;
 pub use redis_state_derive::{Cached, Leaderboard, RedisField, RedisHash};
 
 pub use crate::error::{DecodeError, Error, ErrorKind, Result};
@@ -185,6 +190,30 @@ pub mod __private {
     pub fn assert_board_part<T: KeyPart + Clone + Send + Sync + 'static>() {}
     /// See [`assert_field_value`].
     pub fn assert_data<T: serde::Serialize + serde::de::DeserializeOwned>() {}
+
+    pub use crate::pubsub::{Channel, ChannelSchema, PartError, parse_part};
+
+    /// A channel part: written into the name as a key part, parsed back as
+    /// a plain field value.
+    pub fn assert_channel_part<T: KeyPart + FieldValue>() {}
+
+    /// The schema of the stand-in `Channel` impl the derive emits beside
+    /// compile errors.
+    pub static FALLBACK_CHANNEL: ChannelSchema =
+        ChannelSchema::new("(invalid)", KeyTemplate::EMPTY, false);
+
+    /// The codec of the stand-in `Channel` impl: reads and writes nothing.
+    #[derive(Debug)]
+    pub struct FallbackCodec;
+    impl<T> Codec<T> for FallbackCodec {
+        const EXPECTED: &'static str = "(invalid)";
+        fn encode(_: &T, _: &mut Vec<u8>) -> core::result::Result<(), String> {
+            Err("the channel's declaration has errors".to_owned())
+        }
+        fn decode(_: &[u8]) -> core::result::Result<T, FieldError> {
+            Err(FieldError::new())
+        }
+    }
 
     /// The schema of the stand-in impl the derive emits beside compile errors.
     pub static FALLBACK_LEADERBOARD: LeaderboardSchema = LeaderboardSchema::new(
