@@ -25,6 +25,7 @@ const LOG_TAIL_LINES: usize = 20;
 const LOG_FILE: &str = "redis.log";
 const STDERR_FILE: &str = "stderr.log";
 const STDOUT_FILE: &str = "stdout.log";
+const SENTINEL_CONF: &str = "sentinel.conf";
 
 /// A `redis-server` child process listening on a free port of 127.0.0.1.
 ///
@@ -61,6 +62,8 @@ pub struct ServerBuilder {
     primary_port: Option<u16>,
     cluster_bus: bool,
     start_timeout: Duration,
+    /// Sentinel mode: the lines of its configuration file.
+    sentinel_conf: Option<String>,
 }
 
 impl Default for ServerBuilder {
@@ -71,6 +74,7 @@ impl Default for ServerBuilder {
             primary_port: None,
             cluster_bus: false,
             start_timeout: DEFAULT_START_TIMEOUT,
+            sentinel_conf: None,
         }
     }
 }
@@ -130,6 +134,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Sentinel mode (`redis-server <dir>/sentinel.conf --sentinel`), the
+    /// file holding `conf` (Sentinel rewrites it as it learns).
+    pub(crate) fn sentinel(mut self, conf: String) -> Self {
+        self.sentinel_conf = Some(conf);
+        self
+    }
+
     /// Starts the server and waits until it answers.
     ///
     /// # Errors
@@ -152,6 +163,10 @@ impl ServerBuilder {
             .map_err(|e| {
                 TestSupportError::io("create a temporary directory for redis-server", e)
             })?;
+        if let Some(conf) = &self.sentinel_conf {
+            std::fs::write(dir.path().join(SENTINEL_CONF), conf)
+                .map_err(|e| TestSupportError::io("write sentinel.conf", e))?;
+        }
         let mut last_port = 0;
         let mut last_tail = String::new();
         for _ in 0..START_ATTEMPTS {
@@ -201,6 +216,10 @@ impl ServerBuilder {
 
     fn full_args(&self, port: u16, cluster_port: Option<u16>, dir: &Path) -> Vec<OsString> {
         let mut args: Vec<OsString> = Vec::new();
+        if self.sentinel_conf.is_some() {
+            args.push(dir.join(SENTINEL_CONF).into_os_string());
+            args.push("--sentinel".into());
+        }
         let mut push = |name: &str, value: &OsStr| {
             args.push(name.into());
             args.push(value.to_owned());
