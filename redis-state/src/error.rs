@@ -215,6 +215,60 @@ pub enum Error {
     /// or a transaction body).
     #[error("{0}")]
     User(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+
+    /// An operation on a [configured connection](crate::connect) got no
+    /// answer in time, or lost its connection after sending. Whether its
+    /// writes were applied is unknown when `may_have_applied` is true (the
+    /// plan held a write and was sent); false when it held only reads or was
+    /// never sent.
+    #[error(
+        "no answer from {endpoint} within {waited:?} ({}): {reason}",
+        if *may_have_applied { "the write may have been applied" } else { "nothing was applied" }
+    )]
+    Timeout {
+        /// The server or service (`host:port`, a Cluster, a Sentinel service),
+        /// never with credentials.
+        endpoint: String,
+        /// How long the operation waited in all, retries included.
+        waited: std::time::Duration,
+        /// Whether a write of the operation may have been applied.
+        may_have_applied: bool,
+        /// What happened last (a timeout, a dropped connection, a refusal).
+        reason: String,
+    },
+
+    /// The circuit breaker of a [configured connection](crate::connect) is
+    /// open after repeated failures: nothing was sent.
+    #[error("circuit open for {endpoint} after {failures} failures; next probe in {retry_in:?}")]
+    CircuitOpen {
+        /// The server or service.
+        endpoint: String,
+        /// Consecutive failures that opened it.
+        failures: u32,
+        /// When a probe will be let through.
+        retry_in: std::time::Duration,
+    },
+
+    /// No Sentinel answered with a usable primary for the service.
+    #[error("no primary for Sentinel service `{service}`: {reason}")]
+    NoPrimary {
+        /// The service name.
+        service: String,
+        /// What each sentinel answered.
+        reason: String,
+    },
+
+    /// A write was applied on its node but fewer replicas than asked
+    /// acknowledged it within the timeout (`WAIT`).
+    #[error("write acknowledged by {acked} of {wanted} replicas within {timeout:?}")]
+    DurabilityShortfall {
+        /// Replicas asked for.
+        wanted: u32,
+        /// Replicas that acknowledged.
+        acked: u32,
+        /// The `WAIT` timeout.
+        timeout: std::time::Duration,
+    },
 }
 
 impl Error {
@@ -233,6 +287,7 @@ impl Error {
                     || e.is_connection_refusal()
                     || e.is_timeout()
             }
+            Error::Timeout { .. } | Error::CircuitOpen { .. } | Error::NoPrimary { .. } => true,
             _ => false,
         }
     }

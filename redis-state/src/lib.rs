@@ -31,6 +31,7 @@
 
 pub mod cache;
 pub mod codec;
+pub mod connect;
 pub mod driver;
 pub mod error;
 pub mod exec;
