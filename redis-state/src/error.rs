@@ -222,7 +222,7 @@ pub enum Error {
     /// plan held a write and was sent); false when it held only reads or was
     /// never sent.
     #[error(
-        "no answer from {endpoint} within {waited:?} ({}): {reason}",
+        "{endpoint} gave no usable answer within {waited:?} ({}): {reason}",
         if *may_have_applied { "the write may have been applied" } else { "nothing was applied" }
     )]
     Timeout {

@@ -38,6 +38,11 @@ pub struct Durable<O> {
 /// that acknowledged (Sentinel and Cluster promote the most up-to-date
 /// replica).
 ///
+/// `WAIT` blocks its connection's reply for up to `timeout`: keep it below
+/// the connection's response timeout (on a
+/// [configured connection](super::ConnectionOptions::response_timeout)),
+/// or a shortfall arrives as a timeout instead.
+///
 /// The blocking Cluster client of redis-rs sends a keyless `WAIT` to any
 /// node: use the async Cluster client (or a standalone or Sentinel
 /// connection) for durable writes on a Cluster.

@@ -28,7 +28,8 @@
 //! # What is retried
 //!
 //! * A reply of `READONLY` (a demoted primary), `LOADING`, `MASTERDOWN`,
-//!   `TRYAGAIN` or `CLUSTERDOWN`: the server did not apply the command. The
+//!   `TRYAGAIN`, `CLUSTERDOWN`, or `MOVED`/`ASK` left in a Cluster
+//!   pipeline's replies: the server did not apply the command. The
 //!   connection rediscovers its primary (Sentinel) and the whole plan is
 //!   sent again.
 //! * A refused connection: nothing was sent.
@@ -505,8 +506,8 @@ trait Transport {
     /// Pauses before the next attempt.
     fn pause(&mut self, d: Duration) -> impl Future<Output = ()> + Send;
     /// Makes the next attempt use a fresh connection or a rediscovered
-    /// primary.
-    fn recover(&mut self) -> impl Future<Output = ()> + Send;
+    /// primary; `moved` is a key a Cluster node answered `MOVED`/`ASK` for.
+    fn recover(&mut self, moved: Option<Vec<u8>>) -> impl Future<Output = ()> + Send;
 }
 
 /// The commands that only read: a plan made of these may be sent again
@@ -608,14 +609,63 @@ fn not_applied(v: &Value) -> bool {
                 | ServerErrorKind::MasterDown
                 | ServerErrorKind::TryAgain
                 | ServerErrorKind::ClusterDown
+                | ServerErrorKind::Moved
+                | ServerErrorKind::Ask
         )
     ))
+}
+
+fn is_redirect(v: &Value) -> bool {
+    matches!(v, Value::ServerError(e) if matches!(
+        e.kind(),
+        Some(ServerErrorKind::Moved | ServerErrorKind::Ask)
+    ))
+}
+
+/// The first key of the first command answered with a redirection.
+fn moved_key(plan: Option<&Plan>, values: &[Value]) -> Option<Vec<u8>> {
+    let i = values.iter().position(is_redirect)?;
+    key_of(plan?.commands.get(i)?)
+}
+
+/// The first key of the plan's first keyed command.
+fn first_key(plan: &Plan) -> Option<Vec<u8>> {
+    plan.commands
+        .iter()
+        .filter(|c| c.slot.is_some())
+        .find_map(key_of)
+}
+
+fn key_of(c: &Command) -> Option<Vec<u8>> {
+    let args: Vec<&[u8]> = c
+        .cmd
+        .args_iter()
+        .filter_map(|a| match a {
+            redis::Arg::Simple(b) => Some(b),
+            _ => None,
+        })
+        .collect();
+    let name = args.first()?;
+    let scripted = [
+        &b"EVAL"[..],
+        b"EVALSHA",
+        b"EVAL_RO",
+        b"EVALSHA_RO",
+        b"FCALL",
+        b"FCALL_RO",
+    ]
+    .iter()
+    .any(|n| n.eq_ignore_ascii_case(name));
+    args.get(if scripted { 3 } else { 1 }).map(|k| k.to_vec())
 }
 
 /// How an attempt failed.
 enum Failure {
     /// Nothing was sent (refused connection, open breaker of redis-rs).
     NotSent(String),
+    /// Refused by the server as not its to apply now (`MOVED`, `READONLY`,
+    /// `LOADING`...): nothing was applied.
+    Redirected(String),
     /// Sent, and no answer came (timeout, dropped connection).
     Unanswered(String),
     /// Any other error (a bad reply, a client error): not a transport failure.
@@ -629,8 +679,21 @@ fn classify(e: Error) -> Failure {
         {
             Failure::NotSent(r.to_string())
         }
-        Error::Redis(r) if r.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly) => {
-            Failure::NotSent(r.to_string())
+        Error::Redis(r)
+            if matches!(
+                r.kind(),
+                ErrorKind::Server(
+                    ServerErrorKind::ReadOnly
+                        | ServerErrorKind::BusyLoading
+                        | ServerErrorKind::MasterDown
+                        | ServerErrorKind::TryAgain
+                        | ServerErrorKind::ClusterDown
+                        | ServerErrorKind::Moved
+                        | ServerErrorKind::Ask
+                )
+            ) =>
+        {
+            Failure::Redirected(r.to_string())
         }
         Error::Redis(r) if r.is_timeout() || r.is_io_error() || r.is_connection_dropped() => {
             Failure::Unanswered(r.to_string())
@@ -672,6 +735,7 @@ async fn run_plan<T: Transport>(
         let Some(this) = this else {
             return Ok(Vec::new());
         };
+        let mut moved = None;
         let failure = match t.send(this, to_replica).await {
             Ok(values) => {
                 if last || !values.iter().any(not_applied) {
@@ -681,14 +745,19 @@ async fn run_plan<T: Transport>(
                     return Ok(values);
                 }
                 log::debug!(
-                    "{}: not applied (READONLY, LOADING...), rediscovering and retrying",
+                    "{}: not applied (READONLY, LOADING, MOVED...), rediscovering and retrying",
                     shared.endpoint
                 );
+                moved = moved_key(plan.as_ref(), &values);
                 None
             }
             Err(e) => match classify(e) {
                 Failure::Other(e) => return Err(e),
                 Failure::NotSent(reason) => Some((reason, false)),
+                Failure::Redirected(reason) => {
+                    moved = plan.as_ref().and_then(first_key);
+                    Some((reason, false))
+                }
                 Failure::Unanswered(reason) => Some((reason, !reads)),
             },
         };
@@ -698,7 +767,7 @@ async fn run_plan<T: Transport>(
             if let Some(b) = &shared.breaker {
                 b.failure();
             }
-            t.recover().await;
+            t.recover(None).await;
             return Err(Error::Timeout {
                 endpoint: shared.endpoint.clone(),
                 waited: started.elapsed(),
@@ -706,7 +775,7 @@ async fn run_plan<T: Transport>(
                 reason,
             });
         }
-        t.recover().await;
+        t.recover(moved).await;
         t.pause(opts.backoff_for(attempt)).await;
         attempt += 1;
     }
@@ -804,9 +873,23 @@ impl Transport for AsyncTransport<'_> {
         tokio::time::sleep(d).await;
     }
 
-    async fn recover(&mut self) {
-        if let Inner::Sentinel(s) = self.inner {
-            s.rediscover().await;
+    async fn recover(&mut self, moved: Option<Vec<u8>>) {
+        match self.inner {
+            Inner::Sentinel(s) => s.rediscover().await,
+            // A redirection left in a pipeline's replies does not make
+            // redis-rs refresh its slot map; a lone command on the key does
+            // (it follows the redirection and refreshes).
+            Inner::Cluster(con) => {
+                if let Some(key) = moved {
+                    let probe = redis::cmd("EXISTS").arg(key).clone();
+                    let _ = tokio::time::timeout(
+                        self.bound,
+                        redis::aio::ConnectionLike::req_packed_command(con, &probe),
+                    )
+                    .await;
+                }
+            }
+            Inner::Standalone(_) => {}
         }
     }
 }
@@ -893,7 +976,7 @@ impl Transport for SyncTransport<'_> {
         std::future::ready(())
     }
 
-    fn recover(&mut self) -> impl Future<Output = ()> + Send {
+    fn recover(&mut self, _moved: Option<Vec<u8>>) -> impl Future<Output = ()> + Send {
         if let BlockingInner::Standalone { con, .. } = self.inner {
             *con = None;
         }
