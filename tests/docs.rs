@@ -30,6 +30,7 @@ const CHAPTERS: &[(&str, &[&str])] = &[
     ("10-transactions.md", &["transactions"]),
     ("11-values.md", &["values"]),
     ("12-sharing.md", &["sharing"]),
+    ("17-topologies.md", &["topologies"]),
 ];
 
 fn root() -> &'static Path {
