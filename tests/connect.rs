@@ -301,6 +301,29 @@ fn sentinel_connection_follows_failover_and_reads_from_replicas() {
             .sum();
         assert_eq!(after - before, 4, "the 4 loads went to replicas");
 
+        // Read-your-writes: a connection that wrote within the window reads
+        // from the primary.
+        let replica_calls =
+            || -> u64 { sentinel.data().replicas().into_iter().map(get_calls).sum() };
+        let mut own = con.with_read_from(ReadFrom::ReplicaAfterWrites {
+            window: Duration::from_secs(3600),
+        });
+        Item::load(&id).run_async(&mut own).await.unwrap();
+        assert_eq!(
+            replica_calls(),
+            after,
+            "the load after a write went to the primary"
+        );
+        let mut later = con.with_read_from(ReadFrom::ReplicaAfterWrites {
+            window: Duration::ZERO,
+        });
+        Item::load(&id).run_async(&mut later).await.unwrap();
+        assert_eq!(
+            replica_calls(),
+            after + 1,
+            "past the window, reads go to replicas"
+        );
+
         // A failover: the connection follows it.
         let old = sentinel.failover().unwrap();
         let new = tokio::task::block_in_place(|| {
@@ -346,4 +369,69 @@ fn sentinel_connection_follows_failover_and_reads_from_replicas() {
             .unwrap();
         assert_eq!(n.as_deref(), Some("2"));
     });
+}
+
+#[test]
+fn no_secret_in_errors_or_debug_output() {
+    let mut server = RedisServer::start().unwrap();
+    server
+        .query::<()>(
+            redis::cmd("CONFIG")
+                .arg("SET")
+                .arg("requirepass")
+                .arg("s3cret-pass-4711"),
+        )
+        .unwrap();
+    let port = server.port();
+    let good = format!("redis://:s3cret-pass-4711@127.0.0.1:{port}/");
+    let bad = format!("redis://:wr0ng-pass-0815@127.0.0.1:{port}/");
+    let secrets = ["s3cret-pass-4711", "wr0ng-pass-0815"];
+    let mut rendered: Vec<String> = Vec::new();
+    let opts = fast()
+        .retries(0)
+        .circuit_breaker(1, Duration::from_secs(60));
+    runtime().block_on(async {
+        let e = opts.connect_async(bad.as_str()).await.unwrap_err();
+        rendered.extend([e.to_string(), format!("{e:?}")]);
+        let e = opts.connect(bad.as_str()).unwrap_err();
+        rendered.extend([e.to_string(), format!("{e:?}")]);
+        let e = opts
+            .connect_sentinel_async(&[bad.as_str()], "mymaster")
+            .await
+            .unwrap_err();
+        rendered.extend([e.to_string(), format!("{e:?}")]);
+
+        let mut con = opts.connect_async(good.as_str()).await.unwrap();
+        let mut blocking = opts.connect(good.as_str()).unwrap();
+        rendered.extend([
+            format!("{con:?}"),
+            format!("{blocking:?}"),
+            format!("{opts:?}"),
+        ]);
+        server.stop();
+        for e in [
+            op::command::<i64>("INCR", "k")
+                .run_async(&mut con)
+                .await
+                .unwrap_err(),
+            op::command::<i64>("INCR", "k")
+                .run_async(&mut con)
+                .await
+                .unwrap_err(),
+            op::command::<i64>("INCR", "k")
+                .run(&mut blocking)
+                .unwrap_err(),
+            op::command::<i64>("INCR", "k")
+                .run(&mut blocking)
+                .unwrap_err(),
+        ] {
+            rendered.extend([e.to_string(), format!("{e:?}")]);
+        }
+    });
+    assert!(rendered.len() >= 17);
+    for text in &rendered {
+        for secret in secrets {
+            assert!(!text.contains(secret), "a secret in: {text}");
+        }
+    }
 }
