@@ -435,3 +435,68 @@ fn no_secret_in_errors_or_debug_output() {
         }
     }
 }
+
+/// The ACL categories docs/design.md lists for the library's data
+/// operations: a user holding only these runs hash models (with an index),
+/// locks, values, counters and durable writes through a configured
+/// connection; `@dangerous` stays forbidden.
+const APP_ACL: &[&str] = &[
+    "on",
+    ">app-pass-1234",
+    "~*",
+    "&*",
+    "+@read",
+    "+@write",
+    "+@scripting",
+    "+@connection",
+    "+@transaction",
+    "+@pubsub",
+    "+time",
+    "-@dangerous",
+];
+
+#[test]
+fn a_user_with_the_documented_acl_categories_runs_the_operations() {
+    use redis_state::lock::Lock;
+    use redis_state::value::{Counter, StringValue};
+
+    let server = RedisServer::start().unwrap();
+    let mut setuser = redis::cmd("ACL");
+    setuser.arg("SETUSER").arg("app").arg(APP_ACL);
+    server.query::<()>(&setuser).unwrap();
+    let url = format!("redis://app:app-pass-1234@127.0.0.1:{}/", server.port());
+    let opts = ConnectionOptions::new();
+    let mut con = opts.connect(url.as_str()).unwrap();
+    let id = unique_prefix("acl");
+    item(&id, 1).save().run(&mut con).unwrap();
+    assert_eq!(Item::load(&id).run(&mut con).unwrap(), Some(item(&id, 1)));
+    assert!(
+        !Item::find_by_colour("red")
+            .run(&mut con)
+            .unwrap()
+            .is_empty()
+    );
+    let lock = Lock::new(id.as_str());
+    let guard = lock.try_acquire().run(&mut con).unwrap().unwrap();
+    assert!(guard.release().run(&mut con).unwrap());
+    let v = StringValue::<String>::new(format!("{id}:v"));
+    v.set(&"x".to_owned()).run(&mut con).unwrap();
+    assert_eq!(v.get().run(&mut con).unwrap().as_deref(), Some("x"));
+    assert_eq!(
+        Counter::<i64>::new(format!("{id}:c"))
+            .incr(2)
+            .run(&mut con)
+            .unwrap(),
+        2
+    );
+    let (_, acked) = durable(item(&id, 2).save(), 0, Duration::from_millis(10))
+        .run(&mut con)
+        .unwrap();
+    assert_eq!(acked, 0);
+    Item::delete(&id).run(&mut con).unwrap();
+    // What the user may not do.
+    let e = op::command::<String>("CONFIG", "GET")
+        .arg("maxmemory")
+        .run(&mut con);
+    assert!(e.is_err(), "{e:?}");
+}
