@@ -90,6 +90,7 @@ fn a_configured_connection_recovers_after_client_kill() {
     let server = RedisServer::start().unwrap();
     runtime().block_on(async {
         let mut con = fast().connect_async(server.url().as_str()).await.unwrap();
+        con.health_check_async().await.unwrap();
         let key = unique_prefix("kill");
         op::command::<i64>("INCR", &key)
             .run_async(&mut con)
@@ -202,9 +203,12 @@ fn the_circuit_breaker_opens_and_a_probe_closes_it() {
     }
     let e = op::command::<i64>("INCR", &key).run(&mut con).unwrap_err();
     assert!(matches!(e, Error::CircuitOpen { failures: 3, .. }), "{e}");
+    let e = con.health_check().unwrap_err();
+    assert!(matches!(e, Error::CircuitOpen { .. }), "{e}");
     server.restart().unwrap();
     std::thread::sleep(Duration::from_millis(350));
-    // The probe goes through and closes the breaker.
+    // The probe (a health check) goes through and closes the breaker.
+    con.health_check().unwrap();
     assert_eq!(op::command::<i64>("INCR", &key).run(&mut con).unwrap(), 1);
     assert_eq!(op::command::<i64>("INCR", &key).run(&mut con).unwrap(), 2);
 }

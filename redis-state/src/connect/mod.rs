@@ -826,6 +826,21 @@ impl Connection {
     pub fn options(&self) -> &ConnectionOptions {
         &self.shared.options
     }
+
+    /// A health check: `PING` through the attempt loop (so it counts for
+    /// the circuit breaker, and on an open breaker fails at once); returns
+    /// the round-trip time.
+    ///
+    /// # Errors
+    ///
+    /// As any operation: [`Error::Timeout`], [`Error::CircuitOpen`], ...
+    pub async fn health_check_async(&mut self) -> Result<Duration> {
+        let started = Instant::now();
+        let mut plan = Plan::new();
+        plan.keyless("PING");
+        self.execute_async(plan).await?;
+        Ok(started.elapsed())
+    }
 }
 
 impl fmt::Debug for Connection {
@@ -981,6 +996,22 @@ impl Transport for SyncTransport<'_> {
             *con = None;
         }
         std::future::ready(())
+    }
+}
+
+impl BlockingConnection {
+    /// A health check: `PING` through the attempt loop; returns the
+    /// round-trip time. See [`Connection::health_check_async`].
+    ///
+    /// # Errors
+    ///
+    /// As any operation.
+    pub fn health_check(&mut self) -> Result<Duration> {
+        let started = Instant::now();
+        let mut plan = Plan::new();
+        plan.keyless("PING");
+        self.execute(plan)?;
+        Ok(started.elapsed())
     }
 }
 
