@@ -504,3 +504,23 @@ fn a_user_with_the_documented_acl_categories_runs_the_operations() {
         .run(&mut con);
     assert!(e.is_err(), "{e:?}");
 }
+
+#[test]
+fn tls_connections_run_the_operations() {
+    let server = RedisServer::builder().tls().start().unwrap();
+    let url = server.tls_url().unwrap();
+    let opts = fast().tls_root_cert(server.ca_cert().unwrap());
+    let id = unique_prefix("tls");
+    let mut con = opts.connect(url.as_str()).unwrap();
+    item(&id, 1).save().run(&mut con).unwrap();
+    assert_eq!(Item::load(&id).run(&mut con).unwrap(), Some(item(&id, 1)));
+    assert!(!format!("{opts:?}").contains("BEGIN CERTIFICATE"));
+    runtime().block_on(async {
+        let mut con = opts.connect_async(url.as_str()).await.unwrap();
+        item(&id, 2).save().run_async(&mut con).await.unwrap();
+        let got = Item::load(&id).run_async(&mut con).await.unwrap();
+        assert_eq!(got.map(|i| i.n), Some(2));
+        // Without the test CA, the server's certificate is not trusted.
+        assert!(fast().connect_async(url.as_str()).await.is_err());
+    });
+}

@@ -105,6 +105,20 @@ pub struct ConnectionOptions {
     backoff_max: Duration,
     breaker: Option<(u32, Duration)>,
     read_from: ReadFrom,
+    #[cfg(feature = "tls")]
+    tls_root: Option<TlsRoot>,
+}
+
+/// A CA certificate (PEM); its `Debug` shows only its size.
+#[cfg(feature = "tls")]
+#[derive(Clone)]
+struct TlsRoot(Vec<u8>);
+
+#[cfg(feature = "tls")]
+impl fmt::Debug for TlsRoot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<PEM, {} bytes>", self.0.len())
+    }
 }
 
 impl Default for ConnectionOptions {
@@ -118,6 +132,8 @@ impl Default for ConnectionOptions {
             backoff_max: Duration::from_secs(1),
             breaker: Some((5, Duration::from_secs(2))),
             read_from: ReadFrom::Primary,
+            #[cfg(feature = "tls")]
+            tls_root: None,
         }
     }
 }
@@ -192,6 +208,23 @@ impl ConnectionOptions {
         self
     }
 
+    /// Trusts the CA whose certificate is `pem` (instead of the system's
+    /// roots) for `rediss://` URLs: standalone, Sentinel and Cluster
+    /// (feature `tls`, rustls).
+    #[cfg(feature = "tls")]
+    pub fn tls_root_cert(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root = Some(TlsRoot(pem.into()));
+        self
+    }
+
+    #[cfg(feature = "tls")]
+    fn tls_certificates(&self) -> Option<redis::TlsCertificates> {
+        self.tls_root.as_ref().map(|root| redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(root.0.clone()),
+        })
+    }
+
     /// The longest one operation can take on a connection with these
     /// options: `(1 + retries) · (connect_timeout + response_timeout) +
     /// retries · backoff_max`.
@@ -239,9 +272,14 @@ impl ConnectionOptions {
     }
 
     fn client(&self, info: redis::ConnectionInfo) -> Result<redis::Client> {
-        Ok(redis::Client::open(
-            info.set_tcp_settings(self.tcp_settings()),
-        )?)
+        let info = info.set_tcp_settings(self.tcp_settings());
+        #[cfg(feature = "tls")]
+        if let Some(certs) = self.tls_certificates()
+            && matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. })
+        {
+            return Ok(redis::Client::build_with_tls(info, certs)?);
+        }
+        Ok(redis::Client::open(info)?)
     }
 
     fn cluster_client(&self, urls: &[&str]) -> Result<redis::cluster::ClusterClient> {
@@ -257,6 +295,10 @@ impl ConnectionOptions {
             .min_retry_wait(u64::try_from(self.backoff_base.as_millis()).unwrap_or(u64::MAX))
             .max_retry_wait(u64::try_from(self.backoff_max.as_millis()).unwrap_or(u64::MAX))
             .tcp_settings(self.tcp_settings());
+        #[cfg(feature = "tls")]
+        if let Some(certs) = self.tls_certificates() {
+            builder = builder.certs(certs);
+        }
         if self.read_from != ReadFrom::Primary {
             builder =
                 builder.read_routing_strategy(redis::cluster_read_routing::RandomReplicaStrategy);
