@@ -373,6 +373,23 @@ fn sentinel_connection_follows_failover_and_reads_from_replicas() {
             .unwrap();
         assert_eq!(n.as_deref(), Some("2"));
     });
+
+    // The blocking Sentinel connection: the same loop, on a runtime of its own.
+    let mut blocking = opts
+        .connect_sentinel(&urls, sentinel.service_name())
+        .unwrap();
+    let id = unique_prefix("sentinel-blocking");
+    let (_, acked) = durable(item(&id, 3).save(), 1, Duration::from_millis(200))
+        .run(&mut blocking)
+        .unwrap();
+    assert!(acked >= 1);
+    assert_eq!(
+        Item::load(&id).run(&mut blocking).unwrap().map(|i| i.n),
+        Some(3)
+    );
+    // Refused inside a runtime, with an error rather than a panic.
+    let e = runtime().block_on(async { Item::load(&id).run(&mut blocking) });
+    assert!(matches!(e, Err(Error::InvalidConfig { .. })), "{e:?}");
 }
 
 #[test]

@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | standalone | [`connect_async`](ConnectionOptions::connect_async): a `ConnectionManager` (reconnects after `CLIENT KILL` or a restart) | [`connect`](ConnectionOptions::connect): a `redis::Connection`, reopened after a failure |
 //! | Cluster | [`connect_cluster_async`](ConnectionOptions::connect_cluster_async) | [`connect_cluster`](ConnectionOptions::connect_cluster) |
-//! | Sentinel | [`connect_sentinel_async`](ConnectionOptions::connect_sentinel_async): finds the primary, follows failovers | — (use the async connection) |
+//! | Sentinel | [`connect_sentinel_async`](ConnectionOptions::connect_sentinel_async): finds the primary, follows failovers | [`connect_sentinel`](ConnectionOptions::connect_sentinel): the async one on a runtime of its own |
 //!
 //! Prefer these over a bare `MultiplexedConnection`: a multiplexed
 //! connection whose socket was closed (`CLIENT KILL`, a server restart, a
@@ -389,6 +389,36 @@ impl ConnectionOptions {
         })
     }
 
+    /// Opens a blocking connection to the primary of Sentinel service
+    /// `service`: the [async one](Self::connect_sentinel_async) (discovery,
+    /// failover following, replica reads, the same attempt loop) driven on
+    /// a current-thread runtime owned by the connection. Call it, and run
+    /// operations on it, outside any async runtime.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect_sentinel_async`](Self::connect_sentinel_async);
+    /// [`Error::InvalidConfig`] when called inside an async runtime.
+    pub fn connect_sentinel(
+        &self,
+        sentinel_urls: &[&str],
+        service: &str,
+    ) -> Result<BlockingConnection> {
+        outside_runtime()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::InvalidConfig {
+                what: "Sentinel connection",
+                reason: format!("cannot start its runtime: {e}"),
+            })?;
+        let con = rt.block_on(self.connect_sentinel_async(sentinel_urls, service))?;
+        Ok(BlockingConnection {
+            shared: Arc::clone(&con.shared),
+            inner: BlockingInner::Sentinel(Box::new((rt, con))),
+        })
+    }
+
     /// Opens a blocking Cluster connection seeded with `urls`.
     ///
     /// # Errors
@@ -402,6 +432,17 @@ impl ConnectionOptions {
             inner: BlockingInner::Cluster(Box::new(con)),
         })
     }
+}
+
+/// A blocking Sentinel connection drives a runtime: refused inside one.
+fn outside_runtime() -> Result<()> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(Error::InvalidConfig {
+            what: "blocking Sentinel connection",
+            reason: "used inside an async runtime; use connect_sentinel_async there".to_owned(),
+        });
+    }
+    Ok(())
 }
 
 /// `host:port` of a connection, never its credentials.
@@ -977,6 +1018,10 @@ enum BlockingInner {
         con: Option<redis::Connection>,
     },
     Cluster(Box<redis::cluster::ClusterConnection>),
+    /// The async Sentinel connection, driven on a runtime of its own: its
+    /// tasks (the `+switch-master` follower, the connection drivers) run
+    /// while an operation runs.
+    Sentinel(Box<(tokio::runtime::Runtime, Connection)>),
 }
 
 /// A blocking connection opened by [`ConnectionOptions`]: runs every
@@ -1025,6 +1070,8 @@ impl Transport for SyncTransport<'_> {
                 }
             }
             BlockingInner::Cluster(c) => c.execute(plan),
+            // Not reached: `execute` hands Sentinel plans to the async loop.
+            BlockingInner::Sentinel(_) => Ok(Vec::new()),
         };
         std::future::ready(r)
     }
@@ -1060,6 +1107,11 @@ impl BlockingConnection {
 
 impl SyncExecutor for BlockingConnection {
     fn execute(&mut self, plan: Plan) -> Result<Vec<Value>> {
+        if let BlockingInner::Sentinel(inner) = &mut self.inner {
+            outside_runtime()?;
+            let (rt, con) = &mut **inner;
+            return rt.block_on(con.execute_async(plan));
+        }
         let shared = Arc::clone(&self.shared);
         let mut t = SyncTransport {
             inner: &mut self.inner,
