@@ -26,6 +26,8 @@
 //! * [`session`]: sessions for any serde type, JSON or hash layout.
 //! * [`tx`]: optimistic `WATCH`/`MULTI`/`EXEC` transactions with retries.
 //! * [`value`]: plain string values and counters at keys other clients share.
+//! * [`monitor`]: `INFO`, `SLOWLOG` and `LATENCY` as typed values from
+//!   every primary, and per-model statistics.
 //! * `testing` (feature `test-support`): real `redis-server` processes for
 //!   tests, standalone or as a local Cluster.
 
@@ -38,6 +40,7 @@ pub mod hash;
 pub mod keys;
 pub mod leaderboard;
 pub mod lock;
+pub mod monitor;
 pub mod op;
 mod random;
 pub mod ratelimit;
