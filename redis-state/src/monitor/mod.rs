@@ -23,6 +23,7 @@
 //! ```
 
 mod info;
+pub mod stats;
 
 pub use info::{
     ClientsSection, CommandStat, KeyspaceDb, MAX_INFO_BYTES, MemorySection, PersistenceSection,
