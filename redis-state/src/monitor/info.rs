@@ -344,8 +344,10 @@ fn pairs(text: &str) -> impl Iterator<Item = (&str, &str)> {
 }
 
 impl ServerInfo {
-    /// Parses the text of an `INFO` reply. Never fails: see the
-    /// [module docs](self). Reads at most [`MAX_INFO_BYTES`].
+    /// Parses the text of an `INFO` reply. Never fails and never panics: a
+    /// line that is not `name:value` is skipped, a value that does not
+    /// parse leaves its field `None` (the text stays in `other` and in
+    /// [`ServerInfo::sections`]). Reads at most [`MAX_INFO_BYTES`].
     pub fn parse(text: &str) -> ServerInfo {
         let mut end = text.len().min(MAX_INFO_BYTES);
         while !text.is_char_boundary(end) {
