@@ -28,6 +28,8 @@
 //! * [`value`]: plain string values and counters at keys other clients share.
 //! * [`monitor`]: `INFO`, `SLOWLOG` and `LATENCY` as typed values from
 //!   every primary, and per-model statistics.
+//! * [`observe`]: a `tracing` span and `metrics` per operation run
+//!   (features `tracing`, `metrics`).
 //! * `testing` (feature `test-support`): real `redis-server` processes for
 //!   tests, standalone or as a local Cluster.
 
@@ -41,6 +43,7 @@ pub mod keys;
 pub mod leaderboard;
 pub mod lock;
 pub mod monitor;
+pub mod observe;
 pub mod op;
 mod random;
 pub mod ratelimit;
