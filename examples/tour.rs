@@ -88,6 +88,10 @@ const SECTIONS: &[Section] = &[
     ("Optimistic transactions", transactions),
     ("Typed Lua scripts", typed_scripts),
     ("Async: the same operation values, awaited", async_ops),
+    (
+        "Operations: server INFO and per-model statistics",
+        operations,
+    ),
 ];
 
 fn main() -> Result {
@@ -1005,6 +1009,31 @@ fn async_ops(t: &mut Tour) -> Result {
         );
         Ok::<_, Box<dyn std::error::Error>>(())
     })
+}
+
+fn operations(t: &mut Tour) -> Result {
+    use redis_state::monitor::{self, stats};
+    // INFO of every primary, typed; one operation on any topology.
+    for (node, info) in monitor::info().run(&mut t.con)? {
+        println!(
+            "{node}: {} bytes used, {} keys",
+            info.memory.used_memory.unwrap_or(0),
+            info.total_keys()
+        );
+    }
+    // Entities, memory and index health of the tour's players.
+    let catalog = stats::Catalog::new().namespace(&t.ns).hash::<Player>();
+    for s in catalog.stats(&mut t.con, &stats::StatsOptions::default())? {
+        let orphans: u64 = s.indexes.iter().map(|i| i.orphans).sum();
+        println!(
+            "{}: {} entities, ~{} bytes, {} index entries, {orphans} orphans",
+            s.name,
+            s.keys,
+            s.memory.estimated_bytes,
+            s.indexes.iter().map(|i| i.entries).sum::<u64>()
+        );
+    }
+    Ok(())
 }
 
 /// Leaves nothing behind on a shared server.

@@ -30,6 +30,7 @@ const CHAPTERS: &[(&str, &[&str])] = &[
     ("10-transactions.md", &["transactions"]),
     ("11-values.md", &["values"]),
     ("12-sharing.md", &["sharing"]),
+    ("19-operations.md", &["operations"]),
 ];
 
 fn root() -> &'static Path {
