@@ -9,6 +9,7 @@
 //! unless the derive sets `collection`). `#` cannot appear in a template, so
 //! the split is unambiguous.
 
+mod html;
 mod inspect;
 mod output;
 mod transfer;
@@ -168,6 +169,10 @@ enum Command {
         models: ModelArgs,
         #[command(flatten)]
         scan: ScanArgs,
+        /// Also write an HTML page with charts (memory and keys per model,
+        /// TTL distribution) to this file.
+        #[arg(long)]
+        html: Option<std::path::PathBuf>,
     },
     /// Decodes one key: hash model, cache entry, leaderboard, lock, session.
     Inspect {
@@ -305,7 +310,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let ev = con.run(monitor::latency_latest()).map_err(err)?;
             output::per_node(&ev, json, output::latency_rows)
         }
-        Command::Stats { models, scan } => {
+        Command::Stats { models, scan, html } => {
             let specs = specs(&models)?;
             let bar = progress("stats");
             let opts = options(&scan, &bar);
@@ -314,6 +319,10 @@ fn run(cli: Cli) -> Result<(), String> {
                 out.push(stats_of(&mut con, s, &opts).map_err(err)?);
             }
             bar.finish_and_clear();
+            if let Some(path) = html {
+                let page = html::page(&out, &cli.conn.url.join(", "));
+                std::fs::write(&path, page).map_err(|e| format!("{}: {e}", path.display()))?;
+            }
             output::stats(&out, json)
         }
         Command::Sweep {
