@@ -104,7 +104,7 @@ fn main() {
         .query(&mut hcon)
         .unwrap();
 
-    let mut get_row = |id: &str, name: &str, note: &str, report: &mut Report| {
+    let mut get_row = |id: &str, name: &str, note: &str, target: f64, report: &mut Report| {
         let [d, h] = alternate_each(
             &rounds,
             n,
@@ -120,7 +120,7 @@ fn main() {
         report.push(
             Row::new(id, name, &d)
                 .hand(&h)
-                .target(Target::MinHandRatio(0.95))
+                .target(Target::MinHandRatio(target))
                 .note(note.to_owned()),
         );
     };
@@ -133,6 +133,7 @@ fn main() {
                 "GET as an operation, tracing + metrics compiled out"
             },
             "hand-written redis-rs GET on its own connection",
+            0.95,
             &mut report,
         );
     }
@@ -142,7 +143,9 @@ fn main() {
         get_row(
             "2",
             "GET as an operation, a DEBUG subscriber and a recorder installed",
-            "hand-written redis-rs GET (not observed)",
+            "hand-written redis-rs GET (not observed); the subscriber formats one \
+             line per operation, the recorder counts two metrics",
+            0.75,
             &mut report,
         );
     }
