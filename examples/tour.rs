@@ -99,6 +99,10 @@ const SECTIONS: &[Section] = &[
         "Replicas: bounded connections and durable writes",
         topologies,
     ),
+    (
+        "Operations: server INFO and per-model statistics",
+        operations,
+    ),
 ];
 
 fn main() -> Result {
@@ -1084,6 +1088,31 @@ fn topologies(t: &mut Tour) -> Result {
         println!("read back: {:?}", back.map(|p| p.nick));
         Ok::<_, Box<dyn std::error::Error>>(())
     })
+}
+
+fn operations(t: &mut Tour) -> Result {
+    use redis_state::monitor::{self, stats};
+    // INFO of every primary, typed; one operation on any topology.
+    for (node, info) in monitor::info().run(&mut t.con)? {
+        println!(
+            "{node}: {} bytes used, {} keys",
+            info.memory.used_memory.unwrap_or(0),
+            info.total_keys()
+        );
+    }
+    // Entities, memory and index health of the tour's players.
+    let catalog = stats::Catalog::new().namespace(&t.ns).hash::<Player>();
+    for s in catalog.stats(&mut t.con, &stats::StatsOptions::default())? {
+        let orphans: u64 = s.indexes.iter().map(|i| i.orphans).sum();
+        println!(
+            "{}: {} entities, ~{} bytes, {} index entries, {orphans} orphans",
+            s.name,
+            s.keys,
+            s.memory.estimated_bytes,
+            s.indexes.iter().map(|i| i.entries).sum::<u64>()
+        );
+    }
+    Ok(())
 }
 
 /// Leaves nothing behind on a shared server.

@@ -34,6 +34,7 @@ const CHAPTERS: &[(&str, &[&str])] = &[
     ("16-collections.md", &["collections"]),
     ("17-topologies.md", &["topologies"]),
     ("18-connections.md", &["connections"]),
+    ("19-operations.md", &["operations"]),
 ];
 
 fn root() -> &'static Path {

@@ -31,6 +31,10 @@
 //! * [`pubsub`] (`#[derive(Channel)]`): typed channels, publishing as an
 //!   operation, subscribers with bounded buffers, reconnects and sharded
 //!   channels that follow slot moves.
+//! * [`monitor`]: `INFO`, `SLOWLOG` and `LATENCY` as typed values from
+//!   every primary, and per-model statistics.
+//! * [`observe`]: a `tracing` span and `metrics` per operation run
+//!   (features `tracing`, `metrics`).
 //! * `testing` (feature `test-support`): real `redis-server` processes for
 //!   tests, standalone or as a local Cluster.
 
@@ -45,6 +49,8 @@ pub mod hash;
 pub mod keys;
 pub mod leaderboard;
 pub mod lock;
+pub mod monitor;
+pub mod observe;
 pub mod op;
 pub mod pubsub;
 mod random;

@@ -689,7 +689,50 @@ impl<C: AsyncExecutor + ?Sized> Sender for Awaiting<'_, C> {
 /// The rounds of one operation, written once for both executors: prepare,
 /// send (nothing when the plan is empty), complete, until it is done;
 /// at most [`MAX_ROUNDS`].
-async fn rounds<O: Operation, S: Sender>(mut op: O, mut con: S) -> Result<O::Output> {
+async fn rounds<O: Operation, S: Sender>(op: O, con: S) -> Result<O::Output> {
+    // The one place every operation run passes (features `tracing`,
+    // `metrics`; see `crate::observe`).
+    #[cfg(any(feature = "tracing", feature = "metrics"))]
+    {
+        let mut run = crate::observe::Run::start::<O>();
+        #[cfg(feature = "tracing")]
+        let result = {
+            use tracing::Instrument;
+            let span = run.span();
+            rounds_counted(op, con, &mut run).instrument(span).await
+        };
+        #[cfg(not(feature = "tracing"))]
+        let result = rounds_counted(op, con, &mut run).await;
+        run.finish(&result);
+        result
+    }
+    #[cfg(not(any(feature = "tracing", feature = "metrics")))]
+    rounds_counted(op, con, &mut ()).await
+}
+
+/// Counts what an operation sends, for [`crate::observe`]; nothing when
+/// both features are off.
+trait Counter: Send {
+    fn sent(&mut self, commands: usize);
+}
+
+impl Counter for () {
+    fn sent(&mut self, _: usize) {}
+}
+
+#[cfg(any(feature = "tracing", feature = "metrics"))]
+impl Counter for crate::observe::Run {
+    fn sent(&mut self, commands: usize) {
+        self.commands += commands;
+        self.round_trips += 1;
+    }
+}
+
+async fn rounds_counted<O: Operation, S: Sender>(
+    mut op: O,
+    mut con: S,
+    counter: &mut impl Counter,
+) -> Result<O::Output> {
     for _ in 0..MAX_ROUNDS {
         let mut plan = Plan::new();
         op.prepare(&mut plan)?;
@@ -699,6 +742,7 @@ async fn rounds<O: Operation, S: Sender>(mut op: O, mut con: S) -> Result<O::Out
             Vec::new()
         } else {
             let n = plan.len();
+            counter.sent(n);
             match con.send(plan).await {
                 Ok(values) => values,
                 Err(e) => return Err(unanswered(e, sites, n)),

@@ -1,0 +1,243 @@
+//! Per-model statistics and the orphan sweep against real servers, with
+//! orphans made by hand (raw `DEL`, `HSET` and `ZADD` behind the library's
+//! back), on both executors and topologies.
+
+#[macro_use]
+mod common;
+
+use common::Runner;
+use redis_state::monitor::stats::{
+    Catalog, ModelKind, ModelSpec, ModelStats, StatsOptions, gather, sweep_with,
+};
+use redis_state::op::command;
+use redis_state::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(RedisHash, Debug, Clone, PartialEq)]
+#[redis(key = "{{suser}}:{id}", ttl = "2h")]
+struct SUser {
+    #[redis(id)]
+    id: u64,
+    name: String,
+    #[redis(unique)]
+    email: String,
+    #[redis(index)]
+    city: String,
+}
+
+#[derive(Cached, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cache(key = "sprod:{id}", ttl = "10m")]
+struct SProd {
+    id: u64,
+    name: String,
+}
+
+#[derive(Leaderboard, Debug, Clone, PartialEq)]
+#[leaderboard(key = "{{sboard:{game}}}")]
+struct SBoard {
+    game: String,
+    #[leaderboard(member)]
+    player: String,
+    #[leaderboard(score)]
+    points: i64,
+}
+
+fn user(id: u64) -> SUser {
+    SUser {
+        id,
+        name: format!("user {id}"),
+        email: format!("u{id}@example.com"),
+        city: if id.is_multiple_of(2) {
+            "paris"
+        } else {
+            "oslo"
+        }
+        .to_owned(),
+    }
+}
+
+/// Small batches, so that every loop goes round several times.
+fn opts() -> StatsOptions {
+    StatsOptions::default().batch(7).memory_samples(10)
+}
+
+fn stats(runner: &mut Runner, spec: &ModelSpec) -> ModelStats {
+    let opts = opts();
+    drive!(runner, |io| gather(io, spec, &opts)).unwrap()
+}
+
+fn fill(runner: &mut Runner, ns: &Namespace) {
+    for id in 1..=30 {
+        runner.run(user(id).save().namespace(ns)).unwrap();
+    }
+    for id in 1..=10 {
+        let p = SProd {
+            id,
+            name: format!("p{id}"),
+        };
+        runner.run(SProd::set(&id, &p).namespace(ns)).unwrap();
+    }
+    for game in ["g1", "g2"] {
+        for i in 0..5 {
+            let b = SBoard {
+                game: game.to_owned(),
+                player: format!("p{i}"),
+                points: i,
+            };
+            runner.run(b.submit().namespace(ns)).unwrap();
+        }
+    }
+}
+
+/// Orphans made by hand: a deleted entity (one entry in each index), an
+/// entity edited to another city (its old `city` entry), and a member not of
+/// the library's shape.
+fn make_orphans(runner: &mut Runner, ns: &Namespace) {
+    runner.cmd::<i64>("DEL", &format!("{ns}:{{suser}}:1")).go();
+    runner
+        .cmd::<i64>("HSET", &format!("{ns}:{{suser}}:2"))
+        .arg("city")
+        .arg("rome")
+        .go();
+    let collection = SUser::SCHEMA.collection;
+    runner
+        .cmd::<i64>("ZADD", &format!("{ns}:{{suser}}:#{collection}:idx:city"))
+        .arg(0)
+        .arg("garbage")
+        .go();
+}
+
+fn counts_memory_and_ttls_per_model(runner: &mut Runner, ns: &Namespace) {
+    fill(runner, ns);
+    let catalog = Catalog::new()
+        .namespace(ns)
+        .hash::<SUser>()
+        .cached::<SProd>()
+        .leaderboard::<SBoard>();
+    let [users, prods, boards] = catalog.models() else {
+        panic!("three models")
+    };
+    let u = stats(runner, users);
+    assert_eq!(u.name, "SUser");
+    assert_eq!(u.keys, 30, "{u:?}");
+    assert!(!u.truncated);
+    // 2 h TTLs: the "under a day" bucket.
+    assert_eq!(u.ttl.buckets, [0, 0, 30, 0, 0], "{:?}", u.ttl);
+    assert_eq!(u.memory.sampled, 10);
+    assert!(u.memory.sampled_bytes > 0);
+    assert!(u.memory.estimated_bytes >= u.memory.sampled_bytes);
+    assert_eq!(u.keys_per_node.values().sum::<u64>(), 30);
+    let city = u.indexes.iter().find(|i| i.field == "city").unwrap();
+    assert_eq!((city.entries, city.orphans, city.unique), (30, 0, false));
+    let email = u.indexes.iter().find(|i| i.field == "email").unwrap();
+    assert_eq!((email.entries, email.orphans, email.unique), (30, 0, true));
+    assert!(email.bytes > 0);
+
+    let p = stats(runner, prods);
+    assert_eq!(p.keys, 10, "{p:?}");
+    assert_eq!(p.ttl.persistent, 0);
+    assert_eq!(p.ttl.buckets.iter().sum::<u64>(), 10);
+    assert!(p.indexes.is_empty());
+
+    let b = stats(runner, boards);
+    assert_eq!(b.keys, 2, "{b:?}");
+
+    // A template given as text finds the same keys as the derive's schema.
+    let text = ModelSpec::from_template(
+        "users",
+        ModelKind::Hash,
+        "{{suser}}:{id}",
+        Some(ns),
+        Some(SUser::SCHEMA.collection),
+    )
+    .unwrap();
+    let t = stats(runner, &text);
+    assert_eq!((t.keys, t.indexes.len()), (30, 2));
+}
+
+fn max_keys_bounds_the_scan(runner: &mut Runner, ns: &Namespace) {
+    fill(runner, ns);
+    let spec = ModelSpec::hash::<SUser>(Some(ns));
+    let opts = opts().max_keys(12);
+    let s = drive!(runner, |io| gather(io, &spec, &opts)).unwrap();
+    assert_eq!(s.keys, 12);
+    assert!(s.truncated);
+}
+
+fn orphans_are_found_and_swept(runner: &mut Runner, ns: &Namespace) {
+    fill(runner, ns);
+    make_orphans(runner, ns);
+    let spec = ModelSpec::hash::<SUser>(Some(ns));
+    let before = stats(runner, &spec);
+    assert_eq!(before.keys, 29);
+    let city = before.indexes.iter().find(|i| i.field == "city").unwrap();
+    assert_eq!((city.entries, city.orphans), (31, 3), "{city:?}");
+    let email = before.indexes.iter().find(|i| i.field == "email").unwrap();
+    assert_eq!((email.entries, email.orphans), (30, 1), "{email:?}");
+
+    let opts = opts();
+    let report = drive!(runner, |io| sweep_with(io, &spec, &opts)).unwrap();
+    assert_eq!(report.removed, 4, "{report:?}");
+
+    let after = stats(runner, &spec);
+    for ix in &after.indexes {
+        assert_eq!(ix.orphans, 0, "{ix:?}");
+    }
+    let city = after.indexes.iter().find(|i| i.field == "city").unwrap();
+    assert_eq!(city.entries, 28);
+    // The library's own lookups still work after the sweep.
+    let found = runner
+        .run(SUser::find_by_city("oslo").namespace(ns))
+        .unwrap();
+    assert_eq!(found.len(), 14);
+    let n: i64 = runner
+        .run(command::<i64>("EXISTS", format!("{ns}:{{suser}}:3")))
+        .unwrap();
+    assert_eq!(n, 1);
+}
+
+fn a_sweep_needs_an_indexed_model(runner: &mut Runner, ns: &Namespace) {
+    let spec = ModelSpec::cached::<SProd>(Some(ns));
+    let opts = opts();
+    let err = drive!(runner, |io| sweep_with(io, &spec, &opts)).unwrap_err();
+    assert!(err.to_string().contains("SProd"), "{err}");
+}
+
+matrix!(
+    counts_memory_and_ttls_per_model,
+    max_keys_bounds_the_scan,
+    orphans_are_found_and_swept,
+    a_sweep_needs_an_indexed_model,
+);
+
+#[test]
+fn catalog_stats_blocking_and_async() {
+    let ns = common::namespace("catalog");
+    let mut r = Runner::new(common::Topology::Standalone, false);
+    fill(&mut r, &ns);
+    let catalog = Catalog::new()
+        .namespace(&ns)
+        .hash::<SUser>()
+        .cached::<SProd>();
+    let server = redis_state::testing::shared_server();
+    let mut con = server.connection().unwrap();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let s2 = seen.clone();
+    let opts = opts().progress(move |_, n| {
+        s2.fetch_max(n, std::sync::atomic::Ordering::Relaxed);
+    });
+    let out = catalog.stats(&mut con, &opts).unwrap();
+    assert_eq!(out.iter().map(|s| s.keys).collect::<Vec<_>>(), [30, 10]);
+    assert!(seen.load(std::sync::atomic::Ordering::Relaxed) >= 10);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let out = rt
+        .block_on(async {
+            let mut con = server.async_connection().await.unwrap();
+            catalog.stats_async(&mut con, &opts).await
+        })
+        .unwrap();
+    assert_eq!(out.iter().map(|s| s.keys).collect::<Vec<_>>(), [30, 10]);
+}
