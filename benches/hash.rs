@@ -323,12 +323,16 @@ fn check_same_commands(server: &support::BenchServer, users: &[User], profiles: 
     let script = redis::Script::new(WRITE_LUA);
     let u = &users[7];
 
-    u.save().run(&mut rec).unwrap();
+    u.save()
+        .run(&mut redis_state::exec::OneServer(&mut rec))
+        .unwrap();
     let derived = rec.take();
     hand_save(&mut rec, u);
     assert_same_commands("save", &derived, &rec.take());
 
-    let back = User::load(&u.id).run(&mut rec).unwrap();
+    let back = User::load(&u.id)
+        .run(&mut redis_state::exec::OneServer(&mut rec))
+        .unwrap();
     let derived = rec.take();
     assert_eq!(back.as_ref(), Some(u), "derived load reads what was saved");
     let hand = hand_load(&mut rec, u.id);
@@ -336,13 +340,17 @@ fn check_same_commands(server: &support::BenchServer, users: &[User], profiles: 
     assert_eq!(hand.as_ref(), Some(u), "hand-written load reads the same");
 
     let few = &users[..5];
-    User::save_many(few).run(&mut rec).unwrap();
+    User::save_many(few)
+        .run(&mut redis_state::exec::OneServer(&mut rec))
+        .unwrap();
     let derived = rec.take();
     hand_save_many(&mut rec, few);
     assert_same_commands("save_many", &derived, &rec.take());
 
     let ids: Vec<u64> = few.iter().map(|u| u.id).collect();
-    let loaded = User::load_many(&ids).run(&mut rec).unwrap();
+    let loaded = User::load_many(&ids)
+        .run(&mut redis_state::exec::OneServer(&mut rec))
+        .unwrap();
     let derived = rec.take();
     let hand = hand_load_many(&mut rec, &ids);
     assert_same_commands("load_many", &derived, &rec.take());
@@ -353,12 +361,17 @@ fn check_same_commands(server: &support::BenchServer, users: &[User], profiles: 
     script.load(&mut rec).unwrap();
     rec.take();
     for p in &profiles[..2] {
-        p.save().run(&mut rec).unwrap();
+        p.save()
+            .run(&mut redis_state::exec::OneServer(&mut rec))
+            .unwrap();
         let derived = rec.take();
         hand_save_profile(&mut rec, &script, p);
         assert_same_commands("script save", &derived, &rec.take());
         assert_eq!(
-            Profile::load(&p.id).run(&mut rec).unwrap().as_ref(),
+            Profile::load(&p.id)
+                .run(&mut redis_state::exec::OneServer(&mut rec))
+                .unwrap()
+                .as_ref(),
             Some(p)
         );
         rec.take();
@@ -370,7 +383,9 @@ fn check_same_commands(server: &support::BenchServer, users: &[User], profiles: 
     // calls otherwise: compare with the EVAL written as EVALSHA and the
     // SCRIPT LOAD dropped.
     let few = &profiles[..4];
-    Profile::save_many(few).run(&mut rec).unwrap();
+    Profile::save_many(few)
+        .run(&mut redis_state::exec::OneServer(&mut rec))
+        .unwrap();
     let derived = rec.take();
     hand_save_profiles(&mut rec, &script, few);
     let hand = rec.take();

@@ -51,7 +51,7 @@ struct Line {
 /// The same function runs on any async connection.
 async fn work<C>(con: &mut C, label: &str) -> redis_state::Result<()>
 where
-    C: redis::aio::ConnectionLike + Send + 'static,
+    C: redis_state::exec::AsyncExecutor + 'static,
 {
     let orders: Vec<Order> = (1..=50)
         .map(|id| Order {

@@ -19,6 +19,7 @@ use redis_state::cache::{
     Cache, CacheWaker, KeyPattern, LocalCache, LocalCacheOptions, QueuedWrite, Tag,
     WriteBehindWorker, invalidate_pattern, shutdown,
 };
+use redis_state::collections::{Feed, Presence, TagSet, TimeWindow};
 use redis_state::lock::{Lock, LostReason};
 use redis_state::prelude::*;
 use redis_state::ratelimit::{FixedWindow, Gcra, SlidingWindow};
@@ -88,6 +89,12 @@ const SECTIONS: &[Section] = &[
     ("Optimistic transactions", transactions),
     ("Typed Lua scripts", typed_scripts),
     ("Async: the same operation values, awaited", async_ops),
+    (
+        "Connections and errors: pools as they are, errors to act on",
+        connections_and_errors,
+    ),
+    ("Feeds, time windows, tag sets and presence", collections),
+    ("Typed pub/sub: channels as types", pubsub),
     (
         "Operations: server INFO and per-model statistics",
         operations,
@@ -1011,6 +1018,43 @@ fn async_ops(t: &mut Tour) -> Result {
     })
 }
 
+fn connections_and_errors(t: &mut Tour) -> Result {
+    let ns = t.ns.clone();
+    let url = t.url.clone();
+    t.rt.block_on(async {
+        // A deadpool-redis pooled connection (feature `deadpool`), as is.
+        let pool = deadpool_redis::Config::from_url(url)
+            .create_pool(Some(deadpool_redis::Runtime::Tokio1))?;
+        let mut pooled = pool.get().await?;
+        let one = Player::load(&1)
+            .namespace(&ns)
+            .run_async(&mut pooled)
+            .await?;
+        println!("loaded through a pool: {:?}", one.map(|p| p.nick));
+        // A key of another type: the server's error, naming what failed.
+        let key = format!("{ns}:{{player}}:77");
+        let () = redis::cmd("RPUSH")
+            .arg(&key)
+            .arg("x")
+            .query_async::<i64>(&mut *pooled)
+            .await
+            .map(drop)?;
+        let err = Player::load(&77)
+            .namespace(&ns)
+            .run_async(&mut pooled)
+            .await
+            .unwrap_err();
+        println!("{err}");
+        println!(
+            "kind: {}, retryable: {}, keys: {:?}",
+            err.kind(),
+            err.is_retryable(),
+            err.keys()
+        );
+        Ok::<_, Box<dyn std::error::Error>>(())
+    })
+}
+
 fn operations(t: &mut Tour) -> Result {
     use redis_state::monitor::{self, stats};
     // INFO of every primary, typed; one operation on any topology.
@@ -1058,5 +1102,101 @@ fn cleanup(t: &mut Tour) -> Result {
             .query::<i64>(&mut t.con)
             .map(drop)?;
     }
+    Ok(())
+}
+
+fn collections(t: &mut Tour) -> Result {
+    // A capped feed: push, trim and TTL in one atomic round trip.
+    let feed = Feed::<String, redis_state::codec::Plain>::new("news", 3)
+        .ttl(Duration::from_secs(600))
+        .namespace(&t.ns);
+    for n in 1..=5 {
+        feed.push("ferris", &format!("story {n}")).run(&mut t.con)?;
+    }
+    println!(
+        "{} keeps the newest 3: {:?}",
+        feed.key("ferris"),
+        feed.recent("ferris", 10).run(&mut t.con)?.items
+    );
+    // A time window: the add trims below the cutoff in the same call.
+    let hour = TimeWindow::<String>::new("logins", Duration::from_secs(3600)).namespace(&t.ns);
+    let now = std::time::SystemTime::now();
+    hour.add("ferris", &"yesterday".to_owned())
+        .at(now - Duration::from_secs(86_400))
+        .run(&mut t.con)?;
+    hour.add("ferris", &"just now".to_owned()).run(&mut t.con)?;
+    println!(
+        "logins in the last hour: {}",
+        hour.count("ferris").run(&mut t.con)?
+    );
+    // Tags indexed both ways: a real SINTER, and a retag leaves no stale
+    // entry.
+    let tags = TagSet::<u64>::new("crates").namespace(&t.ns);
+    tags.tag(&1, ["async", "redis"]).run(&mut t.con)?;
+    tags.tag(&2, ["async"]).run(&mut t.con)?;
+    println!(
+        "async and redis: {:?}",
+        tags.items_with_all(["async", "redis"])
+            .run(&mut t.con)?
+            .items
+    );
+    tags.set_tags(&1, ["cli"]).run(&mut t.con)?;
+    println!(
+        "after retagging 1, async: {:?}",
+        tags.items_with_all(["async"]).run(&mut t.con)?.items
+    );
+    // Presence: no sweeper; a stale user is pruned by the next call.
+    let online = Presence::<String>::new("lobby", Duration::from_secs(30)).namespace(&t.ns);
+    online
+        .heartbeat("gone")
+        .now(now - Duration::from_secs(60))
+        .run(&mut t.con)?;
+    online.heartbeat("ferris").run(&mut t.con)?;
+    println!("online now: {}", online.count().run(&mut t.con)?);
+    for key in [feed.key("ferris"), hour.key("ferris"), online.key()] {
+        redis::cmd("DEL").arg(key).query::<i64>(&mut t.con)?;
+    }
+    for item in [1u64, 2] {
+        tags.remove_item(&item).run(&mut t.con)?;
+    }
+    Ok(())
+}
+
+#[derive(redis_state::Channel, Debug)]
+#[channel(name = "{app}:order:{id}:events", message = String, format = "plain")]
+struct OrderEvents {
+    app: String,
+    id: u64,
+}
+
+fn pubsub(t: &mut Tour) -> Result {
+    use redis_state::pubsub::{Channel, Event, Subscriber, SubscriberOptions, Target};
+    // A pattern subscription hands each message back with its id parsed.
+    let mut sub = Subscriber::<OrderEvents>::connect(
+        Target::standalone(t.url.clone()),
+        SubscriberOptions::new(),
+    )?;
+    sub.psubscribe(&OrderEvents::pattern())?;
+    let app = t.ns.as_str().to_owned();
+    let receivers = OrderEvents {
+        app: app.clone(),
+        id: 42,
+    }
+    .publish(&"shipped".to_owned())
+    .run(&mut t.con)?;
+    println!("published to {receivers} receiver(s)");
+    loop {
+        match sub
+            .recv(Duration::from_secs(5))
+            .ok_or("no message within 5 s")??
+        {
+            Event::Message(m) if m.channel.app == app => {
+                println!("order {} {}", m.channel.id, m.message);
+                break;
+            }
+            _ => {}
+        }
+    }
+    sub.unsubscribe_all()?;
     Ok(())
 }

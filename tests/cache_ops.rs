@@ -809,7 +809,7 @@ matrix!(
 /// time (400 ms).
 async fn waiter_shares_a_connection<C>(con: C, mut other: C, ns: Namespace)
 where
-    C: redis::aio::ConnectionLike + Clone + Send + Sync + 'static,
+    C: redis_state::exec::AsyncExecutor + redis::aio::ConnectionLike + Clone + Sync + 'static,
 {
     use redis_state::cache::CacheOptions;
     use std::time::Instant;
@@ -933,7 +933,7 @@ async fn wait_with_waker<C>(
     id: u64,
 ) -> (Option<Product>, u64)
 where
-    C: redis::aio::ConnectionLike + Clone + Send + Sync + 'static,
+    C: redis_state::exec::AsyncExecutor + redis::aio::ConnectionLike + Clone + Sync + 'static,
 {
     use redis_state::cache::CacheOptions;
     let cache = Cache::<Product>::new()

@@ -525,10 +525,7 @@ fn a_refused_queue_write_caches_nothing(r: &mut Runner, ns: &Namespace) {
         owner: "ada".into(),
     };
     let err = r.run(ledgers.write_behind(&1, &ledger)).unwrap_err();
-    assert!(
-        matches!(&err, redis_state::Error::Redis(e) if e.code() == Some("WRONGTYPE")),
-        "{err:?}"
-    );
+    assert!(err.server_code() == Some("WRONGTYPE"), "{err:?}");
     let exists: i64 = r.cmd("EXISTS", &ledgers.key(&1)).go();
     assert_eq!(exists, 0, "the entry was written without its queued write");
     let tag = format!("{ns}:#tag:owner:ada");

@@ -30,6 +30,9 @@ const CHAPTERS: &[(&str, &[&str])] = &[
     ("10-transactions.md", &["transactions"]),
     ("11-values.md", &["values"]),
     ("12-sharing.md", &["sharing"]),
+    ("13-pubsub.md", &["pubsub"]),
+    ("16-collections.md", &["collections"]),
+    ("18-connections.md", &["connections"]),
     ("19-operations.md", &["operations"]),
 ];
 
@@ -98,6 +101,15 @@ fn render_needs(src: &str) -> String {
     if uses("uuid::") {
         features.push("uuid");
     }
+    for (feature, path) in [
+        ("deadpool", "deadpool_redis::"),
+        ("bb8", "bb8_redis::"),
+        ("r2d2", "r2d2::"),
+    ] {
+        if uses(path) {
+            features.push(feature);
+        }
+    }
     let version = env!("CARGO_PKG_VERSION");
     let minor = &version[..version.rfind('.').unwrap()];
     let mut lines = vec![if features.is_empty() {
@@ -151,6 +163,9 @@ fn render_needs(src: &str) -> String {
         ("serde_json", "serde_json::"),
         ("chrono", "chrono::"),
         ("futures-util", "futures_util::"),
+        ("deadpool-redis", "deadpool_redis::"),
+        ("bb8-redis", "bb8_redis::"),
+        ("r2d2", "r2d2::"),
     ] {
         if uses(path) {
             lines.push(format!("{krate} = \"{}\"", workspace_version(krate)));

@@ -149,7 +149,7 @@ fn a_key_of_another_type_is_an_error_not_a_panic() {
         .exec(&mut con)
         .unwrap();
     let err = Account::load(&7).namespace(&ns).run(&mut con).unwrap_err();
-    assert!(matches!(err, Error::Redis(_)), "{err}");
+    assert!(matches!(err, Error::Server { .. }), "{err}");
     assert!(err.to_string().contains("WRONGTYPE"), "{err}");
     // A save over it fails the same way and leaves the foreign value alone.
     let acct = Account {

@@ -1481,7 +1481,10 @@ fn bad_data(r: &mut Runner, ns: &Namespace) {
     // A board key of another type.
     let other = Best::board("wrongtype").namespace(ns);
     let _: () = r.cmd("SET", &other.key()).arg("x").go();
-    assert!(matches!(r.run(other.top(3)).unwrap_err(), Error::Redis(_)));
+    assert!(matches!(
+        r.run(other.top(3)).unwrap_err(),
+        Error::Server { .. }
+    ));
 }
 
 /// The blocking iterator over a whole board, on both topologies.

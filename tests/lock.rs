@@ -787,13 +787,13 @@ impl redis::aio::ConnectionLike for Opaque {
 fn a_watchdog_that_panics_reports_the_loss() {
     let ns = common::namespace("watch_panics");
     runtime().block_on(async {
-        let con = Opaque {
+        let con = redis_state::exec::OneServer(Opaque {
             inner: shared_server().async_connection().await.unwrap(),
             armed: Default::default(),
-        };
+        });
         let lock = Lock::new("job").namespace(&ns).ttl(Duration::from_secs(3));
         let watched = lock.acquire_watched_async(&con).await.unwrap();
-        con.armed.store(true, Ordering::SeqCst);
+        con.0.armed.store(true, Ordering::SeqCst);
         let reason = tokio::time::timeout(Duration::from_secs(2), watched.loss().lost_async())
             .await
             .expect("the loss is reported at the first renewal (1 s)");
@@ -949,10 +949,10 @@ fn a_cancelled_acquire_does_not_orphan_the_lock() {
         assert!(!exists, "the cancelled attempt's token was released");
         // The same through acquire_watched, which owns a clone of any
         // cloneable connection, even one of a type it does not know.
-        let opaque = Opaque {
+        let opaque = redis_state::exec::OneServer(Opaque {
             inner: con.clone(),
             armed: Default::default(),
-        };
+        });
         let () = redis::cmd("CLIENT")
             .arg("PAUSE")
             .arg(500)
@@ -1008,10 +1008,10 @@ fn cancelled_acquires_release_through_redis_rs_handles() {
                 .await
                 .unwrap()
         );
-        let opaque = Opaque {
+        let opaque = redis_state::exec::OneServer(Opaque {
             inner: multiplexed,
             armed: Default::default(),
-        };
+        });
         assert!(opaque.detached().is_none());
     });
 }

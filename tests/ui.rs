@@ -55,4 +55,6 @@ fn ui() {
     t.compile_fail("tests/ui/cached/*.rs");
     t.compile_fail("tests/ui/script/*.rs");
     t.compile_fail("tests/ui/leaderboard/*.rs");
+    t.compile_fail("tests/ui/connection/*.rs");
+    t.compile_fail("tests/ui/channel/*.rs");
 }

@@ -102,7 +102,7 @@ fn bad_values_are_typed_errors(r: &mut Runner, ns: &Namespace) {
     // A key of another type is the server's WRONGTYPE.
     let list = StringValue::<String>::new("list").namespace(ns);
     let _: i64 = r.cmd("RPUSH", list.key()).arg("x").go();
-    assert!(matches!(r.run(list.get()), Err(Error::Redis(_))));
+    assert!(matches!(r.run(list.get()), Err(Error::Server { .. })));
     // A value with no plain form is refused before anything is sent.
     let when = StringValue::<chrono::DateTime<Utc>>::new("when").namespace(ns);
     let far = Utc.with_ymd_and_hms(10_000, 1, 1, 0, 0, 0).unwrap();

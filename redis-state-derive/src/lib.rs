@@ -21,6 +21,7 @@
 //! `redis-state-keys` crate's, which the runtime follows too.
 
 mod cached;
+mod channel;
 mod field;
 mod hash;
 mod internals;
@@ -65,4 +66,13 @@ pub fn derive_cached(input: TokenStream) -> TokenStream {
 pub fn derive_leaderboard(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     leaderboard::derive(&input).into()
+}
+
+/// Derives `redis_state::pubsub::Channel` for a struct whose fields are the
+/// parts of a channel name. The attributes:
+/// <https://docs.rs/redis-state/latest/redis_state/pubsub/index.html#attributes>.
+#[proc_macro_derive(Channel, attributes(channel))]
+pub fn derive_channel(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    channel::derive(&input).into()
 }

@@ -13,10 +13,45 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The connection or the server failed (I/O error, dropped connection,
-    /// server error reply such as `OOM` or `WRONGTYPE`).
-    #[error("redis: {0}")]
+    /// The connection failed (I/O error, dropped or refused connection,
+    /// a timeout before anything was sent) or redis-rs refused a request.
+    /// Displays redis-rs' message as is (its `source()` is redis-rs' own).
+    #[error(transparent)]
     Redis(#[from] redis::RedisError),
+
+    /// The server answered a command with an error reply (`WRONGTYPE`,
+    /// `NOPERM`, `OOM`, an error raised inside a script, `NOSCRIPT`, ...):
+    /// names the operation (command or script name) and its keys.
+    #[error("{operation}{} failed: {}", on_keys(keys), server_message(error))]
+    Server {
+        /// The command (`GET`, `HSET`, ...) or the script's name.
+        operation: String,
+        /// The keys of the command (empty for a keyless command).
+        keys: Vec<String>,
+        /// The server's error, with its code (`error.code()`).
+        error: redis::ServerError,
+    },
+
+    /// Commands were sent but no reply came (a response timeout, a
+    /// connection dropped after sending): they may have run, so a write may
+    /// have been applied. Read back before retrying a write that is not
+    /// idempotent.
+    #[error(
+        "no reply to {operation}{}{}: {error}; it may have been sent and applied",
+        on_keys(keys),
+        and_more(*commands)
+    )]
+    NoReply {
+        /// The first command (or script) of the round trip.
+        operation: String,
+        /// Its keys.
+        keys: Vec<String>,
+        /// How many commands the round trip held.
+        commands: usize,
+        /// What redis-rs reported. Displayed in this message, so not
+        /// returned as `source()`.
+        error: redis::RedisError,
+    },
 
     /// Data stored in Redis could not be decoded into the Rust type.
     #[error(transparent)]
@@ -213,9 +248,123 @@ pub enum Error {
 
     /// An error raised by user code inside an operation (for example a loader
     /// or a transaction body).
-    #[error("{0}")]
-    User(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+    /// Displays the user's error as is (its `source()` is the user error's
+    /// own).
+    #[error(transparent)]
+    User(Box<dyn std::error::Error + Send + Sync + 'static>),
+    /// A pub/sub message (or its channel's name) that does not decode as
+    /// the channel's types. The subscriber goes on with the next message.
+    #[error(
+        "message on channel `{channel}` does not decode as {expected}: {reason}; payload {preview}"
+    )]
+    BadMessage {
+        /// The channel it arrived on.
+        channel: String,
+        /// What was expected (`"JSON"`, `"u64"`, the channel's template).
+        expected: &'static str,
+        /// Why it does not decode.
+        reason: String,
+        /// The payload, quoted and shortened.
+        preview: String,
+    },
+
+    /// A subscriber with the [`Overflow::Fail`](crate::pubsub::Overflow)
+    /// policy received more messages than its buffer holds: it stopped.
+    #[error(
+        "subscriber buffer full ({capacity} messages): the subscriber stopped, {dropped} messages were dropped"
+    )]
+    SubscriberOverflow {
+        /// The buffer's capacity.
+        capacity: usize,
+        /// Messages dropped when it stopped.
+        dropped: u64,
+    },
 }
+
+/// ` on `key`` / ` on `a`, `b`` for a message; nothing without keys.
+fn on_keys(keys: &[String]) -> String {
+    let mut out = String::new();
+    for (i, k) in keys.iter().enumerate() {
+        out.push_str(if i == 0 { " on `" } else { ", `" });
+        out.push_str(k);
+        out.push('`');
+    }
+    out
+}
+
+fn and_more(commands: usize) -> String {
+    match commands {
+        0 | 1 => String::new(),
+        n => format!(" (and {} more commands of the round trip)", n - 1),
+    }
+}
+
+/// `CODE detail`, as the server wrote it.
+fn server_message(e: &redis::ServerError) -> String {
+    match e.details() {
+        Some(d) => format!("{} {d}", e.code()),
+        None => e.code().to_owned(),
+    }
+}
+
+/// What kind of failure an [`Error`] is: what a caller needs to decide
+/// whether to retry (see [`Error::kind`], [`Error::is_retryable`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The connection failed: refused, dropped, an I/O error (with commands
+    /// in flight: [`Error::NoReply`]). Retrying on a working connection can
+    /// succeed.
+    Connection,
+    /// A timeout: no reply in time ([`Error::NoReply`] of a timeout: the
+    /// commands may have run) or a lock not acquired within its wait
+    /// ([`Error::LockTimeout`]).
+    Timeout,
+    /// Data in Redis does not decode as the Rust type expects, or a reply
+    /// has a shape the operation does not understand. Retrying does not
+    /// help; the data needs repair.
+    Decode,
+    /// The data changed under the caller or is not in the state the
+    /// operation needs: a version or transaction conflict, an entity that
+    /// already exists or does not, a unique value held by another entity,
+    /// a lock lost, a concurrent loader that failed.
+    Conflict,
+    /// The server refused a command: an error reply ([`Error::Server`]:
+    /// `WRONGTYPE`, `NOPERM`, `OOM`, a script error, `READONLY`, `BUSY`,
+    /// ...). A few codes are transient (see [`Error::is_retryable`]).
+    Server,
+    /// The caller's input or code: an invalid argument, setting or key
+    /// part, keys of one unit in different Cluster slots, a value that
+    /// cannot be encoded or stored, the OS random generator failing, or an
+    /// error the caller's own code returned ([`Error::User`]). Retrying the
+    /// same call fails the same way.
+    User,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ErrorKind::Connection => "connection",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Decode => "decode",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::Server => "server",
+            ErrorKind::User => "user",
+        })
+    }
+}
+
+/// Server error codes that say "not now" rather than "never".
+const TRANSIENT_CODES: &[&str] = &[
+    "TRYAGAIN",
+    "BUSY",
+    "LOADING",
+    "MASTERDOWN",
+    "CLUSTERDOWN",
+    "READONLY",
+    "MOVED",
+    "ASK",
+];
 
 impl Error {
     /// Wraps any error raised by user code.
@@ -226,14 +375,103 @@ impl Error {
     /// True when the failure is in the transport (connection dropped, I/O
     /// error, timeout), which is when retrying on a fresh connection can help.
     pub fn is_connection_error(&self) -> bool {
+        matches!(self.kind(), ErrorKind::Connection | ErrorKind::Timeout)
+            && !matches!(self, Error::LockTimeout { .. })
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Redis(e) => redis_kind(e),
+            // A timeout, or a connection that broke with the commands in
+            // flight.
+            Error::NoReply { error, .. } => redis_kind(error),
+            Error::LockTimeout { .. } => ErrorKind::Timeout,
+            Error::Server { .. } => ErrorKind::Server,
+            Error::Decode(_) | Error::UnexpectedReply { .. } | Error::BadMessage { .. } => {
+                ErrorKind::Decode
+            }
+            Error::AlreadyExists { .. }
+            | Error::NotFound { .. }
+            | Error::UniqueViolation { .. }
+            | Error::VersionConflict { .. }
+            | Error::TransactionConflict { .. }
+            | Error::LockLost { .. }
+            | Error::LoadFailed { .. } => ErrorKind::Conflict,
+            Error::Encode { .. }
+            | Error::CounterOutOfRange { .. }
+            | Error::CrossSlot { .. }
+            | Error::InvalidKeyPart { .. }
+            | Error::InvalidConfig { .. }
+            | Error::Entropy(_)
+            | Error::ScoreNotEncodable { .. }
+            | Error::InvalidArgument { .. }
+            | Error::SubscriberOverflow { .. }
+            | Error::User(_) => ErrorKind::User,
+        }
+    }
+
+    /// True when running the same call again, unchanged, can succeed: a
+    /// connection failure, a lock still held, a transaction that kept
+    /// conflicting, a transient server refusal (`TRYAGAIN`, `BUSY`,
+    /// `LOADING`, `MASTERDOWN`, `CLUSTERDOWN`, `READONLY` during a
+    /// failover). False for [`Error::NoReply`]: the commands may have run,
+    /// so retrying a write that is not idempotent could apply it twice
+    /// (check [`Error::may_have_applied`], read back, then decide).
+    pub fn is_retryable(&self) -> bool {
         match self {
             Error::Redis(e) => {
-                e.is_io_error()
-                    || e.is_connection_dropped()
-                    || e.is_connection_refusal()
-                    || e.is_timeout()
+                matches!(redis_kind(e), ErrorKind::Connection | ErrorKind::Timeout)
+                    || e.code().is_some_and(|c| TRANSIENT_CODES.contains(&c))
             }
+            Error::Server { error, .. } => TRANSIENT_CODES.contains(&error.code()),
+            Error::LockTimeout { .. } | Error::TransactionConflict { .. } => true,
             _ => false,
+        }
+    }
+
+    /// True when the commands were sent and no reply came: a write may have
+    /// been applied although the call failed ([`Error::NoReply`]).
+    pub fn may_have_applied(&self) -> bool {
+        matches!(self, Error::NoReply { .. })
+    }
+
+    /// The server's error code (`WRONGTYPE`, `NOPERM`, `NOSCRIPT`, `ERR`,
+    /// ...) when the server refused a command.
+    pub fn server_code(&self) -> Option<&str> {
+        match self {
+            Error::Server { error, .. } => Some(error.code()),
+            Error::Redis(e) => e.code(),
+            _ => None,
+        }
+    }
+
+    /// The keys the failure is about, when it names some.
+    pub fn keys(&self) -> Vec<&str> {
+        match self {
+            Error::Server { keys, .. }
+            | Error::NoReply { keys, .. }
+            | Error::CrossSlot { keys, .. }
+            | Error::TransactionConflict { keys, .. } => keys.iter().map(String::as_str).collect(),
+            Error::Decode(d) => vec![d.key.as_str()],
+            Error::AlreadyExists { key, .. }
+            | Error::NotFound { key, .. }
+            | Error::VersionConflict { key, .. }
+            | Error::CounterOutOfRange { key, .. }
+            | Error::LoadFailed { key, .. }
+            | Error::LockTimeout { key, .. }
+            | Error::LockLost { key, .. }
+            | Error::ScoreNotEncodable { key, .. } => vec![key.as_str()],
+            _ => Vec::new(),
+        }
+    }
+
+    /// A server error reply to `operation` on `keys`.
+    pub(crate) fn server(operation: String, keys: Vec<String>, error: redis::ServerError) -> Self {
+        Error::Server {
+            operation,
+            keys,
+            error,
         }
     }
 
@@ -241,6 +479,27 @@ impl Error {
         Error::UnexpectedReply {
             context,
             found: preview_value(found),
+        }
+    }
+}
+
+/// The kind of a redis-rs error: a server error reply is `Server`, a
+/// timeout `Timeout`, a transport failure `Connection`, anything else
+/// (a refused request, a reply redis-rs cannot parse) `User` or `Decode`.
+fn redis_kind(e: &redis::RedisError) -> ErrorKind {
+    if e.is_timeout() {
+        ErrorKind::Timeout
+    } else if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
+        ErrorKind::Connection
+    } else if e.code().is_some() {
+        ErrorKind::Server
+    } else {
+        match e.kind() {
+            redis::ErrorKind::Parse | redis::ErrorKind::UnexpectedReturnType => ErrorKind::Decode,
+            redis::ErrorKind::Io | redis::ErrorKind::ClusterConnectionNotFound => {
+                ErrorKind::Connection
+            }
+            _ => ErrorKind::User,
         }
     }
 }

@@ -2,17 +2,32 @@
 //!
 //! Both take a [`Plan`] (the commands of one round trip) and return one reply
 //! per command, server errors included, so that each operation of a batch
-//! decodes its own replies. Both are implemented once for every connection
-//! type of redis-rs:
+//! decodes its own replies. Each connection type says, by its type, how a
+//! plan is routed: nothing is recognised at run time.
 //!
 //! | connection                                   | how a plan is sent |
 //! |----------------------------------------------|--------------------|
-//! | `redis::Connection` (and any `ConnectionLike`) | one pipeline |
+//! | `redis::Connection`                          | one pipeline |
 //! | `redis::cluster::ClusterConnection`          | one cluster pipeline (redis-rs splits it per node) |
-//! | `MultiplexedConnection`, `ConnectionManager` (any `aio::ConnectionLike`) | one pipeline |
+//! | `MultiplexedConnection`, `ConnectionManager` | one pipeline |
 //! | `redis::cluster_async::ClusterConnection`    | one pipeline per hash slot, all sent concurrently |
+//! | [`OneServer`]`(c)`, `c` any `ConnectionLike` or `aio::ConnectionLike` of one server | one pipeline |
+//! | a pooled connection or wrapper ([`Forward`]) | as the connection it derefs to |
 //!
 //! A single command goes out as a plain request, not a pipeline.
+//!
+//! ## Pools and wrappers
+//!
+//! A type that derefs to one of these connections runs operations as the
+//! connection inside it when it implements the marker [`Forward`]. The
+//! pooled connections of deadpool-redis (single server and Cluster),
+//! bb8-redis and r2d2 (pools of `Client` and `ClusterClient`) do, behind the
+//! features `deadpool`, `bb8` and `r2d2`. Without the feature (or for a
+//! wrapper of your own), `&mut *conn` always works, and
+//! `impl redis_state::exec::Forward for MyWrapper {}` makes `&mut conn`
+//! work. A type that is none of these does not compile, with a note
+//! saying what to write: a pooled Cluster connection is never sent as a
+//! plain pipeline that the server would refuse with `CROSSSLOT`.
 //!
 //! ## Scripts
 //!
@@ -29,9 +44,9 @@
 //! any command of a pipeline fails; on that client such a plan fails as a
 //! whole with the server's errors.
 
-use std::any::Any;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::ops::DerefMut;
 
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, ErrorKind, Pipeline, ServerErrorKind, Value};
@@ -40,16 +55,34 @@ use crate::error::{Error, Result};
 use crate::op::{Command, Plan, Target, eval_form};
 use crate::script::Script;
 
-/// A blocking connection that can run a [`Plan`]. Implemented for every
-/// `redis::ConnectionLike`; the Cluster client is recognised and routed.
+/// A blocking connection that can run a [`Plan`]: `redis::Connection`,
+/// `redis::cluster::ClusterConnection` (routed per slot), [`OneServer`] of
+/// any `redis::ConnectionLike`, and every [`Forward`] wrapper of these
+/// (r2d2 pooled connections with the `r2d2` feature).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a blocking connection redis-state knows how to route",
+    label = "not a redis-state blocking executor",
+    note = "redis-state runs on `redis::Connection`, `redis::cluster::ClusterConnection` and, with the `r2d2` feature, r2d2 pooled connections of both",
+    note = "a pooled connection or wrapper that derefs to one of them: pass `&mut *conn`, or write `impl redis_state::exec::Forward for {Self} {{}}`",
+    note = "a `redis::ConnectionLike` of your own for one server: wrap it, `redis_state::exec::OneServer(conn)`"
+)]
 pub trait SyncExecutor {
     /// Sends the plan and returns one reply per command.
     fn execute(&mut self, plan: Plan) -> Result<Vec<Value>>;
 }
 
-/// An async connection that can run a [`Plan`]. Implemented for every
-/// `redis::aio::ConnectionLike`; the async Cluster client is recognised and
-/// routed per hash slot.
+/// An async connection that can run a [`Plan`]: `MultiplexedConnection`,
+/// `ConnectionManager`, `redis::cluster_async::ClusterConnection` (routed
+/// per hash slot), [`OneServer`] of any `redis::aio::ConnectionLike`, and
+/// every [`Forward`] wrapper of these (deadpool-redis and bb8-redis pooled
+/// connections with the `deadpool` and `bb8` features).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an async connection redis-state knows how to route",
+    label = "not a redis-state async executor",
+    note = "redis-state runs on `MultiplexedConnection`, `ConnectionManager`, `redis::cluster_async::ClusterConnection` and, with the `deadpool` or `bb8` feature, pooled connections of those pools",
+    note = "a pooled connection or wrapper that derefs to one of them: pass `&mut *conn`, or write `impl redis_state::exec::Forward for {Self} {{}}`",
+    note = "a `redis::aio::ConnectionLike` of your own for one server: wrap it, `redis_state::exec::OneServer(conn)`"
+)]
 pub trait AsyncExecutor: Send {
     /// Sends the plan and returns one reply per command.
     fn execute_async(&mut self, plan: Plan) -> impl Future<Output = Result<Vec<Value>>> + Send;
@@ -257,21 +290,67 @@ fn retry_pipeline(retries: &[(usize, Cmd)]) -> Pipeline {
     again
 }
 
-impl<C: redis::ConnectionLike + Any> SyncExecutor for C {
+/// A marker for a type that derefs to a connection redis-state can run on
+/// (a pooled connection, a wrapper of your own): it then runs operations
+/// as that connection does, Cluster routing included.
+///
+/// ```ignore
+/// struct Traced(redis::aio::MultiplexedConnection);
+/// impl std::ops::Deref for Traced { /* ... */ }
+/// impl std::ops::DerefMut for Traced { /* ... */ }
+/// impl redis_state::exec::Forward for Traced {}
+/// ```
+pub trait Forward: DerefMut {}
+
+/// A connection of your own to one server (any `redis::ConnectionLike` or
+/// `redis::aio::ConnectionLike` that is not a Cluster client): its plans go
+/// out as one pipeline. Wrapping a Cluster connection here would send
+/// commands of several slots to one node; the Cluster clients run as they
+/// are.
+#[derive(Debug, Clone, Default)]
+pub struct OneServer<C>(pub C);
+
+impl SyncExecutor for redis::Connection {
     fn execute(&mut self, plan: Plan) -> Result<Vec<Value>> {
-        let commands = plan.commands;
-        if commands.is_empty() {
+        execute_one_server(self, plan.commands)
+    }
+}
+
+impl<C: redis::ConnectionLike> SyncExecutor for OneServer<C> {
+    fn execute(&mut self, plan: Plan) -> Result<Vec<Value>> {
+        execute_one_server(&mut self.0, plan.commands)
+    }
+}
+
+impl SyncExecutor for redis::cluster::ClusterConnection {
+    fn execute(&mut self, plan: Plan) -> Result<Vec<Value>> {
+        if plan.commands.is_empty() {
             return Ok(Vec::new());
         }
-        let any: &mut dyn Any = self;
-        if let Some(cluster) = any.downcast_mut::<redis::cluster::ClusterConnection>() {
-            return execute_sync_cluster(cluster, commands);
-        }
-        let every = every_primary_positions(&commands);
-        let mut values = send_sync(self, commands)?;
-        as_per_node(&mut values, &every);
-        Ok(values)
+        execute_sync_cluster(self, plan.commands)
     }
+}
+
+impl<W: Forward + ?Sized> SyncExecutor for W
+where
+    W::Target: SyncExecutor,
+{
+    fn execute(&mut self, plan: Plan) -> Result<Vec<Value>> {
+        (**self).execute(plan)
+    }
+}
+
+fn execute_one_server<C: redis::ConnectionLike>(
+    con: &mut C,
+    commands: Vec<Command>,
+) -> Result<Vec<Value>> {
+    if commands.is_empty() {
+        return Ok(Vec::new());
+    }
+    let every = every_primary_positions(&commands);
+    let mut values = send_sync(con, commands)?;
+    as_per_node(&mut values, &every);
+    Ok(values)
 }
 
 /// Sends `commands` to one server as a pipeline (or a lone request).
@@ -347,19 +426,45 @@ fn cluster_routing(target: &Target) -> Result<Option<RoutingInfo>> {
     })
 }
 
+/// Keyed commands the blocking Cluster client refuses inside a pipeline
+/// (redis-rs' `is_illegal_cmd`) although their keys share a slot (checked
+/// when the plan was written): multi-key set reads.
+fn refused_in_sync_cluster_pipeline(c: &Command) -> bool {
+    let name = c.cmd.args_iter().next();
+    matches!(
+        name,
+        Some(redis::Arg::Simple(n)) if [&b"SINTER"[..], b"SUNION", b"SDIFF"]
+            .iter()
+            .any(|x| n.eq_ignore_ascii_case(x))
+    ) && c.slot.is_some()
+}
+
 fn execute_sync_cluster(
     con: &mut redis::cluster::ClusterConnection,
     commands: Vec<Command>,
 ) -> Result<Vec<Value>> {
-    if commands.iter().all(|c| c.target == Target::Keys) {
+    if commands
+        .iter()
+        .all(|c| c.target == Target::Keys && !refused_in_sync_cluster_pipeline(c))
+    {
         return send_sync_cluster(con, commands);
     }
-    // Commands for chosen nodes go out one by one, in plan order; the
+    // Commands for chosen nodes, and those the cluster pipeline refuses (sent
+    // to their slot's primary), go out one by one, in plan order; the
     // commands between them as cluster pipelines.
     let mut values = Vec::with_capacity(commands.len());
     let mut run: Vec<Command> = Vec::new();
     for c in commands {
-        match cluster_routing(&c.target)? {
+        let routing = match c.slot {
+            Some(slot) if refused_in_sync_cluster_pipeline(&c) => Some(RoutingInfo::SingleNode(
+                SingleNodeRoutingInfo::SpecificNode(redis::cluster_routing::Route::new(
+                    slot,
+                    redis::cluster_routing::SlotAddr::Master,
+                )),
+            )),
+            _ => cluster_routing(&c.target)?,
+        };
+        match routing {
             None => run.push(c),
             Some(routing) => {
                 if !run.is_empty() {
@@ -403,35 +508,145 @@ fn send_sync_cluster(
     Ok(values)
 }
 
-impl<C: redis::aio::ConnectionLike + Send + Any> AsyncExecutor for C {
-    async fn execute_async(&mut self, plan: Plan) -> Result<Vec<Value>> {
-        let commands = plan.commands;
-        if commands.is_empty() {
-            return Ok(Vec::new());
-        }
-        let any: &mut dyn Any = self;
-        if let Some(cluster) = any.downcast_mut::<redis::cluster_async::ClusterConnection>() {
-            return execute_async_cluster(cluster, commands).await;
-        }
-        let every = every_primary_positions(&commands);
-        let mut values = send_async(self, commands).await?;
-        as_per_node(&mut values, &every);
-        Ok(values)
+impl AsyncExecutor for redis::aio::MultiplexedConnection {
+    fn execute_async(&mut self, plan: Plan) -> impl Future<Output = Result<Vec<Value>>> + Send {
+        execute_one_server_async(self, plan.commands)
     }
 
     fn detached(&self) -> Option<Detached> {
-        let any: &dyn Any = self;
-        if let Some(con) = any.downcast_ref::<redis::aio::MultiplexedConnection>() {
-            return Some(Detached(DetachedCon::Multiplexed(con.clone())));
-        }
-        if let Some(con) = any.downcast_ref::<redis::aio::ConnectionManager>() {
-            return Some(Detached(DetachedCon::Manager(con.clone())));
-        }
-        if let Some(con) = any.downcast_ref::<redis::cluster_async::ClusterConnection>() {
-            return Some(Detached(DetachedCon::Cluster(con.clone())));
-        }
-        None
+        Some(Detached(DetachedCon::Multiplexed(self.clone())))
     }
+}
+
+impl AsyncExecutor for redis::aio::ConnectionManager {
+    fn execute_async(&mut self, plan: Plan) -> impl Future<Output = Result<Vec<Value>>> + Send {
+        execute_one_server_async(self, plan.commands)
+    }
+
+    fn detached(&self) -> Option<Detached> {
+        Some(Detached(DetachedCon::Manager(self.clone())))
+    }
+}
+
+impl AsyncExecutor for redis::cluster_async::ClusterConnection {
+    async fn execute_async(&mut self, plan: Plan) -> Result<Vec<Value>> {
+        if plan.commands.is_empty() {
+            return Ok(Vec::new());
+        }
+        execute_async_cluster(self, plan.commands).await
+    }
+
+    fn detached(&self) -> Option<Detached> {
+        Some(Detached(DetachedCon::Cluster(self.clone())))
+    }
+}
+
+impl<C: redis::aio::ConnectionLike + Send> AsyncExecutor for OneServer<C> {
+    fn execute_async(&mut self, plan: Plan) -> impl Future<Output = Result<Vec<Value>>> + Send {
+        execute_one_server_async(&mut self.0, plan.commands)
+    }
+}
+
+impl<W: Forward + Send + ?Sized> AsyncExecutor for W
+where
+    W::Target: AsyncExecutor,
+{
+    fn execute_async(&mut self, plan: Plan) -> impl Future<Output = Result<Vec<Value>>> + Send {
+        (**self).execute_async(plan)
+    }
+
+    fn detached(&self) -> Option<Detached> {
+        (**self).detached()
+    }
+
+    fn is_exclusive(&self) -> bool {
+        (**self).is_exclusive()
+    }
+}
+
+/// An async connection the lock watchdog can own a handle of, to renew the
+/// lock from its own task ([`Lock::acquire_watched_async`]): the redis-rs
+/// connections that are shared handles (`MultiplexedConnection`,
+/// `ConnectionManager`, the async Cluster connection), [`OneServer`] of a
+/// `Clone` connection, and every [`Forward`] wrapper of these (pooled
+/// connections of deadpool-redis and bb8-redis: the watchdog gets a handle
+/// on the connection inside, the pooled object stays the caller's).
+///
+/// [`Lock::acquire_watched_async`]: crate::lock::Lock::acquire_watched_async
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be shared with the lock's watchdog task",
+    label = "no cloneable handle on this connection",
+    note = "the watchdog owns a handle: use a `MultiplexedConnection`, `ConnectionManager`, async Cluster connection, or a deadpool-redis / bb8-redis pooled connection (features `deadpool`, `bb8`)",
+    note = "a `Clone` connection of your own for one server: `redis_state::exec::OneServer(conn)`"
+)]
+pub trait Shared: AsyncExecutor {
+    /// The handle the watchdog owns.
+    type Handle: AsyncExecutor + Clone + Send + Sync + 'static;
+    /// A handle on the same connection.
+    fn handle(&self) -> Self::Handle;
+}
+
+macro_rules! shared_handles {
+    ($($t:ty),*) => {$(
+        impl Shared for $t {
+            type Handle = $t;
+            fn handle(&self) -> $t {
+                self.clone()
+            }
+        }
+    )*};
+}
+
+shared_handles!(
+    redis::aio::MultiplexedConnection,
+    redis::aio::ConnectionManager,
+    redis::cluster_async::ClusterConnection,
+    Detached
+);
+
+impl<C> Shared for OneServer<C>
+where
+    C: redis::aio::ConnectionLike + Clone + Send + Sync + 'static,
+{
+    type Handle = OneServer<C>;
+    fn handle(&self) -> Self::Handle {
+        self.clone()
+    }
+}
+
+impl<W: Forward + Send + ?Sized> Shared for W
+where
+    W::Target: Shared,
+{
+    type Handle = <W::Target as Shared>::Handle;
+    fn handle(&self) -> Self::Handle {
+        (**self).handle()
+    }
+}
+
+#[cfg(feature = "deadpool")]
+impl Forward for deadpool_redis::Connection {}
+
+#[cfg(feature = "deadpool")]
+impl Forward for deadpool_redis::cluster::Connection {}
+
+#[cfg(feature = "bb8")]
+impl<M: bb8_redis::bb8::ManageConnection> Forward for bb8_redis::bb8::PooledConnection<'_, M> {}
+
+#[cfg(feature = "r2d2")]
+impl<M: r2d2::ManageConnection> Forward for r2d2::PooledConnection<M> {}
+
+async fn execute_one_server_async<C: redis::aio::ConnectionLike + Send>(
+    con: &mut C,
+    commands: Vec<Command>,
+) -> Result<Vec<Value>> {
+    if commands.is_empty() {
+        return Ok(Vec::new());
+    }
+    let every = every_primary_positions(&commands);
+    let mut values = send_async(con, commands).await?;
+    as_per_node(&mut values, &every);
+    Ok(values)
 }
 
 /// Sends `commands` to one node as a pipeline (or a lone request).

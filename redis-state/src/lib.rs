@@ -26,6 +26,11 @@
 //! * [`session`]: sessions for any serde type, JSON or hash layout.
 //! * [`tx`]: optimistic `WATCH`/`MULTI`/`EXEC` transactions with retries.
 //! * [`value`]: plain string values and counters at keys other clients share.
+//! * [`collections`]: capped feeds, time windows, tag sets with a reverse
+//!   index, presence.
+//! * [`pubsub`] (`#[derive(Channel)]`): typed channels, publishing as an
+//!   operation, subscribers with bounded buffers, reconnects and sharded
+//!   channels that follow slot moves.
 //! * [`monitor`]: `INFO`, `SLOWLOG` and `LATENCY` as typed values from
 //!   every primary, and per-model statistics.
 //! * [`observe`]: a `tracing` span and `metrics` per operation run
@@ -35,6 +40,7 @@
 
 pub mod cache;
 pub mod codec;
+pub mod collections;
 pub mod driver;
 pub mod error;
 pub mod exec;
@@ -45,6 +51,7 @@ pub mod lock;
 pub mod monitor;
 pub mod observe;
 pub mod op;
+pub mod pubsub;
 mod random;
 pub mod ratelimit;
 pub mod redlock;
@@ -58,9 +65,10 @@ pub mod value;
 pub mod testing;
 
 pub use redis;
+pub use redis_state_derive::Channel;
 pub use redis_state_derive::{Cached, Leaderboard, RedisField, RedisHash};
 
-pub use crate::error::{DecodeError, Error, Result};
+pub use crate::error::{DecodeError, Error, ErrorKind, Result};
 pub use crate::hash::{RedisHash, Ttl};
 pub use crate::keys::{Namespace, Namespaced};
 pub use crate::leaderboard::Leaderboard;
@@ -79,7 +87,9 @@ pub mod prelude {
 /// What the derives expand to. Not public API: no semver guarantees.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::cache::{CacheInvalidations, CacheSchema, Cached, CachedKeyed, Tags};
+    pub use crate::cache::{
+        CacheInvalidations, CacheSchema, Cached, CachedKeyed, EntryFormat, Tags,
+    };
     pub use crate::codec::{
         Codec, CounterValue, ExpiresAtValue, FieldError, FieldValue, Json, Opt, Plain, Req, Slot,
         VersionValue,
@@ -186,6 +196,30 @@ pub mod __private {
     pub fn assert_board_part<T: KeyPart + Clone + Send + Sync + 'static>() {}
     /// See [`assert_field_value`].
     pub fn assert_data<T: serde::Serialize + serde::de::DeserializeOwned>() {}
+
+    pub use crate::pubsub::{Channel, ChannelSchema, PartError, parse_part};
+
+    /// A channel part: written into the name as a key part, parsed back as
+    /// a plain field value.
+    pub fn assert_channel_part<T: KeyPart + FieldValue>() {}
+
+    /// The schema of the stand-in `Channel` impl the derive emits beside
+    /// compile errors.
+    pub static FALLBACK_CHANNEL: ChannelSchema =
+        ChannelSchema::new("(invalid)", KeyTemplate::EMPTY, false);
+
+    /// The codec of the stand-in `Channel` impl: reads and writes nothing.
+    #[derive(Debug)]
+    pub struct FallbackCodec;
+    impl<T> Codec<T> for FallbackCodec {
+        const EXPECTED: &'static str = "(invalid)";
+        fn encode(_: &T, _: &mut Vec<u8>) -> core::result::Result<(), String> {
+            Err("the channel's declaration has errors".to_owned())
+        }
+        fn decode(_: &[u8]) -> core::result::Result<T, FieldError> {
+            Err(FieldError::new())
+        }
+    }
 
     /// The schema of the stand-in impl the derive emits beside compile errors.
     pub static FALLBACK_LEADERBOARD: LeaderboardSchema = LeaderboardSchema::new(

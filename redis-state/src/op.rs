@@ -41,6 +41,62 @@ pub(crate) struct Command {
     pub(crate) slot: Option<u16>,
     /// Where the command goes when its keys do not say.
     pub(crate) target: Target,
+    /// Where its keys stand among its arguments (for error messages).
+    pub(crate) keys: KeyArgs,
+}
+
+/// Where a command's keys stand among its arguments: `count` arguments
+/// from index `start`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct KeyArgs {
+    start: usize,
+    count: usize,
+}
+
+/// What a server error names: the command (or script) and its keys.
+#[derive(Debug, Clone)]
+pub(crate) struct Site {
+    operation: String,
+    keys: Vec<String>,
+}
+
+impl Site {
+    fn of(c: &Command) -> Site {
+        let arg = |i: usize| match c.cmd.args_iter().nth(i) {
+            Some(redis::Arg::Simple(b)) => String::from_utf8_lossy(b).into_owned(),
+            _ => String::new(),
+        };
+        let operation = match c.script {
+            Some(s) => format!("script {}", s.name()),
+            None => arg(0),
+        };
+        let keys = c
+            .cmd
+            .args_iter()
+            .skip(c.keys.start)
+            .take(c.keys.count)
+            .map(|a| match a {
+                redis::Arg::Simple(b) => String::from_utf8_lossy(b).into_owned(),
+                _ => String::new(),
+            })
+            .collect();
+        Site { operation, keys }
+    }
+
+    /// The error of a server error reply at this site.
+    pub(crate) fn error(&self, e: redis::ServerError) -> Error {
+        Error::server(self.operation.clone(), self.keys.clone(), e)
+    }
+
+    /// The error of a round trip that got no reply.
+    pub(crate) fn no_reply(self, commands: usize, e: redis::RedisError) -> Error {
+        Error::NoReply {
+            operation: self.operation,
+            keys: self.keys,
+            commands,
+            error: e,
+        }
+    }
 }
 
 /// Where a command goes, beyond what its keys say.
@@ -146,6 +202,11 @@ impl Plan {
         self.commands.is_empty()
     }
 
+    /// What each command's server error would name.
+    pub(crate) fn sites(&self) -> Vec<Site> {
+        self.commands.iter().map(Site::of).collect()
+    }
+
     /// Starts command `name` on `key` (its first key) and returns it, so the
     /// caller appends the remaining arguments.
     pub fn cmd(&mut self, name: &str, key: impl AsRef<[u8]>) -> &mut Cmd {
@@ -163,7 +224,12 @@ impl Plan {
     ) -> &mut Cmd {
         let mut cmd = Cmd::with_capacity(2 + args, name.len() + key.len() + bytes);
         cmd.arg(name).arg(key);
-        self.push(cmd, Some(key_slot(key)), None)
+        self.push(
+            cmd,
+            Some(key_slot(key)),
+            None,
+            KeyArgs { start: 1, count: 1 },
+        )
     }
 
     /// Starts command `name` over several keys, which must share a Cluster
@@ -175,7 +241,8 @@ impl Plan {
         for k in keys {
             cmd.arg(k.as_ref());
         }
-        Ok(self.push(cmd, slot, None))
+        let count = keys.len();
+        Ok(self.push(cmd, slot, None, KeyArgs { start: 1, count }))
     }
 
     /// Starts command `name` routed by `key` (its Cluster slot) without
@@ -184,14 +251,14 @@ impl Plan {
     pub fn cmd_routed(&mut self, name: &str, key: impl AsRef<[u8]>) -> &mut Cmd {
         let mut cmd = Cmd::new();
         cmd.arg(name);
-        self.push(cmd, Some(key_slot(key.as_ref())), None)
+        self.push(cmd, Some(key_slot(key.as_ref())), None, KeyArgs::default())
     }
 
     /// Starts a command without keys (routed to any node in a Cluster).
     pub fn keyless(&mut self, name: &str) -> &mut Cmd {
         let mut cmd = Cmd::new();
         cmd.arg(name);
-        self.push(cmd, None, None)
+        self.push(cmd, None, None, KeyArgs::default())
     }
 
     /// Starts a command for every primary: the executors send it once on a
@@ -241,7 +308,8 @@ impl Plan {
         for k in keys {
             cmd.arg(k.as_ref());
         }
-        Ok(self.push(cmd, slot, Some(script)))
+        let count = keys.len();
+        Ok(self.push(cmd, slot, Some(script), KeyArgs { start: 3, count }))
     }
 
     /// Writes a typed script call: `keys` and `args` hold one Redis
@@ -323,16 +391,31 @@ impl Plan {
         for a in args.args_iter().map(simple) {
             cmd.write_arg(a);
         }
-        self.push(cmd, slot, Some(script));
+        self.push(
+            cmd,
+            slot,
+            Some(script),
+            KeyArgs {
+                start: 3,
+                count: nkeys,
+            },
+        );
         Ok(())
     }
 
-    fn push(&mut self, cmd: Cmd, slot: Option<u16>, script: Option<&'static Script>) -> &mut Cmd {
+    fn push(
+        &mut self,
+        cmd: Cmd,
+        slot: Option<u16>,
+        script: Option<&'static Script>,
+        keys: KeyArgs,
+    ) -> &mut Cmd {
         self.commands.push(Command {
             cmd,
             script,
             slot,
             target: Target::Keys,
+            keys,
         });
         let last = self.commands.len() - 1;
         &mut self.commands[last].cmd
@@ -344,6 +427,7 @@ impl Plan {
             script: None,
             slot: None,
             target,
+            keys: KeyArgs::default(),
         });
         let last = self.commands.len() - 1;
         &mut self.commands[last].cmd
@@ -380,21 +464,53 @@ fn common_slot<K: AsRef<[u8]>>(unit: &str, keys: &[K]) -> Result<Option<u16>> {
 pub struct Replies {
     iter: std::vec::IntoIter<Value>,
     budget: usize,
+    /// What each command names, by position, for server errors.
+    sites: Vec<Site>,
+    total: usize,
 }
 
 impl Replies {
-    pub(crate) fn new(values: Vec<Value>) -> Self {
+    /// Replies to commands whose sites are `sites` (in order).
+    pub(crate) fn with_sites(values: Vec<Value>, sites: Vec<Site>) -> Self {
         let budget = values.len();
         Replies {
             iter: values.into_iter(),
             budget,
+            sites,
+            total: budget,
         }
     }
 
-    /// The next reply; a server error reply becomes [`Error::Redis`].
+    /// How many replies were read so far (of the whole plan).
+    pub(crate) fn position(&self) -> usize {
+        self.total - self.iter.len()
+    }
+
+    /// The sites of `count` commands from `position`.
+    pub(crate) fn sites(&self, position: usize, count: usize) -> Vec<Site> {
+        self.sites
+            .iter()
+            .skip(position)
+            .take(count)
+            .cloned()
+            .collect()
+    }
+
+    /// The server error reply `e` to the last reply read, naming its
+    /// command and keys.
+    fn server_error(&self, e: redis::ServerError) -> Error {
+        let at = self.total - self.iter.len();
+        match at.checked_sub(1).and_then(|i| self.sites.get(i)) {
+            Some(site) => site.error(e),
+            None => Error::server("a command".to_owned(), Vec::new(), e),
+        }
+    }
+
+    /// The next reply; a server error reply becomes [`Error::Server`],
+    /// naming the command (or script) and its keys.
     pub fn next_value(&mut self) -> Result<Value> {
         match self.next_raw()? {
-            Value::ServerError(e) => Err(Error::Redis(e.into())),
+            Value::ServerError(e) => Err(self.server_error(e)),
             v => Ok(v),
         }
     }
@@ -428,7 +544,7 @@ impl Replies {
             let node = Node::from_reply_key(&key)
                 .ok_or_else(|| Error::unexpected("a command to every primary", &key))?;
             match reply {
-                Value::ServerError(e) => return Err(Error::Redis(e.into())),
+                Value::ServerError(e) => return Err(self.server_error(e)),
                 reply => out.push((node, reply)),
             }
         }
@@ -497,8 +613,9 @@ pub trait Operation {
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<Self::Output>>;
 
     /// Runs the operation on a blocking connection: a `redis::Connection`,
-    /// a `redis::cluster::ClusterConnection`, or anything else implementing
-    /// `redis::ConnectionLike` (a pooled connection via `&mut *pooled`).
+    /// a `redis::cluster::ClusterConnection`, an r2d2 pooled connection of
+    /// either (feature `r2d2`), or any [`SyncExecutor`] (see
+    /// [`exec`](crate::exec) for wrappers and connections of your own).
     fn run<C: SyncExecutor + ?Sized>(self, con: &mut C) -> Result<Self::Output>
     where
         Self: Sized,
@@ -508,8 +625,9 @@ pub trait Operation {
 
     /// Runs the operation on an async connection: a
     /// `redis::aio::MultiplexedConnection`, a `ConnectionManager`, a
-    /// `redis::cluster_async::ClusterConnection`, or anything else
-    /// implementing `redis::aio::ConnectionLike`.
+    /// `redis::cluster_async::ClusterConnection`, a deadpool-redis or
+    /// bb8-redis pooled connection (features `deadpool`, `bb8`), or any
+    /// [`AsyncExecutor`] (see [`exec`](crate::exec)).
     fn run_async<C: AsyncExecutor + ?Sized>(
         self,
         con: &mut C,
@@ -619,19 +737,51 @@ async fn rounds_counted<O: Operation, S: Sender>(
         let mut plan = Plan::new();
         op.prepare(&mut plan)?;
         let empty = plan.is_empty();
+        let sites = plan.sites();
         let values = if empty {
             Vec::new()
         } else {
-            counter.sent(plan.len());
-            con.send(plan).await?
+            let n = plan.len();
+            counter.sent(n);
+            match con.send(plan).await {
+                Ok(values) => values,
+                Err(e) => return Err(unanswered(e, sites, n)),
+            }
         };
-        match op.complete(&mut Replies::new(values))? {
+        match op.complete(&mut Replies::with_sites(values, sites))? {
             Step::Done(out) => return Ok(out),
             Step::Again if empty => break,
             Step::Again => {}
         }
     }
     Err(too_many_rounds())
+}
+
+/// A round trip's failure: [`Error::NoReply`] when the commands were sent
+/// and no reply came (a timeout, a connection dropped or broken after
+/// sending), naming the first command; other errors as they are.
+fn unanswered(e: Error, sites: Vec<Site>, commands: usize) -> Error {
+    match e {
+        Error::Redis(e)
+            if (e.is_timeout() || e.is_connection_dropped() || e.is_io_error())
+                && !e.is_connection_refusal() =>
+        {
+            match sites.into_iter().next() {
+                Some(site) => site.no_reply(commands, e),
+                None => Error::Redis(e),
+            }
+        }
+        // The blocking Cluster client fails a whole pipeline on any error
+        // reply: name the first command that failed.
+        Error::Redis(e) => match e.clone().into_server_errors().as_deref() {
+            Some([(i, first), ..]) => match sites.into_iter().nth(*i) {
+                Some(site) => site.error(first.clone()),
+                None => Error::Redis(e),
+            },
+            _ => Error::Redis(e),
+        },
+        other => other,
+    }
 }
 
 fn too_many_rounds() -> Error {
@@ -941,6 +1091,10 @@ impl<T> CommandOp<T> {
                 script: None,
                 slot: self.slot,
                 target: self.target.clone(),
+                keys: KeyArgs {
+                    start: 1,
+                    count: usize::from(self.slot.is_some()),
+                },
             });
         }
     }

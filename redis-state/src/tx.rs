@@ -339,6 +339,7 @@ impl<W: Operation> Operation for Exec<W> {
             return Ok(self.writes.complete(replies)?.map_done(|_| Committed::Yes));
         }
         replies.next_value()?; // MULTI
+        let first = replies.position();
         for _ in 0..self.queued {
             // QUEUED, or the error that will make EXEC fail
             replies.next_value()?;
@@ -346,7 +347,10 @@ impl<W: Operation> Operation for Exec<W> {
         match replies.next_value()? {
             Value::Nil => Ok(Step::Done(Committed::No)),
             Value::Array(results) => {
-                let step = self.writes.complete(&mut Replies::new(results))?;
+                let sites = replies.sites(first, self.queued);
+                let step = self
+                    .writes
+                    .complete(&mut Replies::with_sites(results, sites))?;
                 self.committed = true;
                 Ok(step.map_done(|_| Committed::Yes))
             }

@@ -309,3 +309,45 @@ fn leaderboard_error_fallback() {
         },
     );
 }
+
+fn channel(name: &str, input: TokenStream) {
+    snapshot(name, "Channel", crate::channel::derive, input);
+}
+
+#[test]
+fn channel_json_parts() {
+    channel(
+        "channel_json_parts",
+        quote! {
+            #[channel(name = "org:{org}:user:{id}:events", message = UserEvent)]
+            pub struct UserEvents {
+                pub org: String,
+                pub id: u64,
+            }
+        },
+    );
+}
+
+#[test]
+fn channel_plain_sharded_unit() {
+    channel(
+        "channel_plain_sharded_unit",
+        quote! {
+            #[channel(name = "announcements", message = String, format = "plain", sharded)]
+            pub struct Announcements;
+        },
+    );
+}
+
+#[test]
+fn channel_error_fallback() {
+    channel(
+        "channel_error_fallback",
+        quote! {
+            #[channel(name = "user:{user}:events", message = UserEvent)]
+            pub struct UserEvents {
+                pub id: u64,
+            }
+        },
+    );
+}

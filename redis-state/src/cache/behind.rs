@@ -72,7 +72,7 @@ use redis::Value;
 use super::handle::Cache;
 use super::ops::{Set, id_of};
 use super::{Cached, CachedKeyed};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::exec::AsyncExecutor;
 use crate::keys::{IdBuf, IdValue, Namespace};
 use crate::op::{Operation, Plan, Replies, Step};
@@ -616,7 +616,7 @@ where
             .await;
         match r {
             Ok(_) => Ok(()),
-            Err(Error::Redis(e)) if e.code() == Some("BUSYGROUP") => Ok(()),
+            Err(e) if e.server_code() == Some("BUSYGROUP") => Ok(()),
             Err(e) => Err(e),
         }
     }

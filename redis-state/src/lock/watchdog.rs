@@ -16,7 +16,7 @@ use tokio::sync::{Notify, oneshot};
 use super::{Extend, Lock, LockGuard, drift, instant_after};
 use crate::driver::{Async, Waitable};
 use crate::error::{Error, LostReason, Result};
-use crate::exec::AsyncExecutor;
+use crate::exec::{AsyncExecutor, Shared};
 use crate::op::Operation;
 
 /// Tells a lock holder that its lock is lost: poll it
@@ -526,9 +526,11 @@ impl Lock {
     /// Takes the lock (waiting up to [`wait`](Lock::wait)) and starts a
     /// watchdog task on the current tokio runtime that renews it every
     /// [`renew_every`](Lock::renew_every) (default `ttl / 3`) with
-    /// [`LockGuard::extend`], through a clone of `con` (a
-    /// `MultiplexedConnection`, `ConnectionManager` or async Cluster
-    /// connection).
+    /// [`LockGuard::extend`], through a handle on `con` (a
+    /// `MultiplexedConnection`, `ConnectionManager`, async Cluster
+    /// connection, or a deadpool-redis / bb8-redis pooled connection of
+    /// these: the watchdog gets a handle on the connection inside, the
+    /// pooled object stays the caller's; see [`Shared`]).
     ///
     /// The guard's [`loss`](WatchedGuard::loss) signal fires as soon as a
     /// renewal finds the lock taken ([`LostReason::Expired`]), when no
@@ -545,9 +547,9 @@ impl Lock {
     /// One `EVALSHA` per try, then one per renewal.
     pub async fn acquire_watched_async<C>(&self, con: &C) -> Result<WatchedGuard>
     where
-        C: AsyncExecutor + Clone + Send + Sync + 'static,
+        C: Shared + Sync + ?Sized,
     {
-        let mut con = con.clone();
+        let mut con = con.handle();
         let spare = con.clone();
         let guard = self
             .acquire_with(&mut Async::new(&mut con), Some(&spare))
@@ -624,7 +626,7 @@ impl Lock {
     /// of `body` runs after the loss is known.
     pub async fn scope_watched_async<C, F, Fut, R>(&self, con: &C, body: F) -> Result<R>
     where
-        C: AsyncExecutor + Clone + Send + Sync + 'static,
+        C: Shared + Sync + ?Sized,
         F: FnOnce(LockGuard, LossSignal) -> Fut,
         Fut: Future<Output = R>,
     {

@@ -308,6 +308,121 @@ impl RedisCluster {
             .map_err(|error| self.client_error("connect async", error))
     }
 
+    /// The primary (index in [`primaries`](Self::primaries)) that owns
+    /// `slot` now, as primary 0 sees it (migrations made with
+    /// [`migrate_slot`](Self::migrate_slot) are followed).
+    ///
+    /// # Errors
+    ///
+    /// [`TestSupportError::Redis`] or [`TestSupportError::UnexpectedReply`]
+    /// if `CLUSTER SLOTS` fails.
+    pub fn owner_of_slot(&self, slot: u16) -> Result<usize, TestSupportError> {
+        let owners = slot_owners(&self.primaries()[0])?;
+        let port = owners
+            .iter()
+            .find(|(range, _)| range.contains(&slot))
+            .map(|(_, port)| *port)
+            .ok_or_else(|| TestSupportError::UnexpectedReply {
+                port: self.primaries()[0].port(),
+                command: "CLUSTER SLOTS".to_owned(),
+                detail: format!("no node owns slot {slot}"),
+            })?;
+        self.primaries()
+            .iter()
+            .position(|n| n.port() == port)
+            .ok_or_else(|| TestSupportError::UnexpectedReply {
+                port,
+                command: "CLUSTER SLOTS".to_owned(),
+                detail: format!("slot {slot} is owned by a node that is not a primary"),
+            })
+    }
+
+    /// Moves `slot` (with its keys) to primary `to` the way `redis-cli
+    /// --cluster reshard` does: `CLUSTER SETSLOT IMPORTING` on the target,
+    /// `MIGRATING` on the owner, `MIGRATE` of every key, then `SETSLOT
+    /// NODE` on every primary (the owner last but one, so that it drops
+    /// the slot's sharded pub/sub subscribers with `SUNSUBSCRIBE`).
+    /// Returns once every primary reports the new owner.
+    ///
+    /// # Errors
+    ///
+    /// [`TestSupportError::Redis`] naming the command that failed, or
+    /// [`TestSupportError::ClusterNotReady`] if the primaries do not agree
+    /// within the ready timeout.
+    pub fn migrate_slot(&self, slot: u16, to: usize) -> Result<(), TestSupportError> {
+        let slot = slot % SLOTS;
+        let from = self.owner_of_slot(slot)?;
+        if from == to || to >= self.primaries {
+            return Ok(());
+        }
+        let (src, dst) = (&self.primaries()[from], &self.primaries()[to]);
+        let id = |n: &RedisServer| n.query::<String>(redis::cmd("CLUSTER").arg("MYID"));
+        let (src_id, dst_id) = (id(src)?, id(dst)?);
+        let setslot = |n: &RedisServer, state: &str, node: &str| {
+            n.query::<()>(
+                redis::cmd("CLUSTER")
+                    .arg("SETSLOT")
+                    .arg(slot)
+                    .arg(state)
+                    .arg(node),
+            )
+        };
+        setslot(dst, "IMPORTING", &src_id)?;
+        setslot(src, "MIGRATING", &dst_id)?;
+        loop {
+            let keys: Vec<Vec<u8>> = src.query(
+                redis::cmd("CLUSTER")
+                    .arg("GETKEYSINSLOT")
+                    .arg(slot)
+                    .arg(100),
+            )?;
+            if keys.is_empty() {
+                break;
+            }
+            src.query::<()>(
+                redis::cmd("MIGRATE")
+                    .arg(HOST)
+                    .arg(dst.port())
+                    .arg("")
+                    .arg(0)
+                    .arg(5000)
+                    .arg("REPLACE")
+                    .arg("KEYS")
+                    .arg(keys),
+            )?;
+        }
+        setslot(dst, "NODE", &dst_id)?;
+        setslot(src, "NODE", &dst_id)?;
+        for (i, n) in self.primaries().iter().enumerate() {
+            if i != from && i != to {
+                setslot(n, "NODE", &dst_id)?;
+            }
+        }
+        let started = Instant::now();
+        loop {
+            let mut agree = true;
+            for n in self.primaries() {
+                let owners = slot_owners(n)?;
+                agree &= owners
+                    .iter()
+                    .any(|(range, port)| range.contains(&slot) && *port == dst.port());
+            }
+            if agree {
+                return Ok(());
+            }
+            if started.elapsed() > DEFAULT_READY_TIMEOUT {
+                return Err(TestSupportError::ClusterNotReady {
+                    waited: started.elapsed(),
+                    detail: format!(
+                        "slot {slot} moved to port {} but not every primary agrees",
+                        dst.port()
+                    ),
+                });
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
     fn client_error(&self, action: &str, error: redis::RedisError) -> TestSupportError {
         TestSupportError::ClusterClient {
             action: action.to_owned(),
@@ -566,4 +681,31 @@ mod tests {
             }
         }
     }
+}
+
+/// `CLUSTER SLOTS` of `node`: each range and its primary's port.
+fn slot_owners(node: &RedisServer) -> Result<Vec<(RangeInclusive<u16>, u16)>, TestSupportError> {
+    let reply: Vec<redis::Value> = node.query(redis::cmd("CLUSTER").arg("SLOTS"))?;
+    let int = |v: &redis::Value| match v {
+        redis::Value::Int(i) => u16::try_from(*i).ok(),
+        _ => None,
+    };
+    let mut out = Vec::new();
+    for entry in &reply {
+        let redis::Value::Array(items) = entry else {
+            continue;
+        };
+        let (Some(start), Some(end)) = (items.first().and_then(int), items.get(1).and_then(int))
+        else {
+            continue;
+        };
+        let port = match items.get(2) {
+            Some(redis::Value::Array(node)) => node.get(1).and_then(int),
+            _ => None,
+        };
+        if let Some(port) = port {
+            out.push((start..=end, port));
+        }
+    }
+    Ok(out)
 }

@@ -1,0 +1,15 @@
+#![allow(dead_code)]
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize)]
+struct Event {
+    kind: String,
+}
+
+#[derive(redis_state::Channel)]
+#[channel(name = "user:{id}:events:{id}", message = Event)]
+struct UserEvents {
+    id: u64,
+}
+
+fn main() {}

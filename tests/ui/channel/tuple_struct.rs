@@ -1,0 +1,13 @@
+#![allow(dead_code)]
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize)]
+struct Event {
+    kind: String,
+}
+
+#[derive(redis_state::Channel)]
+#[channel(name = "user:{id}:events", message = Event)]
+struct UserEvents(u64);
+
+fn main() {}
