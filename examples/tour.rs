@@ -96,6 +96,10 @@ const SECTIONS: &[Section] = &[
     ("Feeds, time windows, tag sets and presence", collections),
     ("Typed pub/sub: channels as types", pubsub),
     (
+        "Replicas: bounded connections and durable writes",
+        topologies,
+    ),
+    (
         "Operations: server INFO and per-model statistics",
         operations,
     ),
@@ -1051,6 +1055,37 @@ fn connections_and_errors(t: &mut Tour) -> Result {
             err.is_retryable(),
             err.keys()
         );
+        Ok::<_, Box<dyn std::error::Error>>(())
+    })
+}
+
+fn topologies(t: &mut Tour) -> Result {
+    use redis_state::connect::{ConnectionOptions, durable};
+    use redis_state::testing::ReplicaSet;
+    // A primary and one replica of our own (the tour's server may be shared).
+    let set = ReplicaSet::start(1)?;
+    let url = set.nodes()[0].url();
+    let ns = t.ns.clone();
+    t.rt.block_on(async {
+        // Timeouts, keepalive, bounded retries, a circuit breaker; a
+        // connection that reconnects after CLIENT KILL or a restart.
+        let options = ConnectionOptions::new();
+        println!("worst case for one operation: {:?}", options.worst_case());
+        let mut con = options.connect_async(url.as_str()).await?;
+        let player = Player {
+            id: 7,
+            nick: "replicated".into(),
+            guild: None,
+            gold: 1,
+            version: 0,
+        };
+        // WAIT 1 in the same round trip: how many replicas have the write.
+        let (_, acked) = durable(player.save().namespace(&ns), 1, Duration::from_millis(500))
+            .run_async(&mut con)
+            .await?;
+        println!("saved, acknowledged by {acked} replica");
+        let back = Player::load(&7).namespace(&ns).run_async(&mut con).await?;
+        println!("read back: {:?}", back.map(|p| p.nick));
         Ok::<_, Box<dyn std::error::Error>>(())
     })
 }

@@ -32,6 +32,7 @@ const CHAPTERS: &[(&str, &[&str])] = &[
     ("12-sharing.md", &["sharing"]),
     ("13-pubsub.md", &["pubsub"]),
     ("16-collections.md", &["collections"]),
+    ("17-topologies.md", &["topologies"]),
     ("18-connections.md", &["connections"]),
     ("19-operations.md", &["operations"]),
 ];

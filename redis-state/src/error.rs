@@ -279,6 +279,60 @@ pub enum Error {
         /// Messages dropped when it stopped.
         dropped: u64,
     },
+
+    /// An operation on a [configured connection](crate::connect) got no
+    /// answer in time, or lost its connection after sending. Whether its
+    /// writes were applied is unknown when `may_have_applied` is true (the
+    /// plan held a write and was sent); false when it held only reads or was
+    /// never sent.
+    #[error(
+        "{endpoint} gave no usable answer within {waited:?} ({}): {reason}",
+        if *may_have_applied { "the write may have been applied" } else { "nothing was applied" }
+    )]
+    Timeout {
+        /// The server or service (`host:port`, a Cluster, a Sentinel service),
+        /// never with credentials.
+        endpoint: String,
+        /// How long the operation waited in all, retries included.
+        waited: std::time::Duration,
+        /// Whether a write of the operation may have been applied.
+        may_have_applied: bool,
+        /// What happened last (a timeout, a dropped connection, a refusal).
+        reason: String,
+    },
+
+    /// The circuit breaker of a [configured connection](crate::connect) is
+    /// open after repeated failures: nothing was sent.
+    #[error("circuit open for {endpoint} after {failures} failures; next probe in {retry_in:?}")]
+    CircuitOpen {
+        /// The server or service.
+        endpoint: String,
+        /// Consecutive failures that opened it.
+        failures: u32,
+        /// When a probe will be let through.
+        retry_in: std::time::Duration,
+    },
+
+    /// No Sentinel answered with a usable primary for the service.
+    #[error("no primary for Sentinel service `{service}`: {reason}")]
+    NoPrimary {
+        /// The service name.
+        service: String,
+        /// What each sentinel answered.
+        reason: String,
+    },
+
+    /// A write was applied on its node but fewer replicas than asked
+    /// acknowledged it within the timeout (`WAIT`).
+    #[error("write acknowledged by {acked} of {wanted} replicas within {timeout:?}")]
+    DurabilityShortfall {
+        /// Replicas asked for.
+        wanted: u32,
+        /// Replicas that acknowledged.
+        acked: u32,
+        /// The `WAIT` timeout.
+        timeout: std::time::Duration,
+    },
 }
 
 /// ` on `key`` / ` on `a`, `b`` for a message; nothing without keys.
@@ -386,7 +440,10 @@ impl Error {
             // A timeout, or a connection that broke with the commands in
             // flight.
             Error::NoReply { error, .. } => redis_kind(error),
-            Error::LockTimeout { .. } => ErrorKind::Timeout,
+            Error::LockTimeout { .. }
+            | Error::Timeout { .. }
+            | Error::DurabilityShortfall { .. } => ErrorKind::Timeout,
+            Error::CircuitOpen { .. } | Error::NoPrimary { .. } => ErrorKind::Connection,
             Error::Server { .. } => ErrorKind::Server,
             Error::Decode(_) | Error::UnexpectedReply { .. } | Error::BadMessage { .. } => {
                 ErrorKind::Decode
@@ -425,7 +482,14 @@ impl Error {
                     || e.code().is_some_and(|c| TRANSIENT_CODES.contains(&c))
             }
             Error::Server { error, .. } => TRANSIENT_CODES.contains(&error.code()),
-            Error::LockTimeout { .. } | Error::TransactionConflict { .. } => true,
+            Error::LockTimeout { .. }
+            | Error::TransactionConflict { .. }
+            | Error::CircuitOpen { .. }
+            | Error::NoPrimary { .. } => true,
+            // Only when nothing can have been applied.
+            Error::Timeout {
+                may_have_applied, ..
+            } => !*may_have_applied,
             _ => false,
         }
     }
@@ -433,7 +497,13 @@ impl Error {
     /// True when the commands were sent and no reply came: a write may have
     /// been applied although the call failed ([`Error::NoReply`]).
     pub fn may_have_applied(&self) -> bool {
-        matches!(self, Error::NoReply { .. })
+        match self {
+            Error::NoReply { .. } | Error::DurabilityShortfall { .. } => true,
+            Error::Timeout {
+                may_have_applied, ..
+            } => *may_have_applied,
+            _ => false,
+        }
     }
 
     /// The server's error code (`WRONGTYPE`, `NOPERM`, `NOSCRIPT`, `ERR`,

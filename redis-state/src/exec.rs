@@ -159,6 +159,14 @@ enum DetachedCon {
     Multiplexed(redis::aio::MultiplexedConnection),
     Manager(redis::aio::ConnectionManager),
     Cluster(redis::cluster_async::ClusterConnection),
+    Configured(crate::connect::Connection),
+}
+
+impl Detached {
+    /// A handle on a [configured connection](crate::connect::Connection).
+    pub(crate) fn configured(con: crate::connect::Connection) -> Self {
+        Detached(DetachedCon::Configured(con))
+    }
 }
 
 impl std::fmt::Debug for Detached {
@@ -167,6 +175,7 @@ impl std::fmt::Debug for Detached {
             DetachedCon::Multiplexed(_) => "Detached(MultiplexedConnection)",
             DetachedCon::Manager(_) => "Detached(ConnectionManager)",
             DetachedCon::Cluster(_) => "Detached(ClusterConnection)",
+            DetachedCon::Configured(_) => "Detached(Connection)",
         })
     }
 }
@@ -177,6 +186,7 @@ impl AsyncExecutor for Detached {
             DetachedCon::Multiplexed(con) => con.execute_async(plan).await,
             DetachedCon::Manager(con) => con.execute_async(plan).await,
             DetachedCon::Cluster(con) => con.execute_async(plan).await,
+            DetachedCon::Configured(con) => con.execute_async(plan).await,
         }
     }
 

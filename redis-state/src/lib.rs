@@ -41,6 +41,7 @@
 pub mod cache;
 pub mod codec;
 pub mod collections;
+pub mod connect;
 pub mod driver;
 pub mod error;
 pub mod exec;

@@ -5,6 +5,9 @@
 //!   temporary directory; builder for arguments and replicas; stop, restart.
 //! - [`RedisCluster`]: a local Redis Cluster (3 primaries by default, optional
 //!   replicas), built without `redis-cli`.
+//! - [`ReplicaSet`]: a primary with replicas; [`RedisSentinel`]: 3 sentinels
+//!   over a primary and 2 replicas; failover helpers (kill the primary,
+//!   `SENTINEL FAILOVER`, `CLUSTER FAILOVER`, wait for the promotion).
 //! - [`shared_server`] / [`shared_cluster`]: one instance per test process,
 //!   started on first use. Tests sharing them isolate their keys with
 //!   [`unique_prefix`] and must not `FLUSHALL`.
@@ -49,6 +52,7 @@ mod cluster;
 mod error;
 mod process;
 mod server;
+mod topology;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
@@ -56,6 +60,7 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 pub use cluster::{ClusterBuilder, RedisCluster};
 pub use error::TestSupportError;
 pub use server::{RedisServer, ServerBuilder};
+pub use topology::{RedisSentinel, ReplicaSet, SERVICE_NAME};
 
 static SHARED_SERVER: OnceLock<RedisServer> = OnceLock::new();
 static SHARED_CLUSTER: OnceLock<RedisCluster> = OnceLock::new();

@@ -25,6 +25,7 @@ const LOG_TAIL_LINES: usize = 20;
 const LOG_FILE: &str = "redis.log";
 const STDERR_FILE: &str = "stderr.log";
 const STDOUT_FILE: &str = "stdout.log";
+const SENTINEL_CONF: &str = "sentinel.conf";
 
 /// A `redis-server` child process listening on a free port of 127.0.0.1.
 ///
@@ -42,6 +43,7 @@ const STDOUT_FILE: &str = "stdout.log";
 pub struct RedisServer {
     port: u16,
     cluster_port: Option<u16>,
+    tls_port: Option<u16>,
     primary_port: Option<u16>,
     binary: PathBuf,
     args: Vec<OsString>,
@@ -61,6 +63,10 @@ pub struct ServerBuilder {
     primary_port: Option<u16>,
     cluster_bus: bool,
     start_timeout: Duration,
+    /// Sentinel mode: the lines of its configuration file.
+    sentinel_conf: Option<String>,
+    /// A TLS port beside the plain one, with generated certificates.
+    tls: bool,
 }
 
 impl Default for ServerBuilder {
@@ -71,6 +77,8 @@ impl Default for ServerBuilder {
             primary_port: None,
             cluster_bus: false,
             start_timeout: DEFAULT_START_TIMEOUT,
+            sentinel_conf: None,
+            tls: false,
         }
     }
 }
@@ -130,6 +138,23 @@ impl ServerBuilder {
         self
     }
 
+    /// Also listens for TLS on a port of its own ([`RedisServer::tls_url`]),
+    /// with a certificate for `127.0.0.1` signed by a CA generated in the
+    /// server's directory ([`RedisServer::ca_cert`]) by the `openssl`
+    /// command; clients are not asked for certificates. The plain port
+    /// stays open (the test support checks the server through it).
+    pub fn tls(mut self) -> Self {
+        self.tls = true;
+        self
+    }
+
+    /// Sentinel mode (`redis-server <dir>/sentinel.conf --sentinel`), the
+    /// file holding `conf` (Sentinel rewrites it as it learns).
+    pub(crate) fn sentinel(mut self, conf: String) -> Self {
+        self.sentinel_conf = Some(conf);
+        self
+    }
+
     /// Starts the server and waits until it answers.
     ///
     /// # Errors
@@ -152,13 +177,25 @@ impl ServerBuilder {
             .map_err(|e| {
                 TestSupportError::io("create a temporary directory for redis-server", e)
             })?;
+        if self.tls {
+            generate_certificates(dir.path())?;
+        }
+        if let Some(conf) = &self.sentinel_conf {
+            std::fs::write(dir.path().join(SENTINEL_CONF), conf)
+                .map_err(|e| TestSupportError::io("write sentinel.conf", e))?;
+        }
         let mut last_port = 0;
         let mut last_tail = String::new();
         for _ in 0..START_ATTEMPTS {
-            let ports = free_ports(if self.cluster_bus { 2 } else { 1 })?;
+            let wanted = 1 + usize::from(self.cluster_bus) + usize::from(self.tls);
+            let ports = free_ports(wanted)?;
             let port = ports[0];
-            let cluster_port = ports.get(1).copied();
-            let args = self.full_args(port, cluster_port, dir.path());
+            let cluster_port = ports.get(1).copied().filter(|_| self.cluster_bus);
+            let tls_port = self.tls.then(|| ports[wanted - 1]);
+            let mut args = self.full_args(port, cluster_port, dir.path());
+            if let Some(tls_port) = tls_port {
+                args.extend(tls_args(tls_port, dir.path()));
+            }
             let client = client_for(port)?;
             match launch(
                 &binary,
@@ -172,6 +209,7 @@ impl ServerBuilder {
                     let server = RedisServer {
                         port,
                         cluster_port,
+                        tls_port,
                         primary_port: self.primary_port,
                         binary,
                         args,
@@ -201,6 +239,10 @@ impl ServerBuilder {
 
     fn full_args(&self, port: u16, cluster_port: Option<u16>, dir: &Path) -> Vec<OsString> {
         let mut args: Vec<OsString> = Vec::new();
+        if self.sentinel_conf.is_some() {
+            args.push(dir.join(SENTINEL_CONF).into_os_string());
+            args.push("--sentinel".into());
+        }
         let mut push = |name: &str, value: &OsStr| {
             args.push(name.into());
             args.push(value.to_owned());
@@ -260,6 +302,24 @@ impl RedisServer {
     /// `redis://127.0.0.1:<port>/`.
     pub fn url(&self) -> String {
         url(self.port)
+    }
+
+    /// The TLS port of a server built with [`ServerBuilder::tls`].
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls_port
+    }
+
+    /// `rediss://127.0.0.1:<tls port>/` for a server built with
+    /// [`ServerBuilder::tls`].
+    pub fn tls_url(&self) -> Option<String> {
+        self.tls_port.map(|p| format!("rediss://{HOST}:{p}/"))
+    }
+
+    /// The PEM of the CA that signed the server's certificate (a server
+    /// built with [`ServerBuilder::tls`]): the root a client must trust.
+    pub fn ca_cert(&self) -> Option<Vec<u8>> {
+        self.tls_port?;
+        std::fs::read(self.dir.path().join(CA_CERT)).ok()
     }
 
     /// The cluster bus port of a cluster node, `None` for a standalone server.
@@ -451,6 +511,106 @@ impl fmt::Debug for RedisServer {
             .field("dir", &self.dir.path())
             .finish_non_exhaustive()
     }
+}
+
+const CA_CERT: &str = "ca.crt";
+
+fn tls_args(tls_port: u16, dir: &Path) -> Vec<OsString> {
+    vec![
+        "--tls-port".into(),
+        tls_port.to_string().into(),
+        "--tls-cert-file".into(),
+        dir.join("server.crt").into_os_string(),
+        "--tls-key-file".into(),
+        dir.join("server.key").into_os_string(),
+        "--tls-ca-cert-file".into(),
+        dir.join(CA_CERT).into_os_string(),
+        "--tls-auth-clients".into(),
+        "no".into(),
+    ]
+}
+
+/// A CA and a server certificate for 127.0.0.1 (P-256 keys), made with the
+/// `openssl` command in `dir`.
+fn generate_certificates(dir: &Path) -> Result<(), TestSupportError> {
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .map_err(|e| TestSupportError::io("write server.ext", e))?;
+    let steps: [&[&str]; 3] = [
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            CA_CERT,
+            "-days",
+            "3650",
+            "-subj",
+            "/CN=redis-state test CA",
+        ],
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            CA_CERT,
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "3650",
+            "-extfile",
+            "server.ext",
+        ],
+    ];
+    for args in steps {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .map_err(|e| {
+                TestSupportError::io(
+                    "run `openssl` to make TLS certificates (install the openssl package)",
+                    e,
+                )
+            })?;
+        if !out.status.success() {
+            return Err(TestSupportError::InvalidConfig {
+                reason: format!(
+                    "`openssl {}` failed: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn url(port: u16) -> String {

@@ -1,0 +1,76 @@
+//! The test support's replicated topologies: a replica set, Sentinel over
+//! one, and the failover helpers (Sentinel and Cluster).
+
+use std::time::Duration;
+
+use redis_state::testing::{RedisCluster, RedisSentinel, ReplicaSet};
+
+fn get(server: &redis_state::testing::RedisServer, key: &str) -> Option<String> {
+    server.query(redis::cmd("GET").arg(key)).unwrap()
+}
+
+#[test]
+fn a_replica_set_replicates_and_promotes_by_hand() {
+    let mut set = ReplicaSet::start(2).unwrap();
+    assert_eq!(set.primary_index(), Some(0));
+    assert_eq!(set.replicas().len(), 2);
+    set.nodes()[0]
+        .query::<()>(redis::cmd("SET").arg("k").arg("v"))
+        .unwrap();
+    set.nodes()[0]
+        .query::<i64>(redis::cmd("WAIT").arg(2).arg(5000))
+        .unwrap();
+    assert_eq!(get(&set.nodes()[1], "k").as_deref(), Some("v"));
+
+    let (killed, _) = set.kill_primary().unwrap();
+    assert_eq!(killed, 0);
+    assert_eq!(set.primary_index(), None);
+    set.promote(1).unwrap();
+    assert_eq!(set.primary_index(), Some(1));
+    assert_eq!(get(&set.nodes()[1], "k").as_deref(), Some("v"));
+}
+
+#[test]
+fn sentinel_follows_a_requested_failover_and_a_killed_primary() {
+    let mut sentinel = RedisSentinel::start().unwrap();
+    assert_eq!(sentinel.sentinels().len(), 3);
+    let first = sentinel.reported_primary_port().unwrap();
+    assert_eq!(first, sentinel.data().nodes()[0].port());
+
+    let old = sentinel.failover().unwrap();
+    let second = sentinel
+        .wait_for_promotion(old, Duration::from_secs(30))
+        .unwrap();
+    assert_ne!(second, first);
+    assert!(sentinel.reported_failover_time().is_some());
+
+    let (_, killed_port, _) = sentinel.kill_primary().unwrap();
+    assert_eq!(killed_port, second);
+    let third = sentinel
+        .wait_for_promotion(killed_port, Duration::from_secs(30))
+        .unwrap();
+    assert_ne!(third, second);
+    let primary = sentinel.data().primary().unwrap();
+    assert_eq!(primary.port(), third);
+}
+
+#[test]
+fn cluster_failover_promotes_the_replica() {
+    let mut cluster = RedisCluster::builder()
+        .primaries(3)
+        .replicas_per_primary(1)
+        .config("cluster-node-timeout", "1000")
+        .start()
+        .unwrap();
+    let replica = cluster.replicas_of(0)[0].port();
+    let promoted = cluster.failover(0, Duration::from_secs(30)).unwrap();
+    assert_eq!(promoted, replica);
+
+    cluster.kill_primary(1).unwrap();
+    let replica = cluster.replicas_of(1)[0].port();
+    let promoted = cluster
+        .wait_for_promotion(1, Duration::from_secs(30))
+        .unwrap();
+    assert_eq!(promoted, replica);
+    assert!(cluster.reported_failover_time(1).is_some());
+}
