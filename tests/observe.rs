@@ -163,10 +163,10 @@ fn one_span_and_measurements_per_run(runner: &mut Runner, ns: &Namespace) {
     let hkey = format!("{ns}:{{o}}:h");
     runner.cmd::<i64>("HSET", &hkey).arg("f").arg("1").go();
     let before_err =
-        counter("redis_state_operation_errors_total{kind=redis,operation=CommandOp<String>}");
+        counter("redis_state_operation_errors_total{kind=server,operation=CommandOp<String>}");
     runner.run(command::<String>("GET", &hkey)).unwrap_err();
     let after_err =
-        counter("redis_state_operation_errors_total{kind=redis,operation=CommandOp<String>}");
+        counter("redis_state_operation_errors_total{kind=server,operation=CommandOp<String>}");
     assert!(after_err > before_err);
     assert!(
         i.recorded
@@ -186,7 +186,7 @@ fn one_span_and_measurements_per_run(runner: &mut Runner, ns: &Namespace) {
             && l.contains("outcome=\"ok\"")),
         "{log}"
     );
-    assert!(log.contains("outcome=\"redis\""), "{log}");
+    assert!(log.contains("outcome=\"server\""), "{log}");
 }
 
 matrix!(one_span_and_measurements_per_run);

@@ -24,6 +24,8 @@ pub fn error_kind(e: &Error) -> &'static str {
         Error::Redis(r) if r.is_timeout() => "timeout",
         Error::Redis(r) if r.is_connection_dropped() || r.is_connection_refusal() => "connection",
         Error::Redis(_) => "redis",
+        Error::Server { .. } => "server",
+        Error::NoReply { .. } => "no_reply",
         Error::Decode(_) => "decode",
         Error::Encode { .. } => "encode",
         Error::AlreadyExists { .. } => "already_exists",
