@@ -82,6 +82,8 @@ pub mod prelude {
     pub use crate::keys::Namespace;
     pub use crate::leaderboard::Leaderboard;
     pub use crate::op::{Operation, batch, many};
+    pub use crate::pubsub::Channel;
+    pub use redis_state_derive::Channel;
     pub use redis_state_derive::{Cached, Leaderboard, RedisField, RedisHash};
 }
 

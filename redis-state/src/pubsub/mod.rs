@@ -112,14 +112,18 @@ pub trait Channel: Sized + Send + 'static {
     /// an error before anything is sent.
     fn publish(&self, message: &Self::Message) -> Publish {
         let mut payload = Vec::new();
-        let encoded = <Self::Codec as Codec<Self::Message>>::encode(message, &mut payload);
-        Publish {
-            channel: self.name(),
-            payload: encoded
-                .map(|()| payload)
-                .map_err(|m| (Self::SCHEMA.model, m)),
-            sharded: Self::SCHEMA.sharded,
-        }
+        let name = self.name();
+        let cmd = if Self::SCHEMA.sharded {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        };
+        // The command is built here, once: `prepare` moves it into the plan.
+        let op = match <Self::Codec as Codec<Self::Message>>::encode(message, &mut payload) {
+            Ok(()) => Ok(crate::op::command::<u64>(cmd, &name).arg(payload)),
+            Err(m) => Err((Self::SCHEMA.model, m)),
+        };
+        Publish { channel: name, op }
     }
 
     /// The pattern of every channel of this type (`user:*:events`), for
@@ -274,8 +278,7 @@ fn split_name(segs: &[Seg], name: &[u8]) -> std::result::Result<Vec<Vec<u8>>, Pa
 #[derive(Debug)]
 pub struct Publish {
     channel: String,
-    payload: std::result::Result<Vec<u8>, (&'static str, String)>,
-    sharded: bool,
+    op: std::result::Result<crate::op::CommandOp<u64>, (&'static str, String)>,
 }
 
 impl Publish {
@@ -289,23 +292,24 @@ impl Operation for Publish {
     type Output = u64;
 
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
-        let payload = match &self.payload {
-            Ok(p) => p,
-            Err((model, message)) => {
-                return Err(Error::Encode {
-                    model,
-                    field: "(message)",
-                    message: message.clone(),
-                });
-            }
-        };
-        let name = if self.sharded { "SPUBLISH" } else { "PUBLISH" };
-        plan.cmd(name, &self.channel).arg(payload.as_slice());
-        Ok(())
+        match &mut self.op {
+            Ok(op) => op.prepare(plan),
+            Err((model, message)) => Err(Error::Encode {
+                model,
+                field: "(message)",
+                message: message.clone(),
+            }),
+        }
     }
 
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<u64>> {
-        replies.next::<u64>("PUBLISH").map(Step::Done)
+        match &mut self.op {
+            Ok(op) => op.complete(replies),
+            Err(_) => Err(Error::UnexpectedReply {
+                context: "PUBLISH",
+                found: "a reply to a command that was not sent".to_owned(),
+            }),
+        }
     }
 }
 

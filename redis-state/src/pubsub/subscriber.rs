@@ -335,6 +335,19 @@ impl Shared {
                 }
                 if self.standalone {
                     st.disconnected = true;
+                } else {
+                    // The Cluster client resubscribes a node it reconnects,
+                    // but not a sharded channel whose slot went to another
+                    // node (a failover): subscribe them all again, routed
+                    // by the client's refreshed slot map.
+                    let shards: Vec<Vec<u8>> = st
+                        .desired
+                        .iter()
+                        .filter(|(k, _)| *k == Kind::Shard)
+                        .map(|(_, n)| n.clone())
+                        .filter(|n| !st.resub.contains(n))
+                        .collect();
+                    st.resub.extend(shards);
                 }
                 drop(st);
                 self.maint.notify_one();
