@@ -215,6 +215,27 @@ pub enum Error {
     /// or a transaction body).
     #[error("{0}")]
     User(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+
+    /// A stream declared with
+    /// [`Retention::respect_groups`](crate::stream::Retention::respect_groups)
+    /// holds its cap of entries (its groups lag behind): nothing was added.
+    #[error("stream `{key}` is full: {len} entries, its groups have not caught up")]
+    StreamFull {
+        /// The stream key.
+        key: String,
+        /// Its length when the add was refused.
+        len: u64,
+    },
+
+    /// A job's lease ran out (or the job was taken by another worker): its
+    /// completion, failure or effect was refused.
+    #[error("the lease of job `{job}` in queue `{queue}` is no longer held")]
+    LeaseLost {
+        /// The queue name.
+        queue: String,
+        /// The job id.
+        job: String,
+    },
 }
 
 impl Error {

@@ -26,6 +26,10 @@
 //! * [`session`]: sessions for any serde type, JSON or hash layout.
 //! * [`tx`]: optimistic `WATCH`/`MULTI`/`EXEC` transactions with retries.
 //! * [`value`]: plain string values and counters at keys other clients share.
+//! * [`stream`]: typed streams with retention, consumer groups, claims,
+//!   dead letters and group-aware trimming.
+//! * [`queue`]: job queues with leases, delays, retries, priorities and
+//!   fenced completion; the plain list queue.
 //! * `testing` (feature `test-support`): real `redis-server` processes for
 //!   tests, standalone or as a local Cluster.
 
@@ -39,12 +43,14 @@ pub mod keys;
 pub mod leaderboard;
 pub mod lock;
 pub mod op;
+pub mod queue;
 mod random;
 pub mod ratelimit;
 pub mod redlock;
 pub mod script;
 pub mod session;
 mod setters;
+pub mod stream;
 pub mod tx;
 pub mod value;
 
