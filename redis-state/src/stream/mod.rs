@@ -45,7 +45,7 @@
 //! Entries that do not decode give [`Error::Decode`] naming the stream, the
 //! entry id and the field; a consumer moves them to the dead-letter stream.
 
-mod consumer;
+pub(crate) mod consumer;
 
 use std::marker::PhantomData;
 use std::time::Duration;
