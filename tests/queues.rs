@@ -397,3 +397,38 @@ fn server_killed_with_aof_always_loses_no_job() {
     let mut con = server.lock().unwrap().connection().unwrap();
     report("server killed (AOF always)", &q, &mut con, &pushed, &tally);
 }
+
+#[test]
+fn delayed_jobs_survive_a_server_kill() {
+    let mut server = RedisServer::builder()
+        .config("appendonly", "yes")
+        .config("appendfsync", "always")
+        .start()
+        .unwrap();
+    let mut o = QueueOptions::default();
+    o.lease = Duration::from_millis(100);
+    let q = Queue::<Task>::new("kill9.delayed").options(o);
+    let mut con = server.connection().unwrap();
+    q.push(&task(1))
+        .delay(Duration::from_millis(200))
+        .run(&mut con)
+        .unwrap();
+    q.push(&task(2)).run(&mut con).unwrap();
+    // Taken and then the server dies: the lease survives in the AOF and
+    // runs out; the job comes back.
+    let taken = q.take().run(&mut con).unwrap().unwrap();
+    assert_eq!(taken.data, task(2));
+    server.restart().unwrap();
+    let mut con = server.connection().unwrap();
+    assert_eq!(q.counts().run(&mut con).unwrap(), (0, 1, 1, 0));
+    std::thread::sleep(Duration::from_millis(250));
+    let mut got = Vec::new();
+    while let Some(job) = q.take().run(&mut con).unwrap() {
+        got.push((job.data.n, job.attempt));
+        q.complete(&job, ()).run(&mut con).unwrap();
+    }
+    got.sort();
+    assert_eq!(got, vec![(1, 1), (2, 2)]);
+    // The stale worker's completion is refused.
+    assert!(q.complete(&taken, ()).run(&mut con).is_err());
+}
