@@ -15,10 +15,7 @@ use crate::exec::{AsyncExecutor, SyncExecutor};
 use crate::op::{Operation, Plan, Replies, Step};
 use crate::script::Script;
 
-static KEEP: Script = Script::new(
-    "redis_state.stream.keep",
-    include_str!("../cache/lua/wb_keep.lua"),
-);
+static KEEP: Script = Script::new("redis_state.stream.keep", include_str!("lua/keep.lua"));
 static ACK_EFFECT: Script = Script::new(
     "redis_state.stream.ack_effect",
     include_str!("lua/ack_effect.lua"),
@@ -126,6 +123,10 @@ pub struct ConsumerOptions {
     /// The length the dead-letter stream is trimmed to (`MAXLEN ~`,
     /// default 10 000).
     pub dead_max_len: u64,
+    /// Deletes each entry (`XDEL`) once acknowledged or dead-lettered
+    /// (default false): for a stream that is a work queue of one group,
+    /// such as write-behind's.
+    pub delete_acked: bool,
 }
 
 impl Default for ConsumerOptions {
@@ -141,6 +142,7 @@ impl Default for ConsumerOptions {
             trim_every: Duration::from_secs(1),
             block: Duration::from_millis(400),
             dead_max_len: 10_000,
+            delete_acked: false,
         }
     }
 }
@@ -245,6 +247,14 @@ impl<T, C> Clone for Consumer<T, C> {
 }
 
 impl<T, C: EventCodec<T>> Consumer<T, C> {
+    /// A consumer of `group` under exactly `name`: for a process that
+    /// keeps one stable name across restarts (it re-reads its own pending
+    /// entries first). Two live processes must never share a name;
+    /// [`Group::consumer`] makes unique ones.
+    pub fn named(group: Group<T, C>, name: String) -> Self {
+        Consumer::new(group, name)
+    }
+
     pub(crate) fn new(group: Group<T, C>, name: String) -> Self {
         Consumer {
             group,
@@ -324,9 +334,25 @@ impl<T, C: EventCodec<T>> Consumer<T, C> {
         io.run(self.group.create()).await?;
         let mut next_claim = Instant::now();
         let mut next_trim = Instant::now();
+        // A consumer restarted under the name it had first re-reads what
+        // it held (nothing, for a name made by `Group::consumer`).
+        let mut own_pending = true;
         while !shutdown.is_fired() {
             let mut batch: Vec<(RawEntry, u64)> = Vec::new();
-            if Instant::now() >= next_claim {
+            if own_pending {
+                let mut read = self.read_group(None);
+                read.from = "0";
+                match io.run(read).await {
+                    Ok(Some(got)) => batch = self.with_deliveries(io, got).await?,
+                    Ok(None) => own_pending = false,
+                    Err(e) if is_nogroup(&e) => {
+                        io.run(self.group.create()).await?;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if batch.is_empty() && Instant::now() >= next_claim {
                 next_claim = Instant::now() + o.claim_every;
                 match io.run(self.autoclaim()).await {
                     Ok(claimed) if !claimed.is_empty() => {
@@ -342,14 +368,8 @@ impl<T, C: EventCodec<T>> Consumer<T, C> {
                 }
             }
             if batch.is_empty() {
-                let read = read_until(io, Deadline::after(o.block), |block| ReadGroup {
-                    key: &self.group.stream.key,
-                    group: &self.group.name,
-                    consumer: &self.name,
-                    count: o.batch,
-                    block,
-                })
-                .await;
+                let read =
+                    read_until(io, Deadline::after(o.block), |block| self.read_group(block)).await;
                 match read {
                     Ok(got) => {
                         batch = got
@@ -370,6 +390,9 @@ impl<T, C: EventCodec<T>> Consumer<T, C> {
             let mut kept = true;
             let ids: Vec<String> = batch.iter().map(|((id, _), _)| id.clone()).collect();
             for (i, ((id, fields), deliveries)) in batch.into_iter().enumerate() {
+                if shutdown.is_fired() {
+                    break; // the rest stays pending
+                }
                 let next = ids.get(i + 1).map(String::as_str);
                 kept = self
                     .handle(
@@ -449,6 +472,7 @@ impl<T, C: EventCodec<T>> Consumer<T, C> {
                             group: &self.group.name,
                             id,
                             effect: r.into().0,
+                            delete: o.delete_acked,
                             next: next.map(|n| self.keep(n)),
                         })
                         .await?;
@@ -479,6 +503,17 @@ impl<T, C: EventCodec<T>> Consumer<T, C> {
                     attempt += 1;
                 }
             }
+        }
+    }
+
+    fn read_group(&self, block: Option<Duration>) -> ReadGroup<'_> {
+        ReadGroup {
+            key: &self.group.stream.key,
+            group: &self.group.name,
+            consumer: &self.name,
+            count: self.options.batch,
+            block,
+            from: ">",
         }
     }
 
@@ -519,6 +554,7 @@ impl<T, C: EventCodec<T>> Consumer<T, C> {
             attempts,
             deliveries,
             max_len: self.options.dead_max_len,
+            delete: self.options.delete_acked,
             added: false,
         }
     }
@@ -605,6 +641,8 @@ struct ReadGroup<'a> {
     consumer: &'a str,
     count: usize,
     block: Option<Duration>,
+    /// `>` for new entries, `0` for this consumer's pending ones.
+    from: &'static str,
 }
 
 impl Operation for ReadGroup<'_> {
@@ -619,7 +657,7 @@ impl Operation for ReadGroup<'_> {
         if let Some(b) = self.block {
             cmd.arg("BLOCK").arg(crate::random::millis(b).max(1));
         }
-        cmd.arg("STREAMS").arg(self.key).arg(">");
+        cmd.arg("STREAMS").arg(self.key).arg(self.from);
         Ok(())
     }
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<Self::Output>> {
@@ -695,6 +733,7 @@ struct Settle<'a> {
     group: &'a str,
     id: &'a str,
     effect: Option<Effect>,
+    delete: bool,
     next: Option<Keep<'a>>,
 }
 
@@ -715,6 +754,9 @@ impl Operation for Settle<'_> {
                 }
             }
         }
+        if self.delete {
+            plan.cmd("XDEL", self.key).arg(self.id);
+        }
         if let Some(next) = &mut self.next {
             next.prepare(plan)?;
         }
@@ -722,6 +764,9 @@ impl Operation for Settle<'_> {
     }
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<(bool, bool)>> {
         let n: i64 = replies.next("XACK")?;
+        if self.delete {
+            replies.next_value()?;
+        }
         let next = match &mut self.next {
             None => false,
             Some(k) => matches!(k.complete(replies)?, Step::Done(true)),
@@ -741,6 +786,7 @@ struct DeadLetter<'a> {
     attempts: u32,
     deliveries: u64,
     max_len: u64,
+    delete: bool,
     added: bool,
 }
 
@@ -749,6 +795,9 @@ impl Operation for DeadLetter<'_> {
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
         if self.added {
             plan.cmd("XACK", self.key).arg(self.group).arg(self.id);
+            if self.delete {
+                plan.cmd("XDEL", self.key).arg(self.id);
+            }
             return Ok(());
         }
         let cmd = plan.cmd("XADD", &self.dead);
@@ -773,6 +822,9 @@ impl Operation for DeadLetter<'_> {
     }
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<()>> {
         replies.next_value()?;
+        if self.added && self.delete {
+            replies.next_value()?;
+        }
         if self.added {
             return Ok(Step::Done(()));
         }

@@ -61,7 +61,7 @@ use crate::script::Script;
 
 pub use consumer::{Ack, Consumer, ConsumerOptions, ConsumerStats, Delivery, Effect};
 
-static ADD_CAPPED: Script = Script::new(
+pub(crate) static ADD_CAPPED: Script = Script::new(
     "redis_state.stream.add_capped",
     include_str!("lua/add_capped.lua"),
 );
@@ -492,17 +492,22 @@ impl Operation for Add {
         Ok(())
     }
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<String>> {
-        match replies.next_raw()? {
-            Value::ServerError(e) if e.code() == "FULL" => Err(Error::StreamFull {
-                key: self.key.clone(),
-                len: e.details().and_then(|d| d.trim().parse().ok()).unwrap_or(0),
-            }),
-            Value::ServerError(e) => Err(Error::Redis(e.into())),
-            v => text(&v)
-                .and_then(|b| String::from_utf8(b).ok())
-                .map(Step::Done)
-                .ok_or_else(|| Error::unexpected("XADD", &v)),
-        }
+        added(replies.next_raw()?, &self.key).map(Step::Done)
+    }
+}
+
+/// The entry id an `XADD` (or the capped-add script) replied, or
+/// [`Error::StreamFull`].
+pub(crate) fn added(reply: Value, key: &str) -> Result<String> {
+    match reply {
+        Value::ServerError(e) if e.code() == "FULL" => Err(Error::StreamFull {
+            key: key.to_owned(),
+            len: e.details().and_then(|d| d.trim().parse().ok()).unwrap_or(0),
+        }),
+        Value::ServerError(e) => Err(Error::Redis(e.into())),
+        v => text(&v)
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| Error::unexpected("XADD", &v)),
     }
 }
 
