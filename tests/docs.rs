@@ -30,6 +30,8 @@ const CHAPTERS: &[(&str, &[&str])] = &[
     ("10-transactions.md", &["transactions"]),
     ("11-values.md", &["values"]),
     ("12-sharing.md", &["sharing"]),
+    ("14-streams.md", &["streams"]),
+    ("15-queues.md", &["queues"]),
 ];
 
 fn root() -> &'static Path {
