@@ -740,10 +740,15 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned + Send> Worker<T> {
         let q = &self.queue;
         let mut stats = WorkerStats::default();
         while !shutdown.is_fired() {
-            let taken = read_until(io, Deadline::after(q.options.block), |block| {
-                q.take_op(block).raw()
-            })
-            .await?;
+            // A take that does not wait first: when jobs are there, no
+            // wake-up `BLPOP` rides along.
+            let mut taken = io.run(q.take_op(None).raw()).await?;
+            if taken.is_none() {
+                taken = read_until(io, Deadline::after(q.options.block), |block| {
+                    q.take_op(block).raw()
+                })
+                .await?;
+            }
             let Some(t) = taken else { continue };
             let data = match decode::<T>(&q.name, &t) {
                 Ok(d) => d,

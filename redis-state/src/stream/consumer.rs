@@ -386,14 +386,20 @@ impl<T, C: EventCodec<T>> Consumer<T, C> {
                 }
             }
             // The first entry was just delivered; each later one is kept
-            // (its idle time reset) with the settlement of the one before.
+            // (its idle time reset) with the settlement of the one before,
+            // once the batch is older than half of `claim_idle` (before
+            // that, no other consumer can claim it).
             let mut kept = true;
+            let read_at = Instant::now();
+            let safe = o.claim_idle / 2;
             let ids: Vec<String> = batch.iter().map(|((id, _), _)| id.clone()).collect();
             for (i, ((id, fields), deliveries)) in batch.into_iter().enumerate() {
                 if shutdown.is_fired() {
                     break; // the rest stays pending
                 }
-                let next = ids.get(i + 1).map(String::as_str);
+                let fresh = read_at.elapsed() < safe;
+                kept |= fresh;
+                let next = ids.get(i + 1).map(String::as_str).filter(|_| !fresh);
                 kept = self
                     .handle(
                         io,
