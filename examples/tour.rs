@@ -88,6 +88,11 @@ const SECTIONS: &[Section] = &[
     ("Optimistic transactions", transactions),
     ("Typed Lua scripts", typed_scripts),
     ("Async: the same operation values, awaited", async_ops),
+    (
+        "Streams: typed events, a consumer group, dead letters",
+        streams,
+    ),
+    ("Job queues: leases, fenced completion, delays", queues),
 ];
 
 fn main() -> Result {
@@ -1005,6 +1010,95 @@ fn async_ops(t: &mut Tour) -> Result {
         );
         Ok::<_, Box<dyn std::error::Error>>(())
     })
+}
+
+// -- streams and queues --------------------------------------------------------
+
+#[derive(RedisHash, Debug, Clone, PartialEq)]
+#[redis(key = "tour_event:{id}")]
+struct Shipped {
+    #[redis(id)]
+    id: u64,
+    parcels: u32,
+}
+
+/// A typed stream with its retention, consumed by a group: the counts are
+/// summed with the acknowledgement, once; a failing event is dead-lettered.
+fn streams(t: &mut Tour) -> Result {
+    use redis_state::stream::{ConsumerOptions, Effect, Retention, Stream};
+    let events = Stream::<Shipped>::new(
+        format!("{}:{{tour-events}}", t.ns),
+        Retention::max_len(1_000),
+    );
+    redis_state::many((1..=3).map(|id| {
+        events.add(&Shipped {
+            id,
+            parcels: id as u32,
+        })
+    }))
+    .run(&mut t.con)?;
+    let sum_key = format!("{}:{{tour-events}}:parcels", t.ns);
+    let mut options = ConsumerOptions::default();
+    options.max_attempts = 1;
+    let consumer = events.group("shipping").consumer("tour")?.options(options);
+    let (stop, shutdown) = redis_state::cache::shutdown();
+    let stats = consumer.run(&mut t.con, &shutdown, |d| {
+        if d.event.id == 3 {
+            stop.fire();
+        }
+        if d.event.id == 2 {
+            return Err("carrier unknown".to_owned());
+        }
+        Ok(Effect::new().command("INCRBY", &sum_key, d.event.parcels))
+    })?;
+    let parcels: u32 = redis::cmd("GET").arg(&sum_key).query(&mut t.con)?;
+    println!(
+        "{}: {} done, {} dead-lettered, {parcels} parcels counted once",
+        consumer.name(),
+        stats.done,
+        stats.dead
+    );
+    Ok(())
+}
+
+/// A job queue: priorities, a delayed job, and a late completion refused.
+fn queues(t: &mut Tour) -> Result {
+    use redis_state::queue::{Queue, QueueOptions};
+    let name = format!("{}-jobs", t.ns);
+    let mut options = QueueOptions::default();
+    options.lease = Duration::from_millis(50);
+    let q = Queue::<String>::new(&name).options(options);
+    q.push(&"low".to_owned()).run(&mut t.con)?;
+    q.push(&"urgent".to_owned()).priority(9).run(&mut t.con)?;
+    q.push(&"later".to_owned())
+        .delay(Duration::from_secs(60))
+        .run(&mut t.con)?;
+    let first = q.take().run(&mut t.con)?.ok_or("a job")?;
+    println!("first taken: {} (priority first)", first.data);
+    q.complete(&first, ()).run(&mut t.con)?;
+    let slow = q.take().run(&mut t.con)?.ok_or("a job")?;
+    std::thread::sleep(Duration::from_millis(60));
+    match q.complete(&slow, ()).run(&mut t.con) {
+        Err(Error::LeaseLost { .. }) => println!("{}: late completion refused", slow.data),
+        other => println!("unexpected: {other:?}"),
+    }
+    let again = q.take().run(&mut t.con)?.ok_or("a job")?;
+    println!("{} taken again, attempt {}", again.data, again.attempt);
+    q.complete(&again, ()).run(&mut t.con)?;
+    println!(
+        "(ready, delayed, active, dead) = {:?}",
+        q.counts().run(&mut t.con)?
+    );
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("queue:{{{name}}}:*"))
+        .query(&mut t.con)?;
+    if !keys.is_empty() {
+        let () = redis::cmd("DEL")
+            .arg(&keys)
+            .query::<i64>(&mut t.con)
+            .map(drop)?;
+    }
+    Ok(())
 }
 
 /// Leaves nothing behind on a shared server.
