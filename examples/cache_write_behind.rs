@@ -89,7 +89,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .backoff(Duration::from_millis(10), Duration::from_millis(100));
     let dead_letters = worker.dead_letter_stream().to_owned();
     let (trigger, stop) = shutdown();
-    let mut worker_con = con.clone();
+    // The worker gets a connection of its own: its blocking reads never
+    // hold up the application's shared connection.
+    let mut worker_con = redis_state::exec::DedicatedConnection::connect_async(&client).await?;
     let task =
         tokio::spawn(async move { worker.process_async(&mut worker_con, stop, handler).await });
 

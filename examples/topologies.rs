@@ -62,7 +62,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // ANCHOR: options
     let options = ConnectionOptions::new()
         .connect_timeout(Duration::from_millis(500))
-        .response_timeout(Duration::from_millis(500))
+        .response_timeout(Duration::from_secs(2))
         .keepalive(Some(Duration::from_secs(30)))
         .retries(4)
         .backoff(Duration::from_millis(50), Duration::from_millis(500))
@@ -80,7 +80,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         balance: 100,
     };
     // Saved, then acknowledged by both replicas (WAIT 2 in the same round trip).
-    let (_, acked) = durable(ada.save().namespace(&ns), 2, Duration::from_millis(200))
+    let (_, acked) = durable(ada.save().namespace(&ns), 2, Duration::from_secs(1))
         .run_async(&mut con)
         .await?;
     println!("saved on the primary, acknowledged by {acked} replicas");
@@ -109,7 +109,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         balance: 50,
     };
     for attempt in 1.. {
-        match durable(bob.save().namespace(&ns), 1, Duration::from_millis(200))
+        match durable(bob.save().namespace(&ns), 1, Duration::from_secs(1))
             .run_async(&mut con)
             .await
         {

@@ -103,6 +103,11 @@ const SECTIONS: &[Section] = &[
         "Operations: server INFO and per-model statistics",
         operations,
     ),
+    (
+        "Streams: typed events, a consumer group, dead letters",
+        streams,
+    ),
+    ("Job queues: leases, fenced completion, delays", queues),
 ];
 
 fn main() -> Result {
@@ -1069,7 +1074,8 @@ fn topologies(t: &mut Tour) -> Result {
     t.rt.block_on(async {
         // Timeouts, keepalive, bounded retries, a circuit breaker; a
         // connection that reconnects after CLIENT KILL or a restart.
-        let options = ConnectionOptions::new();
+        // WAIT below waits up to 5 s, inside the response timeout.
+        let options = ConnectionOptions::new().response_timeout(Duration::from_secs(10));
         println!("worst case for one operation: {:?}", options.worst_case());
         let mut con = options.connect_async(url.as_str()).await?;
         let player = Player {
@@ -1080,7 +1086,7 @@ fn topologies(t: &mut Tour) -> Result {
             version: 0,
         };
         // WAIT 1 in the same round trip: how many replicas have the write.
-        let (_, acked) = durable(player.save().namespace(&ns), 1, Duration::from_millis(500))
+        let (_, acked) = durable(player.save().namespace(&ns), 1, Duration::from_secs(5))
             .run_async(&mut con)
             .await?;
         println!("saved, acknowledged by {acked} replica");
@@ -1111,6 +1117,92 @@ fn operations(t: &mut Tour) -> Result {
             s.memory.estimated_bytes,
             s.indexes.iter().map(|i| i.entries).sum::<u64>()
         );
+    }
+    Ok(())
+}
+
+// -- streams and queues --------------------------------------------------------
+
+#[derive(RedisHash, Debug, Clone, PartialEq)]
+#[redis(key = "tour_event:{id}")]
+struct Shipped {
+    #[redis(id)]
+    id: u64,
+    parcels: u32,
+}
+
+fn streams(t: &mut Tour) -> Result {
+    use redis_state::stream::{ConsumerOptions, Effect, Retention, Stream};
+    let events = Stream::<Shipped>::new(
+        format!("{}:{{tour-events}}", t.ns),
+        Retention::max_len(1_000),
+    );
+    redis_state::many((1..=3).map(|id| {
+        events.add(&Shipped {
+            id,
+            parcels: id as u32,
+        })
+    }))
+    .run(&mut t.con)?;
+    let sum_key = format!("{}:{{tour-events}}:parcels", t.ns);
+    let mut options = ConsumerOptions::default();
+    options.max_attempts = 1;
+    let consumer = events.group("shipping").consumer("tour")?.options(options);
+    let (stop, shutdown) = redis_state::cache::shutdown();
+    let stats = consumer.run(&mut t.con, &shutdown, |d| {
+        if d.event.id == 3 {
+            stop.fire();
+        }
+        if d.event.id == 2 {
+            return Err("carrier unknown".to_owned());
+        }
+        Ok(Effect::new().command("INCRBY", &sum_key, d.event.parcels))
+    })?;
+    let parcels: u32 = redis::cmd("GET").arg(&sum_key).query(&mut t.con)?;
+    println!(
+        "{}: {} done, {} dead-lettered, {parcels} parcels counted once",
+        consumer.name(),
+        stats.done,
+        stats.dead
+    );
+    Ok(())
+}
+
+fn queues(t: &mut Tour) -> Result {
+    use redis_state::queue::{Queue, QueueOptions};
+    let name = format!("{}-jobs", t.ns);
+    let mut options = QueueOptions::default();
+    options.lease = Duration::from_millis(50);
+    let q = Queue::<String>::new(&name).options(options);
+    q.push(&"low".to_owned()).run(&mut t.con)?;
+    q.push(&"urgent".to_owned()).priority(9).run(&mut t.con)?;
+    q.push(&"later".to_owned())
+        .delay(Duration::from_secs(60))
+        .run(&mut t.con)?;
+    let first = q.take().run(&mut t.con)?.ok_or("a job")?;
+    println!("first taken: {} (priority first)", first.data);
+    q.complete(&first, ()).run(&mut t.con)?;
+    let slow = q.take().run(&mut t.con)?.ok_or("a job")?;
+    std::thread::sleep(Duration::from_millis(60));
+    match q.complete(&slow, ()).run(&mut t.con) {
+        Err(Error::LeaseLost { .. }) => println!("{}: late completion refused", slow.data),
+        other => println!("unexpected: {other:?}"),
+    }
+    let again = q.take().run(&mut t.con)?.ok_or("a job")?;
+    println!("{} taken again, attempt {}", again.data, again.attempt);
+    q.complete(&again, ()).run(&mut t.con)?;
+    println!(
+        "(ready, delayed, active, dead) = {:?}",
+        q.counts().run(&mut t.con)?
+    );
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("queue:{{{name}}}:*"))
+        .query(&mut t.con)?;
+    if !keys.is_empty() {
+        let () = redis::cmd("DEL")
+            .arg(&keys)
+            .query::<i64>(&mut t.con)
+            .map(drop)?;
     }
     Ok(())
 }

@@ -545,7 +545,38 @@ fn a_refused_queue_write_caches_nothing(r: &mut Runner, ns: &Namespace) {
     assert_eq!(exists, 1);
 }
 
-matrix!(a_refused_queue_write_caches_nothing);
+/// The stream is bounded, with the error policy: a write that finds it
+/// full fails with `StreamFull` and caches nothing; the depth says why.
+fn a_full_queue_refuses_and_caches_nothing(r: &mut Runner, ns: &Namespace) {
+    let accounts = Cache::<Account>::new().namespace(ns);
+    let worker = WriteBehindWorker::new(&accounts, "w");
+    for id in 1..=2 {
+        let a = Account { id, balance: 1 };
+        r.run(accounts.write_behind(&id, &a).max_queued(2)).unwrap();
+    }
+    assert_eq!(r.run(worker.depth()).unwrap(), 2);
+    let err = r
+        .run(
+            accounts
+                .write_behind(&3, &Account { id: 3, balance: 1 })
+                .max_queued(2),
+        )
+        .unwrap_err();
+    match err {
+        redis_state::Error::StreamFull { key, len } => {
+            assert_eq!(key, worker.stream());
+            assert_eq!(len, 2);
+        }
+        other => panic!("expected StreamFull, got {other:?}"),
+    }
+    assert_eq!(r.run(accounts.get(&3)).unwrap(), None);
+    assert_eq!(r.run(worker.depth()).unwrap(), 2);
+}
+
+matrix!(
+    a_refused_queue_write_caches_nothing,
+    a_full_queue_refuses_and_caches_nothing
+);
 
 /// As a transaction's write, a write-behind queues between `MULTI` and
 /// `EXEC` and stores its entry after `EXEC`.

@@ -31,6 +31,8 @@ const CHAPTERS: &[(&str, &[&str])] = &[
     ("11-values.md", &["values"]),
     ("12-sharing.md", &["sharing"]),
     ("13-pubsub.md", &["pubsub"]),
+    ("14-streams.md", &["streams"]),
+    ("15-queues.md", &["queues"]),
     ("16-collections.md", &["collections"]),
     ("17-topologies.md", &["topologies"]),
     ("18-connections.md", &["connections"]),

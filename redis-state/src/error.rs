@@ -333,6 +333,27 @@ pub enum Error {
         /// The `WAIT` timeout.
         timeout: std::time::Duration,
     },
+
+    /// A stream declared with
+    /// [`Retention::respect_groups`](crate::stream::Retention::respect_groups)
+    /// holds its cap of entries (its groups lag behind): nothing was added.
+    #[error("stream `{key}` is full: {len} entries, its groups have not caught up")]
+    StreamFull {
+        /// The stream key.
+        key: String,
+        /// Its length when the add was refused.
+        len: u64,
+    },
+
+    /// A job's lease ran out (or the job was taken by another worker): its
+    /// completion, failure or effect was refused.
+    #[error("the lease of job `{job}` in queue `{queue}` is no longer held")]
+    LeaseLost {
+        /// The queue name.
+        queue: String,
+        /// The job id.
+        job: String,
+    },
 }
 
 /// ` on `key`` / ` on `a`, `b`` for a message; nothing without keys.
@@ -454,7 +475,10 @@ impl Error {
             | Error::VersionConflict { .. }
             | Error::TransactionConflict { .. }
             | Error::LockLost { .. }
+            | Error::LeaseLost { .. }
             | Error::LoadFailed { .. } => ErrorKind::Conflict,
+            // The stream's groups lag: adding again later can succeed.
+            Error::StreamFull { .. } => ErrorKind::Server,
             Error::Encode { .. }
             | Error::CounterOutOfRange { .. }
             | Error::CrossSlot { .. }
@@ -485,7 +509,8 @@ impl Error {
             Error::LockTimeout { .. }
             | Error::TransactionConflict { .. }
             | Error::CircuitOpen { .. }
-            | Error::NoPrimary { .. } => true,
+            | Error::NoPrimary { .. }
+            | Error::StreamFull { .. } => true,
             // Only when nothing can have been applied.
             Error::Timeout {
                 may_have_applied, ..

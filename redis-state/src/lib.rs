@@ -35,6 +35,10 @@
 //!   every primary, and per-model statistics.
 //! * [`observe`]: a `tracing` span and `metrics` per operation run
 //!   (features `tracing`, `metrics`).
+//! * [`stream`]: typed streams with retention, consumer groups, claims,
+//!   dead letters and group-aware trimming.
+//! * [`queue`]: job queues with leases, delays, retries, priorities and
+//!   fenced completion; the plain list queue.
 //! * `testing` (feature `test-support`): real `redis-server` processes for
 //!   tests, standalone or as a local Cluster.
 
@@ -53,12 +57,14 @@ pub mod monitor;
 pub mod observe;
 pub mod op;
 pub mod pubsub;
+pub mod queue;
 mod random;
 pub mod ratelimit;
 pub mod redlock;
 pub mod script;
 pub mod session;
 mod setters;
+pub mod stream;
 pub mod tx;
 pub mod value;
 

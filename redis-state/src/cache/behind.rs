@@ -20,15 +20,23 @@
 //! and `EXEC` and the entry is stored after a successful `EXEC` (see
 //! [`tx`](crate::tx)): the transaction decides whether the write is queued.
 //!
-//! Workers read the stream as a consumer group (`XREADGROUP`). An entry is
-//! acknowledged and deleted (`XACK`, `XDEL`, one script) only after the
+//! The stream is bounded: [`WriteBehind::max_queued`] (one million writes
+//! by default) with an explicit policy, error: a write that finds it full
+//! fails with [`Error::StreamFull`] and caches nothing (the `XADD` is a
+//! script that checks `XLEN` first).
+//!
+//! Workers run the [stream consumer](crate::stream::Consumer) loop, written
+//! once for every stream: they read the stream as a consumer group
+//! (`XREADGROUP`), on a connection of their own (a blocking read never
+//! holds up a shared connection: on one it polls). An entry is
+//! acknowledged and deleted (`XACK`, `XDEL`) only after the
 //! handler returned `Ok`. A worker that dies mid-batch leaves its entries
 //! pending; any worker of the group claims entries idle for longer than
 //! [`WriteBehindWorker::claim_idle`] (`XAUTOCLAIM`), and a worker restarted
 //! under the same consumer name first re-reads its own pending entries. A
 //! live worker keeps the entries it holds: it resets an entry's idle time
 //! before each retry and before the first attempt of each later entry of a
-//! batch (the `wb_keep` script: `XCLAIM … JUSTID` while the entry is still
+//! batch (the `keep` script: `XCLAIM … JUSTID` while the entry is still
 //! pending under its name), so `claim_idle` needs to exceed one handler
 //! attempt plus one backoff delay, and an entry another worker claimed
 //! meanwhile is left to that worker. So
@@ -43,7 +51,7 @@
 //!
 //! A handler error is retried in place with exponential backoff and jitter,
 //! up to [`WriteBehindWorker::max_attempts`] times; then the entry is moved
-//! to the dead-letter stream (`XADD` there, `XACK`, `XDEL` in one script),
+//! to the dead-letter stream (`XADD` there, then `XACK` and `XDEL`),
 //! with its fields plus `origin` (its id), `error` and `attempts`. An entry
 //! delivered more than [`WriteBehindWorker::max_deliveries`] times (its
 //! workers keep dying on it) is dead-lettered without running the handler
@@ -67,38 +75,16 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use redis::Value;
-
 use super::handle::Cache;
 use super::ops::{Set, id_of};
 use super::{Cached, CachedKeyed};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::exec::AsyncExecutor;
 use crate::keys::{IdBuf, IdValue, Namespace};
 use crate::op::{Operation, Plan, Replies, Step};
-
-crate::script! {
-    /// Acknowledges and deletes an entry, dead-lettering it first (with
-    /// its fields, the error and the attempts) when `verdict` is `dead`.
-    struct SettleScript {
-        name: "redis_state.cache.wb_settle",
-        keys: [stream, dead_stream],
-        args: [group: &str, entry_id: &str, verdict: &str, error: &str, attempts: u32, ..fields],
-        returns: Value,
-        lua: include_str!("lua/wb_settle.lua"),
-    }
-}
-
-crate::script! {
-    /// Resets the idle time of an entry still pending under `consumer`.
-    struct KeepScript {
-        name: "redis_state.cache.wb_keep",
-        keys: [stream],
-        args: [group: &str, consumer: &str, entry_id: &str],
-        returns: i64,
-        lua: include_str!("lua/wb_keep.lua"),
-    }
-}
+use crate::stream::{
+    Consumer, ConsumerOptions, Delivery, EventCodec, RawFields, Retention, Stream,
+};
 
 /// The stream of queued writes of `T` in `ns`.
 pub fn stream_key<T: Cached>(ns: Option<&Namespace>) -> String {
@@ -133,6 +119,24 @@ pub struct WriteBehind<T: Cached> {
     set: Set<T>,
     /// The stream entry id, once the `XADD` succeeded.
     queued: Option<String>,
+    /// The bound of the stream; see [`WriteBehind::max_queued`].
+    max_queued: u64,
+}
+
+/// The default bound of a write-behind stream: [`WriteBehind::max_queued`].
+pub const DEFAULT_MAX_QUEUED: u64 = 1_000_000;
+
+impl<T: Cached> WriteBehind<T> {
+    /// The most writes the type's stream may hold (default
+    /// [`DEFAULT_MAX_QUEUED`], at least 1). The policy is **error**: a write
+    /// that finds the stream full fails with [`Error::StreamFull`] and
+    /// caches nothing; the caller decides to wait and retry, shed, or write
+    /// through. Nothing is ever trimmed: a queued write is never dropped.
+    /// The depth is [`WriteBehindWorker::depth`].
+    pub fn max_queued(mut self, n: u64) -> Self {
+        self.max_queued = n.max(1);
+        self
+    }
 }
 
 impl<T: Cached> std::fmt::Debug for WriteBehind<T> {
@@ -156,8 +160,8 @@ impl<T: Cached> Operation for WriteBehind<T> {
         let stream = stream_key::<T>(self.set.ns());
         let id = self.set.id().joined().to_owned();
         let (key, payload) = self.set.queued_write(CONTEXT)?;
-        plan.cmd("XADD", stream)
-            .arg("*")
+        plan.script(&crate::stream::ADD_CAPPED, &[&stream])?
+            .arg(self.max_queued)
             .arg("id")
             .arg(id)
             .arg("key")
@@ -170,7 +174,10 @@ impl<T: Cached> Operation for WriteBehind<T> {
         match self.queued.take() {
             None => {
                 // A refused XADD ends the operation here: nothing is cached.
-                self.queued = Some(replies.next("XADD")?);
+                self.queued = Some(crate::stream::added(
+                    replies.next_raw()?,
+                    &stream_key::<T>(self.set.ns()),
+                )?);
                 Ok(Step::Again)
             }
             Some(entry_id) => {
@@ -212,6 +219,7 @@ where
         WriteBehind {
             set: Set::new(id, Some(value), 0).in_namespace(self.namespace_ref().cloned()),
             queued: None,
+            max_queued: DEFAULT_MAX_QUEUED,
         }
     }
 }
@@ -314,9 +322,6 @@ pub struct WriteBehindWorker<T> {
     _t: PhantomData<fn() -> T>,
 }
 
-/// A stream entry: id and field/value pairs.
-type RawEntry = (String, Vec<(Vec<u8>, Vec<u8>)>);
-
 impl<T> WriteBehindWorker<T>
 where
     T: Cached + Clone + Send + Sync + 'static,
@@ -402,9 +407,22 @@ where
         &self.dead
     }
 
+    /// The number of queued writes not yet settled (`XLEN` of the stream):
+    /// the depth to watch against [`WriteBehind::max_queued`].
+    pub fn depth(&self) -> crate::op::CommandOp<u64> {
+        crate::op::command("XLEN", &self.stream)
+    }
+
     /// Runs until `shutdown` fires, handling each queued write with
     /// `handler`. Returns what it did; a Redis error ends the run (restart
     /// it: nothing is lost).
+    ///
+    /// The loop is the [stream consumer](crate::stream::Consumer)'s, run
+    /// under this worker's stable name with entries deleted once settled.
+    /// Give the worker a connection of its own (a
+    /// [`DedicatedConnection`](crate::exec::DedicatedConnection)): on a
+    /// shared multiplexed connection it never blocks (it polls), so other
+    /// commands on that connection do not wait behind its reads.
     pub async fn process_async<C, F, Fut, E>(
         &self,
         con: &mut C,
@@ -417,513 +435,86 @@ where
         Fut: Future<Output = std::result::Result<(), E>> + Send,
         E: std::fmt::Display,
     {
-        let mut stats = WorkerStats::default();
-        self.ensure_group(con).await?;
-        let mut own_pending = true;
-        while !shutdown.is_fired() {
-            let entries: Vec<(RawEntry, u64)> = if own_pending {
-                let got = self.read(con, "0", None).await?;
-                if got.is_empty() {
-                    own_pending = false;
-                    continue;
-                }
-                self.with_deliveries(con, got).await?
-            } else {
-                let claimed = self.claim(con).await?;
-                if claimed.is_empty() {
-                    self.read(con, ">", Some(self.block))
-                        .await?
-                        .into_iter()
-                        .map(|e| (e, 1))
-                        .collect()
-                } else {
-                    stats.claimed += claimed.len() as u64;
-                    self.with_deliveries(con, claimed).await?
-                }
-            };
-            // The first entry was just delivered (its idle time is ~0); each
-            // later one is kept (its idle time reset) along with the
-            // settlement of the one before, or before its first attempt.
-            let mut kept = Kept::Yes;
-            let mut entries = entries.into_iter().peekable();
-            while let Some((entry, deliveries)) = entries.next() {
-                if shutdown.is_fired() {
-                    break;
-                }
-                let next = entries.peek().map(|((id, _), _)| id.clone());
-                let job = Job {
-                    entry,
-                    deliveries,
-                    kept,
-                    next: next.as_deref(),
-                };
-                kept = self
-                    .handle(con, &shutdown, &mut handler, job, &mut stats)
-                    .await?;
-            }
-        }
-        Ok(stats)
+        let o = ConsumerOptions {
+            batch: self.batch,
+            max_attempts: self.max_attempts,
+            max_deliveries: self.max_deliveries,
+            backoff: self.backoff,
+            max_backoff: self.max_backoff,
+            claim_idle: self.claim_idle,
+            claim_every: Duration::ZERO,
+            block: self.block,
+            delete_acked: true,
+            ..ConsumerOptions::default()
+        };
+        let stream = Stream::<Queued<T>, QueuedCodec>::with_codec(
+            self.stream.clone(),
+            // Never trimmed by the consumer: settled entries are deleted.
+            Retention::max_len(u64::MAX),
+        );
+        let consumer =
+            Consumer::named(stream.group(self.group.clone()), self.consumer.clone()).options(o);
+        let stats = consumer
+            .run_async(con, &shutdown, |d: Delivery<Queued<T>>| {
+                handler(QueuedWrite {
+                    entry_id: d.id,
+                    id: d.event.id,
+                    key: d.event.key,
+                    value: d.event.value,
+                    attempt: d.attempt,
+                    deliveries: d.deliveries,
+                })
+            })
+            .await?;
+        Ok(WorkerStats {
+            done: stats.done,
+            retries: stats.retries,
+            dead: stats.dead,
+            claimed: stats.claimed,
+        })
+    }
+}
+
+/// A queued write as the stream holds it: fields `id`, `key`, `v` (JSON).
+struct Queued<T> {
+    id: String,
+    key: String,
+    value: T,
+}
+
+/// Reads and writes [`Queued`] entries.
+struct QueuedCodec;
+
+impl<T: Cached> EventCodec<Queued<T>> for QueuedCodec {
+    fn encode(event: &Queued<T>, out: &mut RawFields) -> Result<()> {
+        let v = serde_json::to_vec(&event.value).map_err(|e| Error::Encode {
+            model: T::SCHEMA.model,
+            field: "v",
+            message: e.to_string(),
+        })?;
+        out.push((b"id".to_vec(), event.id.clone().into_bytes()));
+        out.push((b"key".to_vec(), event.key.clone().into_bytes()));
+        out.push((b"v".to_vec(), v));
+        Ok(())
     }
 
-    /// Handles one entry; returns whether the next entry of the batch was
-    /// kept along with this one's settlement.
-    async fn handle<C, F, Fut, E>(
-        &self,
-        con: &mut C,
-        shutdown: &Shutdown,
-        handler: &mut F,
-        job: Job<'_>,
-        stats: &mut WorkerStats,
-    ) -> Result<Kept>
-    where
-        C: AsyncExecutor + ?Sized,
-        F: FnMut(QueuedWrite<T>) -> Fut + Send,
-        Fut: Future<Output = std::result::Result<(), E>> + Send,
-        E: std::fmt::Display,
-    {
-        let Job {
-            entry: (entry_id, fields),
-            deliveries,
-            kept,
-            next,
-        } = job;
-        // An entry that waited in the batch may have been claimed by another
-        // worker meanwhile: it is that worker's now.
-        let ours = match kept {
-            Kept::Yes => true,
-            Kept::No => false,
-            Kept::Unknown => self.keep(con, &entry_id).await?,
-        };
-        if !ours {
-            self.handed_over(&entry_id);
-            return Ok(Kept::Unknown);
-        }
+    fn decode(_at: &str, fields: &[(Vec<u8>, Vec<u8>)]) -> Result<Queued<T>> {
         let field = |name: &[u8]| {
             fields
                 .iter()
                 .find(|(f, _)| f == name)
                 .map(|(_, v)| v.as_slice())
         };
-        let id = String::from_utf8_lossy(field(b"id").unwrap_or_default()).into_owned();
-        let key = String::from_utf8_lossy(field(b"key").unwrap_or_default()).into_owned();
-        let value = match serde_json::from_slice::<T>(field(b"v").unwrap_or_default()) {
-            Ok(v) => v,
-            Err(e) => {
-                let error = format!(
-                    "the queued value does not decode as {}: {e}",
-                    T::SCHEMA.model
-                );
-                log::warn!(target: "redis_state::cache", "dead-lettering {entry_id} of `{}`: {error}", self.stream);
-                stats.dead += 1;
-                return self
-                    .settle(con, &entry_id, &fields, Some((&error, 0)), next)
-                    .await;
-            }
-        };
-        if deliveries > self.max_deliveries {
-            let error = format!("delivered {deliveries} times (its workers did not finish it)");
-            log::warn!(target: "redis_state::cache", "dead-lettering {entry_id} of `{}`: {error}", self.stream);
-            stats.dead += 1;
-            return self
-                .settle(con, &entry_id, &fields, Some((&error, 0)), next)
-                .await;
-        }
-        let mut attempt = 1;
-        loop {
-            let write = QueuedWrite {
-                entry_id: entry_id.clone(),
-                id: id.clone(),
-                key: key.clone(),
-                value: value.clone(),
-                attempt,
-                deliveries,
-            };
-            match handler(write).await {
-                Ok(()) => {
-                    stats.done += 1;
-                    return self.settle(con, &entry_id, &fields, None, next).await;
-                }
-                Err(e) if attempt >= self.max_attempts => {
-                    let error = e.to_string();
-                    log::warn!(target: "redis_state::cache", "dead-lettering {entry_id} of `{}` after {attempt} attempts: {error}", self.stream);
-                    stats.dead += 1;
-                    return self
-                        .settle(con, &entry_id, &fields, Some((&error, attempt)), next)
-                        .await;
-                }
-                Err(e) => {
-                    stats.retries += 1;
-                    log::debug!(target: "redis_state::cache", "write-behind {entry_id} of `{}` failed (attempt {attempt}): {e}", self.stream);
-                    let delay = self.delay(attempt);
-                    let mut sd = shutdown.clone();
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => {}
-                        () = sd.fired_async() => return Ok(Kept::Unknown), // left pending
-                    }
-                    // Still pending under this worker: reset its idle time,
-                    // so that no other worker claims it during the next
-                    // attempt. Taken already (the attempt and the backoff
-                    // outlasted `claim_idle`): the other worker has it.
-                    if !self.keep(con, &entry_id).await? {
-                        self.handed_over(&entry_id);
-                        return Ok(Kept::Unknown);
-                    }
-                    attempt += 1;
-                }
-            }
-        }
-    }
-
-    fn handed_over(&self, entry_id: &str) {
-        log::debug!(target: "redis_state::cache", "write-behind {entry_id} of `{}` was claimed by another worker; left to it", self.stream);
-    }
-
-    /// Resets the idle time of `entry_id` if it is still pending under this
-    /// worker; false when another worker claimed it (or it was settled).
-    async fn keep<C: AsyncExecutor + ?Sized>(&self, con: &mut C, entry_id: &str) -> Result<bool> {
-        KeepEntry {
-            stream: &self.stream,
-            group: &self.group,
-            consumer: &self.consumer,
-            entry_id,
-        }
-        .run_async(con)
-        .await
-    }
-
-    fn delay(&self, attempt: u32) -> Duration {
-        let exp = self
-            .backoff
-            .saturating_mul(1u32 << (attempt - 1).min(20))
-            .min(self.max_backoff);
-        // Full jitter on the upper half, so retries of many workers spread.
-        let half = exp / 2;
-        half + Duration::from_micros(fastrand::u64(
-            0..=u64::try_from(half.as_micros()).unwrap_or(0),
-        ))
-    }
-
-    async fn ensure_group<C: AsyncExecutor + ?Sized>(&self, con: &mut C) -> Result<()> {
-        let r = Raw::new("XGROUP", &self.stream)
-            .args([
-                "CREATE".as_bytes(),
-                self.stream.as_bytes(),
-                self.group.as_bytes(),
-                b"0",
-                b"MKSTREAM",
-            ])
-            .run_async(con)
-            .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) if e.server_code() == Some("BUSYGROUP") => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    async fn read<C: AsyncExecutor + ?Sized>(
-        &self,
-        con: &mut C,
-        from: &str,
-        block: Option<Duration>,
-    ) -> Result<Vec<RawEntry>> {
-        let count = self.batch.to_string();
-        let mut args: Vec<Vec<u8>> = vec![
-            b"GROUP".to_vec(),
-            self.group.clone().into_bytes(),
-            self.consumer.clone().into_bytes(),
-            b"COUNT".to_vec(),
-            count.into_bytes(),
-        ];
-        if let Some(b) = block {
-            args.push(b"BLOCK".to_vec());
-            args.push(b.as_millis().to_string().into_bytes());
-        }
-        args.push(b"STREAMS".to_vec());
-        args.push(self.stream.clone().into_bytes());
-        args.push(from.as_bytes().to_vec());
-        let v = Raw::new("XREADGROUP", &self.stream)
-            .args(args)
-            .run_async(con)
-            .await?;
-        Ok(stream_entries(&v))
-    }
-
-    async fn claim<C: AsyncExecutor + ?Sized>(&self, con: &mut C) -> Result<Vec<RawEntry>> {
-        // Saturates at 2^53 - 1 ms ("never"): Redis refuses what does not
-        // fit its 64-bit integers.
-        let idle = self
-            .claim_idle
-            .as_millis()
-            .min(u128::from(crate::random::MAX_MILLIS))
-            .to_string();
-        let count = self.batch.to_string();
-        let v = Raw::new("XAUTOCLAIM", &self.stream)
-            .args([
-                self.stream.as_bytes(),
-                self.group.as_bytes(),
-                self.consumer.as_bytes(),
-                idle.as_bytes(),
-                b"0-0",
-                b"COUNT",
-                count.as_bytes(),
-            ])
-            .run_async(con)
-            .await?;
-        // [next cursor, [entries], [deleted ids]]
-        Ok(match &v {
-            Value::Array(parts) => parts.get(1).map(entry_list).unwrap_or_default(),
-            _ => Vec::new(),
+        let value = serde_json::from_slice::<T>(field(b"v").unwrap_or_default()).map_err(|e| {
+            Error::user(format!(
+                "the queued value does not decode as {}: {e}",
+                T::SCHEMA.model
+            ))
+        })?;
+        Ok(Queued {
+            id: String::from_utf8_lossy(field(b"id").unwrap_or_default()).into_owned(),
+            key: String::from_utf8_lossy(field(b"key").unwrap_or_default()).into_owned(),
+            value,
         })
     }
-
-    /// Looks up how often each entry was delivered (`XPENDING` extended form).
-    async fn with_deliveries<C: AsyncExecutor + ?Sized>(
-        &self,
-        con: &mut C,
-        entries: Vec<RawEntry>,
-    ) -> Result<Vec<(RawEntry, u64)>> {
-        let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
-            return Ok(Vec::new());
-        };
-        let count = (entries.len() * 2).to_string();
-        let v = Raw::new("XPENDING", &self.stream)
-            .args([
-                self.stream.as_bytes(),
-                self.group.as_bytes(),
-                first.0.as_bytes(),
-                last.0.as_bytes(),
-                count.as_bytes(),
-                self.consumer.as_bytes(),
-            ])
-            .run_async(con)
-            .await?;
-        let mut counts = std::collections::HashMap::new();
-        if let Value::Array(rows) = &v {
-            for row in rows {
-                if let Value::Array(cols) = row
-                    && let (Some(id), Some(Value::Int(n))) = (cols.first(), cols.get(3))
-                    && let Some(id) = text(id)
-                {
-                    counts.insert(id, u64::try_from(*n).unwrap_or(1));
-                }
-            }
-        }
-        Ok(entries
-            .into_iter()
-            .map(|e| {
-                let n = counts.get(e.0.as_bytes()).copied().unwrap_or(1);
-                (e, n)
-            })
-            .collect())
-    }
-
-    /// Acknowledges and deletes `entry_id` (dead-lettering it first when
-    /// `dead` says why), and keeps `next` in the same round trip.
-    async fn settle<C: AsyncExecutor + ?Sized>(
-        &self,
-        con: &mut C,
-        entry_id: &str,
-        fields: &[(Vec<u8>, Vec<u8>)],
-        dead: Option<(&str, u32)>,
-        next: Option<&str>,
-    ) -> Result<Kept> {
-        Settle {
-            stream: &self.stream,
-            dead_stream: &self.dead,
-            group: &self.group,
-            entry_id,
-            fields,
-            dead,
-            next: next.map(|entry_id| KeepEntry {
-                stream: &self.stream,
-                group: &self.group,
-                consumer: &self.consumer,
-                entry_id,
-            }),
-        }
-        .run_async(con)
-        .await
-    }
-}
-
-/// One entry of a batch, as [`WriteBehindWorker::handle`] takes it.
-struct Job<'a> {
-    entry: RawEntry,
-    deliveries: u64,
-    /// Whether the entry is known to be still this worker's.
-    kept: Kept,
-    /// The id of the next entry of the batch, kept with this settlement.
-    next: Option<&'a str>,
-}
-
-/// Whether an entry is still pending under this worker, with its idle time
-/// reset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kept {
-    /// Yes: just delivered or kept.
-    Yes,
-    /// No: another worker claimed it (or it was settled).
-    No,
-    /// Not known: ask before handling it.
-    Unknown,
-}
-
-/// Resets the idle time of an entry still pending under `consumer`; the
-/// output says whether it was.
-struct KeepEntry<'a> {
-    stream: &'a str,
-    group: &'a str,
-    consumer: &'a str,
-    entry_id: &'a str,
-}
-
-impl Operation for KeepEntry<'_> {
-    type Output = bool;
-    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
-        KeepScript::new(self.stream, self.group, self.consumer, self.entry_id).prepare(plan)
-    }
-    fn complete(&mut self, replies: &mut Replies) -> Result<Step<bool>> {
-        let kept: i64 = replies.next("the wb_keep script")?;
-        Ok(Step::Done(kept == 1))
-    }
-}
-
-struct Settle<'a> {
-    stream: &'a str,
-    dead_stream: &'a str,
-    group: &'a str,
-    entry_id: &'a str,
-    fields: &'a [(Vec<u8>, Vec<u8>)],
-    dead: Option<(&'a str, u32)>,
-    /// The next entry of the batch, kept in the same round trip.
-    next: Option<KeepEntry<'a>>,
-}
-
-impl Operation for Settle<'_> {
-    type Output = Kept;
-    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
-        let (verdict, error, attempts) = match self.dead {
-            Some((error, attempts)) => ("dead", error, attempts),
-            None => ("done", "", 0),
-        };
-        let mut settle = SettleScript::new(
-            self.stream,
-            self.dead_stream,
-            self.group,
-            self.entry_id,
-            verdict,
-            error,
-            attempts,
-        );
-        if self.dead.is_some() {
-            for (f, v) in self.fields {
-                settle = settle.fields(&f[..]).fields(&v[..]);
-            }
-        }
-        settle.prepare(plan)?;
-        if let Some(next) = &mut self.next {
-            next.prepare(plan)?;
-        }
-        Ok(())
-    }
-    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Kept>> {
-        replies.next_value()?;
-        Ok(Step::Done(match &mut self.next {
-            None => Kept::Unknown,
-            Some(next) => match next.complete(replies)? {
-                Step::Done(true) => Kept::Yes,
-                _ => Kept::No,
-            },
-        }))
-    }
-}
-
-/// One command routed by `key`, with its arguments, replying a raw value.
-struct Raw {
-    name: &'static str,
-    route: String,
-    args: Vec<Vec<u8>>,
-}
-
-impl Raw {
-    fn new(name: &'static str, route: &str) -> Self {
-        Raw {
-            name,
-            route: route.to_owned(),
-            args: Vec::new(),
-        }
-    }
-    fn args<A: AsRef<[u8]>>(mut self, args: impl IntoIterator<Item = A>) -> Self {
-        self.args
-            .extend(args.into_iter().map(|a| a.as_ref().to_vec()));
-        self
-    }
-}
-
-impl Operation for Raw {
-    type Output = Value;
-    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
-        let cmd = plan.cmd_routed(self.name, &self.route);
-        for a in &self.args {
-            cmd.arg(&a[..]);
-        }
-        Ok(())
-    }
-    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Value>> {
-        replies.next_value().map(Step::Done)
-    }
-}
-
-fn text(v: &Value) -> Option<Vec<u8>> {
-    match v {
-        Value::BulkString(b) => Some(b.clone()),
-        Value::SimpleString(s) => Some(s.clone().into_bytes()),
-        _ => None,
-    }
-}
-
-/// Entries of an `XREADGROUP` reply (RESP2 arrays or RESP3 map).
-fn stream_entries(v: &Value) -> Vec<RawEntry> {
-    match v {
-        Value::Array(streams) => streams
-            .iter()
-            .filter_map(|s| match s {
-                Value::Array(pair) => pair.get(1).map(entry_list),
-                _ => None,
-            })
-            .flatten()
-            .collect(),
-        Value::Map(streams) => streams.iter().flat_map(|(_, e)| entry_list(e)).collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// `[[id, [f, v, ...]], ...]`; entries whose fields are nil (deleted) are
-/// skipped.
-fn entry_list(v: &Value) -> Vec<RawEntry> {
-    let Value::Array(items) = v else {
-        return Vec::new();
-    };
-    items
-        .iter()
-        .filter_map(|item| {
-            let Value::Array(pair) = item else {
-                return None;
-            };
-            let id = String::from_utf8(text(pair.first()?)?).ok()?;
-            let fields = match pair.get(1)? {
-                Value::Array(kv) => kv
-                    .chunks(2)
-                    .filter_map(|c| Some((text(c.first()?)?, text(c.get(1)?)?)))
-                    .collect(),
-                Value::Map(kv) => kv
-                    .iter()
-                    .filter_map(|(k, v)| Some((text(k)?, text(v)?)))
-                    .collect(),
-                _ => return None,
-            };
-            Some((id, fields))
-        })
-        .collect()
 }

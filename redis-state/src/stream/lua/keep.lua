@@ -1,5 +1,5 @@
--- Keep a pending write-behind entry with the worker handling it: reset its
--- idle time, so that no other worker claims it, but only while it is still
+-- Keep a pending entry with the consumer handling it: reset its
+-- idle time, so that no other consumer claims it, but only while it is still
 -- pending under this consumer (another worker may have claimed it already).
 -- KEYS[1] stream
 -- ARGV[1] group, ARGV[2] consumer, ARGV[3] entry id

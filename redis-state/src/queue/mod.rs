@@ -1,0 +1,795 @@
+//! Job queues: typed jobs that a worker that dies never loses.
+//!
+//! ```no_run
+//! use redis_state::queue::Queue;
+//! # #[derive(serde::Serialize, serde::Deserialize)] struct Email { to: String }
+//! # fn f(con: &mut redis::Connection) -> redis_state::Result<()> {
+//! use redis_state::prelude::*;
+//! let emails = Queue::<Email>::new("emails");
+//! emails.push(&Email { to: "ann@example.com".into() }).priority(5).run(con)?;
+//! let (_stop, shutdown) = redis_state::cache::shutdown();
+//! emails.worker().run(con, &shutdown, |job| {
+//!     println!("to {}", job.data.to);
+//!     Ok::<_, String>(())
+//! })?;
+//! # Ok(()) }
+//! ```
+//!
+//! # How a job moves
+//!
+//! Every state change is one Lua script over the queue's keys (one hash
+//! tag, so one Cluster slot):
+//!
+//! * **push**: the payload is stored and the job is *ready* (a sorted set
+//!   by priority, oldest first among equals) or *delayed* (a sorted set by
+//!   due time).
+//! * **take**: promotes the delayed jobs that are due and reclaims the jobs
+//!   whose lease ran out (at most 100 of each per call; no pub/sub, no
+//!   sweeper process: the workers' own calls do it, by the server's clock),
+//!   then pops the ready job of highest priority under a *lease* (the
+//!   visibility timeout, separate from any delay) with a fresh random
+//!   token. A job whose lease ran out goes back to ready (its attempt
+//!   counted) and is taken again: **a job taken by a worker that dies is
+//!   never lost**, only delayed by the lease.
+//! * **complete**, **fail**, **extend**: fenced by the token. The script
+//!   checks that the token is the job's and that the lease has not run out;
+//!   a worker whose lease ran out gets [`Error::LeaseLost`]-style refusal
+//!   (its completion, failure, extension and [`Effect`] are not applied).
+//!   An effect is applied with the completion in the same script: exactly
+//!   once for effects inside Redis. Everything outside Redis is at least
+//!   once: a job may run again after its lease ran out.
+//! * A failure retries the job after an exponential backoff with jitter
+//!   (it waits in *delayed*); after `max_attempts` attempts (or when its
+//!   payload does not decode) the job is *dead*: kept, with its last
+//!   error, in the dead-letter set (the newest `dead_max` jobs).
+//!
+//! # Keys (`<q>` is `queue:{<name>}`)
+//!
+//! | key | type | content |
+//! |---|---|---|
+//! | `<q>:seq` | string | the last job id |
+//! | `<q>:data`, `<q>:prio`, `<q>:attempts`, `<q>:token`, `<q>:errors` | hash | job id → payload (JSON), ready score, attempts so far, lease token, last error |
+//! | `<q>:ready` | sorted set | ready jobs, by minus the priority |
+//! | `<q>:delayed` | sorted set | delayed and retrying jobs, by due time (ms) |
+//! | `<q>:active` | sorted set | leased jobs, by lease end (ms) |
+//! | `<q>:dead` | sorted set | dead jobs, by the time they died |
+//! | `<q>:notify` | list | a wake-up token for blocked workers |
+//!
+//! [`ListQueue`] is the plain form other clients use (`RPUSH` / `BLPOP` of
+//! JSON at `queue:<name>`): simple and interoperable, but a job popped by a
+//! worker that dies is lost.
+
+mod list;
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use redis::Value;
+
+use crate::cache::Shutdown;
+use crate::driver::{Async, Blocking, Deadline, Io, block_on, read_until};
+use crate::error::{DecodeError, Error, Result};
+use crate::exec::{AsyncExecutor, SyncExecutor};
+use crate::op::{Operation, Plan, Replies, Step};
+use crate::script::Script;
+use crate::stream::consumer::retry_delay;
+pub use crate::stream::{Ack, Effect};
+
+pub use list::{ListPop, ListPush, ListQueue};
+
+static PUSH: Script = Script::new("redis_state.queue.push", include_str!("lua/push.lua"));
+static TAKE: Script = Script::new("redis_state.queue.take", include_str!("lua/take.lua"));
+static SETTLE: Script = Script::new("redis_state.queue.settle", include_str!("lua/settle.lua"));
+
+/// A queue of jobs of type `T` (JSON payloads); see the [module docs](self).
+pub struct Queue<T> {
+    name: String,
+    base: String,
+    options: QueueOptions,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Queue<T> {
+    fn clone(&self) -> Self {
+        Queue {
+            name: self.name.clone(),
+            base: self.base.clone(),
+            options: self.options.clone(),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Queue<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("name", &self.name)
+            .field("job", &std::any::type_name::<T>())
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+/// How a queue's workers handle jobs. Start from `QueueOptions::default()`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct QueueOptions {
+    /// How long a taken job stays leased before it is taken again
+    /// (default 30 s). Longer jobs extend it ([`Queue::extend`]).
+    pub lease: Duration,
+    /// Attempts before a job is dead (default 5); a lease that ran out
+    /// counts as an attempt.
+    pub max_attempts: u32,
+    /// The first retry delay, doubled per attempt up to `max_backoff`, with
+    /// jitter on the upper half (defaults 1 s and 5 min).
+    pub backoff: Duration,
+    /// See `backoff`.
+    pub max_backoff: Duration,
+    /// How many dead jobs are kept (default 10 000; the oldest go first).
+    pub dead_max: u64,
+    /// How long one wait for a job lasts before a worker looks at shutdown
+    /// again (default 400 ms; also how late an idle worker sees a delayed
+    /// job become due, at worst).
+    pub block: Duration,
+}
+
+impl Default for QueueOptions {
+    fn default() -> Self {
+        QueueOptions {
+            lease: Duration::from_secs(30),
+            max_attempts: 5,
+            backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(300),
+            dead_max: 10_000,
+            block: Duration::from_millis(400),
+        }
+    }
+}
+
+/// A job taken under a lease.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Job<T> {
+    /// The job id (16 digits, increasing).
+    pub id: String,
+    /// The payload.
+    pub data: T,
+    /// 1 for the first attempt, then 2, 3, ...
+    pub attempt: u32,
+    /// The lease token: what fences this worker's completion.
+    pub token: String,
+}
+
+/// A dead job, as [`Queue::dead`] lists it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct DeadJob<T> {
+    /// The job id.
+    pub id: String,
+    /// The payload, or why it does not decode.
+    pub data: Result<T>,
+    /// The last error.
+    pub error: String,
+    /// The attempts made.
+    pub attempts: u32,
+}
+
+/// What a worker did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WorkerStats {
+    /// Jobs completed.
+    pub done: u64,
+    /// Failures scheduled for a retry.
+    pub retried: u64,
+    /// Jobs that died here.
+    pub dead: u64,
+    /// Completions or failures refused because the lease ran out meanwhile.
+    pub fenced: u64,
+}
+
+impl<T: serde::Serialize + serde::de::DeserializeOwned> Queue<T> {
+    /// The queue `name` (keys `queue:{<name>}:…`).
+    pub fn new(name: impl Into<String>) -> Self {
+        let name = name.into();
+        Queue {
+            base: format!("queue:{{{name}}}"),
+            name,
+            options: QueueOptions::default(),
+            _t: PhantomData,
+        }
+    }
+
+    /// Replaces the options.
+    pub fn options(mut self, options: QueueOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The queue name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The key of part `part` (`ready`, `data`, ...).
+    pub fn key(&self, part: &str) -> String {
+        format!("{}:{part}", self.base)
+    }
+
+    fn keys(&self, parts: &[&str]) -> Result<Vec<String>> {
+        if self.name.contains(['{', '}']) || self.name.is_empty() {
+            return Err(Error::InvalidKeyPart {
+                what: "queue name",
+                value: self.name.clone(),
+                reason: "must be non-empty and hold no brace",
+            });
+        }
+        Ok(parts.iter().map(|p| self.key(p)).collect())
+    }
+
+    /// Adds a job, ready now at priority 0; set [`Push::priority`] and
+    /// [`Push::delay`]. One `EVALSHA`; the output is the job id. Many
+    /// pushes in [`many`](crate::many) are one pipeline.
+    pub fn push(&self, data: &T) -> Push {
+        let payload = serde_json::to_vec(data).map_err(|e| Error::Encode {
+            model: std::any::type_name::<T>(),
+            field: "data",
+            message: e.to_string(),
+        });
+        Push {
+            keys: self.keys(&["seq", "data", "prio", "ready", "delayed", "notify"]),
+            payload: Some(payload),
+            priority: 0,
+            delay: Duration::ZERO,
+        }
+    }
+
+    /// Takes the next job under a lease, without waiting: one `EVALSHA`
+    /// (with `block`, a `BLPOP` of the wake-up list first, in the same
+    /// pipeline). `None` when no job is ready. Workers do this for you.
+    pub fn take(&self) -> Take<T> {
+        self.take_op(None)
+    }
+
+    fn take_op(&self, block: Option<Duration>) -> Take<T> {
+        Take {
+            raw: TakeRaw {
+                keys: self.keys(&[
+                    "data", "prio", "ready", "delayed", "active", "attempts", "token", "errors",
+                    "dead", "notify",
+                ]),
+                lease: self.options.lease,
+                max_attempts: self.options.max_attempts.max(1),
+                dead_max: self.options.dead_max,
+                block,
+                token: None,
+            },
+            queue: self.name.clone(),
+            _t: PhantomData,
+        }
+    }
+
+    fn settle(&self, job_id: &str, token: &str, verdict: Verdict) -> Settle {
+        Settle {
+            keys: self.keys(&[
+                "data", "prio", "delayed", "active", "attempts", "token", "errors", "dead",
+            ]),
+            queue: self.name.clone(),
+            id: job_id.to_owned(),
+            token: token.to_owned(),
+            dead_max: self.options.dead_max,
+            verdict,
+        }
+    }
+
+    /// Completes `job` (with an [`Effect`] applied in the same script when
+    /// `ack` carries one), only while its lease is held: fails with
+    /// [`Error::LeaseLost`] otherwise, applying nothing. One `EVALSHA`.
+    pub fn complete(&self, job: &Job<T>, ack: impl Into<Ack>) -> Settle {
+        self.settle(&job.id, &job.token, Verdict::Done(ack.into().0))
+    }
+
+    /// Fails `job`: retried after a backoff, or dead after `max_attempts`.
+    /// Fenced like [`complete`](Self::complete).
+    pub fn fail(&self, job: &Job<T>, error: &str) -> Settle {
+        self.fail_verdict(&job.id, &job.token, job.attempt, error)
+    }
+
+    fn fail_verdict(&self, id: &str, token: &str, attempt: u32, error: &str) -> Settle {
+        let o = &self.options;
+        let verdict = if attempt >= o.max_attempts.max(1) {
+            Verdict::Dead(error.to_owned())
+        } else {
+            Verdict::Retry(
+                error.to_owned(),
+                retry_delay(o.backoff, o.max_backoff, attempt),
+            )
+        };
+        self.settle(id, token, verdict)
+    }
+
+    /// Extends the lease of `job` to `lease` from now, while it is held
+    /// (else [`Error::LeaseLost`]). Run it from another connection while a
+    /// long job works.
+    pub fn extend(&self, job: &Job<T>, lease: Duration) -> Settle {
+        self.settle(&job.id, &job.token, Verdict::Extend(lease))
+    }
+
+    /// Counts: (ready, delayed, active, dead). One pipeline of four `ZCARD`s.
+    pub fn counts(&self) -> impl Operation<Output = (u64, u64, u64, u64)> + Send + use<T> {
+        crate::op::batch((
+            crate::op::command::<u64>("ZCARD", self.key("ready")),
+            crate::op::command::<u64>("ZCARD", self.key("delayed")),
+            crate::op::command::<u64>("ZCARD", self.key("active")),
+            crate::op::command::<u64>("ZCARD", self.key("dead")),
+        ))
+    }
+
+    /// The newest `count` dead jobs, with their last error.
+    pub fn dead(&self, count: usize) -> Dead<T> {
+        Dead {
+            keys: self.keys(&["dead", "data", "errors", "attempts"]),
+            count,
+            ids: None,
+            _t: PhantomData,
+        }
+    }
+
+    /// A worker with this queue's options.
+    pub fn worker(&self) -> Worker<T> {
+        Worker {
+            queue: self.clone(),
+        }
+    }
+}
+
+/// See [`Queue::push`].
+#[derive(Debug)]
+pub struct Push {
+    keys: Result<Vec<String>>,
+    payload: Option<Result<Vec<u8>>>,
+    priority: i32,
+    delay: Duration,
+}
+
+impl Push {
+    /// Higher first (default 0); among equals, oldest first.
+    pub fn priority(mut self, p: i32) -> Self {
+        self.priority = p;
+        self
+    }
+
+    /// Due after `d` instead of now (by the server's clock).
+    pub fn delay(mut self, d: Duration) -> Self {
+        self.delay = d;
+        self
+    }
+}
+
+impl Operation for Push {
+    type Output = String;
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        let Some(payload) = self.payload.take() else {
+            return Ok(());
+        };
+        let payload = payload?;
+        let keys = std::mem::replace(&mut self.keys, Ok(Vec::new()))?;
+        plan.script(&PUSH, &keys)?
+            .arg(payload)
+            .arg(-i64::from(self.priority))
+            .arg(ms(self.delay));
+        Ok(())
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<String>> {
+        replies.next("the queue push script").map(Step::Done)
+    }
+}
+
+/// See [`Queue::take`].
+#[derive(Debug)]
+pub struct Take<T> {
+    raw: TakeRaw,
+    queue: String,
+    _t: PhantomData<fn() -> T>,
+}
+
+/// A job as taken, before its payload is decoded.
+#[derive(Debug)]
+struct Taken {
+    id: String,
+    payload: Option<Vec<u8>>,
+    attempt: u32,
+    token: String,
+}
+
+impl<T> Take<T> {
+    fn raw(self) -> TakeRaw {
+        self.raw
+    }
+}
+
+#[derive(Debug)]
+struct TakeRaw {
+    keys: Result<Vec<String>>,
+    lease: Duration,
+    max_attempts: u32,
+    dead_max: u64,
+    block: Option<Duration>,
+    token: Option<String>,
+}
+
+impl Operation for TakeRaw {
+    type Output = Option<Taken>;
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        let keys = self.keys.as_ref().map_err(clone_err)?;
+        if let Some(b) = self.block {
+            // keys[9] is the wake-up list.
+            plan.cmd("BLPOP", &keys[9])
+                .arg(format!("{:.3}", b.as_secs_f64().max(0.001)));
+        }
+        let token = crate::random::hex_token(16)?;
+        plan.script(&TAKE, keys)?
+            .arg(crate::random::millis(self.lease).max(1))
+            .arg(&token)
+            .arg(self.max_attempts)
+            .arg(self.dead_max);
+        self.token = Some(token);
+        Ok(())
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Option<Taken>>> {
+        if self.block.is_some() {
+            replies.next_value()?;
+        }
+        let v = replies.next_value()?;
+        let bad = || Error::unexpected("the queue take script", &v);
+        let Value::Array(parts) = &v else {
+            return Err(bad());
+        };
+        match parts.as_slice() {
+            [Value::BulkString(id), payload, Value::Int(attempt)] => Ok(Step::Done(Some(Taken {
+                id: String::from_utf8_lossy(id).into_owned(),
+                payload: match payload {
+                    Value::BulkString(b) => Some(b.clone()),
+                    _ => None,
+                },
+                attempt: u32::try_from(*attempt).unwrap_or(u32::MAX),
+                token: self.token.take().unwrap_or_default(),
+            }))),
+            [Value::Nil, ..] => Ok(Step::Done(None)),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// Milliseconds for a script argument, 0 allowed, at most 2^53 - 1.
+fn ms(d: Duration) -> u64 {
+    d.as_millis().min(u128::from(crate::random::MAX_MILLIS)) as u64
+}
+
+fn clone_err(e: &Error) -> Error {
+    match e {
+        Error::InvalidKeyPart {
+            what,
+            value,
+            reason,
+        } => Error::InvalidKeyPart {
+            what,
+            value: value.clone(),
+            reason,
+        },
+        other => Error::InvalidArgument {
+            operation: "a queue",
+            reason: other.to_string(),
+        },
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(queue: &str, t: &Taken) -> Result<T> {
+    let at = format!("queue:{{{queue}}}:data#{}", t.id);
+    let Some(raw) = &t.payload else {
+        return Err(DecodeError::new(at, Some(&t.id), "JSON", None).into());
+    };
+    serde_json::from_slice(raw).map_err(|e| {
+        let mut d = DecodeError::new(at, Some(&t.id), "JSON", Some(raw));
+        d.detail = Some(e.to_string());
+        d.into()
+    })
+}
+
+impl<T: serde::de::DeserializeOwned> Operation for Take<T> {
+    type Output = Option<Job<T>>;
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        self.raw.prepare(plan)
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Self::Output>> {
+        let Step::Done(taken) = self.raw.complete(replies)? else {
+            return Ok(Step::Again);
+        };
+        let Some(t) = taken else {
+            return Ok(Step::Done(None));
+        };
+        let data = decode::<T>(&self.queue, &t)?;
+        Ok(Step::Done(Some(Job {
+            id: t.id,
+            data,
+            attempt: t.attempt,
+            token: t.token,
+        })))
+    }
+}
+
+/// What a settlement does.
+#[derive(Debug)]
+enum Verdict {
+    Done(Option<Effect>),
+    Retry(String, Duration),
+    Dead(String),
+    Extend(Duration),
+}
+
+/// What a settlement did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Settled {
+    /// Completed (or, for an extension, extended).
+    Done,
+    /// Scheduled for a retry.
+    Retried,
+    /// Dead: in the dead-letter set.
+    Dead,
+}
+
+/// See [`Queue::complete`], [`Queue::fail`], [`Queue::extend`].
+#[derive(Debug)]
+pub struct Settle {
+    keys: Result<Vec<String>>,
+    queue: String,
+    id: String,
+    token: String,
+    dead_max: u64,
+    verdict: Verdict,
+}
+
+impl Operation for Settle {
+    type Output = Settled;
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        let mut keys = self.keys.as_ref().map_err(clone_err)?.clone();
+        let (verdict, error, ms) = match &self.verdict {
+            Verdict::Done(effect) => {
+                if let Some(e) = effect {
+                    keys.extend(
+                        e.keys
+                            .iter()
+                            .map(|k| String::from_utf8_lossy(k).into_owned()),
+                    );
+                }
+                ("done", "", 0)
+            }
+            Verdict::Retry(e, d) => ("retry", e.as_str(), ms(*d)),
+            Verdict::Dead(e) => ("dead", e.as_str(), 0),
+            Verdict::Extend(d) => ("extend", "", crate::random::millis(*d).max(1)),
+        };
+        let cmd = plan.script(&SETTLE, &keys)?;
+        cmd.arg(&self.id)
+            .arg(&self.token)
+            .arg(verdict)
+            .arg(error)
+            .arg(ms)
+            .arg(self.dead_max);
+        if let Verdict::Done(Some(e)) = &self.verdict {
+            for a in &e.args {
+                cmd.arg(&a[..]);
+            }
+        }
+        Ok(())
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Settled>> {
+        let n: i64 = replies.next("the queue settle script")?;
+        match n {
+            1 => Ok(Step::Done(Settled::Done)),
+            2 => Ok(Step::Done(Settled::Retried)),
+            3 => Ok(Step::Done(Settled::Dead)),
+            _ => Err(Error::LeaseLost {
+                queue: self.queue.clone(),
+                job: self.id.clone(),
+            }),
+        }
+    }
+}
+
+/// See [`Queue::dead`].
+#[derive(Debug)]
+pub struct Dead<T> {
+    keys: Result<Vec<String>>,
+    count: usize,
+    ids: Option<Vec<String>>,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T: serde::de::DeserializeOwned> Operation for Dead<T> {
+    type Output = Vec<DeadJob<T>>;
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        let keys = self.keys.as_ref().map_err(clone_err)?;
+        match &self.ids {
+            None => {
+                plan.cmd("ZRANGE", &keys[0])
+                    .arg(0)
+                    .arg(self.count.max(1) - 1)
+                    .arg("REV");
+            }
+            Some(ids) if !ids.is_empty() => {
+                for k in &keys[1..] {
+                    let cmd = plan.cmd("HMGET", k);
+                    for id in ids {
+                        cmd.arg(id);
+                    }
+                }
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Self::Output>> {
+        let Some(ids) = &self.ids else {
+            let ids: Vec<String> = replies.next("ZRANGE")?;
+            let empty = ids.is_empty();
+            self.ids = Some(ids);
+            return Ok(if empty {
+                Step::Done(Vec::new())
+            } else {
+                Step::Again
+            });
+        };
+        let data: Vec<Option<Vec<u8>>> = replies.next("HMGET")?;
+        let errors: Vec<Option<String>> = replies.next("HMGET")?;
+        let attempts: Vec<Option<u32>> = replies.next("HMGET")?;
+        let queue = self.keys.as_ref().map(|k| k[0].clone()).unwrap_or_default();
+        Ok(Step::Done(
+            ids.iter()
+                .enumerate()
+                .map(|(i, id)| {
+                    let t = Taken {
+                        id: id.clone(),
+                        payload: data.get(i).cloned().flatten(),
+                        attempt: 0,
+                        token: String::new(),
+                    };
+                    DeadJob {
+                        id: id.clone(),
+                        data: decode::<T>(&queue, &t),
+                        error: errors.get(i).cloned().flatten().unwrap_or_default(),
+                        attempts: attempts.get(i).copied().flatten().unwrap_or(0),
+                    }
+                })
+                .collect(),
+        ))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The worker
+
+/// Takes jobs and runs a handler on each, until shutdown; see the
+/// [module docs](self). Written once over the [driver](crate::driver):
+/// [`run`](Self::run) blocks, [`run_async`](Self::run_async) awaits.
+///
+/// Waiting for a job blocks on the server (`BLPOP` of the wake-up list,
+/// 400 ms at most at a time) only on a connection that is the worker's own
+/// (a blocking connection, or a
+/// [`DedicatedConnection`](crate::exec::DedicatedConnection)); on a shared
+/// async connection it polls, so other tasks' commands never wait behind
+/// it.
+#[derive(Debug, Clone)]
+pub struct Worker<T> {
+    queue: Queue<T>,
+}
+
+impl<T: serde::Serialize + serde::de::DeserializeOwned + Send> Worker<T> {
+    /// Runs until `shutdown` fires (after the job in hand). A handler
+    /// error fails the job (retry or dead); a Redis error ends the run
+    /// (restart it: a job in hand comes back when its lease runs out).
+    pub fn run<Con, F, R, E>(
+        &self,
+        con: &mut Con,
+        shutdown: &Shutdown,
+        mut handler: F,
+    ) -> Result<WorkerStats>
+    where
+        Con: SyncExecutor + ?Sized,
+        F: FnMut(Job<T>) -> std::result::Result<R, E>,
+        R: Into<Ack>,
+        E: std::fmt::Display,
+    {
+        block_on(self.work(&mut Blocking::new(con), shutdown, &mut |j| {
+            std::future::ready(handler(j))
+        }))
+    }
+
+    /// [`run`](Self::run), awaited, with an async handler.
+    pub async fn run_async<Con, F, Fut, R, E>(
+        &self,
+        con: &mut Con,
+        shutdown: &Shutdown,
+        mut handler: F,
+    ) -> Result<WorkerStats>
+    where
+        Con: AsyncExecutor + ?Sized,
+        F: FnMut(Job<T>) -> Fut,
+        Fut: Future<Output = std::result::Result<R, E>>,
+        R: Into<Ack>,
+        E: std::fmt::Display,
+    {
+        self.work(&mut Async::new(con), shutdown, &mut handler)
+            .await
+    }
+
+    async fn work<I, F, Fut, R, E>(
+        &self,
+        io: &mut I,
+        shutdown: &Shutdown,
+        handler: &mut F,
+    ) -> Result<WorkerStats>
+    where
+        I: Io,
+        F: FnMut(Job<T>) -> Fut,
+        Fut: Future<Output = std::result::Result<R, E>>,
+        R: Into<Ack>,
+        E: std::fmt::Display,
+    {
+        let q = &self.queue;
+        let mut stats = WorkerStats::default();
+        while !shutdown.is_fired() {
+            // A take that does not wait first: when jobs are there, no
+            // wake-up `BLPOP` rides along.
+            let mut taken = io.run(q.take_op(None).raw()).await?;
+            if taken.is_none() {
+                taken = read_until(io, Deadline::after(q.options.block), |block| {
+                    q.take_op(block).raw()
+                })
+                .await?;
+            }
+            let Some(t) = taken else { continue };
+            let data = match decode::<T>(&q.name, &t) {
+                Ok(d) => d,
+                Err(e) => {
+                    log::warn!(target: "redis_state::queue", "job {} of `{}` is dead: {e}", t.id, q.name);
+                    let settle = q.settle(&t.id, &t.token, Verdict::Dead(e.to_string()));
+                    count(&mut stats, io.run(settle).await)?;
+                    continue;
+                }
+            };
+            let (id, token, attempt) = (t.id, t.token, t.attempt);
+            let job = Job {
+                id: id.clone(),
+                data,
+                attempt,
+                token: token.clone(),
+            };
+            let settle = match handler(job).await {
+                Ok(r) => q.settle(&id, &token, Verdict::Done(r.into().0)),
+                Err(e) => {
+                    let error = e.to_string();
+                    log::debug!(target: "redis_state::queue", "job {id} of `{}` failed (attempt {attempt}): {error}", q.name);
+                    q.fail_verdict(&id, &token, attempt, &error)
+                }
+            };
+            count(&mut stats, io.run(settle).await)?;
+        }
+        Ok(stats)
+    }
+}
+
+fn count(stats: &mut WorkerStats, r: Result<Settled>) -> Result<()> {
+    match r {
+        Ok(Settled::Done) => stats.done += 1,
+        Ok(Settled::Retried) => stats.retried += 1,
+        Ok(Settled::Dead) => stats.dead += 1,
+        Err(Error::LeaseLost { queue, job }) => {
+            log::warn!(target: "redis_state::queue", "job {job} of `{queue}`: the lease ran out before it was settled; another worker has it");
+            stats.fenced += 1;
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(())
+}

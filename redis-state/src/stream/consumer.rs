@@ -1,0 +1,840 @@
+//! The consumer loop of a group, written once over the
+//! [driver](crate::driver) and served blocking ([`Consumer::run`]) and
+//! async ([`Consumer::run_async`]).
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use redis::{ToRedisArgs, Value};
+
+use super::{EventCodec, Group, RawEntry, RawFields, entry_list, stream_entries, text};
+use crate::cache::Shutdown;
+use crate::driver::{Async, Blocking, Deadline, Io, block_on, read_until};
+use crate::error::{Error, Result};
+use crate::exec::{AsyncExecutor, SyncExecutor};
+use crate::op::{Operation, Plan, Replies, Step};
+use crate::script::Script;
+
+static KEEP: Script = Script::new("redis_state.stream.keep", include_str!("lua/keep.lua"));
+static ACK_EFFECT: Script = Script::new(
+    "redis_state.stream.ack_effect",
+    include_str!("lua/ack_effect.lua"),
+);
+
+// ---------------------------------------------------------------------------
+// Effects applied with the acknowledgement
+
+/// Redis commands applied atomically with an acknowledgement, in one
+/// script: exactly once per entry (or job) for what they do inside Redis.
+///
+/// Every command names one key first; all keys must share the stream's
+/// (or queue's) Cluster slot, so give them its hash tag (`{orders}:events`
+/// and `{orders}:totals`): a mismatch is refused with
+/// [`Error::CrossSlot`] before anything is sent. The script checks that
+/// the entry is still pending in the group (for a queue: that the lease
+/// is still held, by its token) before it applies anything; a consumer
+/// that lost the entry to another one applies nothing. Effects outside
+/// Redis (an email, an HTTP call) stay at least once: make them
+/// idempotent. A command that fails inside the script (a key of another
+/// type) stops it before the acknowledgement, leaving the commands before
+/// it applied: the entry comes back, so prefer commands that cannot fail.
+#[derive(Debug, Clone, Default)]
+pub struct Effect {
+    pub(crate) keys: Vec<Vec<u8>>,
+    pub(crate) args: Vec<Vec<u8>>,
+}
+
+impl Effect {
+    /// No command yet.
+    pub fn new() -> Self {
+        Effect::default()
+    }
+
+    /// Adds command `name key args…` (`HINCRBY`, `("sum", 5)`).
+    pub fn command(mut self, name: &str, key: impl AsRef<[u8]>, args: impl ToRedisArgs) -> Self {
+        let args = args.to_redis_args();
+        self.keys.push(key.as_ref().to_vec());
+        self.args.push(name.as_bytes().to_vec());
+        self.args.push(args.len().to_string().into_bytes());
+        self.args.extend(args);
+        self
+    }
+
+    /// True when no command was added.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+/// What a handler returns on success: a plain acknowledgement (`()`), or
+/// one with an [`Effect`].
+#[derive(Debug, Clone, Default)]
+pub struct Ack(pub(crate) Option<Effect>);
+
+impl From<()> for Ack {
+    fn from((): ()) -> Self {
+        Ack(None)
+    }
+}
+
+impl From<Effect> for Ack {
+    fn from(e: Effect) -> Self {
+        Ack((!e.is_empty()).then_some(e))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Options and stats
+
+/// How a [`Consumer`] works. Start from `ConsumerOptions::default()`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ConsumerOptions {
+    /// Entries read per `XREADGROUP` / `XAUTOCLAIM` (default 16).
+    pub batch: usize,
+    /// Handler tries per delivery before the entry is dead-lettered with
+    /// the last error (default 5).
+    pub max_attempts: u32,
+    /// Deliveries (the group's delivery count) after which an entry is
+    /// dead-lettered without running the handler: its consumers kept dying
+    /// on it (default 5).
+    pub max_deliveries: u64,
+    /// The first retry delay, doubled per try up to `max_backoff`, with
+    /// jitter on the upper half (defaults 100 ms and 5 s).
+    pub backoff: Duration,
+    /// See `backoff`.
+    pub max_backoff: Duration,
+    /// How long an entry stays pending and untouched before another
+    /// consumer claims it (`XAUTOCLAIM`; default 30 s). A consumer keeps
+    /// what it handles (resets the idle time before each retry and before
+    /// each entry of a batch after the first), so this must exceed one
+    /// handler attempt plus one backoff delay.
+    pub claim_idle: Duration,
+    /// How often a consumer looks for idle entries to claim (default 1 s).
+    pub claim_every: Duration,
+    /// How often a consumer trims a stream declared with
+    /// [`Retention::respect_groups`](super::Retention::respect_groups)
+    /// (default 1 s).
+    pub trim_every: Duration,
+    /// How long one wait for new entries lasts before the consumer looks
+    /// at shutdown, claims and trimming again (default 400 ms; blocking
+    /// reads are sliced at 400 ms at most).
+    pub block: Duration,
+    /// The length the dead-letter stream is trimmed to (`MAXLEN ~`,
+    /// default 10 000).
+    pub dead_max_len: u64,
+    /// Deletes each entry (`XDEL`) once acknowledged or dead-lettered
+    /// (default false): for a stream that is a work queue of one group,
+    /// such as write-behind's.
+    pub delete_acked: bool,
+}
+
+impl Default for ConsumerOptions {
+    fn default() -> Self {
+        ConsumerOptions {
+            batch: 16,
+            max_attempts: 5,
+            max_deliveries: 5,
+            backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+            claim_idle: Duration::from_secs(30),
+            claim_every: Duration::from_secs(1),
+            trim_every: Duration::from_secs(1),
+            block: Duration::from_millis(400),
+            dead_max_len: 10_000,
+            delete_acked: false,
+        }
+    }
+}
+
+/// What a consumer did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConsumerStats {
+    /// Entries handled and acknowledged.
+    pub done: u64,
+    /// Handler failures that were retried.
+    pub retries: u64,
+    /// Entries moved to the dead-letter stream.
+    pub dead: u64,
+    /// Entries claimed from idle (dead) consumers.
+    pub claimed: u64,
+    /// Acknowledgements with an effect that found the entry acknowledged
+    /// already (by a consumer that claimed it): the effect was not applied.
+    pub already_acked: u64,
+    /// Entries removed by trimming.
+    pub trimmed: u64,
+}
+
+/// One delivered event, as the handler sees it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Delivery<T> {
+    /// The entry id.
+    pub id: String,
+    /// The event.
+    pub event: T,
+    /// 1 for the first try of this delivery, then 2, 3, ...
+    pub attempt: u32,
+    /// How many times the group delivered the entry (more than 1 when a
+    /// consumer died with it).
+    pub deliveries: u64,
+}
+
+// ---------------------------------------------------------------------------
+// The consumer
+
+/// One consumer of a [`Group`], with a name unique by construction (see
+/// [`Group::consumer`]).
+///
+/// # Delivery
+///
+/// At least once: an entry is acknowledged (`XACK`) only after the handler
+/// returned `Ok`; a consumer that dies leaves its entries pending, and any
+/// consumer of the group claims entries idle for longer than
+/// [`ConsumerOptions::claim_idle`] (`XAUTOCLAIM`). A handler error is
+/// retried in place with exponential backoff and jitter, up to
+/// `max_attempts`; then the entry goes to the dead-letter stream
+/// (`<stream>:dead`) with fields `origin` (its id), `group`, `error`,
+/// `attempts`, `deliveries` and its own fields, and is acknowledged. An
+/// entry delivered more than `max_deliveries` times, or that does not
+/// decode, is dead-lettered without running the handler. Dead-lettering
+/// is `XADD` then `XACK` (two round trips, so an entry may be
+/// dead-lettered twice, never lost).
+///
+/// A handler that returns an [`Effect`] has it applied with the
+/// acknowledgement in one script, only while the entry is still pending:
+/// **exactly once for effects inside Redis, at least once for everything
+/// else** (make those idempotent).
+///
+/// The group is created on start (`MKSTREAM`) and again when a read says
+/// `NOGROUP`. [`Shutdown`] stops the consumer after the entry in hand (a
+/// retry delay is cut short and the entry left pending for others).
+///
+/// # Connections
+///
+/// The blocking form owns the connection it is given for the whole run
+/// and blocks on it (`XREADGROUP … BLOCK`, at most 400 ms at a time). The
+/// async form blocks only on a connection that is its own (a
+/// [`DedicatedConnection`](crate::exec::DedicatedConnection)): on a shared
+/// multiplexed connection it polls without blocking, so other tasks'
+/// commands never wait behind it. Give each async consumer a
+/// `DedicatedConnection`.
+pub struct Consumer<T, C> {
+    group: Group<T, C>,
+    name: String,
+    options: ConsumerOptions,
+}
+
+impl<T, C> std::fmt::Debug for Consumer<T, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("group", &self.group)
+            .field("name", &self.name)
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+impl<T, C> Clone for Consumer<T, C> {
+    fn clone(&self) -> Self {
+        Consumer {
+            group: self.group.clone(),
+            name: self.name.clone(),
+            options: self.options.clone(),
+        }
+    }
+}
+
+impl<T, C: EventCodec<T>> Consumer<T, C> {
+    /// A consumer of `group` under exactly `name`: for a process that
+    /// keeps one stable name across restarts (it re-reads its own pending
+    /// entries first). Two live processes must never share a name;
+    /// [`Group::consumer`] makes unique ones.
+    pub fn named(group: Group<T, C>, name: String) -> Self {
+        Consumer::new(group, name)
+    }
+
+    pub(crate) fn new(group: Group<T, C>, name: String) -> Self {
+        Consumer {
+            group,
+            name,
+            options: ConsumerOptions::default(),
+        }
+    }
+
+    /// Replaces the options.
+    pub fn options(mut self, options: ConsumerOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The consumer name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs until `shutdown` fires, handling each event with `handler`
+    /// on this blocking connection (its own for the run). A Redis error
+    /// ends the run; nothing is lost (restart it).
+    pub fn run<Con, F, R, E>(
+        &self,
+        con: &mut Con,
+        shutdown: &Shutdown,
+        mut handler: F,
+    ) -> Result<ConsumerStats>
+    where
+        Con: SyncExecutor + ?Sized,
+        F: FnMut(Delivery<T>) -> std::result::Result<R, E>,
+        R: Into<Ack>,
+        E: std::fmt::Display,
+        T: Send,
+    {
+        block_on(self.consume(&mut Blocking::new(con), shutdown, &mut |d| {
+            std::future::ready(handler(d))
+        }))
+    }
+
+    /// [`run`](Self::run), awaited, with an async handler.
+    pub async fn run_async<Con, F, Fut, R, E>(
+        &self,
+        con: &mut Con,
+        shutdown: &Shutdown,
+        mut handler: F,
+    ) -> Result<ConsumerStats>
+    where
+        Con: AsyncExecutor + ?Sized,
+        F: FnMut(Delivery<T>) -> Fut,
+        Fut: Future<Output = std::result::Result<R, E>>,
+        R: Into<Ack>,
+        E: std::fmt::Display,
+        T: Send,
+    {
+        self.consume(&mut Async::new(con), shutdown, &mut handler)
+            .await
+    }
+
+    /// The procedure, written once.
+    async fn consume<I, F, Fut, R, E>(
+        &self,
+        io: &mut I,
+        shutdown: &Shutdown,
+        handler: &mut F,
+    ) -> Result<ConsumerStats>
+    where
+        I: Io,
+        F: FnMut(Delivery<T>) -> Fut,
+        Fut: Future<Output = std::result::Result<R, E>>,
+        R: Into<Ack>,
+        E: std::fmt::Display,
+        T: Send,
+    {
+        let o = &self.options;
+        let mut stats = ConsumerStats::default();
+        io.run(self.group.create()).await?;
+        let mut next_claim = Instant::now();
+        let mut next_trim = Instant::now();
+        // A consumer restarted under the name it had first re-reads what
+        // it held (nothing, for a name made by `Group::consumer`).
+        let mut own_pending = true;
+        while !shutdown.is_fired() {
+            let mut batch: Vec<(RawEntry, u64)> = Vec::new();
+            if own_pending {
+                let mut read = self.read_group(None);
+                read.from = "0";
+                match io.run(read).await {
+                    Ok(Some(got)) => batch = self.with_deliveries(io, got).await?,
+                    Ok(None) => own_pending = false,
+                    Err(e) if is_nogroup(&e) => {
+                        io.run(self.group.create()).await?;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if batch.is_empty() && Instant::now() >= next_claim {
+                next_claim = Instant::now() + o.claim_every;
+                match io.run(self.autoclaim()).await {
+                    Ok(claimed) if !claimed.is_empty() => {
+                        stats.claimed += claimed.len() as u64;
+                        batch = self.with_deliveries(io, claimed).await?;
+                    }
+                    Ok(_) => {}
+                    Err(e) if is_nogroup(&e) => {
+                        io.run(self.group.create()).await?;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if batch.is_empty() {
+                let read =
+                    read_until(io, Deadline::after(o.block), |block| self.read_group(block)).await;
+                match read {
+                    Ok(got) => {
+                        batch = got
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|e| (e, 1))
+                            .collect();
+                    }
+                    Err(e) if is_nogroup(&e) => {
+                        io.run(self.group.create()).await?;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            // The first entry was just delivered; each later one is kept
+            // (its idle time reset) with the settlement of the one before,
+            // once the batch is older than half of `claim_idle` (before
+            // that, no other consumer can claim it).
+            let mut kept = true;
+            let read_at = Instant::now();
+            let safe = o.claim_idle / 2;
+            let ids: Vec<String> = batch.iter().map(|((id, _), _)| id.clone()).collect();
+            for (i, ((id, fields), deliveries)) in batch.into_iter().enumerate() {
+                if shutdown.is_fired() {
+                    break; // the rest stays pending
+                }
+                let fresh = read_at.elapsed() < safe;
+                kept |= fresh;
+                let next = ids.get(i + 1).map(String::as_str).filter(|_| !fresh);
+                kept = self
+                    .handle(
+                        io,
+                        shutdown,
+                        handler,
+                        (&id, &fields, deliveries),
+                        kept,
+                        next,
+                        &mut stats,
+                    )
+                    .await?;
+            }
+            if self.group.stream.retention.groups.is_some() && Instant::now() >= next_trim {
+                next_trim = Instant::now() + o.trim_every;
+                stats.trimmed += io.run(self.group.stream.trim()).await?;
+            }
+        }
+        Ok(stats)
+    }
+
+    /// Handles one entry; returns whether the next entry of the batch was
+    /// kept along with this one's settlement.
+    #[allow(clippy::too_many_arguments, reason = "one private step")]
+    async fn handle<I, F, Fut, R, E>(
+        &self,
+        io: &mut I,
+        shutdown: &Shutdown,
+        handler: &mut F,
+        (id, fields, deliveries): (&str, &RawFields, u64),
+        kept: bool,
+        next: Option<&str>,
+        stats: &mut ConsumerStats,
+    ) -> Result<bool>
+    where
+        I: Io,
+        F: FnMut(Delivery<T>) -> Fut,
+        Fut: Future<Output = std::result::Result<R, E>>,
+        R: Into<Ack>,
+        E: std::fmt::Display,
+    {
+        let o = &self.options;
+        if !kept && !io.run(self.keep(id)).await? {
+            // Claimed by another consumer meanwhile: it is theirs.
+            return Ok(false);
+        }
+        let at = format!("{}@{id}", self.group.stream.key);
+        if let Err(e) = C::decode(&at, fields) {
+            log::warn!(target: "redis_state::stream", "dead-lettering {at}: {e}");
+            stats.dead += 1;
+            io.run(self.dead_letter(id, fields, &e.to_string(), 0, deliveries))
+                .await?;
+            return Ok(false);
+        }
+        if deliveries > o.max_deliveries {
+            let error = format!("delivered {deliveries} times (its consumers did not finish it)");
+            log::warn!(target: "redis_state::stream", "dead-lettering {at}: {error}");
+            stats.dead += 1;
+            io.run(self.dead_letter(id, fields, &error, 0, deliveries))
+                .await?;
+            return Ok(false);
+        }
+        let mut attempt = 1;
+        loop {
+            let event = C::decode(&at, fields)?;
+            let d = Delivery {
+                id: id.to_owned(),
+                event,
+                attempt,
+                deliveries,
+            };
+            match handler(d).await {
+                Ok(r) => {
+                    let (applied, next_kept) = io
+                        .run(Settle {
+                            key: &self.group.stream.key,
+                            group: &self.group.name,
+                            id,
+                            effect: r.into().0,
+                            delete: o.delete_acked,
+                            next: next.map(|n| self.keep(n)),
+                        })
+                        .await?;
+                    if applied {
+                        stats.done += 1;
+                    } else {
+                        stats.already_acked += 1;
+                    }
+                    return Ok(next_kept);
+                }
+                Err(e) if attempt >= o.max_attempts.max(1) => {
+                    let error = e.to_string();
+                    log::warn!(target: "redis_state::stream", "dead-lettering {at} after {attempt} attempts: {error}");
+                    stats.dead += 1;
+                    io.run(self.dead_letter(id, fields, &error, attempt, deliveries))
+                        .await?;
+                    return Ok(false);
+                }
+                Err(e) => {
+                    stats.retries += 1;
+                    log::debug!(target: "redis_state::stream", "{at} failed (attempt {attempt}): {e}");
+                    if !pause(io, shutdown, backoff(o, attempt)).await {
+                        return Ok(false); // left pending for the others
+                    }
+                    if !io.run(self.keep(id)).await? {
+                        return Ok(false);
+                    }
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    fn read_group(&self, block: Option<Duration>) -> ReadGroup<'_> {
+        ReadGroup {
+            key: &self.group.stream.key,
+            group: &self.group.name,
+            consumer: &self.name,
+            count: self.options.batch,
+            block,
+            from: ">",
+        }
+    }
+
+    fn keep<'a>(&'a self, id: &'a str) -> Keep<'a> {
+        Keep {
+            key: &self.group.stream.key,
+            group: &self.group.name,
+            consumer: &self.name,
+            id,
+        }
+    }
+
+    fn autoclaim(&self) -> AutoClaim<'_> {
+        AutoClaim {
+            key: &self.group.stream.key,
+            group: &self.group.name,
+            consumer: &self.name,
+            idle: crate::random::millis(self.options.claim_idle),
+            count: self.options.batch,
+        }
+    }
+
+    fn dead_letter<'a>(
+        &'a self,
+        id: &'a str,
+        fields: &'a RawFields,
+        error: &'a str,
+        attempts: u32,
+        deliveries: u64,
+    ) -> DeadLetter<'a> {
+        DeadLetter {
+            key: &self.group.stream.key,
+            dead: self.group.stream.dead_letter_key(),
+            group: &self.group.name,
+            id,
+            fields,
+            error,
+            attempts,
+            deliveries,
+            max_len: self.options.dead_max_len,
+            delete: self.options.delete_acked,
+            added: false,
+        }
+    }
+
+    /// Looks up how often each claimed entry was delivered (`XPENDING`
+    /// extended form, this consumer's entries).
+    async fn with_deliveries<I: Io>(
+        &self,
+        io: &mut I,
+        entries: Vec<RawEntry>,
+    ) -> Result<Vec<(RawEntry, u64)>> {
+        let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+            return Ok(Vec::new());
+        };
+        let counts = io
+            .run(
+                crate::op::command::<Value>("XPENDING", &self.group.stream.key)
+                    .arg(&self.group.name)
+                    .arg(&first.0)
+                    .arg(&last.0)
+                    .arg(entries.len() * 2)
+                    .arg(&self.name),
+            )
+            .await?;
+        let mut map = std::collections::HashMap::new();
+        if let Value::Array(rows) = &counts {
+            for row in rows {
+                if let Value::Array(cols) = row
+                    && let (Some(id), Some(Value::Int(n))) = (cols.first(), cols.get(3))
+                    && let Some(id) = text(id)
+                {
+                    map.insert(id, u64::try_from(*n).unwrap_or(1));
+                }
+            }
+        }
+        Ok(entries
+            .into_iter()
+            .map(|e| {
+                let n = map.get(e.0.as_bytes()).copied().unwrap_or(1);
+                (e, n)
+            })
+            .collect())
+    }
+}
+
+/// The delay before retry `attempt + 1`: exponential, capped, with jitter
+/// on the upper half.
+pub(crate) fn backoff(o: &ConsumerOptions, attempt: u32) -> Duration {
+    retry_delay(o.backoff, o.max_backoff, attempt)
+}
+
+/// `first * 2^(attempt-1)` capped at `max`, jittered over its upper half.
+pub(crate) fn retry_delay(first: Duration, max: Duration, attempt: u32) -> Duration {
+    let exp = first
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
+        .min(max.max(first));
+    crate::random::between(exp / 2, exp)
+}
+
+/// Sleeps `d` in slices, watching `shutdown`; false when it fired.
+pub(crate) async fn pause<I: Io>(io: &mut I, shutdown: &Shutdown, d: Duration) -> bool {
+    let deadline = Deadline::after(d);
+    while !deadline.is_over() {
+        if shutdown.is_fired() {
+            return false;
+        }
+        io.sleep(deadline.cap(Duration::from_millis(50))).await;
+    }
+    !shutdown.is_fired()
+}
+
+fn is_nogroup(e: &Error) -> bool {
+    e.server_code() == Some("NOGROUP")
+}
+
+// ---------------------------------------------------------------------------
+// Operations of the loop
+
+/// `XREADGROUP GROUP g c COUNT n [BLOCK ms] STREAMS key >`; `None` when
+/// nothing came.
+struct ReadGroup<'a> {
+    key: &'a str,
+    group: &'a str,
+    consumer: &'a str,
+    count: usize,
+    block: Option<Duration>,
+    /// `>` for new entries, `0` for this consumer's pending ones.
+    from: &'static str,
+}
+
+impl Operation for ReadGroup<'_> {
+    type Output = Option<Vec<RawEntry>>;
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        let cmd = plan.cmd_routed("XREADGROUP", self.key);
+        cmd.arg("GROUP")
+            .arg(self.group)
+            .arg(self.consumer)
+            .arg("COUNT")
+            .arg(self.count.max(1));
+        if let Some(b) = self.block {
+            cmd.arg("BLOCK").arg(crate::random::millis(b).max(1));
+        }
+        cmd.arg("STREAMS").arg(self.key).arg(self.from);
+        Ok(())
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Self::Output>> {
+        let v = replies.next_value()?;
+        let got = stream_entries(&v)?;
+        Ok(Step::Done((!got.is_empty()).then_some(got)))
+    }
+}
+
+/// `XAUTOCLAIM key g c idle 0-0 COUNT n`.
+struct AutoClaim<'a> {
+    key: &'a str,
+    group: &'a str,
+    consumer: &'a str,
+    idle: u64,
+    count: usize,
+}
+
+impl Operation for AutoClaim<'_> {
+    type Output = Vec<RawEntry>;
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        plan.cmd("XAUTOCLAIM", self.key)
+            .arg(self.group)
+            .arg(self.consumer)
+            .arg(self.idle.min(crate::random::MAX_MILLIS))
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(self.count.max(1));
+        Ok(())
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Self::Output>> {
+        let v = replies.next_value()?;
+        // [next cursor, [entries], [deleted ids]]; entries deleted while
+        // pending were dropped from the pending list by the server.
+        match &v {
+            Value::Array(parts) => match parts.get(1) {
+                Some(list) => entry_list(list).map(Step::Done),
+                None => Err(Error::unexpected("XAUTOCLAIM", &v)),
+            },
+            _ => Err(Error::unexpected("XAUTOCLAIM", &v)),
+        }
+    }
+}
+
+/// Resets the idle time of an entry still pending under `consumer`; the
+/// output says whether it was.
+struct Keep<'a> {
+    key: &'a str,
+    group: &'a str,
+    consumer: &'a str,
+    id: &'a str,
+}
+
+impl Operation for Keep<'_> {
+    type Output = bool;
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        plan.script(&KEEP, &[self.key])?
+            .arg(self.group)
+            .arg(self.consumer)
+            .arg(self.id);
+        Ok(())
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<bool>> {
+        let kept: i64 = replies.next("the stream keep script")?;
+        Ok(Step::Done(kept == 1))
+    }
+}
+
+/// Acknowledges an entry (with its effect), and keeps the next one of the
+/// batch in the same round trip. Output: (acknowledged now, next kept).
+struct Settle<'a> {
+    key: &'a str,
+    group: &'a str,
+    id: &'a str,
+    effect: Option<Effect>,
+    delete: bool,
+    next: Option<Keep<'a>>,
+}
+
+impl Operation for Settle<'_> {
+    type Output = (bool, bool);
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        match &self.effect {
+            None => {
+                plan.cmd("XACK", self.key).arg(self.group).arg(self.id);
+            }
+            Some(effect) => {
+                let mut keys: Vec<&[u8]> = vec![self.key.as_bytes()];
+                keys.extend(effect.keys.iter().map(Vec::as_slice));
+                let cmd = plan.script(&ACK_EFFECT, &keys)?;
+                cmd.arg(self.group).arg(self.id);
+                for a in &effect.args {
+                    cmd.arg(&a[..]);
+                }
+            }
+        }
+        if self.delete {
+            plan.cmd("XDEL", self.key).arg(self.id);
+        }
+        if let Some(next) = &mut self.next {
+            next.prepare(plan)?;
+        }
+        Ok(())
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<(bool, bool)>> {
+        let n: i64 = replies.next("XACK")?;
+        if self.delete {
+            replies.next_value()?;
+        }
+        let next = match &mut self.next {
+            None => false,
+            Some(k) => matches!(k.complete(replies)?, Step::Done(true)),
+        };
+        Ok(Step::Done((n == 1 || self.effect.is_none(), next)))
+    }
+}
+
+/// `XADD <dead> MAXLEN ~ n * origin … error …`, then `XACK`.
+struct DeadLetter<'a> {
+    key: &'a str,
+    dead: String,
+    group: &'a str,
+    id: &'a str,
+    fields: &'a RawFields,
+    error: &'a str,
+    attempts: u32,
+    deliveries: u64,
+    max_len: u64,
+    delete: bool,
+    added: bool,
+}
+
+impl Operation for DeadLetter<'_> {
+    type Output = ();
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        if self.added {
+            plan.cmd("XACK", self.key).arg(self.group).arg(self.id);
+            if self.delete {
+                plan.cmd("XDEL", self.key).arg(self.id);
+            }
+            return Ok(());
+        }
+        let cmd = plan.cmd("XADD", &self.dead);
+        cmd.arg("MAXLEN")
+            .arg("~")
+            .arg(self.max_len.max(1))
+            .arg("*")
+            .arg("origin")
+            .arg(self.id)
+            .arg("group")
+            .arg(self.group)
+            .arg("error")
+            .arg(self.error)
+            .arg("attempts")
+            .arg(self.attempts)
+            .arg("deliveries")
+            .arg(self.deliveries);
+        for (f, v) in self.fields {
+            cmd.arg(&f[..]).arg(&v[..]);
+        }
+        Ok(())
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<()>> {
+        replies.next_value()?;
+        if self.added && self.delete {
+            replies.next_value()?;
+        }
+        if self.added {
+            return Ok(Step::Done(()));
+        }
+        self.added = true;
+        Ok(Step::Again)
+    }
+}
