@@ -17,6 +17,8 @@
 //! | a plain string with a TTL per call | `StringCache.fetch` / `save` | `StringValue::<T>::new(key)`, `.set(v).ttl(d)` |
 //! | a counter changed on the server | `INCR`, the increment script | `Counter::<i64>::new(key).incr(n)` |
 //! | get-or-set | the `get_or_set` script | `StringValue::get_or_set(v).ttl(d)` |
+//! | `user:profile:<id>` hash with the id in the key only | `save_user_profile` (`hset`, `expire`) | `#[redis(key = "user:profile:{id}", store_id = false)]` |
+//! | `user:<id>` holding the JSON alone, `SETEX` | `get_user` / `update_user` (cache-aside, write-through) | `#[cache(key = "user:{id}", ttl = "1h", format = "plain")]` |
 //! | one field of a hash | `r.hget(key, field)` | `Model::load_field(&id, Model::FIELD)` |
 //!
 //! What differs, and why the defaults are what they are:
@@ -33,6 +35,13 @@
 //!   gets in as soon as the window ends.
 //! * **Without the per-user index** a session is exactly the one key other
 //!   clients write; "log out everywhere" needs the index.
+//! * **Ids in the key only**: a load takes an id field the hash lacks from
+//!   the key, so hashes other clients wrote load with any model;
+//!   `store_id = false` also leaves the id out of what saves write.
+//! * **Plain cache entries** are the JSON alone: another client's entry is
+//!   a hit, and bytes that are not the type's JSON are an error, never
+//!   overwritten. They give up what the default envelope's header holds:
+//!   the stale window, XFetch's early refresh and the format version.
 //! * **Plain values keep their TTL** on `set` (`KEEPTTL`); `persist()` is
 //!   what a bare `SET` (and `save(key, value)` without `ttl_seconds`) does.
 //!   `INCRBY` keeps a counter's TTL, where the increment script's `SET`
@@ -57,13 +66,21 @@ use redis_state::value::{Counter, StringValue};
 use serde::{Deserialize, Serialize};
 
 #[derive(RedisHash, Debug, Clone, PartialEq)]
-#[redis(key = "user:profile:{id}")]
+#[redis(key = "user:profile:{id}", store_id = false, ttl = "1d")]
 struct Profile {
     #[redis(id)]
     id: u64,
     username: String,
     email: String,
     age: u16,
+}
+
+/// The recipes' cache-aside entries: `user:<id>`, the JSON alone.
+#[derive(Cached, Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cache(key = "user:{id}", ttl = "1h", format = "plain")]
+struct User {
+    id: u64,
+    name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -195,8 +212,50 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let age = Profile::load_field(&id, Profile::AGE).run(&mut con)?;
     let email = Profile::load_field(&id, Profile::EMAIL).run(&mut con)?;
     println!("user:profile:{id}: age {age:?}, email {email:?}");
-    Profile::delete(&id).run(&mut con)?;
     // ANCHOR_END: hash_field
+
+    // ANCHOR: profile
+    // redis-py: save_user_profile(id, {...}) -> HSET without an id field;
+    // the model stores the same fields and loads the id from the key.
+    let fields: Vec<String> = command("HKEYS", Profile::key_of(&id)).run(&mut con)?;
+    println!("user:profile:{id} fields: {fields:?}");
+    command::<i64>("HSET", Profile::key_of(&(id + 1)))
+        .arg(&["username", "bo", "email", "bo@example.com", "age", "41"])
+        .run(&mut con)?;
+    println!(
+        "written by Python, loaded here: {:?}",
+        Profile::load(&(id + 1)).run(&mut con)?
+    );
+    Profile::delete(&id).run(&mut con)?;
+    Profile::delete(&(id + 1)).run(&mut con)?;
+    // ANCHOR_END: profile
+
+    // ANCHOR: plain_cache
+    // redis-py: get_user(id) -> SETEX user:<id> 3600 json.dumps(user)
+    command::<()>("SETEX", User::cache_key(&id))
+        .arg(3600)
+        .arg(format!(r#"{{"id": {id}, "name": "Ada"}}"#))
+        .run(&mut con)?;
+    let cache = Cache::<User>::new();
+    let hit = cache.get_or_load(&mut con, &id, || {
+        Ok::<_, std::io::Error>(Some(User {
+            id,
+            name: "from the database".into(),
+        }))
+    })?;
+    println!("user:{id} written by Python is a hit: {hit:?}");
+    // No hold: the next fill may be stored at once (see Invalidate::hold).
+    User::invalidate(&id).hold(Duration::ZERO).run(&mut con)?;
+    let filled = cache.get_or_load(&mut con, &id, || {
+        Ok::<_, std::io::Error>(Some(User {
+            id,
+            name: "Ada".into(),
+        }))
+    })?;
+    let raw: String = command("GET", User::cache_key(&id)).run(&mut con)?;
+    println!("filled here: {filled:?}; json.loads reads {raw}");
+    User::invalidate(&id).run(&mut con)?;
+    // ANCHOR_END: plain_cache
     Ok(())
 }
 

@@ -73,7 +73,9 @@ pub mod prelude {
 /// What the derives expand to. Not public API: no semver guarantees.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::cache::{CacheInvalidations, CacheSchema, Cached, CachedKeyed, Tags};
+    pub use crate::cache::{
+        CacheInvalidations, CacheSchema, Cached, CachedKeyed, EntryFormat, Tags,
+    };
     pub use crate::codec::{
         Codec, CounterValue, ExpiresAtValue, FieldError, FieldValue, Json, Opt, Plain, Req, Slot,
         VersionValue,

@@ -21,6 +21,8 @@ pub(crate) struct Model<'a> {
     pub(crate) times: Times,
     pub(crate) version: u32,
     pub(crate) beta: f64,
+    /// `format = "plain"`: the JSON alone.
+    pub(crate) plain: bool,
     pub(crate) namespace: Option<String>,
     pub(crate) tags: Vec<Tag<'a>>,
 }
@@ -45,6 +47,7 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<
     let container = Container::read(input);
     let attrs = ContainerAttrs::from_ast(cx, input);
     let times = check::times(cx, &container, &attrs);
+    let plain = check::format(cx, &attrs);
 
     let key = KeyAttr::new(attrs.common.key.clone(), &input.ident, || {
         format!("{}:{{id}}", to_snake(&input.ident.to_string()))
@@ -70,6 +73,7 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<
         times,
         version: attrs.version.unwrap_or(1),
         beta: attrs.beta.unwrap_or(1.0),
+        plain,
         namespace,
         tags,
     })

@@ -37,6 +37,8 @@ pub(crate) struct ContainerAttrs {
     pub(crate) version: Option<u32>,
     pub(crate) beta: Option<f64>,
     pub(crate) tags: Vec<syn::LitStr>,
+    /// `format = "plain"`: where it was written; `None` for the envelope.
+    pub(crate) plain: Option<Span>,
 }
 
 /// The slots of the walk over `#[cache(...)]`.
@@ -51,6 +53,8 @@ struct Slots<'c> {
     version: Attr<'c, u32>,
     beta: Attr<'c, f64>,
     tags: Vec<syn::LitStr>,
+    /// `true` for `"plain"`, `false` for `"envelope"`.
+    format: Attr<'c, (bool, Span)>,
 }
 
 impl ContainerAttrs {
@@ -68,6 +72,7 @@ impl ContainerAttrs {
             version: acx.slot("version"),
             beta: acx.slot("beta"),
             tags: Vec::new(),
+            format: acx.slot("format"),
         };
         acx.each(&input.attrs, |meta| s.parse(acx, &meta));
         ContainerAttrs {
@@ -81,6 +86,10 @@ impl ContainerAttrs {
             version: s.version.get(),
             beta: s.beta.get(),
             tags: s.tags,
+            plain: s
+                .format
+                .get()
+                .and_then(|(plain, span)| plain.then_some(span)),
         }
     }
 }
@@ -130,6 +139,16 @@ impl Slots<'_> {
             }
         } else if path.is_ident("tag") {
             self.tags.push(parse_lit_str(meta)?);
+        } else if path.is_ident("format") {
+            let lit = parse_lit_str(meta)?;
+            match lit.value().as_str() {
+                "plain" => self.format.set(path, (true, lit.span())),
+                "envelope" => self.format.set(path, (false, lit.span())),
+                _ => cx.error_spanned_by(
+                    &lit,
+                    "unknown format: write `\"envelope\"` (the default: a header with XFetch's timing and the negative-cache marker, then the JSON) or `\"plain\"` (the JSON alone, as other clients store it)",
+                ),
+            }
         } else {
             return Err(unknown(acx, meta));
         }
@@ -141,7 +160,7 @@ fn unknown(acx: AttrCx<'_>, meta: &ParseNestedMeta<'_>) -> syn::Error {
     acx.unknown(
         meta,
         "",
-        "key, id, ttl, jitter, stale, negative_ttl, tag, version, beta, namespace, crate",
+        "key, id, ttl, jitter, stale, negative_ttl, tag, version, beta, format, namespace, crate",
         &[
             (&["tags"], " (write one `tag = \"...\"` per tag)"),
             (

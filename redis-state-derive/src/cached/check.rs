@@ -46,6 +46,41 @@ pub(crate) fn times(cx: &Ctxt, container: &Container<'_>, attrs: &ContainerAttrs
     }
 }
 
+/// `format = "plain"` stores the JSON alone: nothing that needs the
+/// envelope's header goes with it.
+pub(crate) fn format(cx: &Ctxt, attrs: &ContainerAttrs) -> bool {
+    let Some(span) = attrs.plain else {
+        return false;
+    };
+    let needs_header = [
+        (
+            attrs.stale_ms.is_some(),
+            "stale",
+            "the time an entry stops being fresh",
+        ),
+        (
+            attrs.negative.is_some(),
+            "negative_ttl",
+            "the not-found marker",
+        ),
+        (attrs.version.is_some(), "version", "the format version"),
+        (
+            attrs.beta.is_some(),
+            "beta",
+            "the loader's time that XFetch needs",
+        ),
+    ];
+    for (given, name, what) in needs_header {
+        if given {
+            cx.error_at(
+                span,
+                format!("`{name}` needs {what}, which only the envelope stores, and `format = \"plain\"` stores the JSON alone: drop `{name}` or the plain format"),
+            );
+        }
+    }
+    true
+}
+
 /// The key has placeholders, each once; without an explicit id they name
 /// fields, which are returned in template order.
 pub(crate) fn key<'a>(

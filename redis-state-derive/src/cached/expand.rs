@@ -101,6 +101,7 @@ fn schema(m: &Model<'_>, p: &TokenStream) -> Chain {
         )
         .with("version", int_lit(m.version, "u32"))
         .with("beta", m.beta)
+        .with_some("format", m.plain.then(|| quote!(#p::EntryFormat::Plain)))
 }
 
 /// What the impls need, as `for<'__r> Ty: Trait` (see `Bounds`): the value

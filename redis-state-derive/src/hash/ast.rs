@@ -23,6 +23,8 @@ pub(crate) struct Model<'a> {
     pub(crate) ttl_ms: Option<u64>,
     pub(crate) namespace: Option<String>,
     pub(crate) collection: String,
+    /// Saves write the id fields into the hash (`store_id = false`: no).
+    pub(crate) store_id: bool,
     pub(crate) fields: Vec<FieldModel<'a>>,
     /// `invalidates(Type = "field, field")`.
     pub(crate) invalidates: Vec<Invalidates>,
@@ -181,6 +183,7 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<
         ttl_ms: attrs.ttl_ms,
         namespace,
         collection,
+        store_id: attrs.store_id.unwrap_or(true),
         fields,
         invalidates,
         invalidates_tags,

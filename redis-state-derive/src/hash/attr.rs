@@ -5,8 +5,8 @@ use proc_macro2::{Span, TokenStream};
 
 use crate::internals::ast::Field;
 use crate::internals::attr::{
-    AttrCx, Common, CommonAttrs, CommonField, CommonFieldAttrs, CommonKey, parse_lit_str,
-    parse_path, parse_value,
+    AttrCx, Common, CommonAttrs, CommonField, CommonFieldAttrs, CommonKey, parse_lit_bool,
+    parse_lit_str, parse_path, parse_value,
 };
 use crate::internals::ctxt::Ctxt;
 use crate::internals::duration::duration_expr;
@@ -19,6 +19,8 @@ pub(crate) struct ContainerAttrs {
     pub(crate) common: CommonAttrs,
     pub(crate) ttl_ms: Option<u64>,
     pub(crate) collection: Option<syn::LitStr>,
+    /// `store_id = false`: the id lives in the key only.
+    pub(crate) store_id: Option<bool>,
     /// `invalidates(Type = "field, field")`, as written.
     pub(crate) invalidates: Vec<(syn::Path, syn::LitStr)>,
     /// `invalidates_tag(Type = "template")`, as written.
@@ -59,6 +61,7 @@ const STRUCT_ATTRS: &[&str] = &[
     "namespace",
     "hash_tag",
     "collection",
+    "store_id",
     "rename_all",
 ];
 
@@ -69,6 +72,7 @@ impl ContainerAttrs {
         let mut common = Common::new(acx, &[Key, HashTag, Namespace, RenameAll, Crate]);
         let mut ttl = acx.slot::<u64>("ttl");
         let mut collection = acx.slot::<syn::LitStr>("collection");
+        let mut store_id = acx.slot::<bool>("store_id");
         let mut invalidates = Vec::new();
         let mut invalidates_tags = Vec::new();
         acx.each(&input.attrs, |meta| {
@@ -84,6 +88,8 @@ impl ContainerAttrs {
                 }
             } else if path.is_ident("collection") {
                 collection.set(path, parse_lit_str(&meta)?);
+            } else if path.is_ident("store_id") {
+                store_id.set(path, parse_lit_bool(&meta)?);
             } else if path.is_ident("invalidates") {
                 meta.parse_nested_meta(|inner| {
                     invalidates.push((inner.path.clone(), parse_lit_str(&inner)?));
@@ -95,7 +101,7 @@ impl ContainerAttrs {
                 return Err(acx.unknown(
                     &meta,
                     " on a struct",
-                    "key, hash_tag, ttl, namespace, collection, rename_all, crate, invalidates, invalidates_tag",
+                    "key, hash_tag, ttl, namespace, collection, store_id, rename_all, crate, invalidates, invalidates_tag",
                     &[(FIELD_ATTRS, " (it is a field attribute: put it on a field)")],
                 ));
             }
@@ -105,6 +111,7 @@ impl ContainerAttrs {
             common: common.finish(),
             ttl_ms: ttl.get(),
             collection: collection.get(),
+            store_id: store_id.get(),
             invalidates,
             invalidates_tags,
         }

@@ -184,6 +184,7 @@ impl<'m, 'a> Expander<'m, 'a> {
             .with("indexes", quote!(&[#(#indexes),*]))
             .with_some("version", position(Role::Version))
             .with_some("expires_at", position(Role::ExpiresAt))
+            .with_some("store_id", (!m.store_id).then_some(false))
     }
 
     /// `FieldSchema::of("email").with_expected(..).with_kind(..)`.
@@ -200,12 +201,20 @@ impl<'m, 'a> Expander<'m, 'a> {
             Role::ExpiresAt => quote!(#p::FieldKind::ExpiresAt),
         };
         let rust = f.rust_name();
+        // The part of the id this field is, where it is not the first.
+        let id_part = self
+            .id_fields()
+            .iter()
+            .position(|id| id.ident() == f.ident())
+            .filter(|&i| i > 0)
+            .map(|i| int_lit(i as u64, "u8"));
         Chain::new(quote!(#p::FieldSchema::of(#name)))
             .with_some("rust_name", (rust != name).then_some(rust))
             .with("expected", quote!(<#slot as #p::Slot<#ty>>::EXPECTED))
             .with_flag("optional", f.is_option())
             .with_flag("has_default", !matches!(f.default, DefaultKind::None))
             .with("kind", kind)
+            .with_some("id_part", id_part)
     }
 
     fn encode(&self) -> Vec<TokenStream> {

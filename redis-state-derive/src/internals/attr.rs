@@ -149,6 +149,17 @@ pub(crate) fn parse_value(meta: &ParseNestedMeta<'_>) -> syn::Result<syn::Expr> 
     Ok(expr)
 }
 
+/// Parses `= true` or `= false` after an attribute key.
+pub(crate) fn parse_lit_bool(meta: &ParseNestedMeta<'_>) -> syn::Result<bool> {
+    match parse_value(meta)? {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Bool(b),
+            ..
+        }) => Ok(b.value),
+        other => Err(syn::Error::new_spanned(other, "expected `true` or `false`")),
+    }
+}
+
 /// Parses `= "string"` after an attribute key.
 pub(crate) fn parse_lit_str(meta: &ParseNestedMeta<'_>) -> syn::Result<syn::LitStr> {
     match parse_value(meta)? {

@@ -503,14 +503,14 @@ where
         for _ in 0..2 {
             let token = token();
             match self.acquire(io, key, &token, force).await? {
-                Acquired::Hit(raw) => match decode_entry::<T>(key, &raw, now_ms()) {
+                Acquired::Hit(raw) => match decode_entry::<T>(key, &raw, now_ms())? {
                     Decoded::Found(f) => return Ok(f.value),
                     Decoded::Miss { .. } => force = true,
                 },
                 Acquired::Leader => return self.load_and_fill(io, key, token, loader).await,
                 Acquired::Hold => return load_only(loader).await,
                 Acquired::Busy => match self.wait(io, key).await? {
-                    Some(Woken::Value(raw)) => match decode_entry::<T>(key, &raw, now_ms()) {
+                    Some(Woken::Value(raw)) => match decode_entry::<T>(key, &raw, now_ms())? {
                         Decoded::Found(f) => return Ok(f.value),
                         Decoded::Miss { .. } => force = true,
                     },
@@ -614,7 +614,7 @@ where
             Ok(v) => v,
             Err(e) => return Err(abandon(io, key, token, Error::user(e)).await),
         };
-        if value.is_none() && schema.negative_ttl_ms.is_none() {
+        if value.is_none() && !schema.remembers_misses() {
             io.run(Abandon {
                 key: key.to_owned(),
                 token,

@@ -22,6 +22,7 @@
 //! | `tag = "category:{category}"` | a tag (repeatable): a template over the value's fields; [`Cached::invalidate_tag`] drops every entry carrying it |
 //! | `version = 2` | the format version: entries written with another version read as a miss, not an error (bump it when the shape changes) |
 //! | `beta = 1.0` | XFetch's β (early refresh eagerness); `0` turns early refresh off. Default 1 |
+//! | `format = "plain"` | store the JSON alone, as other clients do (`SETEX user:42 3600 '{...}'`), instead of the envelope (below); no `stale`, `negative_ttl`, `version` or `beta` with it |
 //! | `namespace = "app"` | static key prefix; an operation's `.namespace(..)` replaces it |
 //! | `crate = "path"` | where `redis_state` is, for crates that re-export it |
 //!
@@ -52,6 +53,17 @@
 //! [`log`](https://docs.rs/log) facade (target `redis_state::cache`: `warn`
 //! for foreign or corrupt bytes, `debug` for old versions); a fill then
 //! overwrites them.
+//!
+//! With `format = "plain"` ([`EntryFormat::Plain`]) the entry is the JSON
+//! alone and its freshness is the key's TTL (the TTL plus jitter): what the
+//! seed documents' `get_user` writes with `SETEX` and reads with
+//! `json.loads`. Such an entry another client wrote is a hit; bytes that are
+//! not the type's JSON are a [`DecodeError`](crate::DecodeError) naming the
+//! key, and are left as they are (a fill never overwrites another client's
+//! data). What the plain format gives up: the stale window, XFetch's early
+//! refresh (no loader time is stored) and the format version; "not found"
+//! is JSON's `null`. Leases, wake-ups, tags and invalidation work as in the
+//! envelope format: they live in keys of their own.
 //!
 //! # Strategies
 //!
@@ -157,6 +169,27 @@ pub struct CacheSchema {
     pub version: u32,
     /// XFetch's β; 0 turns early refresh off.
     pub beta: f64,
+    /// How an entry's bytes look.
+    pub format: EntryFormat,
+}
+
+/// How a cache entry's bytes look (`#[cache(format = "...")]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum EntryFormat {
+    /// A one-line header (format version, the loader's time, the instant
+    /// the entry stops being fresh, value or "not found"), then the JSON:
+    /// stale windows, XFetch's early refresh and negative caching work.
+    /// Other bytes under the key read as a miss, which a fill overwrites.
+    #[default]
+    Envelope,
+    /// The JSON alone, as other clients store it (`SETEX user:42 3600
+    /// '{"name": "Ada"}'`); freshness is the key's TTL. JSON another client
+    /// wrote there is a hit. There is no stale window, no early refresh and
+    /// no negative TTL (the derive refuses them; [`Cached::set_missing`]
+    /// writes JSON's `null`, which reads as "not found"), and bytes that
+    /// are not the JSON of the type are an error, never overwritten.
+    Plain,
 }
 
 /// Named construction, as the derive writes it:
@@ -177,6 +210,7 @@ impl CacheSchema {
             negative_ttl_ms: None,
             version: 1,
             beta: 1.0,
+            format: EntryFormat::Envelope,
         }
     }
 }
@@ -190,6 +224,7 @@ crate::setters::const_setters!(CacheSchema {
     with_negative_ttl_ms(negative_ttl_ms: u64) => Some;
     with_version(version: u32);
     with_beta(beta: f64);
+    with_format(format: EntryFormat);
 });
 
 impl CacheSchema {
@@ -218,12 +253,27 @@ impl CacheSchema {
             negative_ttl_ms,
             version,
             beta,
+            format: EntryFormat::Envelope,
         }
     }
 
     /// The key of the entry with `id`.
     pub fn key(&self, ns: Option<&Namespace>, id: &IdBuf) -> String {
         self.key.render(ns, id)
+    }
+
+    /// Whether "not found" is remembered: a negative TTL in the envelope
+    /// format (the plain format has no room for the marker).
+    pub(crate) fn remembers_misses(&self) -> bool {
+        self.negative_ttl_ms.is_some() && self.format == EntryFormat::Envelope
+    }
+
+    /// The stale window, in milliseconds: none in the plain format.
+    pub(crate) fn stale_window_ms(&self) -> u64 {
+        match self.format {
+            EntryFormat::Envelope => self.stale_ms,
+            EntryFormat::Plain => 0,
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use redis::Value;
 
 use super::entry::{self, now_ms};
-use super::{CacheSchema, Cached, Tags, companion};
+use super::{CacheSchema, Cached, EntryFormat, Tags, companion};
 use crate::error::{Error, Result};
 use crate::keys::{IdBuf, IdValue, Namespace, impl_namespaced, namespaced};
 use crate::op::{Operation, Plan, Replies, Step};
@@ -137,7 +137,8 @@ pub struct Found<T> {
     pub stale: bool,
     /// How long the loader took to compute it (XFetch's delta).
     pub delta: Duration,
-    /// When it stops being fresh, in milliseconds since the Unix epoch.
+    /// When it stops being fresh, in milliseconds since the Unix epoch
+    /// (`i64::MAX` in the plain format, where freshness is the key's TTL).
     pub fresh_until_ms: i64,
 }
 
@@ -153,10 +154,43 @@ pub(super) enum Decoded<T> {
     },
 }
 
-/// Decodes a raw entry of `T` read at `key`. Foreign or corrupt bytes and
-/// entries of another format version are a miss; foreign bytes are logged at
-/// `warn`, old versions at `debug`.
-pub(super) fn decode_entry<T: Cached>(key: &str, raw: &[u8], now: i64) -> Decoded<T> {
+/// Decodes a raw entry of `T` read at `key`. In the envelope format,
+/// foreign or corrupt bytes and entries of another format version are a
+/// miss; foreign bytes are logged at `warn`, old versions at `debug`. In the
+/// plain format the bytes are the JSON of the value, and bytes that are not
+/// are an error (another client's data, never overwritten).
+pub(super) fn decode_entry<T: Cached>(key: &str, raw: &[u8], now: i64) -> Result<Decoded<T>> {
+    let schema = T::SCHEMA;
+    if schema.format == EntryFormat::Plain {
+        return decode_plain(key, raw).map(Decoded::Found);
+    }
+    Ok(decode_envelope(key, raw, now))
+}
+
+/// A plain entry: the JSON of the value, fresh for as long as the key lives.
+fn decode_plain<T: Cached>(key: &str, raw: &[u8]) -> Result<Found<T>> {
+    // JSON's `null` is what `set_missing` writes: "not found".
+    match serde_json::from_slice::<Option<T>>(raw) {
+        Ok(v) => Ok(Found {
+            value: v,
+            stale: false,
+            delta: Duration::ZERO,
+            fresh_until_ms: i64::MAX,
+        }),
+        Err(e) => {
+            let mut d = crate::error::DecodeError::new(
+                key,
+                None,
+                "the JSON of the cached value",
+                Some(raw),
+            );
+            d.detail = Some(e.to_string());
+            Err(d.into())
+        }
+    }
+}
+
+fn decode_envelope<T: Cached>(key: &str, raw: &[u8], now: i64) -> Decoded<T> {
     let schema = T::SCHEMA;
     let env = match entry::parse(raw) {
         Ok(env) => env,
@@ -209,7 +243,18 @@ pub(super) fn decode_entry<T: Cached>(key: &str, raw: &[u8], now: i64) -> Decode
 pub(super) fn decode_get_reply<T: Cached>(key: &str, v: Value) -> Result<Decoded<T>> {
     match v {
         Value::Nil => Ok(Decoded::Miss { occupied: false }),
-        Value::BulkString(b) => Ok(decode_entry(key, &b, now_ms())),
+        Value::BulkString(b) => decode_entry(key, &b, now_ms()),
+        Value::ServerError(e)
+            if e.code() == "WRONGTYPE" && T::SCHEMA.format == EntryFormat::Plain =>
+        {
+            Err(crate::error::DecodeError::new(
+                key,
+                None,
+                "a string holding the JSON of the cached value",
+                Some(b"another Redis type"),
+            )
+            .into())
+        }
         Value::ServerError(e) if e.code() == "WRONGTYPE" => {
             log::warn!(
                 target: "redis_state::cache",
@@ -319,7 +364,7 @@ pub(super) fn lifetimes(schema: &CacheSchema, negative: bool, now: i64) -> (u64,
     };
     let max = crate::random::MAX_MILLIS;
     let fresh = schema.ttl_ms.saturating_add(jitter).min(max);
-    let px = fresh.saturating_add(schema.stale_ms).clamp(1, max);
+    let px = fresh.saturating_add(schema.stale_window_ms()).clamp(1, max);
     (px, now.saturating_add(fresh as i64))
 }
 
@@ -368,13 +413,19 @@ impl Prepared {
     pub(super) fn encode(&self, schema: &CacheSchema, ns: Option<&Namespace>) -> Encoded {
         let now = now_ms();
         let (px, fresh_until) = lifetimes(schema, self.payload.is_none(), now);
-        Encoded {
-            bytes: entry::encode(
+        let bytes = match schema.format {
+            // No "not found" reaches a plain entry (`remembers_misses`);
+            // JSON's null stands for it if a schema built by hand asks.
+            EntryFormat::Plain => self.payload.clone().unwrap_or_else(|| b"null".to_vec()),
+            _ => entry::encode(
                 schema.version,
                 self.delta_ms,
                 fresh_until,
                 self.payload.as_deref(),
             ),
+        };
+        Encoded {
+            bytes,
             px,
             tags: self
                 .tags

@@ -16,6 +16,7 @@
 //! | `ttl = "30m"` | time to live applied by every save: `"500ms"`, `"45s"`, `"30m"`, `"1h30m"`, `"2d"`, `"1w"`, or an integer of seconds |
 //! | `namespace = "app"` | static key prefix (`app:user:42`); an operation's `.namespace(..)` replaces it |
 //! | `collection = "users"` | the name in redis-state's own keys (indexes); default: snake_case struct name |
+//! | `store_id = false` | saves leave the id fields out of the hash (the id lives in the key only, as other clients' `user:profile:<id>` hashes keep it); loads take them from the key either way |
 //! | `rename_all = "camelCase"` | hash field naming: `snake_case`, `camelCase`, `PascalCase`, `kebab-case`, `SCREAMING_SNAKE_CASE`, `lowercase`, `UPPERCASE` |
 //! | `crate = "path"` | where `redis_state` is, for crates that re-export it |
 //! | `invalidates(View = "id")` | saves and deletes drop the entry of the cached type `View` whose id is made of these fields (comma-separated for a composite id); several pairs or attributes for several types |
@@ -51,8 +52,12 @@
 //! # What is stored
 //!
 //! An entity is one hash at the key its template renders, e.g. `user:42`,
-//! holding every non-skipped field (id fields included) as plain strings under
-//! the Rust field name or its `rename`. A `None` field is an absent field.
+//! holding every non-skipped field (id fields included, unless
+//! `store_id = false`) as plain strings under the Rust field name or its
+//! `rename`. A `None` field is an absent field. A load takes an id field the
+//! hash does not hold from the key it read (each part from its segment,
+//! escapes undone), so hashes other clients wrote without an id field load
+//! whatever the model's `store_id`.
 //! Indexed models keep, under the key's hash tag (so on the same Cluster slot):
 //!
 //! | key                          | type | content |
@@ -127,6 +132,9 @@ pub struct FieldSchema {
     pub has_default: bool,
     /// The field's role.
     pub kind: FieldKind,
+    /// For an id field: its position among the id's parts (key-template
+    /// order), where a load finds it when the hash does not hold it.
+    pub id_part: u8,
 }
 
 /// Named construction, as the derive writes it:
@@ -144,6 +152,7 @@ impl FieldSchema {
             optional: false,
             has_default: false,
             kind: FieldKind::Data,
+            id_part: 0,
         }
     }
 }
@@ -154,6 +163,7 @@ crate::setters::const_setters!(FieldSchema {
     with_optional(optional: bool);
     with_has_default(has_default: bool);
     with_kind(kind: FieldKind);
+    with_id_part(id_part: u8);
 });
 
 impl FieldSchema {
@@ -175,6 +185,7 @@ impl FieldSchema {
             optional,
             has_default,
             kind,
+            id_part: 0,
         }
     }
 }
@@ -236,6 +247,11 @@ pub struct HashSchema {
     pub version: Option<usize>,
     /// Position of the expiry field.
     pub expires_at: Option<usize>,
+    /// Whether saves write the id fields into the hash. Loads take an id
+    /// field the hash does not hold from the key, so a model with
+    /// `store_id = false` has exactly the layout of clients that keep the
+    /// id only in the key (`user:profile:<id>`).
+    pub store_id: bool,
 }
 
 /// Named construction, as the derive writes it:
@@ -255,6 +271,7 @@ impl HashSchema {
             indexes: &[],
             version: None,
             expires_at: None,
+            store_id: true,
         }
     }
 }
@@ -267,6 +284,7 @@ crate::setters::const_setters!(HashSchema {
     with_indexes(indexes: &'static [IndexSchema]);
     with_version(version: usize) => Some;
     with_expires_at(expires_at: usize) => Some;
+    with_store_id(store_id: bool);
 });
 
 impl HashSchema {
@@ -293,6 +311,7 @@ impl HashSchema {
             indexes,
             version,
             expires_at,
+            store_id: true,
         }
     }
 
@@ -359,6 +378,12 @@ impl HashSchema {
         self.fields.iter().map(|f| f.name)
     }
 
+    /// Whether field `idx` is written by saves: every field but the id
+    /// fields of a model with `store_id = false`.
+    pub(crate) fn writes(&self, idx: usize) -> bool {
+        self.store_id || self.fields.get(idx).is_none_or(|f| f.kind != FieldKind::Id)
+    }
+
     /// Total length of the field names (to size commands).
     fn names_len(&self) -> usize {
         self.fields.iter().map(|f| f.name.len()).sum()
@@ -371,7 +396,7 @@ impl HashSchema {
 /// semver guarantees.
 #[doc(hidden)]
 pub fn __bench_decode<M: RedisHash>(key: &str, reply: &Value) -> Result<Option<M>> {
-    ops::decode_hmget(key, reply)
+    ops::decode_hmget(key, reply, None)
 }
 
 /// The remaining time to live of an entity.

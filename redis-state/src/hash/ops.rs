@@ -533,7 +533,7 @@ impl<M: RedisHash> Save<'_, M> {
         self.key = schema.key(self.ns.as_ref(), &id);
         let mut w = FieldWriter::new(schema);
         self.entity.encode(&mut w)?;
-        let all_present = (0..schema.fields.len()).all(|i| w.get(i).is_some());
+        let all_present = (0..schema.fields.len()).all(|i| w.get(i).is_some() || !schema.writes(i));
         self.plain = self.mode == WriteMode::Save && schema.plain_save() && all_present;
         if self.plain {
             let cmd = plan.cmd_sized(
@@ -543,7 +543,7 @@ impl<M: RedisHash> Save<'_, M> {
                 schema.names_len() + w.encoded_len(),
             );
             for (i, f) in schema.fields.iter().enumerate() {
-                if let Some(v) = w.get(i) {
+                if let (true, Some(v)) = (schema.writes(i), w.get(i)) {
                     cmd.arg(f.name).arg(v);
                 }
             }
@@ -551,6 +551,7 @@ impl<M: RedisHash> Save<'_, M> {
         }
         let changes = (0..schema.fields.len())
             .map(|i| match w.get(i) {
+                _ if !schema.writes(i) => Change::Untouched,
                 Some(v) => Change::Set(v),
                 None => Change::Remove,
             })
@@ -714,8 +715,14 @@ impl<M: RedisHash> Load<M> {
     }
 }
 
-/// Decodes an `HMGET` reply of all fields: `None` when every field is absent.
-pub(super) fn decode_hmget<M: RedisHash>(key: &str, v: &Value) -> Result<Option<M>> {
+/// Decodes an `HMGET` reply of all fields: `None` when every field is
+/// absent. An id field the hash does not hold is taken from `id`, the id
+/// the key was rendered from (other clients keep the id only in the key).
+pub(super) fn decode_hmget<M: RedisHash>(
+    key: &str,
+    v: &Value,
+    id: Option<&IdBuf>,
+) -> Result<Option<M>> {
     let values = match v {
         Value::Array(values) => values,
         other => return Err(Error::unexpected("HMGET", other)),
@@ -723,7 +730,39 @@ pub(super) fn decode_hmget<M: RedisHash>(key: &str, v: &Value) -> Result<Option<
     if values.iter().all(|v| matches!(v, Value::Nil)) {
         return Ok(None);
     }
-    M::decode(&FieldReader::new(M::SCHEMA, key, values)).map(Some)
+    let schema = M::SCHEMA;
+    let missing_id = |(i, v): (usize, &Value)| {
+        matches!(v, Value::Nil)
+            && schema
+                .fields
+                .get(i)
+                .is_some_and(|f| f.kind == FieldKind::Id)
+    };
+    match id {
+        Some(id) if values.iter().enumerate().any(missing_id) => {
+            let filled = with_id_fields(schema, values, id);
+            M::decode(&FieldReader::new(schema, key, &filled)).map(Some)
+        }
+        _ => M::decode(&FieldReader::new(schema, key, values)).map(Some),
+    }
+}
+
+/// `values` with each absent id field set to its part of `id`, unescaped.
+#[cold]
+fn with_id_fields(schema: &HashSchema, values: &[Value], id: &IdBuf) -> Vec<Value> {
+    values
+        .iter()
+        .zip(schema.fields)
+        .map(|(v, f)| match v {
+            Value::Nil if f.kind == FieldKind::Id => {
+                let part = id.part(usize::from(f.id_part));
+                Value::BulkString(
+                    crate::keys::unescape(part).unwrap_or_else(|| part.as_bytes().to_vec()),
+                )
+            }
+            v => v.clone(),
+        })
+        .collect()
 }
 
 impl<M: RedisHash> Operation for Load<M> {
@@ -746,7 +785,7 @@ impl<M: RedisHash> Operation for Load<M> {
 
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<Option<M>>> {
         let v = replies.next_value()?;
-        decode_hmget(&self.key, &v).map(Step::Done)
+        decode_hmget(&self.key, &v, Some(&self.id)).map(Step::Done)
     }
 }
 
@@ -1078,7 +1117,7 @@ impl<M: RedisHash> Operation for Delete<M> {
                 let v = replies.next_value()?;
                 // An entity that does not decode is deleted all the same;
                 // only the entries its fields would name cannot be found.
-                match decode_hmget::<M>(&key, &v) {
+                match decode_hmget::<M>(&key, &v, Some(&self.id)) {
                     Ok(Some(entity)) => {
                         let mut inv = CacheInvalidations::new(self.ns.clone());
                         entity.cache_invalidations(&mut inv);
@@ -1408,11 +1447,12 @@ impl<M: RedisHash> Finder<M> {
                     other => return Err(Error::unexpected("the find script", &other)),
                 };
                 let mut out = Vec::with_capacity(rows.len());
-                for (row, key) in rows.iter().zip(&self.keys) {
+                for ((row, key), id) in rows.iter().zip(&self.keys).zip(ids.iter()) {
                     if matches!(row, Value::Nil) {
                         continue; // stale index entry, removed by the script
                     }
-                    if let Some(m) = decode_hmget::<M>(key, row)? {
+                    let id = IdBuf::from_joined(id);
+                    if let Some(m) = decode_hmget::<M>(key, row, Some(&id))? {
                         out.push(m);
                     }
                 }
