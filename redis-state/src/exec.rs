@@ -304,11 +304,29 @@ fn retry_pipeline(retries: &[(usize, Cmd)]) -> Pipeline {
 /// (a pooled connection, a wrapper of your own): it then runs operations
 /// as that connection does, Cluster routing included.
 ///
-/// ```ignore
+/// ```no_run
+/// use redis_state::Operation;
+///
 /// struct Traced(redis::aio::MultiplexedConnection);
-/// impl std::ops::Deref for Traced { /* ... */ }
-/// impl std::ops::DerefMut for Traced { /* ... */ }
+///
+/// impl std::ops::Deref for Traced {
+///     type Target = redis::aio::MultiplexedConnection;
+///     fn deref(&self) -> &Self::Target {
+///         &self.0
+///     }
+/// }
+///
+/// impl std::ops::DerefMut for Traced {
+///     fn deref_mut(&mut self) -> &mut Self::Target {
+///         &mut self.0
+///     }
+/// }
+///
 /// impl redis_state::exec::Forward for Traced {}
+///
+/// async fn hits(con: &mut Traced) -> redis_state::Result<Option<i64>> {
+///     redis_state::op::command("GET", "hits").run_async(con).await
+/// }
 /// ```
 pub trait Forward: DerefMut {}
 

@@ -60,32 +60,114 @@ pub(crate) struct Site {
     keys: Vec<String>,
 }
 
-impl Site {
-    fn of(c: &Command) -> Site {
-        let arg = |i: usize| match c.cmd.args_iter().nth(i) {
-            Some(redis::Arg::Simple(b)) => String::from_utf8_lossy(b).into_owned(),
-            _ => String::new(),
+/// The names and keys of a plan's commands, copied into one buffer before
+/// the plan is sent (its commands move into the pipeline): a few bytes per
+/// command and no allocation per command. A [`Site`] is built from it only
+/// for a command that failed.
+#[derive(Debug, Default)]
+pub(crate) struct Sites {
+    text: Vec<u8>,
+    /// Byte ranges in `text`: each command's name, then its keys.
+    spans: Vec<(usize, usize)>,
+    entries: Vec<SiteEntry>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct SiteEntry {
+    script: Option<&'static Script>,
+    /// The command's spans: its name at `first`, its keys after it.
+    first: usize,
+    keys: usize,
+}
+
+/// The bytes of a simple argument.
+fn arg_bytes(a: redis::Arg<&[u8]>) -> &[u8] {
+    match a {
+        redis::Arg::Simple(b) => b,
+        _ => &[],
+    }
+}
+
+impl Sites {
+    fn of(commands: &[Command]) -> Sites {
+        let mut sites = Sites {
+            text: Vec::new(),
+            spans: Vec::with_capacity(commands.len() * 2),
+            entries: Vec::with_capacity(commands.len()),
         };
-        let operation = match c.script {
-            Some(s) => format!("script {}", s.name()),
-            None => arg(0),
-        };
-        let keys = c
-            .cmd
-            .args_iter()
-            .skip(c.keys.start)
-            .take(c.keys.count)
-            .map(|a| match a {
-                redis::Arg::Simple(b) => String::from_utf8_lossy(b).into_owned(),
-                _ => String::new(),
-            })
-            .collect();
-        Site { operation, keys }
+        for c in commands {
+            sites.push(c);
+        }
+        sites
     }
 
+    fn push(&mut self, c: &Command) {
+        let first = self.spans.len();
+        let mut span = |bytes: &[u8], text: &mut Vec<u8>| {
+            let at = text.len();
+            text.extend_from_slice(bytes);
+            self.spans.push((at, text.len()));
+        };
+        span(
+            c.cmd.args_iter().next().map_or(&[][..], arg_bytes),
+            &mut self.text,
+        );
+        for k in c.cmd.args_iter().skip(c.keys.start).take(c.keys.count) {
+            span(arg_bytes(k), &mut self.text);
+        }
+        self.entries.push(SiteEntry {
+            script: c.script,
+            first,
+            keys: self.spans.len() - first - 1,
+        });
+    }
+
+    fn text(&self, span: (usize, usize)) -> String {
+        String::from_utf8_lossy(self.text.get(span.0..span.1).unwrap_or_default()).into_owned()
+    }
+
+    /// The site of command `i`.
+    fn get(&self, i: usize) -> Option<Site> {
+        let e = self.entries.get(i)?;
+        let operation = match e.script {
+            Some(s) => format!("script {}", s.name()),
+            None => self.text(*self.spans.get(e.first)?),
+        };
+        let keys = self
+            .spans
+            .iter()
+            .skip(e.first + 1)
+            .take(e.keys)
+            .map(|&span| self.text(span))
+            .collect();
+        Some(Site { operation, keys })
+    }
+
+    /// The sites of `count` commands from `position`.
+    fn range(&self, position: usize, count: usize) -> Sites {
+        let mut out = Sites::default();
+        for e in self.entries.iter().skip(position).take(count) {
+            let first = out.spans.len();
+            for &(a, b) in self.spans.iter().skip(e.first).take(e.keys + 1) {
+                let at = out.text.len();
+                out.text
+                    .extend_from_slice(self.text.get(a..b).unwrap_or_default());
+                out.spans.push((at, out.text.len()));
+            }
+            out.entries.push(SiteEntry {
+                script: e.script,
+                first,
+                keys: e.keys,
+            });
+        }
+        out
+    }
+}
+
+impl Site {
     /// The error of a server error reply at this site.
-    pub(crate) fn error(&self, e: redis::ServerError) -> Error {
-        Error::server(self.operation.clone(), self.keys.clone(), e)
+    pub(crate) fn error(self, e: redis::ServerError) -> Error {
+        Error::server(self.operation, self.keys, e)
     }
 
     /// The error of a round trip that got no reply.
@@ -203,8 +285,8 @@ impl Plan {
     }
 
     /// What each command's server error would name.
-    pub(crate) fn sites(&self) -> Vec<Site> {
-        self.commands.iter().map(Site::of).collect()
+    pub(crate) fn sites(&self) -> Sites {
+        Sites::of(&self.commands)
     }
 
     /// Starts command `name` on `key` (its first key) and returns it, so the
@@ -465,13 +547,13 @@ pub struct Replies {
     iter: std::vec::IntoIter<Value>,
     budget: usize,
     /// What each command names, by position, for server errors.
-    sites: Vec<Site>,
+    sites: Sites,
     total: usize,
 }
 
 impl Replies {
     /// Replies to commands whose sites are `sites` (in order).
-    pub(crate) fn with_sites(values: Vec<Value>, sites: Vec<Site>) -> Self {
+    pub(crate) fn with_sites(values: Vec<Value>, sites: Sites) -> Self {
         let budget = values.len();
         Replies {
             iter: values.into_iter(),
@@ -487,13 +569,8 @@ impl Replies {
     }
 
     /// The sites of `count` commands from `position`.
-    pub(crate) fn sites(&self, position: usize, count: usize) -> Vec<Site> {
-        self.sites
-            .iter()
-            .skip(position)
-            .take(count)
-            .cloned()
-            .collect()
+    pub(crate) fn sites(&self, position: usize, count: usize) -> Sites {
+        self.sites.range(position, count)
     }
 
     /// The server error reply `e` to the last reply read, naming its
@@ -760,13 +837,13 @@ async fn rounds_counted<O: Operation, S: Sender>(
 /// A round trip's failure: [`Error::NoReply`] when the commands were sent
 /// and no reply came (a timeout, a connection dropped or broken after
 /// sending), naming the first command; other errors as they are.
-fn unanswered(e: Error, sites: Vec<Site>, commands: usize) -> Error {
+fn unanswered(e: Error, sites: Sites, commands: usize) -> Error {
     match e {
         Error::Redis(e)
             if (e.is_timeout() || e.is_connection_dropped() || e.is_io_error())
                 && !e.is_connection_refusal() =>
         {
-            match sites.into_iter().next() {
+            match sites.get(0) {
                 Some(site) => site.no_reply(commands, e),
                 None => Error::Redis(e),
             }
@@ -774,7 +851,7 @@ fn unanswered(e: Error, sites: Vec<Site>, commands: usize) -> Error {
         // The blocking Cluster client fails a whole pipeline on any error
         // reply: name the first command that failed.
         Error::Redis(e) => match e.clone().into_server_errors().as_deref() {
-            Some([(i, first), ..]) => match sites.into_iter().nth(*i) {
+            Some([(i, first), ..]) => match sites.get(*i) {
                 Some(site) => site.error(first.clone()),
                 None => Error::Redis(e),
             },
