@@ -141,6 +141,20 @@ fn main() {
                 .hand(&h)
                 .note("hand-written EVALSHA of the same script; for reference: the library's own cost"),
         );
+        // At least 20 entries in every feed read below, on both sides (a
+        // smoke run pushes fewer above).
+        for k in 0..64usize {
+            let items: Vec<Activity> = (0..20).map(activity).collect();
+            feed.push_all(k, items.iter()).run(&mut con).unwrap();
+            let mut pipe = redis::pipe();
+            for a in &items {
+                pipe.cmd("LPUSH")
+                    .arg(format!("bench:hfeed:{k}"))
+                    .arg(serde_json::to_vec(a).unwrap())
+                    .ignore();
+            }
+            let _: () = pipe.query(&mut hcon).unwrap();
+        }
         let [d, h] = alternate_each(
             &rounds,
             n,
@@ -449,6 +463,16 @@ fn main() {
     let presence = Presence::<u64>::new("bench", Duration::from_secs(60));
     let hkey = "bench:hpresence";
     if cfg.wants("4") {
+        // At least 20 users online on both sides for the list below.
+        for u in 0..25u64 {
+            presence.heartbeat(&(1000 + u)).run(&mut con).unwrap();
+            let _: () = redis::cmd("ZADD")
+                .arg(hkey)
+                .arg(now_secs())
+                .arg(1000 + u)
+                .query(&mut hcon)
+                .unwrap();
+        }
         let [d, h] = alternate_each(
             &rounds,
             n,

@@ -6,7 +6,7 @@
 //! | [`Feed<T>`](Feed) | list, newest first | [`push`](Feed::push): `LPUSH` + `LTRIM` + `PEXPIRE` in one `EVALSHA` | [`page`](Feed::page) (`LRANGE`), [`len`](Feed::len) |
 //! | [`TimeWindow<T>`](TimeWindow) | sorted set scored by epoch seconds | [`add`](TimeWindow::add): `ZADD`, trim below the cutoff and past the cap, `PEXPIRE` | [`recent`](TimeWindow::recent), [`count`](TimeWindow::count), [`count_between`](TimeWindow::count_between) |
 //! | [`TagSet<I, T>`](TagSet) | a set per item (its tags) and per tag (its items), one hash tag | [`tag`](TagSet::tag), [`untag`](TagSet::untag), [`set_tags`](TagSet::set_tags), [`remove_item`](TagSet::remove_item): one script each, both sides | [`items_with_all`](TagSet::items_with_all) (`SINTER`), [`items_with_any`](TagSet::items_with_any) (`SUNION`), [`count_with_all`](TagSet::count_with_all) (`SINTERCARD`), [`tags_of`](TagSet::tags_of) |
-//! | [`Presence<U>`](Presence) | sorted set scored by last seen (epoch seconds) | [`heartbeat`](Presence::heartbeat): `ZADD`, prune, `PEXPIRE` | [`count`](Presence::count), [`online`](Presence::online) (prune in the same round trip), [`is_online`](Presence::is_online) |
+//! | [`Presence<U>`](Presence) | sorted set scored by last seen (epoch seconds) | [`heartbeat`](Presence::heartbeat): `ZADD`, prune, `PEXPIRE` | [`count`](Presence::count), [`online`](Presence::online) (prune in the same call), [`is_online`](Presence::is_online) |
 //!
 //! Every operation is a value (run it with `run` or `run_async`, batch it
 //! with [`batch`](crate::batch) or [`many`](crate::many)) and costs one

@@ -19,7 +19,7 @@ use super::{
 };
 
 crate::script! {
-    /// Heartbeat, count and pruning of a presence set (see [`Presence`]).
+    /// Heartbeat, count and list of a presence set (see [`Presence`]).
     pub(crate) struct PresenceScript {
         name: "redis_state.collections.presence",
         keys: [set],
@@ -160,13 +160,15 @@ impl<U: FieldValue> Presence<U> {
     /// Users online, most recently seen first, `count` of them from
     /// `offset`, with when each was last seen (pruning first). Users that
     /// do not decode as `U` are skipped and counted
-    /// ([`Online::strict`]). One round trip: the pruning `EVALSHA` and a
-    /// `ZREVRANGEBYSCORE … WITHSCORES LIMIT` in one pipeline.
+    /// ([`Online::strict`]). One `EVALSHA` (`ZREVRANGEBYSCORE … LIMIT`),
+    /// one round trip.
     pub fn online(&self, offset: u64, count: u64) -> Online<U> {
         Online {
-            beat: self.call("prune", Ok(Vec::new()), 0),
-            offset,
-            count,
+            beat: self.call(
+                "list",
+                Ok(redis_count(offset).to_string().into_bytes()),
+                redis_count(count) as u64,
+            ),
             strict: false,
             _u: PhantomData,
         }
@@ -276,8 +278,6 @@ impl Operation for OnlineCount {
 #[must_use = "an operation does nothing until it is run"]
 pub struct Online<U> {
     beat: Beat,
-    offset: u64,
-    count: u64,
     strict: bool,
     _u: PhantomData<fn() -> U>,
 }
@@ -286,8 +286,6 @@ impl<U> std::fmt::Debug for Online<U> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Online")
             .field("beat", &self.beat)
-            .field("offset", &self.offset)
-            .field("count", &self.count)
             .field("strict", &self.strict)
             .finish()
     }
@@ -311,26 +309,11 @@ impl<U> Online<U> {
 impl<U: FieldValue> Operation for Online<U> {
     type Output = Page<Timed<U>>;
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
-        let now = *self.beat.now.get_or_insert_with(SystemTime::now);
-        self.beat.prepare(plan)?;
-        if self.count > 0 {
-            plan.cmd("ZREVRANGEBYSCORE", &self.beat.key)
-                .arg("+inf")
-                .arg(format!("({}", seconds_text(minus(now, self.beat.timeout))))
-                .arg("WITHSCORES")
-                .arg("LIMIT")
-                .arg(redis_count(self.offset))
-                .arg(redis_count(self.count));
-        }
-        Ok(())
+        self.beat.prepare(plan)
     }
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<Self::Output>> {
-        replies.next_value()?;
         let key = &self.beat.key;
         let mut page = Page::new();
-        if self.count == 0 {
-            return Ok(Step::Done(page));
-        }
         for (member, score) in pairs(replies.next_value()?, "a presence list")? {
             let at = num_of(&score).ok_or_else(|| Error::unexpected("a presence list", &score))?;
             let entry = decode_at::<U, Plain>(

@@ -6,8 +6,8 @@
 -- ARGV[1] 'beat'  : ARGV[4] the user, ARGV[2] now; renews the TTL (ARGV[5] ms);
 --                   returns the number online
 -- ARGV[1] 'count' : returns the number online
--- ARGV[1] 'prune' : returns 0 (the list read follows in the same pipeline,
---                   so its reply does not pass through Lua)
+-- ARGV[1] 'list'  : ARGV[4] offset, ARGV[5] count; returns the users online,
+--                   most recently seen first, with their times
 --
 -- KEYS[1] the sorted set; ARGV[3] the cutoff (seconds)
 local key, cutoff = KEYS[1], ARGV[3]
@@ -20,5 +20,7 @@ if stale > 0 then
   if stale > 512 then stale = 512 end
   redis.call('ZREMRANGEBYRANK', key, 0, stale - 1)
 end
-if ARGV[1] == 'prune' then return 0 end
+if ARGV[1] == 'list' then
+  return redis.call('ZREVRANGEBYSCORE', key, '+inf', '(' .. cutoff, 'WITHSCORES', 'LIMIT', ARGV[4], ARGV[5])
+end
 return redis.call('ZCOUNT', key, '(' .. cutoff, '+inf')
