@@ -25,6 +25,7 @@ use redis_state::monitor::{self};
 use redis_state::op::Operation;
 
 /// The connection: one server or a Cluster.
+#[allow(clippy::large_enum_variant, reason = "one per process")]
 pub(crate) enum Con {
     Single(redis::Connection),
     Cluster(redis::cluster::ClusterConnection),

@@ -2,6 +2,13 @@
 //! `redis_state::testing`: every command, plain and JSON, standalone and
 //! Cluster.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::print_stdout,
+    reason = "tests report by panicking and printing"
+)]
+
 use std::process::{Command, Output};
 
 use redis_state::lock::Lock;

@@ -3,6 +3,13 @@
 //! and the screenshot is checked for its charts: bars of the memory and key
 //! colours, and of several TTL buckets.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::print_stdout,
+    reason = "tests report by panicking and printing"
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -57,10 +64,12 @@ fn screenshot(page: &Path, png: &Path) {
 
 /// Pixels of each colour in the screenshot.
 fn count_colors(png: &Path, colors: &[[u8; 3]]) -> Vec<usize> {
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(png).unwrap()));
-    let mut reader = decoder.read_info().unwrap();
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(png).expect("the screenshot opens"),
+    ));
+    let mut reader = decoder.read_info().expect("the screenshot is a PNG");
     let mut buf = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buf).unwrap();
+    let info = reader.next_frame(&mut buf).expect("the screenshot decodes");
     let channels = info.color_type.samples();
     let mut counts = vec![0; colors.len()];
     for px in buf[..info.buffer_size()].chunks(channels) {

@@ -666,23 +666,6 @@ fn as_node(value: Option<redis::Value>) -> Result<String, String> {
     Ok(format!("{ip}:{port}"))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::split_slots;
-
-    #[test]
-    fn slots_are_split_without_gaps() {
-        for n in 1..=7 {
-            let ranges = split_slots(n);
-            assert_eq!(ranges.first().map(|r| r.0), Some(0));
-            assert_eq!(ranges.last().map(|r| r.1), Some(16383));
-            for pair in ranges.windows(2) {
-                assert_eq!(pair[0].1 + 1, pair[1].0);
-            }
-        }
-    }
-}
-
 /// `CLUSTER SLOTS` of `node`: each range and its primary's port.
 fn slot_owners(node: &RedisServer) -> Result<Vec<(RangeInclusive<u16>, u16)>, TestSupportError> {
     let reply: Vec<redis::Value> = node.query(redis::cmd("CLUSTER").arg("SLOTS"))?;
@@ -708,4 +691,21 @@ fn slot_owners(node: &RedisServer) -> Result<Vec<(RangeInclusive<u16>, u16)>, Te
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_slots;
+
+    #[test]
+    fn slots_are_split_without_gaps() {
+        for n in 1..=7 {
+            let ranges = split_slots(n);
+            assert_eq!(ranges.first().map(|r| r.0), Some(0));
+            assert_eq!(ranges.last().map(|r| r.1), Some(16383));
+            for pair in ranges.windows(2) {
+                assert_eq!(pair[0].1 + 1, pair[1].0);
+            }
+        }
+    }
 }
