@@ -38,7 +38,7 @@ fn decode_error(e: Error) -> Box<redis_state::DecodeError> {
 }
 
 fn is_wrongtype(e: &Error) -> bool {
-    matches!(e, Error::Redis(r) if r.to_string().contains("WRONGTYPE"))
+    e.server_code() == Some("WRONGTYPE")
 }
 
 // ---------------------------------------------------------------------------

@@ -783,9 +783,30 @@ fn classify(e: Error) -> Failure {
             Failure::Unanswered(r.to_string())
         }
         Error::Timeout { reason, .. } => Failure::Unanswered(reason),
+        // The same failures as the operation loop names them: a server
+        // refusal with its command and keys, a round trip with no reply.
+        Error::Server { error, .. } if REDIRECTED.contains(&error.code()) => {
+            Failure::Redirected(error.to_string())
+        }
+        Error::NoReply { error, .. } if error.is_connection_refusal() => {
+            Failure::NotSent(error.to_string())
+        }
+        Error::NoReply { error, .. } => Failure::Unanswered(error.to_string()),
         other => Failure::Other(other),
     }
 }
+
+/// Server error codes that mean "not applied here, now": rediscover or
+/// follow, then retry.
+const REDIRECTED: &[&str] = &[
+    "READONLY",
+    "LOADING",
+    "MASTERDOWN",
+    "TRYAGAIN",
+    "CLUSTERDOWN",
+    "MOVED",
+    "ASK",
+];
 
 /// Runs `plan` with the retry policy and the breaker of `shared`.
 async fn run_plan<T: Transport>(

@@ -504,7 +504,11 @@ pub(crate) fn added(reply: Value, key: &str) -> Result<String> {
             key: key.to_owned(),
             len: e.details().and_then(|d| d.trim().parse().ok()).unwrap_or(0),
         }),
-        Value::ServerError(e) => Err(Error::Redis(e.into())),
+        Value::ServerError(error) => Err(Error::Server {
+            operation: "XADD".to_owned(),
+            keys: vec![key.to_owned()],
+            error,
+        }),
         v => text(&v)
             .and_then(|b| String::from_utf8(b).ok())
             .ok_or_else(|| Error::unexpected("XADD", &v)),
@@ -691,7 +695,11 @@ impl Operation for CreateGroup {
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<()>> {
         match replies.next_raw()? {
             Value::ServerError(e) if e.code() == "BUSYGROUP" => Ok(Step::Done(())),
-            Value::ServerError(e) => Err(Error::Redis(e.into())),
+            Value::ServerError(error) => Err(Error::Server {
+                operation: "XGROUP CREATE".to_owned(),
+                keys: vec![self.key.clone()],
+                error,
+            }),
             _ => Ok(Step::Done(())),
         }
     }
