@@ -20,6 +20,12 @@ fn a_replica_set_replicates_and_promotes_by_hand() {
     set.nodes()[0]
         .query::<i64>(redis::cmd("WAIT").arg(2).arg(5000))
         .unwrap();
+    // WAIT may return early on a loaded machine: give the replica a bounded
+    // while to apply the write.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while get(&set.nodes()[1], "k").is_none() && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     assert_eq!(get(&set.nodes()[1], "k").as_deref(), Some("v"));
 
     let (killed, _) = set.kill_primary().unwrap();
