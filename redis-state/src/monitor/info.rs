@@ -92,7 +92,8 @@ section!(
     ServerSection {
         /// `redis_version`.
         redis_version: String,
-        /// `redis_mode`: `standalone`, `cluster` or `sentinel`.
+        /// `redis_mode` (`server_mode` on Valkey): `standalone`, `cluster`
+        /// or `sentinel`.
         redis_mode: String,
         /// `os`.
         os: String,
@@ -446,8 +447,14 @@ impl ServerInfo {
             })
             .collect();
 
+        let mut server = ServerSection::from_fields(get("server"));
+        // Valkey 8 names the mode `server_mode` (and keeps `redis_version`
+        // for compatibility).
+        if server.redis_mode.is_none() {
+            server.redis_mode = server.other.get("server_mode").cloned();
+        }
         ServerInfo {
-            server: ServerSection::from_fields(get("server")),
+            server,
             clients: ClientsSection::from_fields(get("clients")),
             memory: MemorySection::from_fields(get("memory")),
             stats: StatsSection::from_fields(get("stats")),
