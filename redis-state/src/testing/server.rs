@@ -692,7 +692,9 @@ fn launch(
     }
 }
 
-/// Whether the server on the client's port answers `INFO server` with `process_id:<pid>`.
+/// Whether the server on the client's port answers `INFO` with
+/// `process_id:<pid>` and has its data loaded (`loading:0`: a restart with
+/// an append-only file answers `LOADING` to commands until then).
 fn answers_as(client: &redis::Client, pid: u32) -> bool {
     let Ok(mut connection) = client.get_connection_with_timeout(Duration::from_millis(500)) else {
         return false;
@@ -705,11 +707,13 @@ fn answers_as(client: &redis::Client, pid: u32) -> bool {
     }
     let Ok(info) = redis::cmd("INFO")
         .arg("server")
+        .arg("persistence")
         .query::<String>(&mut connection)
     else {
         return false;
     };
     info_field(&info, "process_id").and_then(|v| v.parse::<u32>().ok()) == Some(pid)
+        && info_field(&info, "loading") != Some("1")
 }
 
 /// The value of `name:value` in an `INFO` reply.
