@@ -236,12 +236,20 @@ impl State {
         }
     }
 
+    /// A client for a data node the sentinels named: over TLS when the
+    /// sentinels were reached over TLS (`rediss://`), with the same
+    /// verification.
     fn node_client(&self, host: &str, port: u16) -> Result<redis::Client> {
-        let info = self
-            .template
-            .clone()
-            .set_addr(ConnectionAddr::Tcp(host.to_owned(), port));
-        self.options.client(info)
+        let addr = match self.template.addr() {
+            ConnectionAddr::TcpTls { insecure, .. } => ConnectionAddr::TcpTls {
+                host: host.to_owned(),
+                port,
+                insecure: *insecure,
+                tls_params: None,
+            },
+            _ => ConnectionAddr::Tcp(host.to_owned(), port),
+        };
+        self.options.client(self.template.clone().set_addr(addr))
     }
 
     async fn ask(&self, sentinel: &ConnectionInfo, cmd: &redis::Cmd) -> Result<Value> {

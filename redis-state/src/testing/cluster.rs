@@ -100,6 +100,16 @@ impl ClusterBuilder {
         self
     }
 
+    /// TLS on every node (see [`ServerBuilder::tls`]): one CA for the whole
+    /// cluster, the cluster bus and replication over TLS (`tls-cluster
+    /// yes`, `tls-replication yes`), so that clients connected over TLS
+    /// are sent to the nodes' TLS ports ([`RedisCluster::tls_urls`]). The
+    /// plain ports stay open for the test support.
+    pub fn tls(mut self) -> Self {
+        self.server = self.server.tls();
+        self
+    }
+
     /// How long the cluster may take to converge once its nodes run (default 30 s).
     pub fn ready_timeout(mut self, timeout: Duration) -> Self {
         self.ready_timeout = timeout;
@@ -132,7 +142,7 @@ impl ClusterBuilder {
             .ok_or_else(|| TestSupportError::InvalidConfig {
                 reason: "too many replicas".to_owned(),
             })?;
-        let server = self.server.clone().cluster_bus();
+        let server = self.server.clone().cluster_bus().share_tls()?;
         let mut nodes = start_nodes(&server, total)?;
         let ranges = split_slots(self.primaries);
         let deadline = Instant::now() + self.ready_timeout;
@@ -189,12 +199,7 @@ impl ClusterBuilder {
         wait_until_ready(&nodes, &expected, deadline, self.ready_timeout)?;
 
         let urls: Vec<String> = nodes.iter().map(RedisServer::url).collect();
-        let client =
-            ClusterClient::new(urls.clone()).map_err(|error| TestSupportError::ClusterClient {
-                action: "create".to_owned(),
-                nodes: urls.join(", "),
-                error,
-            })?;
+        let client = bounded_client(&urls)?;
         Ok(RedisCluster {
             nodes,
             primaries,
@@ -278,7 +283,23 @@ impl RedisCluster {
         self.nodes.iter().map(RedisServer::url).collect()
     }
 
-    /// A cluster client seeded with every node.
+    /// `rediss://127.0.0.1:<tls port>/` of every node of a cluster built
+    /// with [`ClusterBuilder::tls`] (empty otherwise).
+    pub fn tls_urls(&self) -> Vec<String> {
+        self.nodes.iter().filter_map(RedisServer::tls_url).collect()
+    }
+
+    /// The PEM of the CA that signed every node's certificate (a cluster
+    /// built with [`ClusterBuilder::tls`]).
+    pub fn ca_cert(&self) -> Option<Vec<u8>> {
+        self.nodes.first().and_then(RedisServer::ca_cert)
+    }
+
+    /// A cluster client seeded with every node, bounded: connect timeout
+    /// 5 s, response timeout [`RESPONSE_TIMEOUT`](super::RESPONSE_TIMEOUT),
+    /// [`CLUSTER_RETRIES`](super::CLUSTER_RETRIES) retries waiting at most
+    /// 500 ms each, so that a command to a cluster whose node was killed
+    /// fails (or succeeds after the failover) instead of hanging.
     pub fn client(&self) -> ClusterClient {
         self.client.clone()
     }
@@ -441,6 +462,22 @@ impl fmt::Debug for RedisCluster {
             .field("nodes", &self.nodes)
             .finish_non_exhaustive()
     }
+}
+
+/// The test support's cluster client: every wait bounded.
+fn bounded_client(urls: &[String]) -> Result<ClusterClient, TestSupportError> {
+    ClusterClient::builder(urls.to_vec())
+        .connection_timeout(super::CONNECT_TIMEOUT)
+        .response_timeout(super::RESPONSE_TIMEOUT)
+        .retries(super::CLUSTER_RETRIES)
+        .min_retry_wait(50)
+        .max_retry_wait(500)
+        .build()
+        .map_err(|error| TestSupportError::ClusterClient {
+            action: "create".to_owned(),
+            nodes: urls.join(", "),
+            error,
+        })
 }
 
 /// Starts `total` nodes in parallel; on any failure the others are dropped (killed).

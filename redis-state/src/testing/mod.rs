@@ -56,11 +56,23 @@ mod topology;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::Duration;
 
 pub use cluster::{ClusterBuilder, RedisCluster};
 pub use error::TestSupportError;
 pub use server::{RedisServer, ServerBuilder};
 pub use topology::{RedisSentinel, ReplicaSet, SERVICE_NAME};
+
+/// How long the test support's clients wait to connect.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the test support's connections ([`RedisServer::connection`],
+/// [`RedisServer::async_connection`], [`RedisCluster::client`]) wait for a
+/// reply: a command sent to a killed server fails after this instead of
+/// hanging.
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Retries of [`RedisCluster::client`] (redirections, a node being failed
+/// over), each after at most 500 ms.
+pub const CLUSTER_RETRIES: u32 = 6;
 
 static SHARED_SERVER: OnceLock<RedisServer> = OnceLock::new();
 static SHARED_CLUSTER: OnceLock<RedisCluster> = OnceLock::new();

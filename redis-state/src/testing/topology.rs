@@ -39,6 +39,7 @@ impl ReplicaSet {
     ///
     /// See [`ServerBuilder::start`].
     pub fn start_with(server: &ServerBuilder, replicas: usize) -> Result<Self, TestSupportError> {
+        let server = server.clone().share_tls()?;
         let primary = server.clone().start()?;
         let mut nodes = vec![primary];
         for _ in 0..replicas {
@@ -110,7 +111,9 @@ impl ReplicaSet {
         new.query::<()>(redis::cmd("REPLICAOF").arg("NO").arg("ONE"))?;
         for (i, node) in self.nodes.iter().enumerate() {
             if i != index && node.is_running() {
-                node.query::<()>(redis::cmd("REPLICAOF").arg(HOST).arg(new.port()))?;
+                // TLS nodes replicate over TLS (`tls-replication yes`).
+                let port = new.tls_port().unwrap_or(new.port());
+                node.query::<()>(redis::cmd("REPLICAOF").arg(HOST).arg(port))?;
             }
         }
         Ok(())
@@ -132,6 +135,12 @@ impl fmt::Debug for ReplicaSet {
 ///
 /// [`start`](Self::start) returns once every sentinel knows both replicas
 /// and the other sentinels.
+///
+/// From a TLS builder ([`ServerBuilder::tls`]) every data node and sentinel
+/// shares one CA, the sentinels listen on a TLS port too
+/// ([`sentinel_tls_urls`](Self::sentinel_tls_urls)) and reach the data
+/// nodes, and each other, over TLS (`tls-replication yes`): they then name
+/// the nodes by their TLS ports.
 pub struct RedisSentinel {
     data: ReplicaSet,
     sentinels: Vec<RedisServer>,
@@ -159,8 +168,13 @@ impl RedisSentinel {
         replicas: usize,
         sentinels: usize,
     ) -> Result<Self, TestSupportError> {
-        let data = ReplicaSet::start_with(server, replicas)?;
-        let primary_port = data.nodes[0].port();
+        let server = server.clone().share_tls()?;
+        let data = ReplicaSet::start_with(&server, replicas)?;
+        let primary_port = if server.is_tls() {
+            data.nodes[0].tls_port().unwrap_or(data.nodes[0].port())
+        } else {
+            data.nodes[0].port()
+        };
         let quorum = sentinels / 2 + 1;
         let conf = format!(
             "sentinel monitor {SERVICE_NAME} {HOST} {primary_port} {quorum}\n\
@@ -237,6 +251,20 @@ impl RedisSentinel {
         self.sentinels.iter().map(RedisServer::url).collect()
     }
 
+    /// The sentinels' TLS URLs (`rediss://127.0.0.1:<tls port>/`) when
+    /// started from a TLS builder, else empty.
+    pub fn sentinel_tls_urls(&self) -> Vec<String> {
+        self.sentinels
+            .iter()
+            .filter_map(RedisServer::tls_url)
+            .collect()
+    }
+
+    /// The PEM of the CA of a TLS set (see [`ServerBuilder::tls`]).
+    pub fn ca_cert(&self) -> Option<Vec<u8>> {
+        self.sentinels.first().and_then(RedisServer::ca_cert)
+    }
+
     /// The data nodes.
     pub fn data(&self) -> &ReplicaSet {
         &self.data
@@ -282,7 +310,7 @@ impl RedisSentinel {
             .data
             .nodes
             .iter()
-            .position(|n| n.port() == port)
+            .position(|n| n.has_port(port))
             .ok_or_else(|| TestSupportError::InvalidConfig {
                 reason: format!("the sentinels report a primary on port {port}, not a data node"),
             })?;
@@ -332,7 +360,7 @@ impl RedisSentinel {
                 .filter(|&p| p != old_port)
                 .collect();
             if ports.len() > self.sentinels.len() / 2
-                && let Some(node) = self.data.nodes.iter().find(|n| n.port() == ports[0])
+                && let Some(node) = self.data.nodes.iter().find(|n| n.has_port(ports[0]))
                 && role(node).as_deref() == Some("master")
             {
                 return Ok(ports[0]);
