@@ -11,6 +11,7 @@
 //! | standalone | [`connect_async`](ConnectionOptions::connect_async): a `ConnectionManager` (reconnects after `CLIENT KILL` or a restart) | [`connect`](ConnectionOptions::connect): a `redis::Connection`, reopened after a failure |
 //! | Cluster | [`connect_cluster_async`](ConnectionOptions::connect_cluster_async) | [`connect_cluster`](ConnectionOptions::connect_cluster) |
 //! | Sentinel | [`connect_sentinel_async`](ConnectionOptions::connect_sentinel_async): finds the primary, follows failovers | [`connect_sentinel`](ConnectionOptions::connect_sentinel): the async one on a runtime of its own |
+//! | pools | `Pooled` of deadpool-redis (`deadpool`) or bb8-redis (`bb8`), one server | `Pooled` of r2d2 (`r2d2`), one server or Cluster |
 //!
 //! Prefer these over a bare `MultiplexedConnection`: a multiplexed
 //! connection whose socket was closed (`CLIENT KILL`, a server restart, a
@@ -49,6 +50,8 @@
 //! failure opens it again.
 
 mod durable;
+#[cfg(any(feature = "deadpool", feature = "bb8", feature = "r2d2"))]
+mod pool;
 mod sentinel;
 
 use std::fmt;
@@ -64,6 +67,10 @@ use crate::exec::{AsyncExecutor, SyncExecutor};
 use crate::op::{Command, Plan};
 
 pub use durable::{Durable, durable};
+#[cfg(any(feature = "deadpool", feature = "bb8", feature = "r2d2"))]
+pub use pool::Pooled;
+#[cfg(feature = "r2d2")]
+pub use pool::R2d2Manager;
 pub use sentinel::SentinelConnection;
 
 /// Where reads go on a topology with replicas.
@@ -782,6 +789,12 @@ fn classify(e: Error) -> Failure {
         Error::Redis(r) if r.is_timeout() || r.is_io_error() || r.is_connection_dropped() => {
             Failure::Unanswered(r.to_string())
         }
+        // Nothing went out (a pool had no connection to hand out in time).
+        Error::Timeout {
+            reason,
+            may_have_applied: false,
+            ..
+        } => Failure::NotSent(reason),
         Error::Timeout { reason, .. } => Failure::Unanswered(reason),
         // The same failures as the operation loop names them: a server
         // refusal with its command and keys, a round trip with no reply.
