@@ -22,6 +22,15 @@
 //! redis-state = { version = "0.1", features = ["deadpool"] }   # or "bb8", "r2d2"
 //! ```
 //!
+//! **Pools configured like every connection.** With the same feature,
+//! `ConnectionOptions` builds the pool itself (`deadpool`, `bb8`, `r2d2`,
+//! `r2d2_cluster`): its connections get the options' connect and response
+//! timeouts, keepalive and TLS root; a checkout waits at most the connect
+//! timeout and `PING`s the connection it hands out (one broken by a restart
+//! or `CLIENT KILL` is replaced); and each operation runs through the
+//! options' retries with backoff and a circuit breaker shared by the pool.
+//! `Pooled::pool()` gives the pool itself.
+//!
 //! **Which async connection?** `ConnectionManager`: it reconnects after the
 //! server closes the connection (a restart, `CLIENT KILL`, an idle timeout).
 //! A `MultiplexedConnection` does not: every later call fails until you open
@@ -41,6 +50,7 @@
 
 use std::time::Duration;
 
+use redis_state::connect::ConnectionOptions;
 use redis_state::prelude::*;
 use redis_state::{Error, ErrorKind, Namespace};
 
@@ -134,6 +144,36 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .run(&mut pooled)?;
     println!("r2d2: {} players", all.into_iter().flatten().count());
     // ANCHOR_END: pools
+
+    // ANCHOR: configured_pools
+    // The pools built from one configuration: bounded checkout, PING on
+    // checkout, retries and a circuit breaker per operation.
+    let options = ConnectionOptions::new()
+        .connect_timeout(Duration::from_millis(500))
+        .response_timeout(Duration::from_secs(1))
+        .retries(2)
+        .circuit_breaker(10, Duration::from_secs(1));
+    let mut deadpool = options.deadpool(url.as_str(), 8)?;
+    let mut bb8 = options.bb8(url.as_str(), 8)?;
+    let mut r2d2 = options.r2d2(url.as_str(), 4)?;
+    let one = Player::load(&1)
+        .namespace(&ns)
+        .run_async(&mut deadpool)
+        .await?;
+    let two = Player::load(&2).namespace(&ns).run_async(&mut bb8).await?;
+    let three = tokio::task::block_in_place(|| Player::load(&3).namespace(&ns).run(&mut r2d2))?;
+    println!(
+        "configured pools: {:?} {:?} {:?}, deadpool holds {} connection(s)",
+        one.map(|p| p.name),
+        two.map(|p| p.name),
+        three.map(|p| p.name),
+        deadpool.pool().status().size
+    );
+    println!(
+        "health check: {:?}",
+        deadpool.health_check_async().await.is_ok()
+    );
+    // ANCHOR_END: configured_pools
 
     // ANCHOR: errors
     // Another program stored a list where a player belongs.

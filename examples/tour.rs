@@ -1030,6 +1030,7 @@ fn async_ops(t: &mut Tour) -> Result {
 fn connections_and_errors(t: &mut Tour) -> Result {
     let ns = t.ns.clone();
     let url = t.url.clone();
+    let pool_url = url.clone();
     t.rt.block_on(async {
         // A deadpool-redis pooled connection (feature `deadpool`), as is.
         let pool = deadpool_redis::Config::from_url(url)
@@ -1040,6 +1041,15 @@ fn connections_and_errors(t: &mut Tour) -> Result {
             .run_async(&mut pooled)
             .await?;
         println!("loaded through a pool: {:?}", one.map(|p| p.nick));
+        // A pool built from a ConnectionOptions: bounded checkout, PING on
+        // checkout, retries and a circuit breaker per operation.
+        let mut configured =
+            redis_state::connect::ConnectionOptions::new().deadpool(pool_url.as_str(), 4)?;
+        let two = Player::load(&1)
+            .namespace(&ns)
+            .run_async(&mut configured)
+            .await?;
+        println!("and through a configured pool: {:?}", two.map(|p| p.nick));
         // A key of another type: the server's error, naming what failed.
         let key = format!("{ns}:{{player}}:77");
         let () = redis::cmd("RPUSH")
@@ -1067,17 +1077,22 @@ fn connections_and_errors(t: &mut Tour) -> Result {
 fn topologies(t: &mut Tour) -> Result {
     use redis_state::connect::{ConnectionOptions, durable};
     use redis_state::testing::ReplicaSet;
-    // A primary and one replica of our own (the tour's server may be shared).
-    let set = ReplicaSet::start(1)?;
-    let url = set.nodes()[0].url();
+    // A primary and one replica of our own (the tour's server may be
+    // shared), over TLS: clients and replication, one generated CA.
+    let set = ReplicaSet::start_with(&RedisServer::builder().tls(), 1)?;
+    let url = set.nodes()[0].tls_url().ok_or("no TLS port")?;
+    let ca = set.nodes()[0].ca_cert().ok_or("no CA")?;
     let ns = t.ns.clone();
     t.rt.block_on(async {
         // Timeouts, keepalive, bounded retries, a circuit breaker; a
         // connection that reconnects after CLIENT KILL or a restart.
-        // WAIT below waits up to 5 s, inside the response timeout.
-        let options = ConnectionOptions::new().response_timeout(Duration::from_secs(10));
+        // WAIT below waits up to 5 s, inside the response timeout. The
+        // same options open TLS Sentinel and TLS Cluster connections.
+        let options = ConnectionOptions::new()
+            .response_timeout(Duration::from_secs(10))
+            .tls_root_cert(ca);
         println!("worst case for one operation: {:?}", options.worst_case());
-        let mut con = options.connect_async(url.as_str()).await?;
+        let mut con = options.connect_async(url.as_str()).await?; // rediss://
         let player = Player {
             id: 7,
             nick: "replicated".into(),

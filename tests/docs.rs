@@ -113,6 +113,9 @@ fn render_needs(src: &str) -> String {
             features.push(feature);
         }
     }
+    if uses(".tls_root_cert(") {
+        features.push("tls");
+    }
     let version = env!("CARGO_PKG_VERSION");
     let minor = &version[..version.rfind('.').unwrap()];
     let mut lines = vec![if features.is_empty() {
