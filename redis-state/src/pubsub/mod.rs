@@ -49,9 +49,13 @@
 //! connection is up is lost, and the subscriber is told so, never silently.
 
 mod subscriber;
+mod topic;
 
 pub use subscriber::{
     Event, Kind, Message, MissedReason, Overflow, Runner, Subscriber, SubscriberOptions, Target,
+};
+pub use topic::{
+    Published, Topic, TopicEvent, TopicMessage, TopicPublish, TopicStats, TopicSubscriber,
 };
 
 use std::marker::PhantomData;

@@ -236,8 +236,14 @@ where
     }
 }
 
+/// An undecoded item: a filed push, or a count of dropped messages.
+pub(super) enum Pending {
+    Raw(Raw),
+    Lagged(u64),
+}
+
 /// What the push handler files.
-enum Raw {
+pub(super) enum Raw {
     Msg {
         channel: Vec<u8>,
         pattern: Option<Vec<u8>>,
@@ -446,23 +452,40 @@ impl redis::aio::AsyncPushSender for PushHandler {
 
 /// The connection: redis-rs' reconnecting standalone or Cluster client.
 #[derive(Clone)]
-enum Link {
+pub(super) enum Link {
     Single(redis::aio::ConnectionManager),
     Cluster(redis::cluster_async::ClusterConnection),
 }
 
 impl Link {
+    /// A reconnecting connection with no subscriptions, for reads beside a
+    /// subscriber (a reliable topic's backfill), so that they never race
+    /// the subscriber's own reconnects.
+    pub(super) async fn connect_plain(target: &Target, opts: &SubscriberOptions) -> Result<Self> {
+        Self::open(target, opts, None).await
+    }
+
     async fn connect(
         target: &Target,
         opts: &SubscriberOptions,
         shared: &Arc<Shared>,
     ) -> Result<Self> {
-        let handler = PushHandler(Arc::downgrade(shared));
+        Self::open(target, opts, Some(PushHandler(Arc::downgrade(shared)))).await
+    }
+
+    async fn open(
+        target: &Target,
+        opts: &SubscriberOptions,
+        handler: Option<PushHandler>,
+    ) -> Result<Self> {
         match target {
             Target::Standalone(url) => {
                 let client = redis::Client::open(crate::cache::local::resp3_url(url))?;
-                let config = redis::aio::ConnectionManagerConfig::new()
-                    .set_push_sender(handler)
+                let mut config = redis::aio::ConnectionManagerConfig::new();
+                if let Some(handler) = handler {
+                    config = config.set_push_sender(handler);
+                }
+                let config = config
                     .set_connection_timeout(Some(opts.timeout))
                     .set_response_timeout(Some(opts.timeout))
                     .set_number_of_retries(3)
@@ -476,9 +499,12 @@ impl Link {
                 Ok(Link::Single(con))
             }
             Target::Cluster(urls) => {
-                let client = redis::cluster::ClusterClientBuilder::new(urls.clone())
-                    .use_protocol(redis::ProtocolVersion::RESP3)
-                    .push_sender(handler)
+                let mut builder = redis::cluster::ClusterClientBuilder::new(urls.clone())
+                    .use_protocol(redis::ProtocolVersion::RESP3);
+                if let Some(handler) = handler {
+                    builder = builder.push_sender(handler);
+                }
+                let client = builder
                     .connection_timeout(opts.timeout)
                     .response_timeout(opts.timeout)
                     .build()?;
@@ -511,6 +537,18 @@ impl Link {
             },
         }
         Ok(())
+    }
+
+    /// Runs an operation on the subscriber's connection (RESP3 lets a
+    /// subscribed connection send other commands).
+    pub(super) async fn run<O: crate::op::Operation + Send>(&mut self, op: O) -> Result<O::Output>
+    where
+        O::Output: Send,
+    {
+        match self {
+            Link::Single(con) => op.run_async(con).await,
+            Link::Cluster(con) => op.run_async(con).await,
+        }
     }
 
     async fn ping(&mut self) -> Result<()> {
@@ -585,7 +623,7 @@ async fn maintain(shared: Arc<Shared>, mut link: Link, every: Duration) {
 }
 
 /// The runtime the connection lives on.
-enum Rt {
+pub(super) enum Rt {
     /// The caller's.
     Borrowed(tokio::runtime::Handle),
     /// A thread of the subscriber's own, running a current-thread runtime
@@ -629,7 +667,7 @@ impl Rt {
     }
 
     /// Runs `fut` to completion on the calling thread (a blocking call).
-    fn block<T>(&self, fut: impl Future<Output = Result<T>>) -> Result<T> {
+    pub(super) fn block<T>(&self, fut: impl Future<Output = Result<T>>) -> Result<T> {
         if tokio::runtime::Handle::try_current().is_ok() {
             return Err(Error::InvalidConfig {
                 what: "blocking subscriber call",
@@ -682,8 +720,8 @@ impl Rt {
 /// `UNSUBSCRIBE`.
 pub struct Subscriber<C: Channel> {
     shared: Arc<Shared>,
-    link: Link,
-    rt: Arc<Rt>,
+    pub(super) link: Link,
+    pub(super) rt: Arc<Rt>,
     _c: std::marker::PhantomData<fn() -> C>,
 }
 
@@ -871,20 +909,20 @@ impl<C: Channel> Subscriber<C> {
         self.shared.lock().messages
     }
 
-    /// The next item without waiting: `None` when the buffer is empty.
-    fn poll_item(&self) -> Option<Option<Result<Event<C>>>> {
+    /// The next filed item without waiting, undecoded: `None` when the
+    /// buffer is empty.
+    fn poll_pending(&self) -> Option<Option<Result<Pending>>> {
         let mut st = self.shared.lock();
         if st.lagged > 0 {
             let dropped = std::mem::take(&mut st.lagged);
-            return Some(Some(Ok(Event::Lagged { dropped })));
+            return Some(Some(Ok(Pending::Lagged(dropped))));
         }
         match st.items.pop_front() {
             Some(raw) => {
                 if matches!(raw, Raw::Msg { .. }) {
                     st.messages -= 1;
                 }
-                drop(st);
-                Some(Some(decode::<C>(raw)))
+                Some(Some(Ok(Pending::Raw(raw))))
             }
             None => match st.failed {
                 Some(false) => {
@@ -901,17 +939,27 @@ impl<C: Channel> Subscriber<C> {
         }
     }
 
-    /// The next item: an event, or an `Err` for a message that does not
-    /// decode (the next call goes on). `None` once the subscriber stopped
-    /// (after [`Overflow::Fail`] reported its error).
-    pub async fn next_async(&mut self) -> Option<Result<Event<C>>> {
+    /// The next filed item, undecoded (what [`next_async`](Self::next_async)
+    /// and the reliable topic's reader decode).
+    pub(super) async fn next_pending_async(&mut self) -> Option<Result<Pending>> {
         loop {
             let ready = self.shared.ready.notified();
-            if let Some(item) = self.poll_item() {
+            if let Some(item) = self.poll_pending() {
                 return item;
             }
             ready.await;
         }
+    }
+
+    /// The next item: an event, or an `Err` for a message that does not
+    /// decode (the next call goes on). `None` once the subscriber stopped
+    /// (after [`Overflow::Fail`] reported its error).
+    pub async fn next_async(&mut self) -> Option<Result<Event<C>>> {
+        Some(match self.next_pending_async().await? {
+            Ok(Pending::Lagged(dropped)) => Ok(Event::Lagged { dropped }),
+            Ok(Pending::Raw(raw)) => decode::<C>(raw),
+            Err(e) => Err(e),
+        })
     }
 
     /// Blocking [`next_async`](Self::next_async), waiting at most
@@ -1002,7 +1050,7 @@ impl<C: Channel> Drop for Subscriber<C> {
 }
 
 /// Decodes a filed push into an item.
-fn decode<C: Channel>(raw: Raw) -> Result<Event<C>> {
+pub(super) fn decode<C: Channel>(raw: Raw) -> Result<Event<C>> {
     let text = |b: Vec<u8>| {
         String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     };
