@@ -48,9 +48,11 @@
 //! Pub/sub is at most once: a message published while no subscriber
 //! connection is up is lost, and the subscriber is told so, never silently.
 
+mod entity;
 mod subscriber;
 mod topic;
 
+pub use entity::{Change, EntityEvent, EntityEvents, EntityItem, Keyspace};
 pub use subscriber::{
     Event, Kind, Message, MissedReason, Overflow, Runner, Subscriber, SubscriberOptions, Target,
 };

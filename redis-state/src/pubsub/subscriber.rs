@@ -635,13 +635,13 @@ pub(super) enum Rt {
 }
 
 impl Rt {
-    fn handle(&self) -> &tokio::runtime::Handle {
+    pub(super) fn handle(&self) -> &tokio::runtime::Handle {
         match self {
             Rt::Borrowed(h) | Rt::Owned { handle: h, .. } => h,
         }
     }
 
-    fn own() -> Result<Self> {
+    pub(super) fn own() -> Result<Self> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -738,7 +738,11 @@ impl<C: Channel> std::fmt::Debug for Subscriber<C> {
 }
 
 impl<C: Channel> Subscriber<C> {
-    async fn start(target: Target, opts: SubscriberOptions, rt: Rt) -> Result<Self> {
+    pub(super) async fn start(
+        target: Target,
+        opts: SubscriberOptions,
+        rt: Arc<Rt>,
+    ) -> Result<Self> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             ready: Notify::new(),
@@ -753,7 +757,7 @@ impl<C: Channel> Subscriber<C> {
         Ok(Subscriber {
             shared,
             link,
-            rt: Arc::new(rt),
+            rt,
             _c: std::marker::PhantomData,
         })
     }
@@ -761,7 +765,7 @@ impl<C: Channel> Subscriber<C> {
     /// Connects on the caller's tokio runtime. Nothing is subscribed yet.
     pub async fn connect_async(target: Target, opts: SubscriberOptions) -> Result<Self> {
         let rt = Rt::Borrowed(tokio::runtime::Handle::current());
-        Self::start(target, opts, rt).await
+        Self::start(target, opts, Arc::new(rt)).await
     }
 
     /// Connects, with a runtime thread of the subscriber's own (for
@@ -769,7 +773,7 @@ impl<C: Channel> Subscriber<C> {
     pub fn connect(target: Target, opts: SubscriberOptions) -> Result<Self> {
         let rt = Rt::own()?;
         let handle = rt.handle().clone();
-        let start = Self::start(target, opts, rt);
+        let start = Self::start(target, opts, Arc::new(rt));
         if tokio::runtime::Handle::try_current().is_ok() {
             return Err(Error::InvalidConfig {
                 what: "blocking subscriber call",
@@ -779,7 +783,7 @@ impl<C: Channel> Subscriber<C> {
         handle.block_on(start)
     }
 
-    async fn change(&self, kind: Kind, on: bool, name: Vec<u8>) -> Result<()> {
+    pub(super) async fn change(&self, kind: Kind, on: bool, name: Vec<u8>) -> Result<()> {
         let entry = (kind, name.clone());
         {
             let mut st = self.shared.lock();
