@@ -278,6 +278,9 @@ struct State {
     resub: Vec<Vec<u8>>,
     /// A standalone connection dropped and is not resubscribed yet.
     disconnected: bool,
+    /// On a Cluster, until when the sharded channels' owners are checked
+    /// after a node's connection dropped.
+    verify_until: Option<std::time::Instant>,
 }
 
 struct Shared {
@@ -354,6 +357,7 @@ impl Shared {
                         .filter(|n| !st.resub.contains(n))
                         .collect();
                     st.resub.extend(shards);
+                    st.verify_until = Some(std::time::Instant::now() + VERIFY_WINDOW);
                 }
                 drop(st);
                 self.maint.notify_one();
@@ -551,6 +555,34 @@ impl Link {
         }
     }
 
+    /// `PUBSUB SHARDNUMSUB` at the owner of `name`'s slot (a Cluster
+    /// only); `None` when it cannot be asked.
+    async fn shard_subscribers(&mut self, name: &[u8]) -> Option<u64> {
+        let Link::Cluster(con) = self else {
+            return None;
+        };
+        use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+        let slot = crate::keys::key_slot(name);
+        let mut cmd = redis::cmd("PUBSUB");
+        cmd.arg("SHARDNUMSUB").arg(name);
+        let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
+            slot,
+            SlotAddr::Master,
+        )));
+        let reply = con.route_command(cmd, routing).await.ok()?;
+        let (_, n): (Vec<u8>, u64) = match reply {
+            Value::Map(mut m) if m.len() == 1 => {
+                let (k, v) = m.pop()?;
+                (
+                    redis::from_redis_value(k).ok()?,
+                    redis::from_redis_value(v).ok()?,
+                )
+            }
+            other => redis::from_redis_value(other).ok()?,
+        };
+        Some(n)
+    }
+
     async fn ping(&mut self) -> Result<()> {
         match self {
             Link::Single(con) => redis::cmd("PING").exec_async(con).await?,
@@ -568,6 +600,11 @@ fn timeout_error(what: &'static str) -> Error {
     )))
 }
 
+/// How long after a Cluster node's connection dropped the owners of the
+/// sharded channels are checked (a failover's promotion and the client's
+/// slot refresh happen in this time).
+const VERIFY_WINDOW: Duration = Duration::from_secs(30);
+
 /// Resubscribes after reconnects and slot moves, and pings; ends when the
 /// subscriber closes.
 async fn maintain(shared: Arc<Shared>, mut link: Link, every: Duration) {
@@ -577,7 +614,7 @@ async fn maintain(shared: Arc<Shared>, mut link: Link, every: Duration) {
             _ = shared.maint.notified() => true,
             _ = tokio::time::sleep(every) => false,
         };
-        let (full, resub, desired) = {
+        let (full, resub, desired, verify_until) = {
             let mut st = shared.lock();
             if st.closed {
                 return;
@@ -586,7 +623,7 @@ async fn maintain(shared: Arc<Shared>, mut link: Link, every: Duration) {
                 .into_iter()
                 .filter(|n| st.desired.contains(&(Kind::Shard, n.clone())))
                 .collect();
-            (st.disconnected, resub, st.desired.clone())
+            (st.disconnected, resub, st.desired.clone(), st.verify_until)
         };
         let mut failed = false;
         if full {
@@ -606,6 +643,19 @@ async fn maintain(shared: Arc<Shared>, mut link: Link, every: Duration) {
             if link.send(Kind::Shard, true, &name).await.is_err() {
                 shared.lock().resub.push(name);
                 failed = true;
+            }
+        }
+        if verify_until.is_some_and(|t| std::time::Instant::now() < t) {
+            // After a failover the client's own resubscription can land on
+            // a connection it then replaces: ask each sharded channel's
+            // owner, and subscribe again where it counts no subscriber.
+            for (kind, name) in &desired {
+                if *kind == Kind::Shard
+                    && link.shard_subscribers(name).await == Some(0)
+                    && link.send(Kind::Shard, true, name).await.is_err()
+                {
+                    failed = true;
+                }
             }
         }
         if !woken && !full && link.ping().await.is_err() && shared.standalone {
