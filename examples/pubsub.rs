@@ -19,18 +19,36 @@
 //! * **both ways to read**: an async stream, or a handler on a thread of
 //!   its own with a clean stop; one core serves both;
 //! * **sharded channels** (`sharded`): `SPUBLISH`/`SSUBSCRIBE` on a Cluster,
-//!   re-subscribed at the new owner when the slot moves.
+//!   re-subscribed at the new owner when the slot moves or a replica takes
+//!   over from a failed primary;
+//! * **reliable topics** (`Topic`): each message is also appended to a
+//!   stream with a required cap, numbered 1, 2, 3, ...; a `TopicSubscriber`
+//!   sees a gap (a reconnect, a full buffer), fills it from the stream,
+//!   drops what comes twice, and reports what the cap already trimmed as
+//!   `Lost` with the count;
+//! * **entity events** (`EntityEvents`): saves, deletes and expiries of a
+//!   `RedisHash` model from keyspace notifications, typed, with the id
+//!   read back from the key. Best effort: lost across reconnects and
+//!   node-local on a Cluster (every primary is subscribed). Turning
+//!   `notify-keyspace-events` on is the operator's job; connecting checks
+//!   it and names what to set when it is off.
 //!
 //! Pub/sub delivers at most once: a message published while the
 //! subscriber's connection is down is lost, and the subscriber is told.
+//! A reliable topic delivers each message once, in order, as long as the
+//! stream still holds it.
 //!
 //! This program uses `REDIS_URL` if it is set, and otherwise starts a private
-//! `redis-server`. Run it with `cargo run --example pubsub`.
+//! `redis-server` with keyspace notifications on. Run it with
+//! `cargo run --example pubsub`.
 
 use std::time::Duration;
 
 use redis_state::prelude::*;
-use redis_state::pubsub::{Channel, Event, Overflow, Subscriber, SubscriberOptions, Target};
+use redis_state::pubsub::{
+    Channel, EntityEvents, EntityItem, Event, Overflow, Subscriber, SubscriberOptions, Target,
+    Topic, TopicEvent, TopicSubscriber,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,6 +72,17 @@ struct Alerts {
     app: String,
 }
 // ANCHOR_END: declare
+
+// ANCHOR: model
+/// A model whose saves, deletes and expiries are watched.
+#[derive(redis_state::RedisHash, Debug)]
+#[redis(key = "account:{id}")]
+struct Account {
+    #[redis(id)]
+    id: u64,
+    name: String,
+}
+// ANCHOR_END: model
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (_server, url) = connect()?;
@@ -132,6 +161,78 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok::<_, Box<dyn std::error::Error>>(())
     })?;
     // ANCHOR_END: async
+
+    // ANCHOR: topic
+    // A reliable topic: every message also goes to a stream capped at about
+    // 1,000 entries, numbered, so a reader can fill any gap from it.
+    let orders = Topic::new(
+        Alerts {
+            app: format!("{app}-orders"),
+        },
+        1_000,
+    )?;
+    for text in ["order 1", "order 2", "order 3"] {
+        let p = orders.publish(&text.to_owned()).run(&mut con)?;
+        println!("{text} is #{} ({} receivers)", p.seq, p.receivers);
+    }
+    // A reader resuming after #1 gets #2 and #3 from the stream, then the
+    // live ones, each once and in order.
+    let mut reader =
+        TopicSubscriber::<Alerts>::connect(Target::standalone(&url), SubscriberOptions::new())?;
+    reader.subscribe_from(&orders, 1)?;
+    orders.publish(&"order 4".to_owned()).run(&mut con)?;
+    let mut seen = 0;
+    while seen < 3 {
+        match reader.recv(Duration::from_secs(5)).ok_or("no message")?? {
+            TopicEvent::Message(m) => {
+                seen += 1;
+                let from = if m.backfilled {
+                    "the stream"
+                } else {
+                    "pub/sub"
+                };
+                println!("#{} {} (from {from})", m.seq, m.message);
+            }
+            TopicEvent::Lost { first, count, .. } => println!("lost {count} from #{first}"),
+            _ => {}
+        }
+    }
+    println!("{:?}", reader.stats());
+    // ANCHOR_END: topic
+
+    // ANCHOR: entity
+    let ns = Namespace::new(&app)?;
+    match EntityEvents::<Account>::connect(
+        Target::standalone(&url),
+        Some(&ns),
+        SubscriberOptions::new(),
+    ) {
+        // The server's notify-keyspace-events lacks K, g, h or x: the error
+        // names the node, its setting and what to set.
+        Err(e @ redis_state::Error::KeyspaceEventsOff { .. }) => println!("{e}"),
+        Err(e) => return Err(e.into()),
+        Ok(mut events) => {
+            let ada = Account {
+                id: 1,
+                name: "Ada".into(),
+            };
+            ada.save().namespace(&ns).run(&mut con)?;
+            Account::delete(&1).namespace(&ns).run(&mut con)?;
+            loop {
+                match events.recv(Duration::from_secs(5)).ok_or("no event")?? {
+                    EntityItem::Entity(e) => {
+                        println!("account {:?}: {:?}", e.id, e.change);
+                        if e.change == redis_state::pubsub::Change::Deleted {
+                            break;
+                        }
+                    }
+                    EntityItem::Notice(n) => println!("{n:?}"),
+                    _ => {}
+                }
+            }
+        }
+    }
+    // ANCHOR_END: entity
     Ok(())
 }
 
@@ -140,7 +241,10 @@ fn connect()
     match std::env::var("REDIS_URL") {
         Ok(url) => Ok((None, url)),
         Err(_) => {
-            let server = redis_state::testing::RedisServer::start()?;
+            // What an operator sets for entity events.
+            let server = redis_state::testing::RedisServer::builder()
+                .config("notify-keyspace-events", "Kghx")
+                .start()?;
             let url = server.url();
             Ok((Some(server), url))
         }

@@ -1340,5 +1340,46 @@ fn pubsub(t: &mut Tour) -> Result {
         }
     }
     sub.unsubscribe_all()?;
+
+    // A reliable topic: the messages also go to a capped stream, numbered;
+    // a reader resuming after #1 gets #2 from the stream, each once.
+    let topic = redis_state::pubsub::Topic::new(
+        OrderEvents {
+            app: app.clone(),
+            id: 43,
+        },
+        100,
+    )?;
+    for text in ["paid", "packed"] {
+        topic.publish(&text.to_owned()).run(&mut t.con)?;
+    }
+    let mut reader = redis_state::pubsub::TopicSubscriber::<OrderEvents>::connect(
+        Target::standalone(t.url.clone()),
+        SubscriberOptions::new(),
+    )?;
+    reader.subscribe_from(&topic, 1)?;
+    loop {
+        let item = reader
+            .recv(Duration::from_secs(5))
+            .ok_or("no message within 5 s")??;
+        if let redis_state::pubsub::TopicEvent::Message(m) = item {
+            println!(
+                "order {} #{} {} (backfilled: {})",
+                m.channel.id, m.seq, m.message, m.backfilled
+            );
+            break;
+        }
+    }
+
+    // Entity events: saves, deletes and expiries of a model from keyspace
+    // notifications (best effort), if the server's operator turned them on.
+    match redis_state::pubsub::EntityEvents::<Player>::connect(
+        Target::standalone(t.url.clone()),
+        Some(&t.ns),
+        SubscriberOptions::new(),
+    ) {
+        Ok(events) => println!("watching players on {} node(s)", events.nodes()),
+        Err(e) => println!("no entity events: {e}"),
+    }
     Ok(())
 }

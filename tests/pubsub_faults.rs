@@ -313,3 +313,97 @@ fn sharded_channel_survives_slot_migration_blocking() {
 fn sharded_channel_survives_slot_migration_async() {
     slot_migration(true);
 }
+
+/// A sharded channel whose primary is killed: a replica takes over, the
+/// subscriber reports "may have missed", subscribes again at the promoted
+/// primary, and a message published there after the failover arrives.
+fn primary_failover(asynchronous: bool) {
+    let mut c = RedisCluster::builder()
+        .primaries(3)
+        .replicas_per_primary(1)
+        .config("cluster-node-timeout", "1000")
+        .start()
+        .expect("a cluster with replicas of the test's own");
+    let room = Room {
+        id: redis_state::testing::unique_prefix("failover"),
+    };
+    let slot = redis_state::keys::key_slot(room.name().as_bytes());
+    let owner = c.owner_of_slot(slot).unwrap();
+    let mut sub = Sub::new(Target::cluster(c.urls()), asynchronous);
+    sub.subscribe(&room);
+    {
+        let mut publisher = c.connection().unwrap();
+        assert_eq!(room.publish(&1).run(&mut publisher).unwrap(), 1);
+    }
+    let killed_at = c.kill_primary(owner).unwrap();
+    let new_port = c
+        .wait_for_promotion(owner, Duration::from_secs(60))
+        .unwrap();
+    let promoted_after = killed_at.elapsed();
+
+    let mut events = Vec::new();
+    let mut got = Vec::new();
+    let start = Instant::now();
+    let mut receivers = 0;
+    // Publish at the promoted primary until it counts the subscriber (the
+    // re-subscription is asynchronous), bounded by WAIT.
+    while receivers == 0 {
+        assert!(
+            start.elapsed() < WAIT,
+            "not re-subscribed after the failover: {events:?}"
+        );
+        while let Some(ev) = sub.next(Duration::from_millis(100)) {
+            match ev {
+                Event::Message(m) => got.push(m.message),
+                other => events.push(format!("{other:?}")),
+            }
+        }
+        let mut publisher = c.connection().unwrap();
+        receivers = room.publish(&2).run(&mut publisher).unwrap_or(0);
+    }
+    let resubscribed_after = killed_at.elapsed();
+    let start = Instant::now();
+    while !got.contains(&2) && start.elapsed() < WAIT {
+        if let Some(ev) = sub.next(Duration::from_millis(100)) {
+            match ev {
+                Event::Message(m) => got.push(m.message),
+                other => events.push(format!("{other:?}")),
+            }
+        }
+    }
+    println!(
+        "sharded channel across a primary failover ({}): promoted (port {new_port}) {promoted_after:?} after the kill, received again {resubscribed_after:?} after; {} events, {} re-subscriptions confirmed: {:?}",
+        if asynchronous { "async" } else { "blocking" },
+        events.len(),
+        events
+            .iter()
+            .filter(|e| e.starts_with("Subscribed"))
+            .count()
+            - 1,
+        &events[..events.len().min(3)]
+    );
+    assert!(
+        events.iter().any(|e| e.contains("MayHaveMissed")),
+        "the failover was reported: {events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.starts_with("Subscribed") && e.contains("Shard")),
+        "{events:?}"
+    );
+    assert!(
+        got.contains(&2),
+        "the message after the failover arrived: {got:?}"
+    );
+}
+
+#[test]
+fn sharded_channel_survives_primary_failover_blocking() {
+    primary_failover(false);
+}
+
+#[test]
+fn sharded_channel_survives_primary_failover_async() {
+    primary_failover(true);
+}

@@ -280,6 +280,22 @@ pub enum Error {
         dropped: u64,
     },
 
+    /// A server's `notify-keyspace-events` setting lacks what
+    /// [entity events](crate::pubsub::EntityEvents) need; turning it on is
+    /// the operator's job (`CONFIG SET notify-keyspace-events Kghx`, or
+    /// those flags added to the current ones).
+    #[error(
+        "keyspace notifications are off on {node} (notify-keyspace-events is {setting:?}): entity events need {needed}; set them with CONFIG SET notify-keyspace-events Kghx (added to the current flags)"
+    )]
+    KeyspaceEventsOff {
+        /// The node (its URL without credentials).
+        node: String,
+        /// Its current setting.
+        setting: String,
+        /// The flags needed.
+        needed: &'static str,
+    },
+
     /// An operation on a [configured connection](crate::connect) got no
     /// answer in time, or lost its connection after sending. Whether its
     /// writes were applied is unknown when `may_have_applied` is true (the
@@ -488,6 +504,7 @@ impl Error {
             | Error::ScoreNotEncodable { .. }
             | Error::InvalidArgument { .. }
             | Error::SubscriberOverflow { .. }
+            | Error::KeyspaceEventsOff { .. }
             | Error::User(_) => ErrorKind::User,
         }
     }

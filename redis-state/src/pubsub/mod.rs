@@ -48,10 +48,16 @@
 //! Pub/sub is at most once: a message published while no subscriber
 //! connection is up is lost, and the subscriber is told so, never silently.
 
+mod entity;
 mod subscriber;
+mod topic;
 
+pub use entity::{Change, EntityEvent, EntityEvents, EntityItem, Keyspace};
 pub use subscriber::{
     Event, Kind, Message, MissedReason, Overflow, Runner, Subscriber, SubscriberOptions, Target,
+};
+pub use topic::{
+    Published, Topic, TopicEvent, TopicMessage, TopicPublish, TopicStats, TopicSubscriber,
 };
 
 use std::marker::PhantomData;

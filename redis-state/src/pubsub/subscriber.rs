@@ -236,8 +236,14 @@ where
     }
 }
 
+/// An undecoded item: a filed push, or a count of dropped messages.
+pub(super) enum Pending {
+    Raw(Raw),
+    Lagged(u64),
+}
+
 /// What the push handler files.
-enum Raw {
+pub(super) enum Raw {
     Msg {
         channel: Vec<u8>,
         pattern: Option<Vec<u8>>,
@@ -272,6 +278,9 @@ struct State {
     resub: Vec<Vec<u8>>,
     /// A standalone connection dropped and is not resubscribed yet.
     disconnected: bool,
+    /// On a Cluster, until when the sharded channels' owners are checked
+    /// after a node's connection dropped.
+    verify_until: Option<std::time::Instant>,
 }
 
 struct Shared {
@@ -348,6 +357,7 @@ impl Shared {
                         .filter(|n| !st.resub.contains(n))
                         .collect();
                     st.resub.extend(shards);
+                    st.verify_until = Some(std::time::Instant::now() + VERIFY_WINDOW);
                 }
                 drop(st);
                 self.maint.notify_one();
@@ -446,23 +456,40 @@ impl redis::aio::AsyncPushSender for PushHandler {
 
 /// The connection: redis-rs' reconnecting standalone or Cluster client.
 #[derive(Clone)]
-enum Link {
+pub(super) enum Link {
     Single(redis::aio::ConnectionManager),
     Cluster(redis::cluster_async::ClusterConnection),
 }
 
 impl Link {
+    /// A reconnecting connection with no subscriptions, for reads beside a
+    /// subscriber (a reliable topic's backfill), so that they never race
+    /// the subscriber's own reconnects.
+    pub(super) async fn connect_plain(target: &Target, opts: &SubscriberOptions) -> Result<Self> {
+        Self::open(target, opts, None).await
+    }
+
     async fn connect(
         target: &Target,
         opts: &SubscriberOptions,
         shared: &Arc<Shared>,
     ) -> Result<Self> {
-        let handler = PushHandler(Arc::downgrade(shared));
+        Self::open(target, opts, Some(PushHandler(Arc::downgrade(shared)))).await
+    }
+
+    async fn open(
+        target: &Target,
+        opts: &SubscriberOptions,
+        handler: Option<PushHandler>,
+    ) -> Result<Self> {
         match target {
             Target::Standalone(url) => {
                 let client = redis::Client::open(crate::cache::local::resp3_url(url))?;
-                let config = redis::aio::ConnectionManagerConfig::new()
-                    .set_push_sender(handler)
+                let mut config = redis::aio::ConnectionManagerConfig::new();
+                if let Some(handler) = handler {
+                    config = config.set_push_sender(handler);
+                }
+                let config = config
                     .set_connection_timeout(Some(opts.timeout))
                     .set_response_timeout(Some(opts.timeout))
                     .set_number_of_retries(3)
@@ -476,9 +503,12 @@ impl Link {
                 Ok(Link::Single(con))
             }
             Target::Cluster(urls) => {
-                let client = redis::cluster::ClusterClientBuilder::new(urls.clone())
-                    .use_protocol(redis::ProtocolVersion::RESP3)
-                    .push_sender(handler)
+                let mut builder = redis::cluster::ClusterClientBuilder::new(urls.clone())
+                    .use_protocol(redis::ProtocolVersion::RESP3);
+                if let Some(handler) = handler {
+                    builder = builder.push_sender(handler);
+                }
+                let client = builder
                     .connection_timeout(opts.timeout)
                     .response_timeout(opts.timeout)
                     .build()?;
@@ -513,6 +543,46 @@ impl Link {
         Ok(())
     }
 
+    /// Runs an operation on the subscriber's connection (RESP3 lets a
+    /// subscribed connection send other commands).
+    pub(super) async fn run<O: crate::op::Operation + Send>(&mut self, op: O) -> Result<O::Output>
+    where
+        O::Output: Send,
+    {
+        match self {
+            Link::Single(con) => op.run_async(con).await,
+            Link::Cluster(con) => op.run_async(con).await,
+        }
+    }
+
+    /// `PUBSUB SHARDNUMSUB` at the owner of `name`'s slot (a Cluster
+    /// only); `None` when it cannot be asked.
+    async fn shard_subscribers(&mut self, name: &[u8]) -> Option<u64> {
+        let Link::Cluster(con) = self else {
+            return None;
+        };
+        use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+        let slot = crate::keys::key_slot(name);
+        let mut cmd = redis::cmd("PUBSUB");
+        cmd.arg("SHARDNUMSUB").arg(name);
+        let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
+            slot,
+            SlotAddr::Master,
+        )));
+        let reply = con.route_command(cmd, routing).await.ok()?;
+        let (_, n): (Vec<u8>, u64) = match reply {
+            Value::Map(mut m) if m.len() == 1 => {
+                let (k, v) = m.pop()?;
+                (
+                    redis::from_redis_value(k).ok()?,
+                    redis::from_redis_value(v).ok()?,
+                )
+            }
+            other => redis::from_redis_value(other).ok()?,
+        };
+        Some(n)
+    }
+
     async fn ping(&mut self) -> Result<()> {
         match self {
             Link::Single(con) => redis::cmd("PING").exec_async(con).await?,
@@ -530,6 +600,11 @@ fn timeout_error(what: &'static str) -> Error {
     )))
 }
 
+/// How long after a Cluster node's connection dropped the owners of the
+/// sharded channels are checked (a failover's promotion and the client's
+/// slot refresh happen in this time).
+const VERIFY_WINDOW: Duration = Duration::from_secs(30);
+
 /// Resubscribes after reconnects and slot moves, and pings; ends when the
 /// subscriber closes.
 async fn maintain(shared: Arc<Shared>, mut link: Link, every: Duration) {
@@ -539,7 +614,7 @@ async fn maintain(shared: Arc<Shared>, mut link: Link, every: Duration) {
             _ = shared.maint.notified() => true,
             _ = tokio::time::sleep(every) => false,
         };
-        let (full, resub, desired) = {
+        let (full, resub, desired, verify_until) = {
             let mut st = shared.lock();
             if st.closed {
                 return;
@@ -548,7 +623,7 @@ async fn maintain(shared: Arc<Shared>, mut link: Link, every: Duration) {
                 .into_iter()
                 .filter(|n| st.desired.contains(&(Kind::Shard, n.clone())))
                 .collect();
-            (st.disconnected, resub, st.desired.clone())
+            (st.disconnected, resub, st.desired.clone(), st.verify_until)
         };
         let mut failed = false;
         if full {
@@ -570,6 +645,19 @@ async fn maintain(shared: Arc<Shared>, mut link: Link, every: Duration) {
                 failed = true;
             }
         }
+        if verify_until.is_some_and(|t| std::time::Instant::now() < t) {
+            // After a failover the client's own resubscription can land on
+            // a connection it then replaces: ask each sharded channel's
+            // owner, and subscribe again where it counts no subscriber.
+            for (kind, name) in &desired {
+                if *kind == Kind::Shard
+                    && link.shard_subscribers(name).await == Some(0)
+                    && link.send(Kind::Shard, true, name).await.is_err()
+                {
+                    failed = true;
+                }
+            }
+        }
         if !woken && !full && link.ping().await.is_err() && shared.standalone {
             shared.lock().disconnected = true;
             failed = true;
@@ -585,7 +673,7 @@ async fn maintain(shared: Arc<Shared>, mut link: Link, every: Duration) {
 }
 
 /// The runtime the connection lives on.
-enum Rt {
+pub(super) enum Rt {
     /// The caller's.
     Borrowed(tokio::runtime::Handle),
     /// A thread of the subscriber's own, running a current-thread runtime
@@ -597,13 +685,13 @@ enum Rt {
 }
 
 impl Rt {
-    fn handle(&self) -> &tokio::runtime::Handle {
+    pub(super) fn handle(&self) -> &tokio::runtime::Handle {
         match self {
             Rt::Borrowed(h) | Rt::Owned { handle: h, .. } => h,
         }
     }
 
-    fn own() -> Result<Self> {
+    pub(super) fn own() -> Result<Self> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -629,7 +717,7 @@ impl Rt {
     }
 
     /// Runs `fut` to completion on the calling thread (a blocking call).
-    fn block<T>(&self, fut: impl Future<Output = Result<T>>) -> Result<T> {
+    pub(super) fn block<T>(&self, fut: impl Future<Output = Result<T>>) -> Result<T> {
         if tokio::runtime::Handle::try_current().is_ok() {
             return Err(Error::InvalidConfig {
                 what: "blocking subscriber call",
@@ -682,8 +770,8 @@ impl Rt {
 /// `UNSUBSCRIBE`.
 pub struct Subscriber<C: Channel> {
     shared: Arc<Shared>,
-    link: Link,
-    rt: Arc<Rt>,
+    pub(super) link: Link,
+    pub(super) rt: Arc<Rt>,
     _c: std::marker::PhantomData<fn() -> C>,
 }
 
@@ -700,7 +788,11 @@ impl<C: Channel> std::fmt::Debug for Subscriber<C> {
 }
 
 impl<C: Channel> Subscriber<C> {
-    async fn start(target: Target, opts: SubscriberOptions, rt: Rt) -> Result<Self> {
+    pub(super) async fn start(
+        target: Target,
+        opts: SubscriberOptions,
+        rt: Arc<Rt>,
+    ) -> Result<Self> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             ready: Notify::new(),
@@ -715,7 +807,7 @@ impl<C: Channel> Subscriber<C> {
         Ok(Subscriber {
             shared,
             link,
-            rt: Arc::new(rt),
+            rt,
             _c: std::marker::PhantomData,
         })
     }
@@ -723,7 +815,7 @@ impl<C: Channel> Subscriber<C> {
     /// Connects on the caller's tokio runtime. Nothing is subscribed yet.
     pub async fn connect_async(target: Target, opts: SubscriberOptions) -> Result<Self> {
         let rt = Rt::Borrowed(tokio::runtime::Handle::current());
-        Self::start(target, opts, rt).await
+        Self::start(target, opts, Arc::new(rt)).await
     }
 
     /// Connects, with a runtime thread of the subscriber's own (for
@@ -731,7 +823,7 @@ impl<C: Channel> Subscriber<C> {
     pub fn connect(target: Target, opts: SubscriberOptions) -> Result<Self> {
         let rt = Rt::own()?;
         let handle = rt.handle().clone();
-        let start = Self::start(target, opts, rt);
+        let start = Self::start(target, opts, Arc::new(rt));
         if tokio::runtime::Handle::try_current().is_ok() {
             return Err(Error::InvalidConfig {
                 what: "blocking subscriber call",
@@ -741,7 +833,7 @@ impl<C: Channel> Subscriber<C> {
         handle.block_on(start)
     }
 
-    async fn change(&self, kind: Kind, on: bool, name: Vec<u8>) -> Result<()> {
+    pub(super) async fn change(&self, kind: Kind, on: bool, name: Vec<u8>) -> Result<()> {
         let entry = (kind, name.clone());
         {
             let mut st = self.shared.lock();
@@ -871,20 +963,20 @@ impl<C: Channel> Subscriber<C> {
         self.shared.lock().messages
     }
 
-    /// The next item without waiting: `None` when the buffer is empty.
-    fn poll_item(&self) -> Option<Option<Result<Event<C>>>> {
+    /// The next filed item without waiting, undecoded: `None` when the
+    /// buffer is empty.
+    fn poll_pending(&self) -> Option<Option<Result<Pending>>> {
         let mut st = self.shared.lock();
         if st.lagged > 0 {
             let dropped = std::mem::take(&mut st.lagged);
-            return Some(Some(Ok(Event::Lagged { dropped })));
+            return Some(Some(Ok(Pending::Lagged(dropped))));
         }
         match st.items.pop_front() {
             Some(raw) => {
                 if matches!(raw, Raw::Msg { .. }) {
                     st.messages -= 1;
                 }
-                drop(st);
-                Some(Some(decode::<C>(raw)))
+                Some(Some(Ok(Pending::Raw(raw))))
             }
             None => match st.failed {
                 Some(false) => {
@@ -901,17 +993,27 @@ impl<C: Channel> Subscriber<C> {
         }
     }
 
-    /// The next item: an event, or an `Err` for a message that does not
-    /// decode (the next call goes on). `None` once the subscriber stopped
-    /// (after [`Overflow::Fail`] reported its error).
-    pub async fn next_async(&mut self) -> Option<Result<Event<C>>> {
+    /// The next filed item, undecoded (what [`next_async`](Self::next_async)
+    /// and the reliable topic's reader decode).
+    pub(super) async fn next_pending_async(&mut self) -> Option<Result<Pending>> {
         loop {
             let ready = self.shared.ready.notified();
-            if let Some(item) = self.poll_item() {
+            if let Some(item) = self.poll_pending() {
                 return item;
             }
             ready.await;
         }
+    }
+
+    /// The next item: an event, or an `Err` for a message that does not
+    /// decode (the next call goes on). `None` once the subscriber stopped
+    /// (after [`Overflow::Fail`] reported its error).
+    pub async fn next_async(&mut self) -> Option<Result<Event<C>>> {
+        Some(match self.next_pending_async().await? {
+            Ok(Pending::Lagged(dropped)) => Ok(Event::Lagged { dropped }),
+            Ok(Pending::Raw(raw)) => decode::<C>(raw),
+            Err(e) => Err(e),
+        })
     }
 
     /// Blocking [`next_async`](Self::next_async), waiting at most
@@ -1002,7 +1104,7 @@ impl<C: Channel> Drop for Subscriber<C> {
 }
 
 /// Decodes a filed push into an item.
-fn decode<C: Channel>(raw: Raw) -> Result<Event<C>> {
+pub(super) fn decode<C: Channel>(raw: Raw) -> Result<Event<C>> {
     let text = |b: Vec<u8>| {
         String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     };
