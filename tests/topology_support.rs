@@ -80,3 +80,52 @@ fn cluster_failover_promotes_the_replica() {
     assert_eq!(promoted, replica);
     assert!(cluster.reported_failover_time(1).is_some());
 }
+
+/// The test support's clients are bounded: after a node is killed, a
+/// command to it fails (within the connect and response timeouts and the
+/// cluster client's bounded retries) instead of hanging.
+#[test]
+fn the_support_clients_fail_within_their_bounds_after_a_kill() {
+    use redis_state::testing::{CLUSTER_RETRIES, CONNECT_TIMEOUT, RESPONSE_TIMEOUT, RedisServer};
+    use std::time::Instant;
+
+    let retries = CLUSTER_RETRIES + 1;
+    let bound = (CONNECT_TIMEOUT + RESPONSE_TIMEOUT) * retries
+        + Duration::from_millis(500) * CLUSTER_RETRIES;
+
+    let mut cluster = RedisCluster::start(3).unwrap();
+    let first = cluster.primaries()[0].port();
+    let key = (0..1000)
+        .map(|i| format!("bounded-{i}"))
+        .find(|k| cluster.node_for_key(k).port() == first)
+        .unwrap();
+    let mut con = cluster.connection().unwrap();
+    redis::cmd("SET").arg(&key).arg("v").exec(&mut con).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut async_con = rt.block_on(cluster.async_connection()).unwrap();
+    cluster.kill_primary(0).unwrap();
+
+    let started = Instant::now();
+    let r: redis::RedisResult<Option<String>> = redis::cmd("GET").arg(&key).query(&mut con);
+    assert!(r.is_err(), "{r:?}");
+    assert!(started.elapsed() < bound, "{:?}", started.elapsed());
+    let started = Instant::now();
+    let r: redis::RedisResult<Option<String>> =
+        rt.block_on(redis::cmd("GET").arg(&key).query_async(&mut async_con));
+    assert!(r.is_err(), "{r:?}");
+    assert!(started.elapsed() < bound, "{:?}", started.elapsed());
+
+    // A standalone server's connections too.
+    let mut server = RedisServer::start().unwrap();
+    let mut con = server.connection().unwrap();
+    let mut async_con = rt.block_on(server.async_connection()).unwrap();
+    server.stop();
+    let r: redis::RedisResult<String> = redis::cmd("PING").query(&mut con);
+    assert!(r.is_err());
+    let r: redis::RedisResult<String> = rt.block_on(redis::cmd("PING").query_async(&mut async_con));
+    assert!(r.is_err());
+    assert!(server.query::<String>(&redis::cmd("PING")).is_err());
+}

@@ -607,10 +607,9 @@ fn explain_tls_failure(e: LaunchError, tls: bool, binary: &Path) -> LaunchError 
         {
             LaunchError::Failed(TestSupportError::InvalidConfig {
                 reason: format!(
-                    "{} was built without TLS support (it logs \"Failed finding TLS \
-                     support\": built with BUILD_TLS=no, it links no OpenSSL and has no \
-                     TLS module to load); use a server built with TLS, e.g. Debian's \
-                     redis-server. Its log:\n{log_tail}",
+                    "{} has no TLS support (it logs \"Failed finding TLS support\": \
+                     built with BUILD_TLS=no, or its TLS module is not loaded); use a \
+                     server built with TLS, e.g. Debian's redis-server. Its log:\n{log_tail}",
                     binary.display()
                 ),
             })
