@@ -45,6 +45,8 @@
 pub mod cache;
 pub mod codec;
 pub mod collections;
+#[cfg(feature = "async")]
+#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 pub mod connect;
 pub mod driver;
 pub mod error;

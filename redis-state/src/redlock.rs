@@ -63,6 +63,7 @@ use crate::random;
 struct Instance {
     client: redis::Client,
     sync: std::sync::Mutex<Option<redis::Connection>>,
+    #[cfg(feature = "async")]
     asynchronous: tokio::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
 }
 
@@ -137,6 +138,7 @@ impl Redlock {
             .map(|client| Instance {
                 client,
                 sync: std::sync::Mutex::new(None),
+                #[cfg(feature = "async")]
                 asynchronous: tokio::sync::Mutex::new(None),
             })
             .collect();
@@ -266,6 +268,8 @@ impl Redlock {
 
     /// [`lock`](Redlock::lock) on the current tokio runtime: the servers
     /// are asked at the same time.
+    #[cfg(feature = "async")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
     pub async fn lock_async(&self, resource: impl KeyPart) -> Result<Option<RedlockGuard>> {
         let key = self.key(&|id| resource.write_key_part(id));
         self.lock_with(&mut AllAtOnce(self), &key).await
@@ -280,6 +284,8 @@ impl Redlock {
     }
 
     /// [`unlock`](Redlock::unlock), asking the servers at the same time.
+    #[cfg(feature = "async")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
     pub async fn unlock_async(&self, guard: &RedlockGuard) -> Result<usize> {
         Ok(AllAtOnce(self)
             .ask(|| Release::new(&guard.key, &guard.token))
@@ -295,6 +301,8 @@ impl Redlock {
     }
 
     /// [`extend`](Redlock::extend), asking the servers at the same time.
+    #[cfg(feature = "async")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
     pub async fn extend_async(&self, guard: &RedlockGuard) -> Result<Option<RedlockGuard>> {
         Ok(self.extend_with(&mut AllAtOnce(self), guard).await)
     }
@@ -356,6 +364,7 @@ impl Redlock {
 
     /// Runs `op` on one server over its async connection, the whole call
     /// (connecting included) bounded by the instance timeout.
+    #[cfg(feature = "async")]
     async fn run_on_async<O: Operation + Send>(
         &self,
         instance: &Instance,
@@ -433,8 +442,10 @@ impl Quorum for OneByOne<'_> {
 }
 
 /// Async: all servers at the same time.
+#[cfg(feature = "async")]
 struct AllAtOnce<'r>(&'r Redlock);
 
+#[cfg(feature = "async")]
 impl Quorum for AllAtOnce<'_> {
     async fn ask<O, F>(&mut self, make: F) -> usize
     where

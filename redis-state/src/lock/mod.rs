@@ -45,6 +45,7 @@
 //! protects the resource as long as the counter itself survives.
 
 pub mod fence;
+#[cfg(feature = "async")]
 mod watchdog;
 
 use std::future::Future;
@@ -52,6 +53,8 @@ use std::time::{Duration, Instant};
 
 use redis::Value;
 
+#[cfg(feature = "async")]
+#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 pub use self::watchdog::{Connect, LossSignal, WatchedGuard};
 use crate::driver::{Async, Blocking, Io, block_on};
 pub use crate::error::LostReason;
@@ -274,12 +277,14 @@ impl Lock {
         self.ttl
     }
 
+    #[cfg(feature = "async")]
     pub(crate) fn renew_interval(&self) -> Duration {
         self.renew_every
             .unwrap_or(self.ttl / 3)
             .max(Duration::from_millis(1))
     }
 
+    #[cfg(feature = "async")]
     pub(crate) fn max_hold_duration(&self) -> Option<Duration> {
         self.max_hold
     }
@@ -447,6 +452,11 @@ impl<S: AsyncExecutor + Clone + 'static> Drop for Unsettled<'_, S> {
         let (Some(release), Some(spare)) = (self.release.take(), self.spare) else {
             return;
         };
+        // Without the `async` feature no runtime can run it: the token is
+        // left to its TTL.
+        #[cfg(not(feature = "async"))]
+        let _ = (release, spare);
+        #[cfg(feature = "async")]
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let mut con = spare.clone();
             runtime.spawn(async move {

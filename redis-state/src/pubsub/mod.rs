@@ -48,8 +48,11 @@
 //! Pub/sub is at most once: a message published while no subscriber
 //! connection is up is lost, and the subscriber is told so, never silently.
 
+#[cfg(feature = "async")]
 mod subscriber;
 
+#[cfg(feature = "async")]
+#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 pub use subscriber::{
     Event, Kind, Message, MissedReason, Overflow, Runner, Subscriber, SubscriberOptions, Target,
 };

@@ -48,6 +48,7 @@
 //! process killed by a signal leaves its servers running.
 
 mod binary;
+#[cfg(feature = "cluster")]
 mod cluster;
 mod error;
 mod process;
@@ -57,14 +58,17 @@ mod topology;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
+#[cfg(feature = "cluster")]
 pub use cluster::{ClusterBuilder, RedisCluster};
 pub use error::TestSupportError;
 pub use server::{RedisServer, ServerBuilder};
 pub use topology::{RedisSentinel, ReplicaSet, SERVICE_NAME};
 
 static SHARED_SERVER: OnceLock<RedisServer> = OnceLock::new();
+#[cfg(feature = "cluster")]
 static SHARED_CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
 static SHARED_SERVER_INIT: Mutex<()> = Mutex::new(());
+#[cfg(feature = "cluster")]
 static SHARED_CLUSTER_INIT: Mutex<()> = Mutex::new(());
 
 /// The process-wide standalone server, started on first use.
@@ -91,6 +95,7 @@ pub fn try_shared_server() -> Result<&'static RedisServer, TestSupportError> {
     get_or_try_init(&SHARED_SERVER, &SHARED_SERVER_INIT, RedisServer::start)
 }
 
+#[cfg(feature = "cluster")]
 /// The process-wide cluster of 3 primaries, started on first use.
 ///
 /// # Panics
@@ -105,6 +110,7 @@ pub fn shared_cluster() -> &'static RedisCluster {
     try_shared_cluster().unwrap_or_else(|error| panic!("{error}"))
 }
 
+#[cfg(feature = "cluster")]
 /// The process-wide cluster of 3 primaries, started on first use.
 ///
 /// # Errors
