@@ -63,6 +63,7 @@ pub mod queue;
 mod random;
 pub mod ratelimit;
 pub mod redlock;
+mod reply;
 pub mod script;
 pub mod session;
 mod setters;
