@@ -55,7 +55,7 @@ use redis::Value;
 use crate::driver::block_on;
 use crate::error::{Error, Result};
 use crate::keys::{IdBuf, KeyPart, Namespace};
-use crate::lock::{Extend, Release, drift};
+use crate::lock::{Extend, Release, drift, lock_key};
 use crate::op::{Operation, command};
 use crate::random;
 
@@ -211,23 +211,7 @@ impl Redlock {
     fn key(&self, resource: &dyn Fn(&mut IdBuf)) -> String {
         let mut id = IdBuf::new();
         resource(&mut id);
-        let mut key = String::new();
-        if let Some(ns) = &self.ns {
-            key.push_str(ns.as_str());
-            key.push(':');
-        }
-        match &self.verbatim {
-            None => {
-                key.push_str("lock:{");
-                key.push_str(id.joined());
-                key.push('}');
-            }
-            Some(prefix) => {
-                key.push_str(prefix);
-                key.push_str(&id.verbatim());
-            }
-        }
-        key
+        lock_key(self.ns.as_ref(), self.verbatim.as_deref(), &id)
     }
 
     /// Decides one attempt: `Some(guard)` with a quorum and time left.

@@ -171,22 +171,7 @@ impl Lock {
     }
 
     fn build_keys(&mut self) {
-        let mut key = String::new();
-        if let Some(ns) = &self.ns {
-            key.push_str(ns.as_str());
-            key.push(':');
-        }
-        match &self.verbatim {
-            None => {
-                key.push_str("lock:{");
-                key.push_str(self.name.joined());
-                key.push('}');
-            }
-            Some(prefix) => {
-                key.push_str(prefix);
-                key.push_str(&self.name.verbatim());
-            }
-        }
+        let key = lock_key(self.ns.as_ref(), self.verbatim.as_deref(), &self.name);
         // `lock:{<name>}:#fence`; for an empty name (`lock:{}` has no hash
         // tag) and for verbatim keys, a key of the same slot all the same.
         self.fence_key = fence_key_for(&key);
@@ -464,6 +449,29 @@ impl<S: AsyncExecutor + Clone + 'static> Drop for Unsettled<'_, S> {
             });
         }
     }
+}
+
+/// The key of the lock on `name`: `[<ns>:]lock:{<name>}` (escaped, in a hash
+/// tag), or `[<ns>:]<prefix><name>` as given with a verbatim prefix. Shared
+/// with [`Redlock`](crate::redlock::Redlock).
+pub(crate) fn lock_key(ns: Option<&Namespace>, verbatim: Option<&str>, name: &IdBuf) -> String {
+    let mut key = String::new();
+    if let Some(ns) = ns {
+        key.push_str(ns.as_str());
+        key.push(':');
+    }
+    match verbatim {
+        None => {
+            key.push_str("lock:{");
+            key.push_str(name.joined());
+            key.push('}');
+        }
+        Some(prefix) => {
+            key.push_str(prefix);
+            key.push_str(&name.verbatim());
+        }
+    }
+    key
 }
 
 /// Turns the jittered exponential backoff settings into delays.
