@@ -154,11 +154,67 @@ impl<C: AsyncExecutor + ?Sized> Io for Async<'_, C> {
     }
 
     async fn sleep(&mut self, d: Duration) {
+        #[cfg(feature = "async")]
         tokio::time::sleep(d).await;
+        #[cfg(not(feature = "async"))]
+        ThreadTimer::new(d).await;
     }
 
     fn wait<W: Waitable>(&mut self, w: W) -> impl Future<Output = W::Output> + Send {
         w.wait_async()
+    }
+}
+
+/// A pause that needs no async runtime: a thread of its own sleeps and then
+/// wakes the task. What [`Async`] pauses with when the `async` feature (and
+/// with it tokio's timers) is left out, for an [`AsyncExecutor`] of the
+/// caller's own.
+#[cfg(not(feature = "async"))]
+struct ThreadTimer {
+    until: Instant,
+    /// The waker of the latest poll, once the thread is started.
+    waker: Option<Arc<std::sync::Mutex<Waker>>>,
+}
+
+#[cfg(not(feature = "async"))]
+impl ThreadTimer {
+    fn new(d: Duration) -> Self {
+        ThreadTimer {
+            until: Instant::now() + d,
+            waker: None,
+        }
+    }
+}
+
+#[cfg(not(feature = "async"))]
+impl Future for ThreadTimer {
+    type Output = ();
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let left = self.until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Poll::Ready(());
+        }
+        match &self.waker {
+            Some(waker) => {
+                waker
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone_from(cx.waker());
+            }
+            None => {
+                let waker = Arc::new(std::sync::Mutex::new(cx.waker().clone()));
+                self.waker = Some(Arc::clone(&waker));
+                std::thread::spawn(move || {
+                    std::thread::sleep(left);
+                    waker
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .wake_by_ref();
+                });
+            }
+        }
+        Poll::Pending
     }
 }
 

@@ -44,10 +44,14 @@
 //! any command of a pipeline fails; on that client such a plan fails as a
 //! whole with the server's errors.
 
-use std::collections::{HashMap, HashSet};
+#[cfg(all(feature = "async", feature = "cluster"))]
+use std::collections::HashMap;
+#[cfg(feature = "cluster")]
+use std::collections::HashSet;
 use std::future::Future;
 use std::ops::DerefMut;
 
+#[cfg(feature = "cluster")]
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, ErrorKind, Pipeline, ServerErrorKind, Value};
 
@@ -108,6 +112,8 @@ pub trait AsyncExecutor: Send {
     }
 }
 
+#[cfg(feature = "async")]
+#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 /// An async connection opened for one holder and never shared (not
 /// `Clone`): a command that blocks on the server (`XREAD BLOCK`,
 /// `XREADGROUP BLOCK`, `BLMOVE`) holds up nobody else's commands, so the
@@ -116,6 +122,7 @@ pub trait AsyncExecutor: Send {
 /// connection for everything else.
 pub struct DedicatedConnection(Detached);
 
+#[cfg(feature = "async")]
 impl DedicatedConnection {
     /// Opens a connection to the server of `client` (redis-rs' default
     /// timeouts: 1 s to connect, 500 ms per response).
@@ -125,18 +132,21 @@ impl DedicatedConnection {
     }
 
     /// Opens a Cluster connection of its own with `client`.
+    #[cfg(feature = "cluster")]
     pub async fn connect_cluster_async(client: &redis::cluster::ClusterClient) -> Result<Self> {
         let con = client.get_async_connection().await?;
         Ok(DedicatedConnection(Detached(DetachedCon::Cluster(con))))
     }
 }
 
+#[cfg(feature = "async")]
 impl std::fmt::Debug for DedicatedConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("DedicatedConnection").field(&self.0).finish()
     }
 }
 
+#[cfg(feature = "async")]
 impl AsyncExecutor for DedicatedConnection {
     fn execute_async(&mut self, plan: Plan) -> impl Future<Output = Result<Vec<Value>>> + Send {
         self.0.execute_async(plan)
@@ -156,12 +166,22 @@ pub struct Detached(DetachedCon);
 
 #[derive(Clone)]
 enum DetachedCon {
+    #[cfg(feature = "async")]
     Multiplexed(redis::aio::MultiplexedConnection),
+    #[cfg(feature = "async")]
     Manager(redis::aio::ConnectionManager),
+    #[cfg(all(feature = "async", feature = "cluster"))]
     Cluster(redis::cluster_async::ClusterConnection),
+    #[cfg(feature = "async")]
     Configured(crate::connect::Connection),
+    /// Without the `async` feature there are no redis-rs async connections
+    /// to hold a handle on: no `Detached` exists.
+    #[cfg(not(feature = "async"))]
+    #[allow(dead_code)]
+    None(std::convert::Infallible),
 }
 
+#[cfg(feature = "async")]
 impl Detached {
     /// A handle on a [configured connection](crate::connect::Connection).
     pub(crate) fn configured(con: crate::connect::Connection) -> Self {
@@ -169,29 +189,57 @@ impl Detached {
     }
 }
 
+#[cfg(feature = "async")]
 impl std::fmt::Debug for Detached {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self.0 {
+            #[cfg(feature = "async")]
             DetachedCon::Multiplexed(_) => "Detached(MultiplexedConnection)",
+            #[cfg(feature = "async")]
             DetachedCon::Manager(_) => "Detached(ConnectionManager)",
+            #[cfg(all(feature = "async", feature = "cluster"))]
             DetachedCon::Cluster(_) => "Detached(ClusterConnection)",
+            #[cfg(feature = "async")]
             DetachedCon::Configured(_) => "Detached(Connection)",
         })
     }
 }
 
+#[cfg(feature = "async")]
 impl AsyncExecutor for Detached {
     async fn execute_async(&mut self, plan: Plan) -> Result<Vec<Value>> {
         match &mut self.0 {
+            #[cfg(feature = "async")]
             DetachedCon::Multiplexed(con) => con.execute_async(plan).await,
+            #[cfg(feature = "async")]
             DetachedCon::Manager(con) => con.execute_async(plan).await,
+            #[cfg(all(feature = "async", feature = "cluster"))]
             DetachedCon::Cluster(con) => con.execute_async(plan).await,
+            #[cfg(feature = "async")]
             DetachedCon::Configured(con) => con.execute_async(plan).await,
         }
     }
 
     fn detached(&self) -> Option<Detached> {
         Some(self.clone())
+    }
+}
+
+#[cfg(not(feature = "async"))]
+impl std::fmt::Debug for Detached {
+    fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            DetachedCon::None(never) => match never {},
+        }
+    }
+}
+
+#[cfg(not(feature = "async"))]
+impl AsyncExecutor for Detached {
+    async fn execute_async(&mut self, _: Plan) -> Result<Vec<Value>> {
+        match self.0 {
+            DetachedCon::None(never) => match never {},
+        }
     }
 }
 
@@ -350,6 +398,8 @@ impl<C: redis::ConnectionLike> SyncExecutor for OneServer<C> {
     }
 }
 
+#[cfg(feature = "cluster")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cluster")))]
 impl SyncExecutor for redis::cluster::ClusterConnection {
     fn execute(&mut self, plan: Plan) -> Result<Vec<Value>> {
         if plan.commands.is_empty() {
@@ -428,6 +478,7 @@ fn as_per_node(values: &mut [Value], positions: &[usize]) {
 
 /// How a Cluster client routes a command addressed by [`Target`]; `None`
 /// for a command routed by its keys.
+#[cfg(feature = "cluster")]
 fn cluster_routing(target: &Target) -> Result<Option<RoutingInfo>> {
     Ok(match target {
         Target::Keys => None,
@@ -457,6 +508,7 @@ fn cluster_routing(target: &Target) -> Result<Option<RoutingInfo>> {
 /// Keyed commands the blocking Cluster client refuses inside a pipeline
 /// (redis-rs' `is_illegal_cmd`) although their keys share a slot (checked
 /// when the plan was written): multi-key set reads.
+#[cfg(feature = "cluster")]
 fn refused_in_sync_cluster_pipeline(c: &Command) -> bool {
     let name = c.cmd.args_iter().next();
     matches!(
@@ -467,6 +519,7 @@ fn refused_in_sync_cluster_pipeline(c: &Command) -> bool {
     ) && c.slot.is_some()
 }
 
+#[cfg(feature = "cluster")]
 fn execute_sync_cluster(
     con: &mut redis::cluster::ClusterConnection,
     commands: Vec<Command>,
@@ -508,6 +561,7 @@ fn execute_sync_cluster(
     Ok(values)
 }
 
+#[cfg(feature = "cluster")]
 fn send_sync_cluster(
     con: &mut redis::cluster::ClusterConnection,
     commands: Vec<Command>,
@@ -536,6 +590,8 @@ fn send_sync_cluster(
     Ok(values)
 }
 
+#[cfg(feature = "async")]
+#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 impl AsyncExecutor for redis::aio::MultiplexedConnection {
     fn execute_async(&mut self, plan: Plan) -> impl Future<Output = Result<Vec<Value>>> + Send {
         execute_one_server_async(self, plan.commands)
@@ -546,6 +602,8 @@ impl AsyncExecutor for redis::aio::MultiplexedConnection {
     }
 }
 
+#[cfg(feature = "async")]
+#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 impl AsyncExecutor for redis::aio::ConnectionManager {
     fn execute_async(&mut self, plan: Plan) -> impl Future<Output = Result<Vec<Value>>> + Send {
         execute_one_server_async(self, plan.commands)
@@ -556,6 +614,8 @@ impl AsyncExecutor for redis::aio::ConnectionManager {
     }
 }
 
+#[cfg(all(feature = "async", feature = "cluster"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "async", feature = "cluster"))))]
 impl AsyncExecutor for redis::cluster_async::ClusterConnection {
     async fn execute_async(&mut self, plan: Plan) -> Result<Vec<Value>> {
         if plan.commands.is_empty() {
@@ -569,6 +629,8 @@ impl AsyncExecutor for redis::cluster_async::ClusterConnection {
     }
 }
 
+#[cfg(feature = "async")]
+#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 impl<C: redis::aio::ConnectionLike + Send> AsyncExecutor for OneServer<C> {
     fn execute_async(&mut self, plan: Plan) -> impl Future<Output = Result<Vec<Value>>> + Send {
         execute_one_server_async(&mut self.0, plan.commands)
@@ -614,6 +676,7 @@ pub trait Shared: AsyncExecutor {
     fn handle(&self) -> Self::Handle;
 }
 
+#[cfg(feature = "async")]
 macro_rules! shared_handles {
     ($($t:ty),*) => {$(
         impl Shared for $t {
@@ -625,13 +688,17 @@ macro_rules! shared_handles {
     )*};
 }
 
+#[cfg(feature = "async")]
 shared_handles!(
     redis::aio::MultiplexedConnection,
     redis::aio::ConnectionManager,
-    redis::cluster_async::ClusterConnection,
     Detached
 );
 
+#[cfg(all(feature = "async", feature = "cluster"))]
+shared_handles!(redis::cluster_async::ClusterConnection);
+
+#[cfg(feature = "async")]
 impl<C> Shared for OneServer<C>
 where
     C: redis::aio::ConnectionLike + Clone + Send + Sync + 'static,
@@ -655,7 +722,7 @@ where
 #[cfg(feature = "deadpool")]
 impl Forward for deadpool_redis::Connection {}
 
-#[cfg(feature = "deadpool")]
+#[cfg(all(feature = "deadpool", feature = "cluster"))]
 impl Forward for deadpool_redis::cluster::Connection {}
 
 #[cfg(feature = "bb8")]
@@ -664,6 +731,7 @@ impl<M: bb8_redis::bb8::ManageConnection> Forward for bb8_redis::bb8::PooledConn
 #[cfg(feature = "r2d2")]
 impl<M: r2d2::ManageConnection> Forward for r2d2::PooledConnection<M> {}
 
+#[cfg(feature = "async")]
 async fn execute_one_server_async<C: redis::aio::ConnectionLike + Send>(
     con: &mut C,
     commands: Vec<Command>,
@@ -678,6 +746,7 @@ async fn execute_one_server_async<C: redis::aio::ConnectionLike + Send>(
 }
 
 /// Sends `commands` to one node as a pipeline (or a lone request).
+#[cfg(feature = "async")]
 async fn send_async<C: redis::aio::ConnectionLike + Send>(
     con: &mut C,
     commands: Vec<Command>,
@@ -707,6 +776,7 @@ async fn send_async<C: redis::aio::ConnectionLike + Send>(
     Ok(values)
 }
 
+#[cfg(all(feature = "async", feature = "cluster"))]
 async fn execute_async_cluster(
     con: &mut redis::cluster_async::ClusterConnection,
     commands: Vec<Command>,
@@ -749,6 +819,7 @@ async fn execute_async_cluster(
     Ok(values)
 }
 
+#[cfg(all(feature = "async", feature = "cluster"))]
 async fn send_group_async(
     con: &mut redis::cluster_async::ClusterConnection,
     group: Vec<Command>,
@@ -778,7 +849,7 @@ pub(crate) fn client_error(msg: &'static str) -> Error {
     Error::Redis(redis::RedisError::from((ErrorKind::Client, msg)))
 }
 
-#[cfg(all(test, feature = "test-support"))]
+#[cfg(all(test, feature = "test-support", feature = "async"))]
 mod tests {
     //! The `NOSCRIPT` retry inside a pipeline: a `SCRIPT FLUSH` between the
     //! first call of a script (sent as `EVAL`) and the next ones (`EVALSHA`).

@@ -45,6 +45,8 @@
 pub mod cache;
 pub mod codec;
 pub mod collections;
+#[cfg(feature = "async")]
+#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 pub mod connect;
 pub mod driver;
 pub mod error;
@@ -61,6 +63,7 @@ pub mod queue;
 mod random;
 pub mod ratelimit;
 pub mod redlock;
+mod reply;
 pub mod script;
 pub mod session;
 mod setters;

@@ -38,6 +38,9 @@ pub(crate) struct Command {
     /// Set when `cmd` is an `EVALSHA` of this script.
     pub(crate) script: Option<&'static Script>,
     /// The Cluster slot of the command's keys; `None` for keyless commands.
+    /// Read by the Cluster executors (feature `cluster`); computed in every
+    /// build, where it also checks that a command's keys share a slot.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     pub(crate) slot: Option<u16>,
     /// Where the command goes when its keys do not say.
     pub(crate) target: Target,

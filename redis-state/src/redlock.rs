@@ -55,7 +55,7 @@ use redis::Value;
 use crate::driver::block_on;
 use crate::error::{Error, Result};
 use crate::keys::{IdBuf, KeyPart, Namespace};
-use crate::lock::{Extend, Release, drift};
+use crate::lock::{Extend, Release, drift, lock_key};
 use crate::op::{Operation, command};
 use crate::random;
 
@@ -63,6 +63,7 @@ use crate::random;
 struct Instance {
     client: redis::Client,
     sync: std::sync::Mutex<Option<redis::Connection>>,
+    #[cfg(feature = "async")]
     asynchronous: tokio::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
 }
 
@@ -137,6 +138,7 @@ impl Redlock {
             .map(|client| Instance {
                 client,
                 sync: std::sync::Mutex::new(None),
+                #[cfg(feature = "async")]
                 asynchronous: tokio::sync::Mutex::new(None),
             })
             .collect();
@@ -209,23 +211,7 @@ impl Redlock {
     fn key(&self, resource: &dyn Fn(&mut IdBuf)) -> String {
         let mut id = IdBuf::new();
         resource(&mut id);
-        let mut key = String::new();
-        if let Some(ns) = &self.ns {
-            key.push_str(ns.as_str());
-            key.push(':');
-        }
-        match &self.verbatim {
-            None => {
-                key.push_str("lock:{");
-                key.push_str(id.joined());
-                key.push('}');
-            }
-            Some(prefix) => {
-                key.push_str(prefix);
-                key.push_str(&id.verbatim());
-            }
-        }
-        key
+        lock_key(self.ns.as_ref(), self.verbatim.as_deref(), &id)
     }
 
     /// Decides one attempt: `Some(guard)` with a quorum and time left.
@@ -266,6 +252,8 @@ impl Redlock {
 
     /// [`lock`](Redlock::lock) on the current tokio runtime: the servers
     /// are asked at the same time.
+    #[cfg(feature = "async")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
     pub async fn lock_async(&self, resource: impl KeyPart) -> Result<Option<RedlockGuard>> {
         let key = self.key(&|id| resource.write_key_part(id));
         self.lock_with(&mut AllAtOnce(self), &key).await
@@ -280,6 +268,8 @@ impl Redlock {
     }
 
     /// [`unlock`](Redlock::unlock), asking the servers at the same time.
+    #[cfg(feature = "async")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
     pub async fn unlock_async(&self, guard: &RedlockGuard) -> Result<usize> {
         Ok(AllAtOnce(self)
             .ask(|| Release::new(&guard.key, &guard.token))
@@ -295,6 +285,8 @@ impl Redlock {
     }
 
     /// [`extend`](Redlock::extend), asking the servers at the same time.
+    #[cfg(feature = "async")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
     pub async fn extend_async(&self, guard: &RedlockGuard) -> Result<Option<RedlockGuard>> {
         Ok(self.extend_with(&mut AllAtOnce(self), guard).await)
     }
@@ -356,6 +348,7 @@ impl Redlock {
 
     /// Runs `op` on one server over its async connection, the whole call
     /// (connecting included) bounded by the instance timeout.
+    #[cfg(feature = "async")]
     async fn run_on_async<O: Operation + Send>(
         &self,
         instance: &Instance,
@@ -433,8 +426,10 @@ impl Quorum for OneByOne<'_> {
 }
 
 /// Async: all servers at the same time.
+#[cfg(feature = "async")]
 struct AllAtOnce<'r>(&'r Redlock);
 
+#[cfg(feature = "async")]
 impl Quorum for AllAtOnce<'_> {
     async fn ask<O, F>(&mut self, make: F) -> usize
     where

@@ -70,13 +70,17 @@
 //! the transaction's writes are committed by then, so an error in a later
 //! round is returned although the writes stand.
 
+#[cfg(feature = "async")]
 use std::fmt;
 use std::time::Duration;
 
 use redis::Value;
 
-use crate::driver::{Async, Blocking, Io, block_on};
+#[cfg(feature = "async")]
+use crate::driver::Async;
+use crate::driver::{Blocking, Io, block_on};
 use crate::error::{Error, Result};
+#[cfg(feature = "async")]
 use crate::exec::AsyncExecutor;
 use crate::op::{Operation, Plan, Replies, Step};
 
@@ -151,6 +155,8 @@ impl Transaction {
     }
 
     /// Runs the transaction on an async connection of its own.
+    #[cfg(feature = "async")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
     pub async fn perform_async<R, W, T>(
         &self,
         con: &mut WatchConnection,
@@ -362,10 +368,13 @@ impl<W: Operation> Operation for Exec<W> {
 /// An async connection used by one transaction at a time, which `WATCH`
 /// needs (see the [module docs](self#a-connection-of-its-own)): opened for
 /// this purpose, never shared, not `Clone`.
+#[cfg(feature = "async")]
+#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 pub struct WatchConnection {
     con: redis::aio::MultiplexedConnection,
 }
 
+#[cfg(feature = "async")]
 impl WatchConnection {
     /// Opens a new connection with `client`.
     pub async fn connect_async(client: &redis::Client) -> Result<Self> {
@@ -375,6 +384,7 @@ impl WatchConnection {
     }
 }
 
+#[cfg(feature = "async")]
 impl AsyncExecutor for WatchConnection {
     fn execute_async(
         &mut self,
@@ -388,6 +398,7 @@ impl AsyncExecutor for WatchConnection {
     }
 }
 
+#[cfg(feature = "async")]
 impl fmt::Debug for WatchConnection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WatchConnection").finish_non_exhaustive()

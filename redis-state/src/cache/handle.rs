@@ -171,6 +171,8 @@ impl<T: Cached> Cache<T> {
     /// Serves hits from `local` (in-process, kept honest by the server) in
     /// the async strategies. Keys outside the prefixes `local` tracks are
     /// never cached locally.
+    #[cfg(feature = "async")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
     pub fn with_local(mut self, local: LocalCache) -> Self {
         self.local = Some(local);
         self
@@ -179,6 +181,8 @@ impl<T: Cached> Cache<T> {
     /// Wakes this cache's async waiters by pub/sub when another process's
     /// fill lands, instead of polling (see [`CacheWaker`]). Blocking
     /// callers block on their own connection and do not use it.
+    #[cfg(feature = "async")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
     pub fn with_waker(mut self, waker: CacheWaker) -> Self {
         self.waker = Some(waker);
         self
@@ -190,6 +194,8 @@ impl<T: Cached> Cache<T> {
     }
 
     /// The local cache, if any.
+    #[cfg(feature = "async")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
     pub fn local(&self) -> Option<&LocalCache> {
         self.local.as_ref()
     }

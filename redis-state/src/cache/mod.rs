@@ -123,15 +123,24 @@
 //! message on the `done` stream) and try the lease again at once: during
 //! the hold they load from the source without caching.
 
+#[cfg(not(feature = "async"))]
+mod absent;
+#[cfg(not(feature = "async"))]
+use absent::{local, waker};
 pub mod behind;
 mod entry;
 mod event;
 mod flight;
 mod handle;
+#[cfg(feature = "async")]
+#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 pub mod local;
 mod ops;
 mod pattern;
+#[cfg(feature = "async")]
 mod sieve;
+#[cfg(feature = "async")]
+#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 pub mod waker;
 
 pub use self::behind::{
@@ -139,9 +148,13 @@ pub use self::behind::{
 };
 pub use self::event::CacheInvalidations;
 pub use self::handle::{Cache, CacheOptions};
+#[cfg(feature = "async")]
+#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 pub use self::local::{LocalCache, LocalCacheOptions, LocalStats};
 pub use self::ops::{DEFAULT_HOLD, Found, Get, GetEntry, Invalidate, InvalidateTag, Set};
 pub use self::pattern::{KeyPattern, invalidate_pattern, invalidate_pattern_async};
+#[cfg(feature = "async")]
+#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 pub use self::waker::CacheWaker;
 
 use crate::keys::{IdBuf, IdValue, KeyPart, KeyTemplate, Namespace};

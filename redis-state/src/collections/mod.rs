@@ -251,21 +251,7 @@ pub(crate) fn time_of(score: f64) -> SystemTime {
 // ---------------------------------------------------------------------------
 // Replies
 
-pub(crate) fn bytes_of(v: &Value) -> Option<&[u8]> {
-    match v {
-        Value::BulkString(b) => Some(b),
-        Value::SimpleString(s) => Some(s.as_bytes()),
-        _ => None,
-    }
-}
-
-pub(crate) fn num_of(v: &Value) -> Option<f64> {
-    match v {
-        Value::Double(d) => Some(*d),
-        Value::Int(i) => Some(*i as f64),
-        other => std::str::from_utf8(bytes_of(other)?).ok()?.parse().ok(),
-    }
-}
+pub(crate) use crate::reply::{bytes_of, num_of};
 
 pub(crate) fn array(v: Value, context: &'static str) -> Result<Vec<Value>> {
     match v {
@@ -277,27 +263,7 @@ pub(crate) fn array(v: Value, context: &'static str) -> Result<Vec<Value>> {
 
 /// Member/score pairs of a `WITHSCORES` read: flat in RESP2, nested in RESP3.
 pub(crate) fn pairs(v: Value, context: &'static str) -> Result<Vec<(Value, Value)>> {
-    let items = array(v, context)?;
-    let mut out = Vec::with_capacity(items.len() / 2);
-    let mut it = items.into_iter();
-    while let Some(first) = it.next() {
-        match first {
-            Value::Array(pair) if pair.len() == 2 => {
-                let mut p = pair.into_iter();
-                if let (Some(m), Some(s)) = (p.next(), p.next()) {
-                    out.push((m, s));
-                }
-            }
-            m => {
-                let s = it.next().ok_or_else(|| Error::UnexpectedReply {
-                    context,
-                    found: "an odd number of items".to_owned(),
-                })?;
-                out.push((m, s));
-            }
-        }
-    }
-    Ok(out)
+    crate::reply::score_pairs(array(v, context)?, context)
 }
 
 /// Adds one decoded entry to a page: a decode error skips the entry (logged,

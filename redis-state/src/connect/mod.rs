@@ -289,6 +289,7 @@ impl ConnectionOptions {
         Ok(redis::Client::open(info)?)
     }
 
+    #[cfg(feature = "cluster")]
     fn cluster_client(&self, urls: &[&str]) -> Result<redis::cluster::ClusterClient> {
         let mut infos = Vec::with_capacity(urls.len());
         for url in urls {
@@ -339,6 +340,8 @@ impl ConnectionOptions {
     /// # Errors
     ///
     /// A bad URL, or no node answering within the connect budget.
+    #[cfg(feature = "cluster")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cluster")))]
     pub async fn connect_cluster_async(&self, urls: &[&str]) -> Result<Connection> {
         let client = self.cluster_client(urls)?;
         let con = bounded(
@@ -431,6 +434,8 @@ impl ConnectionOptions {
     /// # Errors
     ///
     /// A bad URL, or no node answering.
+    #[cfg(feature = "cluster")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cluster")))]
     pub fn connect_cluster(&self, urls: &[&str]) -> Result<BlockingConnection> {
         let client = self.cluster_client(urls)?;
         let con = client.get_connection()?;
@@ -905,6 +910,7 @@ async fn run_plan<T: Transport>(
 #[derive(Clone)]
 enum Inner {
     Standalone(redis::aio::ConnectionManager),
+    #[cfg(feature = "cluster")]
     Cluster(redis::cluster_async::ClusterConnection),
     Sentinel(SentinelConnection),
 }
@@ -965,6 +971,7 @@ impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match self.inner {
             Inner::Standalone(_) => "standalone",
+            #[cfg(feature = "cluster")]
             Inner::Cluster(_) => "cluster",
             Inner::Sentinel(_) => "sentinel",
         };
@@ -987,6 +994,7 @@ impl Transport for AsyncTransport<'_> {
         let fut = async {
             match self.inner {
                 Inner::Standalone(con) => con.execute_async(plan).await,
+                #[cfg(feature = "cluster")]
                 Inner::Cluster(con) => con.execute_async(plan).await,
                 Inner::Sentinel(s) => s.send(plan, reads).await,
             }
@@ -1006,12 +1014,14 @@ impl Transport for AsyncTransport<'_> {
         tokio::time::sleep(d).await;
     }
 
+    #[cfg_attr(not(feature = "cluster"), allow(unused_variables))]
     async fn recover(&mut self, moved: Option<Vec<u8>>) {
         match self.inner {
             Inner::Sentinel(s) => s.rediscover().await,
             // A redirection left in a pipeline's replies does not make
             // redis-rs refresh its slot map; a lone command on the key does
             // (it follows the redirection and refreshes).
+            #[cfg(feature = "cluster")]
             Inner::Cluster(con) => {
                 if let Some(key) = moved {
                     let probe = redis::cmd("EXISTS").arg(key).clone();
@@ -1051,6 +1061,7 @@ enum BlockingInner {
         client: redis::Client,
         con: Option<redis::Connection>,
     },
+    #[cfg(feature = "cluster")]
     Cluster(Box<redis::cluster::ClusterConnection>),
     /// The async Sentinel connection, driven on a runtime of its own: its
     /// tasks (the `+switch-master` follower, the connection drivers) run
@@ -1103,6 +1114,7 @@ impl Transport for SyncTransport<'_> {
                     Err(e) => Err(e),
                 }
             }
+            #[cfg(feature = "cluster")]
             BlockingInner::Cluster(c) => c.execute(plan),
             // Not reached: `execute` hands Sentinel plans to the async loop.
             BlockingInner::Sentinel(_) => Ok(Vec::new()),

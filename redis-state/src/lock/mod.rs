@@ -45,6 +45,7 @@
 //! protects the resource as long as the counter itself survives.
 
 pub mod fence;
+#[cfg(feature = "async")]
 mod watchdog;
 
 use std::future::Future;
@@ -52,6 +53,8 @@ use std::time::{Duration, Instant};
 
 use redis::Value;
 
+#[cfg(feature = "async")]
+#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 pub use self::watchdog::{Connect, LossSignal, WatchedGuard};
 use crate::driver::{Async, Blocking, Io, block_on};
 pub use crate::error::LostReason;
@@ -168,22 +171,7 @@ impl Lock {
     }
 
     fn build_keys(&mut self) {
-        let mut key = String::new();
-        if let Some(ns) = &self.ns {
-            key.push_str(ns.as_str());
-            key.push(':');
-        }
-        match &self.verbatim {
-            None => {
-                key.push_str("lock:{");
-                key.push_str(self.name.joined());
-                key.push('}');
-            }
-            Some(prefix) => {
-                key.push_str(prefix);
-                key.push_str(&self.name.verbatim());
-            }
-        }
+        let key = lock_key(self.ns.as_ref(), self.verbatim.as_deref(), &self.name);
         // `lock:{<name>}:#fence`; for an empty name (`lock:{}` has no hash
         // tag) and for verbatim keys, a key of the same slot all the same.
         self.fence_key = fence_key_for(&key);
@@ -274,12 +262,14 @@ impl Lock {
         self.ttl
     }
 
+    #[cfg(feature = "async")]
     pub(crate) fn renew_interval(&self) -> Duration {
         self.renew_every
             .unwrap_or(self.ttl / 3)
             .max(Duration::from_millis(1))
     }
 
+    #[cfg(feature = "async")]
     pub(crate) fn max_hold_duration(&self) -> Option<Duration> {
         self.max_hold
     }
@@ -447,6 +437,11 @@ impl<S: AsyncExecutor + Clone + 'static> Drop for Unsettled<'_, S> {
         let (Some(release), Some(spare)) = (self.release.take(), self.spare) else {
             return;
         };
+        // Without the `async` feature no runtime can run it: the token is
+        // left to its TTL.
+        #[cfg(not(feature = "async"))]
+        let _ = (release, spare);
+        #[cfg(feature = "async")]
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let mut con = spare.clone();
             runtime.spawn(async move {
@@ -454,6 +449,29 @@ impl<S: AsyncExecutor + Clone + 'static> Drop for Unsettled<'_, S> {
             });
         }
     }
+}
+
+/// The key of the lock on `name`: `[<ns>:]lock:{<name>}` (escaped, in a hash
+/// tag), or `[<ns>:]<prefix><name>` as given with a verbatim prefix. Shared
+/// with [`Redlock`](crate::redlock::Redlock).
+pub(crate) fn lock_key(ns: Option<&Namespace>, verbatim: Option<&str>, name: &IdBuf) -> String {
+    let mut key = String::new();
+    if let Some(ns) = ns {
+        key.push_str(ns.as_str());
+        key.push(':');
+    }
+    match verbatim {
+        None => {
+            key.push_str("lock:{");
+            key.push_str(name.joined());
+            key.push('}');
+        }
+        Some(prefix) => {
+            key.push_str(prefix);
+            key.push_str(&name.verbatim());
+        }
+    }
+    key
 }
 
 /// Turns the jittered exponential backoff settings into delays.

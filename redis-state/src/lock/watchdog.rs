@@ -515,6 +515,8 @@ impl Connect for redis::Client {
     }
 }
 
+#[cfg(feature = "cluster")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cluster")))]
 impl Connect for redis::cluster::ClusterClient {
     type Connection = redis::cluster_async::ClusterConnection;
     async fn connect_async(&self) -> Result<Self::Connection> {

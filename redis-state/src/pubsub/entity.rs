@@ -163,6 +163,7 @@ impl<M: RedisHash> EntityEvents<M> {
     ) -> Result<Self> {
         let (nodes, db) = match &target {
             Target::Standalone(url) => (vec![url.clone()], url_db(url)),
+            #[cfg(feature = "cluster")]
             Target::Cluster(urls) => (primaries(urls, &opts).await?, 0),
         };
         let mut prefix = String::new();
@@ -308,6 +309,7 @@ fn redact(url: &str) -> String {
 
 /// The URLs of a Cluster's primaries, from `CLUSTER NODES` on the first
 /// node that answers, with the scheme and credentials of that node's URL.
+#[cfg(feature = "cluster")]
 async fn primaries(urls: &[String], opts: &SubscriberOptions) -> Result<Vec<String>> {
     let mut last = None;
     for url in urls {

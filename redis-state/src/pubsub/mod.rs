@@ -48,14 +48,23 @@
 //! Pub/sub is at most once: a message published while no subscriber
 //! connection is up is lost, and the subscriber is told so, never silently.
 
+#[cfg(feature = "async")]
 mod entity;
+#[cfg(feature = "async")]
 mod subscriber;
+#[cfg(feature = "async")]
 mod topic;
 
+#[cfg(feature = "async")]
+#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 pub use entity::{Change, EntityEvent, EntityEvents, EntityItem, Keyspace};
+#[cfg(feature = "async")]
+#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 pub use subscriber::{
     Event, Kind, Message, MissedReason, Overflow, Runner, Subscriber, SubscriberOptions, Target,
 };
+#[cfg(feature = "async")]
+#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 pub use topic::{
     Published, Topic, TopicEvent, TopicMessage, TopicPublish, TopicStats, TopicSubscriber,
 };

@@ -20,6 +20,8 @@ pub enum Target {
     /// A standalone server (`redis://host:port/db`); RESP3 is turned on.
     Standalone(String),
     /// A Cluster, by the URLs of some of its nodes.
+    #[cfg(feature = "cluster")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cluster")))]
     Cluster(Vec<String>),
 }
 
@@ -30,6 +32,8 @@ impl Target {
     }
 
     /// A Cluster, by the URLs of some of its nodes.
+    #[cfg(feature = "cluster")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cluster")))]
     pub fn cluster<S: Into<String>>(urls: impl IntoIterator<Item = S>) -> Self {
         Target::Cluster(urls.into_iter().map(Into::into).collect())
     }
@@ -458,6 +462,7 @@ impl redis::aio::AsyncPushSender for PushHandler {
 #[derive(Clone)]
 pub(super) enum Link {
     Single(redis::aio::ConnectionManager),
+    #[cfg(feature = "cluster")]
     Cluster(redis::cluster_async::ClusterConnection),
 }
 
@@ -502,6 +507,7 @@ impl Link {
                 .map_err(|_| timeout_error("connecting a subscriber"))??;
                 Ok(Link::Single(con))
             }
+            #[cfg(feature = "cluster")]
             Target::Cluster(urls) => {
                 let mut builder = redis::cluster::ClusterClientBuilder::new(urls.clone())
                     .use_protocol(redis::ProtocolVersion::RESP3);
@@ -531,6 +537,7 @@ impl Link {
                     .exec_async(con)
                     .await?;
             }
+            #[cfg(feature = "cluster")]
             Link::Cluster(con) => match (kind, on) {
                 (Kind::Channel, true) => con.subscribe(name).await?,
                 (Kind::Channel, false) => con.unsubscribe(name).await?,
@@ -551,12 +558,21 @@ impl Link {
     {
         match self {
             Link::Single(con) => op.run_async(con).await,
+            #[cfg(feature = "cluster")]
             Link::Cluster(con) => op.run_async(con).await,
         }
     }
 
     /// `PUBSUB SHARDNUMSUB` at the owner of `name`'s slot (a Cluster
     /// only); `None` when it cannot be asked.
+    #[cfg(not(feature = "cluster"))]
+    async fn shard_subscribers(&mut self, _name: &[u8]) -> Option<u64> {
+        None
+    }
+
+    /// `PUBSUB SHARDNUMSUB` at the owner of `name`'s slot (a Cluster
+    /// only); `None` when it cannot be asked.
+    #[cfg(feature = "cluster")]
     async fn shard_subscribers(&mut self, name: &[u8]) -> Option<u64> {
         let Link::Cluster(con) = self else {
             return None;
@@ -586,6 +602,7 @@ impl Link {
     async fn ping(&mut self) -> Result<()> {
         match self {
             Link::Single(con) => redis::cmd("PING").exec_async(con).await?,
+            #[cfg(feature = "cluster")]
             Link::Cluster(con) => redis::cmd("PING").exec_async(con).await?,
         }
         Ok(())

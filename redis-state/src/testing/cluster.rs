@@ -316,6 +316,7 @@ impl RedisCluster {
     }
 
     /// A new asynchronous cluster connection. Needs a Tokio runtime.
+    #[cfg(feature = "async")]
     ///
     /// # Errors
     ///

@@ -48,6 +48,7 @@
 //! process killed by a signal leaves its servers running.
 
 mod binary;
+#[cfg(feature = "cluster")]
 mod cluster;
 mod error;
 mod process;
@@ -58,6 +59,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
+#[cfg(feature = "cluster")]
 pub use cluster::{ClusterBuilder, RedisCluster};
 pub use error::TestSupportError;
 pub use server::{RedisServer, ServerBuilder};
@@ -75,8 +77,10 @@ pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const CLUSTER_RETRIES: u32 = 6;
 
 static SHARED_SERVER: OnceLock<RedisServer> = OnceLock::new();
+#[cfg(feature = "cluster")]
 static SHARED_CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
 static SHARED_SERVER_INIT: Mutex<()> = Mutex::new(());
+#[cfg(feature = "cluster")]
 static SHARED_CLUSTER_INIT: Mutex<()> = Mutex::new(());
 
 /// The process-wide standalone server, started on first use.
@@ -103,6 +107,7 @@ pub fn try_shared_server() -> Result<&'static RedisServer, TestSupportError> {
     get_or_try_init(&SHARED_SERVER, &SHARED_SERVER_INIT, RedisServer::start)
 }
 
+#[cfg(feature = "cluster")]
 /// The process-wide cluster of 3 primaries, started on first use.
 ///
 /// # Panics
@@ -117,6 +122,7 @@ pub fn shared_cluster() -> &'static RedisCluster {
     try_shared_cluster().unwrap_or_else(|error| panic!("{error}"))
 }
 
+#[cfg(feature = "cluster")]
 /// The process-wide cluster of 3 primaries, started on first use.
 ///
 /// # Errors

@@ -149,6 +149,7 @@ impl ServerBuilder {
     }
 
     /// Cluster mode with a cluster bus on its own free port.
+    #[cfg(feature = "cluster")]
     pub(crate) fn cluster_bus(mut self) -> Self {
         self.cluster_bus = true;
         self
@@ -406,6 +407,7 @@ impl RedisServer {
     /// A new multiplexed asynchronous connection (connect timeout 5 s,
     /// response timeout [`RESPONSE_TIMEOUT`](super::RESPONSE_TIMEOUT)).
     /// Needs a Tokio runtime.
+    #[cfg(feature = "async")]
     ///
     /// # Errors
     ///
@@ -544,11 +546,13 @@ impl RedisServer {
 
     /// Records the primary of a cluster replica (set by `CLUSTER REPLICATE`,
     /// not by `--replicaof`).
+    #[cfg(feature = "cluster")]
     pub(crate) fn set_primary_port(&mut self, port: u16) {
         self.primary_port = Some(port);
     }
 
     /// The last lines of the server's output and log, as quoted in errors.
+    #[cfg(feature = "cluster")]
     pub(crate) fn log_tail(&self) -> String {
         log_tail(self.dir.path(), Offsets::default())
     }

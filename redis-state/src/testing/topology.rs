@@ -6,8 +6,11 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::TestSupportError;
+#[cfg(feature = "cluster")]
 use super::cluster::RedisCluster;
-use super::server::{HOST, RedisServer, ServerBuilder, info_field};
+#[cfg(feature = "cluster")]
+use super::server::info_field;
+use super::server::{HOST, RedisServer, ServerBuilder};
 
 const POLL: Duration = Duration::from_millis(20);
 /// The name Sentinel monitors the primary under.
@@ -410,6 +413,7 @@ impl fmt::Debug for RedisSentinel {
     }
 }
 
+#[cfg(feature = "cluster")]
 /// The failover helpers of a cluster.
 impl RedisCluster {
     /// Kills primary `primary` (`SIGKILL`) and returns the instant of the kill.

@@ -18,6 +18,7 @@ use crate::codec::FieldValue;
 use crate::error::{DecodeError, Error, Result, preview_bytes};
 use crate::keys::{IdBuf, Namespace, impl_namespaced, namespaced};
 use crate::op::{Operation, Plan, Replies, Step};
+use crate::reply::{bytes_of, num_of};
 
 // Every script is `base.lua` (configuration, ranks) with the layers it uses
 // (`common`: more read helpers; `write`: write helpers) and its own body:
@@ -145,22 +146,6 @@ const CHUNK: usize = 1000;
 // ---------------------------------------------------------------------------
 // Reply helpers
 
-fn bytes_of(v: &Value) -> Option<&[u8]> {
-    match v {
-        Value::BulkString(b) => Some(b),
-        Value::SimpleString(s) => Some(s.as_bytes()),
-        _ => None,
-    }
-}
-
-fn num_of(v: &Value) -> Option<f64> {
-    match v {
-        Value::Double(d) => Some(*d),
-        Value::Int(i) => Some(*i as f64),
-        other => std::str::from_utf8(bytes_of(other)?).ok()?.parse().ok(),
-    }
-}
-
 fn int_of(v: &Value) -> Option<i64> {
     match v {
         Value::Int(i) => Some(*i),
@@ -177,27 +162,7 @@ fn array(v: Value, context: &'static str) -> Result<Vec<Value>> {
 
 /// Member/score pairs of `ZRANGE .. WITHSCORES`: flat in RESP2, nested in RESP3.
 fn pairs(v: Value, context: &'static str) -> Result<Vec<(Value, Value)>> {
-    let items = array(v, context)?;
-    let mut out = Vec::with_capacity(items.len() / 2);
-    let mut it = items.into_iter();
-    while let Some(first) = it.next() {
-        match first {
-            Value::Array(pair) if pair.len() == 2 => {
-                let mut p = pair.into_iter();
-                if let (Some(m), Some(s)) = (p.next(), p.next()) {
-                    out.push((m, s));
-                }
-            }
-            m => {
-                let s = it.next().ok_or_else(|| Error::UnexpectedReply {
-                    context,
-                    found: "an odd number of items".to_owned(),
-                })?;
-                out.push((m, s));
-            }
-        }
-    }
-    Ok(out)
+    crate::reply::score_pairs(array(v, context)?, context)
 }
 
 fn encode_member<M: Leaderboard, Q: MemberRef<M::Member> + ?Sized>(member: &Q) -> Result<Vec<u8>> {
