@@ -141,7 +141,10 @@ pub use self::event::CacheInvalidations;
 pub use self::handle::{Cache, CacheOptions};
 pub use self::local::{LocalCache, LocalCacheOptions, LocalStats};
 pub use self::ops::{DEFAULT_HOLD, Found, Get, GetEntry, Invalidate, InvalidateTag, Set};
-pub use self::pattern::{KeyPattern, invalidate_pattern, invalidate_pattern_async};
+pub use self::pattern::{
+    KeyPattern, PatternScope, invalidate_pattern, invalidate_pattern_async,
+    invalidate_pattern_scoped, invalidate_pattern_scoped_async,
+};
 pub use self::waker::CacheWaker;
 
 use crate::keys::{IdBuf, IdValue, KeyPart, KeyTemplate, Namespace};
