@@ -460,7 +460,7 @@ impl Link {
         let handler = PushHandler(Arc::downgrade(shared));
         match target {
             Target::Standalone(url) => {
-                let client = redis::Client::open(crate::cache::local::resp3_url(url))?;
+                let client = redis::Client::open(crate::cache::local::resp3_info(url)?)?;
                 let config = redis::aio::ConnectionManagerConfig::new()
                     .set_push_sender(handler)
                     .set_connection_timeout(Some(opts.timeout))
