@@ -3,6 +3,7 @@
 //! reads or invalidations, and are repaired or skipped. Real servers, every
 //! executor and topology.
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
@@ -14,6 +15,9 @@ use redis_state::cache::{
     invalidate_pattern_scoped, invalidate_pattern_scoped_async,
 };
 use redis_state::lock::fence::{fence_key_for, fenced_set};
+use redis_state::monitor::stats::{
+    ModelKind, ModelSpec, StatsOptions, sweep_expired_with, sweep_with,
+};
 use redis_state::prelude::*;
 use redis_state::session::JsonSessions;
 use serde::{Deserialize, Serialize};
@@ -228,7 +232,128 @@ fn a_broad_pattern_deletes_cache_entries_only(r: &mut Runner, ns: &Namespace) {
     assert_eq!(holder.as_deref(), Some("inv"), "the hold stays");
 }
 
+// ---------------------------------------------------------------------------
+// Item 13: index entries of expired entities are swept without writes
+
+/// Entities of three tenants that expire after a second.
+#[derive(RedisHash, Debug, Clone, PartialEq)]
+#[redis(key = "visit:{tenant}:{id}", hash_tag = "tenant", ttl = "1s")]
+struct Visit {
+    #[redis(id)]
+    tenant: String,
+    #[redis(id)]
+    id: u32,
+    #[redis(index)]
+    page: String,
+    #[redis(unique)]
+    token: String,
+}
+
+const TENANTS: [&str; 3] = ["t1", "t2", "t3"];
+const PER_TENANT: u32 = 50;
+
+/// Saves the visits, keeps visit 0 of each tenant (`PERSIST`), and waits
+/// until the others are gone and the sweep's one-second grace has passed.
+fn expire_visits(r: &mut Runner, ns: &Namespace) {
+    for t in TENANTS {
+        for id in 0..PER_TENANT {
+            let v = Visit {
+                tenant: t.to_owned(),
+                id,
+                page: format!("/p{}", id % 5),
+                token: format!("{t}-{id}"),
+            };
+            r.run(v.save().namespace(ns)).unwrap();
+        }
+        assert!(
+            r.run(Visit::persist(&(t.to_owned(), 0u32)).namespace(ns))
+                .unwrap()
+        );
+    }
+    let last = format!("{ns}:visit:{{t3}}:{}", PER_TENANT - 1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while exists(r, &last) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!exists(r, &last), "the visits expired");
+    std::thread::sleep(Duration::from_millis(1200));
+}
+
+/// What is left of the bookkeeping of `tenant`: index entries, unique
+/// entries, expiry entries, packed values.
+fn leftovers(r: &mut Runner, ns: &Namespace, tenant: &str) -> [i64; 4] {
+    let at = |rest: &str| format!("{ns}:visit:{{{tenant}}}:#visit:{rest}");
+    [
+        r.cmd("ZCARD", &at("idx:page")).go(),
+        r.cmd("HLEN", &at("uniq:token")).go(),
+        r.cmd("ZCARD", &at("exp")).go(),
+        r.cmd("HLEN", &at("expv")).go(),
+    ]
+}
+
+fn expired_index_entries_are_swept_in_bounded_calls(r: &mut Runner, ns: &Namespace) {
+    expire_visits(r, ns);
+    for t in TENANTS {
+        assert_eq!(
+            leftovers(r, ns, t)[0],
+            i64::from(PER_TENANT),
+            "nothing pruned yet"
+        );
+    }
+    let spec = ModelSpec::hash::<Visit>(Some(ns));
+    let (mut calls, mut pruned) = (0, 0);
+    loop {
+        let step = drive!(&mut *r, |io| sweep_expired_with(io, &spec, 20, 50)).unwrap();
+        calls += 1;
+        assert!(
+            step.pruned <= 50,
+            "one call stays within its budget: {step:?}"
+        );
+        assert!(step.scopes <= 3, "{step:?}");
+        pruned += step.pruned;
+        if !step.more {
+            break;
+        }
+        assert!(calls < 10, "the sweep ends");
+    }
+    assert_eq!(pruned, 3 * u64::from(PER_TENANT - 1));
+    assert!(calls >= 3, "{calls} calls of at most 50");
+    for t in TENANTS {
+        assert_eq!(leftovers(r, ns, t), [1, 1, 0, 0], "tenant {t}");
+        let found = r
+            .run(Visit::find_by_page(&t.to_owned(), &"/p0".to_owned()).namespace(ns))
+            .unwrap();
+        assert_eq!(found.iter().map(|v| v.id).collect::<Vec<_>>(), [0]);
+    }
+    // Nothing is due any more: a further call prunes nothing.
+    let step = drive!(&mut *r, |io| sweep_expired_with(io, &spec, 20, 50)).unwrap();
+    assert_eq!((step.pruned, step.more), (0, false));
+}
+
+/// The command-line sweep knows the model from its key template only (not
+/// the order of its indexes): it drops the expiry bookkeeping and its
+/// orphan pass removes the index entries.
+fn a_sweep_from_a_template_leaves_no_stale_entries(r: &mut Runner, ns: &Namespace) {
+    expire_visits(r, ns);
+    let spec = ModelSpec::from_template(
+        "Visit",
+        ModelKind::Hash,
+        "visit:{{{tenant}}}:{id}",
+        Some(ns),
+        Some("visit"),
+    )
+    .unwrap();
+    let opts = StatsOptions::default().batch(20);
+    let report = drive!(&mut *r, |io| sweep_with(io, &spec, &opts)).unwrap();
+    assert_eq!(report.expired, 3 * u64::from(PER_TENANT - 1), "{report:?}");
+    for t in TENANTS {
+        assert_eq!(leftovers(r, ns, t), [1, 1, 0, 0], "tenant {t}");
+    }
+}
+
 matrix!(
+    expired_index_entries_are_swept_in_bounded_calls,
+    a_sweep_from_a_template_leaves_no_stale_entries,
     corrupt_expiry_bookkeeping_is_skipped_and_repaired,
     stray_braces_do_not_stop_a_pattern_invalidation,
     a_broad_pattern_deletes_cache_entries_only,

@@ -36,6 +36,63 @@ crate::script! {
 }
 
 crate::script! {
+    /// Forgets up to `limit` expired entities of one scope: their index
+    /// entries and expiry bookkeeping. Returns `{pruned, still due}`.
+    pub(crate) struct PruneScript {
+        name: "redis_state.hash.prune",
+        keys: [exp, ..indexes],
+        args: [n: usize, ..rest],
+        returns: Value,
+        lua: concat!(include_str!("lua/common.lua"), include_str!("lua/prune.lua")),
+    }
+}
+
+/// One bounded sweep step over the expiry bookkeeping of one scope: forgets
+/// the index entries of at most `limit` entities that expired more than a
+/// second ago. The output is `(pruned, still due)`.
+#[derive(Debug, Clone)]
+pub(crate) struct PruneExpired {
+    /// The index keys of the scope, with whether each is unique, in the
+    /// model's index order (the order the bookkeeping packs values in).
+    pub(crate) indexes: Vec<(String, bool)>,
+    /// `<scope>:#<collection>:exp` and `…:expv`.
+    pub(crate) exp: String,
+    pub(crate) expv: String,
+    /// Entities pruned at most (0: only count those due).
+    pub(crate) limit: usize,
+}
+
+impl Operation for PruneExpired {
+    type Output = (u64, u64);
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        let mut call = PruneScript::new(&self.exp, self.indexes.len());
+        let mut a = Args::default();
+        for (k, unique) in &self.indexes {
+            call = call.indexes(k.clone());
+            a.put(if *unique { "1" } else { "0" });
+        }
+        a.put(self.limit);
+        call.indexes(self.exp.clone())
+            .indexes(self.expv.clone())
+            .rest(a.0)
+            .prepare(plan)
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<(u64, u64)>> {
+        let v = replies.next_value()?;
+        match &v {
+            Value::Array(items) => match items.as_slice() {
+                [Value::Int(p), Value::Int(d)] => Ok(Step::Done((
+                    u64::try_from(*p).unwrap_or(0),
+                    u64::try_from(*d).unwrap_or(0),
+                ))),
+                _ => Err(Error::unexpected("the prune script", &v)),
+            },
+            _ => Err(Error::unexpected("the prune script", &v)),
+        }
+    }
+}
+
+crate::script! {
     /// Loads the candidates of an index lookup, keeping those that still
     /// match and repairing the index for the others.
     pub(super) struct FindScript {

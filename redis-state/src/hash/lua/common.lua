@@ -102,6 +102,7 @@ local function prune(before, limit, n, uniques, exp_key, expv_key)
   for _, id in ipairs(ids) do
     prune_one(id, n, uniques, exp_key, expv_key)
   end
+  return #ids
 end
 
 -- records (or clears) the expiry of an indexed entity
