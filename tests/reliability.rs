@@ -351,7 +351,96 @@ fn a_sweep_from_a_template_leaves_no_stale_entries(r: &mut Runner, ns: &Namespac
     }
 }
 
+// ---------------------------------------------------------------------------
+// Items 5 and 7: lookups over foreign entries and over many matches
+
+/// Entities scoped per tenant, without expiry.
+#[derive(RedisHash, Debug, Clone, PartialEq)]
+#[redis(key = "ticket:{tenant}:{id}", hash_tag = "tenant")]
+struct Ticket {
+    #[redis(id)]
+    tenant: String,
+    #[redis(id)]
+    id: u32,
+    #[redis(index)]
+    status: String,
+    #[redis(unique)]
+    code: String,
+}
+
+fn ticket(tenant: &str, id: u32, status: &str) -> Ticket {
+    Ticket {
+        tenant: tenant.to_owned(),
+        id,
+        status: status.to_owned(),
+        code: format!("{tenant}-{id}"),
+    }
+}
+
+/// Index entries in tenant a's scope that name tenant b's entities (written
+/// by hand) are skipped and removed: no CROSSSLOT, no entity of another
+/// tenant returned, and the lookup works again on every later call.
+fn entries_naming_another_scope_are_skipped_and_pruned(r: &mut Runner, ns: &Namespace) {
+    r.run(ticket("a", 1, "open").save().namespace(ns)).unwrap();
+    r.run(ticket("b", 5, "open").save().namespace(ns)).unwrap();
+    let idx = format!("{ns}:ticket:{{a}}:#ticket:idx:status");
+    let uniq = format!("{ns}:ticket:{{a}}:#ticket:uniq:code");
+    let _: i64 = r.cmd("ZADD", &idx).arg(0).arg("4:open:b:5").go();
+    let _: i64 = r.cmd("ZADD", &idx).arg(0).arg("4:open:x{y}:9").go();
+    let _: i64 = r.cmd("HSET", &uniq).arg("b-5").arg("b:5").go();
+    for _ in 0..2 {
+        let open = r
+            .run(Ticket::find_by_status(&"a".to_owned(), &"open".to_owned()).namespace(ns))
+            .unwrap();
+        assert_eq!(open, [ticket("a", 1, "open")]);
+        let by_code = r
+            .run(Ticket::find_by_code(&"a".to_owned(), &"b-5".to_owned()).namespace(ns))
+            .unwrap();
+        assert_eq!(by_code, None);
+    }
+    let members: Vec<String> = r.cmd("ZRANGE", &idx).arg(0).arg(-1).go();
+    assert_eq!(members, ["4:open:a:1"], "the foreign entries are pruned");
+    let holder: Option<String> = r.cmd("HGET", &uniq).arg("b-5").go();
+    assert_eq!(holder, None);
+    // Tenant b's own lookup is untouched.
+    let b = r
+        .run(Ticket::find_by_status(&"b".to_owned(), &"open".to_owned()).namespace(ns))
+        .unwrap();
+    assert_eq!(b, [ticket("b", 5, "open")]);
+}
+
+/// A lookup without a limit over many matches runs several bounded scripts
+/// (256 candidates each) and returns every match, stale entries removed.
+fn many_matches_are_verified_in_chunks(r: &mut Runner, ns: &Namespace) {
+    const N: u32 = 1_000;
+    let saves: Vec<_> = (0..N).map(|id| ticket("big", id, "done")).collect();
+    for part in saves.chunks(100) {
+        r.run(redis_state::op::many(
+            part.iter().map(|t| t.save().namespace(ns)),
+        ))
+        .unwrap();
+    }
+    // A few stale entries: entities deleted behind the library's back.
+    for id in [0, 300, 999] {
+        let _: i64 = r.cmd("DEL", &format!("{ns}:ticket:{{big}}:{id}")).go();
+    }
+    let found = r
+        .run(Ticket::find_by_status(&"big".to_owned(), &"done".to_owned()).namespace(ns))
+        .unwrap();
+    assert_eq!(found.len(), N as usize - 3);
+    let mut ids: Vec<u32> = found.iter().map(|t| t.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), N as usize - 3);
+    assert!(!ids.contains(&300));
+    let idx = format!("{ns}:ticket:{{big}}:#ticket:idx:status");
+    let left: i64 = r.cmd("ZCARD", &idx).go();
+    assert_eq!(left, i64::from(N) - 3, "stale entries removed");
+}
+
 matrix!(
+    entries_naming_another_scope_are_skipped_and_pruned,
+    many_matches_are_verified_in_chunks,
     expired_index_entries_are_swept_in_bounded_calls,
     a_sweep_from_a_template_leaves_no_stale_entries,
     corrupt_expiry_bookkeeping_is_skipped_and_repaired,
