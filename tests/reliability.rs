@@ -117,15 +117,11 @@ fn corrupt_expiry_bookkeeping_is_skipped_and_repaired(r: &mut Runner, ns: &Names
     r.run(member(4, "rome").save().namespace(ns)).unwrap();
     assert!(r.run(Member::delete(&3).namespace(ns)).unwrap());
     r.run(member(2, "rome").save().namespace(ns)).unwrap();
-    let in_rome = r
-        .run(Member::find_by_city(&"rome".to_owned()).namespace(ns))
-        .unwrap();
+    let in_rome = r.run(Member::find_by_city("rome").namespace(ns)).unwrap();
     let mut ids: Vec<u64> = in_rome.iter().map(|m| m.id).collect();
     ids.sort_unstable();
     assert_eq!(ids, [2, 4]);
-    let oslo = r
-        .run(Member::find_by_city(&"oslo".to_owned()).namespace(ns))
-        .unwrap();
+    let oslo = r.run(Member::find_by_city("oslo").namespace(ns)).unwrap();
     assert_eq!(oslo.iter().map(|m| m.id).collect::<Vec<_>>(), [1]);
 
     // The ghosts' bookkeeping is gone; entity 2's was rewritten whole.
@@ -321,7 +317,7 @@ fn expired_index_entries_are_swept_in_bounded_calls(r: &mut Runner, ns: &Namespa
     for t in TENANTS {
         assert_eq!(leftovers(r, ns, t), [1, 1, 0, 0], "tenant {t}");
         let found = r
-            .run(Visit::find_by_page(&t.to_owned(), &"/p0".to_owned()).namespace(ns))
+            .run(Visit::find_by_page(&t.to_owned(), "/p0").namespace(ns))
             .unwrap();
         assert_eq!(found.iter().map(|v| v.id).collect::<Vec<_>>(), [0]);
     }
@@ -390,11 +386,11 @@ fn entries_naming_another_scope_are_skipped_and_pruned(r: &mut Runner, ns: &Name
     let _: i64 = r.cmd("HSET", &uniq).arg("b-5").arg("b:5").go();
     for _ in 0..2 {
         let open = r
-            .run(Ticket::find_by_status(&"a".to_owned(), &"open".to_owned()).namespace(ns))
+            .run(Ticket::find_by_status(&"a".to_owned(), "open").namespace(ns))
             .unwrap();
         assert_eq!(open, [ticket("a", 1, "open")]);
         let by_code = r
-            .run(Ticket::find_by_code(&"a".to_owned(), &"b-5".to_owned()).namespace(ns))
+            .run(Ticket::find_by_code(&"a".to_owned(), "b-5").namespace(ns))
             .unwrap();
         assert_eq!(by_code, None);
     }
@@ -404,7 +400,7 @@ fn entries_naming_another_scope_are_skipped_and_pruned(r: &mut Runner, ns: &Name
     assert_eq!(holder, None);
     // Tenant b's own lookup is untouched.
     let b = r
-        .run(Ticket::find_by_status(&"b".to_owned(), &"open".to_owned()).namespace(ns))
+        .run(Ticket::find_by_status(&"b".to_owned(), "open").namespace(ns))
         .unwrap();
     assert_eq!(b, [ticket("b", 5, "open")]);
 }
@@ -425,7 +421,7 @@ fn many_matches_are_verified_in_chunks(r: &mut Runner, ns: &Namespace) {
         let _: i64 = r.cmd("DEL", &format!("{ns}:ticket:{{big}}:{id}")).go();
     }
     let found = r
-        .run(Ticket::find_by_status(&"big".to_owned(), &"done".to_owned()).namespace(ns))
+        .run(Ticket::find_by_status(&"big".to_owned(), "done").namespace(ns))
         .unwrap();
     assert_eq!(found.len(), N as usize - 3);
     let mut ids: Vec<u32> = found.iter().map(|t| t.id).collect();
