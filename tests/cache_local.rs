@@ -583,3 +583,45 @@ fn cluster_writes_on_any_primary_drop_local_copies() {
         assert!(eventually(|| local.is_empty(), Duration::from_secs(2)).await);
     });
 }
+
+/// A URL with a fragment (or a query) connects as redis-rs parses it: the
+/// RESP3 setting is not appended after the `#` where it would be lost, and
+/// tracking works (a write elsewhere drops the copy).
+#[test]
+fn a_url_with_a_fragment_connects_with_tracking() {
+    let server = shared_server();
+    let ns = Namespace::new(unique_prefix("local_fragment")).unwrap();
+    rt().block_on(async {
+        let mut con = server.async_connection().await.unwrap();
+        let mut other = server.async_connection().await.unwrap();
+        for url in [
+            format!("{}/#x", server.url()),
+            format!("{}/?db=0#frag?protocol=resp2", server.url()),
+        ] {
+            let (cache, local) = setup(&url, &ns, LocalCacheOptions::default()).await;
+            assert!(local.is_connected(), "{url}");
+            let key = cache.key(&7);
+            let _ = cache
+                .get_or_load_async(&mut con, &7, || async {
+                    Ok::<_, String>(Some(profile(7, "ada")))
+                })
+                .await
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !local.contains(&key) && Instant::now() < deadline {
+                let got = cache
+                    .get_or_load_async(&mut con, &7, no_load)
+                    .await
+                    .unwrap();
+                assert_eq!(got, Some(profile(7, "ada")));
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            assert!(local.contains(&key), "{url}: a copy is kept");
+            let _: () = other.del(&key).await.unwrap();
+            assert!(
+                eventually(|| !local.contains(&key), Duration::from_secs(5)).await,
+                "{url}: the server's tracking message dropped the copy"
+            );
+        }
+    });
+}

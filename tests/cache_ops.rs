@@ -1097,3 +1097,24 @@ fn a_blocking_waiter_blocks_on_its_own_connection() {
         "the waiter read the stream {reads} times"
     );
 }
+
+/// A URL with a fragment connects the waker with RESP3 (the setting is not
+/// appended after the `#`): the store's message reaches it.
+#[test]
+fn a_waker_connects_with_a_url_fragment() {
+    use redis_state::cache::CacheWaker;
+    let server = redis_state::testing::shared_server();
+    let ns = common::namespace("waker_fragment");
+    multi_thread_rt().block_on(async {
+        let con = server.async_connection().await.unwrap();
+        let other = server.async_connection().await.unwrap();
+        let waker = CacheWaker::connect_async(&format!("{}/#x", server.url()))
+            .await
+            .unwrap();
+        assert!(waker.is_connected());
+        let (got, messages) =
+            wait_with_waker(con, other, waker, ns, Duration::from_millis(300), 43).await;
+        assert_eq!(got, Some(product(43, "written")));
+        assert!(messages >= 1, "the store's PUBLISH reached the waker");
+    });
+}

@@ -338,10 +338,10 @@ fn run(cli: Cli) -> Result<(), String> {
             for s in specs.iter().filter(|s| s.collection.is_some()) {
                 let r = if dry_run {
                     let st = stats_of(&mut con, s, &opts.clone().max_keys(0)).map_err(err)?;
-                    serde_json::json!({"model": s.name, "removed": 0, "indexes": st.indexes, "dry_run": true})
+                    serde_json::json!({"model": s.name, "removed": 0, "expired": 0, "indexes": st.indexes, "dry_run": true})
                 } else {
                     let r = sweep_of(&mut con, s, &opts).map_err(err)?;
-                    serde_json::json!({"model": s.name, "removed": r.removed, "indexes": r.indexes, "dry_run": false})
+                    serde_json::json!({"model": s.name, "removed": r.removed, "expired": r.expired, "indexes": r.indexes, "dry_run": false})
                 };
                 reports.push(r);
             }

@@ -226,9 +226,10 @@ pub(crate) fn sweep(reports: &[Json], json: bool) -> Result<(), String> {
     }
     for r in reports {
         println!(
-            "{}: removed {}{}",
+            "{}: removed {}, expired entities forgotten {}{}",
             r["model"].as_str().unwrap_or("?"),
             r["removed"],
+            r["expired"],
             if r["dry_run"] == json!(true) {
                 " (dry run)"
             } else {

@@ -400,7 +400,7 @@ impl LocalCache {
             wake: Notify::new(),
         });
         for url in urls {
-            let client = redis::Client::open(resp3_url(url))?;
+            let client = redis::Client::open(resp3_info(url)?)?;
             // The first connection is made here, so errors reach the caller.
             let con = track(&client, &inner).await?;
             inner.live.fetch_add(1, Ordering::SeqCst);
@@ -563,12 +563,17 @@ impl LocalCache {
     }
 }
 
-pub(crate) fn resp3_url(url: &str) -> String {
-    if url.contains("protocol=") {
-        return url.to_owned();
-    }
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}protocol=resp3")
+/// The connection settings of `url` with RESP3 turned on, parsed the way
+/// redis-rs parses URLs (so a fragment, `redis://h:6379/#x`, or a query
+/// stays what it is instead of swallowing an appended parameter).
+pub(crate) fn resp3_info(url: &str) -> redis::RedisResult<redis::ConnectionInfo> {
+    use redis::IntoConnectionInfo;
+    let info = url.into_connection_info()?;
+    let settings = info
+        .redis_settings()
+        .clone()
+        .set_protocol(redis::ProtocolVersion::RESP3);
+    Ok(info.set_redis_settings(settings))
 }
 
 /// Opens a tracking connection: RESP3, pushes to `inner`, BCAST tracking of

@@ -152,7 +152,10 @@ pub use self::handle::{Cache, CacheOptions};
 #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 pub use self::local::{LocalCache, LocalCacheOptions, LocalStats};
 pub use self::ops::{DEFAULT_HOLD, Found, Get, GetEntry, Invalidate, InvalidateTag, Set};
-pub use self::pattern::{KeyPattern, invalidate_pattern, invalidate_pattern_async};
+pub use self::pattern::{
+    KeyPattern, PatternScope, invalidate_pattern, invalidate_pattern_async,
+    invalidate_pattern_scoped, invalidate_pattern_scoped_async,
+};
 #[cfg(feature = "async")]
 #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 pub use self::waker::CacheWaker;

@@ -64,7 +64,7 @@ crate::script! {
     pub(super) struct InvalidateScript {
         name: "redis_state.cache.invalidate",
         keys: [entry, lease, done],
-        args: [hold_ms: u64, done_ms: u64],
+        args: [hold_ms: u64, done_ms: u64, entries_only: u8],
         returns: i64,
         lua: include_str!("lua/invalidate.lua"),
     }
@@ -616,10 +616,30 @@ impl<T: Cached> Invalidate<T> {
 /// the wake-up stream are the entry's companions (same Cluster slot): a
 /// revoked fill's waiters are told through the stream.
 pub(crate) fn push_invalidate(plan: &mut Plan, key: &str, hold: Duration) -> Result<()> {
+    push_invalidate_if(plan, key, hold, false)
+}
+
+/// [`push_invalidate`]; with `entries_only`, a key that does not hold a
+/// cache entry (no entry header: another program's string, a plain-format
+/// entry) is left alone and counts 0.
+pub(crate) fn push_invalidate_if(
+    plan: &mut Plan,
+    key: &str,
+    hold: Duration,
+    entries_only: bool,
+) -> Result<()> {
     let lease = companion(key, "lease");
     let done = companion(key, "done");
     let hold_ms = if hold.is_zero() { 0 } else { ms(hold) };
-    InvalidateScript::new(key, lease, done, hold_ms, DONE_STREAM_MS).prepare(plan)
+    InvalidateScript::new(
+        key,
+        lease,
+        done,
+        hold_ms,
+        DONE_STREAM_MS,
+        u8::from(entries_only),
+    )
+    .prepare(plan)
 }
 
 impl<T: Cached> Operation for Invalidate<T> {

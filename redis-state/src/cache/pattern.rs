@@ -4,7 +4,7 @@
 use redis::{Cmd, Value};
 
 use super::Cached;
-use super::ops::{DEFAULT_HOLD, push_invalidate};
+use super::ops::{DEFAULT_HOLD, push_invalidate_if};
 use crate::driver::{Async, Blocking, Io, block_on};
 use crate::error::{Error, Result};
 use crate::exec::{AsyncExecutor, SyncExecutor};
@@ -79,13 +79,34 @@ impl KeyPattern {
 
 const SCAN_COUNT: usize = 512;
 
-/// The suffix of fill-lease keys (see `cache::aux_key`).
-const LEASE_SUFFIX: &str = ":#lease";
+/// What a pattern invalidation deletes among the string keys its pattern
+/// matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum PatternScope {
+    /// Cache entries only (the default): strings that start with the entry
+    /// header `#[derive(Cached)]` writes. Anything else the pattern meets
+    /// (sessions, a plain-format entry, other programs' strings, keys with
+    /// stray braces) is left alone and not counted.
+    #[default]
+    CacheEntries,
+    /// Every string key the pattern matches, as asked for: plain-format
+    /// entries (`#[cache(format = "plain")]`, whose bytes are the JSON
+    /// alone), sessions and other programs' strings too.
+    AnyString,
+}
 
-/// Deletes every string key matching `pattern` on a blocking connection
+/// Deletes every cache entry matching `pattern` on a blocking connection
 /// (`SCAN … MATCH … TYPE string` on the server, or on every primary of a
 /// Cluster), revoking fills in flight like [`Cached::invalidate`]. Returns
 /// how many keys were deleted.
+///
+/// Only keys holding a cache entry are deleted ([`PatternScope::CacheEntries`]):
+/// a broad pattern leaves the keys redis-state keeps for other purposes
+/// alone (fill leases and lock fence counters, which are never deleted
+/// whatever the scope; sessions; strings of other programs).
+/// Plain-format entries carry no header: invalidate them with
+/// [`invalidate_pattern_scoped`] and [`PatternScope::AnyString`].
 ///
 /// Cost: one round trip per 512 keys scanned on the busiest primary: each
 /// round holds every primary's next `SCAN` (sent to each node, one request
@@ -95,7 +116,7 @@ pub fn invalidate_pattern<C>(con: &mut C, pattern: &KeyPattern) -> Result<usize>
 where
     C: SyncExecutor + ?Sized,
 {
-    block_on(invalidate(&mut Blocking::new(con), pattern))
+    invalidate_pattern_scoped(con, pattern, PatternScope::CacheEntries)
 }
 
 /// [`invalidate_pattern`] on an async connection.
@@ -103,14 +124,41 @@ pub async fn invalidate_pattern_async<C>(con: &mut C, pattern: &KeyPattern) -> R
 where
     C: AsyncExecutor + ?Sized,
 {
-    invalidate(&mut Async::new(con), pattern).await
+    invalidate_pattern_scoped_async(con, pattern, PatternScope::CacheEntries).await
+}
+
+/// [`invalidate_pattern`], deleting what `scope` says (blocking). The keys
+/// redis-state keeps beside others (`…:#lease`, `…:#fence`, `{…}#fence`;
+/// user values cannot hold `#`: it is escaped) are never deleted.
+pub fn invalidate_pattern_scoped<C>(
+    con: &mut C,
+    pattern: &KeyPattern,
+    scope: PatternScope,
+) -> Result<usize>
+where
+    C: SyncExecutor + ?Sized,
+{
+    block_on(invalidate(&mut Blocking::new(con), pattern, scope))
+}
+
+/// [`invalidate_pattern_scoped`] on an async connection.
+pub async fn invalidate_pattern_scoped_async<C>(
+    con: &mut C,
+    pattern: &KeyPattern,
+    scope: PatternScope,
+) -> Result<usize>
+where
+    C: AsyncExecutor + ?Sized,
+{
+    invalidate(&mut Async::new(con), pattern, scope).await
 }
 
 /// Walks every primary's `SCAN` to its end, deleting what each round found
 /// in the next one.
-async fn invalidate<I: Io>(io: &mut I, pattern: &KeyPattern) -> Result<usize> {
+async fn invalidate<I: Io>(io: &mut I, pattern: &KeyPattern, scope: PatternScope) -> Result<usize> {
     let mut round = ScanRound {
         pattern: pattern.as_str().to_owned(),
+        scope,
         cursors: None,
         delete: Vec::new(),
     };
@@ -123,6 +171,7 @@ async fn invalidate<I: Io>(io: &mut I, pattern: &KeyPattern) -> Result<usize> {
         }
         round = ScanRound {
             pattern: pattern.as_str().to_owned(),
+            scope,
             cursors: Some(next.cursors),
             delete: next.found,
         };
@@ -134,6 +183,7 @@ async fn invalidate<I: Io>(io: &mut I, pattern: &KeyPattern) -> Result<usize> {
 /// yet (the first round: `SCAN 0` to every primary).
 struct ScanRound {
     pattern: String,
+    scope: PatternScope,
     /// `None` on the first round; then the nodes still scanning.
     cursors: Option<Vec<(Node, u64)>>,
     delete: Vec<String>,
@@ -165,7 +215,12 @@ impl Operation for ScanRound {
 
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
         for k in &self.delete {
-            push_invalidate(plan, k, DEFAULT_HOLD)?;
+            push_invalidate_if(
+                plan,
+                k,
+                DEFAULT_HOLD,
+                self.scope == PatternScope::CacheEntries,
+            )?;
         }
         match &self.cursors {
             None => {
@@ -212,6 +267,12 @@ impl Operation for ScanRound {
     }
 }
 
+/// A key redis-state keeps beside another (`…:#lease`, `…:#fence`,
+/// `{…}#fence`): user values cannot hold `#` (it is escaped in key parts).
+fn is_companion(key: &str) -> bool {
+    key.contains(":#") || key.contains("}#")
+}
+
 fn parse_scan(v: &Value) -> Result<(u64, Vec<String>)> {
     let bad = || Error::unexpected("SCAN", v);
     let Value::Array(parts) = v else {
@@ -233,9 +294,10 @@ fn parse_scan(v: &Value) -> Result<(u64, Vec<String>)> {
                 _ => None,
             })
             // Fill leases are strings too (`<key>:#lease` when the key has a
-            // hash tag); deleting one would lift an invalidation's hold. A
-            // user value cannot end so: `#` is escaped in key parts.
-            .filter(|k: &String| !k.ends_with(LEASE_SUFFIX))
+            // hash tag); deleting one would lift an invalidation's hold. They,
+            // fence counters (`…#fence`) and every other companion key hold a
+            // `#`, which user values cannot (it is escaped in key parts).
+            .filter(|k: &String| !is_companion(k))
             .collect(),
         _ => return Err(bad()),
     };

@@ -121,7 +121,7 @@ impl CacheWaker {
     /// Connects to a server (`redis://…`; RESP3 is turned on), or to any
     /// one node of a Cluster. Returns once connected. Needs a tokio runtime.
     pub async fn connect_async(url: &str) -> Result<Self> {
-        let client = redis::Client::open(super::local::resp3_url(url))?;
+        let client = redis::Client::open(super::local::resp3_info(url)?)?;
         let inner = Arc::new(Inner {
             client,
             con: tokio::sync::Mutex::new(None),

@@ -91,6 +91,7 @@ use std::marker::PhantomData;
 
 use redis::Value;
 
+pub(crate) use self::ops::PruneExpired;
 pub use self::ops::{
     Delete, DeleteMany, Exists, Expire, FindBy, FindUnique, Increment, Load, LoadField, Persist,
     Save, TtlOf, Update,

@@ -36,6 +36,63 @@ crate::script! {
 }
 
 crate::script! {
+    /// Forgets up to `limit` expired entities of one scope: their index
+    /// entries and expiry bookkeeping. Returns `{pruned, still due}`.
+    pub(crate) struct PruneScript {
+        name: "redis_state.hash.prune",
+        keys: [exp, ..indexes],
+        args: [n: usize, ..rest],
+        returns: Value,
+        lua: concat!(include_str!("lua/common.lua"), include_str!("lua/prune.lua")),
+    }
+}
+
+/// One bounded sweep step over the expiry bookkeeping of one scope: forgets
+/// the index entries of at most `limit` entities that expired more than a
+/// second ago. The output is `(pruned, still due)`.
+#[derive(Debug, Clone)]
+pub(crate) struct PruneExpired {
+    /// The index keys of the scope, with whether each is unique, in the
+    /// model's index order (the order the bookkeeping packs values in).
+    pub(crate) indexes: Vec<(String, bool)>,
+    /// `<scope>:#<collection>:exp` and `…:expv`.
+    pub(crate) exp: String,
+    pub(crate) expv: String,
+    /// Entities pruned at most (0: only count those due).
+    pub(crate) limit: usize,
+}
+
+impl Operation for PruneExpired {
+    type Output = (u64, u64);
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        let mut call = PruneScript::new(&self.exp, self.indexes.len());
+        let mut a = Args::default();
+        for (k, unique) in &self.indexes {
+            call = call.indexes(k.clone());
+            a.put(if *unique { "1" } else { "0" });
+        }
+        a.put(self.limit);
+        call.indexes(self.exp.clone())
+            .indexes(self.expv.clone())
+            .rest(a.0)
+            .prepare(plan)
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<(u64, u64)>> {
+        let v = replies.next_value()?;
+        match &v {
+            Value::Array(items) => match items.as_slice() {
+                [Value::Int(p), Value::Int(d)] => Ok(Step::Done((
+                    u64::try_from(*p).unwrap_or(0),
+                    u64::try_from(*d).unwrap_or(0),
+                ))),
+                _ => Err(Error::unexpected("the prune script", &v)),
+            },
+            _ => Err(Error::unexpected("the prune script", &v)),
+        }
+    }
+}
+
+crate::script! {
     /// Loads the candidates of an index lookup, keeping those that still
     /// match and repairing the index for the others.
     pub(super) struct FindScript {
@@ -1293,8 +1350,17 @@ struct Finder<M: RedisHash> {
     state: FindState,
     index_key: String,
     keys: Vec<String>,
+    /// The ids of `keys` (those of the candidates in the index's scope).
+    local: Vec<String>,
+    /// Find scripts sent in the verify round.
+    calls: usize,
     _m: PhantomData<fn() -> M>,
 }
+
+/// Candidates one find script verifies at most: a lookup over many matches
+/// runs several scripts (pipelined in one round trip) rather than one that
+/// grows with the data, so other clients are served between them.
+const FIND_CHUNK: usize = 256;
 
 impl<M: RedisHash> Finder<M> {
     fn new<Sc: IdValue + ?Sized>(
@@ -1325,6 +1391,8 @@ impl<M: RedisHash> Finder<M> {
             state,
             index_key: String::new(),
             keys: Vec::new(),
+            local: Vec::new(),
+            calls: 0,
             _m: PhantomData,
         }
     }
@@ -1383,28 +1451,53 @@ impl<M: RedisHash> Finder<M> {
                 if ids.is_empty() {
                     return Ok(());
                 }
-                self.keys = ids
-                    .iter()
-                    .map(|id| schema.key(self.ns.as_ref(), &IdBuf::from_joined(id)))
-                    .collect();
-                let mut call = FindScript::new(
-                    &self.index_key,
-                    schema.fields[self.field].name,
-                    &self.value,
-                    if self.unique { "1" } else { "0" },
-                    schema.fields.len(),
-                );
-                for key in &self.keys {
-                    call = call.entities(key);
-                }
-                let mut a = Args::default();
-                for name in schema.field_names() {
-                    a.put(name);
-                }
+                // An entry naming an entity outside the index's hash tag (written
+                // by hand, or by another program) cannot be one of this scope:
+                // it is removed unread, never sent as a key (CROSSSLOT on a
+                // Cluster, another tenant's entity anywhere).
+                let tag = crate::keys::hash_tag(self.index_key.as_bytes());
+                let mut foreign = Vec::new();
+                self.keys.clear();
+                self.local.clear();
                 for id in ids.iter() {
-                    a.put(id);
+                    let key = schema.key(self.ns.as_ref(), &IdBuf::from_joined(id));
+                    if crate::keys::hash_tag(key.as_bytes()) == tag {
+                        self.keys.push(key);
+                        self.local.push(id.clone());
+                    } else {
+                        foreign.push(id.as_str());
+                    }
                 }
-                call.rest(a.0).prepare(plan)
+                let chunks = self.keys.len().div_ceil(FIND_CHUNK).max(1);
+                for c in 0..chunks {
+                    let from = c * FIND_CHUNK;
+                    let to = self.keys.len().min(from + FIND_CHUNK);
+                    let mut call = FindScript::new(
+                        &self.index_key,
+                        schema.fields[self.field].name,
+                        &self.value,
+                        if self.unique { "1" } else { "0" },
+                        schema.fields.len(),
+                    );
+                    for key in &self.keys[from..to] {
+                        call = call.entities(key);
+                    }
+                    let mut a = Args::default();
+                    for name in schema.field_names() {
+                        a.put(name);
+                    }
+                    for id in &self.local[from..to] {
+                        a.put(id);
+                    }
+                    if c == 0 {
+                        for id in &foreign {
+                            a.put(*id);
+                        }
+                    }
+                    call.rest(a.0).prepare(plan)?;
+                }
+                self.calls = chunks;
+                Ok(())
             }
         }
     }
@@ -1441,13 +1534,15 @@ impl<M: RedisHash> Finder<M> {
                 if ids.is_empty() {
                     return Ok(Step::Done(Vec::new()));
                 }
-                let v = replies.next_value()?;
-                let rows = match v {
-                    Value::Array(rows) => rows,
-                    other => return Err(Error::unexpected("the find script", &other)),
-                };
+                let mut rows = Vec::with_capacity(self.keys.len());
+                for _ in 0..self.calls {
+                    match replies.next_value()? {
+                        Value::Array(r) => rows.extend(r),
+                        other => return Err(Error::unexpected("the find script", &other)),
+                    }
+                }
                 let mut out = Vec::with_capacity(rows.len());
-                for ((row, key), id) in rows.iter().zip(&self.keys).zip(ids.iter()) {
+                for ((row, key), id) in rows.iter().zip(&self.keys).zip(&self.local) {
                     if matches!(row, Value::Nil) {
                         continue; // stale index entry, removed by the script
                     }

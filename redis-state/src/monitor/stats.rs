@@ -175,6 +175,12 @@ pub struct ModelSpec {
     /// For hash models: the collection name under which indexes live
     /// (`<scope>:#<collection>:idx:<field>`).
     pub collection: Option<String>,
+    /// For hash models built from a derive: the indexed fields in the
+    /// model's order, each with whether it is `unique`. The expiry sweep
+    /// needs them to forget an expired entity's index entries itself;
+    /// without them (a spec from text) it drops the expiry bookkeeping and
+    /// the orphan pass of [`sweep`] removes the entries.
+    pub indexes: Vec<(String, bool)>,
 }
 
 impl ModelSpec {
@@ -186,6 +192,11 @@ impl ModelSpec {
             kind: ModelKind::Hash,
             shape: KeyShape::from_key_template(&s.key, ns),
             collection: (!s.indexes.is_empty()).then(|| s.collection.to_owned()),
+            indexes: s
+                .indexes
+                .iter()
+                .map(|ix| (s.fields[ix.field].name.to_owned(), ix.unique))
+                .collect(),
         }
     }
 
@@ -197,6 +208,7 @@ impl ModelSpec {
             kind: ModelKind::Cache,
             shape: KeyShape::from_key_template(&s.key, ns),
             collection: None,
+            indexes: Vec::new(),
         }
     }
 
@@ -209,6 +221,7 @@ impl ModelSpec {
             kind: ModelKind::Leaderboard,
             shape: KeyShape::from_key_template(&s.key, ns),
             collection: None,
+            indexes: Vec::new(),
         }
     }
 
@@ -227,6 +240,7 @@ impl ModelSpec {
             kind,
             shape: KeyShape::parse(template, ns)?,
             collection: collection.map(str::to_owned),
+            indexes: Vec::new(),
         })
     }
 }
@@ -899,6 +913,9 @@ pub struct SweepReport {
     pub indexes: Vec<IndexStats>,
     /// Entries removed.
     pub removed: u64,
+    /// Expired entities whose index entries and expiry bookkeeping were
+    /// removed first (see [`sweep_expired`]).
+    pub expired: u64,
 }
 
 /// Removes the orphan entries of a hash model's indexes (blocking): each
@@ -933,9 +950,164 @@ pub async fn sweep_with<I: Io>(
             reason: format!("{} has no index collection", spec.name),
         });
     };
+    let mut expired = ExpirySweep::default();
+    loop {
+        let step =
+            sweep_expired_in(io, spec, collection, opts.batch, opts.max_index_entries).await?;
+        expired.scopes = step.scopes;
+        expired.pruned += step.pruned;
+        if !step.more || step.pruned == 0 {
+            expired.more = step.more;
+            break;
+        }
+    }
     let mut removed = 0;
     let indexes = index_stats(io, spec, collection, opts, Some(&mut removed)).await?;
-    Ok(SweepReport { indexes, removed })
+    Ok(SweepReport {
+        indexes,
+        removed,
+        expired: expired.pruned,
+    })
+}
+
+/// What one [`sweep_expired`] call did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct ExpirySweep {
+    /// Scopes (hash-tag values) with expiry bookkeeping found.
+    pub scopes: u64,
+    /// Expired entities whose index entries and bookkeeping were removed.
+    pub pruned: u64,
+    /// Whether entities past their expiry are left because this call's
+    /// budget ran out: call again.
+    pub more: bool,
+}
+
+/// Forgets the index entries of entities that expired (more than a second
+/// ago) in every scope of a hash model, without waiting for later writes to
+/// prune them (blocking). Bounded: each script call handles at most
+/// `batch` entities (one `ZRANGEBYSCORE … LIMIT` and the removals of their
+/// entries), and one call prunes at most `budget` entities, then returns
+/// with [`ExpirySweep::more`] set. Call it periodically (or until `more` is
+/// false) to keep index memory at what live entities need.
+pub fn sweep_expired<C: SyncExecutor + ?Sized>(
+    con: &mut C,
+    spec: &ModelSpec,
+    batch: usize,
+    budget: u64,
+) -> Result<ExpirySweep> {
+    block_on(sweep_expired_with(
+        &mut Blocking::new(con),
+        spec,
+        batch,
+        budget,
+    ))
+}
+
+/// [`sweep_expired`], awaiting.
+pub async fn sweep_expired_async<C: AsyncExecutor + ?Sized>(
+    con: &mut C,
+    spec: &ModelSpec,
+    batch: usize,
+    budget: u64,
+) -> Result<ExpirySweep> {
+    sweep_expired_with(&mut Async::new(con), spec, batch, budget).await
+}
+
+/// The procedure behind [`sweep_expired`], written once over [`Io`].
+pub async fn sweep_expired_with<I: Io>(
+    io: &mut I,
+    spec: &ModelSpec,
+    batch: usize,
+    budget: u64,
+) -> Result<ExpirySweep> {
+    let Some(collection) = &spec.collection else {
+        return Err(Error::InvalidArgument {
+            operation: "sweep_expired",
+            reason: format!("{} has no index collection", spec.name),
+        });
+    };
+    sweep_expired_in(io, spec, collection, batch, budget).await
+}
+
+async fn sweep_expired_in<I: Io>(
+    io: &mut I,
+    spec: &ModelSpec,
+    collection: &str,
+    batch: usize,
+    budget: u64,
+) -> Result<ExpirySweep> {
+    let mut out = ExpirySweep::default();
+    let Some(pattern) = spec.shape.companion_pattern(collection) else {
+        return Ok(out);
+    };
+    let suffix = format!(":#{collection}:exp");
+    let mut scopes: Vec<String> = Vec::new();
+    scan_each(
+        io,
+        &pattern,
+        batch.max(1),
+        async |_io: &mut I, _node, keys: Vec<String>| {
+            for k in keys {
+                if let Some(scope) = k.strip_suffix(&suffix)
+                    && !scopes.iter().any(|s| s == scope)
+                {
+                    scopes.push(scope.to_owned());
+                }
+            }
+            Ok(true)
+        },
+    )
+    .await?;
+    scopes.sort();
+    out.scopes = scopes.len() as u64;
+    let batch = batch.max(1);
+    for scope in &scopes {
+        let at = |rest: &str| format!("{scope}:#{collection}:{rest}");
+        let indexes: Vec<(String, bool)> = spec
+            .indexes
+            .iter()
+            .map(|(f, unique)| {
+                (
+                    at(&format!("{}:{f}", if *unique { "uniq" } else { "idx" })),
+                    *unique,
+                )
+            })
+            .collect();
+        loop {
+            let left = budget.saturating_sub(out.pruned);
+            if left == 0 {
+                // Past the budget: is anything still due here?
+                let (_, due) = io
+                    .run(crate::hash::PruneExpired {
+                        indexes: indexes.clone(),
+                        exp: at("exp"),
+                        expv: at("expv"),
+                        limit: 0,
+                    })
+                    .await?;
+                out.more |= due > 0;
+                break;
+            }
+            let limit = usize::try_from(left).unwrap_or(usize::MAX).min(batch);
+            let (pruned, due) = io
+                .run(crate::hash::PruneExpired {
+                    indexes: indexes.clone(),
+                    exp: at("exp"),
+                    expv: at("expv"),
+                    limit,
+                })
+                .await?;
+            out.pruned += pruned;
+            if due == 0 || pruned == 0 {
+                break;
+            }
+        }
+        if out.more {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

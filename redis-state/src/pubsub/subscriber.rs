@@ -489,7 +489,7 @@ impl Link {
     ) -> Result<Self> {
         match target {
             Target::Standalone(url) => {
-                let client = redis::Client::open(crate::cache::local::resp3_url(url))?;
+                let client = redis::Client::open(crate::cache::local::resp3_info(url)?)?;
                 let mut config = redis::aio::ConnectionManagerConfig::new();
                 if let Some(handler) = handler {
                     config = config.set_push_sender(handler);

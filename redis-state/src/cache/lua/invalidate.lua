@@ -3,7 +3,11 @@
 -- read the source before the change cannot put the old value back. The
 -- callers waiting for a revoked fill are told ('r') to try the lease again.
 -- KEYS[1] entry, KEYS[2] lease, KEYS[3] done stream
--- ARGV[1] hold ms (0: just revoke), ARGV[2] done stream ms
+-- ARGV[1] hold ms (0: just revoke), ARGV[2] done stream ms, ARGV[3] '1': only
+-- if KEYS[1] holds a cache entry (its header), else leave everything alone
+if ARGV[3] == '1' and redis.call('GETRANGE', KEYS[1], 0, 4) ~= 'rsc1 ' then
+  return 0
+end
 local n = redis.call('DEL', KEYS[1])
 local holder = redis.call('GET', KEYS[2])
 if tonumber(ARGV[1]) > 0 then

@@ -31,20 +31,30 @@ local function pack(vals, n)
   return table.concat(out)
 end
 
+-- the n values `pack` wrote, or nil when `s` is not of that shape (written
+-- by another client or corrupted): callers drop such bookkeeping instead of
+-- failing every write of the scope
 local function unpack_vals(s, n)
   local vals, pos = {}, 1
   for i = 1, n do
     local c = string.sub(s, pos, pos)
     if c == '+' then
-      local colon = string.find(s, ':', pos, true)
-      local len = tonumber(string.sub(s, pos + 1, colon - 1))
+      local colon = string.find(s, ':', pos + 1, true)
+      if not colon then return nil end
+      local digits = string.sub(s, pos + 1, colon - 1)
+      if not string.match(digits, '^%d+$') then return nil end
+      local len = tonumber(digits)
+      if colon + len > #s then return nil end
       vals[i] = string.sub(s, colon + 1, colon + len)
       pos = colon + len + 1
-    else
+    elseif c == '-' then
       vals[i] = false
       pos = pos + 1
+    else
+      return nil
     end
   end
+  if pos ~= #s + 1 then return nil end
   return vals
 end
 
@@ -72,8 +82,10 @@ end
 -- forgets the index entries of an expired entity
 local function prune_one(id, n, uniques, exp_key, expv_key)
   local packed = redis.call('HGET', expv_key, id)
-  if packed then
-    local vals = unpack_vals(packed, n)
+  local vals = packed and unpack_vals(packed, n)
+  -- unparsable bookkeeping is dropped below; the index entries it named are
+  -- stale entries that lookups verify and remove
+  if vals then
     for i = 1, n do
       if vals[i] then
         unindex(i, uniques[i], vals[i], id)
@@ -90,6 +102,7 @@ local function prune(before, limit, n, uniques, exp_key, expv_key)
   for _, id in ipairs(ids) do
     prune_one(id, n, uniques, exp_key, expv_key)
   end
+  return #ids
 end
 
 -- records (or clears) the expiry of an indexed entity
