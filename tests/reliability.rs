@@ -434,6 +434,23 @@ fn many_matches_are_verified_in_chunks(r: &mut Runner, ns: &Namespace) {
     assert_eq!(left, i64::from(N) - 3, "stale entries removed");
 }
 
+/// A pattern made for a plain-format type deletes that type's entries
+/// (they carry no header) and nothing outside its key template.
+fn a_plain_type_pattern_deletes_its_entries(r: &mut Runner, ns: &Namespace) {
+    let plain = Cache::<PlainItem>::new().namespace(ns);
+    for id in 0..10 {
+        r.run(plain.set(&id, &PlainItem { id })).unwrap();
+    }
+    let cache = Cache::<Item>::new().namespace(ns);
+    r.run(cache.set(&1, &Item { id: 1 })).unwrap();
+    let n = pattern(r, &KeyPattern::entries_of::<PlainItem, _>(Some(ns), &())).unwrap();
+    assert_eq!(n, 10);
+    for id in 0..10 {
+        assert_eq!(r.run(plain.get(&id)).unwrap(), None);
+    }
+    assert_eq!(r.run(cache.get(&1)).unwrap(), Some(Item { id: 1 }));
+}
+
 matrix!(
     entries_naming_another_scope_are_skipped_and_pruned,
     many_matches_are_verified_in_chunks,
@@ -442,4 +459,5 @@ matrix!(
     corrupt_expiry_bookkeeping_is_skipped_and_repaired,
     stray_braces_do_not_stop_a_pattern_invalidation,
     a_broad_pattern_deletes_cache_entries_only,
+    a_plain_type_pattern_deletes_its_entries,
 );

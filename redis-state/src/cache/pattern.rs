@@ -21,12 +21,12 @@ use crate::op::{Node, Operation, Plan, Replies, Step};
 /// assert_eq!(p.as_str(), "user:4%2A2:*");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct KeyPattern(String);
+pub struct KeyPattern(String, PatternScope);
 
 impl KeyPattern {
     /// An empty pattern.
     pub fn new() -> Self {
-        KeyPattern(String::new())
+        KeyPattern(String::new(), PatternScope::CacheEntries)
     }
 
     /// Appends literal text (glob characters escaped).
@@ -52,6 +52,11 @@ impl KeyPattern {
     /// Every entry of `T` in `ns` (or the type's namespace) whose id starts
     /// with `prefix` (a leading part of the id: one key part or a tuple;
     /// `&()` for all entries of the type).
+    ///
+    /// The pattern knows `T`'s entry format: for a plain-format type
+    /// ([`EntryFormat::Plain`](super::EntryFormat::Plain), entries with no
+    /// header) [`invalidate_pattern`] deletes the strings under `T`'s key
+    /// template as [`PatternScope::AnyString`] does.
     pub fn entries_of<T: Cached, P: IdValue + ?Sized>(ns: Option<&Namespace>, prefix: &P) -> Self {
         let mut parts = IdBuf::new();
         prefix.write_id(&mut parts);
@@ -67,6 +72,9 @@ impl KeyPattern {
                 }
                 Seg::Part(_) => out = out.any(),
             }
+        }
+        if T::SCHEMA.format == super::EntryFormat::Plain {
+            out.1 = PatternScope::AnyString;
         }
         out
     }
@@ -105,8 +113,10 @@ pub enum PatternScope {
 /// a broad pattern leaves the keys redis-state keeps for other purposes
 /// alone (fill leases and lock fence counters, which are never deleted
 /// whatever the scope; sessions; strings of other programs).
-/// Plain-format entries carry no header: invalidate them with
-/// [`invalidate_pattern_scoped`] and [`PatternScope::AnyString`].
+/// Plain-format entries carry no header: a pattern made by
+/// [`KeyPattern::entries_of`] for a plain-format type deletes the strings
+/// under that type's key template ([`PatternScope::AnyString`]); for a
+/// hand-made pattern, say so with [`invalidate_pattern_scoped`].
 ///
 /// Cost: one round trip per 512 keys scanned on the busiest primary: each
 /// round holds every primary's next `SCAN` (sent to each node, one request
@@ -116,7 +126,7 @@ pub fn invalidate_pattern<C>(con: &mut C, pattern: &KeyPattern) -> Result<usize>
 where
     C: SyncExecutor + ?Sized,
 {
-    invalidate_pattern_scoped(con, pattern, PatternScope::CacheEntries)
+    invalidate_pattern_scoped(con, pattern, pattern.1)
 }
 
 /// [`invalidate_pattern`] on an async connection.
@@ -124,7 +134,7 @@ pub async fn invalidate_pattern_async<C>(con: &mut C, pattern: &KeyPattern) -> R
 where
     C: AsyncExecutor + ?Sized,
 {
-    invalidate_pattern_scoped_async(con, pattern, PatternScope::CacheEntries).await
+    invalidate_pattern_scoped_async(con, pattern, pattern.1).await
 }
 
 /// [`invalidate_pattern`], deleting what `scope` says (blocking). The keys
