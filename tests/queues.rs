@@ -161,12 +161,14 @@ fn retries_then_dead_letters(r: &mut Runner, ns: &Namespace) {
 }
 
 fn a_dead_worker_loses_nothing(r: &mut Runner, ns: &Namespace) {
-    let q = queue(ns, "w", Duration::from_millis(30));
+    // A lease long enough that the live worker's jobs never outlast it on
+    // a loaded machine.
+    let q = queue(ns, "w", Duration::from_millis(300));
     r.run(redis_state::many((1..=3).map(|i| q.push(&task(i)))))
         .unwrap();
     // A worker takes a job and dies (never settles it).
     let lost = r.run(q.take()).unwrap().unwrap();
-    std::thread::sleep(Duration::from_millis(40));
+    std::thread::sleep(Duration::from_millis(350));
     let (trigger, sd) = shutdown();
     let mut seen = Vec::new();
     let stats = work(r, &q, &sd, |job| {

@@ -13,6 +13,7 @@ use redis_state::cache::{Shutdown, shutdown};
 use redis_state::prelude::*;
 use redis_state::stream::{
     Ack, Consumer, ConsumerOptions, ConsumerStats, Delivery, Effect, EventCodec, Retention, Stream,
+    StreamFeatures,
 };
 use redis_state::testing::{shared_cluster, shared_server};
 use serde::{Deserialize, Serialize};
@@ -396,7 +397,37 @@ fn trimming_respects_live_groups_only(r: &mut Runner, ns: &Namespace) {
     }
 }
 
+/// The newer stream commands are detected from the server's own command
+/// docs: none on a server older than Redis 8 (Redis 7.0, and Valkey 8,
+/// which reports 7.2 as its Redis version), the fallback the library uses.
+fn newer_commands_detected(r: &mut Runner, _ns: &Namespace) {
+    let found = r.run(StreamFeatures::detect()).unwrap();
+    let info: String = shared_server()
+        .query(redis::cmd("INFO").arg("server"))
+        .unwrap();
+    let version = info
+        .lines()
+        .find_map(|l| l.strip_prefix("redis_version:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let major: u32 = version.split('.').next().unwrap().parse().unwrap();
+    println!("server {version}: {found:?}");
+    if major < 8 {
+        assert!(found.is_baseline(), "{version}: {found:?}");
+    }
+    // XNACK is a command: COMMAND INFO says whether it exists.
+    let xnack: Vec<redis::Value> = shared_server()
+        .query(redis::cmd("COMMAND").arg("INFO").arg("XNACK"))
+        .unwrap();
+    assert_eq!(
+        found.xnack,
+        !matches!(xnack.as_slice(), [redis::Value::Nil])
+    );
+}
+
 matrix!(
+    newer_commands_detected,
     add_range_read,
     json_and_corrupt_entries,
     consume_ack_retry_dead_letter,

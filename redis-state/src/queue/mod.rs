@@ -674,6 +674,9 @@ impl<T: serde::de::DeserializeOwned> Operation for Dead<T> {
 /// [module docs](self). Written once over the [driver](crate::driver):
 /// [`run`](Self::run) blocks, [`run_async`](Self::run_async) awaits.
 ///
+/// While jobs are ready, each costs one round trip: the settlement of a
+/// job and the take of the next go in one pipeline.
+///
 /// Waiting for a job blocks on the server (`BLPOP` of the wake-up list,
 /// 400 ms at most at a time) only on a connection that is the worker's own
 /// (a blocking connection, or a
@@ -686,7 +689,9 @@ pub struct Worker<T> {
 }
 
 impl<T: serde::Serialize + serde::de::DeserializeOwned + Send> Worker<T> {
-    /// Runs until `shutdown` fires (after the job in hand). A handler
+    /// Runs until `shutdown` fires (after the job in hand; a worker takes
+    /// its next job in the same round trip as it settles the last one, so
+    /// that job too is run first). A handler
     /// error fails the job (retry or dead); a Redis error ends the run
     /// (restart it: a job in hand comes back when its lease runs out).
     pub fn run<Con, F, R, E>(
@@ -739,10 +744,15 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned + Send> Worker<T> {
     {
         let q = &self.queue;
         let mut stats = WorkerStats::default();
-        while !shutdown.is_fired() {
-            // A take that does not wait first: when jobs are there, no
-            // wake-up `BLPOP` rides along.
-            let mut taken = io.run(q.take_op(None).raw()).await?;
+        // The job taken in the same round trip as the last settlement.
+        let mut next: Option<Taken> = None;
+        while next.is_some() || !shutdown.is_fired() {
+            let mut taken = match next.take() {
+                Some(t) => Some(t),
+                // A take that does not wait first: when jobs are there, no
+                // wake-up `BLPOP` rides along.
+                None => io.run(q.take_op(None).raw()).await?,
+            };
             if taken.is_none() {
                 taken = read_until(io, Deadline::after(q.options.block), |block| {
                     q.take_op(block).raw()
@@ -774,9 +784,50 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned + Send> Worker<T> {
                     q.fail_verdict(&id, &token, attempt, &error)
                 }
             };
-            count(&mut stats, io.run(settle).await)?;
+            if shutdown.is_fired() {
+                count(&mut stats, io.run(settle).await)?;
+            } else {
+                // Settle and take the next job in one round trip.
+                let (settled, then) = io
+                    .run(SettleThenTake {
+                        settle,
+                        take: q.take_op(None).raw(),
+                    })
+                    .await?;
+                count(&mut stats, settled)?;
+                next = then;
+            }
         }
         Ok(stats)
+    }
+}
+
+/// A settlement and the next take in one pipeline. The settlement's own
+/// outcome (a refusal included) is the first output, so a refused
+/// completion never drops the job taken beside it.
+#[derive(Debug)]
+struct SettleThenTake {
+    settle: Settle,
+    take: TakeRaw,
+}
+
+impl Operation for SettleThenTake {
+    type Output = (Result<Settled>, Option<Taken>);
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        self.settle.prepare(plan)?;
+        self.take.prepare(plan)
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Self::Output>> {
+        // Both complete in one round (neither asks for another).
+        let settled = match self.settle.complete(replies) {
+            Ok(Step::Done(s)) => Ok(s),
+            Ok(Step::Again) => Err(Error::UnexpectedReply {
+                context: "the queue settle script",
+                found: "a request for a second round".to_owned(),
+            }),
+            Err(e) => Err(e),
+        };
+        Ok(self.take.complete(replies)?.map_done(|t| (settled, t)))
     }
 }
 

@@ -46,6 +46,7 @@
 //! entry id and the field; a consumer moves them to the dead-letter stream.
 
 pub(crate) mod consumer;
+mod features;
 
 use std::marker::PhantomData;
 use std::time::Duration;
@@ -60,6 +61,7 @@ use crate::op::{Operation, Plan, Replies, Step};
 use crate::script::Script;
 
 pub use consumer::{Ack, Consumer, ConsumerOptions, ConsumerStats, Delivery, Effect};
+pub use features::{DetectStreamFeatures, StreamFeatures};
 
 pub(crate) static ADD_CAPPED: Script = Script::new(
     "redis_state.stream.add_capped",
