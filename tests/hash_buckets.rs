@@ -67,13 +67,21 @@ fn id_buf<Q: IdValue + ?Sized>(id: &Q) -> IdBuf {
 /// The users of `city` among `ids`, in id order (the order of the joined
 /// ids, as an index lists them).
 fn expected_in(city: &str, ids: impl IntoIterator<Item = u32>) -> Vec<User> {
-    let mut users: Vec<User> = ids.into_iter().map(user).filter(|u| u.city == city).collect();
+    let mut users: Vec<User> = ids
+        .into_iter()
+        .map(user)
+        .filter(|u| u.city == city)
+        .collect();
     users.sort_by_key(|u| u.id.to_string());
     users
 }
 
 fn the_schema_is_bucketed_and_keys_carry_the_tag(runner: &mut Runner, ns: &Namespace) {
-    assert_eq!(User::SCHEMA.buckets, 64, "the default for an untagged index");
+    assert_eq!(
+        User::SCHEMA.buckets,
+        64,
+        "the default for an untagged index"
+    );
     assert_eq!(Order::SCHEMA.buckets, 8);
     assert_eq!(Tagged::SCHEMA.buckets, 0, "a tagged model keeps its layout");
     assert_eq!(Tagged::key_of(&7), "{tagged}:7");
@@ -96,7 +104,11 @@ fn the_schema_is_bucketed_and_keys_carry_the_tag(runner: &mut Runner, ns: &Names
     user(5).save().namespace(ns).run_on(runner);
     let key = format!("{ns}:{}", User::key_of(&5));
     let stored: std::collections::HashMap<String, String> = runner.cmd("HGETALL", &key).go();
-    assert_eq!(stored.get("city").map(String::as_str), Some("Pune"), "{key}");
+    assert_eq!(
+        stored.get("city").map(String::as_str),
+        Some("Pune"),
+        "{key}"
+    );
     let bucket = User::SCHEMA.bucket_of(&id_buf(&5u32));
     let index = format!(
         "{}:#user:idx:city",
@@ -130,7 +142,11 @@ fn find_by_merges_every_partition(runner: &mut Runner, ns: &Namespace) {
     let all = expected_in("Oslo", 0..400);
     for (offset, count) in [(0, 10), (5, 10), (120, 50), (130, 20), (500, 3)] {
         let page = runner
-            .run(User::find_by_city("Oslo").limit(offset, count).namespace(ns))
+            .run(
+                User::find_by_city("Oslo")
+                    .limit(offset, count)
+                    .namespace(ns),
+            )
             .expect("find_by page");
         let want: Vec<User> = all.iter().skip(offset).take(count).cloned().collect();
         assert_eq!(page, want, "offset {offset} count {count}");
@@ -152,9 +168,7 @@ fn changes_and_deletes_keep_every_partition_exact(runner: &mut Runner, ns: &Name
     }
     let gone: Vec<u32> = (100..110).collect();
     assert_eq!(
-        runner
-            .run(User::delete_many(&gone).namespace(ns))
-            .unwrap(),
+        runner.run(User::delete_many(&gone).namespace(ns)).unwrap(),
         10
     );
     let rome = runner
@@ -165,9 +179,7 @@ fn changes_and_deletes_keep_every_partition_exact(runner: &mut Runner, ns: &Name
     assert_eq!(ids, (0..10).collect::<Vec<_>>());
     let live: Vec<u32> = (10..100).chain(110..120).collect();
     for city in CITIES {
-        let found = runner
-            .run(User::find_by_city(city).namespace(ns))
-            .unwrap();
+        let found = runner.run(User::find_by_city(city).namespace(ns)).unwrap();
         assert_eq!(found, expected_in(city, live.iter().copied()), "{city}");
     }
     // Every partition holds exactly the entries of its live entities.
@@ -177,11 +189,7 @@ fn changes_and_deletes_keep_every_partition_exact(runner: &mut Runner, ns: &Name
         let members: Vec<String> = runner.cmd("ZRANGE", &index).arg(0).arg(-1).go();
         for m in &members {
             let id: u32 = m.rsplit(':').next().unwrap().parse().unwrap();
-            assert_eq!(
-                User::SCHEMA.bucket_of(&id_buf(&id)),
-                b,
-                "{m} in bucket {b}"
-            );
+            assert_eq!(User::SCHEMA.bucket_of(&id_buf(&id)), b, "{m} in bucket {b}");
         }
         entries += members.len();
     }
@@ -197,7 +205,10 @@ fn stale_entries_are_repaired_in_their_partition(runner: &mut Runner, ns: &Names
     let oslo = runner
         .run(User::find_by_city("Oslo").namespace(ns))
         .unwrap();
-    assert!(oslo.iter().all(|u| u.id != 3), "the stale entry is not reported");
+    assert!(
+        oslo.iter().all(|u| u.id != 3),
+        "the stale entry is not reported"
+    );
     assert_eq!(oslo.len(), 9);
     let bucket = User::SCHEMA.bucket_of(&id_buf(&3u32));
     let index = format!(
@@ -216,13 +227,15 @@ fn composite_ids_spread_and_are_found(runner: &mut Runner, ns: &Namespace) {
             status: if id % 3 == 0 { "paid" } else { "open" }.to_owned(),
         })
         .collect();
-    runner
-        .run(Order::save_many(&orders).namespace(ns))
-        .unwrap();
+    runner.run(Order::save_many(&orders).namespace(ns)).unwrap();
     let paid = runner
         .run(Order::find_by_status("paid").namespace(ns))
         .unwrap();
-    let mut want: Vec<Order> = orders.iter().filter(|o| o.status == "paid").cloned().collect();
+    let mut want: Vec<Order> = orders
+        .iter()
+        .filter(|o| o.status == "paid")
+        .cloned()
+        .collect();
     want.sort_by_key(|o| id_buf(&(o.shop.as_str(), o.id)).joined().to_owned());
     assert_eq!(paid, want);
     for o in &orders {
@@ -260,16 +273,22 @@ where
     }
 }
 
-/// Entities saved in the balance test, per cluster (the bench prints the
-/// figure for 100,000).
-const BALANCE_ENTITIES: u32 = 30_000;
+/// Entities saved in the balance test, per cluster: 30,000, or the number
+/// in `BALANCE_ENTITIES` (`BALANCE_ENTITIES=100000 cargo test --test
+/// hash_buckets balance -- --nocapture` prints the figure for 100,000).
+fn balance_entities() -> u32 {
+    std::env::var("BALANCE_ENTITIES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(30_000)
+}
 
-/// Saves `BALANCE_ENTITIES` users on a fresh cluster of `primaries` and
-/// returns the keys each primary holds.
-fn keys_per_primary(primaries: usize) -> Vec<u64> {
+/// Saves `entities` users on a fresh cluster of `primaries` and returns
+/// the keys each primary holds.
+fn keys_per_primary(primaries: usize, entities: u32) -> Vec<u64> {
     let cluster = RedisCluster::start(primaries).expect("a cluster starts");
     let mut con = cluster.connection().expect("connect");
-    let ids: Vec<u32> = (0..BALANCE_ENTITIES).collect();
+    let ids: Vec<u32> = (0..entities).collect();
     for chunk in ids.chunks(2_000) {
         let users: Vec<User> = chunk.iter().copied().map(user).collect();
         User::save_many(&users).run(&mut con).expect("save_many");
@@ -283,15 +302,16 @@ fn keys_per_primary(primaries: usize) -> Vec<u64> {
 
 #[test]
 fn keys_balance_over_3_and_6_primaries() {
+    let entities = balance_entities();
     for primaries in [3, 6] {
-        let keys = keys_per_primary(primaries);
+        let keys = keys_per_primary(primaries, entities);
         let total: u64 = keys.iter().sum();
         // The entities and the two indexes' partitions (64 each).
-        assert_eq!(total, u64::from(BALANCE_ENTITIES) + 2 * 64, "{keys:?}");
+        assert_eq!(total, u64::from(entities) + 2 * 64, "{keys:?}");
         let mean = total as f64 / primaries as f64;
         let max = *keys.iter().max().unwrap() as f64;
         println!(
-            "{BALANCE_ENTITIES} entities over {primaries} primaries: keys {keys:?}, max/mean {:.3}",
+            "{entities} entities over {primaries} primaries: keys {keys:?}, max/mean {:.3}",
             max / mean
         );
         assert!(

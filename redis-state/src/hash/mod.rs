@@ -400,9 +400,7 @@ impl HashSchema {
             _ => self.key.segs,
         };
         out.push('{');
-        out.push_str(
-            itoa::Buffer::new().format(crate::keys::slot_tag(self.bucket_slot(bucket))),
-        );
+        out.push_str(itoa::Buffer::new().format(crate::keys::slot_tag(self.bucket_slot(bucket))));
         out.push_str("}:");
         rest
     }
