@@ -54,7 +54,7 @@ fn user(id: u32) -> User {
         id,
         name: format!("user {id}"),
         city: CITIES[id as usize % CITIES.len()].to_owned(),
-        team: (id % 2 == 0).then(|| "even".to_owned()),
+        team: id.is_multiple_of(2).then(|| "even".to_owned()),
     }
 }
 
@@ -133,7 +133,7 @@ fn find_by_merges_every_partition(runner: &mut Runner, ns: &Namespace) {
         .run(User::find_by_team("even").namespace(ns))
         .expect("find_by");
     assert_eq!(even.len(), 200);
-    assert!(even.iter().all(|u| u.id % 2 == 0));
+    assert!(even.iter().all(|u| u.id.is_multiple_of(2)));
     let nobody = runner
         .run(User::find_by_city("Rome").namespace(ns))
         .expect("find_by");
@@ -161,7 +161,7 @@ fn changes_and_deletes_keep_every_partition_exact(runner: &mut Runner, ns: &Name
         runner
             .run(
                 User::update(&id)
-                    .set(User::CITY, &"Rome".to_owned())
+                    .set(User::CITY, "Rome".to_owned())
                     .namespace(ns),
             )
             .unwrap();
@@ -224,7 +224,7 @@ fn composite_ids_spread_and_are_found(runner: &mut Runner, ns: &Namespace) {
         .map(|id| Order {
             shop: format!("shop:{}", id % 4),
             id,
-            status: if id % 3 == 0 { "paid" } else { "open" }.to_owned(),
+            status: if id.is_multiple_of(3) { "paid" } else { "open" }.to_owned(),
         })
         .collect();
     runner.run(Order::save_many(&orders).namespace(ns)).unwrap();
