@@ -3,8 +3,12 @@
 //! The same operation values run on async connections with `.run_async`:
 //! a `MultiplexedConnection`, a `ConnectionManager`, or a Cluster connection.
 //! On a Cluster, a batch is split per hash slot and the parts are sent
-//! concurrently; scripts only ever touch keys of one slot (the derive refuses
-//! indexes on a key without a hash tag), so no operation can get `CROSSSLOT`.
+//! concurrently; scripts only ever touch keys of one slot, so no operation
+//! can get `CROSSSLOT`. An index either lives under a hash tag you choose
+//! (`Order` below: one index per tenant) or, on a key without one, is
+//! partitioned per bucket (`Product`: `buckets = 16`, the entities spread
+//! over every primary, and `find_by` reads every bucket's partition with
+//! one round trip per node).
 //!
 //! Without `REDIS_URL` this program starts a private server; it always starts
 //! a private 3-node Cluster to show the same code running there.
@@ -44,6 +48,20 @@ enum Status {
 struct Line {
     sku: String,
     qty: u32,
+}
+
+/// Products spread over the whole Cluster: the key `product:{sku}` has no
+/// hash tag, so each product's key carries the tag of one of 16 buckets
+/// (`product:{<tag>}:<sku>`) and the `category` index is partitioned per
+/// bucket. Without `buckets`, an indexed model like this one gets 64.
+#[derive(RedisHash, Debug, Clone, PartialEq)]
+#[redis(key = "product:{sku}", buckets = 16)]
+struct Product {
+    #[redis(id)]
+    sku: String,
+    #[redis(index)]
+    category: String,
+    price_cents: i64,
 }
 // ANCHOR_END: model
 
@@ -92,6 +110,26 @@ where
         .await?;
     let removed = Order::delete_many(&ids).run_async(con).await?;
     println!("[{label}] removed {removed} orders");
+
+    // Bucketed: one script per save on the product's bucket, and a lookup
+    // that reads all 16 partitions, pipelined per node.
+    let products: Vec<Product> = (1..=60)
+        .map(|n| Product {
+            sku: format!("sku-{n}"),
+            category: if n % 3 == 0 { "tea" } else { "coffee" }.to_owned(),
+            price_cents: n * 10,
+        })
+        .collect();
+    Product::save_many(&products).run_async(con).await?;
+    let tea = Product::find_by_category("tea").run_async(con).await?;
+    println!(
+        "[{label}] {} tea products, first {}, key {}",
+        tea.len(),
+        tea[0].sku,
+        Product::key_of("sku-3")
+    );
+    let skus: Vec<String> = products.iter().map(|p| p.sku.clone()).collect();
+    Product::delete_many(&skus).run_async(con).await?;
     Ok(())
 }
 // ANCHOR_END: work

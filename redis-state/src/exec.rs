@@ -574,20 +574,66 @@ fn send_sync_cluster(
     // redis-rs decides which node gets which command, so the first call of a
     // script is sent as EVAL once per hash slot.
     let mut seen: HashSet<(&str, Option<u16>)> = HashSet::new();
-    for c in commands {
+    for c in &commands {
         match c.script {
             Some(s) if seen.insert((s.sha(), c.slot)) => pipe.add_command(eval_form(s, &c.cmd)),
-            _ => pipe.add_command(c.cmd),
+            _ => pipe.add_command(c.cmd.clone()),
         };
     }
-    let values: Vec<Value> = pipe.query(con)?;
+    let mut values: Vec<Value> = match pipe.query(con) {
+        Ok(values) => values,
+        // A slot of the pipeline is migrating or has moved, and the
+        // blocking cluster pipeline gives up on the whole of it: each
+        // command is sent alone, which follows `ASK` (with `ASKING`) and
+        // `MOVED` and retries `TRYAGAIN` within the client's retry limit.
+        // Only while slots move, so the extra round trips are rare.
+        Err(e) if is_redirection_error(&e) => {
+            let mut values = Vec::with_capacity(n);
+            for c in commands {
+                values.extend(send_sync(con, vec![c])?);
+            }
+            return Ok(values);
+        }
+        Err(e) => return Err(e.into()),
+    };
     if values.len() != n {
         return Err(Error::UnexpectedReply {
             context: "a cluster pipeline",
             found: format!("{} replies to {n} commands", values.len()),
         });
     }
+    // The blocking cluster pipeline hands back the redirections of a slot
+    // that is migrating (`ASK`, `TRYAGAIN`) or has just moved (`MOVED`) as
+    // replies. Each such command is sent again alone, which follows the
+    // redirection (with `ASKING`) and retries `TRYAGAIN` within the
+    // client's retry limit.
+    let redirected: Vec<usize> = values
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| is_redirection(v))
+        .map(|(i, _)| i)
+        .collect();
+    if !redirected.is_empty() {
+        let mut commands: Vec<Option<Command>> = commands.into_iter().map(Some).collect();
+        for i in redirected {
+            if let Some(c) = commands[i].take() {
+                values[i] = send_sync(con, vec![c])?.pop().unwrap_or(Value::Nil);
+            }
+        }
+    }
     Ok(values)
+}
+
+/// A reply that redirects the command to another node of a Cluster.
+#[cfg(feature = "cluster")]
+fn is_redirection(v: &Value) -> bool {
+    matches!(v, Value::ServerError(e) if matches!(e.code(), "ASK" | "MOVED" | "TRYAGAIN"))
+}
+
+/// An error that redirects a command to another node of a Cluster.
+#[cfg(feature = "cluster")]
+fn is_redirection_error(e: &redis::RedisError) -> bool {
+    matches!(e.code(), Some("ASK" | "MOVED" | "TRYAGAIN"))
 }
 
 #[cfg(feature = "async")]
@@ -834,11 +880,33 @@ async fn send_group_async(
         return send_async(con, group).await;
     }
     let n = group.len();
-    let built = pipeline_of(group);
-    let mut values = into_values(built.pipe.query_async::<Value>(con).await?, n)?;
+    let built = pipeline_of(group.clone());
+    let mut values = match built.pipe.query_async::<Value>(con).await {
+        Ok(v) => into_values(v, n)?,
+        // The slot is migrating or has moved and the cluster pipeline
+        // gives up on it: each command alone follows `ASK` (with
+        // `ASKING`) and `MOVED` and retries `TRYAGAIN` (as for the
+        // blocking client, only while slots move).
+        Err(e) if is_redirection_error(&e) => {
+            let mut values = Vec::with_capacity(n);
+            for c in group {
+                values.extend(send_async(con, vec![c]).await?);
+            }
+            return Ok(values);
+        }
+        Err(e) => return Err(e.into()),
+    };
     for (i, eval) in built.noscript_retries(&values) {
         use redis::aio::ConnectionLike;
         values[i] = con.req_packed_command(&eval).await?;
+    }
+    let mut group: Vec<Option<Command>> = group.into_iter().map(Some).collect();
+    for (i, v) in values.iter_mut().enumerate() {
+        if is_redirection(v)
+            && let Some(c) = group[i].take()
+        {
+            *v = send_async(con, vec![c]).await?.pop().unwrap_or(Value::Nil);
+        }
     }
     Ok(values)
 }

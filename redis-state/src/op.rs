@@ -32,7 +32,7 @@ use crate::keys::key_slot;
 use crate::script::Script;
 
 /// One command of a plan.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Command {
     pub(crate) cmd: Cmd,
     /// Set when `cmd` is an `EVALSHA` of this script.

@@ -25,6 +25,8 @@ pub(crate) struct Model<'a> {
     pub(crate) collection: String,
     /// Saves write the id fields into the hash (`store_id = false`: no).
     pub(crate) store_id: bool,
+    /// The bucketed layout's number of buckets (0: not bucketed).
+    pub(crate) buckets: u16,
     pub(crate) fields: Vec<FieldModel<'a>>,
     /// `invalidates(Type = "field, field")`.
     pub(crate) invalidates: Vec<Invalidates>,
@@ -164,8 +166,10 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<
         default_key(input, &fields)
     });
     let template = key.parse(cx, attrs.common.hash_tag.as_ref());
+    let mut buckets = 0;
     if let Some(t) = &template {
         check::template(cx, &container, t, &key, &fields, &collection);
+        buckets = check::buckets(cx, t, &key, &fields, attrs.buckets.as_ref());
     }
     let invalidates = check::invalidates(cx, &container, &fields, &attrs.invalidates);
     let invalidates_tags =
@@ -184,6 +188,7 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<
         namespace,
         collection,
         store_id: attrs.store_id.unwrap_or(true),
+        buckets,
         fields,
         invalidates,
         invalidates_tags,

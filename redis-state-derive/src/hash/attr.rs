@@ -23,6 +23,8 @@ pub(crate) struct ContainerAttrs {
     pub(crate) store_id: Option<bool>,
     /// `invalidates(Type = "field, field")`, as written.
     pub(crate) invalidates: Vec<(syn::Path, syn::LitStr)>,
+    /// `buckets = N`, as written.
+    pub(crate) buckets: Option<syn::LitInt>,
     /// `invalidates_tag(Type = "template")`, as written.
     pub(crate) invalidates_tags: Vec<(syn::Path, syn::LitStr)>,
 }
@@ -63,6 +65,7 @@ const STRUCT_ATTRS: &[&str] = &[
     "collection",
     "store_id",
     "rename_all",
+    "buckets",
 ];
 
 impl ContainerAttrs {
@@ -73,6 +76,7 @@ impl ContainerAttrs {
         let mut ttl = acx.slot::<u64>("ttl");
         let mut collection = acx.slot::<syn::LitStr>("collection");
         let mut store_id = acx.slot::<bool>("store_id");
+        let mut buckets = acx.slot::<syn::LitInt>("buckets");
         let mut invalidates = Vec::new();
         let mut invalidates_tags = Vec::new();
         acx.each(&input.attrs, |meta| {
@@ -90,6 +94,17 @@ impl ContainerAttrs {
                 collection.set(path, parse_lit_str(&meta)?);
             } else if path.is_ident("store_id") {
                 store_id.set(path, parse_lit_bool(&meta)?);
+            } else if path.is_ident("buckets") {
+                let lit: syn::Lit = meta.value()?.parse()?;
+                match lit {
+                    syn::Lit::Int(n) => buckets.set(path, n),
+                    other => {
+                        return Err(syn::Error::new_spanned(
+                            other,
+                            "`buckets` takes an integer from 1 to 16384: `#[redis(buckets = 64)]`",
+                        ));
+                    }
+                }
             } else if path.is_ident("invalidates") {
                 meta.parse_nested_meta(|inner| {
                     invalidates.push((inner.path.clone(), parse_lit_str(&inner)?));
@@ -101,7 +116,7 @@ impl ContainerAttrs {
                 return Err(acx.unknown(
                     &meta,
                     " on a struct",
-                    "key, hash_tag, ttl, namespace, collection, store_id, rename_all, crate, invalidates, invalidates_tag",
+                    "key, hash_tag, buckets, ttl, namespace, collection, store_id, rename_all, crate, invalidates, invalidates_tag",
                     &[(FIELD_ATTRS, " (it is a field attribute: put it on a field)")],
                 ));
             }
@@ -112,6 +127,7 @@ impl ContainerAttrs {
             ttl_ms: ttl.get(),
             collection: collection.get(),
             store_id: store_id.get(),
+            buckets: buckets.get(),
             invalidates,
             invalidates_tags,
         }

@@ -253,7 +253,9 @@ fn index_needs_tag(
     if t.has_tag() {
         return;
     }
-    let Some(f) = fields.iter().find(|f| f.index != IndexKind::None) else {
+    // Plain indexes of an untagged key are partitioned per bucket (see
+    // `buckets`); a unique value is checked within one slot.
+    let Some(f) = fields.iter().find(|f| f.index == IndexKind::Unique) else {
         return;
     };
     let attr = match f.index {
@@ -275,6 +277,59 @@ fn index_needs_tag(
             "`#[redis({attr})]` needs a key with a Redis Cluster hash tag, so that entities and their index share a slot, and the key template `{template_src}` has none; write `#[redis(key = \"{tagged}\")]`{scoped}"
         ),
     );
+}
+
+/// The number of buckets when the model has no `buckets` attribute and
+/// an `index` on a key without a hash tag.
+pub(crate) const DEFAULT_BUCKETS: u16 = 64;
+
+/// `buckets = N`: the bucketed layout, for indexed models whose key has no
+/// hash tag (the default there); 0 for the layout the key gives alone.
+pub(crate) fn buckets(
+    cx: &Ctxt,
+    t: &Template,
+    key: &KeyAttr<'_>,
+    fields: &[FieldModel<'_>],
+    lit: Option<&syn::LitInt>,
+) -> u16 {
+    let indexed = fields.iter().any(|f| f.index != IndexKind::None);
+    let Some(lit) = lit else {
+        return if indexed && !t.has_tag() {
+            DEFAULT_BUCKETS
+        } else {
+            0
+        };
+    };
+    let n = match lit.base10_parse::<u32>() {
+        Ok(n) if (1..=16384).contains(&n) => n as u16,
+        _ => {
+            cx.error_spanned_by(
+                lit,
+                format!(
+                    "`buckets = {lit}`: the number of buckets is from 1 to 16384 (the slots of a Redis Cluster)"
+                ),
+            );
+            return 0;
+        }
+    };
+    if t.has_tag() {
+        cx.error_spanned_by(
+            lit,
+            format!(
+                "`buckets` conflicts with the hash tag of the key `{}`: a hash tag puts every entity of a tag in one slot, buckets put each entity in the slot of its bucket; remove one of them",
+                key.src
+            ),
+        );
+        return 0;
+    }
+    if !indexed {
+        cx.error_spanned_by(
+            lit,
+            "`buckets` on a model without an `index` field: its keys already spread over every slot; buckets partition indexes",
+        );
+        return 0;
+    }
+    n
 }
 
 /// The user's template with its leading literal (or the collection name)

@@ -185,6 +185,10 @@ impl<'m, 'a> Expander<'m, 'a> {
             .with_some("version", position(Role::Version))
             .with_some("expires_at", position(Role::ExpiresAt))
             .with_some("store_id", (!m.store_id).then_some(false))
+            .with_some(
+                "buckets",
+                (m.buckets > 0).then(|| int_lit(u64::from(m.buckets), "u16")),
+            )
     }
 
     /// `FieldSchema::of("email").with_expected(..).with_kind(..)`.

@@ -13,6 +13,7 @@
 //! |---|---|
 //! | `key = "user:{id}"` | key template; `{field}` names an id field, `{{`/`}}` are literal braces (a Cluster hash tag). Each placeholder is a whole segment, set off by `:` or the tag's braces (`"order:{customer}:{id}"`, not `"order:{customer}-{id}"`, where `("a-b", "c")` and `("a", "b-c")` would share a key). Default: `"<snake_case name>:{id}"` |
 //! | `hash_tag = "tenant"` | wraps the `{tenant}` placeholder in a hash tag: entities of one tenant share a slot, indexes are per tenant |
+//! | `buckets = 64` | the bucketed layout (the default, with 64 buckets, for a model with an `index` and a key without hash tag): each entity's key carries the hash tag of its bucket, each index is partitioned per bucket, `find_by` reads every partition (see *Bucketed layout* below); 1 to 16384 |
 //! | `ttl = "30m"` | time to live applied by every save: `"500ms"`, `"45s"`, `"30m"`, `"1h30m"`, `"2d"`, `"1w"`, or an integer of seconds |
 //! | `namespace = "app"` | static key prefix (`app:user:42`); an operation's `.namespace(..)` replaces it |
 //! | `collection = "users"` | the name in redis-state's own keys (indexes); default: snake_case struct name |
@@ -32,8 +33,8 @@
 //! | `default` / `default = "path"` | an absent field loads as the default instead of an error |
 //! | `json` | stored as JSON text (any serde type) |
 //! | `with = Codec` | stored with a [`Codec`](crate::codec::Codec) of yours |
-//! | `index` | exact-match secondary index: `find_by_<field>` (needs a hash tag) |
-//! | `unique` | at most one entity per value: `find_by_<field>`, `UniqueViolation` |
+//! | `index` | exact-match secondary index: `find_by_<field>` (bucketed when the key has no hash tag) |
+//! | `unique` | at most one entity per value: `find_by_<field>`, `UniqueViolation` (needs a hash tag) |
 //! | `counter` | integer or float updated atomically: `increment_<field>` |
 //! | `version` | optimistic locking: bumped by every write, checked by `save_versioned` |
 //! | `expires_at` | `DateTime<Utc>` (or `Option`) the entity expires at (`PEXPIREAT`) |
@@ -70,6 +71,25 @@
 //! `<scope>` is the key up to and including its hash tag and `<collection>`
 //! the snake_case model name (or `collection = "..."`).
 //!
+//! # Bucketed layout
+//!
+//! A model with an `index` and a key template without hash tag (or with
+//! `buckets = N`) spreads over every primary of a Cluster. Its entities are
+//! cut into `N` buckets (64 unless given): the bucket of an id is FNV-1a
+//! (64 bits) of the id's joined, escaped form modulo `N`
+//! ([`HashSchema::bucket_of`]). Bucket `b` lives in one slot, the middle of
+//! the `b`-th of `N` equal runs of the 16,384 slots
+//! ([`HashSchema::bucket_slot`]), so buckets spread over primaries as evenly
+//! as slots do. An entity's key carries its bucket's hash tag after the
+//! template's leading text: `user:{id}` renders `user:{<tag>}:42`, where
+//! `<tag>` is the smallest decimal number in the bucket's slot. Each index
+//! is partitioned per bucket, under the scope `user:{<tag>}`, so a write
+//! still updates the entity and its index entries in one script on one
+//! slot. `find_by` looks the value up in every partition (one command per
+//! bucket, pipelined per node: one round trip per node), then verifies the
+//! candidates with one script per bucket that has any (again one round trip
+//! per node), and returns them in id order, as one index would.
+//!
 //! # Invariants
 //!
 //! * **No write loses the TTL.** Saves never delete the hash; a model `ttl` or
@@ -83,7 +103,8 @@
 //!   entities are pruned by later writes (up to 16 per write), so index memory
 //!   does not grow after entities expire.
 //! * **No CROSSSLOT.** Every key one script touches shares the entity's hash
-//!   tag; the derive refuses indexes on a key template without one.
+//!   tag (or its bucket's); the derive refuses `unique` on a key template
+//!   without one.
 
 mod ops;
 
@@ -253,6 +274,10 @@ pub struct HashSchema {
     /// `store_id = false` has exactly the layout of clients that keep the
     /// id only in the key (`user:profile:<id>`).
     pub store_id: bool,
+    /// The bucketed layout (`#[redis(buckets = N)]`): the number of buckets,
+    /// 0 for the layout the key template gives alone. See
+    /// [`HashSchema::bucket_of`].
+    pub buckets: u16,
 }
 
 /// Named construction, as the derive writes it:
@@ -273,6 +298,7 @@ impl HashSchema {
             version: None,
             expires_at: None,
             store_id: true,
+            buckets: 0,
         }
     }
 }
@@ -286,6 +312,7 @@ crate::setters::const_setters!(HashSchema {
     with_version(version: usize) => Some;
     with_expires_at(expires_at: usize) => Some;
     with_store_id(store_id: bool);
+    with_buckets(buckets: u16);
 });
 
 impl HashSchema {
@@ -313,12 +340,79 @@ impl HashSchema {
             version,
             expires_at,
             store_id: true,
+            buckets: 0,
         }
     }
 
     /// The key of the entity with `id`.
     pub fn key(&self, ns: Option<&Namespace>, id: &IdBuf) -> String {
-        self.key.render(ns, id)
+        if self.buckets == 0 {
+            return self.key.render(ns, id);
+        }
+        let mut out = String::with_capacity(40 + id.joined().len());
+        let rest = self.write_bucket_scope(ns, self.bucket_of(id), &mut out);
+        for seg in rest {
+            match *seg {
+                crate::keys::Seg::Lit(s) => out.push_str(s),
+                crate::keys::Seg::Part(i) => out.push_str(id.part(i as usize)),
+            }
+        }
+        out
+    }
+
+    /// The bucket of the entity with `id` in the bucketed layout: FNV-1a
+    /// (64 bits) of the id's joined, escaped form, modulo
+    /// [`buckets`](Self::buckets). 0 for other models.
+    pub fn bucket_of(&self, id: &IdBuf) -> u16 {
+        if self.buckets == 0 {
+            return 0;
+        }
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for &b in id.joined().as_bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        (h % u64::from(self.buckets)) as u16
+    }
+
+    /// The Cluster slot of bucket `bucket`: the middle of its share when
+    /// the 16,384 slots are cut into [`buckets`](Self::buckets) equal runs,
+    /// so that buckets spread over primaries as evenly as slots do.
+    pub fn bucket_slot(&self, bucket: u16) -> u16 {
+        let n = u32::from(self.buckets.max(1));
+        ((u32::from(bucket) * 2 + 1) * 16384 / (2 * n)).min(16383) as u16
+    }
+
+    /// Writes the bucket's scope (`<ns>:user:{<tag>}`, the tag being the
+    /// smallest decimal number in [`bucket_slot`](Self::bucket_slot)) and
+    /// a `:` after it; returns the template segments that follow.
+    fn write_bucket_scope(
+        &self,
+        ns: Option<&Namespace>,
+        bucket: u16,
+        out: &mut String,
+    ) -> &'static [crate::keys::Seg] {
+        crate::keys::write_ns_prefix(ns, self.key.namespace, out);
+        let rest = match self.key.segs.first() {
+            Some(crate::keys::Seg::Lit(lead)) => {
+                out.push_str(lead);
+                &self.key.segs[1..]
+            }
+            _ => self.key.segs,
+        };
+        out.push('{');
+        out.push_str(itoa::Buffer::new().format(crate::keys::slot_tag(self.bucket_slot(bucket))));
+        out.push_str("}:");
+        rest
+    }
+
+    /// The scope of bucket `bucket` (`<ns>:user:{<tag>}`), under which its
+    /// index partitions live (`<scope>:#<collection>:idx:<field>`).
+    pub fn bucket_scope(&self, ns: Option<&Namespace>, bucket: u16) -> String {
+        let mut out = String::with_capacity(32);
+        self.write_bucket_scope(ns, bucket, &mut out);
+        out.pop();
+        out
     }
 
     /// The keys of the index structures, in `KEYS` order (index keys, then the
@@ -358,6 +452,9 @@ impl HashSchema {
     }
 
     pub(crate) fn scope(&self, ns: Option<&Namespace>, id: &IdBuf) -> Result<String> {
+        if self.buckets > 0 {
+            return Ok(self.bucket_scope(ns, self.bucket_of(id)));
+        }
         self.key
             .render_scope(ns, id)
             .ok_or_else(|| Error::CrossSlot {
@@ -967,6 +1064,13 @@ pub trait RedisHash: Sized {
     /// reads the entities, keeps those that still hold the value and removes
     /// index entries that no longer match. (One round trip would need a script
     /// reading keys it was not given, which Redis Cluster forbids.)
+    ///
+    /// In the bucketed layout (see the module docs) each round sends one
+    /// command per bucket (`ZRANGEBYLEX` on every partition, then the script
+    /// on each partition that has candidates), pipelined per node: on a
+    /// Cluster, one round trip per node in each round. The partitions'
+    /// entries are merged in id order; with [`FindBy::limit`] each partition
+    /// returns its first `offset + count` and the merged list is cut.
     fn find_by<T, F: Lookup<Self, T>>(field: F, value: &T) -> FindBy<Self> {
         FindBy::new(&(), field.position(), |out| field.encode(value, out))
     }

@@ -1332,10 +1332,12 @@ impl<M: RedisHash, T: CounterValue> Operation for Increment<M, T> {
 // Find
 
 enum FindState {
-    /// Round 1: look the value up in the index.
+    /// Round 1: look the value up in the index (every bucket's partition
+    /// of it, in the bucketed layout).
     Lookup,
-    /// Round 2: load the candidates, verified.
-    Verify(Vec<String>),
+    /// Round 2: load the candidates, verified: (partition, id) in the
+    /// order of the result.
+    Verify(Vec<(usize, String)>),
     Failed(Option<Error>),
 }
 
@@ -1348,12 +1350,14 @@ struct Finder<M: RedisHash> {
     value: Vec<u8>,
     limit: Option<(usize, usize)>,
     state: FindState,
-    index_key: String,
-    keys: Vec<String>,
-    /// The ids of `keys` (those of the candidates in the index's scope).
-    local: Vec<String>,
-    /// Find scripts sent in the verify round.
-    calls: usize,
+    /// The index partitions looked up: one, or one per bucket.
+    index_keys: Vec<String>,
+    /// Round 2: per partition with candidates, its position in
+    /// `index_keys` and the positions of its candidates in the result.
+    groups: Vec<(usize, Vec<usize>)>,
+    /// Round 2: the find scripts sent, each with the positions of its
+    /// entities in the result (at most [`FIND_CHUNK`] per script).
+    calls: Vec<Vec<usize>>,
     _m: PhantomData<fn() -> M>,
 }
 
@@ -1389,12 +1393,16 @@ impl<M: RedisHash> Finder<M> {
             value,
             limit: None,
             state,
-            index_key: String::new(),
-            keys: Vec::new(),
-            local: Vec::new(),
-            calls: 0,
+            index_keys: Vec::new(),
+            groups: Vec::new(),
+            calls: Vec::new(),
             _m: PhantomData,
         }
+    }
+
+    /// The prefix of the index members of the looked-up value.
+    fn prefix_len(&self) -> usize {
+        self.value.len().to_string().len() + 1 + self.value.len() + 1
     }
 
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
@@ -1417,7 +1425,6 @@ impl<M: RedisHash> Finder<M> {
                         },
                     });
                 }
-                let scope = schema.scope(self.ns.as_ref(), &self.scope_id)?;
                 let ix = schema
                     .indexes
                     .iter()
@@ -1426,10 +1433,22 @@ impl<M: RedisHash> Finder<M> {
                         context: "find_by",
                         found: "a field without an index".to_owned(),
                     })?;
-                self.index_key = schema.index_key(&scope, ix);
-                if self.unique {
-                    plan.cmd("HGET", &self.index_key).arg(&self.value);
+                self.index_keys = if schema.buckets > 0 {
+                    // The bucketed layout: every bucket's partition, one
+                    // command each, pipelined per node by the executor.
+                    (0..schema.buckets)
+                        .map(|b| schema.index_key(&schema.bucket_scope(self.ns.as_ref(), b), ix))
+                        .collect()
                 } else {
+                    let scope = schema.scope(self.ns.as_ref(), &self.scope_id)?;
+                    vec![schema.index_key(&scope, ix)]
+                };
+                let fan_out = self.index_keys.len() > 1;
+                for index_key in &self.index_keys {
+                    if self.unique {
+                        plan.cmd("HGET", index_key).arg(&self.value);
+                        continue;
+                    }
                     let mut lo = Vec::with_capacity(self.value.len() + 24);
                     lo.push(b'[');
                     lo.extend_from_slice(self.value.len().to_string().as_bytes());
@@ -1439,119 +1458,164 @@ impl<M: RedisHash> Finder<M> {
                     let mut hi = lo.clone();
                     hi[0] = b'(';
                     hi.push(0xff);
-                    let cmd = plan.cmd("ZRANGEBYLEX", &self.index_key);
+                    let cmd = plan.cmd("ZRANGEBYLEX", index_key);
                     cmd.arg(lo).arg(hi);
-                    if let Some((offset, count)) = self.limit {
-                        cmd.arg("LIMIT").arg(offset).arg(count);
+                    match self.limit {
+                        // Each partition's first `offset + count`: the
+                        // merged first ones are among them.
+                        Some((offset, count)) if fan_out => {
+                            cmd.arg("LIMIT").arg(0).arg(offset.saturating_add(count));
+                        }
+                        Some((offset, count)) => {
+                            cmd.arg("LIMIT").arg(offset).arg(count);
+                        }
+                        None => {}
                     }
                 }
                 Ok(())
             }
             FindState::Verify(ids) => {
-                if ids.is_empty() {
-                    return Ok(());
-                }
-                // An entry naming an entity outside the index's hash tag (written
-                // by hand, or by another program) cannot be one of this scope:
-                // it is removed unread, never sent as a key (CROSSSLOT on a
-                // Cluster, another tenant's entity anywhere).
-                let tag = crate::keys::hash_tag(self.index_key.as_bytes());
-                let mut foreign = Vec::new();
-                self.keys.clear();
-                self.local.clear();
-                for id in ids.iter() {
-                    let key = schema.key(self.ns.as_ref(), &IdBuf::from_joined(id));
-                    if crate::keys::hash_tag(key.as_bytes()) == tag {
-                        self.keys.push(key);
-                        self.local.push(id.clone());
-                    } else {
-                        foreign.push(id.as_str());
+                self.groups.clear();
+                for (at, (part, _)) in ids.iter().enumerate() {
+                    match self.groups.iter_mut().find(|(p, _)| p == part) {
+                        Some((_, members)) => members.push(at),
+                        None => self.groups.push((*part, vec![at])),
                     }
                 }
-                let chunks = self.keys.len().div_ceil(FIND_CHUNK).max(1);
-                for c in 0..chunks {
-                    let from = c * FIND_CHUNK;
-                    let to = self.keys.len().min(from + FIND_CHUNK);
-                    let mut call = FindScript::new(
-                        &self.index_key,
-                        schema.fields[self.field].name,
-                        &self.value,
-                        if self.unique { "1" } else { "0" },
-                        schema.fields.len(),
-                    );
-                    for key in &self.keys[from..to] {
-                        call = call.entities(key);
-                    }
-                    let mut a = Args::default();
-                    for name in schema.field_names() {
-                        a.put(name);
-                    }
-                    for id in &self.local[from..to] {
-                        a.put(id);
-                    }
-                    if c == 0 {
-                        for id in &foreign {
-                            a.put(*id);
+                let mut names = Args::default();
+                for name in schema.field_names() {
+                    names.put(name);
+                }
+                self.calls.clear();
+                for (part, members) in &self.groups {
+                    let index_key = &self.index_keys[*part];
+                    // An entry naming an entity outside the partition's hash
+                    // tag (written by hand, or by another program) cannot be
+                    // one of this scope: it is removed unread, never sent as
+                    // a key (CROSSSLOT on a Cluster, another tenant's entity
+                    // anywhere).
+                    let tag = crate::keys::hash_tag(index_key.as_bytes());
+                    let mut local: Vec<(usize, String)> = Vec::new();
+                    let mut foreign: Vec<usize> = Vec::new();
+                    for &at in members {
+                        let key = schema.key(self.ns.as_ref(), &IdBuf::from_joined(&ids[at].1));
+                        if crate::keys::hash_tag(key.as_bytes()) == tag {
+                            local.push((at, key));
+                        } else {
+                            foreign.push(at);
                         }
                     }
-                    call.rest(a.0).prepare(plan)?;
+                    // Many candidates are verified in scripts of at most
+                    // FIND_CHUNK entities, pipelined in the same round.
+                    let chunks = local.len().div_ceil(FIND_CHUNK).max(1);
+                    for c in 0..chunks {
+                        let from = c * FIND_CHUNK;
+                        let chunk = &local[from..local.len().min(from + FIND_CHUNK)];
+                        let mut call = FindScript::new(
+                            index_key,
+                            schema.fields[self.field].name,
+                            &self.value,
+                            if self.unique { "1" } else { "0" },
+                            schema.fields.len(),
+                        );
+                        for (_, key) in chunk {
+                            call = call.entities(key);
+                        }
+                        let mut a = Args(names.0.clone());
+                        for (at, _) in chunk {
+                            a.put(ids[*at].1.as_str());
+                        }
+                        if c == 0 {
+                            for &at in &foreign {
+                                a.put(ids[at].1.as_str());
+                            }
+                        }
+                        call.rest(a.0).prepare(plan)?;
+                        self.calls.push(chunk.iter().map(|(at, _)| *at).collect());
+                    }
                 }
-                self.calls = chunks;
                 Ok(())
             }
         }
     }
 
+    /// The ids one partition's lookup names.
+    fn ids_of(&self, v: Value) -> Result<Vec<String>> {
+        let prefix_len = self.prefix_len();
+        Ok(match v {
+            Value::Nil => Vec::new(),
+            Value::BulkString(id) if self.unique => {
+                vec![String::from_utf8_lossy(&id).into_owned()]
+            }
+            Value::Array(members) if !self.unique => members
+                .into_iter()
+                .filter_map(|m| match m {
+                    Value::BulkString(b) if b.len() >= prefix_len => {
+                        Some(String::from_utf8_lossy(&b[prefix_len..]).into_owned())
+                    }
+                    _ => None,
+                })
+                .collect(),
+            other => return Err(Error::unexpected("an index lookup", &other)),
+        })
+    }
+
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<Vec<M>>> {
+        let schema = M::SCHEMA;
         match &mut self.state {
             FindState::Failed(_) => Ok(Step::Done(Vec::new())),
             FindState::Lookup => {
-                let v = replies.next_value()?;
-                let prefix_len = self.value.len().to_string().len() + 1 + self.value.len() + 1;
-                let ids: Vec<String> = match v {
-                    Value::Nil => Vec::new(),
-                    Value::BulkString(id) if self.unique => {
-                        vec![String::from_utf8_lossy(&id).into_owned()]
+                let fan_out = self.index_keys.len() > 1;
+                let mut found: Vec<(usize, String)> = Vec::new();
+                for part in 0..self.index_keys.len() {
+                    let v = replies.next_value()?;
+                    for id in self.ids_of(v)? {
+                        // An entry naming an id of another bucket cannot
+                        // be checked in this partition's slot: skipped.
+                        if fan_out
+                            && usize::from(schema.bucket_of(&IdBuf::from_joined(&id))) != part
+                        {
+                            continue;
+                        }
+                        found.push((part, id));
                     }
-                    Value::Array(members) if !self.unique => members
-                        .into_iter()
-                        .filter_map(|m| match m {
-                            Value::BulkString(b) if b.len() >= prefix_len => {
-                                Some(String::from_utf8_lossy(&b[prefix_len..]).into_owned())
-                            }
-                            _ => None,
-                        })
-                        .collect(),
-                    other => return Err(Error::unexpected("an index lookup", &other)),
-                };
-                if ids.is_empty() {
+                }
+                if fan_out {
+                    // The partitions' entries merged in id order, as one
+                    // index would list them.
+                    found.sort_by(|a, b| a.1.cmp(&b.1));
+                    if let Some((offset, count)) = self.limit {
+                        found = found.into_iter().skip(offset).take(count).collect();
+                    }
+                }
+                if found.is_empty() {
                     return Ok(Step::Done(Vec::new()));
                 }
-                self.state = FindState::Verify(ids);
+                self.state = FindState::Verify(found);
                 Ok(Step::Again)
             }
             FindState::Verify(ids) => {
                 if ids.is_empty() {
                     return Ok(Step::Done(Vec::new()));
                 }
-                let mut rows = Vec::with_capacity(self.keys.len());
-                for _ in 0..self.calls {
-                    match replies.next_value()? {
-                        Value::Array(r) => rows.extend(r),
+                let mut out: Vec<Option<M>> = Vec::new();
+                out.resize_with(ids.len(), || None);
+                for members in &self.calls {
+                    let v = replies.next_value()?;
+                    let rows = match v {
+                        Value::Array(rows) => rows,
                         other => return Err(Error::unexpected("the find script", &other)),
+                    };
+                    for (row, &at) in rows.iter().zip(members) {
+                        if matches!(row, Value::Nil) {
+                            continue; // stale index entry, removed by the script
+                        }
+                        let id = IdBuf::from_joined(&ids[at].1);
+                        let key = schema.key(self.ns.as_ref(), &id);
+                        out[at] = decode_hmget::<M>(&key, row, Some(&id))?;
                     }
                 }
-                let mut out = Vec::with_capacity(rows.len());
-                for ((row, key), id) in rows.iter().zip(&self.keys).zip(&self.local) {
-                    if matches!(row, Value::Nil) {
-                        continue; // stale index entry, removed by the script
-                    }
-                    let id = IdBuf::from_joined(id);
-                    if let Some(m) = decode_hmget::<M>(key, row, Some(&id))? {
-                        out.push(m);
-                    }
-                }
-                Ok(Step::Done(out))
+                Ok(Step::Done(out.into_iter().flatten().collect()))
             }
         }
     }

@@ -1,7 +1,7 @@
 use redis_state::RedisHash;
 
 #[derive(RedisHash)]
-#[redis(key = "user:{id}")]
+#[redis(key = "user:{id}", buckets = 8, buckets = 16)]
 struct User {
     #[redis(id)]
     id: u64,

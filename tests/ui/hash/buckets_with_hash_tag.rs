@@ -1,0 +1,12 @@
+use redis_state::RedisHash;
+
+#[derive(RedisHash)]
+#[redis(key = "{{user}}:{id}", buckets = 8)]
+struct User {
+    #[redis(id)]
+    id: u64,
+    #[redis(index)]
+    email: String,
+}
+
+fn main() {}
