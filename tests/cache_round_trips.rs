@@ -1,7 +1,8 @@
 //! The round-trip budget of the cache strategies (DESIGN principle 3),
 //! counted at the executor: every `execute` is one round trip. A cache-aside
 //! miss costs two (get-or-lease, then the fill), a hit one; standalone and
-//! Cluster, blocking and async.
+//! Cluster, blocking and async. A write-behind costs one on one server
+//! (the append and the entry in one script) and two on a Cluster.
 //!
 //! Each scenario first runs the path once on another id, so that the
 //! server has the scripts cached and no `NOSCRIPT` reload is counted.
@@ -56,6 +57,9 @@ impl<C: SyncExecutor> SyncExecutor for Counting<C> {
         self.rounds += 1;
         self.con.execute(plan)
     }
+    fn is_one_server(&self) -> bool {
+        self.con.is_one_server()
+    }
 }
 
 impl<C: AsyncExecutor> AsyncExecutor for Counting<C> {
@@ -65,6 +69,9 @@ impl<C: AsyncExecutor> AsyncExecutor for Counting<C> {
     ) -> impl Future<Output = redis_state::Result<Vec<Value>>> + Send {
         self.rounds += 1;
         self.con.execute_async(plan)
+    }
+    fn is_one_server(&self) -> bool {
+        self.con.is_one_server()
     }
 }
 
@@ -170,4 +177,96 @@ fn cluster_blocking_miss_fills_in_two_round_trips() {
 #[test]
 fn cluster_async_miss_fills_in_two_round_trips() {
     miss_fills_in_two_round_trips(Topology::Cluster, true);
+}
+
+// ---------------------------------------------------------------------------
+// Write-behind
+
+/// A write-behind on a standalone connection: one round trip, the append
+/// and the entry in one script.
+#[test]
+fn a_write_behind_is_one_round_trip_on_one_server() {
+    let ns = namespace("a_write_behind_is_one_round_trip");
+    let cache = Cache::<Item>::new().namespace(&ns);
+    let mut con = Counting::new(shared_server().connection().unwrap());
+    // Warm the script cache.
+    cache.write_behind(&1, &item(1)).run(&mut con).unwrap();
+    con.take();
+
+    let entry = cache.write_behind(&2, &item(2)).run(&mut con).unwrap();
+    assert_eq!(con.take(), 1, "one round trip");
+    assert!(entry.contains('-'), "a stream id: {entry}");
+    assert_eq!(cache.get(&2).run(&mut con).unwrap(), Some(item(2)));
+    let stream = redis_state::cache::behind::stream_key::<Item>(Some(&ns));
+    let queued: u64 = redis_state::op::command("XLEN", &stream)
+        .run(&mut con)
+        .unwrap();
+    assert_eq!(queued, 2);
+}
+
+/// The one-step write refuses as the two-step one did: a full queue
+/// (`StreamFull`) or a queue key of another type leaves no entry, and the
+/// queue as it was.
+#[test]
+fn a_refused_one_step_write_behind_caches_nothing() {
+    let ns = namespace("a_refused_one_step_write_behind");
+    let cache = Cache::<Item>::new().namespace(&ns);
+    let stream = redis_state::cache::behind::stream_key::<Item>(Some(&ns));
+    let mut con = Counting::new(shared_server().connection().unwrap());
+    for id in 1..=2 {
+        cache
+            .write_behind(&id, &item(id))
+            .max_queued(2)
+            .run(&mut con)
+            .unwrap();
+    }
+    con.take();
+    let err = cache
+        .write_behind(&3, &item(3))
+        .max_queued(2)
+        .run(&mut con)
+        .unwrap_err();
+    assert_eq!(con.take(), 1, "refused in the one round trip");
+    match err {
+        redis_state::Error::StreamFull { key, len } => {
+            assert_eq!(key, stream);
+            assert_eq!(len, 2);
+        }
+        other => panic!("expected StreamFull, got {other:?}"),
+    }
+    assert_eq!(cache.get(&3).run(&mut con).unwrap(), None);
+    let queued: u64 = redis_state::op::command("XLEN", &stream)
+        .run(&mut con)
+        .unwrap();
+    assert_eq!(queued, 2, "nothing appended");
+
+    // A queue key of another type: the append fails, nothing is cached.
+    let _: u64 = redis_state::op::command("DEL", &stream)
+        .run(&mut con)
+        .unwrap();
+    let _: () = redis_state::op::command("SET", &stream)
+        .arg("not a stream")
+        .run(&mut con)
+        .unwrap();
+    let err = cache.write_behind(&4, &item(4)).run(&mut con).unwrap_err();
+    assert_eq!(err.server_code(), Some("WRONGTYPE"), "{err:?}");
+    assert_eq!(cache.get(&4).run(&mut con).unwrap(), None);
+    let kept: String = redis_state::op::command("GET", &stream)
+        .run(&mut con)
+        .unwrap();
+    assert_eq!(kept, "not a stream");
+}
+
+/// On a Cluster the queue and the entry live in different slots: two round
+/// trips, the entry only after the append (no CROSSSLOT).
+#[test]
+fn a_write_behind_on_a_cluster_is_two_round_trips() {
+    let ns = namespace("a_write_behind_on_a_cluster");
+    let cache = Cache::<Item>::new().namespace(&ns);
+    let mut con = Counting::new(shared_cluster().connection().unwrap());
+    cache.write_behind(&1, &item(1)).run(&mut con).unwrap();
+    con.take();
+    cache.write_behind(&2, &item(2)).run(&mut con).unwrap();
+    assert_eq!(con.take(), 2);
+    assert_eq!(cache.get(&2).run(&mut con).unwrap(), Some(item(2)));
 }

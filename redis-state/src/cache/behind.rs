@@ -3,22 +3,28 @@
 //!
 //! # Delivery is at-least-once
 //!
-//! [`Cache::write_behind`] `XADD`s the write to the type's stream, and only
-//! once that succeeded writes the entry: two round trips. Once it returns,
-//! the write is in Redis, not in process memory, and survives a crash of the
-//! writer. (Like every Redis write, it is as durable as the server's
-//! persistence and replication settings.)
+//! [`Cache::write_behind`] appends the write to the type's stream and, only
+//! once the stream took it, writes the entry. Once it returns, the write is
+//! in Redis, not in process memory, and survives a crash of the writer.
+//! (Like every Redis write, it is as durable as the server's persistence
+//! and replication settings.)
 //!
-//! The two cannot share a pipeline: a pipeline is not atomic, and on a
-//! Cluster the queue and the entry live in different slots, sent
-//! concurrently. A refused `XADD` (out of memory, a failing node, a key of
-//! another type) would still let the entry be written, and the cache would
-//! serve a value the source of truth never gets. In two rounds, a refused
-//! `XADD` returns its error and writes nothing; a failure of the second
-//! round leaves a queued write without an entry (a miss until the source
-//! has it). As a transaction's write, the `XADD` is queued between `MULTI`
-//! and `EXEC` and the entry is stored after a successful `EXEC` (see
-//! [`tx`](crate::tx)): the transaction decides whether the write is queued.
+//! On one server (a standalone connection: see
+//! [`SyncExecutor::is_one_server`](crate::exec::SyncExecutor::is_one_server)),
+//! or on a Cluster when the stream and the entry share a slot, both happen
+//! in one script, one round trip, atomically: a refused append (the stream
+//! full, out of memory, a key of another type) stores nothing.
+//!
+//! Otherwise, and for values with tags, it takes two round trips: on a
+//! Cluster the queue and the entry live in different slots, and a pipeline
+//! is neither atomic nor sent in order there. A refused `XADD` would still
+//! let the entry be written, and the cache would serve a value the source
+//! of truth never gets. So the `XADD` goes alone, and the entry follows only
+//! when it succeeded; a failure of the second round leaves a queued write
+//! without an entry (a miss until the source has it). As a transaction's
+//! write, the `XADD` is queued between `MULTI` and `EXEC` and the entry is
+//! stored after a successful `EXEC` (see [`tx`](crate::tx)): the
+//! transaction decides whether the write is queued.
 //!
 //! The stream is bounded: [`WriteBehind::max_queued`] (one million writes
 //! by default) with an explicit policy, error: a write that finds it full
@@ -76,12 +82,13 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use super::handle::Cache;
-use super::ops::{Set, id_of};
-use super::{Cached, CachedKeyed};
+use super::ops::{DONE_STREAM_MS, Encoded, Set, complete_tags, id_of, push_store, push_tags};
+use super::{Cached, CachedKeyed, companion};
 use crate::error::{Error, Result};
 use crate::exec::AsyncExecutor;
 use crate::keys::{IdBuf, IdValue, Namespace};
 use crate::op::{Operation, Plan, Replies, Step};
+use crate::script::Script;
 use crate::stream::{
     Consumer, ConsumerOptions, Delivery, EventCodec, RawFields, Retention, Stream,
 };
@@ -106,22 +113,34 @@ pub fn dead_letter_key<T: Cached>(ns: Option<&Namespace>) -> String {
 // ---------------------------------------------------------------------------
 // Enqueue
 
-/// Queues a source write, then writes the entry; see
+/// Queues a source write and writes the entry; see
 /// [`Cache::write_behind`]. The output is the stream entry id.
 ///
-/// Two round trips: the `XADD` alone, then, only when it succeeded, the
-/// entry. A pipeline is not atomic (and on a Cluster the queue and the entry
-/// live on different slots, sent concurrently), so the entry cannot ride
-/// with the `XADD`: a refused `XADD` would leave an entry the source never
-/// gets.
+/// One round trip on one server, or on a Cluster when the queue and the
+/// entry share a slot: the `behind` script appends to the bounded queue
+/// and, only when the queue took the write, stores the entry, atomically.
+/// Otherwise (a Cluster, where they live in different slots and a pipeline
+/// is neither atomic nor sent in order, or a value with tags) two: the
+/// `XADD` alone, then, only when it succeeded, the entry.
 pub struct WriteBehind<T: Cached> {
-    /// The entry's store, planned in the second round.
+    /// The entry's value, until the first round takes it.
     set: Set<T>,
-    /// The stream entry id, once the `XADD` succeeded.
+    /// The entry's key and encoded value, for a second round.
+    store: Option<(String, Encoded)>,
+    /// The queue stream's key.
+    stream: String,
+    /// How the first round was planned.
+    one_step: bool,
+    /// The stream entry id, once the `XADD` succeeded (two rounds).
     queued: Option<String>,
+    /// Tag sets written in the last round.
+    ntags: usize,
     /// The bound of the stream; see [`WriteBehind::max_queued`].
     max_queued: u64,
 }
+
+/// Queues a write and stores its entry, atomically; see `lua/behind.lua`.
+static BEHIND: Script = Script::new("redis_state.cache.behind", include_str!("lua/behind.lua"));
 
 /// The default bound of a write-behind stream: [`WriteBehind::max_queued`].
 pub const DEFAULT_MAX_QUEUED: u64 = 1_000_000;
@@ -155,36 +174,70 @@ impl<T: Cached> Operation for WriteBehind<T> {
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
         if self.queued.is_some() {
             // Second round: the queued write is in Redis, now the entry.
-            return self.set.prepare_store(plan, CONTEXT);
+            let Some((key, enc)) = &self.store else {
+                return Err(prepared_twice());
+            };
+            push_store(plan, key, enc)?;
+            push_tags(plan, key, enc)?;
+            self.ntags = enc.tags.len();
+            return Ok(());
         }
-        let stream = stream_key::<T>(self.set.ns());
+        self.stream = stream_key::<T>(self.set.ns());
         let id = self.set.id().joined().to_owned();
-        let (key, payload) = self.set.queued_write(CONTEXT)?;
-        plan.script(&crate::stream::ADD_CAPPED, &[&stream])?
-            .arg(self.max_queued)
-            .arg("id")
+        let payload = self.set.queued_write(CONTEXT)?.1.to_vec();
+        let (key, enc) = self.set.take_encoded(CONTEXT)?;
+        let lease = companion(&key, "lease");
+        let done = companion(&key, "done");
+        let keys = [self.stream.as_str(), &key, &lease, &done];
+        self.one_step = enc.tags.is_empty() && plan.fits_one_script(&keys);
+        let cmd = if self.one_step {
+            let Some(cmd) = plan.script_on_one_server(&BEHIND, &keys) else {
+                return Err(prepared_twice());
+            };
+            cmd.arg(self.max_queued)
+                .arg(&enc.bytes[..])
+                .arg(enc.px)
+                .arg(DONE_STREAM_MS);
+            cmd
+        } else {
+            let cmd = plan.script(&crate::stream::ADD_CAPPED, &[&self.stream])?;
+            cmd.arg(self.max_queued);
+            cmd
+        };
+        cmd.arg("id")
             .arg(id)
             .arg("key")
-            .arg(key)
+            .arg(&key)
             .arg("v")
             .arg(payload);
+        self.store = Some((key, enc));
         Ok(())
     }
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<String>> {
+        if self.one_step {
+            // A refused append (a full queue) stored nothing.
+            return crate::stream::added(replies.next_raw()?, &self.stream).map(Step::Done);
+        }
         match self.queued.take() {
             None => {
                 // A refused XADD ends the operation here: nothing is cached.
-                self.queued = Some(crate::stream::added(
-                    replies.next_raw()?,
-                    &stream_key::<T>(self.set.ns()),
-                )?);
+                self.queued = Some(crate::stream::added(replies.next_raw()?, &self.stream)?);
                 Ok(Step::Again)
             }
             Some(entry_id) => {
-                self.set.complete(replies)?;
+                replies.next_value()?;
+                complete_tags(replies, self.ntags)?;
                 Ok(Step::Done(entry_id))
             }
         }
+    }
+}
+
+/// The second round found nothing to store: a bug, reported, not a panic.
+fn prepared_twice() -> Error {
+    Error::UnexpectedReply {
+        context: CONTEXT,
+        found: "a write-behind planned twice".to_owned(),
     }
 }
 
@@ -193,9 +246,11 @@ where
     T: Cached + Clone + Send + Sync + 'static,
 {
     /// Write-behind: queues the write to the source of truth in the type's
-    /// stream, then stores `value` in the cache. Two round trips: the
-    /// `XADD`, then (only when it succeeded) the `store` script and one
-    /// `tag_add` per tag; a refused `XADD` returns its error and caches
+    /// stream and stores `value` in the cache. One round trip on one
+    /// server (the `behind` script: the append, then the entry, atomically);
+    /// on a Cluster, or for a value with tags, two: the capped `XADD`, then
+    /// (only when it succeeded) the `store` script and one `tag_add` per
+    /// tag. Either way a refused append returns its error and caches
     /// nothing (see the [module docs](self)). A [`WriteBehindWorker`]
     /// performs the source write later, at least once.
     pub fn write_behind<Q: IdValue + ?Sized>(&self, id: &Q, value: &T) -> WriteBehind<T>
@@ -218,7 +273,11 @@ where
     fn queued(&self, id: IdBuf, value: &T) -> WriteBehind<T> {
         WriteBehind {
             set: Set::new(id, Some(value), 0).in_namespace(self.namespace_ref().cloned()),
+            store: None,
+            stream: String::new(),
+            one_step: false,
             queued: None,
+            ntags: 0,
             max_queued: DEFAULT_MAX_QUEUED,
         }
     }

@@ -241,9 +241,10 @@ where
     /// cached; concurrent callers that waited for it get
     /// [`Error::LoadFailed`].
     ///
-    /// Round trips: a local-cache hit none; a hit one `GET`; a miss `GET`,
-    /// the `acquire` script, then the `fill` script (plus one `tag_add` per
-    /// tag, pipelined) after the loader; a caller that waits for another
+    /// Round trips: a local-cache hit none; a hit one (the `acquire` script
+    /// as "get or lease": the entry, or the fill lease taken); a miss two,
+    /// that script, then the `fill` script (plus one `tag_add` per tag,
+    /// pipelined) after the loader; a caller that waits for another
     /// process adds, with a [`CacheWaker`], one `XREAD` and `EXISTS` after
     /// subscribing, one per message and one per 500 ms, and without one
     /// non-blocking `XREAD` polls (2 ms apart at first, then doubling to

@@ -529,6 +529,15 @@ impl<T: Cached> Set<T> {
             .unwrap_or_else(|| Err(prepared_twice(context)))
     }
 
+    /// Takes the prepared value, encoded for the store, with the entry key
+    /// (for a write that plans the store itself).
+    pub(super) fn take_encoded(&mut self, context: &'static str) -> Result<(String, Encoded)> {
+        let prepared = self.take_prepared(context)?;
+        let schema = T::SCHEMA;
+        let ns = self.ns.as_ref();
+        Ok((entry_key(schema, ns, &self.id), prepared.encode(schema, ns)))
+    }
+
     /// Plans the store: the `store` script, one `tag_add` per tag.
     pub(super) fn prepare_store(&mut self, plan: &mut Plan, context: &'static str) -> Result<()> {
         let prepared = self.take_prepared(context)?;
