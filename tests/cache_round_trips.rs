@@ -270,3 +270,99 @@ fn a_write_behind_on_a_cluster_is_two_round_trips() {
     assert_eq!(con.take(), 2);
     assert_eq!(cache.get(&2).run(&mut con).unwrap(), Some(item(2)));
 }
+
+/// The wait policy: a write that finds the queue full waits for room and
+/// then goes through; the queue never holds more than its bound.
+#[test]
+fn a_waiting_write_behind_goes_through_once_there_is_room() {
+    let ns = namespace("a_waiting_write_behind_goes_through");
+    let cache = Cache::<Item>::new().namespace(&ns);
+    let stream = redis_state::cache::behind::stream_key::<Item>(Some(&ns));
+    let mut con = shared_server().connection().unwrap();
+    for id in 1..=2 {
+        cache
+            .write_behind(&id, &item(id))
+            .max_queued(2)
+            .run(&mut con)
+            .unwrap();
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let writer = {
+        let cache = cache.clone();
+        std::thread::spawn(move || {
+            let mut con = shared_server().connection().unwrap();
+            tx.send(()).unwrap();
+            cache.write_behind_waiting(
+                &mut con,
+                &3,
+                &item(3),
+                2,
+                std::time::Duration::from_secs(30),
+            )
+        })
+    };
+    rx.recv().unwrap();
+    // A worker settles the oldest write: room for one.
+    let first: Value = redis_state::op::command("XRANGE", &stream)
+        .arg("-")
+        .arg("+")
+        .arg("COUNT")
+        .arg(1)
+        .run(&mut con)
+        .unwrap();
+    let Value::Array(entries) = first else {
+        panic!("XRANGE: {first:?}")
+    };
+    let Some(Value::Array(entry)) = entries.first() else {
+        panic!("no entry")
+    };
+    let Some(Value::BulkString(entry_id)) = entry.first() else {
+        panic!("no entry id")
+    };
+    let deleted: u64 = redis_state::op::command("XDEL", &stream)
+        .arg(&entry_id[..])
+        .run(&mut con)
+        .unwrap();
+    assert_eq!(deleted, 1);
+
+    let queued = writer.join().unwrap().unwrap();
+    assert!(queued.contains('-'), "a stream id: {queued}");
+    assert_eq!(cache.get(&3).run(&mut con).unwrap(), Some(item(3)));
+    let len: u64 = redis_state::op::command("XLEN", &stream)
+        .run(&mut con)
+        .unwrap();
+    assert_eq!(len, 2, "never more than the bound");
+}
+
+/// The wait is bounded: with nobody draining the queue, the write fails
+/// with `StreamFull` after the wait, async as blocking, and caches nothing.
+#[test]
+fn a_waiting_write_behind_gives_up_after_its_bound() {
+    let ns = namespace("a_waiting_write_behind_gives_up");
+    let cache = Cache::<Item>::new().namespace(&ns);
+    let mut con = shared_server().connection().unwrap();
+    cache
+        .write_behind(&1, &item(1))
+        .max_queued(1)
+        .run(&mut con)
+        .unwrap();
+    let wait = std::time::Duration::from_millis(30);
+    let err = cache
+        .write_behind_waiting(&mut con, &2, &item(2), 1, wait)
+        .unwrap_err();
+    assert!(
+        matches!(err, redis_state::Error::StreamFull { len: 1, .. }),
+        "{err:?}"
+    );
+    let rt = runtime();
+    let mut a = rt.block_on(shared_server().async_connection()).unwrap();
+    let err = rt
+        .block_on(cache.write_behind_waiting_async(&mut a, &3, &item(3), 1, wait))
+        .unwrap_err();
+    assert!(
+        matches!(err, redis_state::Error::StreamFull { len: 1, .. }),
+        "{err:?}"
+    );
+    assert_eq!(cache.get(&2).run(&mut con).unwrap(), None);
+    assert_eq!(cache.get(&3).run(&mut con).unwrap(), None);
+}

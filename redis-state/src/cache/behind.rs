@@ -27,9 +27,11 @@
 //! transaction decides whether the write is queued.
 //!
 //! The stream is bounded: [`WriteBehind::max_queued`] (one million writes
-//! by default) with an explicit policy, error: a write that finds it full
-//! fails with [`Error::StreamFull`] and caches nothing (the `XADD` is a
-//! script that checks `XLEN` first).
+//! by default) with an explicit policy. **Error**: a write that finds it
+//! full fails with [`Error::StreamFull`] and caches nothing (the append is
+//! a script that checks `XLEN` first). **Wait**
+//! ([`Cache::write_behind_waiting`]): the write waits, bounded, for the
+//! workers to make room, then fails the same way.
 //!
 //! Workers run the [stream consumer](crate::stream::Consumer) loop, written
 //! once for every stream: they read the stream as a consumer group
@@ -84,8 +86,9 @@ use std::time::Duration;
 use super::handle::Cache;
 use super::ops::{DONE_STREAM_MS, Encoded, Set, complete_tags, id_of, push_store, push_tags};
 use super::{Cached, CachedKeyed, companion};
+use crate::driver::{Async, Blocking, Deadline, Io, block_on};
 use crate::error::{Error, Result};
-use crate::exec::AsyncExecutor;
+use crate::exec::{AsyncExecutor, SyncExecutor};
 use crate::keys::{IdBuf, IdValue, Namespace};
 use crate::op::{Operation, Plan, Replies, Step};
 use crate::script::Script;
@@ -150,8 +153,9 @@ impl<T: Cached> WriteBehind<T> {
     /// [`DEFAULT_MAX_QUEUED`], at least 1). The policy is **error**: a write
     /// that finds the stream full fails with [`Error::StreamFull`] and
     /// caches nothing; the caller decides to wait and retry, shed, or write
-    /// through. Nothing is ever trimmed: a queued write is never dropped.
-    /// The depth is [`WriteBehindWorker::depth`].
+    /// through. For the **wait** policy see
+    /// [`Cache::write_behind_waiting`]. Nothing is ever trimmed: a queued
+    /// write is never dropped. The depth is [`WriteBehindWorker::depth`].
     pub fn max_queued(mut self, n: u64) -> Self {
         self.max_queued = n.max(1);
         self
@@ -268,6 +272,72 @@ where
         let mut id = IdBuf::new();
         value.write_id(&mut id);
         self.queued(id, value)
+    }
+
+    /// Write-behind with the **wait** policy for a full queue: as
+    /// [`Cache::write_behind`] with [`WriteBehind::max_queued`]`(max_queued)`,
+    /// but a write that finds the queue full waits for room (the workers
+    /// draining it) for at most `wait`, retrying 2 ms apart at first, the
+    /// pause doubling to 50 ms; after `wait` it fails with
+    /// [`Error::StreamFull`] and caches nothing. Each try is one write-behind
+    /// (one round trip on one server); nothing is trimmed or dropped.
+    pub fn write_behind_waiting<Q, C>(
+        &self,
+        con: &mut C,
+        id: &Q,
+        value: &T,
+        max_queued: u64,
+        wait: Duration,
+    ) -> Result<String>
+    where
+        Q: IdValue + ?Sized,
+        T::Id: std::borrow::Borrow<Q>,
+        C: SyncExecutor + ?Sized,
+    {
+        let id = id_of(id);
+        block_on(self.queue_waiting(&mut Blocking::new(con), id, value, max_queued, wait))
+    }
+
+    /// [`Cache::write_behind_waiting`] on an async connection.
+    pub async fn write_behind_waiting_async<Q, C>(
+        &self,
+        con: &mut C,
+        id: &Q,
+        value: &T,
+        max_queued: u64,
+        wait: Duration,
+    ) -> Result<String>
+    where
+        Q: IdValue + ?Sized,
+        T::Id: std::borrow::Borrow<Q>,
+        C: AsyncExecutor + ?Sized,
+    {
+        let id = id_of(id);
+        self.queue_waiting(&mut Async::new(con), id, value, max_queued, wait)
+            .await
+    }
+
+    /// The wait policy, once for both callers: bounded by `wait`.
+    async fn queue_waiting<I: Io>(
+        &self,
+        io: &mut I,
+        id: IdBuf,
+        value: &T,
+        max_queued: u64,
+        wait: Duration,
+    ) -> Result<String> {
+        let deadline = Deadline::after(wait);
+        let mut pause = Duration::from_millis(2);
+        loop {
+            let op = self.queued(id.clone(), value).max_queued(max_queued);
+            match io.run(op).await {
+                Err(Error::StreamFull { .. }) if !deadline.is_over() => {
+                    io.sleep(deadline.cap(pause)).await;
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                other => return other,
+            }
+        }
     }
 
     fn queued(&self, id: IdBuf, value: &T) -> WriteBehind<T> {
