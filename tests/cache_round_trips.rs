@@ -1,7 +1,8 @@
 //! The round-trip budget of the cache strategies (DESIGN principle 3),
 //! counted at the executor: every `execute` is one round trip. A cache-aside
 //! miss costs two (get-or-lease, then the fill), a hit one; standalone and
-//! Cluster, blocking and async. A write-behind costs one on one server
+//! Cluster, blocking and async; with `FirstRead::Get` a hit is one plain
+//! `GET` and a miss three (`GET`, the lease, the fill). A write-behind costs one on one server
 //! (the append and the entry in one script) and two on a Cluster.
 //!
 //! Each scenario first runs the path once on another id, so that the
@@ -14,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{Topology, namespace};
 use redis::Value;
-use redis_state::cache::Cache;
+use redis_state::cache::{Cache, CacheOptions, FirstRead};
 use redis_state::exec::{AsyncExecutor, SyncExecutor};
 use redis_state::op::Plan;
 use redis_state::prelude::*;
@@ -177,6 +178,118 @@ fn cluster_blocking_miss_fills_in_two_round_trips() {
 #[test]
 fn cluster_async_miss_fills_in_two_round_trips() {
     miss_fills_in_two_round_trips(Topology::Cluster, true);
+}
+
+/// `FirstRead::Get`: a hit is one plain `GET`, a miss three round trips
+/// (the `GET`, the lease, the fill). The entry it fills is the one a
+/// `Lease` cache reads, and the reverse.
+fn get_first_hits_with_a_plain_get(topology: Topology, asynchronous: bool) {
+    let ns = namespace("get_first_hits_with_a_plain_get");
+    let cache = Cache::<Item>::new()
+        .namespace(&ns)
+        .options(CacheOptions::default().first_read(FirstRead::Get));
+    let lease = Cache::<Item>::new().namespace(&ns);
+    let mut r = reader(topology, asynchronous);
+    // Warm the script cache.
+    assert_eq!(r.read(&cache, 1).2, Some(item(1)));
+
+    let (rounds, loads, v) = r.read(&cache, 2);
+    assert_eq!(v, Some(item(2)));
+    assert_eq!(loads, 1, "a miss calls the loader once");
+    assert_eq!(rounds, 3, "a miss: GET, the lease, then the fill");
+
+    let (rounds, loads, v) = r.read(&cache, 2);
+    assert_eq!(v, Some(item(2)), "the fill was stored");
+    assert_eq!(loads, 0, "a hit does not load");
+    assert_eq!(rounds, 1, "a hit: one GET");
+
+    // The two choices share entries.
+    assert_eq!(r.read(&lease, 2), (1, 0, Some(item(2))));
+    assert_eq!(r.read(&lease, 3).0, 2);
+    assert_eq!(r.read(&cache, 3), (1, 0, Some(item(3))));
+}
+
+#[test]
+fn standalone_blocking_get_first_hits_with_a_plain_get() {
+    get_first_hits_with_a_plain_get(Topology::Standalone, false);
+}
+
+#[test]
+fn standalone_async_get_first_hits_with_a_plain_get() {
+    get_first_hits_with_a_plain_get(Topology::Standalone, true);
+}
+
+#[test]
+fn cluster_blocking_get_first_hits_with_a_plain_get() {
+    get_first_hits_with_a_plain_get(Topology::Cluster, false);
+}
+
+#[test]
+fn cluster_async_get_first_hits_with_a_plain_get() {
+    get_first_hits_with_a_plain_get(Topology::Cluster, true);
+}
+
+/// `FirstRead::Get` over another Redis type under the key (envelope
+/// format): read as a miss, the lease taken over it, the value filled.
+#[test]
+fn get_first_over_another_type_fills() {
+    let ns = namespace("get_first_over_another_type");
+    let cache = Cache::<Item>::new()
+        .namespace(&ns)
+        .options(CacheOptions::default().first_read(FirstRead::Get));
+    let mut con = Counting::new(shared_server().connection().unwrap());
+    let _: i64 = redis_state::op::command("HSET", cache.key(&1))
+        .arg("a")
+        .arg("b")
+        .run(&mut con)
+        .unwrap();
+    con.take();
+    let (rounds, loads, v) = con.read(&cache, 1);
+    assert_eq!((loads, v), (1, Some(item(1))));
+    assert_eq!(rounds, 3, "GET (another type), the lease over it, the fill");
+    assert_eq!(con.read(&cache, 1), (1, 0, Some(item(1))));
+}
+
+/// Calls of `command` the server has served so far.
+fn calls(con: &mut redis::Connection, command: &str) -> u64 {
+    let info: String = redis::cmd("INFO").arg("commandstats").query(con).unwrap();
+    let prefix = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+/// On the wire: a `Get` hit is one plain `GET` and no script call; a
+/// `Lease` hit is one script call. A server of its own, so that no other
+/// test's commands are counted.
+#[test]
+fn a_get_first_hit_is_a_plain_get_on_the_wire() {
+    let server = redis_state::testing::RedisServer::start().unwrap();
+    let mut con = server.connection().unwrap();
+    let mut stats = server.connection().unwrap();
+    let get_first =
+        Cache::<Item>::new().options(CacheOptions::default().first_read(FirstRead::Get));
+    let lease = Cache::<Item>::new();
+    get_first
+        .get_or_load(&mut con, &1, || Ok::<_, String>(Some(item(1))))
+        .unwrap();
+    let scripts = |stats: &mut redis::Connection| calls(stats, "evalsha") + calls(stats, "eval");
+
+    let (gets, evals) = (calls(&mut stats, "get"), scripts(&mut stats));
+    let v = get_first
+        .get_or_load(&mut con, &1, || Ok::<_, String>(None))
+        .unwrap();
+    assert_eq!(v, Some(item(1)));
+    assert_eq!(calls(&mut stats, "get"), gets + 1, "one GET");
+    assert_eq!(scripts(&mut stats), evals, "no script call");
+
+    let evals = scripts(&mut stats);
+    let v = lease
+        .get_or_load(&mut con, &1, || Ok::<_, String>(None))
+        .unwrap();
+    assert_eq!(v, Some(item(1)));
+    assert_eq!(scripts(&mut stats), evals + 1, "one script call");
 }
 
 // ---------------------------------------------------------------------------

@@ -9,7 +9,7 @@ use super::entry::{now_ms, xfetch};
 use super::flight::{Flights, Joined, Outcome};
 use super::local::LocalCache;
 use super::ops::{
-    Abandon, Acquire, Acquired, DEFAULT_HOLD, Decoded, Fill, Get, GetEntry, Invalidate,
+    Abandon, Acquire, Acquired, DEFAULT_HOLD, Decoded, Fill, FirstOp, Get, GetEntry, Invalidate,
     InvalidateTag, Prepared, Set, WaitDone, Woken, another_type, decode_entry, entry_key, id_of,
 };
 use super::waker::CacheWaker;
@@ -33,6 +33,9 @@ pub struct CacheOptions {
     pub wait: Duration,
     /// See [`Invalidate::hold`]. Default 250 ms.
     pub hold: Duration,
+    /// What the first round trip of [`Cache::get_or_load`] sends: see
+    /// [`FirstRead`]. Default [`FirstRead::Lease`].
+    pub first_read: FirstRead,
 }
 
 impl Default for CacheOptions {
@@ -41,8 +44,40 @@ impl Default for CacheOptions {
             lease: Duration::from_secs(5),
             wait: Duration::from_secs(5),
             hold: DEFAULT_HOLD,
+            first_read: FirstRead::Lease,
         }
     }
+}
+
+/// The first round trip of a cache-aside read ([`Cache::get_or_load`],
+/// [`Cache::get_or_load_async`]): a trade between the cost of a hit and the
+/// round trips of a miss. Both are stampede-safe: a miss fills under the
+/// cross-process lease either way, and the caches of both choices share
+/// entries and leases.
+///
+/// | choice | hit | miss (you load) |
+/// |---|---|---|
+/// | [`Lease`](FirstRead::Lease) | 1 round trip, a script call | 2: get-or-lease, fill |
+/// | [`Get`](FirstRead::Get) | 1 round trip, a plain `GET` | 3: `GET`, take the lease, fill |
+///
+/// A script call costs the server more than a `GET` (on a loopback server
+/// short of CPU a hit through the script ran at about half the speed of a
+/// `GET`); over a real network the round trip dominates and the script's
+/// extra server time matters little. Pick `Get` for read-mostly keys whose
+/// hits matter most, served near the server; keep `Lease` when misses are
+/// common or each round trip is expensive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum FirstRead {
+    /// The `acquire` script as "get or lease": the entry when it is there,
+    /// else the fill lease taken (or who holds it). A hit is one script
+    /// call, a miss two round trips.
+    #[default]
+    Lease,
+    /// A plain `GET`: a hit costs what a hand-written `GET` does; a miss
+    /// then takes the lease with the `acquire` script in a second round trip
+    /// and fills in a third.
+    Get,
 }
 
 impl CacheOptions {
@@ -59,6 +94,11 @@ impl CacheOptions {
     /// Sets [`CacheOptions::hold`].
     pub fn hold(mut self, hold: Duration) -> Self {
         self.hold = hold;
+        self
+    }
+    /// Sets [`CacheOptions::first_read`].
+    pub fn first_read(mut self, first_read: FirstRead) -> Self {
+        self.first_read = first_read;
         self
     }
 }
@@ -244,7 +284,9 @@ where
     /// Round trips: a local-cache hit none; a hit one (the `acquire` script
     /// as "get or lease": the entry, or the fill lease taken); a miss two,
     /// that script, then the `fill` script (plus one `tag_add` per tag,
-    /// pipelined) after the loader; a caller that waits for another
+    /// pipelined) after the loader. With [`FirstRead::Get`] (see
+    /// [`CacheOptions::first_read`]) a hit is one plain `GET` and a miss
+    /// three: the `GET`, the `acquire` script, the fill. A caller that waits for another
     /// process adds, with a [`CacheWaker`], one `XREAD` and `EXISTS` after
     /// subscribing, one per message and one per 500 ms, and without one
     /// non-blocking `XREAD` polls (2 ms apart at first, then doubling to
@@ -286,7 +328,7 @@ where
         // The hit path runs straight, outside the loader state machine.
         let key = entry_key(T::SCHEMA, self.ns.as_ref(), &id);
         let token = token();
-        let first = self.get_or_lease(&key, &token).run(con)?;
+        let first = self.first_read(&key, &token).run(con)?;
         if let Acquired::Hit(raw) = &first
             && let Decoded::Found(f) = decode_entry::<T>(&key, raw, now_ms())?
             && !needs_refresh(&f)
@@ -402,7 +444,7 @@ where
             Some(first) => (first.token, first.got),
             None => {
                 let token = token();
-                let got = io.run(self.get_or_lease(&key, &token)).await?;
+                let got = io.run(self.first_read(&key, &token)).await?;
                 (token, got)
             }
         };
@@ -452,14 +494,19 @@ where
         r
     }
 
-    /// The first round trip of a read: the entry, or its fill lease taken
-    /// with `token` (see [`Acquire`]).
-    fn get_or_lease(&self, key: &str, token: &str) -> Acquire {
-        Acquire {
-            key: key.to_owned(),
-            token: token.to_owned(),
-            lease: self.opts.lease,
-            force: false,
+    /// The first round trip of a read, as [`CacheOptions::first_read`]
+    /// says: the entry, or its fill lease taken with `token` (see
+    /// [`Acquire`]); or the entry by a plain `GET` (the lease is then taken
+    /// by [`Cache::miss`]).
+    fn first_read(&self, key: &str, token: &str) -> FirstOp {
+        match self.opts.first_read {
+            FirstRead::Lease => FirstOp::Lease(Acquire {
+                key: key.to_owned(),
+                token: token.to_owned(),
+                lease: self.opts.lease,
+                force: false,
+            }),
+            FirstRead::Get => FirstOp::Get(key.to_owned()),
         }
     }
 
@@ -503,7 +550,8 @@ where
 
     /// A miss: `start` is what the first round trip learned (with the token
     /// it sent), `None` for an entry that is there but unusable (the lease
-    /// is then taken over it).
+    /// is then taken over it). After a plain `GET` ([`Acquired::Absent`])
+    /// the lease is taken here, in the second round trip.
     async fn miss<I, L>(
         &self,
         io: &mut I,
@@ -536,6 +584,8 @@ where
                     Decoded::Found(f) => return Ok(f.value),
                     Decoded::Miss => force = true,
                 },
+                // The first read was a plain `GET`: take the lease now.
+                Acquired::Absent => {}
                 Acquired::Leader => return self.load_and_fill(io, key, token, loader).await,
                 Acquired::Hold => return load_only(loader).await,
                 Acquired::Busy => match self.wait(io, key).await? {

@@ -140,7 +140,7 @@ pub use self::behind::{
     QueuedWrite, Shutdown, ShutdownTrigger, WorkerStats, WriteBehind, WriteBehindWorker, shutdown,
 };
 pub use self::event::CacheInvalidations;
-pub use self::handle::{Cache, CacheOptions};
+pub use self::handle::{Cache, CacheOptions, FirstRead};
 pub use self::local::{LocalCache, LocalCacheOptions, LocalStats};
 pub use self::ops::{DEFAULT_HOLD, Found, Get, GetEntry, Invalidate, InvalidateTag, Set};
 pub use self::pattern::{KeyPattern, invalidate_pattern, invalidate_pattern_async};

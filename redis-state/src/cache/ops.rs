@@ -753,6 +753,9 @@ pub(super) enum Acquired {
     Hold,
     /// The entry key holds another Redis type (see [`another_type`]).
     Foreign,
+    /// Nothing is stored and no lease was asked for: the answer of a plain
+    /// `GET` as the first read ([`FirstOp::Get`]).
+    Absent,
 }
 
 pub(super) struct Acquire {
@@ -784,6 +787,42 @@ impl Operation for Acquire {
             [Value::Int(3)] => Acquired::Hold,
             [Value::Int(4)] => Acquired::Foreign,
             _ => return Err(Error::unexpected("the acquire script", &v)),
+        }))
+    }
+}
+
+/// The first round trip of a cache-aside read, as the cache's
+/// `FirstRead` says: the `acquire` script as get-or-lease, or a plain `GET`
+/// of the entry (answered as `Hit`, `Absent` or `Foreign`).
+pub(super) enum FirstOp {
+    Lease(Acquire),
+    Get(String),
+}
+
+impl Operation for FirstOp {
+    type Output = Acquired;
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        match self {
+            FirstOp::Lease(acquire) => acquire.prepare(plan),
+            FirstOp::Get(key) => {
+                plan.cmd("GET", &*key);
+                Ok(())
+            }
+        }
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Acquired>> {
+        let key = match self {
+            FirstOp::Lease(acquire) => return acquire.complete(replies),
+            FirstOp::Get(key) => key,
+        };
+        Ok(Step::Done(match replies.next_raw()? {
+            Value::Nil => Acquired::Absent,
+            Value::BulkString(b) => Acquired::Hit(b),
+            Value::ServerError(e) if e.code() == "WRONGTYPE" => Acquired::Foreign,
+            Value::ServerError(e) => {
+                return Err(Error::server("GET".to_owned(), vec![key.clone()], e));
+            }
+            other => return Err(Error::unexpected("GET of a cache entry", &other)),
         }))
     }
 }
