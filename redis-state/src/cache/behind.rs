@@ -10,7 +10,7 @@
 //! and replication settings.)
 //!
 //! On one server (a standalone connection: see
-//! [`SyncExecutor::is_one_server`](crate::exec::SyncExecutor::is_one_server)),
+//! [`SyncExecutor::is_one_server`]),
 //! or on a Cluster when the stream and the entry share a slot, both happen
 //! in one script, one round trip, atomically: a refused append (the stream
 //! full, out of memory, a key of another type) stores nothing.

@@ -497,7 +497,7 @@ where
     /// The first round trip of a read, as [`CacheOptions::first_read`]
     /// says: the entry, or its fill lease taken with `token` (see
     /// [`Acquire`]); or the entry by a plain `GET` (the lease is then taken
-    /// by [`Cache::miss`]).
+    /// by the miss).
     fn first_read(&self, key: &str, token: &str) -> FirstOp {
         match self.opts.first_read {
             FirstRead::Lease => FirstOp::Lease(Acquire {
