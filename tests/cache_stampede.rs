@@ -3,7 +3,9 @@
 //! binary run again), make exactly one loader call. The loader counts its
 //! calls in Redis, so both processes' calls are counted.
 //!
-//! Standalone and Cluster, blocking threads and async tasks.
+//! Standalone and Cluster, blocking threads and async tasks; with the
+//! default first read (get-or-lease), with `FirstRead::Get` in both
+//! processes, and with one of each.
 
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,7 +13,7 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use redis::Commands;
-use redis_state::cache::{Cache, CacheOptions};
+use redis_state::cache::{Cache, CacheOptions, FirstRead};
 use redis_state::prelude::*;
 use redis_state::testing::{shared_cluster, shared_server, unique_prefix};
 use serde::{Deserialize, Serialize};
@@ -29,6 +31,7 @@ const LOAD_TIME: Duration = Duration::from_millis(400);
 const ENV_URLS: &str = "REDIS_STATE_STAMPEDE_URLS";
 const ENV_NS: &str = "REDIS_STATE_STAMPEDE_NS";
 const ENV_MODE: &str = "REDIS_STATE_STAMPEDE_MODE";
+const ENV_FIRST: &str = "REDIS_STATE_STAMPEDE_FIRST";
 
 #[derive(Clone)]
 struct Side {
@@ -36,6 +39,7 @@ struct Side {
     cluster: bool,
     asynchronous: bool,
     ns: Namespace,
+    first_read: FirstRead,
 }
 
 impl Side {
@@ -124,9 +128,11 @@ impl Side {
     /// Starts `PER_PROCESS` callers that wait for `release`, then all miss
     /// key 1 at once. Returns how many got the right value.
     fn run(&self, release: impl FnOnce()) -> usize {
-        let cache = Cache::<Expensive>::new()
-            .namespace(&self.ns)
-            .options(CacheOptions::default().wait(Duration::from_secs(20)));
+        let cache = Cache::<Expensive>::new().namespace(&self.ns).options(
+            CacheOptions::default()
+                .wait(Duration::from_secs(20))
+                .first_read(self.first_read),
+        );
         let ok = Arc::new(AtomicUsize::new(0));
         let expected = Some(Expensive { id: 1, answer: 42 });
         if self.asynchronous {
@@ -236,10 +242,11 @@ impl Side {
 #[test]
 #[ignore = "helper: the stampede tests run it in a child process"]
 fn stampede_child() {
-    let (Ok(urls), Ok(ns), Ok(mode)) = (
+    let (Ok(urls), Ok(ns), Ok(mode), Ok(first)) = (
         std::env::var(ENV_URLS),
         std::env::var(ENV_NS),
         std::env::var(ENV_MODE),
+        std::env::var(ENV_FIRST),
     ) else {
         return;
     };
@@ -249,6 +256,11 @@ fn stampede_child() {
         urls,
         asynchronous: mode == "async",
         ns: Namespace::new(ns).unwrap(),
+        first_read: if first == "get" {
+            FirstRead::Get
+        } else {
+            FirstRead::Lease
+        },
     };
     let ok = side.run(|| {
         side.push("ready");
@@ -257,7 +269,13 @@ fn stampede_child() {
     side.incr("ok", ok);
 }
 
+/// The stampede with the first read `here` in this process and `there` in
+/// the child.
 fn stampede(cluster: bool, asynchronous: bool) {
+    stampede_with(cluster, asynchronous, FirstRead::Lease, FirstRead::Lease);
+}
+
+fn stampede_with(cluster: bool, asynchronous: bool, here: FirstRead, there: FirstRead) {
     let urls = if cluster {
         shared_cluster().urls()
     } else {
@@ -268,12 +286,21 @@ fn stampede(cluster: bool, asynchronous: bool) {
         cluster,
         asynchronous,
         ns: Namespace::new(unique_prefix("stampede")).unwrap(),
+        first_read: here,
     };
     let child = Command::new(std::env::current_exe().unwrap())
         .args(["stampede_child", "--exact", "--ignored", "--test-threads=1"])
         .env(ENV_URLS, urls.join(","))
         .env(ENV_NS, side.ns.as_str())
         .env(ENV_MODE, if asynchronous { "async" } else { "sync" })
+        .env(
+            ENV_FIRST,
+            if there == FirstRead::Get {
+                "get"
+            } else {
+                "lease"
+            },
+        )
         .spawn()
         .unwrap();
     let ok_here = side.run(|| {
@@ -327,4 +354,21 @@ fn stampede_cluster_sync() {
 #[test]
 fn stampede_cluster_async() {
     stampede(true, true);
+}
+
+#[test]
+fn stampede_standalone_sync_get_first() {
+    stampede_with(false, false, FirstRead::Get, FirstRead::Get);
+}
+
+#[test]
+fn stampede_cluster_async_get_first() {
+    stampede_with(true, true, FirstRead::Get, FirstRead::Get);
+}
+
+/// One process reads with a plain `GET` first, the other with
+/// get-or-lease: they share the lease, so still one load.
+#[test]
+fn stampede_standalone_async_mixed_first_reads() {
+    stampede_with(false, true, FirstRead::Lease, FirstRead::Get);
 }

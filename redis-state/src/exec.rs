@@ -73,6 +73,15 @@ use crate::script::Script;
 pub trait SyncExecutor {
     /// Sends the plan and returns one reply per command.
     fn execute(&mut self, plan: Plan) -> Result<Vec<Value>>;
+
+    /// Whether every command goes to one server (a standalone connection),
+    /// so that one script may touch keys of several Cluster slots. `false`,
+    /// the safe answer, unless the executor knows: `true` for
+    /// `redis::Connection`, `MultiplexedConnection`, `ConnectionManager`
+    /// and [`OneServer`]; wrappers ([`Forward`]) ask what they wrap.
+    fn is_one_server(&self) -> bool {
+        false
+    }
 }
 
 /// An async connection that can run a [`Plan`]: `MultiplexedConnection`,
@@ -90,6 +99,16 @@ pub trait SyncExecutor {
 pub trait AsyncExecutor: Send {
     /// Sends the plan and returns one reply per command.
     fn execute_async(&mut self, plan: Plan) -> impl Future<Output = Result<Vec<Value>>> + Send;
+
+    /// Whether every command goes to one server (a standalone connection); see
+    /// [`SyncExecutor::is_one_server`],
+    /// so that one script may touch keys of several Cluster slots. `false`,
+    /// the safe answer, unless the executor knows: `true` for
+    /// `redis::Connection`, `MultiplexedConnection`, `ConnectionManager`
+    /// and [`OneServer`]; wrappers ([`Forward`]) ask what they wrap.
+    fn is_one_server(&self) -> bool {
+        false
+    }
 
     /// An owned handle on the same connection, for clean-up that must
     /// outlive a borrow of it (a lock acquisition whose future was dropped
@@ -154,6 +173,10 @@ impl AsyncExecutor for DedicatedConnection {
 
     fn is_exclusive(&self) -> bool {
         true
+    }
+
+    fn is_one_server(&self) -> bool {
+        self.0.is_one_server()
     }
 }
 
@@ -222,6 +245,13 @@ impl AsyncExecutor for Detached {
 
     fn detached(&self) -> Option<Detached> {
         Some(self.clone())
+    }
+
+    fn is_one_server(&self) -> bool {
+        matches!(
+            self.0,
+            DetachedCon::Multiplexed(_) | DetachedCon::Manager(_)
+        )
     }
 }
 
@@ -390,11 +420,19 @@ impl SyncExecutor for redis::Connection {
     fn execute(&mut self, plan: Plan) -> Result<Vec<Value>> {
         execute_one_server(self, plan.commands)
     }
+
+    fn is_one_server(&self) -> bool {
+        true
+    }
 }
 
 impl<C: redis::ConnectionLike> SyncExecutor for OneServer<C> {
     fn execute(&mut self, plan: Plan) -> Result<Vec<Value>> {
         execute_one_server(&mut self.0, plan.commands)
+    }
+
+    fn is_one_server(&self) -> bool {
+        true
     }
 }
 
@@ -415,6 +453,10 @@ where
 {
     fn execute(&mut self, plan: Plan) -> Result<Vec<Value>> {
         (**self).execute(plan)
+    }
+
+    fn is_one_server(&self) -> bool {
+        (**self).is_one_server()
     }
 }
 
@@ -646,6 +688,10 @@ impl AsyncExecutor for redis::aio::MultiplexedConnection {
     fn detached(&self) -> Option<Detached> {
         Some(Detached(DetachedCon::Multiplexed(self.clone())))
     }
+
+    fn is_one_server(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(feature = "async")]
@@ -657,6 +703,10 @@ impl AsyncExecutor for redis::aio::ConnectionManager {
 
     fn detached(&self) -> Option<Detached> {
         Some(Detached(DetachedCon::Manager(self.clone())))
+    }
+
+    fn is_one_server(&self) -> bool {
+        true
     }
 }
 
@@ -681,6 +731,10 @@ impl<C: redis::aio::ConnectionLike + Send> AsyncExecutor for OneServer<C> {
     fn execute_async(&mut self, plan: Plan) -> impl Future<Output = Result<Vec<Value>>> + Send {
         execute_one_server_async(&mut self.0, plan.commands)
     }
+
+    fn is_one_server(&self) -> bool {
+        true
+    }
 }
 
 impl<W: Forward + Send + ?Sized> AsyncExecutor for W
@@ -697,6 +751,10 @@ where
 
     fn is_exclusive(&self) -> bool {
         (**self).is_exclusive()
+    }
+
+    fn is_one_server(&self) -> bool {
+        (**self).is_one_server()
     }
 }
 

@@ -269,6 +269,10 @@ pub struct Plan {
     /// Set for the writes between `MULTI` and `EXEC`: they get no second
     /// round, so operations that may ask for one decide in this one.
     pub(crate) single_round: bool,
+    /// Set when the executor sends every command to one server (see
+    /// [`SyncExecutor::is_one_server`]): a script may then touch keys of
+    /// several Cluster slots.
+    pub(crate) one_server: bool,
 }
 
 impl Plan {
@@ -375,6 +379,36 @@ impl Plan {
         keys: &[K],
     ) -> Result<&mut Cmd> {
         self.script_sized(script, keys, 0, 0)
+    }
+
+    /// Whether one script may take `keys`: they share a Cluster slot, or
+    /// the plan goes to one server (see [`Plan::script_on_one_server`]).
+    pub(crate) fn fits_one_script<K: AsRef<[u8]>>(&self, keys: &[K]) -> bool {
+        self.one_server || common_slot("", keys).is_ok()
+    }
+
+    /// [`Plan::script`] for a plan known to go to one server
+    /// ([`SyncExecutor::is_one_server`]), where the keys may lie in several
+    /// Cluster slots; `None` (nothing written) when the plan may be routed
+    /// by slot and the keys do not share one. The caller then takes another
+    /// way (such as two round trips).
+    pub(crate) fn script_on_one_server<K: AsRef<[u8]>>(
+        &mut self,
+        script: &'static Script,
+        keys: &[K],
+    ) -> Option<&mut Cmd> {
+        let slot = match common_slot(script.name(), keys) {
+            Ok(slot) => slot,
+            Err(_) if self.one_server => keys.first().map(|k| key_slot(k.as_ref())),
+            Err(_) => return None,
+        };
+        let mut cmd = Cmd::new();
+        cmd.arg("EVALSHA").arg(script.sha()).arg(keys.len());
+        for k in keys {
+            cmd.arg(k.as_ref());
+        }
+        let count = keys.len();
+        Some(self.push(cmd, slot, Some(script), KeyArgs { start: 3, count }))
     }
 
     /// [`Plan::script`] with room for `args` arguments of `bytes` bytes in
@@ -746,6 +780,7 @@ pub trait Operation {
 /// How [`rounds`] sends a plan: the one place the two executors differ.
 trait Sender {
     fn send(&mut self, plan: Plan) -> impl Future<Output = Result<Vec<Value>>> + Send;
+    fn one_server(&self) -> bool;
 }
 
 /// A blocking executor: the reply is there when `send` returns.
@@ -755,6 +790,9 @@ impl<C: SyncExecutor + ?Sized> Sender for Blocking<'_, C> {
     fn send(&mut self, plan: Plan) -> impl Future<Output = Result<Vec<Value>>> + Send {
         std::future::ready(self.0.execute(plan))
     }
+    fn one_server(&self) -> bool {
+        self.0.is_one_server()
+    }
 }
 
 /// An async executor.
@@ -763,6 +801,9 @@ struct Awaiting<'c, C: ?Sized>(&'c mut C);
 impl<C: AsyncExecutor + ?Sized> Sender for Awaiting<'_, C> {
     fn send(&mut self, plan: Plan) -> impl Future<Output = Result<Vec<Value>>> + Send {
         self.0.execute_async(plan)
+    }
+    fn one_server(&self) -> bool {
+        self.0.is_one_server()
     }
 }
 
@@ -815,6 +856,7 @@ async fn rounds_counted<O: Operation, S: Sender>(
 ) -> Result<O::Output> {
     for _ in 0..MAX_ROUNDS {
         let mut plan = Plan::new();
+        plan.one_server = con.one_server();
         op.prepare(&mut plan)?;
         let empty = plan.is_empty();
         let sites = plan.sites();

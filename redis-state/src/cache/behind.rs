@@ -3,27 +3,35 @@
 //!
 //! # Delivery is at-least-once
 //!
-//! [`Cache::write_behind`] `XADD`s the write to the type's stream, and only
-//! once that succeeded writes the entry: two round trips. Once it returns,
-//! the write is in Redis, not in process memory, and survives a crash of the
-//! writer. (Like every Redis write, it is as durable as the server's
-//! persistence and replication settings.)
+//! [`Cache::write_behind`] appends the write to the type's stream and, only
+//! once the stream took it, writes the entry. Once it returns, the write is
+//! in Redis, not in process memory, and survives a crash of the writer.
+//! (Like every Redis write, it is as durable as the server's persistence
+//! and replication settings.)
 //!
-//! The two cannot share a pipeline: a pipeline is not atomic, and on a
-//! Cluster the queue and the entry live in different slots, sent
-//! concurrently. A refused `XADD` (out of memory, a failing node, a key of
-//! another type) would still let the entry be written, and the cache would
-//! serve a value the source of truth never gets. In two rounds, a refused
-//! `XADD` returns its error and writes nothing; a failure of the second
-//! round leaves a queued write without an entry (a miss until the source
-//! has it). As a transaction's write, the `XADD` is queued between `MULTI`
-//! and `EXEC` and the entry is stored after a successful `EXEC` (see
-//! [`tx`](crate::tx)): the transaction decides whether the write is queued.
+//! On one server (a standalone connection: see
+//! [`SyncExecutor::is_one_server`]),
+//! or on a Cluster when the stream and the entry share a slot, both happen
+//! in one script, one round trip, atomically: a refused append (the stream
+//! full, out of memory, a key of another type) stores nothing.
+//!
+//! Otherwise, and for values with tags, it takes two round trips: on a
+//! Cluster the queue and the entry live in different slots, and a pipeline
+//! is neither atomic nor sent in order there. A refused `XADD` would still
+//! let the entry be written, and the cache would serve a value the source
+//! of truth never gets. So the `XADD` goes alone, and the entry follows only
+//! when it succeeded; a failure of the second round leaves a queued write
+//! without an entry (a miss until the source has it). As a transaction's
+//! write, the `XADD` is queued between `MULTI` and `EXEC` and the entry is
+//! stored after a successful `EXEC` (see [`tx`](crate::tx)): the
+//! transaction decides whether the write is queued.
 //!
 //! The stream is bounded: [`WriteBehind::max_queued`] (one million writes
-//! by default) with an explicit policy, error: a write that finds it full
-//! fails with [`Error::StreamFull`] and caches nothing (the `XADD` is a
-//! script that checks `XLEN` first).
+//! by default) with an explicit policy. **Error**: a write that finds it
+//! full fails with [`Error::StreamFull`] and caches nothing (the append is
+//! a script that checks `XLEN` first). **Wait**
+//! ([`Cache::write_behind_waiting`]): the write waits, bounded, for the
+//! workers to make room, then fails the same way.
 //!
 //! Workers run the [stream consumer](crate::stream::Consumer) loop, written
 //! once for every stream: they read the stream as a consumer group
@@ -76,12 +84,14 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use super::handle::Cache;
-use super::ops::{Set, id_of};
-use super::{Cached, CachedKeyed};
+use super::ops::{DONE_STREAM_MS, Encoded, Set, complete_tags, id_of, push_store, push_tags};
+use super::{Cached, CachedKeyed, companion};
+use crate::driver::{Async, Blocking, Deadline, Io, block_on};
 use crate::error::{Error, Result};
-use crate::exec::AsyncExecutor;
+use crate::exec::{AsyncExecutor, SyncExecutor};
 use crate::keys::{IdBuf, IdValue, Namespace};
 use crate::op::{Operation, Plan, Replies, Step};
+use crate::script::Script;
 use crate::stream::{
     Consumer, ConsumerOptions, Delivery, EventCodec, RawFields, Retention, Stream,
 };
@@ -106,22 +116,34 @@ pub fn dead_letter_key<T: Cached>(ns: Option<&Namespace>) -> String {
 // ---------------------------------------------------------------------------
 // Enqueue
 
-/// Queues a source write, then writes the entry; see
+/// Queues a source write and writes the entry; see
 /// [`Cache::write_behind`]. The output is the stream entry id.
 ///
-/// Two round trips: the `XADD` alone, then, only when it succeeded, the
-/// entry. A pipeline is not atomic (and on a Cluster the queue and the entry
-/// live on different slots, sent concurrently), so the entry cannot ride
-/// with the `XADD`: a refused `XADD` would leave an entry the source never
-/// gets.
+/// One round trip on one server, or on a Cluster when the queue and the
+/// entry share a slot: the `behind` script appends to the bounded queue
+/// and, only when the queue took the write, stores the entry, atomically.
+/// Otherwise (a Cluster, where they live in different slots and a pipeline
+/// is neither atomic nor sent in order, or a value with tags) two: the
+/// `XADD` alone, then, only when it succeeded, the entry.
 pub struct WriteBehind<T: Cached> {
-    /// The entry's store, planned in the second round.
+    /// The entry's value, until the first round takes it.
     set: Set<T>,
-    /// The stream entry id, once the `XADD` succeeded.
+    /// The entry's key and encoded value, for a second round.
+    store: Option<(String, Encoded)>,
+    /// The queue stream's key.
+    stream: String,
+    /// How the first round was planned.
+    one_step: bool,
+    /// The stream entry id, once the `XADD` succeeded (two rounds).
     queued: Option<String>,
+    /// Tag sets written in the last round.
+    ntags: usize,
     /// The bound of the stream; see [`WriteBehind::max_queued`].
     max_queued: u64,
 }
+
+/// Queues a write and stores its entry, atomically; see `lua/behind.lua`.
+static BEHIND: Script = Script::new("redis_state.cache.behind", include_str!("lua/behind.lua"));
 
 /// The default bound of a write-behind stream: [`WriteBehind::max_queued`].
 pub const DEFAULT_MAX_QUEUED: u64 = 1_000_000;
@@ -131,8 +153,9 @@ impl<T: Cached> WriteBehind<T> {
     /// [`DEFAULT_MAX_QUEUED`], at least 1). The policy is **error**: a write
     /// that finds the stream full fails with [`Error::StreamFull`] and
     /// caches nothing; the caller decides to wait and retry, shed, or write
-    /// through. Nothing is ever trimmed: a queued write is never dropped.
-    /// The depth is [`WriteBehindWorker::depth`].
+    /// through. For the **wait** policy see
+    /// [`Cache::write_behind_waiting`]. Nothing is ever trimmed: a queued
+    /// write is never dropped. The depth is [`WriteBehindWorker::depth`].
     pub fn max_queued(mut self, n: u64) -> Self {
         self.max_queued = n.max(1);
         self
@@ -155,36 +178,70 @@ impl<T: Cached> Operation for WriteBehind<T> {
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
         if self.queued.is_some() {
             // Second round: the queued write is in Redis, now the entry.
-            return self.set.prepare_store(plan, CONTEXT);
+            let Some((key, enc)) = &self.store else {
+                return Err(prepared_twice());
+            };
+            push_store(plan, key, enc)?;
+            push_tags(plan, key, enc)?;
+            self.ntags = enc.tags.len();
+            return Ok(());
         }
-        let stream = stream_key::<T>(self.set.ns());
+        self.stream = stream_key::<T>(self.set.ns());
         let id = self.set.id().joined().to_owned();
-        let (key, payload) = self.set.queued_write(CONTEXT)?;
-        plan.script(&crate::stream::ADD_CAPPED, &[&stream])?
-            .arg(self.max_queued)
-            .arg("id")
+        let payload = self.set.queued_write(CONTEXT)?.1.to_vec();
+        let (key, enc) = self.set.take_encoded(CONTEXT)?;
+        let lease = companion(&key, "lease");
+        let done = companion(&key, "done");
+        let keys = [self.stream.as_str(), &key, &lease, &done];
+        self.one_step = enc.tags.is_empty() && plan.fits_one_script(&keys);
+        let cmd = if self.one_step {
+            let Some(cmd) = plan.script_on_one_server(&BEHIND, &keys) else {
+                return Err(prepared_twice());
+            };
+            cmd.arg(self.max_queued)
+                .arg(&enc.bytes[..])
+                .arg(enc.px)
+                .arg(DONE_STREAM_MS);
+            cmd
+        } else {
+            let cmd = plan.script(&crate::stream::ADD_CAPPED, &[&self.stream])?;
+            cmd.arg(self.max_queued);
+            cmd
+        };
+        cmd.arg("id")
             .arg(id)
             .arg("key")
-            .arg(key)
+            .arg(&key)
             .arg("v")
             .arg(payload);
+        self.store = Some((key, enc));
         Ok(())
     }
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<String>> {
+        if self.one_step {
+            // A refused append (a full queue) stored nothing.
+            return crate::stream::added(replies.next_raw()?, &self.stream).map(Step::Done);
+        }
         match self.queued.take() {
             None => {
                 // A refused XADD ends the operation here: nothing is cached.
-                self.queued = Some(crate::stream::added(
-                    replies.next_raw()?,
-                    &stream_key::<T>(self.set.ns()),
-                )?);
+                self.queued = Some(crate::stream::added(replies.next_raw()?, &self.stream)?);
                 Ok(Step::Again)
             }
             Some(entry_id) => {
-                self.set.complete(replies)?;
+                replies.next_value()?;
+                complete_tags(replies, self.ntags)?;
                 Ok(Step::Done(entry_id))
             }
         }
+    }
+}
+
+/// The second round found nothing to store: a bug, reported, not a panic.
+fn prepared_twice() -> Error {
+    Error::UnexpectedReply {
+        context: CONTEXT,
+        found: "a write-behind planned twice".to_owned(),
     }
 }
 
@@ -193,9 +250,11 @@ where
     T: Cached + Clone + Send + Sync + 'static,
 {
     /// Write-behind: queues the write to the source of truth in the type's
-    /// stream, then stores `value` in the cache. Two round trips: the
-    /// `XADD`, then (only when it succeeded) the `store` script and one
-    /// `tag_add` per tag; a refused `XADD` returns its error and caches
+    /// stream and stores `value` in the cache. One round trip on one
+    /// server (the `behind` script: the append, then the entry, atomically);
+    /// on a Cluster, or for a value with tags, two: the capped `XADD`, then
+    /// (only when it succeeded) the `store` script and one `tag_add` per
+    /// tag. Either way a refused append returns its error and caches
     /// nothing (see the [module docs](self)). A [`WriteBehindWorker`]
     /// performs the source write later, at least once.
     pub fn write_behind<Q: IdValue + ?Sized>(&self, id: &Q, value: &T) -> WriteBehind<T>
@@ -215,10 +274,80 @@ where
         self.queued(id, value)
     }
 
+    /// Write-behind with the **wait** policy for a full queue: as
+    /// [`Cache::write_behind`] with [`WriteBehind::max_queued`]`(max_queued)`,
+    /// but a write that finds the queue full waits for room (the workers
+    /// draining it) for at most `wait`, retrying 2 ms apart at first, the
+    /// pause doubling to 50 ms; after `wait` it fails with
+    /// [`Error::StreamFull`] and caches nothing. Each try is one write-behind
+    /// (one round trip on one server); nothing is trimmed or dropped.
+    pub fn write_behind_waiting<Q, C>(
+        &self,
+        con: &mut C,
+        id: &Q,
+        value: &T,
+        max_queued: u64,
+        wait: Duration,
+    ) -> Result<String>
+    where
+        Q: IdValue + ?Sized,
+        T::Id: std::borrow::Borrow<Q>,
+        C: SyncExecutor + ?Sized,
+    {
+        let id = id_of(id);
+        block_on(self.queue_waiting(&mut Blocking::new(con), id, value, max_queued, wait))
+    }
+
+    /// [`Cache::write_behind_waiting`] on an async connection.
+    pub async fn write_behind_waiting_async<Q, C>(
+        &self,
+        con: &mut C,
+        id: &Q,
+        value: &T,
+        max_queued: u64,
+        wait: Duration,
+    ) -> Result<String>
+    where
+        Q: IdValue + ?Sized,
+        T::Id: std::borrow::Borrow<Q>,
+        C: AsyncExecutor + ?Sized,
+    {
+        let id = id_of(id);
+        self.queue_waiting(&mut Async::new(con), id, value, max_queued, wait)
+            .await
+    }
+
+    /// The wait policy, once for both callers: bounded by `wait`.
+    async fn queue_waiting<I: Io>(
+        &self,
+        io: &mut I,
+        id: IdBuf,
+        value: &T,
+        max_queued: u64,
+        wait: Duration,
+    ) -> Result<String> {
+        let deadline = Deadline::after(wait);
+        let mut pause = Duration::from_millis(2);
+        loop {
+            let op = self.queued(id.clone(), value).max_queued(max_queued);
+            match io.run(op).await {
+                Err(Error::StreamFull { .. }) if !deadline.is_over() => {
+                    io.sleep(deadline.cap(pause)).await;
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                other => return other,
+            }
+        }
+    }
+
     fn queued(&self, id: IdBuf, value: &T) -> WriteBehind<T> {
         WriteBehind {
             set: Set::new(id, Some(value), 0).in_namespace(self.namespace_ref().cloned()),
+            store: None,
+            stream: String::new(),
+            one_step: false,
             queued: None,
+            ntags: 0,
             max_queued: DEFAULT_MAX_QUEUED,
         }
     }

@@ -9,9 +9,8 @@ use super::entry::{now_ms, xfetch};
 use super::flight::{Flights, Joined, Outcome};
 use super::local::LocalCache;
 use super::ops::{
-    Abandon, Acquire, Acquired, DEFAULT_HOLD, Decoded, Fill, Get, GetEntry, Invalidate,
-    InvalidateTag, Prepared, Set, WaitDone, Woken, decode_entry, decode_get_reply, entry_key,
-    id_of,
+    Abandon, Acquire, Acquired, DEFAULT_HOLD, Decoded, Fill, FirstOp, Get, GetEntry, Invalidate,
+    InvalidateTag, Prepared, Set, WaitDone, Woken, another_type, decode_entry, entry_key, id_of,
 };
 use super::waker::CacheWaker;
 use super::{Cached, CachedKeyed, Tag, companion};
@@ -19,7 +18,7 @@ use crate::driver::{self, Async, Blocking, Deadline, Io, block_on};
 use crate::error::{Error, Result};
 use crate::exec::{AsyncExecutor, SyncExecutor};
 use crate::keys::{IdBuf, IdValue, Namespace};
-use crate::op::{Operation, Plan, Replies, Step};
+use crate::op::Operation;
 
 /// How the fill protocol waits and holds.
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +33,9 @@ pub struct CacheOptions {
     pub wait: Duration,
     /// See [`Invalidate::hold`]. Default 250 ms.
     pub hold: Duration,
+    /// What the first round trip of [`Cache::get_or_load`] sends: see
+    /// [`FirstRead`]. Default [`FirstRead::Lease`].
+    pub first_read: FirstRead,
 }
 
 impl Default for CacheOptions {
@@ -42,8 +44,40 @@ impl Default for CacheOptions {
             lease: Duration::from_secs(5),
             wait: Duration::from_secs(5),
             hold: DEFAULT_HOLD,
+            first_read: FirstRead::Lease,
         }
     }
+}
+
+/// The first round trip of a cache-aside read ([`Cache::get_or_load`],
+/// [`Cache::get_or_load_async`]): a trade between the cost of a hit and the
+/// round trips of a miss. Both are stampede-safe: a miss fills under the
+/// cross-process lease either way, and the caches of both choices share
+/// entries and leases.
+///
+/// | choice | hit | miss (you load) |
+/// |---|---|---|
+/// | [`Lease`](FirstRead::Lease) | 1 round trip, a script call | 2: get-or-lease, fill |
+/// | [`Get`](FirstRead::Get) | 1 round trip, a plain `GET` | 3: `GET`, take the lease, fill |
+///
+/// A script call costs the server more than a `GET` (on a loopback server
+/// short of CPU a hit through the script ran at about half the speed of a
+/// `GET`); over a real network the round trip dominates and the script's
+/// extra server time matters little. Pick `Get` for read-mostly keys whose
+/// hits matter most, served near the server; keep `Lease` when misses are
+/// common or each round trip is expensive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum FirstRead {
+    /// The `acquire` script as "get or lease": the entry when it is there,
+    /// else the fill lease taken (or who holds it). A hit is one script
+    /// call, a miss two round trips.
+    #[default]
+    Lease,
+    /// A plain `GET`: a hit costs what a hand-written `GET` does; a miss
+    /// then takes the lease with the `acquire` script in a second round trip
+    /// and fills in a third.
+    Get,
 }
 
 impl CacheOptions {
@@ -60,6 +94,11 @@ impl CacheOptions {
     /// Sets [`CacheOptions::hold`].
     pub fn hold(mut self, hold: Duration) -> Self {
         self.hold = hold;
+        self
+    }
+    /// Sets [`CacheOptions::first_read`].
+    pub fn first_read(mut self, first_read: FirstRead) -> Self {
+        self.first_read = first_read;
         self
     }
 }
@@ -115,32 +154,6 @@ fn token() -> String {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// Reads a cache key raw (for the strategies, which decode themselves).
-struct GetRaw<T> {
-    key: String,
-    _t: std::marker::PhantomData<fn() -> T>,
-}
-
-impl<T> GetRaw<T> {
-    fn new(key: &str) -> Self {
-        GetRaw {
-            key: key.to_owned(),
-            _t: std::marker::PhantomData,
-        }
-    }
-}
-
-impl<T: Cached> Operation for GetRaw<T> {
-    type Output = Decoded<T>;
-    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
-        plan.cmd("GET", &self.key);
-        Ok(())
-    }
-    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Decoded<T>>> {
-        decode_get_reply::<T>(&self.key, replies.next_raw()?).map(Step::Done)
-    }
 }
 
 // `Decoded` holds a `T`, which is sent across awaits only when `T: Send`.
@@ -274,9 +287,12 @@ where
     /// cached; concurrent callers that waited for it get
     /// [`Error::LoadFailed`].
     ///
-    /// Round trips: a local-cache hit none; a hit one `GET`; a miss `GET`,
-    /// the `acquire` script, then the `fill` script (plus one `tag_add` per
-    /// tag, pipelined) after the loader; a caller that waits for another
+    /// Round trips: a local-cache hit none; a hit one (the `acquire` script
+    /// as "get or lease": the entry, or the fill lease taken); a miss two,
+    /// that script, then the `fill` script (plus one `tag_add` per tag,
+    /// pipelined) after the loader. With [`FirstRead::Get`] (see
+    /// [`CacheOptions::first_read`]) a hit is one plain `GET` and a miss
+    /// three: the `GET`, the `acquire` script, the fill. A caller that waits for another
     /// process adds, with a [`CacheWaker`], one `XREAD` and `EXISTS` after
     /// subscribing, one per message and one per 500 ms, and without one
     /// non-blocking `XREAD` polls (2 ms apart at first, then doubling to
@@ -317,17 +333,24 @@ where
         let id = id_of(id);
         // The hit path runs straight, outside the loader state machine.
         let key = entry_key(T::SCHEMA, self.ns.as_ref(), &id);
-        let first = GetRaw::<T>::new(&key).run(con)?;
-        let first = match first {
-            Decoded::Found(f) if !needs_refresh(&f) => return Ok(f.value),
-            other => other,
-        };
+        let token = token();
+        let first = self.first_read(&key, &token).run(con)?;
+        if let Acquired::Hit(raw) = &first
+            && let Decoded::Found(f) = decode_entry::<T>(&key, raw, now_ms())?
+            && !needs_refresh(&f)
+        {
+            return Ok(f.value);
+        }
         block_on(self.flow(
             &mut Blocking::new(con),
             id,
             move || std::future::ready(loader()),
             false,
-            Some((key, first)),
+            Some(First {
+                key,
+                token,
+                got: first,
+            }),
         ))
     }
 
@@ -403,15 +426,15 @@ where
         id: IdBuf,
         loader: L,
         use_local: bool,
-        first: Option<(String, Decoded<T>)>,
+        first: Option<First>,
     ) -> Result<Option<T>>
     where
         I: Io,
         L: Loader<T>,
     {
-        let (key, first) = match first {
-            Some((key, first)) => (key, Some(first)),
-            None => (entry_key(T::SCHEMA, self.ns.as_ref(), &id), None),
+        let key = match &first {
+            Some(first) => first.key.clone(),
+            None => entry_key(T::SCHEMA, self.ns.as_ref(), &id),
         };
         let local = self.local.as_ref().filter(|_| use_local);
         let ticket = match local {
@@ -423,36 +446,73 @@ where
             }
             None => None,
         };
-        let first = match first {
-            Some(first) => first,
-            None => io.run(GetRaw::<T>::new(&key)).await?,
-        };
-        let occupied = match first {
-            Decoded::Found(f) => {
-                if !needs_refresh(&f) {
-                    if let (Some(l), Some(t), Some(v)) = (local, ticket, &f.value) {
-                        l.complete(t, v.clone());
-                    }
-                    return Ok(f.value);
-                }
-                // Not kept locally: end the read before the refresh.
-                drop(ticket);
-                return self.refresh(io, &key, f.value, loader).await;
+        let (token, got) = match first {
+            Some(first) => (first.token, first.got),
+            None => {
+                let token = token();
+                let got = io.run(self.first_read(&key, &token)).await?;
+                (token, got)
             }
-            Decoded::Miss { occupied } => occupied,
+        };
+        let start = match got {
+            Acquired::Hit(raw) => match decode_entry::<T>(&key, &raw, now_ms())? {
+                Decoded::Found(f) => {
+                    if !needs_refresh(&f) {
+                        if let (Some(l), Some(t), Some(v)) = (local, ticket, &f.value) {
+                            l.complete(t, v.clone());
+                        }
+                        return Ok(f.value);
+                    }
+                    // Not kept locally: end the read before the refresh.
+                    drop(ticket);
+                    return self.refresh(io, &key, f.value, loader).await;
+                }
+                // An entry that does not decode: take the lease over it.
+                Decoded::Miss => None,
+            },
+            Acquired::Foreign => match another_type::<T>(&key)? {
+                Decoded::Found(f) => return Ok(f.value),
+                Decoded::Miss => None,
+            },
+            other => Some((token, other)),
         };
         // A miss is not kept locally (the next read keeps the filled value).
         drop(ticket);
-        match self.flights.join(&key) {
-            Joined::Follower(flight) => io
-                .wait(flight)
-                .await
-                .map_err(|message| Error::LoadFailed { key, message }),
-            Joined::Leader(guard) => {
-                let r = self.miss(io, &key, occupied, loader).await;
-                guard.finish(outcome(&r));
-                r
+        // This caller holds the cross-process lease: it loads whatever else
+        // this process does (a single-flight registered meanwhile by a
+        // caller that found the lease busy waits for this fill anyway).
+        // Otherwise concurrent callers of this process share one wait.
+        let holds_lease = matches!(start, Some((_, Acquired::Leader)));
+        let guard = match self.flights.join(&key) {
+            Joined::Leader(guard) => Some(guard),
+            Joined::Follower(_) if holds_lease => None,
+            Joined::Follower(flight) => {
+                return io
+                    .wait(flight)
+                    .await
+                    .map_err(|message| Error::LoadFailed { key, message });
             }
+        };
+        let r = self.miss(io, &key, start, loader).await;
+        if let Some(guard) = guard {
+            guard.finish(outcome(&r));
+        }
+        r
+    }
+
+    /// The first round trip of a read, as [`CacheOptions::first_read`]
+    /// says: the entry, or its fill lease taken with `token` (see
+    /// [`Acquire`]); or the entry by a plain `GET` (the lease is then taken
+    /// by the miss).
+    fn first_read(&self, key: &str, token: &str) -> FirstOp {
+        match self.opts.first_read {
+            FirstRead::Lease => FirstOp::Lease(Acquire {
+                key: key.to_owned(),
+                token: token.to_owned(),
+                lease: self.opts.lease,
+                force: false,
+            }),
+            FirstRead::Get => FirstOp::Get(key.to_owned()),
         }
     }
 
@@ -494,31 +554,50 @@ where
         r
     }
 
+    /// A miss: `start` is what the first round trip learned (with the token
+    /// it sent), `None` for an entry that is there but unusable (the lease
+    /// is then taken over it). After a plain `GET` ([`Acquired::Absent`])
+    /// the lease is taken here, in the second round trip.
     async fn miss<I, L>(
         &self,
         io: &mut I,
         key: &str,
-        occupied: bool,
+        start: Option<(String, Acquired)>,
         loader: L,
     ) -> Result<Option<T>>
     where
         I: Io,
         L: Loader<T>,
     {
-        let mut force = occupied;
-        for _ in 0..2 {
-            let token = token();
-            match self.acquire(io, key, &token, force).await? {
+        let mut force = start.is_none();
+        let mut next = start;
+        // The first answer, then at most two more tries of the lease.
+        for _ in 0..3 {
+            let (token, got) = match next.take() {
+                Some(given) => given,
+                None => {
+                    let token = token();
+                    let got = self.acquire(io, key, &token, force).await?;
+                    (token, got)
+                }
+            };
+            match got {
                 Acquired::Hit(raw) => match decode_entry::<T>(key, &raw, now_ms())? {
                     Decoded::Found(f) => return Ok(f.value),
-                    Decoded::Miss { .. } => force = true,
+                    Decoded::Miss => force = true,
                 },
+                Acquired::Foreign => match another_type::<T>(key)? {
+                    Decoded::Found(f) => return Ok(f.value),
+                    Decoded::Miss => force = true,
+                },
+                // The first read was a plain `GET`: take the lease now.
+                Acquired::Absent => {}
                 Acquired::Leader => return self.load_and_fill(io, key, token, loader).await,
                 Acquired::Hold => return load_only(loader).await,
                 Acquired::Busy => match self.wait(io, key).await? {
                     Some(Woken::Value(raw)) => match decode_entry::<T>(key, &raw, now_ms())? {
                         Decoded::Found(f) => return Ok(f.value),
-                        Decoded::Miss { .. } => force = true,
+                        Decoded::Miss => force = true,
                     },
                     Some(Woken::NotFound) => return Ok(None),
                     // An invalidation revoked the fill, or its holder is
@@ -642,6 +721,14 @@ where
         .await?;
         Ok(value)
     }
+}
+
+/// The first round trip of a blocking read, run before the procedure (so
+/// that a hit never enters it): the key, the token sent and the answer.
+struct First {
+    key: String,
+    token: String,
+    got: Acquired,
 }
 
 /// Gives up the lease of `key` after a failed load, so that waiters see

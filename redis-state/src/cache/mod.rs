@@ -68,7 +68,8 @@
 //! # Strategies
 //!
 //! * **Cache-aside**: [`Cache::get_or_load_async`] (async) and
-//!   [`Cache::get_or_load`]: a hit is one `GET`; a miss runs the
+//!   [`Cache::get_or_load`]: a hit is one round trip (the get-or-lease
+//!   script), a miss two (it, then the fill); a miss runs the
 //!   loader once across every caller and process (below), stores its value
 //!   (or "not found" with `negative_ttl`), and a loader error is returned,
 //!   never cached.
@@ -76,8 +77,9 @@
 //!   then the entry, in one call; nothing is cached when the source write
 //!   fails.
 //! * **Write-behind**: [`Cache::write_behind`] queues the source write in a
-//!   Redis stream, then writes the entry (two round trips: no entry is
-//!   written when the queue refuses the write); a [`WriteBehindWorker`]
+//!   Redis stream and writes the entry (one atomic script on one server,
+//!   two round trips on a Cluster; no entry is written when the queue
+//!   refuses the write); a [`WriteBehindWorker`]
 //!   drains it (see [`behind`]). Delivery is at-least-once.
 //! * **Plain**: [`Cached::get`], [`Cached::set`], [`Cached::invalidate`]:
 //!   operations as values, batchable with any other operation.
@@ -147,7 +149,7 @@ pub use self::behind::{
     QueuedWrite, Shutdown, ShutdownTrigger, WorkerStats, WriteBehind, WriteBehindWorker, shutdown,
 };
 pub use self::event::CacheInvalidations;
-pub use self::handle::{Cache, CacheOptions};
+pub use self::handle::{Cache, CacheOptions, FirstRead};
 #[cfg(feature = "async")]
 #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 pub use self::local::{LocalCache, LocalCacheOptions, LocalStats};

@@ -147,11 +147,7 @@ pub(super) enum Decoded<T> {
     Found(Found<T>),
     /// Nothing usable: missing, another format version, or foreign bytes
     /// (logged).
-    Miss {
-        /// Something is stored that is not a current entry: a fill must
-        /// overwrite it.
-        occupied: bool,
-    },
+    Miss,
 }
 
 /// Decodes a raw entry of `T` read at `key`. In the envelope format,
@@ -201,7 +197,7 @@ fn decode_envelope<T: Cached>(key: &str, raw: &[u8], now: i64) -> Decoded<T> {
                 schema.model,
                 crate::error::preview_bytes(raw)
             );
-            return Decoded::Miss { occupied: true };
+            return Decoded::Miss;
         }
     };
     if env.version != schema.version {
@@ -212,7 +208,7 @@ fn decode_envelope<T: Cached>(key: &str, raw: &[u8], now: i64) -> Decoded<T> {
             env.version,
             schema.version
         );
-        return Decoded::Miss { occupied: true };
+        return Decoded::Miss;
     }
     let value = if env.negative {
         None
@@ -226,7 +222,7 @@ fn decode_envelope<T: Cached>(key: &str, raw: &[u8], now: i64) -> Decoded<T> {
                     schema.model,
                     crate::error::preview_bytes(env.payload)
                 );
-                return Decoded::Miss { occupied: true };
+                return Decoded::Miss;
             }
         }
     };
@@ -238,31 +234,35 @@ fn decode_envelope<T: Cached>(key: &str, raw: &[u8], now: i64) -> Decoded<T> {
     })
 }
 
+/// A cache key that holds another Redis type than a string (another
+/// program stored a hash or a list there): an error in the plain format
+/// (another client's data, never overwritten), a miss in the envelope
+/// format.
+pub(super) fn another_type<T: Cached>(key: &str) -> Result<Decoded<T>> {
+    if T::SCHEMA.format == EntryFormat::Plain {
+        return Err(crate::error::DecodeError::new(
+            key,
+            None,
+            "a string holding the JSON of the cached value",
+            Some(b"another Redis type"),
+        )
+        .into());
+    }
+    log::warn!(
+        target: "redis_state::cache",
+        "ignoring `{key}` ({}): it holds another Redis type; reading it as a miss",
+        T::SCHEMA.model
+    );
+    Ok(Decoded::Miss)
+}
+
 /// Reads the reply to a `GET` of a cache key: a `WRONGTYPE` error (another
 /// program stored a hash or a list there) is foreign data too.
 pub(super) fn decode_get_reply<T: Cached>(key: &str, v: Value) -> Result<Decoded<T>> {
     match v {
-        Value::Nil => Ok(Decoded::Miss { occupied: false }),
+        Value::Nil => Ok(Decoded::Miss),
         Value::BulkString(b) => decode_entry(key, &b, now_ms()),
-        Value::ServerError(e)
-            if e.code() == "WRONGTYPE" && T::SCHEMA.format == EntryFormat::Plain =>
-        {
-            Err(crate::error::DecodeError::new(
-                key,
-                None,
-                "a string holding the JSON of the cached value",
-                Some(b"another Redis type"),
-            )
-            .into())
-        }
-        Value::ServerError(e) if e.code() == "WRONGTYPE" => {
-            log::warn!(
-                target: "redis_state::cache",
-                "ignoring `{key}` ({}): it holds another Redis type; reading it as a miss",
-                T::SCHEMA.model
-            );
-            Ok(Decoded::Miss { occupied: true })
-        }
+        Value::ServerError(e) if e.code() == "WRONGTYPE" => another_type(key),
         Value::ServerError(e) => Err(Error::server("GET".to_owned(), vec![key.to_owned()], e)),
         other => Err(Error::unexpected("GET of a cache entry", &other)),
     }
@@ -307,7 +307,7 @@ impl<T: Cached> Operation for GetEntry<T> {
         Ok(Step::Done(
             match decode_get_reply::<T>(&self.key, replies.next_raw()?)? {
                 Decoded::Found(f) => Some(f),
-                Decoded::Miss { .. } => None,
+                Decoded::Miss => None,
             },
         ))
     }
@@ -529,6 +529,15 @@ impl<T: Cached> Set<T> {
             .unwrap_or_else(|| Err(prepared_twice(context)))
     }
 
+    /// Takes the prepared value, encoded for the store, with the entry key
+    /// (for a write that plans the store itself).
+    pub(super) fn take_encoded(&mut self, context: &'static str) -> Result<(String, Encoded)> {
+        let prepared = self.take_prepared(context)?;
+        let schema = T::SCHEMA;
+        let ns = self.ns.as_ref();
+        Ok((entry_key(schema, ns, &self.id), prepared.encode(schema, ns)))
+    }
+
     /// Plans the store: the `store` script, one `tag_add` per tag.
     pub(super) fn prepare_store(&mut self, plan: &mut Plan, context: &'static str) -> Result<()> {
         let prepared = self.take_prepared(context)?;
@@ -748,7 +757,10 @@ impl Operation for InvalidateTag {
 // ---------------------------------------------------------------------------
 // The fill protocol (cache-aside misses): acquire, fill or abandon, wait.
 
-/// What [`Acquire`] learned.
+/// What [`Acquire`] learned. Without `force` it is the first round trip of
+/// a cache-aside read ("get or lease"): the entry when it is there, else
+/// the lease taken (or who holds it), so a miss costs this round trip and
+/// the fill.
 #[derive(Debug)]
 pub(super) enum Acquired {
     /// The entry is there (someone filled it meanwhile).
@@ -759,6 +771,11 @@ pub(super) enum Acquired {
     Busy,
     /// The entry was invalidated moments ago: load without caching.
     Hold,
+    /// The entry key holds another Redis type (see [`another_type`]).
+    Foreign,
+    /// Nothing is stored and no lease was asked for: the answer of a plain
+    /// `GET` as the first read ([`FirstOp::Get`]).
+    Absent,
 }
 
 pub(super) struct Acquire {
@@ -788,7 +805,44 @@ impl Operation for Acquire {
             [Value::Int(1)] => Acquired::Leader,
             [Value::Int(2)] => Acquired::Busy,
             [Value::Int(3)] => Acquired::Hold,
+            [Value::Int(4)] => Acquired::Foreign,
             _ => return Err(Error::unexpected("the acquire script", &v)),
+        }))
+    }
+}
+
+/// The first round trip of a cache-aside read, as the cache's
+/// `FirstRead` says: the `acquire` script as get-or-lease, or a plain `GET`
+/// of the entry (answered as `Hit`, `Absent` or `Foreign`).
+pub(super) enum FirstOp {
+    Lease(Acquire),
+    Get(String),
+}
+
+impl Operation for FirstOp {
+    type Output = Acquired;
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        match self {
+            FirstOp::Lease(acquire) => acquire.prepare(plan),
+            FirstOp::Get(key) => {
+                plan.cmd("GET", &*key);
+                Ok(())
+            }
+        }
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Acquired>> {
+        let key = match self {
+            FirstOp::Lease(acquire) => return acquire.complete(replies),
+            FirstOp::Get(key) => key,
+        };
+        Ok(Step::Done(match replies.next_raw()? {
+            Value::Nil => Acquired::Absent,
+            Value::BulkString(b) => Acquired::Hit(b),
+            Value::ServerError(e) if e.code() == "WRONGTYPE" => Acquired::Foreign,
+            Value::ServerError(e) => {
+                return Err(Error::server("GET".to_owned(), vec![key.clone()], e));
+            }
+            other => return Err(Error::unexpected("GET of a cache entry", &other)),
         }))
     }
 }

@@ -691,6 +691,7 @@ fn copy_plan(plan: &Plan) -> Plan {
             })
             .collect(),
         single_round: plan.single_round,
+        one_server: plan.one_server,
     }
 }
 

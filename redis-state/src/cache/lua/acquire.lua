@@ -1,10 +1,14 @@
--- Take the fill lease of a missing entry, or learn who has it.
+-- Read an entry, or take its fill lease when it is missing, or learn who
+-- has the lease: the first round trip of a cache-aside read (and the retry
+-- of a miss).
 -- KEYS[1] entry, KEYS[2] lease, KEYS[3] done stream
 -- ARGV[1] token, ARGV[2] lease ms, ARGV[3] '1' to ignore an existing value
 -- Returns {0, value} (hit), {1} (lease taken), {2} (another caller loads),
--- {3} (recently invalidated: load without caching).
+-- {3} (recently invalidated: load without caching), {4} (the entry key
+-- holds another Redis type).
 if ARGV[3] ~= '1' then
-  local v = redis.call('GET', KEYS[1])
+  local v = redis.pcall('GET', KEYS[1])
+  if type(v) == 'table' then return {4} end
   if v then return {0, v} end
 end
 local holder = redis.call('GET', KEYS[2])

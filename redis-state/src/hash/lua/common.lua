@@ -105,12 +105,9 @@ local function prune(before, limit, n, uniques, exp_key, expv_key)
   return #ids
 end
 
--- records (or clears) the expiry of an indexed entity
-local function track_expiry(key, id, vals, n, exp_key, expv_key)
-  local at = -2
-  if redis.call('EXISTS', key) == 1 then
-    at = redis.call('PEXPIRETIME', key)
-  end
+-- records (or clears) the expiry of an indexed entity; `at` is the entity's
+-- PEXPIRETIME (-2: gone, -1: no expiry)
+local function track_expiry(at, id, vals, n, exp_key, expv_key)
   if at > 0 then
     redis.call('ZADD', exp_key, at, id)
     redis.call('HSET', expv_key, id, pack(vals, n))
