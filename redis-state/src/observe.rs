@@ -43,9 +43,30 @@ pub fn error_kind(e: &Error) -> &'static str {
 }
 
 /// `redis_state::hash::ops::Save<'_, app::User>` → `Save<User>`: every
-/// path dropped, lifetimes too. Computed once per type and kept.
+/// path dropped, lifetimes too. Computed once per type and kept: each
+/// thread asks its own copy of the table first, so operations on many
+/// threads never meet on a lock (the shared table is only read when a
+/// thread sees a type for the first time).
 #[cfg(any(feature = "tracing", feature = "metrics"))]
 pub(crate) fn short_name(full: &'static str) -> &'static str {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    thread_local! {
+        static SEEN: RefCell<HashMap<&'static str, &'static str>> = RefCell::new(HashMap::new());
+    }
+    SEEN.with(|seen| {
+        if let Some(name) = seen.borrow().get(full) {
+            return *name;
+        }
+        let name = interned_short_name(full);
+        seen.borrow_mut().insert(full, name);
+        name
+    })
+}
+
+/// The shared table behind [`short_name`]: one leaked string per type.
+#[cfg(any(feature = "tracing", feature = "metrics"))]
+fn interned_short_name(full: &'static str) -> &'static str {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
     static NAMES: OnceLock<Mutex<HashMap<&'static str, &'static str>>> = OnceLock::new();
