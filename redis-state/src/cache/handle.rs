@@ -19,6 +19,7 @@ use crate::driver::{self, Async, Blocking, Deadline, Io, block_on};
 use crate::error::{Error, Result};
 use crate::exec::{AsyncExecutor, SyncExecutor};
 use crate::keys::{IdBuf, IdValue, Namespace};
+use crate::observe::{CacheOutcome, CacheRead};
 use crate::op::{Operation, Plan, Replies, Step};
 
 /// How the fill protocol waits and holds.
@@ -292,9 +293,18 @@ where
         Fut: Future<Output = std::result::Result<Option<T>, E>> + Send,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let id = id_of(id);
-        self.flow(&mut Async::new(con), id, loader, true, None)
-            .await
+        let key = entry_key(T::SCHEMA, self.ns.as_ref(), &id_of(id));
+        let read = CacheRead::start(T::SCHEMA.model, &key);
+        let mut served = CacheOutcome::Miss;
+        let r = read
+            .scope(self.flow(&mut Async::new(con), key, loader, true, None, &mut served))
+            .await;
+        read.finish(if r.is_ok() {
+            served
+        } else {
+            CacheOutcome::Error
+        });
+        r
     }
 
     /// [`Cache::get_or_load_async`] on a blocking connection, with a blocking
@@ -308,21 +318,30 @@ where
         F: FnOnce() -> std::result::Result<Option<T>, E> + Send,
         E: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
     {
-        let id = id_of(id);
+        let key = entry_key(T::SCHEMA, self.ns.as_ref(), &id_of(id));
+        let read = CacheRead::start(T::SCHEMA.model, &key);
+        let mut served = CacheOutcome::Miss;
         // The hit path runs straight, outside the loader state machine.
-        let key = entry_key(T::SCHEMA, self.ns.as_ref(), &id);
-        let first = GetRaw::<T>::new(&key).run(con)?;
-        let first = match first {
-            Decoded::Found(f) if !needs_refresh(&f) => return Ok(f.value),
-            other => other,
-        };
-        block_on(self.flow(
-            &mut Blocking::new(con),
-            id,
-            move || std::future::ready(loader()),
-            false,
-            Some((key, first)),
-        ))
+        let r = read.scope_sync(|| match GetRaw::<T>::new(&key).run(con)? {
+            Decoded::Found(f) if !needs_refresh(&f) => {
+                served = CacheOutcome::Hit;
+                Ok(f.value)
+            }
+            first => block_on(self.flow(
+                &mut Blocking::new(con),
+                key.clone(),
+                move || std::future::ready(loader()),
+                false,
+                Some(first),
+                &mut served,
+            )),
+        });
+        read.finish(if r.is_ok() {
+            served
+        } else {
+            CacheOutcome::Error
+        });
+        r
     }
 
     /// Write-through: runs `write` (the source of truth) and, when it
@@ -391,26 +410,26 @@ where
         }
     }
 
+    /// The read of `key` after the first `GET` (`first`, when the caller
+    /// made it); `served` is set to how it was served.
     async fn flow<I, L>(
         &self,
         io: &mut I,
-        id: IdBuf,
+        key: String,
         loader: L,
         use_local: bool,
-        first: Option<(String, Decoded<T>)>,
+        first: Option<Decoded<T>>,
+        served: &mut CacheOutcome,
     ) -> Result<Option<T>>
     where
         I: Io,
         L: Loader<T>,
     {
-        let (key, first) = match first {
-            Some((key, first)) => (key, Some(first)),
-            None => (entry_key(T::SCHEMA, self.ns.as_ref(), &id), None),
-        };
         let local = self.local.as_ref().filter(|_| use_local);
         let ticket = match local {
             Some(l) => {
                 if let Some(v) = l.get::<T>(&key) {
+                    *served = CacheOutcome::LocalHit;
                     return Ok(Some(v));
                 }
                 l.begin(&key)
@@ -424,6 +443,7 @@ where
         let occupied = match first {
             Decoded::Found(f) => {
                 if !needs_refresh(&f) {
+                    *served = CacheOutcome::Hit;
                     if let (Some(l), Some(t), Some(v)) = (local, ticket, &f.value) {
                         l.complete(t, v.clone());
                     }
@@ -431,7 +451,7 @@ where
                 }
                 // Not kept locally: end the read before the refresh.
                 drop(ticket);
-                return self.refresh(io, &key, f.value, loader).await;
+                return self.refresh(io, &key, f.value, loader, served).await;
             }
             Decoded::Miss { occupied } => occupied,
         };
@@ -459,11 +479,13 @@ where
         key: &str,
         current: Option<T>,
         loader: L,
+        served: &mut CacheOutcome,
     ) -> Result<Option<T>>
     where
         I: Io,
         L: Loader<T>,
     {
+        *served = CacheOutcome::Stale;
         let guard = match self.flights.join(key) {
             Joined::Follower(_) => return Ok(current),
             Joined::Leader(guard) => guard,
@@ -471,7 +493,10 @@ where
         let token = token();
         let r = match self.acquire(io, key, &token, true).await {
             Ok(Acquired::Leader) => match self.load_and_fill(io, key, token, loader).await {
-                Ok(v) => Ok(v),
+                Ok(v) => {
+                    *served = CacheOutcome::Refresh;
+                    Ok(v)
+                }
                 Err(e) => {
                     log::warn!(
                         target: "redis_state::cache",
@@ -509,7 +534,10 @@ where
                 },
                 Acquired::Leader => return self.load_and_fill(io, key, token, loader).await,
                 Acquired::Hold => return load_only(loader).await,
-                Acquired::Busy => match self.wait(io, key).await? {
+                Acquired::Busy => match {
+                    crate::observe::cache_lease_wait(T::SCHEMA.model);
+                    self.wait(io, key).await?
+                } {
                     Some(Woken::Value(raw)) => match decode_entry::<T>(key, &raw, now_ms())? {
                         Decoded::Found(f) => return Ok(f.value),
                         Decoded::Miss { .. } => force = true,
@@ -634,6 +662,7 @@ where
             enc,
         })
         .await?;
+        crate::observe::cache_fill(schema.model);
         Ok(value)
     }
 }
