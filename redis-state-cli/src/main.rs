@@ -9,6 +9,7 @@
 //! unless the derive sets `collection`). `#` cannot appear in a template, so
 //! the split is unambiguous.
 
+mod backlog;
 mod html;
 mod inspect;
 mod output;
@@ -220,6 +221,54 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         batch: usize,
     },
+    /// Streams with their length, dead letters and consumer groups
+    /// (consumers, pending, lag, the oldest pending entry's idle time).
+    Streams {
+        /// Only streams whose key matches this glob.
+        #[arg(long = "match", default_value = "*")]
+        pattern: String,
+        /// Keys per SCAN call.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+    },
+    /// Job queues with their ready, delayed, active and dead jobs and lag.
+    Queues {
+        /// Keys per SCAN call.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+    },
+    /// A stream group's consumers and oldest pending entries (idle time,
+    /// delivery count), or a queue's jobs under a lease.
+    Pending {
+        #[command(flatten)]
+        target: backlog::Target,
+        /// The consumer group (with --stream).
+        #[arg(long)]
+        group: Option<String>,
+        /// Entries shown at most.
+        #[arg(long, default_value_t = 20)]
+        count: usize,
+    },
+    /// Dead letters of a stream, or dead jobs of a queue, with their errors.
+    Dead {
+        #[command(flatten)]
+        target: backlog::Target,
+        /// Shown at most.
+        #[arg(long, default_value_t = 20)]
+        count: usize,
+    },
+    /// Moves the oldest dead letters back to their stream, or dead jobs
+    /// back to ready with fresh attempts.
+    Replay {
+        #[command(flatten)]
+        target: backlog::Target,
+        /// How many at most.
+        #[arg(long, default_value_t = 100)]
+        count: usize,
+        /// List what would move; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -389,6 +438,21 @@ fn run(cli: Cli) -> Result<(), String> {
             bar.finish_and_clear();
             output::count("imported", n, json)
         }
+        Command::Streams { pattern, batch } => {
+            backlog::streams(&mut con, &pattern, batch.max(1), json)
+        }
+        Command::Queues { batch } => backlog::queues(&mut con, batch.max(1), json),
+        Command::Pending {
+            target,
+            group,
+            count,
+        } => backlog::pending(&mut con, &target, group.as_deref(), count, json),
+        Command::Dead { target, count } => backlog::dead(&mut con, &target, count, json),
+        Command::Replay {
+            target,
+            count,
+            dry_run,
+        } => backlog::replay(&mut con, &target, count, dry_run, json),
     }
 }
 

@@ -578,7 +578,7 @@ pub struct ActiveJob {
 /// <q>:active … WITHSCORES`, then `HMGET` of their attempts and `TIME`.
 pub fn queue_active(name: &str, count: usize) -> QueueActive {
     QueueActive {
-        base: format!("queue:{{{name}}}"),
+        base: queue_base(name),
         count,
         ids: None,
     }
@@ -587,7 +587,7 @@ pub fn queue_active(name: &str, count: usize) -> QueueActive {
 /// See [`queue_active`].
 #[derive(Debug)]
 pub struct QueueActive {
-    base: String,
+    base: std::result::Result<String, String>,
     count: usize,
     ids: Option<Vec<(String, f64)>>,
 }
@@ -595,19 +595,20 @@ pub struct QueueActive {
 impl Operation for QueueActive {
     type Output = Vec<ActiveJob>;
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        let base = self.base.as_ref().map_err(|n| bad_queue_name(n))?;
         match &self.ids {
             None => {
-                plan.cmd("ZRANGE", format!("{}:active", self.base))
+                plan.cmd("ZRANGE", format!("{base}:active"))
                     .arg(0)
                     .arg(self.count.max(1) - 1)
                     .arg("WITHSCORES");
             }
             Some(ids) => {
-                let cmd = plan.cmd("HMGET", format!("{}:attempts", self.base));
+                let cmd = plan.cmd("HMGET", format!("{base}:attempts"));
                 for (id, _) in ids {
                     cmd.arg(id);
                 }
-                plan.cmd_routed("TIME", &self.base);
+                plan.script(&crate::queue::SERVER_TIME, &[format!("{base}:seq")])?;
             }
         }
         Ok(())
@@ -622,8 +623,7 @@ impl Operation for QueueActive {
             return Ok(Step::Again);
         };
         let attempts: Vec<Option<u64>> = replies.next("HMGET")?;
-        let t: Vec<u64> = replies.next("TIME")?;
-        let now = t.first().copied().unwrap_or(0) * 1000 + t.get(1).copied().unwrap_or(0) / 1000;
+        let now = crate::queue::time_ms(&replies.next_value()?)? as u64;
         Ok(Step::Done(
             ids.iter()
                 .zip(attempts)
@@ -641,28 +641,46 @@ impl Operation for QueueActive {
 /// attempts reset and their errors cleared, in one script; the output is
 /// the ids moved. A dead job whose payload is gone stays dead.
 pub fn queue_replay(name: &str, count: usize) -> QueueReplay {
-    let base = format!("queue:{{{name}}}");
     QueueReplay {
-        keys: [
-            "dead", "ready", "data", "prio", "attempts", "errors", "notify",
-        ]
-        .map(|p| format!("{base}:{p}")),
+        keys: queue_base(name).map(|base| {
+            [
+                "dead", "ready", "data", "prio", "attempts", "errors", "notify",
+            ]
+            .map(|p| format!("{base}:{p}"))
+        }),
         count,
+    }
+}
+
+/// `queue:{<name>}`, or the name when it cannot be one.
+fn queue_base(name: &str) -> std::result::Result<String, String> {
+    if name.is_empty() || name.contains(['{', '}']) {
+        Err(name.to_owned())
+    } else {
+        Ok(format!("queue:{{{name}}}"))
+    }
+}
+
+fn bad_queue_name(name: &str) -> Error {
+    Error::InvalidKeyPart {
+        what: "queue name",
+        value: name.to_owned(),
+        reason: "must be non-empty and hold no brace",
     }
 }
 
 /// See [`queue_replay`].
 #[derive(Debug)]
 pub struct QueueReplay {
-    keys: [String; 7],
+    keys: std::result::Result<[String; 7], String>,
     count: usize,
 }
 
 impl Operation for QueueReplay {
     type Output = Vec<String>;
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
-        plan.script(&REPLAY_JOBS, &self.keys)?
-            .arg(self.count.max(1));
+        let keys = self.keys.as_ref().map_err(|n| bad_queue_name(n))?;
+        plan.script(&REPLAY_JOBS, keys)?.arg(self.count.max(1));
         Ok(())
     }
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<Vec<String>>> {

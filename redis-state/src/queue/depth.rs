@@ -10,6 +10,13 @@ use serde::Serialize;
 use super::Queue;
 use crate::error::{Error, Result};
 use crate::op::{Operation, Plan, Replies, Step};
+use crate::script::Script;
+
+/// The server's `TIME` on the node of its key: a Cluster pipeline routes
+/// no keyless command, so the clock is read by a script naming a key of the
+/// queue.
+pub(crate) static SERVER_TIME: Script =
+    Script::new("redis_state.queue.server_time", "return redis.call('TIME')");
 
 /// A queue's jobs by state, and its lag; see [`Queue::depth`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -92,7 +99,7 @@ fn first_score(v: &Value) -> Result<Option<f64>> {
 }
 
 /// `TIME` in milliseconds.
-fn time_ms(v: &Value) -> Result<f64> {
+pub(crate) fn time_ms(v: &Value) -> Result<f64> {
     let bad = || Error::unexpected("TIME", v);
     let Value::Array(parts) = v else {
         return Err(bad());
@@ -127,7 +134,7 @@ impl Operation for Depth {
                 .arg(0)
                 .arg("WITHSCORES");
         }
-        plan.cmd_routed("TIME", base);
+        plan.script(&SERVER_TIME, &[format!("{base}:seq")])?;
         Ok(())
     }
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<QueueDepth>> {

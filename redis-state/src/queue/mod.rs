@@ -78,6 +78,7 @@ use crate::stream::consumer::retry_delay;
 pub use crate::stream::{Ack, Effect};
 
 pub use depth::{Depth, QueueDepth, depth_of};
+pub(crate) use depth::{SERVER_TIME, time_ms};
 pub use list::{ListPop, ListPush, ListQueue};
 
 static PUSH: Script = Script::new("redis_state.queue.push", include_str!("lua/push.lua"));
