@@ -282,8 +282,14 @@ fn main() -> ExitCode {
     }
 }
 
-/// A spinner on standard error, drawn only when it is a terminal.
-pub(crate) fn progress(label: &str) -> ProgressBar {
+/// A spinner on standard error, drawn only when it is a terminal and the
+/// output is not JSON (`quiet`); hidden otherwise, so that piped output and
+/// logs carry no drawing.
+pub(crate) fn progress(label: &str, quiet: bool) -> ProgressBar {
+    use std::io::IsTerminal;
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
     bar.set_style(
         ProgressStyle::with_template("{spinner} {prefix}: {msg} ({elapsed})")
@@ -291,6 +297,21 @@ pub(crate) fn progress(label: &str) -> ProgressBar {
     );
     bar.set_prefix(label.to_owned());
     bar
+}
+
+/// Turns a spinner into a bar of `total` bytes (an input file read).
+pub(crate) fn bytes_bar(bar: &ProgressBar, total: u64) {
+    if bar.is_hidden() {
+        return;
+    }
+    bar.set_length(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix}: [{bar:30}] {bytes}/{total_bytes} {msg} ({elapsed}, {eta} left)",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
 }
 
 fn namespace(ns: &Option<String>) -> Result<Option<Namespace>, String> {
@@ -362,7 +383,7 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Stats { models, scan, html } => {
             let specs = specs(&models)?;
-            let bar = progress("stats");
+            let bar = progress("stats", json);
             let opts = options(&scan, &bar);
             let mut out = Vec::new();
             for s in &specs {
@@ -381,7 +402,7 @@ fn run(cli: Cli) -> Result<(), String> {
             dry_run,
         } => {
             let specs = specs(&models)?;
-            let bar = progress("sweep");
+            let bar = progress("sweep", json);
             let opts = options(&scan, &bar);
             let mut reports = Vec::new();
             for s in specs.iter().filter(|s| s.collection.is_some()) {
@@ -415,7 +436,7 @@ fn run(cli: Cli) -> Result<(), String> {
         } => {
             let ns = namespace(&ns)?;
             let spec = spec(ModelKind::Hash, &hash, ns.as_ref())?;
-            let bar = progress("export");
+            let bar = progress("export", json);
             let n = transfer::export(&mut con, &spec, path.as_deref(), &scan_opts(&scan), &bar)?;
             bar.finish_and_clear();
             output::count("exported", n, json)
@@ -433,7 +454,7 @@ fn run(cli: Cli) -> Result<(), String> {
                         .ok_or("--rename-prefix takes OLD=NEW")?,
                 ),
             };
-            let bar = progress("import");
+            let bar = progress("import", json);
             let n = transfer::import(&mut con, input.as_deref(), rename, batch.max(1), &bar)?;
             bar.finish_and_clear();
             output::count("imported", n, json)

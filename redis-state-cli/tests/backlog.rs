@@ -318,3 +318,58 @@ fn bad_targets_are_clear_errors() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("queue name"));
 }
+
+#[derive(RedisHash, Debug, Clone, PartialEq)]
+#[redis(key = "{{bluser}}:{id}", ttl = "1h")]
+struct BUser {
+    #[redis(id)]
+    id: u64,
+    #[redis(index)]
+    city: String,
+}
+
+/// The long commands (stats, sweep, export, import) draw their progress on
+/// standard error only when it is a terminal: run with it piped, standard
+/// error holds their result line and nothing else.
+#[test]
+fn long_work_draws_nothing_when_not_a_terminal() {
+    let ns = Namespace::new(unique_prefix("blprog")).unwrap();
+    let mut con = shared_server().client().get_connection().unwrap();
+    for id in 1..=30 {
+        BUser {
+            id,
+            city: "oslo".into(),
+        }
+        .save()
+        .namespace(&ns)
+        .run(&mut con)
+        .unwrap();
+    }
+    let model = "{{bluser}}:{id}#b_user";
+    let stderr = |out: &Output| {
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stderr.clone()).unwrap()
+    };
+    let small = ["--batch", "4"];
+    let mut args = vec!["stats", "--hash", model, "-n", ns.as_str()];
+    args.extend(small);
+    assert_eq!(stderr(&standalone(&args)), "");
+    args.push("--json");
+    assert_eq!(stderr(&standalone(&args)), "");
+    let mut args = vec!["sweep", "--hash", model, "-n", ns.as_str()];
+    args.extend(small);
+    assert_eq!(stderr(&standalone(&args)), "");
+
+    let dir = std::env::temp_dir().join(unique_prefix("blprog"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("users.jsonl");
+    let path = file.to_str().unwrap();
+    let mut args = vec!["export", "--hash", model, "-n", ns.as_str(), "-o", path];
+    args.extend(small);
+    assert_eq!(stderr(&standalone(&args)), "exported 30 entities\n");
+    args.push("--json");
+    assert_eq!(stderr(&standalone(&args)), "{\"exported\":30}\n");
+    let out = standalone(&["import", "-i", path, "--batch", "4"]);
+    assert_eq!(stderr(&out), "imported 30 entities\n");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
