@@ -534,10 +534,7 @@ where
                 },
                 Acquired::Leader => return self.load_and_fill(io, key, token, loader).await,
                 Acquired::Hold => return load_only(loader).await,
-                Acquired::Busy => match {
-                    crate::observe::cache_lease_wait(T::SCHEMA.model);
-                    self.wait(io, key).await?
-                } {
+                Acquired::Busy => match self.wait(io, key).await? {
                     Some(Woken::Value(raw)) => match decode_entry::<T>(key, &raw, now_ms())? {
                         Decoded::Found(f) => return Ok(f.value),
                         Decoded::Miss { .. } => force = true,
@@ -590,6 +587,7 @@ where
     ///   one, where a blocked `XREAD` would stall every other task's
     ///   commands.
     async fn wait<I: Io>(&self, io: &mut I, key: &str) -> Result<Option<Woken>> {
+        crate::observe::cache_lease_wait(T::SCHEMA.model);
         let deadline = Deadline::after(self.opts.wait);
         let poll = |block: Option<Duration>| WaitDone {
             key: key.to_owned(),

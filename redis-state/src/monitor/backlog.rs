@@ -460,7 +460,7 @@ pub async fn stream_replay<I: Io>(
     dry_run: bool,
 ) -> Result<Vec<Replayed>> {
     {
-        let letters = io.run(stream_dead(&key, count)).await?;
+        let letters = io.run(stream_dead(key, count)).await?;
         if dry_run {
             return Ok(letters
                 .into_iter()
