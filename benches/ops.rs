@@ -219,7 +219,7 @@ fn main() {
             "4",
             "cache hit (get_or_load), a DEBUG subscriber and a recorder installed",
             "hand-written redis-rs GET and serde_json decode (not observed); a cache-read \
-             span and an operation span per hit, three counters and a histogram",
+             span and an operation span per hit, two counters and a histogram",
             0.75,
             &mut report,
         );
