@@ -8,6 +8,11 @@
 //! (DEBUG, writing to nothing) and a metrics recorder (counting), so its
 //! ratio is the whole cost of being watched.
 //!
+//! Rows 3 and 4 do the same for a cache hit through
+//! `Cache::get_or_load` (a span per read with its outcome, a counter by
+//! outcome) beside a hand-written `GET` and JSON decode: row 3 before the
+//! subscriber and recorder are installed, row 4 (with `observe`) after.
+//!
 //! ```text
 //! cargo bench --bench ops                      # off
 //! cargo bench --bench ops --features observe   # on
@@ -25,6 +30,15 @@ use redis_state::prelude::*;
 use support::{Config, Report, Row, Target, alternate_each, bench_server};
 
 const ROUNDS: usize = 41;
+
+/// A plain-JSON cache entry: a hit is a `GET` and a JSON decode, exactly
+/// what the hand-written side does.
+#[derive(Cached, serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
+#[cache(key = "bench:ops:item:{id}", ttl = "1h", format = "plain")]
+struct Item {
+    id: u64,
+    name: String,
+}
 
 #[cfg(feature = "observe")]
 mod watch {
@@ -124,6 +138,40 @@ fn main() {
                 .note(note.to_owned()),
         );
     };
+    let item = Item {
+        id: 1,
+        name: "one".into(),
+    };
+    let mut icon = server.connection();
+    Item::set(&1, &item).run(&mut icon).unwrap();
+    let cache = redis_state::cache::Cache::<Item>::new();
+    let item_key = cache.key(&1);
+    let mut ccon = server.connection();
+    let mut hit_row = |id: &str, name: &str, note: &str, target: f64, report: &mut Report| {
+        let [d, h] = alternate_each(
+            &rounds,
+            n,
+            |_| {
+                let v = cache
+                    .get_or_load(&mut ccon, &1, || -> Result<Option<Item>, String> {
+                        panic!("a hit loads nothing")
+                    })
+                    .unwrap();
+                assert_eq!(v.as_ref(), Some(&item));
+            },
+            |_| {
+                let raw: Vec<u8> = redis::cmd("GET").arg(&item_key).query(&mut icon).unwrap();
+                let v: Item = serde_json::from_slice(&raw).unwrap();
+                assert_eq!(v, item);
+            },
+        );
+        report.push(
+            Row::new(id, name, &d)
+                .hand(&h)
+                .target(Target::MinHandRatio(target))
+                .note(note.to_owned()),
+        );
+    };
     if cfg.wants("1") {
         get_row(
             "1",
@@ -137,14 +185,41 @@ fn main() {
             &mut report,
         );
     }
+    if cfg.wants("3") {
+        hit_row(
+            "3",
+            if observe {
+                "cache hit (get_or_load), tracing + metrics compiled in, nothing installed"
+            } else {
+                "cache hit (get_or_load), tracing + metrics compiled out"
+            },
+            "hand-written redis-rs GET and serde_json decode",
+            0.95,
+            &mut report,
+        );
+    }
+    #[cfg(feature = "observe")]
+    if cfg.wants("2") || cfg.wants("4") {
+        watch::install();
+    }
     #[cfg(feature = "observe")]
     if cfg.wants("2") {
-        watch::install();
         get_row(
             "2",
             "GET as an operation, a DEBUG subscriber and a recorder installed",
             "hand-written redis-rs GET (not observed); the subscriber formats one \
              line per operation, the recorder counts two metrics",
+            0.75,
+            &mut report,
+        );
+    }
+    #[cfg(feature = "observe")]
+    if cfg.wants("4") {
+        hit_row(
+            "4",
+            "cache hit (get_or_load), a DEBUG subscriber and a recorder installed",
+            "hand-written redis-rs GET and serde_json decode (not observed); a cache-read \
+             span and an operation span per hit, two counters and a histogram",
             0.75,
             &mut report,
         );

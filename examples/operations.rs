@@ -17,21 +17,46 @@
 //!   bounded batches, with a limit on the keys read;
 //! * **repair**: `stats::sweep` removes orphan index entries, each re-checked
 //!   in one script so that an entity saved in between keeps its entry;
+//! * **backlogs**: `Queue::depth` (jobs ready, delayed, active and dead,
+//!   and the lag: how long the most overdue job has waited past its due
+//!   time or its lease), `Group::info` (a consumer group's pending entries,
+//!   lag and oldest pending entry), and `monitor::backlog`, which reads any
+//!   stream or queue by key or name: consumers and their pending entries,
+//!   dead letters with their errors, and replaying them;
 //! * **observability**: with the features `tracing` and `metrics`, every
-//!   operation run opens a span and records its latency and errors by kind
-//!   (see `redis_state::observe`); without them, nothing is compiled in.
+//!   operation run opens a span and records its latency and errors by kind;
+//!   every cache read of a strategy opens a span with its outcome (hit,
+//!   local hit, miss, stale, refresh, error) and counts it, with fills and
+//!   lease waits; queue and stream depths set gauges whenever the library
+//!   reads them (see `redis_state::observe`). Without the features, nothing
+//!   is compiled in.
 //!
 //! The same is on the command line: `cargo install redis-state-cli` gives
 //! the `redis-state` binary (`info`, `stats`, `inspect`, `sweep`, `export`,
-//! `import`), which takes models as key templates written as in the
-//! derives (`--hash '{{user}}:{id}#user'`).
+//! `import`, and for streams and queues `streams`, `queues`, `pending`,
+//! `dead` and `replay`), which takes models as key templates written as in
+//! the derives (`--hash '{{user}}:{id}#user'`). Every command prints a
+//! table or, with `--json`, JSON; long work shows its progress on standard
+//! error when that is a terminal:
+//!
+//! ```text
+//! $ redis-state streams --match '{orders}*'
+//! stream           length  dead  group    consumers  pending  lag  oldest pending idle
+//! {orders}:events  4       1     audit    1          2        2    12 ms
+//! {orders}:events  4       1     billing  1          0        0    -
+//! $ redis-state dead --stream '{orders}:events'
+//! $ redis-state replay --stream '{orders}:events' --count 10 --dry-run
+//! $ redis-state queues --json
+//! ```
 //!
 //! This program uses `REDIS_URL` if it is set, and otherwise starts a private
 //! `redis-server`. Run it with `cargo run --example operations`.
 
 use redis_state::monitor::stats::{self, Catalog, StatsOptions};
-use redis_state::monitor::{self};
+use redis_state::monitor::{self, backlog};
 use redis_state::prelude::*;
+use redis_state::queue::{Queue, QueueOptions};
+use redis_state::stream::{ConsumerOptions, Retention, Stream};
 use serde::{Deserialize, Serialize};
 
 #[derive(RedisHash, Debug, Clone, PartialEq)]
@@ -129,13 +154,80 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("sweep removed {} orphan entries", report.removed);
     // ANCHOR_END: sweep
 
-    let pattern = format!("{ns}:*");
-    let keys: Vec<String> = {
-        use redis::Commands;
-        con.scan_match(&pattern)?.collect::<Result<_, _>>()?
-    };
-    if !keys.is_empty() {
-        redis::cmd("DEL").arg(&keys).query::<i64>(&mut con)?;
+    // ANCHOR: backlog
+    // A job queue: two jobs wait, one is taken, one died after its only
+    // attempt.
+    let mut qo = QueueOptions::default();
+    qo.max_attempts = 1;
+    let mails = Queue::<String>::new(format!("{ns}.mails")).options(qo);
+    for to in ["ann", "bob", "cy", "di"] {
+        mails.push(&to.to_owned()).run(&mut con)?;
+    }
+    let first = mails.take().run(&mut con)?.ok_or("a job is ready")?;
+    mails.fail(&first, "mailbox full").run(&mut con)?;
+    let _in_hand = mails.take().run(&mut con)?;
+    let d = mails.depth().run(&mut con)?;
+    println!(
+        "queue {}: {} ready, {} delayed, {} active, {} dead, lag {} ms",
+        mails.name(),
+        d.ready,
+        d.delayed,
+        d.active,
+        d.dead,
+        d.lag.as_millis()
+    );
+    for job in mails.dead(10).run(&mut con)? {
+        println!("  dead job {}: {}", job.id, job.error);
+    }
+    let replayed = backlog::queue_replay(mails.name(), 10).run(&mut con)?;
+    println!("  replayed {} dead job(s)", replayed.len());
+
+    // A stream whose consumer group dead-letters an event it cannot handle.
+    let orders = Stream::<Customer>::new(format!("{ns}:{{orders}}"), Retention::max_len(1_000));
+    for id in 1..=3 {
+        let c = Customer {
+            id,
+            name: format!("customer {id}"),
+            email: format!("o{id}@example.com"),
+            country: "no".into(),
+        };
+        orders.add(&c).run(&mut con)?;
+    }
+    let mut co = ConsumerOptions::default();
+    co.max_attempts = 1;
+    let consumer = orders.group("billing").consumer("ops")?.options(co);
+    let (stop, shutdown) = redis_state::cache::shutdown();
+    consumer.run(&mut con, &shutdown, |d| {
+        if d.event.id == 3 {
+            stop.fire();
+        }
+        if d.event.id == 2 {
+            return Err("no billing address".to_owned());
+        }
+        Ok(())
+    })?;
+    let info = backlog::stream_info(orders.key()).run(&mut con)?;
+    for g in &info.groups {
+        println!(
+            "stream {}: {} entries, {} dead letters; group {}: {} pending, lag {:?}",
+            info.key, info.length, info.dead_letters, g.name, g.pending, g.lag
+        );
+    }
+    for letter in backlog::stream_dead(orders.key(), 10).run(&mut con)? {
+        println!("  dead letter of {}: {}", letter.origin, letter.error);
+    }
+    let moved = backlog::stream_replay_blocking(&mut con, orders.key(), 10, false)?;
+    println!("  replayed {} dead letter(s) into the stream", moved.len());
+    // ANCHOR_END: backlog
+
+    for pattern in [format!("{ns}:*"), format!("queue:{{{ns}.mails}}:*")] {
+        let keys: Vec<String> = {
+            use redis::Commands;
+            con.scan_match(&pattern)?.collect::<Result<_, _>>()?
+        };
+        if !keys.is_empty() {
+            redis::cmd("DEL").arg(&keys).query::<i64>(&mut con)?;
+        }
     }
     Ok(())
 }

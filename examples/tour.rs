@@ -1133,6 +1133,32 @@ fn operations(t: &mut Tour) -> Result {
             s.indexes.iter().map(|i| i.entries).sum::<u64>()
         );
     }
+    // A queue's backlog as a dashboard polls it (`redis-state queues` on
+    // the command line); with feature `metrics` the read sets gauges.
+    let name = format!("{}-ops-jobs", t.ns);
+    let q = redis_state::queue::Queue::<String>::new(&name);
+    for job in ["invoice", "receipt", "reminder"] {
+        q.push(&job.to_owned()).run(&mut t.con)?;
+    }
+    let taken = q.take().run(&mut t.con)?.ok_or("a job")?;
+    let d = q.depth().run(&mut t.con)?;
+    println!(
+        "queue {name}: {} ready, {} active ({}), {} dead, lag {} ms",
+        d.ready,
+        d.active,
+        taken.data,
+        d.dead,
+        d.lag.as_millis()
+    );
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("queue:{{{name}}}:*"))
+        .query(&mut t.con)?;
+    if !keys.is_empty() {
+        let () = redis::cmd("DEL")
+            .arg(&keys)
+            .query::<i64>(&mut t.con)
+            .map(drop)?;
+    }
     Ok(())
 }
 

@@ -16,14 +16,21 @@ use metrics::{
     Counter, CounterFn, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder,
     SharedString, Unit,
 };
+use redis_state::cache::Cache;
 use redis_state::op::command;
+use redis_state::prelude::*;
+use redis_state::queue::Queue;
+use redis_state::stream::{Retention, Stream};
 use redis_state::{Namespace, batch};
+use serde::{Deserialize, Serialize};
 
 /// Counters and histogram sample counts by key (name and sorted labels).
 #[derive(Default)]
 struct Recorded {
     counters: Mutex<BTreeMap<String, Arc<AtomicU64>>>,
     histograms: Mutex<BTreeMap<String, Arc<AtomicU64>>>,
+    /// Gauges: the f64's bits.
+    gauges: Mutex<BTreeMap<String, Arc<AtomicU64>>>,
 }
 
 struct Count(Arc<AtomicU64>);
@@ -33,6 +40,17 @@ impl CounterFn for Count {
     }
     fn absolute(&self, v: u64) {
         self.0.store(v, Ordering::Relaxed);
+    }
+}
+impl metrics::GaugeFn for Count {
+    fn increment(&self, v: f64) {
+        self.set(f64::from_bits(self.0.load(Ordering::Relaxed)) + v);
+    }
+    fn decrement(&self, v: f64) {
+        metrics::GaugeFn::increment(self, -v);
+    }
+    fn set(&self, v: f64) {
+        self.0.store(v.to_bits(), Ordering::Relaxed);
     }
 }
 impl HistogramFn for Count {
@@ -66,8 +84,16 @@ impl Recorder for Rec {
             .clone();
         Counter::from_arc(Arc::new(Count(c)))
     }
-    fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
-        Gauge::noop()
+    fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+        let c = self
+            .0
+            .gauges
+            .lock()
+            .unwrap()
+            .entry(key_text(key))
+            .or_default()
+            .clone();
+        Gauge::from_arc(Arc::new(Count(c)))
     }
     fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
         let c = self
@@ -132,6 +158,28 @@ fn counter(name: &str) -> u64 {
         .map_or(0, |c| c.load(Ordering::Relaxed))
 }
 
+fn gauge(name: &str) -> Option<f64> {
+    installed()
+        .recorded
+        .gauges
+        .lock()
+        .unwrap()
+        .get(name)
+        .map(|g| f64::from_bits(g.load(Ordering::Relaxed)))
+}
+
+fn log_text() -> String {
+    String::from_utf8(
+        installed()
+            .log
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone(),
+    )
+    .unwrap()
+}
+
 fn one_span_and_measurements_per_run(runner: &mut Runner, ns: &Namespace) {
     let i = installed();
     let key = format!("{ns}:{{o}}:k");
@@ -190,3 +238,236 @@ fn one_span_and_measurements_per_run(runner: &mut Runner, ns: &Namespace) {
 }
 
 matrix!(one_span_and_measurements_per_run);
+
+#[derive(Cached, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cache(key = "obsitem:{id}", ttl = "10m")]
+struct ObsItem {
+    id: u64,
+    name: String,
+}
+
+/// The cache counters of model `ObsItem` (its own model: no other test
+/// reads it, so the counts are this test's alone).
+fn cache_counts() -> [u64; 8] {
+    let read = |o: &str| {
+        counter(&format!(
+            "redis_state_cache_reads_total{{model=ObsItem,outcome={o}}}"
+        ))
+    };
+    [
+        read("hit"),
+        read("local_hit"),
+        read("miss"),
+        read("stale"),
+        read("refresh"),
+        read("error"),
+        counter("redis_state_cache_fills_total{model=ObsItem}"),
+        counter("redis_state_cache_lease_waits_total{model=ObsItem}"),
+    ]
+}
+
+fn item(id: u64) -> Option<ObsItem> {
+    Some(ObsItem {
+        id,
+        name: format!("item {id}"),
+    })
+}
+
+/// A scripted sequence of cache reads, blocking and async, counted exactly:
+/// hits, misses, fills, an error, and a read that waits for another
+/// process's fill (two `Cache` values: two single-flight registries, as
+/// two processes have).
+#[test]
+fn cache_reads_fills_and_lease_waits_are_counted_exactly() {
+    installed();
+    let server = redis_state::testing::shared_server();
+    let ns = common::namespace("obs_cache");
+    let cache = Cache::<ObsItem>::new().namespace(&ns);
+    let mut con = server.client().get_connection().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut acon = rt
+        .block_on(server.client().get_multiplexed_async_connection())
+        .unwrap();
+    let before = cache_counts();
+
+    // 1: a miss that fills; 2 and 3: hits (blocking, then async).
+    let loads = std::sync::atomic::AtomicU32::new(0);
+    let load = |id| {
+        loads.fetch_add(1, Ordering::SeqCst);
+        Ok::<_, std::convert::Infallible>(item(id))
+    };
+    assert_eq!(
+        cache.get_or_load(&mut con, &1, || load(1)).unwrap(),
+        item(1)
+    );
+    assert_eq!(
+        cache.get_or_load(&mut con, &1, || load(1)).unwrap(),
+        item(1)
+    );
+    let got = rt
+        .block_on(cache.get_or_load_async(&mut acon, &1, || async { load(1) }))
+        .unwrap();
+    assert_eq!(got, item(1));
+    // 4: a loader error: counted as an error, nothing filled.
+    let failed = cache.get_or_load(&mut con, &2, || Err::<Option<ObsItem>, _>("source down"));
+    assert!(failed.is_err());
+    // 5: an async miss that fills.
+    let got = rt
+        .block_on(cache.get_or_load_async(&mut acon, &3, || async { load(3) }))
+        .unwrap();
+    assert_eq!(got, item(3));
+    assert_eq!(loads.load(Ordering::SeqCst), 2);
+
+    let after = cache_counts();
+    let delta: Vec<u64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+    // hit, local_hit, miss, stale, refresh, error, fills, lease waits
+    assert_eq!(delta, [2, 0, 2, 0, 0, 1, 2, 0], "{after:?}");
+
+    // 6: "process" A holds the lease while "process" B waits for its fill.
+    let other = Cache::<ObsItem>::new().namespace(&ns);
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        let a = s.spawn(|| {
+            let mut con = server.client().get_connection().unwrap();
+            cache
+                .get_or_load(&mut con, &4, || {
+                    started_tx.send(()).unwrap();
+                    // Loads until B is seen waiting (bounded).
+                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+                    while cache_counts()[7] == after[7] {
+                        assert!(std::time::Instant::now() < deadline, "B never waited");
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    Ok::<_, std::convert::Infallible>(item(4))
+                })
+                .unwrap()
+        });
+        started_rx.recv().unwrap();
+        let mut con = server.client().get_connection().unwrap();
+        let b = other
+            .get_or_load(&mut con, &4, || {
+                Err::<Option<ObsItem>, _>("B's loader must not run: A fills")
+            })
+            .unwrap();
+        assert_eq!(b, item(4));
+        assert_eq!(a.join().unwrap(), item(4));
+    });
+    let last = cache_counts();
+    let delta: Vec<u64> = last.iter().zip(after).map(|(a, b)| a - b).collect();
+    assert_eq!(delta, [0, 0, 2, 0, 0, 0, 1, 1], "{last:?}");
+
+    // The read's span carries its outcome.
+    let log = log_text();
+    assert!(
+        log.lines().any(|l| l.contains("redis_state.cache_read")
+            && l.contains("model=\"ObsItem\"")
+            && l.contains("outcome=\"hit\"")),
+        "{log}"
+    );
+    assert!(log.contains("outcome=\"miss\""), "{log}");
+}
+
+/// A queue's depth and lag, read by the library, set its gauges.
+#[test]
+fn queue_depth_sets_its_gauges() {
+    installed();
+    let server = redis_state::testing::shared_server();
+    let mut con = server.client().get_connection().unwrap();
+    let name = redis_state::testing::unique_prefix("obs_q");
+    let q = Queue::<String>::new(name.clone());
+    for i in 0..3 {
+        q.push(&format!("job {i}")).run(&mut con).unwrap();
+    }
+    q.push(&"later".to_owned())
+        .delay(std::time::Duration::from_secs(3600))
+        .run(&mut con)
+        .unwrap();
+    let taken = q.take().run(&mut con).unwrap().unwrap();
+    let d = q.depth().run(&mut con).unwrap();
+    assert_eq!((d.ready, d.delayed, d.active, d.dead), (2, 1, 1, 0));
+    assert_eq!(d.lag, std::time::Duration::ZERO);
+    let g = |state: &str| {
+        gauge(&format!(
+            "redis_state_queue_jobs{{queue={name},state={state}}}"
+        ))
+    };
+    assert_eq!(
+        [g("ready"), g("delayed"), g("active"), g("dead")],
+        [Some(2.0), Some(1.0), Some(1.0), Some(0.0)]
+    );
+    q.complete(&taken, ()).run(&mut con).unwrap();
+
+    // A job due now that no worker takes: the lag grows past zero.
+    q.push(&"due".to_owned())
+        .delay(std::time::Duration::from_millis(1))
+        .run(&mut con)
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let d = loop {
+        let d = q.depth().run(&mut con).unwrap();
+        if d.lag > std::time::Duration::ZERO || std::time::Instant::now() > deadline {
+            break d;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    assert!(d.lag > std::time::Duration::ZERO, "{d:?}");
+    assert_eq!(
+        gauge(&format!("redis_state_queue_lag_seconds{{queue={name}}}")),
+        Some(d.lag.as_secs_f64())
+    );
+}
+
+#[derive(RedisHash, Debug, Clone, PartialEq)]
+#[redis(key = "obsev:{id}")]
+struct ObsEvent {
+    #[redis(id)]
+    id: u64,
+}
+
+/// A group's pending count and lag, read by the library, set its gauges.
+#[test]
+fn stream_group_info_sets_its_gauges() {
+    installed();
+    let server = redis_state::testing::shared_server();
+    let mut con = server.client().get_connection().unwrap();
+    let key = format!(
+        "{{{}}}:events",
+        redis_state::testing::unique_prefix("obs_s")
+    );
+    let stream = Stream::<ObsEvent>::new(key.clone(), Retention::max_len(1000));
+    let group = stream.group("g");
+    group.create().run(&mut con).unwrap();
+    for id in 0..3 {
+        stream.add(&ObsEvent { id }).run(&mut con).unwrap();
+    }
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("g")
+        .arg("c1")
+        .arg("COUNT")
+        .arg(2)
+        .arg("STREAMS")
+        .arg(&key)
+        .arg(">")
+        .query(&mut con)
+        .unwrap();
+    let info = group.info().run(&mut con).unwrap().unwrap();
+    assert_eq!((info.consumers, info.pending, info.lag), (1, 2, Some(1)));
+    assert!(info.oldest_pending_idle.is_some());
+    assert_eq!(
+        gauge(&format!(
+            "redis_state_stream_group_pending{{group=g,stream={key}}}"
+        )),
+        Some(2.0)
+    );
+    assert_eq!(
+        gauge(&format!(
+            "redis_state_stream_group_lag{{group=g,stream={key}}}"
+        )),
+        Some(1.0)
+    );
+    assert_eq!(stream.group("none").info().run(&mut con).unwrap(), None);
+}

@@ -9,6 +9,7 @@
 //! unless the derive sets `collection`). `#` cannot appear in a template, so
 //! the split is unambiguous.
 
+mod backlog;
 mod html;
 mod inspect;
 mod output;
@@ -220,6 +221,54 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         batch: usize,
     },
+    /// Streams with their length, dead letters and consumer groups
+    /// (consumers, pending, lag, the oldest pending entry's idle time).
+    Streams {
+        /// Only streams whose key matches this glob.
+        #[arg(long = "match", default_value = "*")]
+        pattern: String,
+        /// Keys per SCAN call.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+    },
+    /// Job queues with their ready, delayed, active and dead jobs and lag.
+    Queues {
+        /// Keys per SCAN call.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+    },
+    /// A stream group's consumers and oldest pending entries (idle time,
+    /// delivery count), or a queue's jobs under a lease.
+    Pending {
+        #[command(flatten)]
+        target: backlog::Target,
+        /// The consumer group (with --stream).
+        #[arg(long)]
+        group: Option<String>,
+        /// Entries shown at most.
+        #[arg(long, default_value_t = 20)]
+        count: usize,
+    },
+    /// Dead letters of a stream, or dead jobs of a queue, with their errors.
+    Dead {
+        #[command(flatten)]
+        target: backlog::Target,
+        /// Shown at most.
+        #[arg(long, default_value_t = 20)]
+        count: usize,
+    },
+    /// Moves the oldest dead letters back to their stream, or dead jobs
+    /// back to ready with fresh attempts.
+    Replay {
+        #[command(flatten)]
+        target: backlog::Target,
+        /// How many at most.
+        #[arg(long, default_value_t = 100)]
+        count: usize,
+        /// List what would move; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -233,8 +282,14 @@ fn main() -> ExitCode {
     }
 }
 
-/// A spinner on standard error, drawn only when it is a terminal.
-pub(crate) fn progress(label: &str) -> ProgressBar {
+/// A spinner on standard error, drawn only when it is a terminal and the
+/// output is not JSON (`quiet`); hidden otherwise, so that piped output and
+/// logs carry no drawing.
+pub(crate) fn progress(label: &str, quiet: bool) -> ProgressBar {
+    use std::io::IsTerminal;
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
     bar.set_style(
         ProgressStyle::with_template("{spinner} {prefix}: {msg} ({elapsed})")
@@ -242,6 +297,21 @@ pub(crate) fn progress(label: &str) -> ProgressBar {
     );
     bar.set_prefix(label.to_owned());
     bar
+}
+
+/// Turns a spinner into a bar of `total` bytes (an input file read).
+pub(crate) fn bytes_bar(bar: &ProgressBar, total: u64) {
+    if bar.is_hidden() {
+        return;
+    }
+    bar.set_length(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix}: [{bar:30}] {bytes}/{total_bytes} {msg} ({elapsed}, {eta} left)",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
 }
 
 fn namespace(ns: &Option<String>) -> Result<Option<Namespace>, String> {
@@ -313,7 +383,7 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Stats { models, scan, html } => {
             let specs = specs(&models)?;
-            let bar = progress("stats");
+            let bar = progress("stats", json);
             let opts = options(&scan, &bar);
             let mut out = Vec::new();
             for s in &specs {
@@ -332,7 +402,7 @@ fn run(cli: Cli) -> Result<(), String> {
             dry_run,
         } => {
             let specs = specs(&models)?;
-            let bar = progress("sweep");
+            let bar = progress("sweep", json);
             let opts = options(&scan, &bar);
             let mut reports = Vec::new();
             for s in specs.iter().filter(|s| s.collection.is_some()) {
@@ -366,7 +436,7 @@ fn run(cli: Cli) -> Result<(), String> {
         } => {
             let ns = namespace(&ns)?;
             let spec = spec(ModelKind::Hash, &hash, ns.as_ref())?;
-            let bar = progress("export");
+            let bar = progress("export", json);
             let n = transfer::export(&mut con, &spec, path.as_deref(), &scan_opts(&scan), &bar)?;
             bar.finish_and_clear();
             output::count("exported", n, json)
@@ -384,11 +454,26 @@ fn run(cli: Cli) -> Result<(), String> {
                         .ok_or("--rename-prefix takes OLD=NEW")?,
                 ),
             };
-            let bar = progress("import");
+            let bar = progress("import", json);
             let n = transfer::import(&mut con, input.as_deref(), rename, batch.max(1), &bar)?;
             bar.finish_and_clear();
             output::count("imported", n, json)
         }
+        Command::Streams { pattern, batch } => {
+            backlog::streams(&mut con, &pattern, batch.max(1), json)
+        }
+        Command::Queues { batch } => backlog::queues(&mut con, batch.max(1), json),
+        Command::Pending {
+            target,
+            group,
+            count,
+        } => backlog::pending(&mut con, &target, group.as_deref(), count, json),
+        Command::Dead { target, count } => backlog::dead(&mut con, &target, count, json),
+        Command::Replay {
+            target,
+            count,
+            dry_run,
+        } => backlog::replay(&mut con, &target, count, dry_run, json),
     }
 }
 

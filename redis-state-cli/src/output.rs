@@ -7,7 +7,7 @@ use redis_state::monitor::{LatencyEvent, ServerInfo, SlowlogEntry};
 use redis_state::op::Node;
 use serde_json::{Value as Json, json};
 
-fn print_json(v: &Json) -> Result<(), String> {
+pub(crate) fn print_json(v: &Json) -> Result<(), String> {
     let s = serde_json::to_string_pretty(v).map_err(|e| e.to_string())?;
     println!("{s}");
     Ok(())
@@ -34,7 +34,7 @@ fn opt<T: ToString>(v: Option<T>) -> String {
 }
 
 /// Prints rows as a table with aligned columns.
-fn table(header: &[&str], rows: &[Vec<String>]) {
+pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {

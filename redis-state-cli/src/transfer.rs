@@ -140,9 +140,13 @@ pub(crate) fn import(
     bar: &ProgressBar,
 ) -> Result<u64, String> {
     let input: Box<dyn BufRead> = match path {
-        Some(p) => Box::new(BufReader::new(
-            std::fs::File::open(p).map_err(|e| format!("{}: {e}", p.display()))?,
-        )),
+        Some(p) => {
+            let file = std::fs::File::open(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            if let Ok(meta) = file.metadata() {
+                crate::bytes_bar(bar, meta.len());
+            }
+            Box::new(BufReader::new(file))
+        }
         None => Box::new(BufReader::new(std::io::stdin().lock())),
     };
     let mut pending = Vec::with_capacity(batch_size);
@@ -161,6 +165,7 @@ pub(crate) fn import(
     };
     for (i, line) in input.lines().enumerate() {
         let line = line.map_err(|e| format!("line {}: {e}", i + 1))?;
+        bar.inc(line.len() as u64 + 1);
         if line.trim().is_empty() {
             continue;
         }

@@ -13,6 +13,27 @@
 //!   `outcome`) and `redis_state_operation_errors_total` (counter, labels
 //!   `operation`, `kind`).
 //!
+//! The cache strategies ([`Cache::get_or_load`](crate::cache::Cache::get_or_load)
+//! and its async form) add, once per read, in their one logic:
+//!
+//! * a span `redis_state.cache_read` (target `redis_state::cache`, `DEBUG`)
+//!   around the read's operations, with the fields `model`, `key` and
+//!   `outcome`, one of [`CacheOutcome`]'s names;
+//! * `redis_state_cache_reads_total` (counter, labels `model`, `outcome`),
+//!   `redis_state_cache_fills_total` (counter, label `model`: entries this
+//!   process's loaders wrote) and `redis_state_cache_lease_waits_total`
+//!   (counter, label `model`: reads that waited for another process's
+//!   fill).
+//!
+//! Queues and streams set gauges whenever the library reads their depth
+//! ([`Queue::depth`](crate::queue::Queue::depth),
+//! [`Group::info`](crate::stream::Group::info),
+//! [`Group::pending`](crate::stream::Group::pending)):
+//! `redis_state_queue_jobs` (labels `queue`, `state`: `ready`, `delayed`,
+//! `active`, `dead`), `redis_state_queue_lag_seconds` (label `queue`),
+//! `redis_state_stream_group_pending` and `redis_state_stream_group_lag`
+//! (labels `stream`, `group`).
+//!
 //! With both features off, this module holds nothing and the loop counts
 //! nothing: the operation's cost is what it was.
 
@@ -39,6 +60,163 @@ pub fn error_kind(e: &Error) -> &'static str {
         Error::InvalidConfig { .. } | Error::InvalidArgument { .. } => "invalid_argument",
         Error::User(_) => "user",
         _ => "other",
+    }
+}
+
+/// How one cache read was served: the `outcome` label and span field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CacheOutcome {
+    /// A fresh entry from Redis.
+    Hit,
+    /// A value from the process's [`LocalCache`](crate::cache::LocalCache).
+    LocalHit,
+    /// No entry: the value came from a loader (this caller's, this
+    /// process's single flight, or another process's fill).
+    Miss,
+    /// A stale or early-refresh entry served as it was, while another
+    /// caller refreshed it (or this caller's refresh failed).
+    Stale,
+    /// A stale or early-refresh entry that this caller recomputed.
+    Refresh,
+    /// The read failed (Redis, decoding, or the loader).
+    Error,
+}
+
+impl CacheOutcome {
+    /// The label value: `hit`, `local_hit`, `miss`, `stale`, `refresh`,
+    /// `error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheOutcome::Hit => "hit",
+            CacheOutcome::LocalHit => "local_hit",
+            CacheOutcome::Miss => "miss",
+            CacheOutcome::Stale => "stale",
+            CacheOutcome::Refresh => "refresh",
+            CacheOutcome::Error => "error",
+        }
+    }
+}
+
+/// One cache read of a strategy: its span, and its outcome counted when it
+/// ends. Nothing at all with both features off.
+pub(crate) struct CacheRead {
+    #[cfg(feature = "tracing")]
+    span: tracing::Span,
+    #[cfg(feature = "metrics")]
+    model: &'static str,
+}
+
+impl CacheRead {
+    #[inline]
+    pub(crate) fn start(model: &'static str, key: &str) -> CacheRead {
+        let _ = (model, key);
+        CacheRead {
+            #[cfg(feature = "tracing")]
+            span: tracing::debug_span!(
+                target: "redis_state::cache",
+                "redis_state.cache_read",
+                model,
+                key,
+                outcome = tracing::field::Empty,
+            ),
+            #[cfg(feature = "metrics")]
+            model,
+        }
+    }
+
+    /// Runs `f` inside the read's span.
+    #[inline]
+    pub(crate) async fn scope<F: std::future::Future>(&self, f: F) -> F::Output {
+        #[cfg(feature = "tracing")]
+        {
+            use tracing::Instrument;
+            f.instrument(self.span.clone()).await
+        }
+        #[cfg(not(feature = "tracing"))]
+        {
+            f.await
+        }
+    }
+
+    /// [`CacheRead::scope`] for a blocking step.
+    #[inline]
+    pub(crate) fn scope_sync<R>(&self, f: impl FnOnce() -> R) -> R {
+        #[cfg(feature = "tracing")]
+        {
+            self.span.in_scope(f)
+        }
+        #[cfg(not(feature = "tracing"))]
+        {
+            f()
+        }
+    }
+
+    #[inline]
+    pub(crate) fn finish(self, outcome: CacheOutcome) {
+        let _ = outcome;
+        #[cfg(feature = "tracing")]
+        self.span.record("outcome", outcome.as_str());
+        #[cfg(feature = "metrics")]
+        metrics::counter!(
+            "redis_state_cache_reads_total",
+            "model" => self.model,
+            "outcome" => outcome.as_str(),
+        )
+        .increment(1);
+    }
+}
+
+/// A fill this process's loader wrote.
+#[inline]
+pub(crate) fn cache_fill(model: &'static str) {
+    let _ = model;
+    #[cfg(feature = "metrics")]
+    metrics::counter!("redis_state_cache_fills_total", "model" => model).increment(1);
+}
+
+/// A read that waits for another process's fill.
+#[inline]
+pub(crate) fn cache_lease_wait(model: &'static str) {
+    let _ = model;
+    #[cfg(feature = "metrics")]
+    metrics::counter!("redis_state_cache_lease_waits_total", "model" => model).increment(1);
+}
+
+/// A queue's depth as read: one gauge per state, and the lag.
+#[inline]
+pub(crate) fn queue_depth(queue: &str, depth: &crate::queue::QueueDepth) {
+    let _ = (queue, depth);
+    #[cfg(feature = "metrics")]
+    {
+        let q = queue.to_owned();
+        for (state, n) in [
+            ("ready", depth.ready),
+            ("delayed", depth.delayed),
+            ("active", depth.active),
+            ("dead", depth.dead),
+        ] {
+            metrics::gauge!("redis_state_queue_jobs", "queue" => q.clone(), "state" => state)
+                .set(n as f64);
+        }
+        metrics::gauge!("redis_state_queue_lag_seconds", "queue" => q).set(depth.lag.as_secs_f64());
+    }
+}
+
+/// A consumer group's pending count (and lag, when the server knows it) as
+/// read.
+#[inline]
+pub(crate) fn stream_group(stream: &str, group: &str, pending: u64, lag: Option<u64>) {
+    let _ = (stream, group, pending, lag);
+    #[cfg(feature = "metrics")]
+    {
+        let (s, g) = (stream.to_owned(), group.to_owned());
+        metrics::gauge!("redis_state_stream_group_pending", "stream" => s.clone(), "group" => g.clone())
+            .set(pending as f64);
+        if let Some(lag) = lag {
+            metrics::gauge!("redis_state_stream_group_lag", "stream" => s, "group" => g)
+                .set(lag as f64);
+        }
     }
 }
 

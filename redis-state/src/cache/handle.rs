@@ -18,6 +18,7 @@ use crate::driver::{self, Async, Blocking, Deadline, Io, block_on};
 use crate::error::{Error, Result};
 use crate::exec::{AsyncExecutor, SyncExecutor};
 use crate::keys::{IdBuf, IdValue, Namespace};
+use crate::observe::{CacheOutcome, CacheRead};
 use crate::op::Operation;
 
 /// How the fill protocol waits and holds.
@@ -314,9 +315,18 @@ where
         Fut: Future<Output = std::result::Result<Option<T>, E>> + Send,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let id = id_of(id);
-        self.flow(&mut Async::new(con), id, loader, true, None)
-            .await
+        let key = entry_key(T::SCHEMA, self.ns.as_ref(), &id_of(id));
+        let read = CacheRead::start(T::SCHEMA.model, &key);
+        let mut served = CacheOutcome::Miss;
+        let r = read
+            .scope(self.flow(&mut Async::new(con), key, loader, true, None, &mut served))
+            .await;
+        read.finish(if r.is_ok() {
+            served
+        } else {
+            CacheOutcome::Error
+        });
+        r
     }
 
     /// [`Cache::get_or_load_async`] on a blocking connection, with a blocking
@@ -330,28 +340,35 @@ where
         F: FnOnce() -> std::result::Result<Option<T>, E> + Send,
         E: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
     {
-        let id = id_of(id);
+        let key = entry_key(T::SCHEMA, self.ns.as_ref(), &id_of(id));
+        let read = CacheRead::start(T::SCHEMA.model, &key);
+        let mut served = CacheOutcome::Miss;
         // The hit path runs straight, outside the loader state machine.
-        let key = entry_key(T::SCHEMA, self.ns.as_ref(), &id);
-        let token = token();
-        let first = self.first_read(&key, &token).run(con)?;
-        if let Acquired::Hit(raw) = &first
-            && let Decoded::Found(f) = decode_entry::<T>(&key, raw, now_ms())?
-            && !needs_refresh(&f)
-        {
-            return Ok(f.value);
-        }
-        block_on(self.flow(
-            &mut Blocking::new(con),
-            id,
-            move || std::future::ready(loader()),
-            false,
-            Some(First {
-                key,
-                token,
-                got: first,
-            }),
-        ))
+        let r = read.scope_sync(|| {
+            let token = token();
+            let first = self.first_read(&key, &token).run(con)?;
+            if let Acquired::Hit(raw) = &first
+                && let Decoded::Found(f) = decode_entry::<T>(&key, raw, now_ms())?
+                && !needs_refresh(&f)
+            {
+                served = CacheOutcome::Hit;
+                return Ok(f.value);
+            }
+            block_on(self.flow(
+                &mut Blocking::new(con),
+                key.clone(),
+                move || std::future::ready(loader()),
+                false,
+                Some(First { token, got: first }),
+                &mut served,
+            ))
+        });
+        read.finish(if r.is_ok() {
+            served
+        } else {
+            CacheOutcome::Error
+        });
+        r
     }
 
     /// Write-through: runs `write` (the source of truth) and, when it
@@ -420,26 +437,26 @@ where
         }
     }
 
+    /// The read of `key` after the first `GET` (`first`, when the caller
+    /// made it); `served` is set to how it was served.
     async fn flow<I, L>(
         &self,
         io: &mut I,
-        id: IdBuf,
+        key: String,
         loader: L,
         use_local: bool,
         first: Option<First>,
+        served: &mut CacheOutcome,
     ) -> Result<Option<T>>
     where
         I: Io,
         L: Loader<T>,
     {
-        let key = match &first {
-            Some(first) => first.key.clone(),
-            None => entry_key(T::SCHEMA, self.ns.as_ref(), &id),
-        };
         let local = self.local.as_ref().filter(|_| use_local);
         let ticket = match local {
             Some(l) => {
                 if let Some(v) = l.get::<T>(&key) {
+                    *served = CacheOutcome::LocalHit;
                     return Ok(Some(v));
                 }
                 l.begin(&key)
@@ -458,6 +475,7 @@ where
             Acquired::Hit(raw) => match decode_entry::<T>(&key, &raw, now_ms())? {
                 Decoded::Found(f) => {
                     if !needs_refresh(&f) {
+                        *served = CacheOutcome::Hit;
                         if let (Some(l), Some(t), Some(v)) = (local, ticket, &f.value) {
                             l.complete(t, v.clone());
                         }
@@ -465,13 +483,16 @@ where
                     }
                     // Not kept locally: end the read before the refresh.
                     drop(ticket);
-                    return self.refresh(io, &key, f.value, loader).await;
+                    return self.refresh(io, &key, f.value, loader, served).await;
                 }
                 // An entry that does not decode: take the lease over it.
                 Decoded::Miss => None,
             },
             Acquired::Foreign => match another_type::<T>(&key)? {
-                Decoded::Found(f) => return Ok(f.value),
+                Decoded::Found(f) => {
+                    *served = CacheOutcome::Hit;
+                    return Ok(f.value);
+                }
                 Decoded::Miss => None,
             },
             other => Some((token, other)),
@@ -525,11 +546,13 @@ where
         key: &str,
         current: Option<T>,
         loader: L,
+        served: &mut CacheOutcome,
     ) -> Result<Option<T>>
     where
         I: Io,
         L: Loader<T>,
     {
+        *served = CacheOutcome::Stale;
         let guard = match self.flights.join(key) {
             Joined::Follower(_) => return Ok(current),
             Joined::Leader(guard) => guard,
@@ -537,7 +560,10 @@ where
         let token = token();
         let r = match self.acquire(io, key, &token, true).await {
             Ok(Acquired::Leader) => match self.load_and_fill(io, key, token, loader).await {
-                Ok(v) => Ok(v),
+                Ok(v) => {
+                    *served = CacheOutcome::Refresh;
+                    Ok(v)
+                }
                 Err(e) => {
                     log::warn!(
                         target: "redis_state::cache",
@@ -647,6 +673,7 @@ where
     ///   one, where a blocked `XREAD` would stall every other task's
     ///   commands.
     async fn wait<I: Io>(&self, io: &mut I, key: &str) -> Result<Option<Woken>> {
+        crate::observe::cache_lease_wait(T::SCHEMA.model);
         let deadline = Deadline::after(self.opts.wait);
         let poll = |block: Option<Duration>| WaitDone {
             key: key.to_owned(),
@@ -719,14 +746,14 @@ where
             enc,
         })
         .await?;
+        crate::observe::cache_fill(schema.model);
         Ok(value)
     }
 }
 
 /// The first round trip of a blocking read, run before the procedure (so
-/// that a hit never enters it): the key, the token sent and the answer.
+/// that a hit never enters it): the token sent and the answer.
 struct First {
-    key: String,
     token: String,
     got: Acquired,
 }

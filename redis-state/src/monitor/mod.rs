@@ -22,6 +22,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod backlog;
 mod info;
 pub mod stats;
 

@@ -467,6 +467,7 @@ pub struct ModelStats {
 /// cursor).
 struct ScanRound<'a> {
     pattern: &'a str,
+    kind: Option<&'a str>,
     count: usize,
     cursors: Option<Vec<(Node, u64)>>,
 }
@@ -498,21 +499,29 @@ impl Operation for ScanRound<'_> {
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
         match &self.cursors {
             None => {
-                plan.every_primary("SCAN")
+                let cmd = plan
+                    .every_primary("SCAN")
                     .arg(0)
                     .arg("MATCH")
                     .arg(self.pattern)
                     .arg("COUNT")
                     .arg(self.count);
+                if let Some(kind) = self.kind {
+                    cmd.arg("TYPE").arg(kind);
+                }
             }
             Some(cursors) => {
                 for (node, cursor) in cursors {
-                    plan.on_node(node, "SCAN")
+                    let cmd = plan
+                        .on_node(node, "SCAN")
                         .arg(*cursor)
                         .arg("MATCH")
                         .arg(self.pattern)
                         .arg("COUNT")
                         .arg(self.count);
+                    if let Some(kind) = self.kind {
+                        cmd.arg("TYPE").arg(kind);
+                    }
                 }
             }
         }
@@ -546,6 +555,18 @@ pub async fn scan_each<I: Io>(
     io: &mut I,
     pattern: &str,
     count: usize,
+    each: impl AsyncFnMut(&mut I, Node, Vec<String>) -> Result<bool>,
+) -> Result<()> {
+    scan_each_of_type(io, pattern, None, count, each).await
+}
+
+/// [`scan_each`] of the keys of one type (`SCAN … TYPE kind`: `stream`,
+/// `hash`, ...) when `kind` is given.
+pub async fn scan_each_of_type<I: Io>(
+    io: &mut I,
+    pattern: &str,
+    kind: Option<&str>,
+    count: usize,
     mut each: impl AsyncFnMut(&mut I, Node, Vec<String>) -> Result<bool>,
 ) -> Result<()> {
     let mut cursors = None;
@@ -553,6 +574,7 @@ pub async fn scan_each<I: Io>(
         let (next, found) = io
             .run(ScanRound {
                 pattern,
+                kind,
                 count: count.max(1),
                 cursors: cursors.take(),
             })

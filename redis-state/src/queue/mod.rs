@@ -59,6 +59,7 @@
 //! JSON at `queue:<name>`): simple and interoperable, but a job popped by a
 //! worker that dies is lost.
 
+mod depth;
 mod list;
 
 use std::future::Future;
@@ -76,6 +77,8 @@ use crate::script::Script;
 use crate::stream::consumer::retry_delay;
 pub use crate::stream::{Ack, Effect};
 
+pub use depth::{Depth, QueueDepth, depth_of};
+pub(crate) use depth::{SERVER_TIME, time_ms};
 pub use list::{ListPop, ListPush, ListQueue};
 
 static PUSH: Script = Script::new("redis_state.queue.push", include_str!("lua/push.lua"));

@@ -666,6 +666,21 @@ impl<T, C: EventCodec<T>> Group<T, C> {
         }
     }
 
+    /// The group as the server reports it: pending entries, lag, consumers
+    /// and the oldest pending entry's idle time; `None` when the group does
+    /// not exist. One round trip, two with entries pending (see
+    /// [`monitor::backlog::stream_info`](crate::monitor::backlog::stream_info)).
+    /// With feature `metrics`, sets the gauges
+    /// `redis_state_stream_group_pending` and `redis_state_stream_group_lag`.
+    pub fn info(
+        &self,
+    ) -> impl Operation<Output = Option<crate::monitor::backlog::GroupInfo>> + Send + use<T, C>
+    {
+        let name = self.name.clone();
+        crate::monitor::backlog::stream_info(&self.stream.key)
+            .map(move |s| s.groups.into_iter().find(|g| g.name == name))
+    }
+
     /// A consumer named `<prefix>-<16 random hex digits>`: unique by
     /// construction, so two processes never share one consumer's pending
     /// entries; what a dead consumer held is claimed by the others
@@ -724,7 +739,11 @@ impl Operation for Pending {
         let v = replies.next_value()?;
         match &v {
             Value::Array(parts) => match parts.first() {
-                Some(Value::Int(n)) => Ok(Step::Done(u64::try_from(*n).unwrap_or(0))),
+                Some(Value::Int(n)) => {
+                    let n = u64::try_from(*n).unwrap_or(0);
+                    crate::observe::stream_group(&self.key, &self.group, n, None);
+                    Ok(Step::Done(n))
+                }
                 _ => Err(Error::unexpected("XPENDING", &v)),
             },
             _ => Err(Error::unexpected("XPENDING", &v)),
