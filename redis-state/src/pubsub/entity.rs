@@ -243,15 +243,7 @@ impl<M: RedisHash> EntityEvents<M> {
     /// `timeout`: `None` when nothing came.
     pub fn recv(&mut self, timeout: Duration) -> Option<Result<EntityItem>> {
         let rt = self.rt.clone();
-        match rt.block(async {
-            Ok(tokio::time::timeout(timeout, self.next_async())
-                .await
-                .ok()
-                .flatten())
-        }) {
-            Ok(item) => item,
-            Err(e) => Some(Err(e)),
-        }
+        rt.recv_within(timeout, self.next_async())
     }
 }
 

@@ -743,6 +743,19 @@ impl Rt {
         }
         self.handle().block_on(fut)
     }
+
+    /// The blocking read of a subscriber's next item: `next` awaited on the
+    /// calling thread for at most `timeout`; `None` when nothing came.
+    pub(super) fn recv_within<T>(
+        &self,
+        timeout: Duration,
+        next: impl Future<Output = Option<Result<T>>>,
+    ) -> Option<Result<T>> {
+        match self.block(async { Ok(tokio::time::timeout(timeout, next).await.ok().flatten()) }) {
+            Ok(item) => item,
+            Err(e) => Some(Err(e)),
+        }
+    }
 }
 
 /// One connection of its own, subscribed to channels and
@@ -1037,15 +1050,7 @@ impl<C: Channel> Subscriber<C> {
     /// `timeout`: `None` when nothing came (or the subscriber stopped).
     pub fn recv(&mut self, timeout: Duration) -> Option<Result<Event<C>>> {
         let rt = self.rt.clone();
-        match rt.block(async {
-            Ok(tokio::time::timeout(timeout, self.next_async())
-                .await
-                .ok()
-                .flatten())
-        }) {
-            Ok(item) => item,
-            Err(e) => Some(Err(e)),
-        }
+        rt.recv_within(timeout, self.next_async())
     }
 
     /// The items as a stream (see [`next_async`](Self::next_async)).

@@ -486,15 +486,7 @@ impl<C: Channel> TopicSubscriber<C> {
     /// `timeout`: `None` when nothing came (or the subscriber stopped).
     pub fn recv(&mut self, timeout: Duration) -> Option<Result<TopicEvent<C>>> {
         let rt = self.sub.rt.clone();
-        match rt.block(async {
-            Ok(tokio::time::timeout(timeout, self.next_async())
-                .await
-                .ok()
-                .flatten())
-        }) {
-            Ok(item) => item,
-            Err(e) => Some(Err(e)),
-        }
+        rt.recv_within(timeout, self.next_async())
     }
 
     /// Files one message taken from pub/sub: a gap before it is filled
