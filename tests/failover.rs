@@ -75,7 +75,14 @@ async fn load(
                             Err(Error::DurabilityShortfall { .. }) => {
                                 log.shortfalls.push((key, Instant::now()))
                             }
-                            Err(e) if e.is_connection_error() => {
+                            // A transport failure, or a refusal that
+                            // outlasted the retries (`MOVED` while the old
+                            // primary rejoins as a replica): not applied,
+                            // and the error says to retry.
+                            Err(e)
+                                if e.is_connection_error()
+                                    || (e.is_retryable() && !e.may_have_applied()) =>
+                            {
                                 log.failed += 1;
                                 if log.reasons.len() < 5 && !log.reasons.contains(&e.to_string()) {
                                     log.reasons.push(e.to_string());
