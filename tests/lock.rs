@@ -873,8 +873,10 @@ fn an_acquire_that_times_out_does_not_orphan_the_lock() {
         .ttl(Duration::from_secs(30))
         .wait(Duration::ZERO);
     runtime().block_on(async {
-        // redis-rs' default: a 500 ms response timeout.
+        // A 500 ms response timeout (redis-rs' default; the test support's
+        // connections wait longer).
         let mut con = server.async_connection().await.unwrap();
+        con.set_response_timeout(Duration::from_millis(500));
         let g = lock.acquire_async(&mut con).await.unwrap();
         assert!(g.release().run_async(&mut con).await.unwrap());
         let () = redis::cmd("CLIENT")
