@@ -1036,10 +1036,7 @@ fn sum_partitions(parts: Vec<IndexStats>, companions: &str) -> Vec<IndexStats> {
             None => {
                 let kind = if p.unique { "uniq" } else { "idx" };
                 out.push(IndexStats {
-                    key: format!(
-                        "{base}{kind}:{}",
-                        redis_state_keys::glob_escape(&p.field)
-                    ),
+                    key: format!("{base}{kind}:{}", redis_state_keys::glob_escape(&p.field)),
                     ..p
                 });
             }
