@@ -21,6 +21,11 @@
 //! entity is gone or no longer holds the indexed value. [`sweep`] removes
 //! them, each with a script that checks again in the same step, so an
 //! entity saved in between keeps its entry.
+//!
+//! A bucketed model (`#[redis(buckets = N)]`; [`KeyShape::with_buckets`]
+//! for a spec from text) has one partition per bucket of each index: every
+//! partition is read, and each index is reported once, summed over them
+//! ([`IndexStats::partitions`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
