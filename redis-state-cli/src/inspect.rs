@@ -61,6 +61,37 @@ fn role(key: &str) -> &'static str {
     }
 }
 
+/// What the key's name holds: its slot, its hash tag (a bucketed entity's
+/// `user:{<tag>}:42` names its bucket's tag), and for an index (or a
+/// bucket's index partition) its scope, collection, kind and field.
+fn name_parts(key: &str, out: &mut Map<String, Json>) {
+    out.insert(
+        "slot".into(),
+        json!(redis_state::keys::key_slot(key.as_bytes())),
+    );
+    if let Some(open) = key.find('{')
+        && let Some(len) = key[open + 1..].find('}')
+        && len > 0
+    {
+        out.insert("hash_tag".into(), json!(&key[open + 1..open + 1 + len]));
+    }
+    if let Some(at) = key.rfind(":#")
+        && let Some((collection, rest)) = key[at + 2..].split_once(':')
+        && let Some((kind, field)) = rest.split_once(':')
+        && matches!(kind, "idx" | "uniq")
+    {
+        out.insert(
+            "index".into(),
+            json!({
+                "scope": &key[..at],
+                "collection": collection,
+                "unique": kind == "uniq",
+                "field": field,
+            }),
+        );
+    }
+}
+
 pub(crate) fn inspect(con: &mut Con, key: &str, limit: usize) -> redis_state::Result<Json> {
     let (kind, pttl, bytes) = con.run(batch((
         command::<String>("TYPE", key),
@@ -81,6 +112,7 @@ pub(crate) fn inspect(con: &mut Con, key: &str, limit: usize) -> redis_state::Re
     );
     out.insert("memory_bytes".into(), json!(bytes));
     out.insert("role".into(), json!(role(key)));
+    name_parts(key, &mut out);
     let limit = limit.max(1);
     match kind.as_str() {
         "none" => {

@@ -7,7 +7,9 @@
 //! the collection name after it when the model has indexes
 //! (`"{{user}}:{id}#user"`; the collection is the snake_case type name
 //! unless the derive sets `collection`). `#` cannot appear in a template, so
-//! the split is unambiguous.
+//! the split is unambiguous. An indexed model whose key has no hash tag is
+//! bucketed: 64 buckets unless `@N` follows the collection
+//! (`"user:{id}#user@8"` for `#[redis(buckets = 8)]`).
 
 mod backlog;
 mod html;
@@ -330,8 +332,30 @@ pub(crate) fn spec(
         Some((t, c)) => (t, Some(c)),
         None => (arg, None),
     };
-    ModelSpec::from_template(template, kind, template, ns, collection).map_err(|e| e.to_string())
+    let (collection, buckets) = match collection.map(|c| c.split_once('@')) {
+        Some(Some((c, n))) => {
+            let n: u16 = n
+                .parse()
+                .ok()
+                .filter(|n| (1..=16384).contains(n))
+                .ok_or_else(|| {
+                    format!("{arg:?}: the bucket count after `@` is 1 to 16384, not {n:?}")
+                })?;
+            (Some(c), n)
+        }
+        Some(None) => (collection, DEFAULT_BUCKETS),
+        None => (None, 0),
+    };
+    // An indexed model whose key has no hash tag is bucketed (a tagged
+    // shape ignores the count).
+    ModelSpec::from_template(template, kind, template, ns, collection)
+        .map(|s| s.with_buckets(buckets))
+        .map_err(|e| e.to_string())
 }
+
+/// The derives' bucket count for an indexed model whose key has no hash
+/// tag, unless `#[redis(buckets = N)]` sets another.
+const DEFAULT_BUCKETS: u16 = 64;
 
 fn specs(m: &ModelArgs) -> Result<Vec<ModelSpec>, String> {
     let ns = namespace(&m.namespace)?;

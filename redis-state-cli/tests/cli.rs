@@ -375,3 +375,151 @@ fn bad_input_is_a_clear_error() {
     let out = standalone(&["sweep", "--hash", "cprod:{id}"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("collection"));
 }
+
+/// An indexed model without hash tag: bucketed, 4 buckets.
+#[derive(RedisHash, Debug, Clone, PartialEq)]
+#[redis(key = "cbuser:{id}", buckets = 4, ttl = "2h")]
+struct CbUser {
+    #[redis(id)]
+    id: u32,
+    name: String,
+    #[redis(index)]
+    city: String,
+}
+
+const BUCKETED: &str = "cbuser:{id}#cb_user@4";
+
+fn cb_key(ns: &Namespace, id: u32) -> String {
+    let mut buf = redis_state::keys::IdBuf::new();
+    redis_state::keys::IdValue::write_id(&id, &mut buf);
+    CbUser::SCHEMA.key(Some(ns), &buf)
+}
+
+fn cb_bucket(id: u32) -> u16 {
+    let mut buf = redis_state::keys::IdBuf::new();
+    redis_state::keys::IdValue::write_id(&id, &mut buf);
+    CbUser::SCHEMA.bucket_of(&buf)
+}
+
+/// `stats`, `sweep`, `inspect`, `export` and `import` of a bucketed model
+/// on a Cluster: every partition on every primary.
+#[test]
+fn a_bucketed_model_on_a_cluster() {
+    let ns = Namespace::new(unique_prefix("cli-bucketed")).unwrap();
+    let to = Namespace::new(unique_prefix("cli-bucketed-to")).unwrap();
+    let mut con = shared_cluster().connection().unwrap();
+    for id in 1..=20u32 {
+        let u = CbUser {
+            id,
+            name: format!("user {id}"),
+            city: if id <= 10 { "oslo" } else { "rome" }.to_owned(),
+        };
+        u.save().namespace(&ns).run(&mut con).unwrap();
+    }
+    let stats = |ns: &Namespace| {
+        json(&cluster(&[
+            "stats",
+            "--json",
+            "-n",
+            ns.as_str(),
+            "--hash",
+            BUCKETED,
+            "--batch",
+            "3",
+        ]))
+    };
+    let v = stats(&ns);
+    assert_eq!(v[0]["keys"], 20, "{v:#}");
+    let city = &v[0]["indexes"][0];
+    assert_eq!(
+        (city["entries"].as_u64(), city["orphans"].as_u64()),
+        (Some(20), Some(0)),
+        "{v:#}"
+    );
+    let used: std::collections::BTreeSet<u16> = (1..=20).map(cb_bucket).collect();
+    assert_eq!(city["partitions"], used.len() as u64, "{v:#}");
+
+    // Orphans in two partitions: a deleted entity, an edited one.
+    let a = 1;
+    let b = (2..=20).find(|i| cb_bucket(*i) != cb_bucket(a)).unwrap();
+    let _: i64 = redis_state::op::command("DEL", cb_key(&ns, a))
+        .run(&mut con)
+        .unwrap();
+    let _: i64 = redis_state::op::command("HSET", cb_key(&ns, b))
+        .arg("city")
+        .arg("lima")
+        .run(&mut con)
+        .unwrap();
+    let v = json(&cluster(&[
+        "sweep",
+        "--json",
+        "-n",
+        ns.as_str(),
+        "--hash",
+        BUCKETED,
+    ]));
+    assert_eq!(v[0]["indexes"][0]["orphans"], 2, "{v:#}");
+    assert_eq!(v[0]["removed"], 2, "{v:#}");
+    let v = stats(&ns);
+    assert_eq!(v[0]["indexes"][0]["entries"], 18, "{v:#}");
+    assert_eq!(v[0]["indexes"][0]["orphans"], 0, "{v:#}");
+
+    // `inspect` names a bucketed entity's tag and a partition's field.
+    let key = cb_key(&ns, 3);
+    let v = json(&cluster(&["inspect", "--json", &key]));
+    assert_eq!(v["role"], "entity", "{v:#}");
+    assert_eq!(v["fields"]["name"], "user 3");
+    assert_eq!(v["slot"], CbUser::SCHEMA.bucket_slot(cb_bucket(3)), "{v:#}");
+    let scope = CbUser::SCHEMA.bucket_scope(Some(&ns), cb_bucket(3));
+    let partition = format!("{scope}:#cb_user:idx:city");
+    let v = json(&cluster(&["inspect", "--json", &partition]));
+    assert!(
+        v["role"].as_str().unwrap().starts_with("secondary index"),
+        "{v:#}"
+    );
+    assert_eq!(v["index"]["scope"], scope.as_str(), "{v:#}");
+    assert_eq!(v["index"]["field"], "city");
+    assert_eq!(v["index"]["collection"], "cb_user");
+
+    // Export, import under another namespace: the same keys, so each entity
+    // lands in its bucket's slot and loads.
+    let dir = std::env::temp_dir().join(unique_prefix("cli-bucketed"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("users.jsonl");
+    ok(&cluster(&[
+        "export",
+        "--hash",
+        BUCKETED,
+        "-n",
+        ns.as_str(),
+        "-o",
+        file.to_str().unwrap(),
+    ]));
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(text.lines().count(), 19, "{text}");
+    ok(&cluster(&[
+        "import",
+        "-i",
+        file.to_str().unwrap(),
+        "--rename-prefix",
+        &format!("{ns}:={to}:"),
+    ]));
+    for id in 2..=20u32 {
+        let got = CbUser::load(&id).namespace(&to).run(&mut con).unwrap();
+        assert_eq!(got.map(|u| u.name), Some(format!("user {id}")), "{id}");
+    }
+    let v = stats(&to);
+    assert_eq!(v[0]["keys"], 19, "{v:#}");
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // A bucket count out of range is a clear error.
+    let out = cluster(&[
+        "stats",
+        "-n",
+        ns.as_str(),
+        "--hash",
+        "cbuser:{id}#cb_user@0",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bucket count"));
+}

@@ -364,23 +364,14 @@ impl HashSchema {
     /// (64 bits) of the id's joined, escaped form, modulo
     /// [`buckets`](Self::buckets). 0 for other models.
     pub fn bucket_of(&self, id: &IdBuf) -> u16 {
-        if self.buckets == 0 {
-            return 0;
-        }
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for &b in id.joined().as_bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        (h % u64::from(self.buckets)) as u16
+        bucket_of_joined(id.joined(), self.buckets)
     }
 
     /// The Cluster slot of bucket `bucket`: the middle of its share when
     /// the 16,384 slots are cut into [`buckets`](Self::buckets) equal runs,
     /// so that buckets spread over primaries as evenly as slots do.
     pub fn bucket_slot(&self, bucket: u16) -> u16 {
-        let n = u32::from(self.buckets.max(1));
-        ((u32::from(bucket) * 2 + 1) * 16384 / (2 * n)).min(16383) as u16
+        bucket_slot_of(bucket, self.buckets)
     }
 
     /// Writes the bucket's scope (`<ns>:user:{<tag>}`, the tag being the
@@ -492,6 +483,27 @@ impl HashSchema {
 /// [`RedisHash::load`] does (`None` when every field is absent), without I/O.
 /// For `benches/hash.rs`, which times decoding alone: not public API, no
 /// semver guarantees.
+/// The bucket of the id whose joined, escaped form is `joined` among
+/// `buckets` (FNV-1a, 64 bits, modulo `buckets`); 0 when `buckets` is 0.
+/// [`HashSchema::bucket_of`] and the operations views both use it.
+pub(crate) fn bucket_of_joined(joined: &str, buckets: u16) -> u16 {
+    if buckets == 0 {
+        return 0;
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in joined.as_bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % u64::from(buckets)) as u16
+}
+
+/// The slot of `bucket` among `buckets`; see [`HashSchema::bucket_slot`].
+pub(crate) fn bucket_slot_of(bucket: u16, buckets: u16) -> u16 {
+    let n = u32::from(buckets.max(1));
+    ((u32::from(bucket) * 2 + 1) * 16384 / (2 * n)).min(16383) as u16
+}
+
 #[doc(hidden)]
 pub fn __bench_decode<M: RedisHash>(key: &str, reply: &Value) -> Result<Option<M>> {
     ops::decode_hmget(key, reply, None)

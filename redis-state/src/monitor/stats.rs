@@ -21,6 +21,11 @@
 //! entity is gone or no longer holds the indexed value. [`sweep`] removes
 //! them, each with a script that checks again in the same step, so an
 //! entity saved in between keeps its entry.
+//!
+//! A bucketed model (`#[redis(buckets = N)]`; [`KeyShape::with_buckets`]
+//! for a spec from text) has one partition per bucket of each index: every
+//! partition is read, and each index is reported once, summed over them
+//! ([`IndexStats::partitions`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -49,6 +54,8 @@ pub struct KeyShape {
     prefix: String,
     segs: Vec<ShapeSeg>,
     scope: Option<usize>,
+    /// The bucketed layout's bucket count (0: not bucketed).
+    buckets: u16,
 }
 
 impl KeyShape {
@@ -68,6 +75,7 @@ impl KeyShape {
                 })
                 .collect(),
             scope: t.scope,
+            buckets: 0,
         }
     }
 
@@ -101,7 +109,48 @@ impl KeyShape {
             prefix: ns.map(|n| format!("{}:", n.as_str())).unwrap_or_default(),
             segs,
             scope: t.scope(),
+            buckets: 0,
         })
+    }
+
+    /// The same shape in the bucketed layout with `buckets` buckets (as
+    /// `#[redis(buckets = N)]` gives a derive; 0 for the plain layout):
+    /// `user:{id}` is then stored as `user:{<tag>}:42` and indexes are
+    /// partitioned per bucket under `user:{<tag>}`. Ignored on a shape
+    /// with a hash tag, which the derives never bucket.
+    pub fn with_buckets(mut self, buckets: u16) -> KeyShape {
+        self.buckets = if self.scope.is_some() { 0 } else { buckets };
+        self
+    }
+
+    /// The bucket count of the bucketed layout (0: not bucketed).
+    pub fn buckets(&self) -> u16 {
+        self.buckets
+    }
+
+    /// The leading literal of a bucketed shape (before its bucket's tag)
+    /// and the segments after it.
+    fn bucket_split(&self) -> (&str, &[ShapeSeg]) {
+        match self.segs.first() {
+            Some(ShapeSeg::Lit(lead)) => (lead, &self.segs[1..]),
+            _ => ("", &self.segs),
+        }
+    }
+
+    /// The scope (`<ns>:user:{<tag>}`) of the bucket of the id joined as
+    /// `joined`; `None` when not bucketed.
+    fn bucket_scope_of(&self, joined: &str) -> Option<String> {
+        if self.buckets == 0 {
+            return None;
+        }
+        let bucket = crate::hash::bucket_of_joined(joined, self.buckets);
+        let slot = crate::hash::bucket_slot_of(bucket, self.buckets);
+        let mut out = self.prefix.clone();
+        out.push_str(self.bucket_split().0);
+        out.push('{');
+        out.push_str(itoa::Buffer::new().format(crate::keys::slot_tag(slot)));
+        out.push('}');
+        Some(out)
     }
 
     fn glob(&self, segs: &[ShapeSeg]) -> String {
@@ -124,8 +173,16 @@ impl KeyShape {
     /// shape's scope for `collection` (indexes): `<scope>:#<collection>:*`.
     /// `None` without a hash tag.
     pub fn companion_pattern(&self, collection: &str) -> Option<String> {
-        let n = self.scope?;
-        let mut p = self.glob(self.segs.get(..n)?);
+        let mut p = if self.buckets > 0 {
+            // Every bucket's partitions: `<lead>{*}:#<collection>:*`.
+            let mut p = redis_state_keys::glob_escape(&self.prefix).into_owned();
+            p.push_str(&redis_state_keys::glob_escape(self.bucket_split().0));
+            p.push_str("{*}");
+            p
+        } else {
+            let n = self.scope?;
+            self.glob(self.segs.get(..n)?)
+        };
         p.push_str(":#");
         p.push_str(&redis_state_keys::glob_escape(collection));
         p.push_str(":*");
@@ -136,8 +193,14 @@ impl KeyShape {
     /// parts separated by `:`, in id order), is `joined`.
     pub fn render_joined(&self, joined: &str) -> String {
         let parts: Vec<&str> = joined.split(':').collect();
-        let mut out = self.prefix.clone();
-        for s in &self.segs {
+        let (mut out, segs) = match self.bucket_scope_of(joined) {
+            Some(mut scope) => {
+                scope.push(':');
+                (scope, self.bucket_split().1)
+            }
+            None => (self.prefix.clone(), &self.segs[..]),
+        };
+        for s in segs {
             match s {
                 ShapeSeg::Lit(l) => out.push_str(l),
                 ShapeSeg::Part(i) => out.push_str(parts.get(*i).copied().unwrap_or_default()),
@@ -190,7 +253,7 @@ impl ModelSpec {
         ModelSpec {
             name: s.model.to_owned(),
             kind: ModelKind::Hash,
-            shape: KeyShape::from_key_template(&s.key, ns),
+            shape: KeyShape::from_key_template(&s.key, ns).with_buckets(s.buckets),
             collection: (!s.indexes.is_empty()).then(|| s.collection.to_owned()),
             indexes: s
                 .indexes
@@ -242,6 +305,15 @@ impl ModelSpec {
             collection: collection.map(str::to_owned),
             indexes: Vec::new(),
         })
+    }
+
+    /// The same model in the bucketed layout with `buckets` buckets (see
+    /// [`KeyShape::with_buckets`]); for a spec from text, give the
+    /// derive's `buckets` (64 for an indexed model whose key has no hash
+    /// tag, unless the derive set another).
+    pub fn with_buckets(mut self, buckets: u16) -> ModelSpec {
+        self.shape = self.shape.with_buckets(buckets);
+        self
     }
 }
 
@@ -439,6 +511,10 @@ pub struct IndexStats {
     pub orphans: u64,
     /// `MEMORY USAGE` of the index key.
     pub bytes: u64,
+    /// The index keys read: 1, or in the bucketed layout the partitions
+    /// found (one per bucket holding entries), whose figures are summed
+    /// here; [`key`](Self::key) is then the pattern of every partition.
+    pub partitions: u64,
 }
 
 /// Statistics of one model; see [`model_stats`].
@@ -792,8 +868,9 @@ impl Operation for IndexPage<'_> {
 static SWEEP: Script = Script::new(
     "redis_state.monitor.sweep",
     r#"
--- KEYS[1] index, KEYS[2] entity; ARGV: unique, field, value, member, id
-if ARGV[5] ~= '' and redis.call('HGET', KEYS[2], ARGV[2]) == ARGV[3] then
+-- KEYS[1] index, KEYS[2] entity (the index itself for an entry naming an
+-- id of another bucket, never checked); ARGV: unique, field, value, member, id
+if ARGV[5] ~= '' and KEYS[2] ~= KEYS[1] and redis.call('HGET', KEYS[2], ARGV[2]) == ARGV[3] then
   return 0
 end
 if ARGV[1] == '1' then
@@ -858,13 +935,14 @@ async fn index_stats<I: Io>(
     index_keys.sort();
     let mut out = Vec::with_capacity(index_keys.len());
     for key in index_keys {
-        let Some((field, unique, _scope)) = index_of(&key, collection) else {
+        let Some((field, unique, scope)) = index_of(&key, collection) else {
             continue;
         };
         let mut stats = IndexStats {
             key: key.clone(),
             field: field.clone(),
             unique,
+            partitions: 1,
             ..IndexStats::default()
         };
         stats.bytes = io.run(MemoryUsage(Some(key.clone()))).await?.unwrap_or(0);
@@ -882,6 +960,17 @@ async fn index_stats<I: Io>(
                 .iter()
                 .map(|e| spec.shape.render_joined(&e.id))
                 .collect();
+            // In the bucketed layout, an entry naming an id of another
+            // bucket (written by hand) is never returned by `find_by`: an
+            // orphan, removed without looking at an entity in another slot.
+            let misplaced: Vec<bool> = entries
+                .iter()
+                .map(|e| {
+                    spec.shape
+                        .bucket_scope_of(&e.id)
+                        .is_some_and(|s| s != scope)
+                })
+                .collect();
             let held: Vec<Option<String>> = io
                 .run(many(
                     entity_keys
@@ -890,9 +979,12 @@ async fn index_stats<I: Io>(
                 ))
                 .await?;
             let mut orphans = Vec::new();
-            for ((e, k), h) in entries.iter().zip(&entity_keys).zip(held) {
+            for (((e, k), h), m) in entries.iter().zip(&entity_keys).zip(held).zip(&misplaced) {
                 stats.entries += 1;
-                if e.id.is_empty() || h.as_deref() != Some(e.value.as_str()) {
+                if *m {
+                    stats.orphans += 1;
+                    orphans.push((e, &key));
+                } else if e.id.is_empty() || h.as_deref() != Some(e.value.as_str()) {
                     stats.orphans += 1;
                     orphans.push((e, k));
                 }
@@ -924,7 +1016,38 @@ async fn index_stats<I: Io>(
         }
         out.push(stats);
     }
+    if spec.shape.buckets > 0 {
+        out = sum_partitions(out, &pattern);
+    }
     Ok(out)
+}
+
+/// One [`IndexStats`] per field from those of every bucket's partition,
+/// named by the pattern of the partitions (`<lead>{*}:#<collection>:idx:<field>`).
+fn sum_partitions(parts: Vec<IndexStats>, companions: &str) -> Vec<IndexStats> {
+    let base = companions.strip_suffix('*').unwrap_or(companions);
+    let mut out: Vec<IndexStats> = Vec::new();
+    for p in parts {
+        match out
+            .iter_mut()
+            .find(|o| o.field == p.field && o.unique == p.unique)
+        {
+            Some(o) => {
+                o.entries += p.entries;
+                o.orphans += p.orphans;
+                o.bytes = o.bytes.saturating_add(p.bytes);
+                o.partitions += 1;
+            }
+            None => {
+                let kind = if p.unique { "uniq" } else { "idx" };
+                out.push(IndexStats {
+                    key: format!("{base}{kind}:{}", redis_state_keys::glob_escape(&p.field)),
+                    ..p
+                });
+            }
+        }
+    }
+    out
 }
 
 /// What [`sweep`] did.
