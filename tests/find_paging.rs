@@ -159,11 +159,6 @@ fn a_bucketed_index_is_read_in_pages(r: &mut Runner, ns: &Namespace) {
     assert_eq!(first.as_slice(), &found[..3]);
 }
 
-matrix!(
-    a_tagged_index_is_read_in_pages,
-    a_bucketed_index_is_read_in_pages
-);
-
 /// An executor that records each round trip's largest reply.
 struct Recording<'c, C> {
     inner: &'c mut C,
@@ -246,3 +241,69 @@ fn rounds_grow_and_commands_stay_bounded_standalone() {
 fn rounds_grow_and_commands_stay_bounded_cluster() {
     rounds_grow_and_commands_stay_bounded(Topology::Cluster);
 }
+
+/// Asks for `rounds` round trips of one `EXISTS` each; raises its progress
+/// after each when `progressing`.
+struct Pings {
+    rounds: usize,
+    done: usize,
+    progressing: bool,
+}
+
+impl Operation for Pings {
+    type Output = usize;
+    fn prepare(&mut self, plan: &mut Plan) -> redis_state::Result<()> {
+        plan.cmd("EXISTS", "find_paging:pings");
+        Ok(())
+    }
+    fn complete(
+        &mut self,
+        replies: &mut redis_state::op::Replies,
+    ) -> redis_state::Result<redis_state::op::Step<usize>> {
+        replies.next_value()?;
+        self.done += 1;
+        Ok(if self.done == self.rounds {
+            redis_state::op::Step::Done(self.done)
+        } else {
+            redis_state::op::Step::Again
+        })
+    }
+    fn progress(&self) -> u64 {
+        if self.progressing {
+            self.done as u64
+        } else {
+            0
+        }
+    }
+}
+
+fn pings(rounds: usize, progressing: bool) -> Pings {
+    Pings {
+        rounds,
+        done: 0,
+        progressing,
+    }
+}
+
+/// Rounds that make progress are not capped; 16 in a row without progress
+/// still stop an operation, with a typed error.
+fn only_rounds_without_progress_are_capped(r: &mut Runner, _: &Namespace) {
+    assert_eq!(r.run(pings(100, true)).unwrap(), 100);
+    assert_eq!(r.run(pings(16, false)).unwrap(), 16);
+    let err = r.run(pings(17, false)).unwrap_err();
+    assert!(
+        matches!(err, redis_state::Error::UnexpectedReply { .. }),
+        "{err:?}"
+    );
+    // In a batch, a progressing part keeps the batch going.
+    let (a, b) = r
+        .run(redis_state::batch((pings(40, true), pings(3, false))))
+        .unwrap();
+    assert_eq!((a, b), (40, 3));
+}
+
+matrix!(
+    a_tagged_index_is_read_in_pages,
+    a_bucketed_index_is_read_in_pages,
+    only_rounds_without_progress_are_capped,
+);
