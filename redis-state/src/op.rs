@@ -709,8 +709,9 @@ impl<T> Step<T> {
     }
 }
 
-/// The most round trips one operation may ask for before the executor
-/// reports a bug instead of looping.
+/// The most round trips in a row one operation may ask for without
+/// reporting progress ([`Operation::progress`]) before the executor reports
+/// a bug instead of looping.
 const MAX_ROUNDS: usize = 16;
 
 /// A Redis operation as a value: commands plus a decoder of the replies.
@@ -725,6 +726,18 @@ pub trait Operation {
 
     /// Reads the replies to the commands written by the last `prepare`.
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<Self::Output>>;
+
+    /// How much of its work the operation has done so far: a count that
+    /// only grows (0 by default). Most operations take a fixed number of
+    /// round trips and the executor caps them at 16; an operation whose
+    /// rounds grow with its result (`find_by` reading a large index a page
+    /// at a time) raises this after each round that moved it forward, and
+    /// only rounds that did not raise it count toward the cap. The cap
+    /// still stops an operation that asks for rounds without progress.
+    /// Wrappers (`map`, `settled`, `batch`, `many`) report their parts'.
+    fn progress(&self) -> u64 {
+        0
+    }
 
     /// Runs the operation on a blocking connection: a `redis::Connection`,
     /// a `redis::cluster::ClusterConnection`, an r2d2 pooled connection of
@@ -854,7 +867,10 @@ async fn rounds_counted<O: Operation, S: Sender>(
     mut con: S,
     counter: &mut impl Counter,
 ) -> Result<O::Output> {
-    for _ in 0..MAX_ROUNDS {
+    // Rounds in a row without progress: the cap is on these.
+    let mut stalled = 0;
+    let mut progress = op.progress();
+    while stalled < MAX_ROUNDS {
         let mut plan = Plan::new();
         plan.one_server = con.one_server();
         op.prepare(&mut plan)?;
@@ -874,6 +890,13 @@ async fn rounds_counted<O: Operation, S: Sender>(
             Step::Done(out) => return Ok(out),
             Step::Again if empty => break,
             Step::Again => {}
+        }
+        let now = op.progress();
+        if now > progress {
+            progress = now;
+            stalled = 0;
+        } else {
+            stalled += 1;
         }
     }
     Err(too_many_rounds())
@@ -931,6 +954,9 @@ impl<O: Operation, F: FnMut(O::Output) -> T, T> Operation for Map<O, F> {
             Step::Again => Step::Again,
         })
     }
+    fn progress(&self) -> u64 {
+        self.op.progress()
+    }
 }
 
 /// See [`Operation::settled`].
@@ -943,6 +969,9 @@ pub struct Settled<O> {
 
 impl<O: Operation> Operation for Settled<O> {
     type Output = Result<O::Output>;
+    fn progress(&self) -> u64 {
+        self.op.progress()
+    }
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
         let before = plan.len();
         if let Err(e) = self.op.prepare(plan) {
@@ -1080,6 +1109,10 @@ macro_rules! tuple_batch {
         impl<$($name: Operation),+> Operation for Batch<($(Child<$name>,)+)> {
             type Output = ($($name::Output,)+);
 
+            fn progress(&self) -> u64 {
+                0 $( + self.children.$idx.op.progress() )+
+            }
+
             fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
                 $( self.children.$idx.prepare(plan)?; )+
                 Ok(())
@@ -1139,6 +1172,10 @@ impl<O: Operation + crate::keys::Namespaced> Many<O> {
 
 impl<O: Operation> Operation for Many<O> {
     type Output = Vec<O::Output>;
+
+    fn progress(&self) -> u64 {
+        self.children.iter().map(|c| c.op.progress()).sum()
+    }
 
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
         // Most operations write one command: room for them at once instead

@@ -1083,6 +1083,11 @@ pub trait RedisHash: Sized {
     /// Cluster, one round trip per node in each round. The partitions'
     /// entries are merged in id order; with [`FindBy::limit`] each partition
     /// returns its first `offset + count` and the merged list is cut.
+    ///
+    /// Without a limit the index is read a page at a time (1,024 entries;
+    /// [`FindBy::page_size`]), each page verified in the round that reads
+    /// the next: no command grows with the number of matches, the number
+    /// of round trips does.
     fn find_by<T, F: Lookup<Self, T>>(field: F, value: &T) -> FindBy<Self> {
         FindBy::new(&(), field.position(), |out| field.encode(value, out))
     }

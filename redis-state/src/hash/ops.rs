@@ -1338,6 +1338,10 @@ enum FindState {
     /// Round 2: load the candidates, verified: (partition, id) in the
     /// order of the result.
     Verify(Vec<(usize, String)>),
+    /// Without a limit: each partition is read a page at a time; the
+    /// candidates of the last page read (partition, id), verified in the
+    /// same round as the next page's read.
+    Paged(Vec<(usize, String)>),
     Failed(Option<Error>),
 }
 
@@ -1358,8 +1362,26 @@ struct Finder<M: RedisHash> {
     /// Round 2: the find scripts sent, each with the positions of its
     /// entities in the result (at most [`FIND_CHUNK`] per script).
     calls: Vec<Vec<usize>>,
+    /// Index entries one paged read returns at most.
+    page: usize,
+    /// Paged reads: per partition, the lower bound of its next page, or
+    /// `None` once read to the end.
+    cursors: Vec<Option<Vec<u8>>>,
+    /// Paged reads: the partitions read in the current round.
+    reading: Vec<usize>,
+    /// Paged reads: the entities verified so far, with their ids.
+    found: Vec<(String, M)>,
+    /// Pages read so far; see [`Operation::progress`].
+    pages: u64,
     _m: PhantomData<fn() -> M>,
 }
+
+/// Index entries one paged read of a partition returns at most, when
+/// `find_by` has no limit: four find scripts' worth ([`FIND_CHUNK`]), so a
+/// round's longest command is about as long as one script, and the rounds
+/// of a large result are few enough (200 for 200,000 matches) that their
+/// round trips cost less than the reads themselves.
+const FIND_PAGE: usize = 4 * FIND_CHUNK;
 
 /// Candidates one find script verifies at most: a lookup over many matches
 /// runs several scripts (pipelined in one round trip) rather than one that
@@ -1396,6 +1418,11 @@ impl<M: RedisHash> Finder<M> {
             index_keys: Vec::new(),
             groups: Vec::new(),
             calls: Vec::new(),
+            page: FIND_PAGE,
+            cursors: Vec::new(),
+            reading: Vec::new(),
+            found: Vec::new(),
+            pages: 0,
             _m: PhantomData,
         }
     }
@@ -1443,21 +1470,20 @@ impl<M: RedisHash> Finder<M> {
                     let scope = schema.scope(self.ns.as_ref(), &self.scope_id)?;
                     vec![schema.index_key(&scope, ix)]
                 };
+                if self.limit.is_none() && !self.unique {
+                    // Every match: read a page at a time from the start.
+                    let (lo, _) = self.bounds();
+                    self.cursors = vec![Some(lo); self.index_keys.len()];
+                    self.state = FindState::Paged(Vec::new());
+                    return self.prepare(plan);
+                }
                 let fan_out = self.index_keys.len() > 1;
                 for index_key in &self.index_keys {
                     if self.unique {
                         plan.cmd("HGET", index_key).arg(&self.value);
                         continue;
                     }
-                    let mut lo = Vec::with_capacity(self.value.len() + 24);
-                    lo.push(b'[');
-                    lo.extend_from_slice(self.value.len().to_string().as_bytes());
-                    lo.push(b':');
-                    lo.extend_from_slice(&self.value);
-                    lo.push(b':');
-                    let mut hi = lo.clone();
-                    hi[0] = b'(';
-                    hi.push(0xff);
+                    let (lo, hi) = self.bounds();
                     let cmd = plan.cmd("ZRANGEBYLEX", index_key);
                     cmd.arg(lo).arg(hi);
                     match self.limit {
@@ -1475,6 +1501,57 @@ impl<M: RedisHash> Finder<M> {
                 Ok(())
             }
             FindState::Verify(ids) => {
+                let ids = std::mem::take(ids);
+                let r = self.prepare_verify(&ids, plan);
+                self.state = FindState::Verify(ids);
+                r
+            }
+            FindState::Paged(ids) => {
+                let ids = std::mem::take(ids);
+                let r = self.prepare_verify(&ids, plan);
+                self.state = FindState::Paged(ids);
+                r?;
+                let (_, hi) = self.bounds();
+                self.reading.clear();
+                for (part, cursor) in self.cursors.iter().enumerate() {
+                    if let Some(lo) = cursor {
+                        plan.cmd("ZRANGEBYLEX", &self.index_keys[part])
+                            .arg(lo.as_slice())
+                            .arg(hi.as_slice())
+                            .arg("LIMIT")
+                            .arg(0)
+                            .arg(self.page);
+                        self.reading.push(part);
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The lexical range of the looked-up value's index members.
+    fn bounds(&self) -> (Vec<u8>, Vec<u8>) {
+        let mut lo = Vec::with_capacity(self.value.len() + 24);
+        lo.push(b'[');
+        lo.extend_from_slice(self.value.len().to_string().as_bytes());
+        lo.push(b':');
+        lo.extend_from_slice(&self.value);
+        lo.push(b':');
+        let mut hi = lo.clone();
+        hi[0] = b'(';
+        hi.push(0xff);
+        (lo, hi)
+    }
+
+    /// Writes the find scripts verifying candidates (partition, id).
+    fn prepare_verify(&mut self, ids: &[(usize, String)], plan: &mut Plan) -> Result<()> {
+        let schema = M::SCHEMA;
+        self.calls.clear();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        {
+            {
                 self.groups.clear();
                 for (at, (part, _)) in ids.iter().enumerate() {
                     match self.groups.iter_mut().find(|(p, _)| p == part) {
@@ -1539,6 +1616,34 @@ impl<M: RedisHash> Finder<M> {
         }
     }
 
+    /// Reads the replies of [`Finder::prepare_verify`]: per candidate, the
+    /// entity, or `None` for a stale entry (removed by the script).
+    fn complete_verify(
+        &self,
+        ids: &[(usize, String)],
+        replies: &mut Replies,
+    ) -> Result<Vec<Option<M>>> {
+        let schema = M::SCHEMA;
+        let mut out: Vec<Option<M>> = Vec::new();
+        out.resize_with(ids.len(), || None);
+        for members in &self.calls {
+            let v = replies.next_value()?;
+            let rows = match v {
+                Value::Array(rows) => rows,
+                other => return Err(Error::unexpected("the find script", &other)),
+            };
+            for (row, &at) in rows.iter().zip(members) {
+                if matches!(row, Value::Nil) {
+                    continue; // stale index entry, removed by the script
+                }
+                let id = IdBuf::from_joined(&ids[at].1);
+                let key = schema.key(self.ns.as_ref(), &id);
+                out[at] = decode_hmget::<M>(&key, row, Some(&id))?;
+            }
+        }
+        Ok(out)
+    }
+
     /// The ids one partition's lookup names.
     fn ids_of(&self, v: Value) -> Result<Vec<String>> {
         let prefix_len = self.prefix_len();
@@ -1598,24 +1703,65 @@ impl<M: RedisHash> Finder<M> {
                 if ids.is_empty() {
                     return Ok(Step::Done(Vec::new()));
                 }
-                let mut out: Vec<Option<M>> = Vec::new();
-                out.resize_with(ids.len(), || None);
-                for members in &self.calls {
-                    let v = replies.next_value()?;
-                    let rows = match v {
-                        Value::Array(rows) => rows,
-                        other => return Err(Error::unexpected("the find script", &other)),
-                    };
-                    for (row, &at) in rows.iter().zip(members) {
-                        if matches!(row, Value::Nil) {
-                            continue; // stale index entry, removed by the script
-                        }
-                        let id = IdBuf::from_joined(&ids[at].1);
-                        let key = schema.key(self.ns.as_ref(), &id);
-                        out[at] = decode_hmget::<M>(&key, row, Some(&id))?;
+                let ids = std::mem::take(ids);
+                let out = self.complete_verify(&ids, replies)?;
+                Ok(Step::Done(out.into_iter().flatten().collect()))
+            }
+            FindState::Paged(ids) => {
+                let ids = std::mem::take(ids);
+                let verified = self.complete_verify(&ids, replies)?;
+                for ((_, id), m) in ids.into_iter().zip(verified) {
+                    if let Some(m) = m {
+                        self.found.push((id, m));
                     }
                 }
-                Ok(Step::Done(out.into_iter().flatten().collect()))
+                let fan_out = self.index_keys.len() > 1;
+                let prefix_len = self.prefix_len();
+                let mut next: Vec<(usize, String)> = Vec::new();
+                for &part in &self.reading {
+                    let members = match replies.next_value()? {
+                        Value::Array(members) => members,
+                        other => return Err(Error::unexpected("an index lookup", &other)),
+                    };
+                    // A short page is the partition's last; otherwise the
+                    // next page starts after this one's last member.
+                    self.cursors[part] = match members.last() {
+                        Some(Value::BulkString(last)) if members.len() >= self.page => {
+                            let mut lo = Vec::with_capacity(last.len() + 1);
+                            lo.push(b'(');
+                            lo.extend_from_slice(last);
+                            Some(lo)
+                        }
+                        _ => None,
+                    };
+                    for m in members {
+                        let Value::BulkString(b) = m else { continue };
+                        if b.len() < prefix_len {
+                            continue;
+                        }
+                        let id = String::from_utf8_lossy(&b[prefix_len..]).into_owned();
+                        // An entry naming an id of another bucket cannot
+                        // be checked in this partition's slot: skipped.
+                        if fan_out
+                            && usize::from(schema.bucket_of(&IdBuf::from_joined(&id))) != part
+                        {
+                            continue;
+                        }
+                        next.push((part, id));
+                    }
+                }
+                self.pages += 1;
+                if next.is_empty() && self.cursors.iter().all(Option::is_none) {
+                    let mut found = std::mem::take(&mut self.found);
+                    if fan_out {
+                        // The partitions' entries merged in id order, as
+                        // one index would list them.
+                        found.sort_by(|a, b| a.0.cmp(&b.0));
+                    }
+                    return Ok(Step::Done(found.into_iter().map(|(_, m)| m).collect()));
+                }
+                self.state = FindState::Paged(next);
+                Ok(Step::Again)
             }
         }
     }
@@ -1655,6 +1801,14 @@ impl<M: RedisHash> FindBy<M> {
         self.inner.limit = Some((offset, count));
         self
     }
+
+    /// Without a [`limit`](Self::limit), reads the index at most `entries`
+    /// entries per command (at least 1; 1,024 by default): a larger page
+    /// takes fewer round trips, a smaller one keeps each command shorter.
+    pub fn page_size(mut self, entries: usize) -> Self {
+        self.inner.page = entries.max(1);
+        self
+    }
 }
 
 impl<M: RedisHash> Operation for FindBy<M> {
@@ -1665,6 +1819,9 @@ impl<M: RedisHash> Operation for FindBy<M> {
     }
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<Vec<M>>> {
         self.inner.complete(replies)
+    }
+    fn progress(&self) -> u64 {
+        self.inner.pages
     }
 }
 
