@@ -260,6 +260,10 @@ struct WatchedRead<'t, R> {
 impl<R: Operation> Operation for WatchedRead<'_, R> {
     type Output = R::Output;
 
+    fn progress(&self) -> u64 {
+        self.read.progress()
+    }
+
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
         if self.first {
             // WATCH takes keys of any slot on a standalone server.
@@ -316,6 +320,10 @@ impl<W> Exec<W> {
 
 impl<W: Operation> Operation for Exec<W> {
     type Output = Committed;
+
+    fn progress(&self) -> u64 {
+        self.writes.progress()
+    }
 
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
         if self.committed {

@@ -60,6 +60,10 @@ pub fn durable<O: Operation>(op: O, replicas: u32, timeout: Duration) -> Durable
 impl<O: Operation> Operation for Durable<O> {
     type Output = (O::Output, u32);
 
+    fn progress(&self) -> u64 {
+        self.op.progress()
+    }
+
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
         let before = plan.commands.len();
         self.op.prepare(plan)?;
