@@ -734,7 +734,9 @@ pub trait Operation {
     /// at a time) raises this after each round that moved it forward, and
     /// only rounds that did not raise it count toward the cap. The cap
     /// still stops an operation that asks for rounds without progress.
-    /// Wrappers (`map`, `settled`, `batch`, `many`) report their parts'.
+    /// Wrappers (`map`, `settled`, `batch`, `many`, `durable`, transactions)
+    /// report their parts'; a wrapper of your own that runs another
+    /// operation should return that operation's progress too.
     fn progress(&self) -> u64 {
         0
     }
