@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use redis_state::connect::ConnectionOptions;
 use redis_state::keys::{IdBuf, IdValue};
 use redis_state::prelude::*;
 use redis_state::testing::{RedisCluster, RedisServer};
@@ -132,9 +133,7 @@ fn node_id(node: &RedisServer) -> String {
 /// Half of a bucket's entities moved, its index partition not yet: every
 /// entity loads (each command that meets `ASK` follows it), through both
 /// Cluster clients; once the slot has moved, `find_by` finds everything.
-/// (`find_by` in the half-moved state is not checked: its verifying script
-/// spans keys on both nodes and gets `TRYAGAIN` until the migration goes
-/// on; see docs/design.md.)
+/// (`find_by` in the half-moved state: `finds_while_a_bucket_is_half_migrated`.)
 #[test]
 fn loads_while_a_bucket_is_half_migrated() {
     let cluster = RedisCluster::start(3).expect("a cluster starts");
@@ -263,6 +262,10 @@ fn finds_while_a_bucket_is_half_migrated() {
     let mut con = cluster.connection().unwrap();
     Item::save_many(&all_items()).run(&mut con).unwrap();
     let mut readers = Readers::new(&cluster);
+    // The library's configured Cluster connection (its own bounded retries).
+    let urls = cluster.urls();
+    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let mut configured = ConnectionOptions::new().connect_cluster(&urls).unwrap();
     for (bucket, index_moves) in [(0u16, false), (5, true)] {
         let slot = Item::SCHEMA.bucket_slot(bucket);
         // One entity of the bucket changes color behind the index: its
@@ -326,6 +329,14 @@ fn finds_while_a_bucket_is_half_migrated() {
             })
             .unwrap();
             assert!(found == want, "{when}: find_by {color} limit");
+            let found = timed(&format!("{when}: configured find_by {color}"), || {
+                Item::find_by_color(color).run(&mut configured)
+            })
+            .unwrap();
+            assert!(
+                found == want,
+                "{when}: configured connection find_by {color}"
+            );
         }
         // The stale entry was kept (no script could remove it): it is
         // still listed under the old color.
