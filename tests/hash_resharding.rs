@@ -283,7 +283,7 @@ fn finds_while_a_bucket_is_half_migrated() {
             if k.contains(":#item:") {
                 index_moves
             } else {
-                i % 2 == 0
+                i.is_multiple_of(2)
             }
         });
         let when = format!("bucket {bucket} half migrated (index moved: {index_moves})");
@@ -392,7 +392,7 @@ fn account(id: u32) -> Account {
         tenant: "t1".to_owned(),
         id,
         email: format!("a{id}@example.com"),
-        plan: if id % 3 == 0 { "pro" } else { "free" }.to_owned(),
+        plan: if id.is_multiple_of(3) { "pro" } else { "free" }.to_owned(),
     }
 }
 
@@ -419,7 +419,11 @@ fn finds_a_tag_scoped_model_while_its_slot_is_half_migrated() {
     // indexes and the odd entities move.
     for index_moves in [false, true] {
         let to = half_migrate(&cluster, slot, |i, k| {
-            if entity(k) { i % 2 == 0 } else { index_moves }
+            if entity(k) {
+                i.is_multiple_of(2)
+            } else {
+                index_moves
+            }
         });
         let when = format!("index moved: {index_moves}");
         for a in &accounts {
