@@ -20,6 +20,10 @@
 //!    against the floor: a minimal hand-written script keeping the same
 //!    invariants
 //! 7. async on a `MultiplexedConnection`: 7a save, 7b load, one at a time
+//! 8. a bucketed model (16 buckets, an index) on a private Cluster of 3
+//!    primaries: 8a `save_many` of 10,000 against plain `HSET`s in a
+//!    redis-rs cluster pipeline, 8b `find_by` of 1,250 against
+//!    `ZRANGEBYLEX` + `HMGET` cluster pipelines
 //!
 //! Before measuring, the benchmark checks through a recording connection that
 //! both sides of rows 1-4 and 6 send the same commands, byte for byte.
@@ -114,6 +118,37 @@ fn profile(i: u64) -> Profile {
         created: u.created,
         city: u.city,
         nickname: i.is_multiple_of(2).then(|| format!("nick{i}")),
+    }
+}
+
+/// User's fields in the bucketed layout (rows 8, on a Cluster): an index
+/// on `city` partitioned over 16 bucket slots, no TTL.
+#[derive(RedisHash, Debug, Clone, PartialEq)]
+#[redis(key = "bench:cuser:{id}", buckets = 16)]
+struct CUser {
+    #[redis(id)]
+    id: u64,
+    name: String,
+    email: String,
+    age: u32,
+    score: f64,
+    active: bool,
+    created: DateTime<Utc>,
+    #[redis(index)]
+    city: String,
+}
+
+fn cuser(i: u64) -> CUser {
+    let u = user(i);
+    CUser {
+        id: u.id,
+        name: u.name,
+        email: u.email,
+        age: u.age,
+        score: u.score,
+        active: u.active,
+        created: u.created,
+        city: u.city,
     }
 }
 
@@ -228,6 +263,55 @@ fn hand_load_many(con: &mut impl redis::ConnectionLike, ids: &[u64]) -> Vec<Opti
     replies
         .iter()
         .map(|v| hand_parse_user(v).unwrap())
+        .collect()
+}
+
+/// Row 8a's hand-written side: the plain `HSET`s in one cluster pipeline
+/// (redis-rs sends one pipeline per node).
+fn hand_save_many_cluster(con: &mut redis::cluster::ClusterConnection, users: &[User]) {
+    let mut pipe = redis::cluster::cluster_pipe();
+    for u in users {
+        pipe.add_command(hand_hset(u));
+    }
+    let () = pipe.query(con).unwrap();
+}
+
+/// The index partitions of `CUser::city`, one per bucket.
+fn cuser_partitions() -> Vec<String> {
+    (0..CUser::SCHEMA.buckets)
+        .map(|b| {
+            let s = &CUser::SCHEMA;
+            format!("{}:#{}:idx:city", s.bucket_scope(None, b), s.collection)
+        })
+        .collect()
+}
+
+/// Row 8b's hand-written side, without verification or repair: every
+/// partition's `ZRANGEBYLEX` of the value in one cluster pipeline, then an
+/// `HMGET` of each id found in another, parsed.
+fn hand_find_cluster(
+    con: &mut redis::cluster::ClusterConnection,
+    partitions: &[String],
+    city: &str,
+) -> Vec<User> {
+    let prefix = format!("{}:{city}:", city.len());
+    let mut pipe = redis::cluster::cluster_pipe();
+    for p in partitions {
+        pipe.cmd("ZRANGEBYLEX")
+            .arg(p)
+            .arg(format!("[{prefix}"))
+            .arg([b"(".as_slice(), prefix.as_bytes(), b"\xff"].concat());
+    }
+    let lists: Vec<Vec<String>> = pipe.query(con).unwrap();
+    let mut pipe = redis::cluster::cluster_pipe();
+    for id in lists.iter().flatten() {
+        pipe.cmd("HMGET")
+            .arg(CUser::key_of(&id[prefix.len()..].parse::<u64>().unwrap()))
+            .arg(&USER_FIELDS);
+    }
+    let rows: Vec<Value> = pipe.query(con).unwrap();
+    rows.iter()
+        .filter_map(|v| hand_parse_user(v).unwrap())
         .collect()
 }
 
@@ -930,6 +1014,12 @@ fn main() {
         );
     }
 
+    // 8. the bucketed layout on a Cluster of 3 primaries (always a private
+    // one: REDIS_URL names one server)
+    if cfg.wants("8") {
+        cluster_rows(&cfg, &mut report, &users);
+    }
+
     // Memory per entity
     if cfg.wants("m") || cfg.only.is_none() {
         memory(&server, &mut report, &users, &profiles);
@@ -937,6 +1027,102 @@ fn main() {
 
     server.clear(&["bench:*"]);
     report.finish();
+}
+
+/// Rows 8: a bucketed model (an index partitioned over 16 bucket slots) on
+/// a private Cluster of 3 primaries, beside hand-written redis-rs cluster
+/// pipelines.
+fn cluster_rows(cfg: &support::Config, report: &mut Report, users: &[User]) {
+    let cluster = redis_state::testing::RedisCluster::start(3).unwrap_or_else(|e| panic!("{e}"));
+    let mut con_d = cluster.connection().unwrap();
+    let mut con_h = cluster.connection().unwrap();
+    let bulk = cfg.scale(BULK, 200);
+    let cusers: Vec<CUser> = (0..BULK as u64).map(cuser).collect();
+    CUser::save_many(&cusers).run(&mut con_d).unwrap();
+    let partitions = cuser_partitions();
+    // Both sides find the same entities.
+    for city in CITIES {
+        let mut d: Vec<u64> = CUser::find_by_city(city)
+            .run(&mut con_d)
+            .unwrap()
+            .iter()
+            .map(|u| u.id)
+            .collect();
+        let mut h: Vec<u64> = hand_find_cluster(&mut con_h, &partitions, city)
+            .iter()
+            .map(|u| u.id)
+            .collect();
+        d.sort_unstable();
+        h.sort_unstable();
+        assert_eq!(d.len(), BULK / CITIES.len(), "{city}");
+        assert_eq!(d, h, "{city}");
+    }
+
+    let [d, h] = alternate(
+        &cfg.rounds(9, 1),
+        [
+            &mut |_| {
+                Round::whole(bulk as u64, || {
+                    black_box(CUser::save_many(&cusers[..bulk]).run(&mut con_d).unwrap());
+                })
+            },
+            &mut |_| {
+                Round::whole(bulk as u64, || {
+                    hand_save_many_cluster(&mut con_h, &users[..bulk]);
+                })
+            },
+        ],
+    );
+    report.push(
+        Row::new(
+            "8a",
+            "bucketed model on a Cluster: save_many 10,000 vs plain HSET pipelines",
+            &d,
+        )
+        .hand(&h)
+        .target(Target::MinHandRatio(0.4))
+        .note(
+            "8: a model of User's fields with an index on city, bucketed (16 buckets), \
+             on a private Cluster of 3 primaries; the library's save_many is one write \
+             script call per entity, pipelined per node; hand-written = User's plain \
+             HSETs (no index) in one redis-rs cluster pipeline (one pipeline per node)",
+        ),
+    );
+
+    let finds = cfg.scale(20, 2);
+    let [d, h] = alternate(
+        &cfg.rounds(15, 1),
+        [
+            &mut |r| {
+                Round::each(finds, |i| {
+                    let city = CITIES[(r + i) % CITIES.len()];
+                    black_box(CUser::find_by_city(city).run(&mut con_d).unwrap());
+                })
+            },
+            &mut |r| {
+                Round::each(finds, |i| {
+                    let city = CITIES[(r + i) % CITIES.len()];
+                    black_box(hand_find_cluster(&mut con_h, &partitions, city));
+                })
+            },
+        ],
+    );
+    report.push(
+        Row::new(
+            "8b",
+            "bucketed model on a Cluster: find_by (1,250 of 10,000)",
+            &d,
+        )
+        .hand(&h)
+        .target(Target::MinHandRatio(0.5))
+        .note(
+            "8b: one op = one find of 1,250 entities over 16 partitions; the library \
+             reads every partition (ZRANGEBYLEX, pipelined per node) then verifies the \
+             candidates with one find script per partition (which also removes stale \
+             entries); hand-written = the same ZRANGEBYLEX pipeline, then an HMGET per \
+             id in one cluster pipeline, parsed, nothing verified",
+        ),
+    );
 }
 
 /// Makes sure every `bench:rb:user:<n>` key exists for the `HMGET` ceilings.

@@ -612,7 +612,7 @@ impl Replies {
 
     /// The server error reply `e` to the last reply read, naming its
     /// command and keys.
-    fn server_error(&self, e: redis::ServerError) -> Error {
+    pub(crate) fn server_error(&self, e: redis::ServerError) -> Error {
         let at = self.total - self.iter.len();
         match at.checked_sub(1).and_then(|i| self.sites.get(i)) {
             Some(site) => site.error(e),

@@ -1088,6 +1088,15 @@ pub trait RedisHash: Sized {
     /// [`FindBy::page_size`]), each page verified in the round that reads
     /// the next: no command grows with the number of matches, the number
     /// of round trips does.
+    ///
+    /// While a Cluster slot is half migrated (some of the script's keys
+    /// moved, some not), the script is refused (`TRYAGAIN`) once the
+    /// client's retries are spent; its candidates are then read with one
+    /// `HMGET` each in one more round (a lone command follows `ASK`) and
+    /// checked here, and no index entry is removed. A find in that state
+    /// costs the client's `TRYAGAIN` retry budget: bound it on a raw
+    /// redis-rs `ClusterClient` (`retries`, `max_retry_wait`), whose default
+    /// waits for minutes. The same holds for [`RedisHash::find_unique`].
     fn find_by<T, F: Lookup<Self, T>>(field: F, value: &T) -> FindBy<Self> {
         FindBy::new(&(), field.position(), |out| field.encode(value, out))
     }

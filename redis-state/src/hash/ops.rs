@@ -1342,7 +1342,19 @@ enum FindState {
     /// candidates of the last page read (partition, id), verified in the
     /// same round as the next page's read.
     Paged(Vec<(usize, String)>),
+    /// After [`FindState::Verify`]: the candidates whose find script a
+    /// migrating slot refused ([`Finder::recheck`]) are read one key per
+    /// command; [`Finder::held`] holds the others' results.
+    Recheck,
     Failed(Option<Error>),
+}
+
+/// Whether a find script's error reply is a Cluster's refusal of its keys
+/// while their slot migrates (`TRYAGAIN`: the keys are split between the
+/// two nodes; `ASK`, `MOVED`, `CROSSSLOT` for a script the client could
+/// not redirect as a whole), rather than a fault of the data.
+fn is_slot_refusal(e: &redis::ServerError) -> bool {
+    matches!(e.code(), "TRYAGAIN" | "ASK" | "MOVED" | "CROSSSLOT")
 }
 
 struct Finder<M: RedisHash> {
@@ -1373,6 +1385,16 @@ struct Finder<M: RedisHash> {
     found: Vec<(String, M)>,
     /// Pages read so far; see [`Operation::progress`].
     pages: u64,
+    /// Candidates (position in the round's result, id) whose find script
+    /// a migrating slot refused, to read one key per command in the next
+    /// round: a lone command follows `ASK` to whichever node holds the key
+    /// now, where a script over keys split between two nodes gets
+    /// `TRYAGAIN` until the migration goes on.
+    recheck: Vec<(usize, String)>,
+    /// [`FindState::Recheck`]: the results of the verify round.
+    held: Vec<Option<M>>,
+    /// Whether candidates were rechecked: `found` is then out of id order.
+    rechecked: bool,
     _m: PhantomData<fn() -> M>,
 }
 
@@ -1423,6 +1445,9 @@ impl<M: RedisHash> Finder<M> {
             reading: Vec::new(),
             found: Vec::new(),
             pages: 0,
+            recheck: Vec::new(),
+            held: Vec::new(),
+            rechecked: false,
             _m: PhantomData,
         }
     }
@@ -1511,6 +1536,7 @@ impl<M: RedisHash> Finder<M> {
                 let r = self.prepare_verify(&ids, plan);
                 self.state = FindState::Paged(ids);
                 r?;
+                self.prepare_recheck(plan);
                 let (_, hi) = self.bounds();
                 self.reading.clear();
                 for (part, cursor) in self.cursors.iter().enumerate() {
@@ -1526,7 +1552,64 @@ impl<M: RedisHash> Finder<M> {
                 }
                 Ok(())
             }
+            FindState::Recheck => {
+                self.prepare_recheck(plan);
+                Ok(())
+            }
         }
+    }
+
+    /// Writes one `HMGET` per candidate of [`Finder::recheck`].
+    fn prepare_recheck(&self, plan: &mut Plan) {
+        let schema = M::SCHEMA;
+        for (_, id) in &self.recheck {
+            let key = schema.key(self.ns.as_ref(), &IdBuf::from_joined(id));
+            let cmd = plan.cmd_sized(
+                "HMGET",
+                key.as_bytes(),
+                schema.fields.len(),
+                schema.names_len(),
+            );
+            for name in schema.field_names() {
+                cmd.arg(name);
+            }
+        }
+    }
+
+    /// Reads the replies of [`Finder::prepare_recheck`], written for
+    /// `recheck`: per candidate, its position, its id and the entity if it
+    /// holds the looked-up value. An entity that does not is left out, its
+    /// index entry kept: the script that would remove it atomically cannot
+    /// run while the slot is split, and a later find removes it.
+    fn complete_recheck(
+        &mut self,
+        recheck: Vec<(usize, String)>,
+        replies: &mut Replies,
+    ) -> Result<Vec<(usize, String, Option<M>)>> {
+        let schema = M::SCHEMA;
+        if !recheck.is_empty() {
+            self.rechecked = true;
+        }
+        let mut out = Vec::with_capacity(recheck.len());
+        for (at, id) in recheck {
+            let v = replies.next_value()?;
+            let holds = matches!(
+                &v,
+                Value::Array(row) if matches!(
+                    row.get(self.field),
+                    Some(Value::BulkString(b)) if *b == self.value
+                )
+            );
+            let m = if holds {
+                let buf = IdBuf::from_joined(&id);
+                let key = schema.key(self.ns.as_ref(), &buf);
+                decode_hmget::<M>(&key, &v, Some(&buf))?
+            } else {
+                None
+            };
+            out.push((at, id, m));
+        }
+        Ok(out)
     }
 
     /// The lexical range of the looked-up value's index members.
@@ -1617,9 +1700,11 @@ impl<M: RedisHash> Finder<M> {
     }
 
     /// Reads the replies of [`Finder::prepare_verify`]: per candidate, the
-    /// entity, or `None` for a stale entry (removed by the script).
+    /// entity, or `None` for a stale entry (removed by the script). The
+    /// candidates of a script a migrating slot refused are `None` and go to
+    /// [`Finder::recheck`] (with their positions in `ids`).
     fn complete_verify(
-        &self,
+        &mut self,
         ids: &[(usize, String)],
         replies: &mut Replies,
     ) -> Result<Vec<Option<M>>> {
@@ -1627,9 +1712,14 @@ impl<M: RedisHash> Finder<M> {
         let mut out: Vec<Option<M>> = Vec::new();
         out.resize_with(ids.len(), || None);
         for members in &self.calls {
-            let v = replies.next_value()?;
-            let rows = match v {
+            let rows = match replies.next_raw()? {
                 Value::Array(rows) => rows,
+                Value::ServerError(e) if is_slot_refusal(&e) => {
+                    self.recheck
+                        .extend(members.iter().map(|&at| (at, ids[at].1.clone())));
+                    continue;
+                }
+                Value::ServerError(e) => return Err(replies.server_error(e)),
                 other => return Err(Error::unexpected("the find script", &other)),
             };
             for (row, &at) in rows.iter().zip(members) {
@@ -1705,12 +1795,37 @@ impl<M: RedisHash> Finder<M> {
                 }
                 let ids = std::mem::take(ids);
                 let out = self.complete_verify(&ids, replies)?;
-                Ok(Step::Done(out.into_iter().flatten().collect()))
+                if self.recheck.is_empty() {
+                    return Ok(Step::Done(out.into_iter().flatten().collect()));
+                }
+                self.held = out;
+                self.state = FindState::Recheck;
+                Ok(Step::Again)
+            }
+            FindState::Recheck => {
+                let recheck = std::mem::take(&mut self.recheck);
+                for (at, _, m) in self.complete_recheck(recheck, replies)? {
+                    if let Some(slot) = self.held.get_mut(at) {
+                        *slot = m;
+                    }
+                }
+                let held = std::mem::take(&mut self.held);
+                Ok(Step::Done(held.into_iter().flatten().collect()))
             }
             FindState::Paged(ids) => {
                 let ids = std::mem::take(ids);
+                // The replies come in the order written: this round's
+                // scripts (whose refused candidates are rechecked in the
+                // next round), the last round's refused candidates, then
+                // the pages.
+                let previous = std::mem::take(&mut self.recheck);
                 let verified = self.complete_verify(&ids, replies)?;
                 for ((_, id), m) in ids.into_iter().zip(verified) {
+                    if let Some(m) = m {
+                        self.found.push((id, m));
+                    }
+                }
+                for (_, id, m) in self.complete_recheck(previous, replies)? {
                     if let Some(m) = m {
                         self.found.push((id, m));
                     }
@@ -1751,11 +1866,15 @@ impl<M: RedisHash> Finder<M> {
                     }
                 }
                 self.pages += 1;
-                if next.is_empty() && self.cursors.iter().all(Option::is_none) {
+                if next.is_empty()
+                    && self.recheck.is_empty()
+                    && self.cursors.iter().all(Option::is_none)
+                {
                     let mut found = std::mem::take(&mut self.found);
-                    if fan_out {
-                        // The partitions' entries merged in id order, as
-                        // one index would list them.
+                    if fan_out || self.rechecked {
+                        // The partitions' entries (and those rechecked a
+                        // round later) merged in id order, as one index
+                        // would list them.
                         found.sort_by(|a, b| a.0.cmp(&b.0));
                     }
                     return Ok(Step::Done(found.into_iter().map(|(_, m)| m).collect()));
