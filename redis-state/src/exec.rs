@@ -295,10 +295,13 @@ struct Built {
 }
 
 /// Builds the pipeline of `commands`, sending the first call of each script
-/// as `EVAL` when there is more than one command.
+/// as `EVAL` when there is more than one command, unless it is the last
+/// command: nothing of the pipeline runs after it, so when it gets
+/// `NOSCRIPT` its re-sent `EVAL` still runs after everything before it, as
+/// a lone call's does.
 fn pipeline_of(commands: Vec<Command>) -> Built {
-    let several = commands.len() > 1;
-    let mut pipe = plain_pipeline(commands.len());
+    let n = commands.len();
+    let mut pipe = plain_pipeline(n);
     let mut evalsha = Vec::new();
     // Plans call few distinct scripts: a short list beats hashing. Tracked
     // by SHA, not by name: two scripts may share a name, and one body
@@ -306,7 +309,7 @@ fn pipeline_of(commands: Vec<Command>) -> Built {
     let mut seen: Vec<&'static str> = Vec::new();
     for (i, c) in commands.into_iter().enumerate() {
         match c.script {
-            Some(s) if several && !seen.contains(&s.sha()) => {
+            Some(s) if i + 1 < n && !seen.contains(&s.sha()) => {
                 seen.push(s.sha());
                 pipe.add_command(eval_form(s, &c.cmd));
             }

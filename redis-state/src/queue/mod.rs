@@ -82,8 +82,39 @@ pub(crate) use depth::{SERVER_TIME, time_ms};
 pub use list::{ListPop, ListPush, ListQueue};
 
 static PUSH: Script = Script::new("redis_state.queue.push", include_str!("lua/push.lua"));
-static TAKE: Script = Script::new("redis_state.queue.take", include_str!("lua/take.lua"));
-static SETTLE: Script = Script::new("redis_state.queue.settle", include_str!("lua/settle.lua"));
+// take, settle and a worker's settle-and-take share their Lua (the key
+// layout, the clock, the functions) and differ in their last lines.
+static TAKE: Script = Script::new(
+    "redis_state.queue.take",
+    concat!(
+        include_str!("lua/common.lua"),
+        include_str!("lua/take_fn.lua"),
+        include_str!("lua/take.lua")
+    ),
+);
+static SETTLE: Script = Script::new(
+    "redis_state.queue.settle",
+    concat!(
+        include_str!("lua/common.lua"),
+        include_str!("lua/settle_fn.lua"),
+        include_str!("lua/settle.lua")
+    ),
+);
+static SETTLE_TAKE: Script = Script::new(
+    "redis_state.queue.settle_take",
+    concat!(
+        include_str!("lua/common.lua"),
+        include_str!("lua/settle_fn.lua"),
+        include_str!("lua/take_fn.lua"),
+        include_str!("lua/settle_take.lua")
+    ),
+);
+
+/// The keys of the take and settle scripts, in their order (the Lua's
+/// `KEYS[1..10]`; a completion's effect keys follow).
+const SCRIPT_KEYS: [&str; 10] = [
+    "data", "prio", "ready", "delayed", "active", "attempts", "token", "errors", "dead", "notify",
+];
 
 /// A queue of jobs of type `T` (JSON payloads); see the [module docs](self).
 pub struct Queue<T> {
@@ -258,10 +289,7 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> Queue<T> {
     fn take_op(&self, block: Option<Duration>) -> Take<T> {
         Take {
             raw: TakeRaw {
-                keys: self.keys(&[
-                    "data", "prio", "ready", "delayed", "active", "attempts", "token", "errors",
-                    "dead", "notify",
-                ]),
+                keys: self.keys(&SCRIPT_KEYS),
                 lease: self.options.lease,
                 max_attempts: self.options.max_attempts.max(1),
                 dead_max: self.options.dead_max,
@@ -275,9 +303,7 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> Queue<T> {
 
     fn settle(&self, job_id: &str, token: &str, verdict: Verdict) -> Settle {
         Settle {
-            keys: self.keys(&[
-                "data", "prio", "delayed", "active", "attempts", "token", "errors", "dead",
-            ]),
+            keys: self.keys(&SCRIPT_KEYS),
             queue: self.name.clone(),
             id: job_id.to_owned(),
             token: token.to_owned(),
@@ -445,22 +471,38 @@ impl Operation for TakeRaw {
             replies.next_value()?;
         }
         let v = replies.next_value()?;
-        let bad = || Error::unexpected("the queue take script", &v);
-        let Value::Array(parts) = &v else {
-            return Err(bad());
+        self.decode(v).map(Step::Done)
+    }
+}
+
+impl TakeRaw {
+    /// The take script's reply: `{id, payload, attempt}` or `{false, ms}`.
+    fn decode(&mut self, v: Value) -> Result<Option<Taken>> {
+        let Value::Array(parts) = v else {
+            return Err(Error::unexpected("the queue take script", &v));
         };
-        match parts.as_slice() {
-            [Value::BulkString(id), payload, Value::Int(attempt)] => Ok(Step::Done(Some(Taken {
-                id: String::from_utf8_lossy(id).into_owned(),
-                payload: match payload {
-                    Value::BulkString(b) => Some(b.clone()),
-                    _ => None,
-                },
-                attempt: u32::try_from(*attempt).unwrap_or(u32::MAX),
-                token: self.token.take().unwrap_or_default(),
-            }))),
-            [Value::Nil, ..] => Ok(Step::Done(None)),
-            _ => Err(bad()),
+        let mut it = parts.into_iter();
+        match (it.next(), it.next(), it.next(), it.next()) {
+            (Some(Value::BulkString(id)), Some(payload), Some(Value::Int(attempt)), None) => {
+                Ok(Some(Taken {
+                    id: String::from_utf8(id)
+                        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+                    payload: match payload {
+                        Value::BulkString(b) => Some(b),
+                        _ => None,
+                    },
+                    attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
+                    token: self.token.take().unwrap_or_default(),
+                }))
+            }
+            (Some(Value::Nil), ..) => Ok(None),
+            (a, b, c, d) => {
+                let parts: Vec<Value> = [a, b, c, d].into_iter().flatten().collect();
+                Err(Error::unexpected(
+                    "the queue take script",
+                    &Value::Array(parts),
+                ))
+            }
         }
     }
 }
@@ -554,9 +596,10 @@ pub struct Settle {
     verdict: Verdict,
 }
 
-impl Operation for Settle {
-    type Output = Settled;
-    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+impl Settle {
+    /// The script's keys (the queue's, then an effect's) and what its
+    /// first six arguments need.
+    fn call(&self) -> Result<(Vec<String>, SettleArgs<'_>)> {
         let mut keys = self.keys.as_ref().map_err(clone_err)?.clone();
         let (verdict, error, ms) = match &self.verdict {
             Verdict::Done(effect) => {
@@ -573,31 +616,66 @@ impl Operation for Settle {
             Verdict::Dead(e) => ("dead", e.as_str(), 0),
             Verdict::Extend(d) => ("extend", "", crate::random::millis(*d).max(1)),
         };
-        let cmd = plan.script(&SETTLE, &keys)?;
+        Ok((
+            keys,
+            SettleArgs {
+                verdict,
+                error,
+                ms,
+            },
+        ))
+    }
+
+    /// Writes ARGV[1..6] of the settle script.
+    fn write_args(&self, cmd: &mut redis::Cmd, a: &SettleArgs<'_>) {
         cmd.arg(&self.id)
             .arg(&self.token)
-            .arg(verdict)
-            .arg(error)
-            .arg(ms)
+            .arg(a.verdict)
+            .arg(a.error)
+            .arg(a.ms)
             .arg(self.dead_max);
+    }
+
+    /// Writes the effect commands of a completion, if any.
+    fn write_effect(&self, cmd: &mut redis::Cmd) {
         if let Verdict::Done(Some(e)) = &self.verdict {
             for a in &e.args {
                 cmd.arg(&a[..]);
             }
         }
-        Ok(())
     }
-    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Settled>> {
-        let n: i64 = replies.next("the queue settle script")?;
+
+    fn outcome(&self, n: i64) -> Result<Settled> {
         match n {
-            1 => Ok(Step::Done(Settled::Done)),
-            2 => Ok(Step::Done(Settled::Retried)),
-            3 => Ok(Step::Done(Settled::Dead)),
+            1 => Ok(Settled::Done),
+            2 => Ok(Settled::Retried),
+            3 => Ok(Settled::Dead),
             _ => Err(Error::LeaseLost {
                 queue: self.queue.clone(),
                 job: self.id.clone(),
             }),
         }
+    }
+}
+
+struct SettleArgs<'a> {
+    verdict: &'static str,
+    error: &'a str,
+    ms: u64,
+}
+
+impl Operation for Settle {
+    type Output = Settled;
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        let (keys, args) = self.call()?;
+        let cmd = plan.script(&SETTLE, &keys)?;
+        self.write_args(cmd, &args);
+        self.write_effect(cmd);
+        Ok(())
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Settled>> {
+        let n: i64 = replies.next("the queue settle script")?;
+        self.outcome(n).map(Step::Done)
     }
 }
 
@@ -817,20 +895,42 @@ struct SettleThenTake {
 impl Operation for SettleThenTake {
     type Output = (Result<Settled>, Option<Taken>);
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
-        self.settle.prepare(plan)?;
-        self.take.prepare(plan)
+        // One script, so one EVALSHA: a lone call that a server without
+        // the script answers NOSCRIPT is simply sent again as EVAL.
+        let (keys, args) = self.settle.call()?;
+        let token = crate::random::hex_token(16)?;
+        let cmd = plan.script(&SETTLE_TAKE, &keys)?;
+        self.settle.write_args(cmd, &args);
+        cmd.arg(crate::random::millis(self.take.lease).max(1))
+            .arg(&token)
+            .arg(self.take.max_attempts);
+        self.settle.write_effect(cmd);
+        self.take.token = Some(token);
+        Ok(())
     }
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<Self::Output>> {
-        // Both complete in one round (neither asks for another).
-        let settled = match self.settle.complete(replies) {
-            Ok(Step::Done(s)) => Ok(s),
-            Ok(Step::Again) => Err(Error::UnexpectedReply {
-                context: "the queue settle script",
-                found: "a request for a second round".to_owned(),
-            }),
-            Err(e) => Err(e),
+        let v = match replies.next_value() {
+            Ok(v) => v,
+            // The script failed (an effect's command was refused): nothing
+            // was taken, and the settlement reports the error.
+            Err(e @ Error::Server { .. }) => return Ok(Step::Done((Err(e), None))),
+            Err(e) => return Err(e),
         };
-        Ok(self.take.complete(replies)?.map_done(|t| (settled, t)))
+        let Value::Array(mut parts) = v else {
+            return Err(Error::unexpected("the queue settle-and-take script", &v));
+        };
+        let outcome = match parts.first() {
+            Some(Value::Int(n)) => *n,
+            _ => {
+                return Err(Error::unexpected(
+                    "the queue settle-and-take script",
+                    &Value::Array(parts),
+                ));
+            }
+        };
+        parts.remove(0);
+        let taken = self.take.decode(Value::Array(parts))?;
+        Ok(Step::Done((self.settle.outcome(outcome), taken)))
     }
 }
 
