@@ -616,14 +616,7 @@ impl Settle {
             Verdict::Dead(e) => ("dead", e.as_str(), 0),
             Verdict::Extend(d) => ("extend", "", crate::random::millis(*d).max(1)),
         };
-        Ok((
-            keys,
-            SettleArgs {
-                verdict,
-                error,
-                ms,
-            },
-        ))
+        Ok((keys, SettleArgs { verdict, error, ms }))
     }
 
     /// Writes ARGV[1..6] of the settle script.
