@@ -64,6 +64,7 @@ mod list;
 
 use std::future::Future;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::Value;
@@ -116,10 +117,18 @@ const SCRIPT_KEYS: [&str; 10] = [
     "data", "prio", "ready", "delayed", "active", "attempts", "token", "errors", "dead", "notify",
 ];
 
+/// The keys of the push script, in its order.
+const PUSH_KEYS: [&str; 6] = ["seq", "data", "prio", "ready", "delayed", "notify"];
+
 /// A queue of jobs of type `T` (JSON payloads); see the [module docs](self).
 pub struct Queue<T> {
     name: String,
     base: String,
+    /// The keys of the take and settle scripts ([`SCRIPT_KEYS`]), written
+    /// once: a worker's every round passes them.
+    script_keys: Arc<[String]>,
+    /// The keys of the push script ([`PUSH_KEYS`]).
+    push_keys: Arc<[String]>,
     options: QueueOptions,
     _t: PhantomData<fn() -> T>,
 }
@@ -129,6 +138,8 @@ impl<T> Clone for Queue<T> {
         Queue {
             name: self.name.clone(),
             base: self.base.clone(),
+            script_keys: Arc::clone(&self.script_keys),
+            push_keys: Arc::clone(&self.push_keys),
             options: self.options.clone(),
             _t: PhantomData,
         }
@@ -227,8 +238,11 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> Queue<T> {
     /// The queue `name` (keys `queue:{<name>}:…`).
     pub fn new(name: impl Into<String>) -> Self {
         let name = name.into();
+        let base = format!("queue:{{{name}}}");
         Queue {
-            base: format!("queue:{{{name}}}"),
+            script_keys: SCRIPT_KEYS.iter().map(|p| format!("{base}:{p}")).collect(),
+            push_keys: PUSH_KEYS.iter().map(|p| format!("{base}:{p}")).collect(),
+            base,
             name,
             options: QueueOptions::default(),
             _t: PhantomData,
@@ -251,7 +265,7 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> Queue<T> {
         format!("{}:{part}", self.base)
     }
 
-    fn keys(&self, parts: &[&str]) -> Result<Vec<String>> {
+    fn check_name(&self) -> Result<()> {
         if self.name.contains(['{', '}']) || self.name.is_empty() {
             return Err(Error::InvalidKeyPart {
                 what: "queue name",
@@ -259,7 +273,18 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> Queue<T> {
                 reason: "must be non-empty and hold no brace",
             });
         }
+        Ok(())
+    }
+
+    fn keys(&self, parts: &[&str]) -> Result<Vec<String>> {
+        self.check_name()?;
         Ok(parts.iter().map(|p| self.key(p)).collect())
+    }
+
+    /// The keys of the take and settle scripts.
+    fn script_keys(&self) -> Result<Arc<[String]>> {
+        self.check_name()?;
+        Ok(Arc::clone(&self.script_keys))
     }
 
     /// Adds a job, ready now at priority 0; set [`Push::priority`] and
@@ -272,7 +297,7 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> Queue<T> {
             message: e.to_string(),
         });
         Push {
-            keys: self.keys(&["seq", "data", "prio", "ready", "delayed", "notify"]),
+            keys: self.check_name().map(|()| Arc::clone(&self.push_keys)),
             payload: Some(payload),
             priority: 0,
             delay: Duration::ZERO,
@@ -289,7 +314,7 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> Queue<T> {
     fn take_op(&self, block: Option<Duration>) -> Take<T> {
         Take {
             raw: TakeRaw {
-                keys: self.keys(&SCRIPT_KEYS),
+                keys: self.script_keys(),
                 lease: self.options.lease,
                 max_attempts: self.options.max_attempts.max(1),
                 dead_max: self.options.dead_max,
@@ -303,7 +328,7 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> Queue<T> {
 
     fn settle(&self, job_id: &str, token: &str, verdict: Verdict) -> Settle {
         Settle {
-            keys: self.keys(&SCRIPT_KEYS),
+            keys: self.script_keys(),
             queue: self.name.clone(),
             id: job_id.to_owned(),
             token: token.to_owned(),
@@ -376,7 +401,7 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> Queue<T> {
 /// See [`Queue::push`].
 #[derive(Debug)]
 pub struct Push {
-    keys: Result<Vec<String>>,
+    keys: Result<Arc<[String]>>,
     payload: Option<Result<Vec<u8>>>,
     priority: i32,
     delay: Duration,
@@ -403,8 +428,8 @@ impl Operation for Push {
             return Ok(());
         };
         let payload = payload?;
-        let keys = std::mem::replace(&mut self.keys, Ok(Vec::new()))?;
-        plan.script(&PUSH, &keys)?
+        let keys = self.keys.as_ref().map_err(clone_err)?;
+        plan.script(&PUSH, &keys[..])?
             .arg(payload)
             .arg(-i64::from(self.priority))
             .arg(ms(self.delay));
@@ -440,7 +465,7 @@ impl<T> Take<T> {
 
 #[derive(Debug)]
 struct TakeRaw {
-    keys: Result<Vec<String>>,
+    keys: Result<Arc<[String]>>,
     lease: Duration,
     max_attempts: u32,
     dead_max: u64,
@@ -458,7 +483,7 @@ impl Operation for TakeRaw {
                 .arg(format!("{:.3}", b.as_secs_f64().max(0.001)));
         }
         let token = crate::random::hex_token(16)?;
-        plan.script(&TAKE, keys)?
+        plan.script(&TAKE, &keys[..])?
             .arg(crate::random::millis(self.lease).max(1))
             .arg(&token)
             .arg(self.max_attempts)
@@ -588,7 +613,7 @@ pub enum Settled {
 /// See [`Queue::complete`], [`Queue::fail`], [`Queue::extend`].
 #[derive(Debug)]
 pub struct Settle {
-    keys: Result<Vec<String>>,
+    keys: Result<Arc<[String]>>,
     queue: String,
     id: String,
     token: String,
@@ -599,16 +624,13 @@ pub struct Settle {
 impl Settle {
     /// The script's keys (the queue's, then an effect's) and what its
     /// first six arguments need.
-    fn call(&self) -> Result<(Vec<String>, SettleArgs<'_>)> {
-        let mut keys = self.keys.as_ref().map_err(clone_err)?.clone();
+    fn call(&self) -> Result<(Vec<&[u8]>, SettleArgs<'_>)> {
+        let queue_keys = self.keys.as_ref().map_err(clone_err)?;
+        let mut keys: Vec<&[u8]> = queue_keys.iter().map(|k| k.as_bytes()).collect();
         let (verdict, error, ms) = match &self.verdict {
             Verdict::Done(effect) => {
                 if let Some(e) = effect {
-                    keys.extend(
-                        e.keys
-                            .iter()
-                            .map(|k| String::from_utf8_lossy(k).into_owned()),
-                    );
+                    keys.extend(e.keys.iter().map(|k| &k[..]));
                 }
                 ("done", "", 0)
             }
