@@ -35,8 +35,10 @@
 //! first call of each script body (by SHA1, per hash slot on a Cluster) goes
 //! out as `EVAL`
 //! with the body, so a server that has not cached the script yet runs the
-//! pipeline in order. A lone `EVALSHA` answered with `NOSCRIPT` is sent again
-//! as `EVAL`. If a race (`SCRIPT FLUSH` during a pipeline) still produces
+//! pipeline in order; the last command of a pipeline is the exception
+//! (nothing of the pipeline runs after it, so its retry keeps the order). A
+//! lone `EVALSHA` answered with `NOSCRIPT` is sent again as `EVAL`, and so is
+//! such a last command. If a race (`SCRIPT FLUSH` during a pipeline) still produces
 //! `NOSCRIPT` inside a pipeline, the failed calls are re-sent as `EVAL` after
 //! the pipeline; they had not run, so nothing runs twice.
 //!

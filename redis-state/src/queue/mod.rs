@@ -771,7 +771,7 @@ impl<T: serde::de::DeserializeOwned> Operation for Dead<T> {
 /// [`run`](Self::run) blocks, [`run_async`](Self::run_async) awaits.
 ///
 /// While jobs are ready, each costs one round trip: the settlement of a
-/// job and the take of the next go in one pipeline.
+/// job and the take of the next are one script call (one `EVALSHA`).
 ///
 /// Waiting for a job blocks on the server (`BLPOP` of the wake-up list,
 /// 400 ms at most at a time) only on a connection that is the worker's own
@@ -898,9 +898,9 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned + Send> Worker<T> {
     }
 }
 
-/// A settlement and the next take in one pipeline. The settlement's own
-/// outcome (a refusal included) is the first output, so a refused
-/// completion never drops the job taken beside it.
+/// A settlement and the next take in one script call (`settle_take.lua`).
+/// The settlement's own outcome (a refusal included) is the first output,
+/// so a refused completion never drops the job taken beside it.
 #[derive(Debug)]
 struct SettleThenTake {
     settle: Settle,
