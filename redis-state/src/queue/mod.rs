@@ -36,7 +36,8 @@
 //!   a worker whose lease ran out gets [`Error::LeaseLost`]-style refusal
 //!   (its completion, failure, extension and [`Effect`] are not applied).
 //!   An effect is applied with the completion in the same script: exactly
-//!   once for effects inside Redis. Everything outside Redis is at least
+//!   once for effects inside Redis. An effect command the server refuses
+//!   fails the completion ([`Error::Server`]) with the job still leased. Everything outside Redis is at least
 //!   once: a job may run again after its lease ran out.
 //! * A failure retries the job after an exponential backoff with jitter
 //!   (it waits in *delayed*); after `max_attempts` attempts (or when its

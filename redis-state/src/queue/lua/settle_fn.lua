@@ -16,9 +16,10 @@ local function settle(id, token, verdict, err, ms, dead_max, e)
     redis.call('ZADD', KEYS[5], now + ms, id)
     return 1
   end
-  redis.call('ZREM', KEYS[5], id)
-  redis.call('HDEL', KEYS[7], id)
   if verdict == 'done' then
+    -- The effect first: a command the server refuses ends the script with
+    -- the job still leased (it comes back when the lease runs out), never
+    -- with the job out of every set.
     local i, k = e, 11
     while i <= #ARGV do
       local nargs = tonumber(ARGV[i + 1])
@@ -28,6 +29,10 @@ local function settle(id, token, verdict, err, ms, dead_max, e)
       i = i + 2 + nargs
       k = k + 1
     end
+  end
+  redis.call('ZREM', KEYS[5], id)
+  redis.call('HDEL', KEYS[7], id)
+  if verdict == 'done' then
     redis.call('HDEL', KEYS[1], id)
     redis.call('HDEL', KEYS[2], id)
     redis.call('HDEL', KEYS[6], id)
