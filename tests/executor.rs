@@ -269,3 +269,77 @@ async fn scripts_sharing_a_name_each_carry_their_body_on_a_cluster() {
         "the read ran before the script"
     );
 }
+
+/// The calls of `cmd` in `INFO commandstats` (`cmdstat_<cmd>:calls=N`).
+fn calls_of(server: &RedisServer, cmd: &str) -> u64 {
+    let info: String = server
+        .query(redis::cmd("INFO").arg("commandstats"))
+        .unwrap();
+    let prefix = format!("cmdstat_{cmd}:calls=");
+    info.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+/// A pipeline whose last command is the first call of a script: it reads
+/// what the command before it wrote.
+fn copy_after_set(value: &str) -> impl Operation<Output = ((), String)> + Send {
+    static COPY: redis_state::script::Script = redis_state::script::Script::new(
+        "test.copy_last",
+        "local v = redis.call('GET', KEYS[2]) or 'none' redis.call('SET', KEYS[1], v) return v",
+    );
+    struct Copy;
+    impl Operation for Copy {
+        type Output = String;
+        fn prepare(&mut self, plan: &mut op::Plan) -> redis_state::Result<()> {
+            plan.script(&COPY, &["{last}:dst", "{last}:src"])?;
+            Ok(())
+        }
+        fn complete(&mut self, replies: &mut op::Replies) -> redis_state::Result<op::Step<String>> {
+            replies.next("test").map(op::Step::Done)
+        }
+    }
+    batch((
+        op::command::<()>("SET", "{last}:src").arg(value.to_owned()),
+        Copy,
+    ))
+}
+
+/// The last command of a pipeline goes out as `EVALSHA` even when it is the
+/// script's first call (nothing of the pipeline runs after it): no body
+/// sent on a server that has the script, and on one that has not, the call
+/// re-sent as `EVAL` still runs after the command before it.
+#[test]
+fn a_script_call_ending_a_pipeline_goes_as_evalsha() {
+    let server = RedisServer::start().unwrap();
+    let mut con = server.connection().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut acon = rt.block_on(server.async_connection()).unwrap();
+    for (round, value) in ["one", "two", "three", "four"].into_iter().enumerate() {
+        let blocking = round % 2 == 0;
+        let run = |con: &mut redis::Connection, acon: &mut redis::aio::MultiplexedConnection| {
+            if blocking {
+                copy_after_set(value).run(con).unwrap()
+            } else {
+                rt.block_on(copy_after_set(value).run_async(acon)).unwrap()
+            }
+        };
+        // A server without the script: NOSCRIPT, then EVAL, in order.
+        flush_scripts(&server);
+        let _: () = server.query(redis::cmd("CONFIG").arg("RESETSTAT")).unwrap();
+        let ((), copied) = run(&mut con, &mut acon);
+        assert_eq!(copied, value, "the script ran before the SET");
+        assert_eq!(calls_of(&server, "evalsha"), 1);
+        assert_eq!(calls_of(&server, "eval"), 1, "re-sent with its body");
+        // A server that has it: one EVALSHA, no body.
+        let _: () = server.query(redis::cmd("CONFIG").arg("RESETSTAT")).unwrap();
+        let ((), copied) = run(&mut con, &mut acon);
+        assert_eq!(copied, value);
+        assert_eq!(calls_of(&server, "evalsha"), 1);
+        assert_eq!(calls_of(&server, "eval"), 0, "no body sent");
+    }
+}

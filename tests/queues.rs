@@ -95,6 +95,41 @@ fn delayed_jobs_become_due(r: &mut Runner, ns: &Namespace) {
     r.run(q.complete(&job, ())).unwrap();
 }
 
+/// A worker whose completion carries an effect the server refuses: the
+/// worker stops with the server's error, the job stays leased (it comes
+/// back when the lease runs out, its effect not applied), and the job
+/// behind it is not taken.
+fn a_refused_effect_keeps_the_job(r: &mut Runner, ns: &Namespace) {
+    let q = queue(ns, "e", Duration::from_millis(500));
+    let list = q.key("not-a-counter");
+    let _: i64 = r.cmd("RPUSH", &list).arg("x").go();
+    r.run(redis_state::many((1..=2).map(|i| q.push(&task(i)))))
+        .unwrap();
+    let (_stop, sd) = shutdown();
+    let handler = |_: Job<Task>| Ok::<_, String>(Effect::new().command("INCRBY", &list, 1));
+    let w = q.worker();
+    let outcome = match r {
+        Runner::Sync(con) => w.run(con, &sd, handler),
+        Runner::SyncCluster(con) => w.run(con, &sd, handler),
+        Runner::Async(rt, con) => {
+            rt.block_on(w.run_async(con, &sd, |j| std::future::ready(handler(j))))
+        }
+        Runner::AsyncCluster(rt, con) => {
+            rt.block_on(w.run_async(con, &sd, |j| std::future::ready(handler(j))))
+        }
+    };
+    assert!(
+        matches!(outcome, Err(redis_state::Error::Server { .. })),
+        "{outcome:?}"
+    );
+    // (ready, delayed, active, dead): job 1 still leased, job 2 untaken.
+    assert_eq!(r.run(q.counts()).unwrap(), (1, 0, 1, 0));
+    std::thread::sleep(Duration::from_millis(600));
+    let again = r.run(q.take()).unwrap().expect("the leased job came back");
+    assert_eq!((again.data.n, again.attempt), (1, 2));
+    r.run(q.complete(&again, ())).unwrap();
+}
+
 fn fenced_completion_after_the_lease_ran_out(r: &mut Runner, ns: &Namespace) {
     let q = queue(ns, "f", Duration::from_millis(30));
     let done = q.key("done");
@@ -217,6 +252,7 @@ matrix!(
     priorities_then_fifo,
     delayed_jobs_become_due,
     fenced_completion_after_the_lease_ran_out,
+    a_refused_effect_keeps_the_job,
     retries_then_dead_letters,
     a_dead_worker_loses_nothing,
     list_queue_and_bad_payloads,

@@ -35,8 +35,10 @@
 //! first call of each script body (by SHA1, per hash slot on a Cluster) goes
 //! out as `EVAL`
 //! with the body, so a server that has not cached the script yet runs the
-//! pipeline in order. A lone `EVALSHA` answered with `NOSCRIPT` is sent again
-//! as `EVAL`. If a race (`SCRIPT FLUSH` during a pipeline) still produces
+//! pipeline in order; the last command of a pipeline is the exception
+//! (nothing of the pipeline runs after it, so its retry keeps the order). A
+//! lone `EVALSHA` answered with `NOSCRIPT` is sent again as `EVAL`, and so is
+//! such a last command. If a race (`SCRIPT FLUSH` during a pipeline) still produces
 //! `NOSCRIPT` inside a pipeline, the failed calls are re-sent as `EVAL` after
 //! the pipeline; they had not run, so nothing runs twice.
 //!
@@ -295,10 +297,13 @@ struct Built {
 }
 
 /// Builds the pipeline of `commands`, sending the first call of each script
-/// as `EVAL` when there is more than one command.
+/// as `EVAL` when there is more than one command, unless it is the last
+/// command: nothing of the pipeline runs after it, so when it gets
+/// `NOSCRIPT` its re-sent `EVAL` still runs after everything before it, as
+/// a lone call's does.
 fn pipeline_of(commands: Vec<Command>) -> Built {
-    let several = commands.len() > 1;
-    let mut pipe = plain_pipeline(commands.len());
+    let n = commands.len();
+    let mut pipe = plain_pipeline(n);
     let mut evalsha = Vec::new();
     // Plans call few distinct scripts: a short list beats hashing. Tracked
     // by SHA, not by name: two scripts may share a name, and one body
@@ -306,7 +311,7 @@ fn pipeline_of(commands: Vec<Command>) -> Built {
     let mut seen: Vec<&'static str> = Vec::new();
     for (i, c) in commands.into_iter().enumerate() {
         match c.script {
-            Some(s) if several && !seen.contains(&s.sha()) => {
+            Some(s) if i + 1 < n && !seen.contains(&s.sha()) => {
                 seen.push(s.sha());
                 pipe.add_command(eval_form(s, &c.cmd));
             }

@@ -321,6 +321,17 @@ impl Plan {
         )
     }
 
+    /// Adds `cmd`, built beforehand, whose first argument after its name is
+    /// its only key, `key`.
+    pub(crate) fn cmd_built(&mut self, cmd: Cmd, key: &[u8]) -> &mut Cmd {
+        self.push(
+            cmd,
+            Some(key_slot(key)),
+            None,
+            KeyArgs { start: 1, count: 1 },
+        )
+    }
+
     /// Starts command `name` over several keys, which must share a Cluster
     /// slot (checked here). Returns the command after its keys.
     pub fn cmd_keys<K: AsRef<[u8]>>(&mut self, name: &str, keys: &[K]) -> Result<&mut Cmd> {

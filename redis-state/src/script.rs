@@ -9,10 +9,10 @@
 //!
 //! The executors send `EVALSHA`. When a pipeline holds more than one command,
 //! the first use of each script body (by SHA1) in it is sent as `EVAL` with
-//! the body instead,
+//! the body instead, unless it is the pipeline's last command,
 //! so a server that has never seen the script (a fresh server, a restarted one,
-//! a promoted replica) runs every command in order; a lone `EVALSHA` that gets
-//! `NOSCRIPT` is re-sent once as `EVAL`.
+//! a promoted replica) runs every command in order; a lone `EVALSHA` (or a
+//! pipeline's last) that gets `NOSCRIPT` is re-sent once as `EVAL`.
 
 use std::sync::OnceLock;
 

@@ -36,7 +36,8 @@
 //!   a worker whose lease ran out gets [`Error::LeaseLost`]-style refusal
 //!   (its completion, failure, extension and [`Effect`] are not applied).
 //!   An effect is applied with the completion in the same script: exactly
-//!   once for effects inside Redis. Everything outside Redis is at least
+//!   once for effects inside Redis. An effect command the server refuses
+//!   fails the completion ([`Error::Server`]) with the job still leased. Everything outside Redis is at least
 //!   once: a job may run again after its lease ran out.
 //! * A failure retries the job after an exponential backoff with jitter
 //!   (it waits in *delayed*); after `max_attempts` attempts (or when its
@@ -64,6 +65,7 @@ mod list;
 
 use std::future::Future;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::Value;
@@ -82,13 +84,52 @@ pub(crate) use depth::{SERVER_TIME, time_ms};
 pub use list::{ListPop, ListPush, ListQueue};
 
 static PUSH: Script = Script::new("redis_state.queue.push", include_str!("lua/push.lua"));
-static TAKE: Script = Script::new("redis_state.queue.take", include_str!("lua/take.lua"));
-static SETTLE: Script = Script::new("redis_state.queue.settle", include_str!("lua/settle.lua"));
+// take, settle and a worker's settle-and-take share their Lua (the key
+// layout, the clock, the functions) and differ in their last lines.
+static TAKE: Script = Script::new(
+    "redis_state.queue.take",
+    concat!(
+        include_str!("lua/common.lua"),
+        include_str!("lua/take_fn.lua"),
+        include_str!("lua/take.lua")
+    ),
+);
+static SETTLE: Script = Script::new(
+    "redis_state.queue.settle",
+    concat!(
+        include_str!("lua/common.lua"),
+        include_str!("lua/settle_fn.lua"),
+        include_str!("lua/settle.lua")
+    ),
+);
+static SETTLE_TAKE: Script = Script::new(
+    "redis_state.queue.settle_take",
+    concat!(
+        include_str!("lua/common.lua"),
+        include_str!("lua/settle_fn.lua"),
+        include_str!("lua/take_fn.lua"),
+        include_str!("lua/settle_take.lua")
+    ),
+);
+
+/// The keys of the take and settle scripts, in their order (the Lua's
+/// `KEYS[1..10]`; a completion's effect keys follow).
+const SCRIPT_KEYS: [&str; 10] = [
+    "data", "prio", "ready", "delayed", "active", "attempts", "token", "errors", "dead", "notify",
+];
+
+/// The keys of the push script, in its order.
+const PUSH_KEYS: [&str; 6] = ["seq", "data", "prio", "ready", "delayed", "notify"];
 
 /// A queue of jobs of type `T` (JSON payloads); see the [module docs](self).
 pub struct Queue<T> {
     name: String,
     base: String,
+    /// The keys of the take and settle scripts ([`SCRIPT_KEYS`]), written
+    /// once: a worker's every round passes them.
+    script_keys: Arc<[String]>,
+    /// The keys of the push script ([`PUSH_KEYS`]).
+    push_keys: Arc<[String]>,
     options: QueueOptions,
     _t: PhantomData<fn() -> T>,
 }
@@ -98,6 +139,8 @@ impl<T> Clone for Queue<T> {
         Queue {
             name: self.name.clone(),
             base: self.base.clone(),
+            script_keys: Arc::clone(&self.script_keys),
+            push_keys: Arc::clone(&self.push_keys),
             options: self.options.clone(),
             _t: PhantomData,
         }
@@ -196,8 +239,11 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> Queue<T> {
     /// The queue `name` (keys `queue:{<name>}:…`).
     pub fn new(name: impl Into<String>) -> Self {
         let name = name.into();
+        let base = format!("queue:{{{name}}}");
         Queue {
-            base: format!("queue:{{{name}}}"),
+            script_keys: SCRIPT_KEYS.iter().map(|p| format!("{base}:{p}")).collect(),
+            push_keys: PUSH_KEYS.iter().map(|p| format!("{base}:{p}")).collect(),
+            base,
             name,
             options: QueueOptions::default(),
             _t: PhantomData,
@@ -220,7 +266,7 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> Queue<T> {
         format!("{}:{part}", self.base)
     }
 
-    fn keys(&self, parts: &[&str]) -> Result<Vec<String>> {
+    fn check_name(&self) -> Result<()> {
         if self.name.contains(['{', '}']) || self.name.is_empty() {
             return Err(Error::InvalidKeyPart {
                 what: "queue name",
@@ -228,7 +274,18 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> Queue<T> {
                 reason: "must be non-empty and hold no brace",
             });
         }
+        Ok(())
+    }
+
+    fn keys(&self, parts: &[&str]) -> Result<Vec<String>> {
+        self.check_name()?;
         Ok(parts.iter().map(|p| self.key(p)).collect())
+    }
+
+    /// The keys of the take and settle scripts.
+    fn script_keys(&self) -> Result<Arc<[String]>> {
+        self.check_name()?;
+        Ok(Arc::clone(&self.script_keys))
     }
 
     /// Adds a job, ready now at priority 0; set [`Push::priority`] and
@@ -241,7 +298,7 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> Queue<T> {
             message: e.to_string(),
         });
         Push {
-            keys: self.keys(&["seq", "data", "prio", "ready", "delayed", "notify"]),
+            keys: self.check_name().map(|()| Arc::clone(&self.push_keys)),
             payload: Some(payload),
             priority: 0,
             delay: Duration::ZERO,
@@ -258,10 +315,7 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> Queue<T> {
     fn take_op(&self, block: Option<Duration>) -> Take<T> {
         Take {
             raw: TakeRaw {
-                keys: self.keys(&[
-                    "data", "prio", "ready", "delayed", "active", "attempts", "token", "errors",
-                    "dead", "notify",
-                ]),
+                keys: self.script_keys(),
                 lease: self.options.lease,
                 max_attempts: self.options.max_attempts.max(1),
                 dead_max: self.options.dead_max,
@@ -275,9 +329,7 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> Queue<T> {
 
     fn settle(&self, job_id: &str, token: &str, verdict: Verdict) -> Settle {
         Settle {
-            keys: self.keys(&[
-                "data", "prio", "delayed", "active", "attempts", "token", "errors", "dead",
-            ]),
+            keys: self.script_keys(),
             queue: self.name.clone(),
             id: job_id.to_owned(),
             token: token.to_owned(),
@@ -350,7 +402,7 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> Queue<T> {
 /// See [`Queue::push`].
 #[derive(Debug)]
 pub struct Push {
-    keys: Result<Vec<String>>,
+    keys: Result<Arc<[String]>>,
     payload: Option<Result<Vec<u8>>>,
     priority: i32,
     delay: Duration,
@@ -377,8 +429,8 @@ impl Operation for Push {
             return Ok(());
         };
         let payload = payload?;
-        let keys = std::mem::replace(&mut self.keys, Ok(Vec::new()))?;
-        plan.script(&PUSH, &keys)?
+        let keys = self.keys.as_ref().map_err(clone_err)?;
+        plan.script(&PUSH, &keys[..])?
             .arg(payload)
             .arg(-i64::from(self.priority))
             .arg(ms(self.delay));
@@ -414,7 +466,7 @@ impl<T> Take<T> {
 
 #[derive(Debug)]
 struct TakeRaw {
-    keys: Result<Vec<String>>,
+    keys: Result<Arc<[String]>>,
     lease: Duration,
     max_attempts: u32,
     dead_max: u64,
@@ -432,7 +484,7 @@ impl Operation for TakeRaw {
                 .arg(format!("{:.3}", b.as_secs_f64().max(0.001)));
         }
         let token = crate::random::hex_token(16)?;
-        plan.script(&TAKE, keys)?
+        plan.script(&TAKE, &keys[..])?
             .arg(crate::random::millis(self.lease).max(1))
             .arg(&token)
             .arg(self.max_attempts)
@@ -445,22 +497,38 @@ impl Operation for TakeRaw {
             replies.next_value()?;
         }
         let v = replies.next_value()?;
-        let bad = || Error::unexpected("the queue take script", &v);
-        let Value::Array(parts) = &v else {
-            return Err(bad());
+        self.decode(v).map(Step::Done)
+    }
+}
+
+impl TakeRaw {
+    /// The take script's reply: `{id, payload, attempt}` or `{false, ms}`.
+    fn decode(&mut self, v: Value) -> Result<Option<Taken>> {
+        let Value::Array(parts) = v else {
+            return Err(Error::unexpected("the queue take script", &v));
         };
-        match parts.as_slice() {
-            [Value::BulkString(id), payload, Value::Int(attempt)] => Ok(Step::Done(Some(Taken {
-                id: String::from_utf8_lossy(id).into_owned(),
-                payload: match payload {
-                    Value::BulkString(b) => Some(b.clone()),
-                    _ => None,
-                },
-                attempt: u32::try_from(*attempt).unwrap_or(u32::MAX),
-                token: self.token.take().unwrap_or_default(),
-            }))),
-            [Value::Nil, ..] => Ok(Step::Done(None)),
-            _ => Err(bad()),
+        let mut it = parts.into_iter();
+        match (it.next(), it.next(), it.next(), it.next()) {
+            (Some(Value::BulkString(id)), Some(payload), Some(Value::Int(attempt)), None) => {
+                Ok(Some(Taken {
+                    id: String::from_utf8(id)
+                        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+                    payload: match payload {
+                        Value::BulkString(b) => Some(b),
+                        _ => None,
+                    },
+                    attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
+                    token: self.token.take().unwrap_or_default(),
+                }))
+            }
+            (Some(Value::Nil), ..) => Ok(None),
+            (a, b, c, d) => {
+                let parts: Vec<Value> = [a, b, c, d].into_iter().flatten().collect();
+                Err(Error::unexpected(
+                    "the queue take script",
+                    &Value::Array(parts),
+                ))
+            }
         }
     }
 }
@@ -546,7 +614,7 @@ pub enum Settled {
 /// See [`Queue::complete`], [`Queue::fail`], [`Queue::extend`].
 #[derive(Debug)]
 pub struct Settle {
-    keys: Result<Vec<String>>,
+    keys: Result<Arc<[String]>>,
     queue: String,
     id: String,
     token: String,
@@ -554,18 +622,16 @@ pub struct Settle {
     verdict: Verdict,
 }
 
-impl Operation for Settle {
-    type Output = Settled;
-    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
-        let mut keys = self.keys.as_ref().map_err(clone_err)?.clone();
+impl Settle {
+    /// The script's keys (the queue's, then an effect's) and what its
+    /// first six arguments need.
+    fn call(&self) -> Result<(Vec<&[u8]>, SettleArgs<'_>)> {
+        let queue_keys = self.keys.as_ref().map_err(clone_err)?;
+        let mut keys: Vec<&[u8]> = queue_keys.iter().map(|k| k.as_bytes()).collect();
         let (verdict, error, ms) = match &self.verdict {
             Verdict::Done(effect) => {
                 if let Some(e) = effect {
-                    keys.extend(
-                        e.keys
-                            .iter()
-                            .map(|k| String::from_utf8_lossy(k).into_owned()),
-                    );
+                    keys.extend(e.keys.iter().map(|k| &k[..]));
                 }
                 ("done", "", 0)
             }
@@ -573,31 +639,59 @@ impl Operation for Settle {
             Verdict::Dead(e) => ("dead", e.as_str(), 0),
             Verdict::Extend(d) => ("extend", "", crate::random::millis(*d).max(1)),
         };
-        let cmd = plan.script(&SETTLE, &keys)?;
+        Ok((keys, SettleArgs { verdict, error, ms }))
+    }
+
+    /// Writes ARGV[1..6] of the settle script.
+    fn write_args(&self, cmd: &mut redis::Cmd, a: &SettleArgs<'_>) {
         cmd.arg(&self.id)
             .arg(&self.token)
-            .arg(verdict)
-            .arg(error)
-            .arg(ms)
+            .arg(a.verdict)
+            .arg(a.error)
+            .arg(a.ms)
             .arg(self.dead_max);
+    }
+
+    /// Writes the effect commands of a completion, if any.
+    fn write_effect(&self, cmd: &mut redis::Cmd) {
         if let Verdict::Done(Some(e)) = &self.verdict {
             for a in &e.args {
                 cmd.arg(&a[..]);
             }
         }
-        Ok(())
     }
-    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Settled>> {
-        let n: i64 = replies.next("the queue settle script")?;
+
+    fn outcome(&self, n: i64) -> Result<Settled> {
         match n {
-            1 => Ok(Step::Done(Settled::Done)),
-            2 => Ok(Step::Done(Settled::Retried)),
-            3 => Ok(Step::Done(Settled::Dead)),
+            1 => Ok(Settled::Done),
+            2 => Ok(Settled::Retried),
+            3 => Ok(Settled::Dead),
             _ => Err(Error::LeaseLost {
                 queue: self.queue.clone(),
                 job: self.id.clone(),
             }),
         }
+    }
+}
+
+struct SettleArgs<'a> {
+    verdict: &'static str,
+    error: &'a str,
+    ms: u64,
+}
+
+impl Operation for Settle {
+    type Output = Settled;
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        let (keys, args) = self.call()?;
+        let cmd = plan.script(&SETTLE, &keys)?;
+        self.write_args(cmd, &args);
+        self.write_effect(cmd);
+        Ok(())
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<Settled>> {
+        let n: i64 = replies.next("the queue settle script")?;
+        self.outcome(n).map(Step::Done)
     }
 }
 
@@ -678,7 +772,7 @@ impl<T: serde::de::DeserializeOwned> Operation for Dead<T> {
 /// [`run`](Self::run) blocks, [`run_async`](Self::run_async) awaits.
 ///
 /// While jobs are ready, each costs one round trip: the settlement of a
-/// job and the take of the next go in one pipeline.
+/// job and the take of the next are one script call (one `EVALSHA`).
 ///
 /// Waiting for a job blocks on the server (`BLPOP` of the wake-up list,
 /// 400 ms at most at a time) only on a connection that is the worker's own
@@ -805,9 +899,9 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned + Send> Worker<T> {
     }
 }
 
-/// A settlement and the next take in one pipeline. The settlement's own
-/// outcome (a refusal included) is the first output, so a refused
-/// completion never drops the job taken beside it.
+/// A settlement and the next take in one script call (`settle_take.lua`).
+/// The settlement's own outcome (a refusal included) is the first output,
+/// so a refused completion never drops the job taken beside it.
 #[derive(Debug)]
 struct SettleThenTake {
     settle: Settle,
@@ -817,20 +911,42 @@ struct SettleThenTake {
 impl Operation for SettleThenTake {
     type Output = (Result<Settled>, Option<Taken>);
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
-        self.settle.prepare(plan)?;
-        self.take.prepare(plan)
+        // One script, so one EVALSHA: a lone call that a server without
+        // the script answers NOSCRIPT is simply sent again as EVAL.
+        let (keys, args) = self.settle.call()?;
+        let token = crate::random::hex_token(16)?;
+        let cmd = plan.script(&SETTLE_TAKE, &keys)?;
+        self.settle.write_args(cmd, &args);
+        cmd.arg(crate::random::millis(self.take.lease).max(1))
+            .arg(&token)
+            .arg(self.take.max_attempts);
+        self.settle.write_effect(cmd);
+        self.take.token = Some(token);
+        Ok(())
     }
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<Self::Output>> {
-        // Both complete in one round (neither asks for another).
-        let settled = match self.settle.complete(replies) {
-            Ok(Step::Done(s)) => Ok(s),
-            Ok(Step::Again) => Err(Error::UnexpectedReply {
-                context: "the queue settle script",
-                found: "a request for a second round".to_owned(),
-            }),
-            Err(e) => Err(e),
+        let v = match replies.next_value() {
+            Ok(v) => v,
+            // The script failed (an effect's command was refused): nothing
+            // was taken, and the settlement reports the error.
+            Err(e @ Error::Server { .. }) => return Ok(Step::Done((Err(e), None))),
+            Err(e) => return Err(e),
         };
-        Ok(self.take.complete(replies)?.map_done(|t| (settled, t)))
+        let Value::Array(mut parts) = v else {
+            return Err(Error::unexpected("the queue settle-and-take script", &v));
+        };
+        let outcome = match parts.first() {
+            Some(Value::Int(n)) => *n,
+            _ => {
+                return Err(Error::unexpected(
+                    "the queue settle-and-take script",
+                    &Value::Array(parts),
+                ));
+            }
+        };
+        parts.remove(0);
+        let taken = self.take.decode(Value::Array(parts))?;
+        Ok(Step::Done((self.settle.outcome(outcome), taken)))
     }
 }
 

@@ -81,6 +81,19 @@ pub trait EventCodec<T>: Send + Sync + 'static {
     fn encode(event: &T, out: &mut RawFields) -> Result<()>;
     /// Reads an event; `at` names the entry for errors (`stream@id`).
     fn decode(at: &str, fields: &[(Vec<u8>, Vec<u8>)]) -> Result<T>;
+    /// Writes the fields of `event` into `out` as command arguments (name,
+    /// value, name, value, ...) and returns how many fields it wrote.
+    /// [`Stream::add`] uses it; the default goes through
+    /// [`encode`](Self::encode), and a codec may write directly, without a
+    /// buffer per field.
+    fn write_fields(event: &T, out: &mut redis::Cmd) -> Result<usize> {
+        let mut fields = RawFields::new();
+        Self::encode(event, &mut fields)?;
+        for (f, v) in &fields {
+            out.arg(&f[..]).arg(&v[..]);
+        }
+        Ok(fields.len())
+    }
 }
 
 /// The default codec: a [`RedisHash`] type's fields as plain strings, one
@@ -98,6 +111,19 @@ impl<T: RedisHash> EventCodec<T> for Fields {
             }
         }
         Ok(())
+    }
+
+    fn write_fields(event: &T, out: &mut redis::Cmd) -> Result<usize> {
+        let mut w = FieldWriter::new(T::SCHEMA);
+        event.encode(&mut w)?;
+        let mut n = 0;
+        for (i, f) in T::SCHEMA.fields.iter().enumerate() {
+            if let Some(v) = w.get(i) {
+                out.arg(f.name).arg(v);
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     fn decode(at: &str, fields: &[(Vec<u8>, Vec<u8>)]) -> Result<T> {
@@ -317,12 +343,31 @@ impl<T, C: EventCodec<T>> Stream<T, C> {
     /// that refuses with [`Error::StreamFull`] at the cap. Batch many adds
     /// with [`many`](crate::many): one pipeline.
     pub fn add(&self, event: &T) -> Add {
-        let mut fields = Vec::new();
-        let encoded = C::encode(event, &mut fields).map(|()| fields);
+        // The whole command is written here, sized once, the fields straight
+        // from the codec: no buffer per field, no second copy.
+        let built = match self.retention.groups {
+            Some(_) => {
+                let mut fields = redis::Cmd::with_capacity(8, 64);
+                C::write_fields(event, &mut fields).map(|n| (fields, n))
+            }
+            None => {
+                let mut cmd = redis::Cmd::with_capacity(14, 96 + self.key.len());
+                cmd.arg("XADD").arg(&self.key);
+                match self.retention.limit {
+                    Limit::MaxLen(len) => cmd.arg("MAXLEN").arg(self.retention.mark()).arg(len),
+                    Limit::MaxAge(_) => {
+                        let (kind, value) = self.retention.args();
+                        cmd.arg(kind).arg(self.retention.mark()).arg(value)
+                    }
+                };
+                cmd.arg("*");
+                C::write_fields(event, &mut cmd).map(|n| (cmd, n))
+            }
+        };
         Add {
             key: self.key.clone(),
             retention: self.retention,
-            fields: Some(encoded),
+            fields: Some(built),
         }
     }
 
@@ -458,17 +503,28 @@ impl<T, C: EventCodec<T>> Stream<T, C> {
 pub struct Add {
     key: String,
     retention: Retention,
-    fields: Option<Result<RawFields>>,
+    /// The whole `XADD` (or, for the capped-add script, the fields as
+    /// arguments: name, value, ...), and how many fields.
+    fields: Option<Result<(redis::Cmd, usize)>>,
+}
+
+/// Appends the arguments of `from` to `to`.
+fn append_args(to: &mut redis::Cmd, from: &redis::Cmd) {
+    for a in from.args_iter() {
+        if let redis::Arg::Simple(b) = a {
+            to.arg(b);
+        }
+    }
 }
 
 impl Operation for Add {
     type Output = String;
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
-        let fields = match self.fields.take() {
+        let (built, n) = match self.fields.take() {
             Some(f) => f?,
             None => return Ok(()),
         };
-        if fields.is_empty() {
+        if n == 0 {
             return Err(Error::InvalidArgument {
                 operation: "Stream::add",
                 reason: format!("the event has no field to store in `{}`", self.key),
@@ -478,17 +534,10 @@ impl Operation for Add {
             Some(g) => {
                 let cmd = plan.script(&ADD_CAPPED, &[&self.key])?;
                 cmd.arg(g.cap);
-                for (f, v) in &fields {
-                    cmd.arg(&f[..]).arg(&v[..]);
-                }
+                append_args(cmd, &built);
             }
             None => {
-                let (kind, value) = self.retention.args();
-                let cmd = plan.cmd("XADD", &self.key);
-                cmd.arg(kind).arg(self.retention.mark()).arg(value).arg("*");
-                for (f, v) in &fields {
-                    cmd.arg(&f[..]).arg(&v[..]);
-                }
+                plan.cmd_built(built, self.key.as_bytes());
             }
         }
         Ok(())
@@ -511,6 +560,8 @@ pub(crate) fn added(reply: Value, key: &str) -> Result<String> {
             keys: vec![key.to_owned()],
             error,
         }),
+        Value::BulkString(b) => String::from_utf8(b)
+            .map_err(|e| Error::unexpected("XADD", &Value::BulkString(e.into_bytes()))),
         v => text(&v)
             .and_then(|b| String::from_utf8(b).ok())
             .ok_or_else(|| Error::unexpected("XADD", &v)),

@@ -3,13 +3,13 @@
 -- KEYS[6] notify
 -- ARGV[1] payload, ARGV[2] ready score (minus the priority), ARGV[3] delay ms
 -- Returns the job id.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local id = string.format('%016d', redis.call('INCR', KEYS[1]))
 redis.call('HSET', KEYS[2], id, ARGV[1])
 redis.call('HSET', KEYS[3], id, ARGV[2])
 local delay = tonumber(ARGV[3])
 if delay > 0 then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   redis.call('ZADD', KEYS[5], now + delay, id)
 else
   redis.call('ZADD', KEYS[4], ARGV[2], id)
