@@ -85,12 +85,21 @@ fn priorities_then_fifo(r: &mut Runner, ns: &Namespace) {
 
 fn delayed_jobs_become_due(r: &mut Runner, ns: &Namespace) {
     let q = queue(ns, "d", Duration::from_secs(30));
-    r.run(q.push(&task(1)).delay(Duration::from_millis(40)))
+    // Long enough that a loaded machine cannot reach the first take after
+    // the job is due; then polled, with a bound, until it is.
+    let pushed = std::time::Instant::now();
+    r.run(q.push(&task(1)).delay(Duration::from_millis(1500)))
         .unwrap();
     assert!(r.run(q.take()).unwrap().is_none());
     assert_eq!(r.run(q.counts()).unwrap(), (0, 1, 0, 0));
-    std::thread::sleep(Duration::from_millis(60));
-    let job = r.run(q.take()).unwrap().expect("due by now");
+    let job = loop {
+        if let Some(job) = r.run(q.take()).unwrap() {
+            break job;
+        }
+        assert!(pushed.elapsed() < Duration::from_secs(15), "never due");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(pushed.elapsed() >= Duration::from_millis(1500));
     assert_eq!(job.data, task(1));
     r.run(q.complete(&job, ())).unwrap();
 }
