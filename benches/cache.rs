@@ -31,6 +31,7 @@
 //! ```text
 //! cargo bench --bench cache                # full run (release build)
 //! BENCH_QUICK=1 cargo bench --bench cache  # smoke run (also `cargo test --benches`)
+//! BENCH_ONLY=2,5 cargo bench --bench cache  # only rows whose id starts so
 //! ```
 //!
 //! Timings are never asserted in tests.

@@ -62,7 +62,7 @@ impl Default for CacheOptions {
 /// | [`Get`](FirstRead::Get) | 1 round trip, a plain `GET` | 3: `GET`, take the lease, fill |
 ///
 /// A script call costs the server more than a `GET` (on a loopback server
-/// short of CPU a hit through the script ran at about half the speed of a
+/// short of CPU a hit through the script ran at about 0.8× the speed of a
 /// `GET`); over a real network the round trip dominates and the script's
 /// extra server time matters little. Pick `Get` for read-mostly keys whose
 /// hits matter most, served near the server; keep `Lease` when misses are
