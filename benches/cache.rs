@@ -31,6 +31,7 @@
 //! ```text
 //! cargo bench --bench cache                # full run (release build)
 //! BENCH_QUICK=1 cargo bench --bench cache  # smoke run (also `cargo test --benches`)
+//! BENCH_ONLY=2,5 cargo bench --bench cache  # only rows whose id starts so
 //! ```
 //!
 //! Timings are never asserted in tests.
@@ -118,357 +119,374 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let raw: Vec<u8> = redis::cmd("GET").arg(&key).query(con).unwrap();
         assert!(hand_decode(&raw).is_some());
     };
-    let [d, h] = alternate_each(
-        &rounds,
-        n,
-        |_| {
-            let v = users.get(&1).run(&mut c1).unwrap();
-            assert!(v.is_some());
-        },
-        |_| hand_get(&mut c2),
-    );
-    report.push(
-        Row::new("1", "cache hit: Cache::get (GET + decode), blocking", &d)
-            .hand(&h)
-            .target(Target::MinHandRatio(0.95))
-            .note("vs redis-rs GET + the same JSON decode"),
-    );
+    if cfg.wants("1") {
+        let [d, h] = alternate_each(
+            &rounds,
+            n,
+            |_| {
+                let v = users.get(&1).run(&mut c1).unwrap();
+                assert!(v.is_some());
+            },
+            |_| hand_get(&mut c2),
+        );
+        report.push(
+            Row::new("1", "cache hit: Cache::get (GET + decode), blocking", &d)
+                .hand(&h)
+                .target(Target::MinHandRatio(0.95))
+                .note("vs redis-rs GET + the same JSON decode"),
+        );
+    }
 
-    let [d, h] = alternate_each(
-        &rounds,
-        n,
-        |_| {
-            let v = users
-                .get_or_load(&mut c1, &1, || Ok::<_, String>(None))
-                .unwrap();
-            assert!(v.is_some());
-        },
-        |_| hand_get(&mut c2),
-    );
-    report.push(
-        Row::new("2", "cache hit: get_or_load, blocking", &d)
-            .hand(&h)
-            .target(Target::MinHandRatio(0.95))
-            .note("one round trip (the get-or-lease script); vs redis-rs GET + decode"),
-    );
+    if cfg.wants("2") {
+        let [d, h] = alternate_each(
+            &rounds,
+            n,
+            |_| {
+                let v = users
+                    .get_or_load(&mut c1, &1, || Ok::<_, String>(None))
+                    .unwrap();
+                assert!(v.is_some());
+            },
+            |_| hand_get(&mut c2),
+        );
+        report.push(
+            Row::new("2", "cache hit: get_or_load, blocking", &d)
+                .hand(&h)
+                .target(Target::MinHandRatio(0.95))
+                .note("one round trip (the get-or-lease script); vs redis-rs GET + decode"),
+        );
+    }
 
-    let [d, h] = alternate_each(
-        &rounds,
-        n,
-        |_| {
-            let v = users_get
-                .get_or_load(&mut c1, &1, || Ok::<_, String>(None))
-                .unwrap();
-            assert!(v.is_some());
-        },
-        |_| hand_get(&mut c2),
-    );
-    report.push(
-        Row::new("2g", "cache hit: get_or_load, FirstRead::Get, blocking", &d)
+    if cfg.wants("2g") {
+        let [d, h] = alternate_each(
+            &rounds,
+            n,
+            |_| {
+                let v = users_get
+                    .get_or_load(&mut c1, &1, || Ok::<_, String>(None))
+                    .unwrap();
+                assert!(v.is_some());
+            },
+            |_| hand_get(&mut c2),
+        );
+        report.push(
+            Row::new("2g", "cache hit: get_or_load, FirstRead::Get, blocking", &d)
+                .hand(&h)
+                .target(Target::MinHandRatio(0.95))
+                .note("one round trip (a plain GET); vs redis-rs GET + decode"),
+        );
+    }
+
+    if cfg.wants("5") {
+        // -- miss and fill, blocking -------------------------------------------
+        // Every call misses (a fresh id each time) and fills. The derived side
+        // takes the fill lease and stores under it (stampede protection across
+        // processes: the get-or-lease script, the loader, the fill script); the
+        // hand-written side is the usual unprotected cache-aside (GET, the
+        // loader, SET PX).
+        let next_id = AtomicU64::new(1_000_000);
+        let fresh = || next_id.fetch_add(1, Ordering::Relaxed);
+        let [d, h] = alternate_each(
+            &rounds,
+            n,
+            |_| {
+                let id = fresh();
+                let v = users
+                    .get_or_load(&mut c1, &id, || Ok::<_, String>(Some(user(id))))
+                    .unwrap();
+                assert!(v.is_some());
+            },
+            |_| {
+                let id = fresh();
+                hand_miss(&mut c2, &users.key(&id), id);
+            },
+        );
+        report.push(
+            Row::new("5", "cache miss: get_or_load fills, blocking", &d)
+                .hand(&h)
+                .target(Target::MinHandRatio(0.8))
+                .note(
+                    "2 round trips (get-or-lease, fill) vs 2 (GET, SET PX) of the \
+                 unprotected cache-aside; the scripts are the price of the \
+                 cross-process fill lease",
+                ),
+        );
+
+        let [d, h] = alternate_each(
+            &rounds,
+            n,
+            |_| {
+                let id = fresh();
+                let v = users_get
+                    .get_or_load(&mut c1, &id, || Ok::<_, String>(Some(user(id))))
+                    .unwrap();
+                assert!(v.is_some());
+            },
+            |_| {
+                let id = fresh();
+                hand_miss(&mut c2, &users.key(&id), id);
+            },
+        );
+        report.push(
+            Row::new(
+                "5g",
+                "cache miss: get_or_load fills, FirstRead::Get, blocking",
+                &d,
+            )
             .hand(&h)
-            .target(Target::MinHandRatio(0.95))
-            .note("one round trip (a plain GET); vs redis-rs GET + decode"),
-    );
+            .target(Target::MinHandRatio(0.8))
+            .note(
+                "3 round trips (GET, the acquire script, fill) vs 2 (GET, SET PX) of the \
+                 unprotected cache-aside",
+            ),
+        );
+    }
+
+    if cfg.wants("6") {
+        // -- write-behind, blocking -----------------------------------------------
+        let [d, h] = alternate_each(
+            &rounds,
+            n,
+            |i| {
+                let id = (i % 1000) as u64;
+                users.write_behind(&id, &user(id)).run(&mut c1).unwrap();
+            },
+            |i| {
+                let id = (i % 1000) as u64;
+                let key = users.key(&id);
+                let mut v = b"rsc1 v1 d0 x0 v\n".to_vec();
+                serde_json::to_writer(&mut v, &user(id)).unwrap();
+                let json = serde_json::to_vec(&user(id)).unwrap();
+                let () = redis::pipe()
+                    .cmd("XADD")
+                    .arg("bench:hand:wb")
+                    .arg("*")
+                    .arg("id")
+                    .arg(id)
+                    .arg("key")
+                    .arg(&key)
+                    .arg("v")
+                    .arg(json)
+                    .ignore()
+                    .cmd("SET")
+                    .arg(&key)
+                    .arg(v)
+                    .arg("PX")
+                    .arg(3_600_000)
+                    .ignore()
+                    .query(&mut c2)
+                    .unwrap();
+            },
+        );
+        report.push(
+            Row::new("6", "write-behind: Cache::write_behind, blocking", &d)
+                .hand(&h)
+                .target(Target::MinHandRatio(0.8))
+                .note(
+                    "1 round trip (the behind script: the capped append, then the entry, \
+                 atomically) vs XADD + SET in one pipeline (not atomic: a refused XADD \
+                 still caches the entry)",
+                ),
+        );
+    }
+
+    server.clear(&["bench:user:*", "{bench:user:*", "bench:hand:wb", "#wb:*"]);
+    users.set(&1, &user(1)).run(&mut con)?;
 
     // -- async: network hit, local hit ---------------------------------------
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let mut a1 = rt.block_on(server.async_connection());
-    let mut a2 = rt.block_on(server.async_connection());
-    let [net, hand] = alternate(
-        &rounds,
-        [
-            &mut |_| {
-                rt.block_on(Round::each_async(n, async |_| {
-                    let v = users
-                        .get_or_load_async(&mut a1, &1, || async { Ok::<_, String>(None) })
-                        .await
-                        .unwrap();
-                    assert!(v.is_some());
-                }))
-            },
-            &mut |_| {
-                rt.block_on(Round::each_async(n, async |_| {
-                    let raw: Vec<u8> = redis::cmd("GET")
-                        .arg(&key)
-                        .query_async(&mut a2)
-                        .await
-                        .unwrap();
-                    assert!(hand_decode(&raw).is_some());
-                }))
-            },
-        ],
-    );
-    report.push(
-        Row::new("3", "cache hit: get_or_load_async", &net)
-            .hand(&hand)
-            .target(Target::MinHandRatio(0.95))
-            .note(
-                "one round trip (the get-or-lease script) on a MultiplexedConnection; \
-                 vs redis-rs GET + decode",
-            ),
-    );
-
-    let [net_get, hand] = alternate(
-        &rounds,
-        [
-            &mut |_| {
-                rt.block_on(Round::each_async(n, async |_| {
-                    let v = users_get
-                        .get_or_load_async(&mut a1, &1, || async { Ok::<_, String>(None) })
-                        .await
-                        .unwrap();
-                    assert!(v.is_some());
-                }))
-            },
-            &mut |_| {
-                rt.block_on(Round::each_async(n, async |_| {
-                    let raw: Vec<u8> = redis::cmd("GET")
-                        .arg(&key)
-                        .query_async(&mut a2)
-                        .await
-                        .unwrap();
-                    assert!(hand_decode(&raw).is_some());
-                }))
-            },
-        ],
-    );
-    report.push(
-        Row::new(
-            "3g",
-            "cache hit: get_or_load_async, FirstRead::Get",
-            &net_get,
-        )
-        .hand(&hand)
-        .target(Target::MinHandRatio(0.95))
-        .note("one round trip (a plain GET) on a MultiplexedConnection; vs redis-rs GET + decode"),
-    );
-
-    // Local hits: timed as a whole (a hit costs about as much as reading
-    // the clock).
-    let local = rt.block_on(LocalCache::connect_async(
-        server.url(),
-        &["bench:user:"],
-        LocalCacheOptions::default(),
-    ))?;
-    let with_local = Cache::<User>::new().with_local(local.clone());
-    while !local.contains(&key) {
-        rt.block_on(with_local.get_or_load_async(&mut a1, &1, || async { Ok::<_, String>(None) }))?;
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let n_local = cfg.scale(500_000, 2_000);
-    let local_rounds = cfg.rounds(7, 0);
-    let [local_hits] = alternate(
-        &local_rounds,
-        [&mut |_| {
-            Round::whole(n_local as u64, || {
-                rt.block_on(async {
-                    for _ in 0..n_local {
-                        let v = with_local
+    if cfg.wants("3") || cfg.wants("4") {
+        let mut a1 = rt.block_on(server.async_connection());
+        let mut a2 = rt.block_on(server.async_connection());
+        let [net, hand] = alternate(
+            &rounds,
+            [
+                &mut |_| {
+                    rt.block_on(Round::each_async(n, async |_| {
+                        let v = users
                             .get_or_load_async(&mut a1, &1, || async { Ok::<_, String>(None) })
                             .await
                             .unwrap();
                         assert!(v.is_some());
-                    }
-                });
-            })
-        }],
-    );
-    assert!(local.stats().hits >= (local_rounds.rounds * n_local) as u64);
-    report.push(
-        Row::new(
-            "4",
-            "local-cache hit: get_or_load_async with LocalCache",
-            &local_hits,
-        )
-        .hand(&net)
-        .note(
-            "the \"hand\" side is row 3's network hit (get_or_load_async answered by Redis): \
+                    }))
+                },
+                &mut |_| {
+                    rt.block_on(Round::each_async(n, async |_| {
+                        let raw: Vec<u8> = redis::cmd("GET")
+                            .arg(&key)
+                            .query_async(&mut a2)
+                            .await
+                            .unwrap();
+                        assert!(hand_decode(&raw).is_some());
+                    }))
+                },
+            ],
+        );
+        report.push(
+            Row::new("3", "cache hit: get_or_load_async", &net)
+                .hand(&hand)
+                .target(Target::MinHandRatio(0.95))
+                .note(
+                    "one round trip (the get-or-lease script) on a MultiplexedConnection; \
+                 vs redis-rs GET + decode",
+                ),
+        );
+
+        let [net_get, hand] = alternate(
+            &rounds,
+            [
+                &mut |_| {
+                    rt.block_on(Round::each_async(n, async |_| {
+                        let v = users_get
+                            .get_or_load_async(&mut a1, &1, || async { Ok::<_, String>(None) })
+                            .await
+                            .unwrap();
+                        assert!(v.is_some());
+                    }))
+                },
+                &mut |_| {
+                    rt.block_on(Round::each_async(n, async |_| {
+                        let raw: Vec<u8> = redis::cmd("GET")
+                            .arg(&key)
+                            .query_async(&mut a2)
+                            .await
+                            .unwrap();
+                        assert!(hand_decode(&raw).is_some());
+                    }))
+                },
+            ],
+        );
+        report.push(
+            Row::new(
+                "3g",
+                "cache hit: get_or_load_async, FirstRead::Get",
+                &net_get,
+            )
+            .hand(&hand)
+            .target(Target::MinHandRatio(0.95))
+            .note(
+                "one round trip (a plain GET) on a MultiplexedConnection; vs redis-rs GET + decode",
+            ),
+        );
+
+        // Local hits: timed as a whole (a hit costs about as much as reading
+        // the clock).
+        let local = rt.block_on(LocalCache::connect_async(
+            server.url(),
+            &["bench:user:"],
+            LocalCacheOptions::default(),
+        ))?;
+        let with_local = Cache::<User>::new().with_local(local.clone());
+        while !local.contains(&key) {
+            rt.block_on(
+                with_local.get_or_load_async(&mut a1, &1, || async { Ok::<_, String>(None) }),
+            )?;
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let n_local = cfg.scale(500_000, 2_000);
+        let local_rounds = cfg.rounds(7, 0);
+        let [local_hits] = alternate(
+            &local_rounds,
+            [&mut |_| {
+                Round::whole(n_local as u64, || {
+                    rt.block_on(async {
+                        for _ in 0..n_local {
+                            let v = with_local
+                                .get_or_load_async(&mut a1, &1, || async { Ok::<_, String>(None) })
+                                .await
+                                .unwrap();
+                            assert!(v.is_some());
+                        }
+                    });
+                })
+            }],
+        );
+        assert!(local.stats().hits >= (local_rounds.rounds * n_local) as u64);
+        report.push(
+            Row::new(
+                "4",
+                "local-cache hit: get_or_load_async with LocalCache",
+                &local_hits,
+            )
+            .hand(&net)
+            .note(
+                "the \"hand\" side is row 3's network hit (get_or_load_async answered by Redis): \
              the ratio is the speed-up of the local copy (no round trip; aim >= 100x)",
-        ),
-    );
-
-    // -- miss and fill, blocking -------------------------------------------
-    // Every call misses (a fresh id each time) and fills. The derived side
-    // takes the fill lease and stores under it (stampede protection across
-    // processes: the get-or-lease script, the loader, the fill script); the
-    // hand-written side is the usual unprotected cache-aside (GET, the
-    // loader, SET PX).
-    let next_id = AtomicU64::new(1_000_000);
-    let fresh = || next_id.fetch_add(1, Ordering::Relaxed);
-    let [d, h] = alternate_each(
-        &rounds,
-        n,
-        |_| {
-            let id = fresh();
-            let v = users
-                .get_or_load(&mut c1, &id, || Ok::<_, String>(Some(user(id))))
-                .unwrap();
-            assert!(v.is_some());
-        },
-        |_| {
-            let id = fresh();
-            hand_miss(&mut c2, &users.key(&id), id);
-        },
-    );
-    report.push(
-        Row::new("5", "cache miss: get_or_load fills, blocking", &d)
-            .hand(&h)
-            .target(Target::MinHandRatio(0.8))
-            .note(
-                "2 round trips (get-or-lease, fill) vs 2 (GET, SET PX) of the \
-                 unprotected cache-aside; the scripts are the price of the \
-                 cross-process fill lease",
             ),
-    );
+        );
 
-    let [d, h] = alternate_each(
-        &rounds,
-        n,
-        |_| {
-            let id = fresh();
-            let v = users_get
-                .get_or_load(&mut c1, &id, || Ok::<_, String>(Some(user(id))))
-                .unwrap();
-            assert!(v.is_some());
-        },
-        |_| {
-            let id = fresh();
-            hand_miss(&mut c2, &users.key(&id), id);
-        },
-    );
-    report.push(
-        Row::new(
-            "5g",
-            "cache miss: get_or_load fills, FirstRead::Get, blocking",
-            &d,
-        )
-        .hand(&h)
-        .target(Target::MinHandRatio(0.8))
-        .note(
-            "3 round trips (GET, the acquire script, fill) vs 2 (GET, SET PX) of the \
-                 unprotected cache-aside",
-        ),
-    );
-
-    // -- write-behind, blocking -----------------------------------------------
-    let [d, h] = alternate_each(
-        &rounds,
-        n,
-        |i| {
-            let id = (i % 1000) as u64;
-            users.write_behind(&id, &user(id)).run(&mut c1).unwrap();
-        },
-        |i| {
-            let id = (i % 1000) as u64;
-            let key = users.key(&id);
-            let mut v = b"rsc1 v1 d0 x0 v\n".to_vec();
-            serde_json::to_writer(&mut v, &user(id)).unwrap();
-            let json = serde_json::to_vec(&user(id)).unwrap();
-            let () = redis::pipe()
-                .cmd("XADD")
-                .arg("bench:hand:wb")
-                .arg("*")
-                .arg("id")
-                .arg(id)
-                .arg("key")
-                .arg(&key)
-                .arg("v")
-                .arg(json)
-                .ignore()
-                .cmd("SET")
-                .arg(&key)
-                .arg(v)
-                .arg("PX")
-                .arg(3_600_000)
-                .ignore()
-                .query(&mut c2)
-                .unwrap();
-        },
-    );
-    report.push(
-        Row::new("6", "write-behind: Cache::write_behind, blocking", &d)
-            .hand(&h)
-            .target(Target::MinHandRatio(0.8))
-            .note(
-                "1 round trip (the behind script: the capped append, then the entry, \
-                 atomically) vs XADD + SET in one pipeline (not atomic: a refused XADD \
-                 still caches the entry)",
-            ),
-    );
-    server.clear(&["bench:user:*", "{bench:user:*", "bench:hand:wb", "#wb:*"]);
-    users.set(&1, &user(1)).run(&mut con)?;
-
-    // -- invalidation latency: a SET on another connection (another thread)
-    // until the local copy is gone.
-    let samples = cfg.scale(1_000, 20);
-    let mut lat_ns: Vec<u64> = Vec::with_capacity(samples);
-    let mut writer = server.connection();
-    let body = {
-        let raw: Vec<u8> = redis::cmd("GET").arg(&key).query(&mut writer)?;
-        raw
-    };
-    // The writer stamps the instant it sends the SET; this thread stamps the
-    // instant it sees the copy gone (spinning), so a descheduled reader can
-    // only make a sample longer, never shorter.
-    let base = Instant::now();
-    let sent_at = Arc::new(AtomicU64::new(0));
-    let (tx, rx) = std::sync::mpsc::channel::<bool>();
-    let writer_thread = {
-        let key = key.clone();
-        let body = body.clone();
-        let sent_at = sent_at.clone();
-        std::thread::spawn(move || {
-            while let Ok(true) = rx.recv() {
-                sent_at.store(base.elapsed().as_nanos() as u64, Ordering::SeqCst);
-                let () = redis::cmd("SET")
-                    .arg(&key)
-                    .arg(&body)
-                    .query(&mut writer)
-                    .unwrap();
+        // -- invalidation latency: a SET on another connection (another thread)
+        // until the local copy is gone.
+        let samples = cfg.scale(1_000, 20);
+        let mut lat_ns: Vec<u64> = Vec::with_capacity(samples);
+        let mut writer = server.connection();
+        let body = {
+            let raw: Vec<u8> = redis::cmd("GET").arg(&key).query(&mut writer)?;
+            raw
+        };
+        // The writer stamps the instant it sends the SET; this thread stamps the
+        // instant it sees the copy gone (spinning), so a descheduled reader can
+        // only make a sample longer, never shorter.
+        let base = Instant::now();
+        let sent_at = Arc::new(AtomicU64::new(0));
+        let (tx, rx) = std::sync::mpsc::channel::<bool>();
+        let writer_thread = {
+            let key = key.clone();
+            let body = body.clone();
+            let sent_at = sent_at.clone();
+            std::thread::spawn(move || {
+                while let Ok(true) = rx.recv() {
+                    sent_at.store(base.elapsed().as_nanos() as u64, Ordering::SeqCst);
+                    let () = redis::cmd("SET")
+                        .arg(&key)
+                        .arg(&body)
+                        .query(&mut writer)
+                        .unwrap();
+                }
+            })
+        };
+        let mut a3 = rt.block_on(server.async_connection());
+        for _ in 0..samples {
+            // Make sure the copy is there and stays: the invalidation of the
+            // previous sample's SET may be handled after a new read.
+            loop {
+                while !local.contains(&key) {
+                    rt.block_on(
+                        with_local
+                            .get_or_load_async(&mut a3, &1, || async { Ok::<_, String>(None) }),
+                    )?;
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                std::thread::sleep(Duration::from_millis(2));
+                if local.contains(&key) {
+                    break;
+                }
             }
-        })
-    };
-    let mut a3 = rt.block_on(server.async_connection());
-    for _ in 0..samples {
-        // Make sure the copy is there and stays: the invalidation of the
-        // previous sample's SET may be handled after a new read.
-        loop {
-            while !local.contains(&key) {
-                rt.block_on(
-                    with_local.get_or_load_async(&mut a3, &1, || async { Ok::<_, String>(None) }),
-                )?;
-                std::thread::sleep(Duration::from_micros(200));
+            sent_at.store(0, Ordering::SeqCst);
+            tx.send(true)?;
+            let t0 = Instant::now();
+            while local.contains(&key) {
+                std::hint::spin_loop();
+                if t0.elapsed() > Duration::from_secs(2) {
+                    return Err("an invalidation did not arrive within 2 s".into());
+                }
             }
-            std::thread::sleep(Duration::from_millis(2));
-            if local.contains(&key) {
-                break;
+            let gone = base.elapsed().as_nanos() as u64;
+            let sent = sent_at.load(Ordering::SeqCst);
+            if sent == 0 || sent > gone {
+                return Err("the local copy went away before the write was sent".into());
             }
+            lat_ns.push(gone - sent);
         }
-        sent_at.store(0, Ordering::SeqCst);
-        tx.send(true)?;
-        let t0 = Instant::now();
-        while local.contains(&key) {
-            std::hint::spin_loop();
-            if t0.elapsed() > Duration::from_secs(2) {
-                return Err("an invalidation did not arrive within 2 s".into());
-            }
-        }
-        let gone = base.elapsed().as_nanos() as u64;
-        let sent = sent_at.load(Ordering::SeqCst);
-        if sent == 0 || sent > gone {
-            return Err("the local copy went away before the write was sent".into());
-        }
-        lat_ns.push(gone - sent);
-    }
-    tx.send(false)?;
-    writer_thread.join().map_err(|_| "writer thread")?;
-    lat_ns.sort_unstable();
-    let us = |q: f64| percentile(&lat_ns, q).unwrap_or(0) as f64 / 1e3;
-    let (p50, p99, max) = (us(0.5), us(0.99), us(1.0));
-    report.section(
+        tx.send(false)?;
+        writer_thread.join().map_err(|_| "writer thread")?;
+        lat_ns.sort_unstable();
+        let us = |q: f64| percentile(&lat_ns, q).unwrap_or(0) as f64 / 1e3;
+        let (p50, p99, max) = (us(0.5), us(0.99), us(1.0));
+        report.section(
         "invalidation latency: SET elsewhere -> local copy gone",
         vec![
             format!("p50 {p50:.1} µs, p99 {p99:.1} µs, max {max:.1} µs"),
@@ -477,12 +495,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ),
         ],
     );
-    report.extra(
-        "invalidation_latency_us",
-        serde_json::json!({ "samples": samples, "p50": p50, "p99": p99, "max": max }),
-    );
+        report.extra(
+            "invalidation_latency_us",
+            serde_json::json!({ "samples": samples, "p50": p50, "p99": p99, "max": max }),
+        );
+    }
 
-    rt.block_on(local_eviction(&cfg, &server, &mut report))?;
+    if cfg.wants("7") {
+        rt.block_on(local_eviction(&cfg, &server, &mut report))?;
+    }
 
     server.clear(&["bench:user:*"]);
     report.finish();

@@ -372,3 +372,84 @@ fn stampede_cluster_async_get_first() {
 fn stampede_standalone_async_mixed_first_reads() {
     stampede_with(false, true, FirstRead::Lease, FirstRead::Get);
 }
+
+/// A fill nobody waited for writes no wake-up stream (and publishes
+/// nothing); a caller that finds the lease busy marks it, and then the fill
+/// hands it the value through the stream: the waiter does not load, and the
+/// stream holds the value.
+#[test]
+fn only_a_waited_fill_writes_the_wake_up_stream() {
+    let server = shared_server();
+    let client = redis::Client::open(server.url()).unwrap();
+    let ns = Namespace::new(unique_prefix("waited")).unwrap();
+    let cache = Cache::<Expensive>::new().namespace(&ns);
+    let done = |id: u32| format!("{{{}}}:#done", cache.key(&id));
+    let lease = |id: u32| format!("{{{}}}:#lease", cache.key(&id));
+    let mut con = client.get_connection().unwrap();
+
+    // A miss nobody waits for: the fill stores the entry, no stream.
+    let v = cache
+        .get_or_load(&mut con, &1, || {
+            Ok::<_, String>(Some(Expensive { id: 1, answer: 1 }))
+        })
+        .unwrap();
+    assert_eq!(v.map(|e| e.answer), Some(1));
+    assert!(con.exists::<_, bool>(cache.key(&1)).unwrap());
+    assert!(
+        !con.exists::<_, bool>(done(1)).unwrap(),
+        "no wake-up stream"
+    );
+    assert!(
+        !con.exists::<_, bool>(lease(1)).unwrap(),
+        "the lease is gone"
+    );
+
+    // A loader holds the lease (a second cache: another process's flights)
+    // while a caller of this cache misses: it finds the lease busy, marks
+    // it and waits.
+    let other = Cache::<Expensive>::new().namespace(&ns);
+    let (loading_tx, loading_rx) = std::sync::mpsc::channel::<()>();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let mut con2 = client.get_connection().unwrap();
+    let loader = std::thread::spawn(move || {
+        other.get_or_load(&mut con2, &2, move || {
+            loading_tx.send(()).unwrap();
+            go_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            Ok::<_, String>(Some(Expensive { id: 2, answer: 42 }))
+        })
+    });
+    loading_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let holder: String = con.get(lease(2)).unwrap();
+    assert!(!holder.ends_with("~w"), "not waited for yet: {holder}");
+    let waiter = {
+        let cache = cache.clone();
+        let mut con3 = client.get_connection().unwrap();
+        std::thread::spawn(move || {
+            cache.get_or_load(&mut con3, &2, || {
+                Err::<Option<Expensive>, _>("the waiter must not load".to_owned())
+            })
+        })
+    };
+    // The waiter marks the lease when it finds it busy.
+    let mut marked = false;
+    for _ in 0..500 {
+        let holder: Option<String> = con.get(lease(2)).unwrap();
+        if holder.as_deref().is_some_and(|h| h.ends_with("~w")) {
+            marked = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(marked, "the waiter marks the lease it waits for");
+    go_tx.send(()).unwrap();
+    let filled = loader.join().unwrap().unwrap();
+    assert_eq!(filled.map(|e| e.answer), Some(42));
+    let waited = waiter.join().unwrap().unwrap();
+    assert_eq!(
+        waited.map(|e| e.answer),
+        Some(42),
+        "the waiter got the fill"
+    );
+    let len: usize = con.xlen(done(2)).unwrap();
+    assert_eq!(len, 1, "a waited fill writes the wake-up stream");
+}

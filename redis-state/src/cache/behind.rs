@@ -194,26 +194,27 @@ impl<T: Cached> Operation for WriteBehind<T> {
         let done = companion(&key, "done");
         let keys = [self.stream.as_str(), &key, &lease, &done];
         self.one_step = enc.tags.is_empty() && plan.fits_one_script(&keys);
-        let cmd = if self.one_step {
+        if self.one_step {
             let Some(cmd) = plan.script_on_one_server(&BEHIND, &keys) else {
                 return Err(prepared_twice());
             };
+            // The fields' names are in the script (the key is KEYS[2]).
             cmd.arg(self.max_queued)
                 .arg(&enc.bytes[..])
                 .arg(enc.px)
-                .arg(DONE_STREAM_MS);
-            cmd
+                .arg(DONE_STREAM_MS)
+                .arg(id)
+                .arg(payload);
         } else {
             let cmd = plan.script(&crate::stream::ADD_CAPPED, &[&self.stream])?;
-            cmd.arg(self.max_queued);
-            cmd
-        };
-        cmd.arg("id")
-            .arg(id)
-            .arg("key")
-            .arg(&key)
-            .arg("v")
-            .arg(payload);
+            cmd.arg(self.max_queued)
+                .arg("id")
+                .arg(id)
+                .arg("key")
+                .arg(&key)
+                .arg("v")
+                .arg(payload);
+        }
         self.store = Some((key, enc));
         Ok(())
     }

@@ -38,8 +38,8 @@
 //! | key | type | content |
 //! |---|---|---|
 //! | `<key>` | string | the entry: a one-line header and the JSON of the value (see below) |
-//! | `{<key>}:#lease` | string | the fill lease: the token of the caller loading the value, or `inv` for a moment after an invalidation |
-//! | `{<key>}:#done` | stream | one message when a fill lands or is revoked (waiters read it; the same name is the pub/sub channel a [`CacheWaker`] listens on), expires after a minute |
+//! | `{<key>}:#lease` | string | the fill lease: the token of the caller loading the value (suffixed `~w` once another caller waits for it), or `inv` for a moment after an invalidation |
+//! | `{<key>}:#done` | stream | one message when a fill that a caller waits for lands, or a fill is revoked (waiters read it; the same name is the pub/sub channel a [`CacheWaker`] listens on), expires after a minute |
 //! | `<ns>:#tag:<tag>` | zset | entry keys carrying the tag, scored by their expiry |
 //!
 //! (`{<key>}` stands for the key itself when it has no hash tag, so the three

@@ -796,17 +796,15 @@ impl Operation for Acquire {
         AcquireScript::new(&self.key, lease, done, &self.token, ms(self.lease), force).prepare(plan)
     }
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<Acquired>> {
-        let v = replies.next_value()?;
-        let Value::Array(items) = &v else {
-            return Err(Error::unexpected("the acquire script", &v));
-        };
-        Ok(Step::Done(match items.as_slice() {
-            [Value::Int(0), Value::BulkString(b)] => Acquired::Hit(b.clone()),
-            [Value::Int(1)] => Acquired::Leader,
-            [Value::Int(2)] => Acquired::Busy,
-            [Value::Int(3)] => Acquired::Hold,
-            [Value::Int(4)] => Acquired::Foreign,
-            _ => return Err(Error::unexpected("the acquire script", &v)),
+        // A hit is the entry itself (taken, not copied); the other answers
+        // are small integers.
+        Ok(Step::Done(match replies.next_value()? {
+            Value::BulkString(b) => Acquired::Hit(b),
+            Value::Int(1) => Acquired::Leader,
+            Value::Int(2) => Acquired::Busy,
+            Value::Int(3) => Acquired::Hold,
+            Value::Int(4) => Acquired::Foreign,
+            v => return Err(Error::unexpected("the acquire script", &v)),
         }))
     }
 }
