@@ -168,7 +168,7 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<
     let template = key.parse(cx, attrs.common.hash_tag.as_ref());
     let mut buckets = 0;
     if let Some(t) = &template {
-        check::template(cx, &container, t, &key, &fields, &collection);
+        check::template(cx, &container, t, &key, &fields);
         buckets = check::buckets(cx, t, &key, &fields, attrs.buckets.as_ref());
     }
     let invalidates = check::invalidates(cx, &container, &fields, &attrs.invalidates);
