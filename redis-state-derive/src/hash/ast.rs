@@ -89,8 +89,6 @@ pub(crate) struct FieldModel<'a> {
     /// The `id` / `counter` / `version` / `expires_at` attribute.
     pub(crate) role_span: Span,
     pub(crate) index: IndexKind,
-    /// The `index` / `unique` attribute.
-    pub(crate) index_span: Span,
     pub(crate) default: DefaultKind,
 }
 
@@ -116,10 +114,10 @@ impl<'a> FieldModel<'a> {
         .into_iter()
         .find_map(|(role, span)| span.map(|s| (role, s)))
         .unwrap_or((Role::Data, Span::call_site()));
-        let (index, index_span) = match (a.unique, a.index) {
-            (Some(s), _) => (IndexKind::Unique, s),
-            (None, Some(s)) => (IndexKind::Index, s),
-            (None, None) => (IndexKind::None, Span::call_site()),
+        let index = match (a.unique, a.index) {
+            (Some(_), _) => IndexKind::Unique,
+            (None, Some(_)) => IndexKind::Index,
+            (None, None) => IndexKind::None,
         };
         FieldModel {
             field,
@@ -131,7 +129,6 @@ impl<'a> FieldModel<'a> {
             role,
             role_span,
             index,
-            index_span,
             default: a.common.default_kind(),
         }
     }

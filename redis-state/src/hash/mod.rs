@@ -107,6 +107,7 @@
 //!   without one.
 
 mod ops;
+mod reserve;
 
 use std::marker::PhantomData;
 
