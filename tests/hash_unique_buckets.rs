@@ -72,7 +72,10 @@ fn reservation(runner: &mut Runner, ns: &Namespace, field: &str, value: &str) ->
 }
 
 fn holder_of(entry: &Option<String>) -> Option<&str> {
-    entry.as_deref().and_then(|e| e.rsplit_once('|')).map(|(id, _)| id)
+    entry
+        .as_deref()
+        .and_then(|e| e.rsplit_once('|'))
+        .map(|(id, _)| id)
 }
 
 /// Two ids in different buckets (and so, here, slots).
@@ -138,7 +141,10 @@ fn a_value_held_elsewhere_is_a_violation(runner: &mut Runner, ns: &Namespace) {
         )
         .unwrap_err();
     assert!(matches!(err, Error::UniqueViolation { .. }), "{err}");
-    let batch = vec![account(a + 200, "new@example.com"), account(b, "ann@example.com")];
+    let batch = vec![
+        account(a + 200, "new@example.com"),
+        account(b, "ann@example.com"),
+    ];
     let err = runner
         .run(Account::save_many(&batch).namespace(ns))
         .unwrap_err();
@@ -148,7 +154,10 @@ fn a_value_held_elsewhere_is_a_violation(runner: &mut Runner, ns: &Namespace) {
         .run(Account::find_by_email("ann@example.com").namespace(ns))
         .unwrap();
     assert_eq!(found, Some(holder));
-    let loaded = runner.run(Account::load(&b).namespace(ns)).unwrap().unwrap();
+    let loaded = runner
+        .run(Account::load(&b).namespace(ns))
+        .unwrap()
+        .unwrap();
     assert_eq!(loaded.email, "bob@example.com");
     // Saving the holder again with its own value is no violation.
     runner
@@ -258,7 +267,9 @@ fn delete_releases(runner: &mut Runner, ns: &Namespace) {
     runner.run(Account::save_many(&many).namespace(ns)).unwrap();
     let ids: Vec<u32> = (300..310).collect();
     assert_eq!(
-        runner.run(Account::delete_many(&ids).namespace(ns)).unwrap(),
+        runner
+            .run(Account::delete_many(&ids).namespace(ns))
+            .unwrap(),
         10
     );
     for id in 300..310 {
@@ -431,7 +442,13 @@ struct Counts {
 
 /// One writer: saves (and moves, and deletes) its own entities with values
 /// from the shared pool, `rounds` times.
-fn writer(con: &mut redis::cluster::ClusterConnection, ns: &Namespace, w: u32, rounds: u32, counts: &Counts) {
+fn writer(
+    con: &mut redis::cluster::ClusterConnection,
+    ns: &Namespace,
+    w: u32,
+    rounds: u32,
+    counts: &Counts,
+) {
     let mut seed = 0x9e37_79b9_u64.wrapping_mul(u64::from(w) + 1);
     let mut next = move || {
         seed ^= seed << 13;
@@ -450,7 +467,11 @@ fn writer(con: &mut redis::cluster::ClusterConnection, ns: &Namespace, w: u32, r
                 .namespace(ns)
                 .run(con)
                 .map(|_| ()),
-            _ => account(id, &email(v)).save().namespace(ns).run(con).map(|_| ()),
+            _ => account(id, &email(v))
+                .save()
+                .namespace(ns)
+                .run(con)
+                .map(|_| ()),
         };
         match result {
             Ok(()) => counts.saved.fetch_add(1, Ordering::Relaxed),
@@ -468,7 +489,11 @@ fn writer(con: &mut redis::cluster::ClusterConnection, ns: &Namespace, w: u32, r
 /// Every value is held by at most one entity, and `find_unique` names that
 /// holder; a value nobody holds can be taken by a new entity (orphans are
 /// repaired). Returns the number of values held.
-fn check_consistent(con: &mut redis::cluster::ClusterConnection, ns: &Namespace, writers: u32) -> usize {
+fn check_consistent(
+    con: &mut redis::cluster::ClusterConnection,
+    ns: &Namespace,
+    writers: u32,
+) -> usize {
     let ids: Vec<u32> = (0..writers)
         .flat_map(|w| (0..8).map(move |i| w * 1000 + i))
         .collect();
@@ -499,12 +524,106 @@ fn check_consistent(con: &mut redis::cluster::ClusterConnection, ns: &Namespace,
     holders.len()
 }
 
+/// One racer: in each round, after every racer is ready, saves a new
+/// entity of its own with the round's value.
+fn racer(
+    con: &mut redis::cluster::ClusterConnection,
+    ns: &Namespace,
+    w: u32,
+    rounds: u32,
+    barrier: &std::sync::Barrier,
+    counts: &Counts,
+) {
+    for k in 0..rounds {
+        barrier.wait();
+        counts.attempts.fetch_add(1, Ordering::Relaxed);
+        match account(w * 10_000 + k, &format!("race{k}@example.com"))
+            .save()
+            .namespace(ns)
+            .run(con)
+        {
+            Ok(_) => counts.saved.fetch_add(1, Ordering::Relaxed),
+            Err(Error::UniqueViolation { .. }) => counts.violations.fetch_add(1, Ordering::Relaxed),
+            Err(e) => {
+                eprintln!("racer {w}: {e}");
+                counts.other.fetch_add(1, Ordering::Relaxed)
+            }
+        };
+    }
+}
+
+/// Revocations recorded in every bucket's fence set.
+fn revocations(con: &mut redis::cluster::ClusterConnection, ns: &Namespace) -> u64 {
+    (0..Account::SCHEMA.buckets)
+        .map(|b| {
+            let key = format!(
+                "{}:#account:fence",
+                Account::SCHEMA.bucket_scope(Some(ns), b)
+            );
+            redis::cmd("ZCARD").arg(&key).query::<u64>(con).unwrap()
+        })
+        .sum()
+}
+
 #[test]
 fn concurrent_saves_across_slots_keep_one_holder_per_value() {
     const WRITERS: u32 = 8;
+    const RACES: u32 = 200;
     const ROUNDS: u32 = 300;
     let cluster = redis_state::testing::shared_cluster();
     let ns = common::namespace("unique_concurrent");
+    let mut con = cluster.connection().unwrap();
+
+    // Races: every round, all writers save a new entity (each in its own
+    // bucket, mostly in different slots) with the same new value at once.
+    let races = Counts::default();
+    let barrier = std::sync::Barrier::new(WRITERS as usize);
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for w in 0..WRITERS {
+            let (ns, counts, barrier) = (&ns, &races, &barrier);
+            s.spawn(move || {
+                let mut con = cluster.connection().unwrap();
+                racer(&mut con, ns, w, RACES, barrier, counts);
+            });
+        }
+    });
+    let race_time = started.elapsed();
+    let (mut won, mut none) = (0, 0);
+    for k in 0..RACES {
+        let ids: Vec<u32> = (0..WRITERS).map(|w| w * 10_000 + k).collect();
+        let value = format!("race{k}@example.com");
+        let holders: Vec<u32> = Account::load_many(&ids)
+            .namespace(&ns)
+            .run(&mut con)
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .map(|a| a.id)
+            .collect();
+        assert!(holders.len() <= 1, "{value} held by {holders:?}");
+        let found = Account::find_by_email(&value)
+            .namespace(&ns)
+            .run(&mut con)
+            .unwrap();
+        assert_eq!(found.map(|f| f.id), holders.first().copied(), "{value}");
+        match holders.len() {
+            1 => won += 1,
+            _ => none += 1,
+        }
+    }
+    let fenced = revocations(&mut con, &ns);
+    println!(
+        "races: {WRITERS} writers x {RACES} rounds on 3 primaries in {race_time:?}: {} saves, {} won, {} violations, {} other errors; {won} values with one holder, {none} with none, 0 with two or more; {fenced} reservations revoked",
+        races.attempts.load(Ordering::Relaxed),
+        races.saved.load(Ordering::Relaxed),
+        races.violations.load(Ordering::Relaxed),
+        races.other.load(Ordering::Relaxed),
+    );
+    assert_eq!(races.other.load(Ordering::Relaxed), 0);
+    assert_eq!(races.saved.load(Ordering::Relaxed), won);
+
+    // Churn: saves, moves and deletes of a few entities over a small pool.
     let counts = Counts::default();
     let started = Instant::now();
     std::thread::scope(|s| {
@@ -517,7 +636,6 @@ fn concurrent_saves_across_slots_keep_one_holder_per_value() {
         }
     });
     let elapsed = started.elapsed();
-    let mut con = cluster.connection().unwrap();
     let held = check_consistent(&mut con, &ns, WRITERS);
     let (attempts, saved, violations, other) = (
         counts.attempts.load(Ordering::Relaxed),
@@ -526,7 +644,7 @@ fn concurrent_saves_across_slots_keep_one_holder_per_value() {
         counts.other.load(Ordering::Relaxed),
     );
     println!(
-        "{WRITERS} writers x {ROUNDS} ops over {VALUES} values on 3 primaries in {elapsed:?}: {attempts} attempts, {saved} done, {violations} refused (violation / not found), {other} other errors; {held} values held, 0 duplicate holders"
+        "churn: {WRITERS} writers x {ROUNDS} ops over {VALUES} values on 3 primaries in {elapsed:?}: {attempts} attempts, {saved} done, {violations} refused (violation / not found), {other} other errors; {held} values held, 0 duplicate holders"
     );
     assert_eq!(other, 0);
     assert!(saved > 0 && violations > 0, "the writers contended");
@@ -556,7 +674,12 @@ fn unique_writer_process() {
 
 fn spawn_writer(nodes: &str, ns: &Namespace, w: u32) -> Child {
     Command::new(std::env::current_exe().unwrap())
-        .args(["unique_writer_process", "--exact", "--ignored", "--test-threads=1"])
+        .args([
+            "unique_writer_process",
+            "--exact",
+            "--ignored",
+            "--test-threads=1",
+        ])
         .env(ENV_NODES, nodes)
         .env(ENV_NS, ns.to_string())
         .env(ENV_WRITER, w.to_string())
@@ -573,8 +696,9 @@ fn writer_processes_killed_mid_save_leave_the_values_consistent() {
     let cluster = RedisCluster::start(3).unwrap();
     let nodes = cluster.urls().join(",");
     let ns = common::namespace("unique_kill9");
-    let mut children: HashMap<u32, Child> =
-        (0..WRITERS).map(|w| (w, spawn_writer(&nodes, &ns, w))).collect();
+    let mut children: HashMap<u32, Child> = (0..WRITERS)
+        .map(|w| (w, spawn_writer(&nodes, &ns, w)))
+        .collect();
     let mut kills = 0;
     let started = Instant::now();
     while kills < KILLS && started.elapsed() < Duration::from_secs(60) {

@@ -329,8 +329,11 @@ impl Reservations {
                         b"held" if h.holder == own => ClaimState::Done(h.token),
                         b"held" => {
                             let c = &self.claims[i];
-                            first_err
-                                .get_or_insert(self.violation(c.index, &c.value, h.holder.clone()));
+                            first_err.get_or_insert(self.violation(
+                                c.index,
+                                &c.value,
+                                h.holder.clone(),
+                            ));
                             continue;
                         }
                         b"revoked" => ClaimState::Claim(h),
@@ -343,8 +346,11 @@ impl Reservations {
                         Some([b"ok", token]) => ClaimState::Done(lossy(token)),
                         Some([b"changed", holder]) => {
                             let c = &self.claims[i];
-                            first_err
-                                .get_or_insert(self.violation(c.index, &c.value, lossy(holder)));
+                            first_err.get_or_insert(self.violation(
+                                c.index,
+                                &c.value,
+                                lossy(holder),
+                            ));
                             continue;
                         }
                         _ => return Err(Error::unexpected("the claim script", &v)),
