@@ -411,8 +411,42 @@ fn transactions_refuse_reserved_writes(runner: &mut Runner, ns: &Namespace) {
     );
 }
 
+/// The orphan sweep counts an orphan reservation and removes none: a
+/// reservation can only be removed safely after its token is revoked.
+fn the_orphan_sweep_leaves_reservations(runner: &mut Runner, ns: &Namespace) {
+    use redis_state::monitor::stats::{ModelSpec, StatsOptions, gather, sweep_with};
+    let accounts: Vec<Account> = (0..10u32)
+        .map(|id| account(id, &format!("s{id}@example.com")))
+        .collect();
+    runner
+        .run(Account::save_many(&accounts).namespace(ns))
+        .unwrap();
+    let _: i64 = runner
+        .cmd("HSET", &reservation_key(ns, "email", "ghost@example.com"))
+        .arg("ghost@example.com")
+        .arg("77|1.beef")
+        .go();
+    let spec = ModelSpec::hash::<Account>(Some(ns));
+    let opts = StatsOptions::default().batch(4);
+    let stats = drive!(&mut *runner, |io| gather(io, &spec, &opts)).unwrap();
+    let email = stats.indexes.iter().find(|i| i.field == "email").unwrap();
+    assert_eq!((email.entries, email.orphans), (11, 1), "{email:?}");
+    let report = drive!(&mut *runner, |io| sweep_with(io, &spec, &opts)).unwrap();
+    assert_eq!(report.removed, 0, "{report:?}");
+    for a in &accounts {
+        let entry = reservation(runner, ns, "email", &a.email);
+        assert_eq!(holder_of(&entry), Some(a.id.to_string().as_str()));
+    }
+    assert!(reservation(runner, ns, "email", "ghost@example.com").is_some());
+    let err = runner
+        .run(account(500, "s3@example.com").save().namespace(ns))
+        .unwrap_err();
+    assert!(matches!(err, Error::UniqueViolation { .. }), "{err}");
+}
+
 matrix!(
     a_value_held_elsewhere_is_a_violation,
+    the_orphan_sweep_leaves_reservations,
     find_unique_reads_across_buckets,
     changing_a_value_releases_the_old_one,
     delete_releases,
