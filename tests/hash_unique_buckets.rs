@@ -384,13 +384,11 @@ fn a_revoked_or_stale_token_cannot_write(runner: &mut Runner, ns: &Namespace) {
     );
 }
 
-fn transactions_refuse_reserved_writes(runner: &mut Runner, ns: &Namespace) {
-    if runner.is_cluster() {
-        return; // one transaction per slot; the refusal is the same
-    }
-    let Runner::Sync(con) = runner else {
-        return; // transactions run on blocking connections here
-    };
+/// Transactions (blocking, standalone here) refuse a write that reserves.
+#[test]
+fn transactions_refuse_reserved_writes() {
+    let ns = &common::namespace("unique_tx");
+    let con = &mut redis_state::testing::shared_server().connection().unwrap();
     let key = format!("{ns}:{}", Account::key_of(&1));
     let acct = account(1, "tx@example.com");
     let err = redis_state::tx::Transaction::new(&[&key])
@@ -408,6 +406,43 @@ fn transactions_refuse_reserved_writes(runner: &mut Runner, ns: &Namespace) {
     assert!(
         matches!(&err, Error::InvalidArgument { reason, .. } if reason.contains("bucketed layout")),
         "{err}"
+    );
+    assert_eq!(Account::load(&1).namespace(ns).run(con).unwrap(), None);
+    // An update that leaves the unique fields alone is one write: it fits.
+    acct.save().namespace(ns).run(con).unwrap();
+    redis_state::tx::Transaction::new(&[&key])
+        .perform(
+            con,
+            || redis_state::op::command::<i64>("EXISTS", &key),
+            |_| {
+                Ok(redis_state::tx::Decision::Commit(
+                    Account::update(&1)
+                        .set(Account::NAME, "renamed".to_owned())
+                        .namespace(ns),
+                    (),
+                ))
+            },
+        )
+        .unwrap();
+    let err = redis_state::tx::Transaction::new(&[&key])
+        .perform(
+            con,
+            || redis_state::op::command::<i64>("EXISTS", &key),
+            |_| {
+                Ok(redis_state::tx::Decision::Commit(
+                    Account::update(&1)
+                        .set(Account::EMAIL, "other@example.com".to_owned())
+                        .namespace(ns),
+                    (),
+                ))
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument { .. }), "{err}");
+    let stored = Account::load(&1).namespace(ns).run(con).unwrap().unwrap();
+    assert_eq!(
+        (stored.name.as_str(), stored.email.as_str()),
+        ("renamed", "tx@example.com")
     );
 }
 
@@ -452,7 +487,6 @@ matrix!(
     delete_releases,
     orphan_reservations_are_repaired,
     a_revoked_or_stale_token_cannot_write,
-    transactions_refuse_reserved_writes,
 );
 
 // ---------------------------------------------------------------------------

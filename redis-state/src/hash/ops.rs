@@ -852,7 +852,13 @@ impl<M: RedisHash> Operation for Update<M> {
                 None => Ok(()),
             };
         }
-        if schema.has_reserved() {
+        // Reservations only when the update sets or removes a reserved
+        // unique value (an update of other fields is one write, in a
+        // transaction too).
+        let touches_reserved = schema.indexes.iter().any(|ix| {
+            schema.reserved(ix) && self.changes.get(ix.field).is_some_and(Option::is_some)
+        });
+        if touches_reserved {
             if self.res.is_none() {
                 if plan.single_round {
                     return Err(super::reserve::no_transaction(schema, "update"));
