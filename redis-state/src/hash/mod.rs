@@ -117,9 +117,11 @@
 //! then loads the holder and checks it holds the value (two round trips; an
 //! orphan reads as `None`). Inside a
 //! [`Transaction`](crate::tx::Transaction) these rounds do not fit between
-//! `MULTI` and `EXEC`: a save or update of such a model there is refused
-//! with [`Error::InvalidArgument`]; a delete there leaves its reservations
-//! to be taken over by the next saver.
+//! `MULTI` and `EXEC`: a save of such a model there, or an update that sets
+//! or removes a reserved value, is refused with [`Error::InvalidArgument`];
+//! a delete there leaves its reservations to be taken over by the next
+//! saver. The orphan sweep of [`crate::monitor::stats`] counts orphan
+//! reservations and leaves them (the next saver takes them over safely).
 //!
 //! # Invariants
 //!
