@@ -89,8 +89,6 @@ pub(crate) struct FieldModel<'a> {
     /// The `id` / `counter` / `version` / `expires_at` attribute.
     pub(crate) role_span: Span,
     pub(crate) index: IndexKind,
-    /// The `index` / `unique` attribute.
-    pub(crate) index_span: Span,
     pub(crate) default: DefaultKind,
 }
 
@@ -116,10 +114,10 @@ impl<'a> FieldModel<'a> {
         .into_iter()
         .find_map(|(role, span)| span.map(|s| (role, s)))
         .unwrap_or((Role::Data, Span::call_site()));
-        let (index, index_span) = match (a.unique, a.index) {
-            (Some(s), _) => (IndexKind::Unique, s),
-            (None, Some(s)) => (IndexKind::Index, s),
-            (None, None) => (IndexKind::None, Span::call_site()),
+        let index = match (a.unique, a.index) {
+            (Some(_), _) => IndexKind::Unique,
+            (None, Some(_)) => IndexKind::Index,
+            (None, None) => IndexKind::None,
         };
         FieldModel {
             field,
@@ -131,7 +129,6 @@ impl<'a> FieldModel<'a> {
             role,
             role_span,
             index,
-            index_span,
             default: a.common.default_kind(),
         }
     }
@@ -168,7 +165,7 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<
     let template = key.parse(cx, attrs.common.hash_tag.as_ref());
     let mut buckets = 0;
     if let Some(t) = &template {
-        check::template(cx, &container, t, &key, &fields, &collection);
+        check::template(cx, &container, t, &key, &fields);
         buckets = check::buckets(cx, t, &key, &fields, attrs.buckets.as_ref());
     }
     let invalidates = check::invalidates(cx, &container, &fields, &attrs.invalidates);

@@ -174,15 +174,14 @@ pub(crate) fn fields(cx: &Ctxt, container: &Container<'_>, fields: &[FieldModel<
     }
 }
 
-/// The key template names exactly the id fields, each once, and has a hash
-/// tag when a field is indexed.
+/// The key template names exactly the id fields, each once. (An indexed
+/// model whose key has no hash tag takes the bucketed layout: see `buckets`.)
 pub(crate) fn template(
     cx: &Ctxt,
     container: &Container<'_>,
     t: &Template,
     key: &KeyAttr<'_>,
     fields: &[FieldModel<'_>],
-    collection: &str,
 ) {
     let parts: Vec<&str> = t.parts().collect();
     let missing_ids: Vec<&str> = fields
@@ -221,7 +220,6 @@ pub(crate) fn template(
         }
     }
     key.check_placeholders(cx, t);
-    index_needs_tag(cx, t, key, fields, collection);
 }
 
 fn unknown_placeholder(container: &Container<'_>, p: &str, missing_ids: &[&str]) -> String {
@@ -240,43 +238,6 @@ fn unknown_placeholder(container: &Container<'_>, p: &str, missing_ids: &[&str])
         "the key template names `{{{p}}}`, but `{}` has no field `{p}`{hint}",
         container.ident
     )
-}
-
-/// An index lives beside the entities it indexes: it needs a hash tag.
-fn index_needs_tag(
-    cx: &Ctxt,
-    t: &Template,
-    key: &KeyAttr<'_>,
-    fields: &[FieldModel<'_>],
-    collection: &str,
-) {
-    if t.has_tag() {
-        return;
-    }
-    // Plain indexes of an untagged key are partitioned per bucket (see
-    // `buckets`); a unique value is checked within one slot.
-    let Some(f) = fields.iter().find(|f| f.index == IndexKind::Unique) else {
-        return;
-    };
-    let attr = match f.index {
-        IndexKind::Unique => "unique",
-        _ => "index",
-    };
-    let template_src = &key.src;
-    let tagged = suggest_tagged_key(template_src, collection);
-    let parts: Vec<&str> = t.parts().collect();
-    let scoped = match parts.as_slice() {
-        [first, _, ..] => {
-            format!(", or `#[redis(hash_tag = \"{first}\")]` for one index per `{first}`")
-        }
-        _ => String::new(),
-    };
-    cx.error_at(
-        f.index_span,
-        format!(
-            "`#[redis({attr})]` needs a key with a Redis Cluster hash tag, so that entities and their index share a slot, and the key template `{template_src}` has none; write `#[redis(key = \"{tagged}\")]`{scoped}"
-        ),
-    );
 }
 
 /// The number of buckets when the model has no `buckets` attribute and
@@ -330,18 +291,6 @@ pub(crate) fn buckets(
         return 0;
     }
     n
-}
-
-/// The user's template with its leading literal (or the collection name)
-/// wrapped in a hash tag: `user:{id}` -> `{{user}}:{id}`.
-fn suggest_tagged_key(template_src: &str, collection: &str) -> String {
-    let lead = template_src.split('{').next().unwrap_or("");
-    let lead = lead.split(':').next().unwrap_or("");
-    if lead.is_empty() {
-        format!("{{{{{collection}}}}}:{template_src}")
-    } else {
-        format!("{{{{{lead}}}}}{}", &template_src[lead.len()..])
-    }
 }
 
 /// `invalidates(Type = "a, b")`: the fields exist, are stored, and are at

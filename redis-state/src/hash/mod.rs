@@ -34,7 +34,7 @@
 //! | `json` | stored as JSON text (any serde type) |
 //! | `with = Codec` | stored with a [`Codec`](crate::codec::Codec) of yours |
 //! | `index` | exact-match secondary index: `find_by_<field>` (bucketed when the key has no hash tag) |
-//! | `unique` | at most one entity per value: `find_by_<field>`, `UniqueViolation` (needs a hash tag) |
+//! | `unique` | at most one entity per value: `find_by_<field>`, `UniqueViolation`; on a key without hash tag (the bucketed layout) each value is reserved in its own bucket's slot (see *Bucketed layout*) |
 //! | `counter` | integer or float updated atomically: `increment_<field>` |
 //! | `version` | optimistic locking: bumped by every write, checked by `save_versioned` |
 //! | `expires_at` | `DateTime<Utc>` (or `Option`) the entity expires at (`PEXPIREAT`) |
@@ -67,6 +67,7 @@
 //! | `<scope>:#<collection>:uniq:<field>` | HASH | value → id |
 //! | `<scope>:#<collection>:exp`          | ZSET | id → expiry time (ms), for entities that expire |
 //! | `<scope>:#<collection>:expv`         | HASH | id → the indexed values of an expiring entity |
+//! | `<scope>:#<collection>:fence`        | ZSET | bucketed layout: revoked reservation tokens → revocation time (ms) |
 //!
 //! `<scope>` is the key up to and including its hash tag and `<collection>`
 //! the snake_case model name (or `collection = "..."`).
@@ -90,6 +91,38 @@
 //! candidates with one script per bucket that has any (again one round trip
 //! per node), and returns them in id order, as one index would.
 //!
+//! A `unique` field of the bucketed layout is checked across every bucket.
+//! Each value is reserved in the slot of *its own* bucket (FNV-1a of the
+//! value's stored bytes modulo `N`, [`HashSchema::value_bucket`]): the HASH
+//! `user:{<tag of the value's bucket>}:#user:uniq:email` maps the value to
+//! `<id>|<token>`, the token being `<server ms>.<random hex>`
+//! ([`HashSchema::reservation_key`]). A save that sets a unique value
+//! first reserves it there (one round trip, pipelined with the other
+//! values'); the entity write then presents the reservation's token, and
+//! its script refuses a token revoked in the entity's bucket
+//! (`…:#user:fence`, [`HashSchema::fence_key`]) or older than 30 s.
+//! A value reserved by another id is checked in that holder's bucket: a
+//! holder that holds the value is a [`Error::UniqueViolation`]; one that
+//! does not (its save crashed between reservation and write, it was
+//! deleted or edited behind the library's back, it expired) has its token
+//! revoked there and the reservation is taken over (two more round trips).
+//! Because the revocation and the holder's write are both atomic in the
+//! holder's slot, either the write came first (and the holder is live) or
+//! the revocation did (and the write is refused): two holders never
+//! coexist. A write that replaced or removed a value, and a delete,
+//! release its reservation afterwards (three more round trips: read,
+//! revoke unless held again, compare-and-delete). So a save costs two round
+//! trips (reserve, write), three more when it changes a value, two more
+//! when it takes over an orphan. `find_by_<field>` reads the reservation,
+//! then loads the holder and checks it holds the value (two round trips; an
+//! orphan reads as `None`). Inside a
+//! [`Transaction`](crate::tx::Transaction) these rounds do not fit between
+//! `MULTI` and `EXEC`: a save of such a model there, or an update that sets
+//! or removes a reserved value, is refused with [`Error::InvalidArgument`];
+//! a delete there leaves its reservations to be taken over by the next
+//! saver. The orphan sweep of [`crate::monitor::stats`] counts orphan
+//! reservations and leaves them (the next saver takes them over safely).
+//!
 //! # Invariants
 //!
 //! * **No write loses the TTL.** Saves never delete the hash; a model `ttl` or
@@ -103,10 +136,11 @@
 //!   entities are pruned by later writes (up to 16 per write), so index memory
 //!   does not grow after entities expire.
 //! * **No CROSSSLOT.** Every key one script touches shares the entity's hash
-//!   tag (or its bucket's); the derive refuses `unique` on a key template
-//!   without one.
+//!   tag (or its bucket's); a unique value of the bucketed layout is reserved
+//!   by scripts of its own, in its own bucket's slot.
 
 mod ops;
+mod reserve;
 
 use std::marker::PhantomData;
 
@@ -952,6 +986,14 @@ pub trait RedisHash: Sized {
     /// the library's back), the stale index entry is removed and the save
     /// goes ahead. Inside a [`Transaction`](crate::tx::Transaction) there is
     /// no second round and the index is trusted.
+    ///
+    /// A model with `unique` fields in the bucketed layout (a key without
+    /// hash tag) first reserves each unique value in its own slot: two
+    /// round trips (reserve, write), two more when a reservation in the way
+    /// belongs to an entity that does not hold the value (it is revoked and
+    /// taken over), three more after the write when it replaced a value
+    /// (its reservation is released). See the module docs, *Bucketed
+    /// layout*. Refused inside a transaction ([`Error::InvalidArgument`]).
     fn save(&self) -> Save<'_, Self> {
         Save::new(self, ops::WriteMode::Save)
     }
@@ -976,7 +1018,8 @@ pub trait RedisHash: Sized {
     /// [`Error::NotFound`] when there is no entity. Keeps the TTL (unless it
     /// sets the `expires_at` field), bumps the version, updates indexes. One
     /// `EVALSHA`, one round trip (two when a unique-index holder is
-    /// verified, as for [`save`](Self::save)).
+    /// verified, as for [`save`](Self::save); reserved unique values of
+    /// the bucketed layout take the rounds [`save`](Self::save) lists).
     fn update<Q: IdValue + ?Sized>(id: &Q) -> Update<Self>
     where
         Self::Id: std::borrow::Borrow<Q>,
@@ -1113,7 +1156,10 @@ pub trait RedisHash: Sized {
 
     /// Finds the entity whose `unique` field equals `value`. Two round trips:
     /// `HGET` on the unique index, then a verifying read like
-    /// [`RedisHash::find_by`].
+    /// [`RedisHash::find_by`]. In the bucketed layout the first reads the
+    /// value's reservation (in the value's own slot) and the second loads
+    /// the holder it names (`HMGET`), which must hold the value: a
+    /// reservation whose holder does not (an orphan) reads as `None`.
     fn find_unique<T, S: Slot<T>>(field: UniqueField<Self, T, S>, value: &T) -> FindUnique<Self> {
         FindUnique::new(&(), field.index(), |out| S::encode(value, out))
     }
@@ -1130,7 +1176,10 @@ pub trait RedisHash: Sized {
     // -- deletes and expiry ---------------------------------------------------
 
     /// Deletes the entity and its index entries. Returns whether it existed.
-    /// One `DEL`, or one `EVALSHA` for indexed models; one round trip.
+    /// One `DEL`, or one `EVALSHA` for indexed models; one round trip. With
+    /// unique fields in the bucketed layout, three more release the
+    /// reservations of its values (inside a transaction they are left, and
+    /// the next saver of each value takes them over).
     fn delete<Q: IdValue + ?Sized>(id: &Q) -> Delete<Self>
     where
         Self::Id: std::borrow::Borrow<Q>,

@@ -25,12 +25,13 @@ crate::script! {
 }
 
 crate::script! {
-    /// Deletes an entity with its index entries; returns 1 if it existed.
+    /// Deletes an entity with its index entries; returns 1 if it existed
+    /// (with the reserved values to release, for bucketed unique fields).
     pub(super) struct DeleteScript {
         name: "redis_state.hash.delete",
         keys: [entity, ..indexes],
         args: [id: &str, n: usize, ..fields],
-        returns: i64,
+        returns: Value,
         lua: concat!(include_str!("lua/common.lua"), include_str!("lua/delete.lua")),
     }
 }
@@ -180,6 +181,9 @@ struct WriteCall<'b> {
     changes: Vec<Change<'b>>,
     /// Unique-index holders to verify in this call (see [`Holders`]).
     verify: &'b [Holder],
+    /// Reservation tokens of the bucketed unique values set: (index
+    /// position, token). See [`super::reserve`].
+    tokens: &'b [(usize, String)],
 }
 
 /// A unique-index entry the write script found in the way: the position of
@@ -283,7 +287,7 @@ fn push_write(
     a.put(schema.indexes.len());
     for ix in schema.indexes {
         let f = &schema.fields[ix.field];
-        a.put(f.name).put(if ix.unique { "1" } else { "0" });
+        a.put(f.name).put(index_kind(schema, ix));
         match call
             .changes
             .get(ix.field)
@@ -312,11 +316,33 @@ fn push_write(
         };
         a.put(h.index + 1).put(h.id.as_str()).put(pos);
     }
+    a.put(call.tokens.len());
+    for (index, token) in call.tokens {
+        a.put(index + 1).put(token.as_str());
+    }
+    a.put(super::reserve::PENDING_MS);
     let mut script = WriteScript::new(key, call.mode, id.joined());
     for k in index_keys.into_iter().chain(holder_keys) {
         script = script.indexes(k);
     }
+    if !call.tokens.is_empty() {
+        // The bucket's fence set, last in `KEYS`.
+        script = script.indexes(schema.fence_key(ns, id));
+    }
     script.rest(a.0).prepare(plan)
+}
+
+/// The kind of an index as the scripts read it: `1` unique (beside the
+/// entities), `r` unique reserved in the value's own slot (the bucketed
+/// layout), `0` plain index.
+fn index_kind(schema: &HashSchema, ix: &super::IndexSchema) -> &'static str {
+    if schema.reserved(ix) {
+        "r"
+    } else if ix.unique {
+        "1"
+    } else {
+        "0"
+    }
 }
 
 /// The variadic tail of a script call, built up argument by argument.
@@ -453,6 +479,11 @@ pub struct Save<'a, M: RedisHash> {
     /// unique-index holder: the tag members they took are deleted in the
     /// next round.
     earlier: Option<CacheInvalidations>,
+    /// The invalidations still need a round (members of the tags taken).
+    inv_pending: bool,
+    /// Bucketed unique values: reserved before the write, the replaced
+    /// ones released after it.
+    res: Option<super::reserve::Reservations>,
 }
 
 impl<'a, M: RedisHash> Save<'a, M> {
@@ -467,6 +498,8 @@ impl<'a, M: RedisHash> Save<'a, M> {
             settled: None,
             holders: Holders::default(),
             earlier: None,
+            inv_pending: false,
+            res: None,
         }
     }
 }
@@ -511,11 +544,28 @@ impl<M: RedisHash> Operation for Save<'_, M> {
 
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
         if self.settled.is_some() {
-            // Second round: the members of invalidated tags.
-            return match &mut self.inv {
-                Some(inv) => inv.prepare(plan),
-                None => Ok(()),
-            };
+            // After the write: the members of invalidated tags, and the
+            // release of replaced reserved values.
+            if self.inv_pending
+                && let Some(inv) = &mut self.inv
+            {
+                inv.prepare(plan)?;
+            }
+            if let Some(res) = &mut self.res {
+                res.prepare_releases(plan)?;
+            }
+            return Ok(());
+        }
+        if M::SCHEMA.has_reserved() {
+            if self.res.is_none() {
+                self.start_reservations(plan)?;
+            }
+            if let Some(res) = &mut self.res
+                && res.claiming()
+            {
+                // Before the write: reserve its unique values.
+                return res.prepare_claims(plan);
+            }
         }
         self.prepare_write(plan)?;
         if M::INVALIDATES_CACHE {
@@ -533,19 +583,31 @@ impl<M: RedisHash> Operation for Save<'_, M> {
 
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<u64>> {
         if let Some(settled) = self.settled.take() {
-            // Second round: the members of invalidated tags, then the
-            // write's outcome.
-            let step = match &mut self.inv {
-                Some(inv) => inv.complete(replies)?,
-                None => Step::Done(()),
-            };
-            return match step {
-                Step::Done(()) => settled.map(Step::Done),
-                Step::Again => {
-                    self.settled = Some(settled);
-                    Ok(Step::Again)
+            // After the write: the members of invalidated tags and the
+            // released reservations, then the write's outcome.
+            if self.inv_pending
+                && let Some(inv) = &mut self.inv
+            {
+                self.inv_pending = matches!(inv.complete(replies)?, Step::Again);
+            }
+            let releasing = match &mut self.res {
+                Some(res) => {
+                    res.complete_releases(replies)?;
+                    res.releasing()
                 }
+                None => false,
             };
+            if self.inv_pending || releasing {
+                self.settled = Some(settled);
+                return Ok(Step::Again);
+            }
+            return settled.map(Step::Done);
+        }
+        if let Some(res) = &mut self.res
+            && res.claiming()
+        {
+            res.complete_claims(replies)?;
+            return Ok(Step::Again);
         }
         let written = self.complete_write(replies);
         let inv_step = match &mut self.inv {
@@ -572,17 +634,43 @@ impl<M: RedisHash> Operation for Save<'_, M> {
             }
             Err(e) => Err(e),
         };
-        match inv_step {
-            Some(Step::Again) => {
-                self.settled = Some(settled);
-                Ok(Step::Again)
-            }
-            None | Some(Step::Done(())) => settled.map(Step::Done),
+        self.inv_pending = matches!(inv_step, Some(Step::Again));
+        let releasing = self.res.as_ref().is_some_and(|r| r.releasing());
+        if self.inv_pending || releasing {
+            self.settled = Some(settled);
+            return Ok(Step::Again);
         }
+        settled.map(Step::Done)
     }
 }
 
 impl<M: RedisHash> Save<'_, M> {
+    /// The reservations of the bucketed unique values the entity sets.
+    fn start_reservations(&mut self, plan: &Plan) -> Result<()> {
+        let schema = M::SCHEMA;
+        if plan.single_round {
+            return Err(super::reserve::no_transaction(schema, "save"));
+        }
+        let mut id = IdBuf::new();
+        self.entity.write_id(&mut id);
+        let mut w = FieldWriter::new(schema);
+        self.entity.encode(&mut w)?;
+        let values: Vec<(usize, Vec<u8>)> = schema
+            .indexes
+            .iter()
+            .enumerate()
+            .filter(|(_, ix)| schema.reserved(ix))
+            .filter_map(|(i, ix)| w.get(ix.field).map(|v| (i, v.to_vec())))
+            .collect();
+        self.res = Some(super::reserve::Reservations::new(
+            schema,
+            self.ns.as_ref(),
+            &id,
+            values,
+        ));
+        Ok(())
+    }
+
     fn prepare_write(&mut self, plan: &mut Plan) -> Result<()> {
         let schema = M::SCHEMA;
         let mut id = IdBuf::new();
@@ -606,6 +694,7 @@ impl<M: RedisHash> Save<'_, M> {
             }
             return Ok(());
         }
+        let tokens = self.res.as_ref().map(|r| r.tokens()).unwrap_or_default();
         let changes = (0..schema.fields.len())
             .map(|i| match w.get(i) {
                 _ if !schema.writes(i) => Change::Untouched,
@@ -623,6 +712,7 @@ impl<M: RedisHash> Save<'_, M> {
             expected_version: (self.mode == WriteMode::Versioned).then(|| self.entity.version()),
             changes,
             verify: &self.holders.verify,
+            tokens: &tokens,
         };
         self.holders.single_round = plan.single_round;
         push_write(plan, schema, self.ns.as_ref(), &id, &self.key, &call)
@@ -638,6 +728,13 @@ impl<M: RedisHash> Save<'_, M> {
                 other => Err(Error::unexpected("HSET", &other)),
             };
         }
+        if let Some(res) = &mut self.res {
+            match reserved_reply(res, &v)? {
+                Some(()) => {}
+                // A refused token, renewed: the write runs again.
+                None => return Ok(None),
+            }
+        }
         match self.holders.reply(M::SCHEMA, &self.key, v) {
             Err(Error::VersionConflict { key, actual, .. }) => Err(Error::VersionConflict {
                 key,
@@ -646,6 +743,31 @@ impl<M: RedisHash> Save<'_, M> {
             }),
             other => other,
         }
+    }
+}
+
+/// Reads the parts of a write's reply that concern bucketed unique values:
+/// `Ok(None)` after a refused token that was renewed (the write runs
+/// again), the error when it cannot be, and the released values of a
+/// successful write recorded in `res`.
+fn reserved_reply(res: &mut super::reserve::Reservations, v: &Value) -> Result<Option<()>> {
+    let Value::Array(items) = v else {
+        return Ok(Some(()));
+    };
+    match items.first() {
+        Some(Value::BulkString(s)) if s.as_slice() == b"fenced" || s.as_slice() == b"stale" => {
+            let field = match items.get(1) {
+                Some(Value::BulkString(f)) => f.as_slice(),
+                _ => b"",
+            };
+            res.refused(field)?;
+            Ok(None)
+        }
+        Some(Value::BulkString(s)) if s.as_slice() == b"ok" && items.len() > 2 => {
+            res.release_from(&items[2..]);
+            Ok(Some(()))
+        }
+        _ => Ok(Some(())),
     }
 }
 
@@ -664,6 +786,11 @@ pub struct Update<M: RedisHash> {
     expiry: Option<Option<i64>>,
     error: Option<Error>,
     holders: Holders,
+    /// Bucketed unique values set: reserved before the write, the replaced
+    /// ones released after it.
+    res: Option<super::reserve::Reservations>,
+    /// The new version, while the replaced reservations are released.
+    settled: Option<u64>,
     _m: PhantomData<fn() -> M>,
 }
 
@@ -678,6 +805,8 @@ impl<M: RedisHash> Update<M> {
             expiry: None,
             error: None,
             holders: Holders::default(),
+            res: None,
+            settled: None,
             _m: PhantomData,
         }
     }
@@ -716,6 +845,50 @@ impl<M: RedisHash> Operation for Update<M> {
             return Err(e);
         }
         let schema = M::SCHEMA;
+        if self.settled.is_some() {
+            // After the write: release the replaced reserved values.
+            return match &mut self.res {
+                Some(res) => res.prepare_releases(plan),
+                None => Ok(()),
+            };
+        }
+        // Reservations only when the update sets or removes a reserved
+        // unique value (an update of other fields is one write, in a
+        // transaction too).
+        let touches_reserved = schema.indexes.iter().any(|ix| {
+            schema.reserved(ix) && self.changes.get(ix.field).is_some_and(Option::is_some)
+        });
+        if touches_reserved {
+            if self.res.is_none() {
+                if plan.single_round {
+                    return Err(super::reserve::no_transaction(schema, "update"));
+                }
+                let values: Vec<(usize, Vec<u8>)> = schema
+                    .indexes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, ix)| schema.reserved(ix))
+                    .filter_map(|(i, ix)| match self.changes.get(ix.field) {
+                        Some(Some(Some((s, e)))) => {
+                            Some((i, self.buf[*s as usize..*e as usize].to_vec()))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                self.res = Some(super::reserve::Reservations::new(
+                    schema,
+                    self.ns.as_ref(),
+                    &self.id,
+                    values,
+                ));
+            }
+            if let Some(res) = &mut self.res
+                && res.claiming()
+            {
+                return res.prepare_claims(plan);
+            }
+        }
+        let tokens = self.res.as_ref().map(|r| r.tokens()).unwrap_or_default();
         self.key = schema.key(self.ns.as_ref(), &self.id);
         let changes = self
             .changes
@@ -736,15 +909,49 @@ impl<M: RedisHash> Operation for Update<M> {
             expected_version: None,
             changes,
             verify: &self.holders.verify,
+            tokens: &tokens,
         };
         self.holders.single_round = plan.single_round;
         push_write(plan, schema, self.ns.as_ref(), &self.id, &self.key, &call)
     }
 
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<u64>> {
+        if let Some(version) = self.settled {
+            let releasing = match &mut self.res {
+                Some(res) => {
+                    res.complete_releases(replies)?;
+                    res.releasing()
+                }
+                None => false,
+            };
+            return Ok(if releasing {
+                Step::Again
+            } else {
+                Step::Done(version)
+            });
+        }
+        if let Some(res) = &mut self.res
+            && res.claiming()
+        {
+            res.complete_claims(replies)?;
+            return Ok(Step::Again);
+        }
         let v = replies.next_value()?;
+        if let Some(res) = &mut self.res
+            && reserved_reply(res, &v)?.is_none()
+        {
+            // A refused token, renewed: the write runs again.
+            return Ok(Step::Again);
+        }
         Ok(match self.holders.reply(M::SCHEMA, &self.key, v)? {
-            Some(version) => Step::Done(version),
+            Some(version) => {
+                if self.res.as_ref().is_some_and(|r| r.releasing()) {
+                    self.settled = Some(version);
+                    Step::Again
+                } else {
+                    Step::Done(version)
+                }
+            }
             None => Step::Again,
         })
     }
@@ -1056,6 +1263,7 @@ impl<M: RedisHash> Operation for Expire<M> {
             expected_version: None,
             changes: vec![Change::Untouched; schema.fields.len()],
             verify: &[],
+            tokens: &[],
         };
         push_write(plan, schema, self.ns.as_ref(), &self.id, &self.key, &call)
     }
@@ -1093,6 +1301,13 @@ pub struct Delete<M: RedisHash> {
     phase: DeletePhase,
     existed: bool,
     inv: Option<CacheInvalidations>,
+    /// The invalidations still need a round (members of the tags taken).
+    inv_pending: bool,
+    /// The reservations of the entity's bucketed unique values, released
+    /// after the delete (not inside a transaction: there they stay, and
+    /// the next save of each value takes them over).
+    res: Option<super::reserve::Reservations>,
+    single_round: bool,
     _m: PhantomData<fn() -> M>,
 }
 
@@ -1117,6 +1332,9 @@ impl<M: RedisHash> Delete<M> {
             },
             existed: false,
             inv: None,
+            inv_pending: false,
+            res: None,
+            single_round: false,
             _m: PhantomData,
         }
     }
@@ -1135,7 +1353,7 @@ impl<M: RedisHash> Delete<M> {
         let mut a = Args::default();
         for ix in schema.indexes {
             a.put(schema.fields[ix.field].name)
-                .put(if ix.unique { "1" } else { "0" });
+                .put(index_kind(schema, ix));
         }
         call.fields(a.0).prepare(plan)
     }
@@ -1155,16 +1373,24 @@ impl<M: RedisHash> Operation for Delete<M> {
                 Ok(())
             }
             DeletePhase::Delete => {
+                self.single_round = plan.single_round;
                 self.push_delete(plan)?;
                 match &mut self.inv {
                     Some(inv) => inv.prepare(plan),
                     None => Ok(()),
                 }
             }
-            DeletePhase::Members => match &mut self.inv {
-                Some(inv) => inv.prepare(plan),
-                None => Ok(()),
-            },
+            DeletePhase::Members => {
+                if self.inv_pending
+                    && let Some(inv) = &mut self.inv
+                {
+                    inv.prepare(plan)?;
+                }
+                match &mut self.res {
+                    Some(res) => res.prepare_releases(plan),
+                    None => Ok(()),
+                }
+            }
         }
     }
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<bool>> {
@@ -1190,24 +1416,53 @@ impl<M: RedisHash> Operation for Delete<M> {
                 Ok(Step::Again)
             }
             DeletePhase::Delete => {
-                self.existed = replies.next::<i64>("DEL")? > 0;
-                match &mut self.inv {
-                    Some(inv) => match inv.complete(replies)? {
-                        Step::Done(()) => Ok(Step::Done(self.existed)),
-                        Step::Again => {
-                            self.phase = DeletePhase::Members;
-                            Ok(Step::Again)
+                let schema = M::SCHEMA;
+                let v = replies.next_value()?;
+                self.existed = match &v {
+                    Value::Int(n) => *n > 0,
+                    Value::Array(items) if schema.has_reserved() => {
+                        if !self.single_round {
+                            let mut res = super::reserve::Reservations::new(
+                                schema,
+                                self.ns.as_ref(),
+                                &self.id,
+                                [],
+                            );
+                            res.release_from(items.get(1..).unwrap_or_default());
+                            self.res = Some(res);
                         }
-                    },
-                    None => Ok(Step::Done(self.existed)),
+                        matches!(items.first(), Some(Value::Int(n)) if *n > 0)
+                    }
+                    other => return Err(Error::unexpected("the delete script", other)),
+                };
+                self.inv_pending = match &mut self.inv {
+                    Some(inv) => matches!(inv.complete(replies)?, Step::Again),
+                    None => false,
+                };
+                let releasing = self.res.as_ref().is_some_and(|r| r.releasing());
+                if self.inv_pending || releasing {
+                    self.phase = DeletePhase::Members;
+                    return Ok(Step::Again);
                 }
+                Ok(Step::Done(self.existed))
             }
             DeletePhase::Members => {
-                let existed = self.existed;
-                match &mut self.inv {
-                    Some(inv) => Ok(inv.complete(replies)?.map_done(|()| existed)),
-                    None => Ok(Step::Done(existed)),
+                if self.inv_pending
+                    && let Some(inv) = &mut self.inv
+                {
+                    self.inv_pending = matches!(inv.complete(replies)?, Step::Again);
                 }
+                let releasing = match &mut self.res {
+                    Some(res) => {
+                        res.complete_releases(replies)?;
+                        res.releasing()
+                    }
+                    None => false,
+                };
+                if self.inv_pending || releasing {
+                    return Ok(Step::Again);
+                }
+                Ok(Step::Done(self.existed))
             }
         }
     }
@@ -1395,6 +1650,10 @@ struct Finder<M: RedisHash> {
     held: Vec<Option<M>>,
     /// Whether candidates were rechecked: `found` is then out of id order.
     rechecked: bool,
+    /// A unique field of the bucketed layout: the one partition read is
+    /// the value's reservation, whose holder lives in another slot and is
+    /// verified with `HMGET` rather than the find script.
+    reserved: bool,
     _m: PhantomData<fn() -> M>,
 }
 
@@ -1448,6 +1707,7 @@ impl<M: RedisHash> Finder<M> {
             recheck: Vec::new(),
             held: Vec::new(),
             rechecked: false,
+            reserved: false,
             _m: PhantomData,
         }
     }
@@ -1485,7 +1745,11 @@ impl<M: RedisHash> Finder<M> {
                         context: "find_by",
                         found: "a field without an index".to_owned(),
                     })?;
-                self.index_keys = if schema.buckets > 0 {
+                self.reserved = self.unique && schema.reserved(ix);
+                self.index_keys = if self.reserved {
+                    // The value's reservation, in its own bucket's slot.
+                    vec![schema.reservation_key(self.ns.as_ref(), ix, &self.value)]
+                } else if schema.buckets > 0 {
                     // The bucketed layout: every bucket's partition, one
                     // command each, pipelined per node by the executor.
                     (0..schema.buckets)
@@ -1633,6 +1897,19 @@ impl<M: RedisHash> Finder<M> {
         if ids.is_empty() {
             return Ok(());
         }
+        if self.reserved {
+            // The holder the reservation names, read in its own slot; the
+            // value is checked on the reply (an orphan reads as none).
+            for (at, (_, id)) in ids.iter().enumerate() {
+                let key = schema.key(self.ns.as_ref(), &IdBuf::from_joined(id));
+                let cmd = plan.cmd("HMGET", &key);
+                for name in schema.field_names() {
+                    cmd.arg(name);
+                }
+                self.calls.push(vec![at]);
+            }
+            return Ok(());
+        }
         {
             {
                 self.groups.clear();
@@ -1711,6 +1988,25 @@ impl<M: RedisHash> Finder<M> {
         let schema = M::SCHEMA;
         let mut out: Vec<Option<M>> = Vec::new();
         out.resize_with(ids.len(), || None);
+        if self.reserved {
+            for members in &self.calls {
+                let v = replies.next_value()?;
+                let Some(&at) = members.first() else { continue };
+                let holds = match &v {
+                    Value::Array(values) => matches!(
+                        values.get(self.field),
+                        Some(Value::BulkString(b)) if *b == self.value
+                    ),
+                    _ => false,
+                };
+                if holds {
+                    let id = IdBuf::from_joined(&ids[at].1);
+                    let key = schema.key(self.ns.as_ref(), &id);
+                    out[at] = decode_hmget::<M>(&key, &v, Some(&id))?;
+                }
+            }
+            return Ok(out);
+        }
         for members in &self.calls {
             let rows = match replies.next_raw()? {
                 Value::Array(rows) => rows,
@@ -1739,6 +2035,14 @@ impl<M: RedisHash> Finder<M> {
         let prefix_len = self.prefix_len();
         Ok(match v {
             Value::Nil => Vec::new(),
+            Value::BulkString(entry) if self.reserved => {
+                // `<id>|<token>`: the holder is the text before the last `|`.
+                let entry = String::from_utf8_lossy(&entry).into_owned();
+                match entry.rsplit_once('|') {
+                    Some((id, _)) => vec![id.to_owned()],
+                    None => Vec::new(),
+                }
+            }
             Value::BulkString(id) if self.unique => {
                 vec![String::from_utf8_lossy(&id).into_owned()]
             }

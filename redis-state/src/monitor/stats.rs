@@ -25,7 +25,11 @@
 //! A bucketed model (`#[redis(buckets = N)]`; [`KeyShape::with_buckets`]
 //! for a spec from text) has one partition per bucket of each index: every
 //! partition is read, and each index is reported once, summed over them
-//! ([`IndexStats::partitions`]).
+//! ([`IndexStats::partitions`]). Its `unique` indexes hold reservations
+//! (`<id>|<token>`, see [`crate::hash`], *Bucketed layout*): an orphan
+//! reservation is counted but [`sweep`] leaves it, since removing it
+//! safely needs its token revoked first; the next save of the value takes
+//! it over that way.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -946,9 +950,17 @@ async fn index_stats<I: Io>(
             ..IndexStats::default()
         };
         stats.bytes = io.run(MemoryUsage(Some(key.clone()))).await?.unwrap_or(0);
+        // A unique index of the bucketed layout holds reservations,
+        // `<id>|<token>`, of the values whose bucket this is, for entities
+        // of every bucket. An orphan one (its holder does not hold the
+        // value) is counted, never removed here: removing it safely needs
+        // its token revoked in the holder's bucket first, or a save of
+        // that holder still pending could write the value after another
+        // entity took it. The next saver of the value does both.
+        let reserved = unique && spec.shape.buckets > 0;
         let mut cursor = 0;
         loop {
-            let (next, entries) = io
+            let (next, mut entries) = io
                 .run(IndexPage {
                     key: &key,
                     unique,
@@ -956,6 +968,14 @@ async fn index_stats<I: Io>(
                     count: opts.batch,
                 })
                 .await?;
+            if reserved {
+                for e in &mut entries {
+                    e.id = match e.id.rsplit_once('|') {
+                        Some((id, _)) => id.to_owned(),
+                        None => String::new(),
+                    };
+                }
+            }
             let entity_keys: Vec<String> = entries
                 .iter()
                 .map(|e| spec.shape.render_joined(&e.id))
@@ -966,9 +986,11 @@ async fn index_stats<I: Io>(
             let misplaced: Vec<bool> = entries
                 .iter()
                 .map(|e| {
-                    spec.shape
-                        .bucket_scope_of(&e.id)
-                        .is_some_and(|s| s != scope)
+                    !reserved
+                        && spec
+                            .shape
+                            .bucket_scope_of(&e.id)
+                            .is_some_and(|s| s != scope)
                 })
                 .collect();
             let held: Vec<Option<String>> = io
@@ -988,6 +1010,9 @@ async fn index_stats<I: Io>(
                     stats.orphans += 1;
                     orphans.push((e, k));
                 }
+            }
+            if reserved {
+                orphans.clear();
             }
             if let Some(removed) = removed.as_deref_mut()
                 && !orphans.is_empty()

@@ -22,7 +22,21 @@ struct Order {
     status: String,
 }
 
+// A unique field on a key without hash tag: bucketed too, the value
+// reserved in its own bucket's slot.
+#[derive(RedisHash)]
+#[redis(key = "order:{customer}:{id}")]
+struct Invoice {
+    #[redis(id)]
+    customer: String,
+    #[redis(id)]
+    id: u64,
+    #[redis(unique)]
+    reference: String,
+}
+
 fn main() {
+    assert_eq!(<Invoice as RedisHash>::SCHEMA.buckets, 64);
     assert_eq!(<User as RedisHash>::SCHEMA.buckets, 64);
     assert_eq!(<Order as RedisHash>::SCHEMA.buckets, 16384);
 }

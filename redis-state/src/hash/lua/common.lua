@@ -58,9 +58,18 @@ local function unpack_vals(s, n)
   return vals
 end
 
+-- the kind of index i from its argument: true (unique, a HASH beside the
+-- entities), false (index, a ZSET) or 'r' (unique in the bucketed layout:
+-- a reservation in the value's own slot, which no script here touches)
+local function index_kind(a)
+  if a == 'r' then return 'r' end
+  return a == '1'
+end
+
 -- removes the index entry of value v for id (index i is KEYS[1+i])
 local function unindex(i, unique, v, id)
   local k = KEYS[1 + i]
+  if unique == 'r' then return end
   if unique then
     if redis.call('HGET', k, v) == id then
       redis.call('HDEL', k, v)
@@ -72,6 +81,7 @@ end
 
 local function index(i, unique, v, id)
   local k = KEYS[1 + i]
+  if unique == 'r' then return end
   if unique then
     redis.call('HSET', k, v, id)
   else

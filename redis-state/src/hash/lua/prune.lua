@@ -10,7 +10,7 @@
 -- Returns {pruned, still due}.
 local n = tonumber(ARGV[1])
 local uniques = {}
-for i = 1, n do uniques[i] = ARGV[1 + i] == '1' end
+for i = 1, n do uniques[i] = index_kind(ARGV[1 + i]) end
 local limit = tonumber(ARGV[2 + n])
 local exp_key, expv_key = KEYS[n + 2], KEYS[n + 3]
 local before = now_ms() - 1000

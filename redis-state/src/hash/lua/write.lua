@@ -4,7 +4,8 @@
 -- ARGV: mode, id, ttl_op, ttl_value, version_field, expected_version,
 --       nset, (field, value) * nset, ndel, field * ndel,
 --       n, (field, unique, touched, present, value) * n,
---       nverify, (index, holder, key position) * nverify
+--       nverify, (index, holder, key position) * nverify,
+--       ntok, (index, token) * ntok, pending_ms
 --
 -- KEYS after the expiry keys: the keys of the unique-index holders to verify
 -- (their positions are given in ARGV; 0 for a holder whose key lies in
@@ -14,6 +15,16 @@
 -- or {'unique', (field, value, holder, verified) * k}: the values held by
 -- other ids, each verified ('1': the holder exists and holds the value) or
 -- not ('0': its key was not given; call again with it).
+--
+-- Unique fields of the bucketed layout (kind 'r') are reserved in the
+-- value's own slot before this call, which gets the reservation's token
+-- per value set. When such a value differs from the stored one, the write
+-- goes ahead only if the token is not revoked in this bucket's fence ZSET
+-- (the last key, given when ntok > 0) and is at most pending_ms old by this
+-- server's clock; otherwise it writes nothing and returns {'fenced', field}
+-- or {'stale', field}. On success the reply carries, after the version,
+-- (index, old value) for each such value the write replaced or removed:
+-- their reservations are released by the caller.
 local key = KEYS[1]
 local mode, id = ARGV[1], ARGV[2]
 local ttl_op, ttl_value = ARGV[3], ARGV[4]
@@ -33,11 +44,19 @@ for j = 0, nverify - 1 do
   given[ARGV[b] .. ':' .. ARGV[b + 1]] = tonumber(ARGV[b + 2])
 end
 
+pos = pos + 3 * nverify
+local ntok = tonumber(ARGV[pos]) or 0; pos = pos + 1
+local tokens = {}
+for j = 0, ntok - 1 do
+  tokens[tonumber(ARGV[pos + 2 * j])] = ARGV[pos + 2 * j + 1]
+end
+local pending_ms = tonumber(ARGV[pos + 2 * ntok]) or 0
+
 local fields, uniques, touched, present, values = {}, {}, {}, {}, {}
 for i = 1, n do
   local b = idx_from + 5 * (i - 1)
   fields[i] = ARGV[b]
-  uniques[i] = ARGV[b + 1] == '1'
+  uniques[i] = index_kind(ARGV[b + 1])
   touched[i] = ARGV[b + 2] == '1'
   present[i] = ARGV[b + 3] == '1'
   values[i] = ARGV[b + 4]
@@ -72,7 +91,7 @@ end
 
 local taken = {}
 for i = 1, n do
-  if uniques[i] and touched[i] and present[i] then
+  if uniques[i] == true and touched[i] and present[i] then
     local holder = redis.call('HGET', KEYS[1 + i], values[i])
     if holder and holder ~= id then
       local at = redis.call('ZSCORE', exp_key, holder)
@@ -109,6 +128,18 @@ if n > 0 then
   olds = redis.call('HMGET', key, unpack(fields, 1, n))
 end
 
+-- reserved values this write takes: their tokens must still be good
+for i = 1, n do
+  if uniques[i] == 'r' and touched[i] and present[i] and olds[i] ~= values[i] then
+    local t = tokens[i]
+    if not t then return {'stale', fields[i]} end
+    if redis.call('ZSCORE', KEYS[#KEYS], t) then return {'fenced', fields[i]} end
+    local at = tonumber(string.match(t, '^(%d+)%.'))
+    if now == 0 then now = now_ms() end
+    if not at or now - at > pending_ms then return {'stale', fields[i]} end
+  end
+end
+
 if nset > 0 then
   redis.call('HSET', key, unpack(ARGV, set_from, set_from + 2 * nset - 1))
 end
@@ -126,6 +157,7 @@ elseif ttl_op == 'persist' then
   redis.call('PERSIST', key)
 end
 
+local released = {}
 if n > 0 then
   -- one call tells both whether the entity is still there (-2: gone, after
   -- a TTL in the past or every field removed) and its expiry
@@ -140,6 +172,10 @@ if n > 0 then
     if not alive then new = false end
     if olds[i] and olds[i] ~= new then
       unindex(i, uniques[i], olds[i], id)
+      if uniques[i] == 'r' then
+        released[#released + 1] = i
+        released[#released + 1] = olds[i]
+      end
     end
     if new then
       index(i, uniques[i], new, id)
@@ -149,4 +185,4 @@ if n > 0 then
   track_expiry(at, id, news, n, exp_key, expv_key)
 end
 
-return {'ok', newver}
+return {'ok', newver, unpack(released)}
