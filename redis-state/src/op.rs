@@ -888,25 +888,29 @@ impl<C: AsyncExecutor + ?Sized> Sender for Awaiting<'_, C> {
 /// The rounds of one operation, written once for both executors: prepare,
 /// send (nothing when the plan is empty), complete, until it is done;
 /// at most [`MAX_ROUNDS`].
+#[cfg(any(feature = "tracing", feature = "metrics"))]
 async fn rounds<O: Operation, S: Sender>(op: O, con: S) -> Result<O::Output> {
     // The one place every operation run passes (features `tracing`,
     // `metrics`; see `crate::observe`).
-    #[cfg(any(feature = "tracing", feature = "metrics"))]
-    {
-        let mut run = crate::observe::Run::start::<O>();
-        #[cfg(feature = "tracing")]
-        let result = {
-            use tracing::Instrument;
-            let span = run.span();
-            rounds_counted(op, con, &mut run).instrument(span).await
-        };
-        #[cfg(not(feature = "tracing"))]
-        let result = rounds_counted(op, con, &mut run).await;
-        run.finish(&result);
-        result
-    }
-    #[cfg(not(any(feature = "tracing", feature = "metrics")))]
-    rounds_counted(op, con, &mut ()).await
+    let mut run = crate::observe::Run::start::<O>();
+    #[cfg(feature = "tracing")]
+    let result = {
+        use tracing::Instrument;
+        let span = run.span();
+        rounds_counted(op, con, &mut run).instrument(span).await
+    };
+    #[cfg(not(feature = "tracing"))]
+    let result = rounds_counted(op, con, &mut run).await;
+    run.finish(&result);
+    result
+}
+
+/// The rounds of one operation (see above); without `tracing` and
+/// `metrics` nothing is counted and the future is [`rounds_counted`]'s own
+/// (not one more layer holding a second copy of the operation).
+#[cfg(not(any(feature = "tracing", feature = "metrics")))]
+fn rounds<O: Operation, S: Sender>(op: O, con: S) -> impl Future<Output = Result<O::Output>> {
+    rounds_counted(op, con, NoCount)
 }
 
 /// Counts what an operation sends, for [`crate::observe`]; nothing when
@@ -915,12 +919,17 @@ trait Counter: Send {
     fn sent(&mut self, commands: usize);
 }
 
-impl Counter for () {
+/// The counter of a build without `tracing` and `metrics`.
+#[cfg(not(any(feature = "tracing", feature = "metrics")))]
+struct NoCount;
+
+#[cfg(not(any(feature = "tracing", feature = "metrics")))]
+impl Counter for NoCount {
     fn sent(&mut self, _: usize) {}
 }
 
 #[cfg(any(feature = "tracing", feature = "metrics"))]
-impl Counter for crate::observe::Run {
+impl Counter for &mut crate::observe::Run {
     fn sent(&mut self, commands: usize) {
         self.commands += commands;
         self.round_trips += 1;
@@ -930,7 +939,7 @@ impl Counter for crate::observe::Run {
 async fn rounds_counted<O: Operation, S: Sender>(
     mut op: O,
     mut con: S,
-    counter: &mut impl Counter,
+    mut counter: impl Counter,
 ) -> Result<O::Output> {
     // Rounds in a row without progress: the cap is on these.
     let mut stalled = 0;
