@@ -278,6 +278,11 @@ struct State {
     desired: BTreeSet<(Kind, Vec<u8>)>,
     /// Unsubscriptions asked for and not yet confirmed.
     leaving: BTreeSet<(Kind, Vec<u8>)>,
+    /// What the server confirmed since the last disconnection: a repeated
+    /// confirmation (the client's own resubscription and the subscriber's
+    /// crossing after a reconnect, or a re-subscription that found the
+    /// subscription in force) is not reported twice.
+    confirmed: BTreeSet<(Kind, Vec<u8>)>,
     /// Sharded channels the server dropped, to subscribe again.
     resub: Vec<Vec<u8>>,
     /// A standalone connection dropped and is not resubscribed yet.
@@ -346,6 +351,8 @@ impl Shared {
                 if !already {
                     st.items.push_back(Raw::Missed(MissedReason::Disconnected));
                 }
+                // What was confirmed is to be confirmed again.
+                st.confirmed.clear();
                 if self.standalone {
                     st.disconnected = true;
                 } else {
@@ -374,10 +381,19 @@ impl Shared {
         let count = data.next().and_then(|c| parse_count(&c)).unwrap_or(0);
         let entry = (kind, name.clone());
         let mut moved = false;
-        if !on && !st.leaving.remove(&entry) && st.desired.contains(&entry) {
-            // Not asked for: the server dropped a sharded channel whose
-            // slot moved away from this node.
-            moved = kind == Kind::Shard;
+        if on {
+            if !st.confirmed.insert(entry) {
+                // The same subscription confirmed again: nothing changed at
+                // the server, nothing to report.
+                return;
+            }
+        } else {
+            st.confirmed.remove(&entry);
+            if !st.leaving.remove(&entry) && st.desired.contains(&entry) {
+                // Not asked for: the server dropped a sharded channel whose
+                // slot moved away from this node.
+                moved = kind == Kind::Shard;
+            }
         }
         st.items.push_back(Raw::Sub {
             kind,
