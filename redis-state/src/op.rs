@@ -1397,3 +1397,40 @@ impl<T: FromRedisValue> Operation for EveryPrimary<T> {
             .map(Step::Done)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(site: Option<Site>) -> (String, Vec<String>) {
+        let site = site.expect("a site");
+        (site.operation, site.keys)
+    }
+
+    #[test]
+    fn sites_name_each_command_and_its_keys() {
+        let mut plan = Plan::new();
+        plan.cmd("SET", "k1").arg("v");
+        plan.cmd_keys("MGET", &["{t}a", "{t}b"]).expect("one slot");
+        plan.push_to(Cmd::new().arg("PING").clone(), Target::Keys);
+        let sites = plan.sites();
+        assert_eq!(
+            names(sites.get(0)),
+            ("SET".to_owned(), vec!["k1".to_owned()])
+        );
+        assert_eq!(
+            names(sites.get(1)),
+            (
+                "MGET".to_owned(),
+                vec!["{t}a".to_owned(), "{t}b".to_owned()]
+            )
+        );
+        assert_eq!(names(sites.get(2)), ("PING".to_owned(), vec![]));
+        assert!(sites.get(3).is_none());
+        let tail = sites.range(1, 5);
+        assert_eq!(names(tail.get(0)).0, "MGET");
+        assert_eq!(names(tail.get(1)).0, "PING");
+        assert!(tail.get(2).is_none());
+        assert!(Sites::of(&[]).get(0).is_none());
+    }
+}

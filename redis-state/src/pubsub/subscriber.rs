@@ -165,7 +165,12 @@ pub enum Event<C: Channel> {
     /// A message.
     Message(Message<C>),
     /// The server confirmed a subscription; `count` is the connection's
-    /// number of subscriptions of that family now.
+    /// number of subscriptions of that family now. Reported once per
+    /// subscription the server takes on: a confirmation repeating one in
+    /// force since the last [`MayHaveMissed`](Event::MayHaveMissed) (after
+    /// a reconnect the Cluster client's own resubscription and the
+    /// subscriber's both confirm it; subscribing twice to one name) is not
+    /// reported again.
     Subscribed {
         /// Channel, pattern or sharded channel.
         kind: Kind,
@@ -797,7 +802,9 @@ impl Rt {
 /// # What the subscriber reports
 ///
 /// * [`Event::Subscribed`] / [`Event::Unsubscribed`]: the server's
-///   confirmations, with the connection's subscription count.
+///   confirmations, with the connection's subscription count; after a
+///   reconnect, one `Subscribed` per subscription however many
+///   resubscriptions crossed.
 /// * [`Event::Lagged`]: the buffer was full and this many messages were
 ///   dropped ([`Overflow`]); [`Subscriber::dropped`] counts them all.
 /// * [`Event::MayHaveMissed`]: the connection dropped (messages published
