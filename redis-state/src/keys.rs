@@ -31,7 +31,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-pub use redis_state_keys::{escape, escape_bytes_into, escape_into, glob_escape, unescape};
+pub use redis_state_keys::{
+    escape, escape_bytes_into, escape_into, glob_escape, unescape, unescape_into,
+};
 
 use crate::error::{Error, Result};
 

@@ -73,7 +73,7 @@ use std::marker::PhantomData;
 
 use crate::codec::{Codec, FieldValue};
 use crate::error::{Error, Result, preview_bytes};
-use crate::keys::{IdBuf, KeyTemplate, Seg, key_slot, unescape};
+use crate::keys::{IdBuf, KeyTemplate, Seg, key_slot, unescape_into};
 use crate::op::{Operation, Plan, Replies, Step};
 
 /// How a channel is named and carried: what `#[derive(Channel)]` writes.
@@ -175,9 +175,14 @@ pub trait Channel: Sized + Send + 'static {
 
     /// Reads a channel name back into the type: the template's literals
     /// must match and every part must parse.
+    ///
+    /// The parts are unescaped into buffers the thread reuses: parsing a
+    /// received message's channel allocates only what the fields own.
     fn parse_name(name: &[u8]) -> std::result::Result<Self, PartError> {
-        let parts = split_name(Self::SCHEMA.template.segs, name)?;
-        Self::from_parts(&parts)
+        with_parts(|pool| {
+            let n = split_name_into(Self::SCHEMA.template.segs, name, pool)?;
+            Self::from_parts(pool.get(..n).unwrap_or_default())
+        })
     }
 
     /// Decodes a payload received on `channel`; the error names the
@@ -267,13 +272,26 @@ pub fn parse_part<T: FieldValue>(
 
 /// Splits `name` by the template's literals and unescapes each part.
 fn split_name(segs: &[Seg], name: &[u8]) -> std::result::Result<Vec<Vec<u8>>, PartError> {
+    let mut parts = Vec::new();
+    let n = split_name_into(segs, name, &mut parts)?;
+    parts.truncate(n);
+    Ok(parts)
+}
+
+/// [`split_name`] into the buffers of `pool` (reused, grown as needed):
+/// the parts are `pool[..n]` for the `n` returned.
+fn split_name_into(
+    segs: &[Seg],
+    name: &[u8],
+    pool: &mut Vec<Vec<u8>>,
+) -> std::result::Result<usize, PartError> {
     let bad = |reason: &str| PartError {
         part: "(name)",
         reason: format!("{reason}: {}", preview_bytes(name)),
     };
     let text = std::str::from_utf8(name).map_err(|_| bad("not UTF-8"))?;
     let mut rest = text;
-    let mut parts = Vec::new();
+    let mut n = 0;
     let mut i = 0;
     while i < segs.len() {
         match segs[i] {
@@ -292,7 +310,13 @@ fn split_name(segs: &[Seg], name: &[u8]) -> std::result::Result<Vec<Vec<u8>>, Pa
                     _ => rest.len(),
                 };
                 let (part, tail) = rest.split_at(end);
-                parts.push(unescape(part).ok_or_else(|| bad("a part is not escaped as keys are"))?);
+                if pool.len() <= n {
+                    pool.push(Vec::new());
+                }
+                let out = &mut pool[n];
+                out.clear();
+                unescape_into(part, out).ok_or_else(|| bad("a part is not escaped as keys are"))?;
+                n += 1;
                 rest = tail;
             }
         }
@@ -301,7 +325,30 @@ fn split_name(segs: &[Seg], name: &[u8]) -> std::result::Result<Vec<Vec<u8>>, Pa
     if !rest.is_empty() {
         return Err(bad("does not follow the template"));
     }
-    Ok(parts)
+    Ok(n)
+}
+
+thread_local! {
+    static PARTS: std::cell::RefCell<Option<Vec<Vec<u8>>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` on the thread's buffers for a name's parts (fresh ones when
+/// they are in use: a field's parser that parses a channel name).
+fn with_parts<T>(f: impl FnOnce(&mut Vec<Vec<u8>>) -> T) -> T {
+    let mut pool = PARTS
+        .try_with(|c| c.try_borrow_mut().ok().and_then(|mut p| p.take()))
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let out = f(&mut pool);
+    if pool.iter().map(Vec::capacity).sum::<usize>() <= SCRATCH_KEEP {
+        let _ = PARTS.try_with(|c| {
+            if let Ok(mut slot) = c.try_borrow_mut() {
+                *slot = Some(pool);
+            }
+        });
+    }
+    out
 }
 
 /// The buffers [`Channel::publish`] writes a name and a message into
@@ -412,5 +459,18 @@ mod tests {
             split_name(&two, b"t:x:y").expect("parses"),
             vec![b"x".to_vec(), b"y".to_vec()]
         );
+    }
+
+    #[test]
+    fn reused_part_buffers_hold_only_the_current_name() {
+        let two = [Seg::Lit("t:"), Seg::Part(0), Seg::Lit(":"), Seg::Part(1)];
+        let mut pool = Vec::new();
+        let n = split_name_into(&two, b"t:long%3Apart:second", &mut pool).expect("parses");
+        assert_eq!(&pool[..n], [b"long:part".to_vec(), b"second".to_vec()]);
+        let n = split_name_into(&two, b"t:a:b", &mut pool).expect("parses");
+        assert_eq!(&pool[..n], [b"a".to_vec(), b"b".to_vec()]);
+        assert!(split_name_into(&two, b"t:a%zz:b", &mut pool).is_err());
+        let n = split_name_into(&two, b"t:c:d", &mut pool).expect("parses after an error");
+        assert_eq!(&pool[..n], [b"c".to_vec(), b"d".to_vec()]);
     }
 }
