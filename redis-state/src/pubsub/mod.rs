@@ -271,6 +271,7 @@ pub fn parse_part<T: FieldValue>(
 }
 
 /// Splits `name` by the template's literals and unescapes each part.
+#[cfg(any(feature = "async", test))]
 fn split_name(segs: &[Seg], name: &[u8]) -> std::result::Result<Vec<Vec<u8>>, PartError> {
     let mut parts = Vec::new();
     let n = split_name_into(segs, name, &mut parts)?;
