@@ -407,3 +407,134 @@ fn sharded_channel_survives_primary_failover_blocking() {
 fn sharded_channel_survives_primary_failover_async() {
     primary_failover(true);
 }
+
+/// After `kill` drops the subscriber's connection, the server's
+/// re-confirmation of `name` is reported once per reconnect: the
+/// resubscriptions crossing after a reconnect (the client's own, the
+/// subscriber's) confirm one subscription, and `count` of the server's
+/// subscribers of `name` is 1 at the end.
+fn one_confirmation_per_reconnect<C: Channel>(
+    target: Target,
+    asynchronous: bool,
+    ch: &C,
+    kind: Kind,
+    kill: impl Fn(),
+    count: impl Fn() -> u64,
+) {
+    let name = ch.name();
+    let mut sub = Sub::new(target, asynchronous);
+    sub.subscribe(ch);
+    let first = sub.next(WAIT);
+    assert!(
+        matches!(first, Some(Event::Subscribed { .. })),
+        "the first item is the confirmation"
+    );
+    kill();
+    let mut events = Vec::new();
+    let start = Instant::now();
+    // Every item for a while after the kill: several health checks (every
+    // 200 ms), time for late disconnection notices and crossing
+    // resubscriptions.
+    while start.elapsed() < Duration::from_secs(4) {
+        if let Some(ev) = sub.next(Duration::from_millis(100)) {
+            events.push(ev);
+        }
+    }
+    let gaps = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::MayHaveMissed {
+                    reason: MissedReason::Disconnected
+                }
+            )
+        })
+        .count();
+    let confirmations = events
+        .iter()
+        .filter(
+            |e| matches!(e, Event::Subscribed { kind: k, name: n, .. } if *k == kind && *n == name),
+        )
+        .count();
+    let shown: Vec<String> = events
+        .iter()
+        .map(|e| match e {
+            Event::Subscribed { kind, name, count } => {
+                format!("Subscribed({kind:?} {name} {count})")
+            }
+            Event::MayHaveMissed { reason } => format!("MayHaveMissed({reason:?})"),
+            Event::Unsubscribed { kind, name, count } => {
+                format!("Unsubscribed({kind:?} {name} {count})")
+            }
+            _ => "other".to_owned(),
+        })
+        .collect();
+    println!("after the kill: {shown:?}");
+    assert!(gaps >= 1, "the kill was reported: {shown:?}");
+    assert_eq!(
+        confirmations, gaps,
+        "one confirmation per reconnect: {shown:?}"
+    );
+    assert_eq!(count(), 1, "the server counts one subscription: {shown:?}");
+}
+
+fn numsub(s: &RedisServer, verb: &str, name: &str) -> u64 {
+    let (_, n): (String, u64) = s.query(redis::cmd("PUBSUB").arg(verb).arg(name)).unwrap();
+    n
+}
+
+#[test]
+fn one_confirmation_per_reconnect_standalone_blocking() {
+    let s = server();
+    let ch = Ticks {
+        run: redis_state::testing::unique_prefix("confirm"),
+    };
+    let name = ch.name();
+    one_confirmation_per_reconnect(
+        Target::standalone(s.url()),
+        false,
+        &ch,
+        Kind::Channel,
+        || kill_pubsub_clients(&[s]),
+        || numsub(s, "NUMSUB", &name),
+    );
+}
+
+#[test]
+fn one_confirmation_per_reconnect_standalone_async() {
+    let s = server();
+    let ch = Ticks {
+        run: redis_state::testing::unique_prefix("confirm"),
+    };
+    let name = ch.name();
+    one_confirmation_per_reconnect(
+        Target::standalone(s.url()),
+        true,
+        &ch,
+        Kind::Channel,
+        || kill_pubsub_clients(&[s]),
+        || numsub(s, "NUMSUB", &name),
+    );
+}
+
+#[test]
+fn one_confirmation_per_reconnect_cluster_sharded() {
+    let c = cluster();
+    let room = Room {
+        id: redis_state::testing::unique_prefix("confirm"),
+    };
+    let name = room.name();
+    let owner = c
+        .owner_of_slot(redis_state::keys::key_slot(name.as_bytes()))
+        .unwrap();
+    let nodes: Vec<&RedisServer> = c.primaries().iter().collect();
+    one_confirmation_per_reconnect(
+        Target::cluster(c.urls()),
+        true,
+        &room,
+        Kind::Shard,
+        || kill_pubsub_clients(&nodes),
+        || numsub(&c.primaries()[owner], "SHARDNUMSUB", &name),
+    );
+}

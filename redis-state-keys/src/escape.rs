@@ -142,8 +142,16 @@ pub fn escape(value: &str) -> Cow<'_, str> {
 /// output of the escaping (a stray `%`, bad or lower-case hex, an unescaped
 /// special byte).
 pub fn unescape(segment: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(segment.len());
+    unescape_into(segment, &mut out)?;
+    Some(out)
+}
+
+/// [`unescape`], appended to `out` (a buffer reused across calls); `None`
+/// as for [`unescape`], with `out` then holding part of the segment.
+pub fn unescape_into(segment: &str, out: &mut Vec<u8>) -> Option<()> {
     let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
+    out.reserve(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
@@ -159,7 +167,7 @@ pub fn unescape(segment: &str) -> Option<Vec<u8>> {
             i += 1;
         }
     }
-    Some(out)
+    Some(())
 }
 
 fn hex_val(b: u8) -> Option<u8> {

@@ -32,7 +32,9 @@ pub mod escape;
 pub mod namespace;
 pub mod template;
 
-pub use escape::{escape, escape_bytes_into, escape_into, glob_escape, needs_escape, unescape};
+pub use escape::{
+    escape, escape_bytes_into, escape_into, glob_escape, needs_escape, unescape, unescape_into,
+};
 pub use namespace::{MAX_NAMESPACE_LEN, NamespaceError, check_namespace};
 
 /// True for a character that literal key text (a template's literal text or

@@ -869,6 +869,18 @@ async fn send_async<C: redis::aio::ConnectionLike + Send>(
         };
         return Ok(vec![as_reply(v)?]);
     }
+    // Boxed: the pipeline's state is large, and every caller's future
+    // (a single command's too) would otherwise carry it; one allocation per
+    // pipeline instead.
+    Box::pin(send_pipeline_async(con, commands)).await
+}
+
+/// [`send_async`] of two commands or more: one pipeline.
+#[cfg(feature = "async")]
+async fn send_pipeline_async<C: redis::aio::ConnectionLike + Send>(
+    con: &mut C,
+    commands: Vec<Command>,
+) -> Result<Vec<Value>> {
     let n = commands.len();
     let built = pipeline_of(commands);
     let mut values = into_values(built.pipe.query_async::<Value>(con).await?, n)?;

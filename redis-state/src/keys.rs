@@ -31,7 +31,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-pub use redis_state_keys::{escape, escape_bytes_into, escape_into, glob_escape, unescape};
+pub use redis_state_keys::{
+    escape, escape_bytes_into, escape_into, glob_escape, unescape, unescape_into,
+};
 
 use crate::error::{Error, Result};
 
@@ -496,9 +498,15 @@ impl KeyTemplate {
     /// Renders the full key of the entity with `id`.
     pub fn render(&self, ns: Option<&Namespace>, id: &IdBuf) -> String {
         let mut out = String::with_capacity(32 + id.joined().len());
-        self.write_prefix(ns, &mut out);
-        Self::write_segs(self.segs, id, &mut out);
+        self.render_into(ns, id, &mut out);
         out
+    }
+
+    /// [`render`](Self::render), appended to `out` (a buffer reused across
+    /// calls).
+    pub fn render_into(&self, ns: Option<&Namespace>, id: &IdBuf, out: &mut String) {
+        self.write_prefix(ns, out);
+        Self::write_segs(self.segs, id, out);
     }
 
     /// Renders the scope prefix (through the hash tag). `id` needs only the

@@ -64,22 +64,26 @@ pub(crate) struct Site {
 }
 
 /// The names and keys of a plan's commands, copied into one buffer before
-/// the plan is sent (its commands move into the pipeline): a few bytes per
-/// command and no allocation per command. A [`Site`] is built from it only
-/// for a command that failed.
+/// the plan is sent (its commands move into the pipeline): one allocation
+/// per plan, sized up front, and none per command (the first command's
+/// entry is held inline, so a plan of one command costs exactly one). A
+/// [`Site`] is built from it only for a command that failed.
 #[derive(Debug, Default)]
 pub(crate) struct Sites {
+    /// Each command's name, then its keys: each a `u32` length (native
+    /// order) and the bytes.
     text: Vec<u8>,
-    /// Byte ranges in `text`: each command's name, then its keys.
-    spans: Vec<(usize, usize)>,
-    entries: Vec<SiteEntry>,
+    /// The first command's entry.
+    first: Option<SiteEntry>,
+    /// The entries of the commands after the first.
+    rest: Vec<SiteEntry>,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct SiteEntry {
     script: Option<&'static Script>,
-    /// The command's spans: its name at `first`, its keys after it.
-    first: usize,
+    /// Where the command's name starts in `text`; its keys follow it.
+    at: usize,
     keys: usize,
 }
 
@@ -91,75 +95,121 @@ fn arg_bytes(a: redis::Arg<&[u8]>) -> &[u8] {
     }
 }
 
+/// Bytes of the length in front of each name or key in [`Sites`].
+const LEN: usize = std::mem::size_of::<u32>();
+
+impl Command {
+    /// The command's name, then its keys.
+    fn site_parts(&self) -> impl Iterator<Item = &[u8]> {
+        let name = self.cmd.args_iter().next().map_or(&[][..], arg_bytes);
+        std::iter::once(name).chain(
+            self.cmd
+                .args_iter()
+                .skip(self.keys.start)
+                .take(self.keys.count)
+                .map(arg_bytes),
+        )
+    }
+}
+
 impl Sites {
     fn of(commands: &[Command]) -> Sites {
+        let size = commands
+            .iter()
+            .flat_map(Command::site_parts)
+            .map(|p| LEN + p.len())
+            .sum();
         let mut sites = Sites {
-            text: Vec::new(),
-            spans: Vec::with_capacity(commands.len() * 2),
-            entries: Vec::with_capacity(commands.len()),
+            text: Vec::with_capacity(size),
+            first: None,
+            rest: Vec::with_capacity(commands.len().saturating_sub(1)),
         };
         for c in commands {
-            sites.push(c);
+            let at = sites.text.len();
+            let mut parts = 0;
+            for p in c.site_parts() {
+                sites.put(p);
+                parts += 1;
+            }
+            sites.add(SiteEntry {
+                script: c.script,
+                at,
+                keys: parts - 1,
+            });
         }
         sites
     }
 
-    fn push(&mut self, c: &Command) {
-        let first = self.spans.len();
-        let mut span = |bytes: &[u8], text: &mut Vec<u8>| {
-            let at = text.len();
-            text.extend_from_slice(bytes);
-            self.spans.push((at, text.len()));
-        };
-        span(
-            c.cmd.args_iter().next().map_or(&[][..], arg_bytes),
-            &mut self.text,
-        );
-        for k in c.cmd.args_iter().skip(c.keys.start).take(c.keys.count) {
-            span(arg_bytes(k), &mut self.text);
-        }
-        self.entries.push(SiteEntry {
-            script: c.script,
-            first,
-            keys: self.spans.len() - first - 1,
-        });
+    fn put(&mut self, bytes: &[u8]) {
+        // Redis caps a key at 512 MB: the cut never happens.
+        let bytes = bytes.get(..u32::MAX as usize).unwrap_or(bytes);
+        let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+        self.text.extend_from_slice(&len.to_ne_bytes());
+        self.text.extend_from_slice(bytes);
     }
 
-    fn text(&self, span: (usize, usize)) -> String {
-        String::from_utf8_lossy(self.text.get(span.0..span.1).unwrap_or_default()).into_owned()
+    fn add(&mut self, e: SiteEntry) {
+        if self.first.is_none() && self.rest.is_empty() {
+            self.first = Some(e);
+        } else {
+            self.rest.push(e);
+        }
+    }
+
+    fn entry(&self, i: usize) -> Option<&SiteEntry> {
+        match i {
+            0 => self.first.as_ref(),
+            _ => self.rest.get(i - 1),
+        }
+    }
+
+    /// The name or key at `at` in `text`, and where the next one starts.
+    fn part(&self, at: usize) -> (&[u8], usize) {
+        let len = self
+            .text
+            .get(at..at + LEN)
+            .and_then(|b| <[u8; LEN]>::try_from(b).ok())
+            .map_or(0, |b| u32::from_ne_bytes(b) as usize);
+        let end = at + LEN + len;
+        (self.text.get(at + LEN..end).unwrap_or_default(), end)
+    }
+
+    /// The name and keys of an entry.
+    fn parts(&self, e: &SiteEntry) -> impl Iterator<Item = &[u8]> {
+        let mut at = e.at;
+        (0..=e.keys).map(move |_| {
+            let (bytes, next) = self.part(at);
+            at = next;
+            bytes
+        })
     }
 
     /// The site of command `i`.
     fn get(&self, i: usize) -> Option<Site> {
-        let e = self.entries.get(i)?;
+        let e = self.entry(i)?;
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let mut parts = self.parts(e);
+        let name = parts.next().map(text).unwrap_or_default();
         let operation = match e.script {
             Some(s) => format!("script {}", s.name()),
-            None => self.text(*self.spans.get(e.first)?),
+            None => name,
         };
-        let keys = self
-            .spans
-            .iter()
-            .skip(e.first + 1)
-            .take(e.keys)
-            .map(|&span| self.text(span))
-            .collect();
+        let keys = parts.map(text).collect();
         Some(Site { operation, keys })
     }
 
     /// The sites of `count` commands from `position`.
     fn range(&self, position: usize, count: usize) -> Sites {
         let mut out = Sites::default();
-        for e in self.entries.iter().skip(position).take(count) {
-            let first = out.spans.len();
-            for &(a, b) in self.spans.iter().skip(e.first).take(e.keys + 1) {
-                let at = out.text.len();
-                out.text
-                    .extend_from_slice(self.text.get(a..b).unwrap_or_default());
-                out.spans.push((at, out.text.len()));
+        for i in position..position.saturating_add(count) {
+            let Some(e) = self.entry(i) else { break };
+            let at = out.text.len();
+            for p in self.parts(e) {
+                out.put(p);
             }
-            out.entries.push(SiteEntry {
+            out.add(SiteEntry {
                 script: e.script,
-                first,
+                at,
                 keys: e.keys,
             });
         }
@@ -533,6 +583,19 @@ impl Plan {
         Ok(())
     }
 
+    /// Adds a whole command whose argument after its name is its one key,
+    /// of Cluster slot `slot` (`None` is fine when
+    /// [`one_server`](Self::one_server) says the slot routes nothing).
+    pub(crate) fn push_keyed(&mut self, cmd: Cmd, slot: Option<u16>) {
+        self.push(cmd, slot, None, KeyArgs { start: 1, count: 1 });
+    }
+
+    /// Whether every command goes to one server (see
+    /// [`SyncExecutor::is_one_server`]).
+    pub(crate) fn one_server(&self) -> bool {
+        self.one_server
+    }
+
     fn push(
         &mut self,
         cmd: Cmd,
@@ -836,25 +899,29 @@ impl<C: AsyncExecutor + ?Sized> Sender for Awaiting<'_, C> {
 /// The rounds of one operation, written once for both executors: prepare,
 /// send (nothing when the plan is empty), complete, until it is done;
 /// at most [`MAX_ROUNDS`].
+#[cfg(any(feature = "tracing", feature = "metrics"))]
 async fn rounds<O: Operation, S: Sender>(op: O, con: S) -> Result<O::Output> {
     // The one place every operation run passes (features `tracing`,
     // `metrics`; see `crate::observe`).
-    #[cfg(any(feature = "tracing", feature = "metrics"))]
-    {
-        let mut run = crate::observe::Run::start::<O>();
-        #[cfg(feature = "tracing")]
-        let result = {
-            use tracing::Instrument;
-            let span = run.span();
-            rounds_counted(op, con, &mut run).instrument(span).await
-        };
-        #[cfg(not(feature = "tracing"))]
-        let result = rounds_counted(op, con, &mut run).await;
-        run.finish(&result);
-        result
-    }
-    #[cfg(not(any(feature = "tracing", feature = "metrics")))]
-    rounds_counted(op, con, &mut ()).await
+    let mut run = crate::observe::Run::start::<O>();
+    #[cfg(feature = "tracing")]
+    let result = {
+        use tracing::Instrument;
+        let span = run.span();
+        rounds_counted(op, con, &mut run).instrument(span).await
+    };
+    #[cfg(not(feature = "tracing"))]
+    let result = rounds_counted(op, con, &mut run).await;
+    run.finish(&result);
+    result
+}
+
+/// The rounds of one operation (see above); without `tracing` and
+/// `metrics` nothing is counted and the future is [`rounds_counted`]'s own
+/// (not one more layer holding a second copy of the operation).
+#[cfg(not(any(feature = "tracing", feature = "metrics")))]
+fn rounds<O: Operation, S: Sender>(op: O, con: S) -> impl Future<Output = Result<O::Output>> {
+    rounds_counted(op, con, NoCount)
 }
 
 /// Counts what an operation sends, for [`crate::observe`]; nothing when
@@ -863,12 +930,17 @@ trait Counter: Send {
     fn sent(&mut self, commands: usize);
 }
 
-impl Counter for () {
+/// The counter of a build without `tracing` and `metrics`.
+#[cfg(not(any(feature = "tracing", feature = "metrics")))]
+struct NoCount;
+
+#[cfg(not(any(feature = "tracing", feature = "metrics")))]
+impl Counter for NoCount {
     fn sent(&mut self, _: usize) {}
 }
 
 #[cfg(any(feature = "tracing", feature = "metrics"))]
-impl Counter for crate::observe::Run {
+impl Counter for &mut crate::observe::Run {
     fn sent(&mut self, commands: usize) {
         self.commands += commands;
         self.round_trips += 1;
@@ -878,7 +950,7 @@ impl Counter for crate::observe::Run {
 async fn rounds_counted<O: Operation, S: Sender>(
     mut op: O,
     mut con: S,
-    counter: &mut impl Counter,
+    mut counter: impl Counter,
 ) -> Result<O::Output> {
     // Rounds in a row without progress: the cap is on these.
     let mut stalled = 0;
@@ -1334,5 +1406,42 @@ impl<T: FromRedisValue> Operation for EveryPrimary<T> {
             })
             .collect::<Result<_>>()
             .map(Step::Done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(site: Option<Site>) -> (String, Vec<String>) {
+        let site = site.expect("a site");
+        (site.operation, site.keys)
+    }
+
+    #[test]
+    fn sites_name_each_command_and_its_keys() {
+        let mut plan = Plan::new();
+        plan.cmd("SET", "k1").arg("v");
+        plan.cmd_keys("MGET", &["{t}a", "{t}b"]).expect("one slot");
+        plan.push_to(Cmd::new().arg("PING").clone(), Target::Keys);
+        let sites = plan.sites();
+        assert_eq!(
+            names(sites.get(0)),
+            ("SET".to_owned(), vec!["k1".to_owned()])
+        );
+        assert_eq!(
+            names(sites.get(1)),
+            (
+                "MGET".to_owned(),
+                vec!["{t}a".to_owned(), "{t}b".to_owned()]
+            )
+        );
+        assert_eq!(names(sites.get(2)), ("PING".to_owned(), vec![]));
+        assert!(sites.get(3).is_none());
+        let tail = sites.range(1, 5);
+        assert_eq!(names(tail.get(0)).0, "MGET");
+        assert_eq!(names(tail.get(1)).0, "PING");
+        assert!(tail.get(2).is_none());
+        assert!(Sites::of(&[]).get(0).is_none());
     }
 }

@@ -73,7 +73,7 @@ use std::marker::PhantomData;
 
 use crate::codec::{Codec, FieldValue};
 use crate::error::{Error, Result, preview_bytes};
-use crate::keys::{IdBuf, KeyTemplate, Seg, unescape};
+use crate::keys::{IdBuf, KeyTemplate, Seg, key_slot, unescape_into};
 use crate::op::{Operation, Plan, Replies, Step};
 
 /// How a channel is named and carried: what `#[derive(Channel)]` writes.
@@ -125,20 +125,36 @@ pub trait Channel: Sized + Send + 'static {
     /// Publishes `message`: one `PUBLISH` (or `SPUBLISH`), whose output is
     /// the number of receivers the server reports. An encoding failure is
     /// an error before anything is sent.
+    ///
+    /// The name and the message are written into buffers the thread
+    /// reuses, then into the command, sized once: building a publish costs
+    /// two allocations for the command and one for [`Publish::channel`].
     fn publish(&self, message: &Self::Message) -> Publish {
-        let mut payload = Vec::new();
-        let name = self.name();
-        let cmd = if Self::SCHEMA.sharded {
+        let verb = if Self::SCHEMA.sharded {
             "SPUBLISH"
         } else {
             "PUBLISH"
         };
-        // The command is built here, once: `prepare` moves it into the plan.
-        let op = match <Self::Codec as Codec<Self::Message>>::encode(message, &mut payload) {
-            Ok(()) => Ok(crate::op::command::<u64>(cmd, &name).arg(payload)),
-            Err(m) => Err((Self::SCHEMA.model, m)),
-        };
-        Publish { channel: name, op }
+        with_scratch(|s| {
+            s.id.clear();
+            self.write_parts(&mut s.id);
+            s.name.clear();
+            Self::SCHEMA.template.render_into(None, &s.id, &mut s.name);
+            s.payload.clear();
+            let cmd = match <Self::Codec as Codec<Self::Message>>::encode(message, &mut s.payload) {
+                Ok(()) => {
+                    let mut cmd =
+                        redis::Cmd::with_capacity(3, verb.len() + s.name.len() + s.payload.len());
+                    cmd.arg(verb).arg(s.name.as_str()).arg(s.payload.as_slice());
+                    Ok(Some(cmd))
+                }
+                Err(m) => Err((Self::SCHEMA.model, m)),
+            };
+            Publish {
+                channel: s.name.clone(),
+                cmd,
+            }
+        })
     }
 
     /// The pattern of every channel of this type (`user:*:events`), for
@@ -159,9 +175,14 @@ pub trait Channel: Sized + Send + 'static {
 
     /// Reads a channel name back into the type: the template's literals
     /// must match and every part must parse.
+    ///
+    /// The parts are unescaped into buffers the thread reuses: parsing a
+    /// received message's channel allocates only what the fields own.
     fn parse_name(name: &[u8]) -> std::result::Result<Self, PartError> {
-        let parts = split_name(Self::SCHEMA.template.segs, name)?;
-        Self::from_parts(&parts)
+        with_parts(|pool| {
+            let n = split_name_into(Self::SCHEMA.template.segs, name, pool)?;
+            Self::from_parts(pool.get(..n).unwrap_or_default())
+        })
     }
 
     /// Decodes a payload received on `channel`; the error names the
@@ -250,14 +271,28 @@ pub fn parse_part<T: FieldValue>(
 }
 
 /// Splits `name` by the template's literals and unescapes each part.
+#[cfg(any(feature = "async", test))]
 fn split_name(segs: &[Seg], name: &[u8]) -> std::result::Result<Vec<Vec<u8>>, PartError> {
+    let mut parts = Vec::new();
+    let n = split_name_into(segs, name, &mut parts)?;
+    parts.truncate(n);
+    Ok(parts)
+}
+
+/// [`split_name`] into the buffers of `pool` (reused, grown as needed):
+/// the parts are `pool[..n]` for the `n` returned.
+fn split_name_into(
+    segs: &[Seg],
+    name: &[u8],
+    pool: &mut Vec<Vec<u8>>,
+) -> std::result::Result<usize, PartError> {
     let bad = |reason: &str| PartError {
         part: "(name)",
         reason: format!("{reason}: {}", preview_bytes(name)),
     };
     let text = std::str::from_utf8(name).map_err(|_| bad("not UTF-8"))?;
     let mut rest = text;
-    let mut parts = Vec::new();
+    let mut n = 0;
     let mut i = 0;
     while i < segs.len() {
         match segs[i] {
@@ -276,7 +311,13 @@ fn split_name(segs: &[Seg], name: &[u8]) -> std::result::Result<Vec<Vec<u8>>, Pa
                     _ => rest.len(),
                 };
                 let (part, tail) = rest.split_at(end);
-                parts.push(unescape(part).ok_or_else(|| bad("a part is not escaped as keys are"))?);
+                if pool.len() <= n {
+                    pool.push(Vec::new());
+                }
+                let out = &mut pool[n];
+                out.clear();
+                unescape_into(part, out).ok_or_else(|| bad("a part is not escaped as keys are"))?;
+                n += 1;
                 rest = tail;
             }
         }
@@ -285,7 +326,70 @@ fn split_name(segs: &[Seg], name: &[u8]) -> std::result::Result<Vec<Vec<u8>>, Pa
     if !rest.is_empty() {
         return Err(bad("does not follow the template"));
     }
-    Ok(parts)
+    Ok(n)
+}
+
+thread_local! {
+    static PARTS: std::cell::RefCell<Option<Vec<Vec<u8>>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` on the thread's buffers for a name's parts (fresh ones when
+/// they are in use: a field's parser that parses a channel name).
+fn with_parts<T>(f: impl FnOnce(&mut Vec<Vec<u8>>) -> T) -> T {
+    let mut pool = PARTS
+        .try_with(|c| c.try_borrow_mut().ok().and_then(|mut p| p.take()))
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let out = f(&mut pool);
+    if pool.iter().map(Vec::capacity).sum::<usize>() <= SCRATCH_KEEP {
+        let _ = PARTS.try_with(|c| {
+            if let Ok(mut slot) = c.try_borrow_mut() {
+                *slot = Some(pool);
+            }
+        });
+    }
+    out
+}
+
+/// The buffers [`Channel::publish`] writes a name and a message into
+/// before copying them into the command.
+struct Scratch {
+    id: IdBuf,
+    name: String,
+    payload: Vec<u8>,
+}
+
+/// Past this, a buffer is not kept for the next publish (one large message
+/// does not pin its size on the thread).
+const SCRATCH_KEEP: usize = 64 * 1024;
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Option<Scratch>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` on the thread's scratch buffers (fresh ones when they are in
+/// use: a message's `Serialize` that publishes).
+fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> T) -> T {
+    let fresh = || Scratch {
+        id: IdBuf::new(),
+        name: String::new(),
+        payload: Vec::new(),
+    };
+    let taken = SCRATCH
+        .try_with(|c| c.try_borrow_mut().ok().and_then(|mut s| s.take()))
+        .ok()
+        .flatten();
+    let mut scratch = taken.unwrap_or_else(fresh);
+    let out = f(&mut scratch);
+    if scratch.payload.capacity() <= SCRATCH_KEEP && scratch.name.capacity() <= SCRATCH_KEEP {
+        let _ = SCRATCH.try_with(|c| {
+            if let Ok(mut slot) = c.try_borrow_mut() {
+                *slot = Some(scratch);
+            }
+        });
+    }
+    out
 }
 
 /// See [`Channel::publish`]: one `PUBLISH` (`SPUBLISH`), output the
@@ -293,7 +397,9 @@ fn split_name(segs: &[Seg], name: &[u8]) -> std::result::Result<Vec<Vec<u8>>, Pa
 #[derive(Debug)]
 pub struct Publish {
     channel: String,
-    op: std::result::Result<crate::op::CommandOp<u64>, (&'static str, String)>,
+    /// The command until `prepare` moves it into the plan, or why the
+    /// message does not encode.
+    cmd: std::result::Result<Option<redis::Cmd>, (&'static str, String)>,
 }
 
 impl Publish {
@@ -307,8 +413,16 @@ impl Operation for Publish {
     type Output = u64;
 
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
-        match &mut self.op {
-            Ok(op) => op.prepare(plan),
+        match &mut self.cmd {
+            Ok(cmd) => {
+                if let Some(cmd) = cmd.take() {
+                    // The slot routes a Cluster's command; one server needs
+                    // none, and the hash of the name is skipped.
+                    let slot = (!plan.one_server()).then(|| key_slot(self.channel.as_bytes()));
+                    plan.push_keyed(cmd, slot);
+                }
+                Ok(())
+            }
             Err((model, message)) => Err(Error::Encode {
                 model,
                 field: "(message)",
@@ -318,8 +432,8 @@ impl Operation for Publish {
     }
 
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<u64>> {
-        match &mut self.op {
-            Ok(op) => op.complete(replies),
+        match &self.cmd {
+            Ok(_) => replies.next::<u64>("PUBLISH").map(Step::Done),
             Err(_) => Err(Error::UnexpectedReply {
                 context: "PUBLISH",
                 found: "a reply to a command that was not sent".to_owned(),
@@ -346,5 +460,18 @@ mod tests {
             split_name(&two, b"t:x:y").expect("parses"),
             vec![b"x".to_vec(), b"y".to_vec()]
         );
+    }
+
+    #[test]
+    fn reused_part_buffers_hold_only_the_current_name() {
+        let two = [Seg::Lit("t:"), Seg::Part(0), Seg::Lit(":"), Seg::Part(1)];
+        let mut pool = Vec::new();
+        let n = split_name_into(&two, b"t:long%3Apart:second", &mut pool).expect("parses");
+        assert_eq!(&pool[..n], [b"long:part".to_vec(), b"second".to_vec()]);
+        let n = split_name_into(&two, b"t:a:b", &mut pool).expect("parses");
+        assert_eq!(&pool[..n], [b"a".to_vec(), b"b".to_vec()]);
+        assert!(split_name_into(&two, b"t:a%zz:b", &mut pool).is_err());
+        let n = split_name_into(&two, b"t:c:d", &mut pool).expect("parses after an error");
+        assert_eq!(&pool[..n], [b"c".to_vec(), b"d".to_vec()]);
     }
 }

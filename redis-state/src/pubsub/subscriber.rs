@@ -165,7 +165,12 @@ pub enum Event<C: Channel> {
     /// A message.
     Message(Message<C>),
     /// The server confirmed a subscription; `count` is the connection's
-    /// number of subscriptions of that family now.
+    /// number of subscriptions of that family now. Reported once per
+    /// subscription the server takes on: a confirmation repeating one in
+    /// force since the last [`MayHaveMissed`](Event::MayHaveMissed) (after
+    /// a reconnect the Cluster client's own resubscription and the
+    /// subscriber's both confirm it; subscribing twice to one name) is not
+    /// reported again.
     Subscribed {
         /// Channel, pattern or sharded channel.
         kind: Kind,
@@ -278,6 +283,11 @@ struct State {
     desired: BTreeSet<(Kind, Vec<u8>)>,
     /// Unsubscriptions asked for and not yet confirmed.
     leaving: BTreeSet<(Kind, Vec<u8>)>,
+    /// What the server confirmed since the last disconnection: a repeated
+    /// confirmation (the client's own resubscription and the subscriber's
+    /// crossing after a reconnect, or a re-subscription that found the
+    /// subscription in force) is not reported twice.
+    confirmed: BTreeSet<(Kind, Vec<u8>)>,
     /// Sharded channels the server dropped, to subscribe again.
     resub: Vec<Vec<u8>>,
     /// A standalone connection dropped and is not resubscribed yet.
@@ -346,6 +356,8 @@ impl Shared {
                 if !already {
                     st.items.push_back(Raw::Missed(MissedReason::Disconnected));
                 }
+                // What was confirmed is to be confirmed again.
+                st.confirmed.clear();
                 if self.standalone {
                     st.disconnected = true;
                 } else {
@@ -374,10 +386,19 @@ impl Shared {
         let count = data.next().and_then(|c| parse_count(&c)).unwrap_or(0);
         let entry = (kind, name.clone());
         let mut moved = false;
-        if !on && !st.leaving.remove(&entry) && st.desired.contains(&entry) {
-            // Not asked for: the server dropped a sharded channel whose
-            // slot moved away from this node.
-            moved = kind == Kind::Shard;
+        if on {
+            if !st.confirmed.insert(entry) {
+                // The same subscription confirmed again: nothing changed at
+                // the server, nothing to report.
+                return;
+            }
+        } else {
+            st.confirmed.remove(&entry);
+            if !st.leaving.remove(&entry) && st.desired.contains(&entry) {
+                // Not asked for: the server dropped a sharded channel whose
+                // slot moved away from this node.
+                moved = kind == Kind::Shard;
+            }
         }
         st.items.push_back(Raw::Sub {
             kind,
@@ -781,7 +802,9 @@ impl Rt {
 /// # What the subscriber reports
 ///
 /// * [`Event::Subscribed`] / [`Event::Unsubscribed`]: the server's
-///   confirmations, with the connection's subscription count.
+///   confirmations, with the connection's subscription count; after a
+///   reconnect, one `Subscribed` per subscription however many
+///   resubscriptions crossed.
 /// * [`Event::Lagged`]: the buffer was full and this many messages were
 ///   dropped ([`Overflow`]); [`Subscriber::dropped`] counts them all.
 /// * [`Event::MayHaveMissed`]: the connection dropped (messages published
