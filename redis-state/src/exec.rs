@@ -844,6 +844,10 @@ impl<M: r2d2::ManageConnection> Forward for r2d2::PooledConnection<M> {}
 // `async fn`s: an `async fn` moves its arguments into locals of its own, and
 // its future would hold them twice. Every operation's future holds theirs.
 #[cfg(feature = "async")]
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn would hold its arguments twice"
+)]
 fn execute_one_server_async<C: redis::aio::ConnectionLike + Send>(
     con: &mut C,
     commands: Vec<Command>,
@@ -861,6 +865,10 @@ fn execute_one_server_async<C: redis::aio::ConnectionLike + Send>(
 
 /// Sends `commands` to one node as a pipeline (or a lone request).
 #[cfg(feature = "async")]
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn would hold its arguments twice"
+)]
 fn send_async<C: redis::aio::ConnectionLike + Send>(
     con: &mut C,
     commands: Vec<Command>,

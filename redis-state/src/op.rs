@@ -964,6 +964,10 @@ impl<C: AsyncExecutor + ?Sized> Sender for Awaiting<'_, C> {
 /// send (nothing when the plan is empty), complete, until it is done;
 /// at most [`MAX_ROUNDS`].
 #[cfg(any(feature = "tracing", feature = "metrics"))]
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn would hold its arguments twice"
+)]
 fn rounds<O: Operation, S: Sender>(op: O, con: S) -> impl Future<Output = Result<O::Output>> {
     // An `async move` block, not an `async fn`: see `rounds_counted`.
     async move {
@@ -1019,6 +1023,10 @@ impl Counter for &mut crate::observe::Run {
 /// A function returning an `async move` block, not an `async fn`: an
 /// `async fn` moves its arguments into locals of its own, so its future
 /// would hold the operation twice (as received and as moved).
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn would hold its arguments twice"
+)]
 fn rounds_counted<O: Operation, S: Sender>(
     mut op: O,
     mut con: S,
