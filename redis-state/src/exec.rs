@@ -840,39 +840,70 @@ impl<M: bb8_redis::bb8::ManageConnection> Forward for bb8_redis::bb8::PooledConn
 #[cfg(feature = "r2d2")]
 impl<M: r2d2::ManageConnection> Forward for r2d2::PooledConnection<M> {}
 
+// The futures below are functions returning `async move` blocks, not
+// `async fn`s: an `async fn` moves its arguments into locals of its own, and
+// its future would hold them twice. Every operation's future holds theirs.
 #[cfg(feature = "async")]
-async fn execute_one_server_async<C: redis::aio::ConnectionLike + Send>(
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn would hold its arguments twice"
+)]
+fn execute_one_server_async<C: redis::aio::ConnectionLike + Send>(
     con: &mut C,
     commands: Vec<Command>,
-) -> Result<Vec<Value>> {
-    if commands.is_empty() {
-        return Ok(Vec::new());
+) -> impl Future<Output = Result<Vec<Value>>> + Send {
+    async move {
+        if commands.is_empty() {
+            return Ok(Vec::new());
+        }
+        let every = every_primary_positions(&commands);
+        let mut values = send_async(con, commands).await?;
+        as_per_node(&mut values, &every);
+        Ok(values)
     }
-    let every = every_primary_positions(&commands);
-    let mut values = send_async(con, commands).await?;
-    as_per_node(&mut values, &every);
-    Ok(values)
 }
 
 /// Sends `commands` to one node as a pipeline (or a lone request).
 #[cfg(feature = "async")]
-async fn send_async<C: redis::aio::ConnectionLike + Send>(
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn would hold its arguments twice"
+)]
+fn send_async<C: redis::aio::ConnectionLike + Send>(
     con: &mut C,
     commands: Vec<Command>,
-) -> Result<Vec<Value>> {
-    if let [only] = commands.as_slice() {
-        let first = con.req_packed_command(&only.cmd).await;
-        // The EVAL form (with the whole body) only when it is needed.
-        let v = match noscript_result(&first).then(|| only.as_eval()).flatten() {
-            Some(eval) => con.req_packed_command(&eval).await,
-            None => first,
-        };
-        return Ok(vec![as_reply(v)?]);
+) -> impl Future<Output = Result<Vec<Value>>> + Send {
+    async move {
+        if let [only] = commands.as_slice() {
+            let first = con.req_packed_command(&only.cmd).await;
+            if !noscript_result(&first) {
+                return Ok(vec![as_reply(first)?]);
+            }
+            // The EVAL form (with the whole body) only when it is needed;
+            // boxed, so that the single command's future does not carry
+            // the state of this rare second request.
+            return Box::pin(resend_as_eval(con, only, first)).await;
+        }
+        // Boxed: the pipeline's state is large, and every caller's future
+        // (a single command's too) would otherwise carry it; one allocation
+        // per pipeline instead.
+        Box::pin(send_pipeline_async(con, commands)).await
     }
-    // Boxed: the pipeline's state is large, and every caller's future
-    // (a single command's too) would otherwise carry it; one allocation per
-    // pipeline instead.
-    Box::pin(send_pipeline_async(con, commands)).await
+}
+
+/// A lone script call refused with `NOSCRIPT`, sent again as `EVAL` (or
+/// `first` as it came, when `only` calls no script).
+#[cfg(feature = "async")]
+async fn resend_as_eval<C: redis::aio::ConnectionLike + Send>(
+    con: &mut C,
+    only: &Command,
+    first: redis::RedisResult<Value>,
+) -> Result<Vec<Value>> {
+    let v = match only.as_eval() {
+        Some(eval) => con.req_packed_command(&eval).await,
+        None => first,
+    };
+    Ok(vec![as_reply(v)?])
 }
 
 /// [`send_async`] of two commands or more: one pipeline.

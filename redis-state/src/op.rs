@@ -64,15 +64,16 @@ pub(crate) struct Site {
 }
 
 /// The names and keys of a plan's commands, copied into one buffer before
-/// the plan is sent (its commands move into the pipeline): one allocation
-/// per plan, sized up front, and none per command (the first command's
-/// entry is held inline, so a plan of one command costs exactly one). A
-/// [`Site`] is built from it only for a command that failed.
+/// the plan is sent (its commands move into the pipeline). The buffer is
+/// held in the value itself up to [`INLINE`] bytes (a command or two on
+/// short keys: no allocation), else allocated once, sized up front; none
+/// per command (the first command's entry is held inline too). A [`Site`]
+/// is built from it only for a command that failed.
 #[derive(Debug, Default)]
 pub(crate) struct Sites {
     /// Each command's name, then its keys: each a `u32` length (native
     /// order) and the bytes.
-    text: Vec<u8>,
+    text: Text,
     /// The first command's entry.
     first: Option<SiteEntry>,
     /// The entries of the commands after the first.
@@ -85,6 +86,69 @@ struct SiteEntry {
     /// Where the command's name starts in `text`; its keys follow it.
     at: usize,
     keys: usize,
+}
+
+/// Bytes of [`Sites`] text held without an allocation: a `PUBLISH` or
+/// `GET` on a key of up to 33 bytes (4 + 7 + 4 + 33).
+const INLINE: usize = 48;
+
+/// The text of [`Sites`]: inline up to [`INLINE`] bytes, on the heap past
+/// that.
+#[derive(Debug)]
+enum Text {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Vec<u8>),
+}
+
+impl Default for Text {
+    fn default() -> Self {
+        Text::Inline {
+            len: 0,
+            bytes: [0; INLINE],
+        }
+    }
+}
+
+impl Text {
+    /// Room for `n` bytes: inline when they fit.
+    fn with_capacity(n: usize) -> Self {
+        if n <= INLINE {
+            Text::default()
+        } else {
+            Text::Heap(Vec::with_capacity(n))
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Text::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or_default(),
+            Text::Heap(v) => v,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    /// Appends `b`, moving the text to the heap when it no longer fits.
+    fn extend_from_slice(&mut self, b: &[u8]) {
+        match self {
+            Text::Inline { len, bytes } => {
+                let at = usize::from(*len);
+                let end = at + b.len();
+                if let (Some(dst), Ok(end)) = (bytes.get_mut(at..end), u8::try_from(end)) {
+                    dst.copy_from_slice(b);
+                    *len = end;
+                    return;
+                }
+                let mut v = Vec::with_capacity(end.max(2 * INLINE));
+                v.extend_from_slice(bytes.get(..at).unwrap_or_default());
+                v.extend_from_slice(b);
+                *self = Text::Heap(v);
+            }
+            Text::Heap(v) => v.extend_from_slice(b),
+        }
+    }
 }
 
 /// The bytes of a simple argument.
@@ -120,7 +184,7 @@ impl Sites {
             .map(|p| LEN + p.len())
             .sum();
         let mut sites = Sites {
-            text: Vec::with_capacity(size),
+            text: Text::with_capacity(size),
             first: None,
             rest: Vec::with_capacity(commands.len().saturating_sub(1)),
         };
@@ -165,13 +229,13 @@ impl Sites {
 
     /// The name or key at `at` in `text`, and where the next one starts.
     fn part(&self, at: usize) -> (&[u8], usize) {
-        let len = self
-            .text
+        let text = self.text.as_slice();
+        let len = text
             .get(at..at + LEN)
             .and_then(|b| <[u8; LEN]>::try_from(b).ok())
             .map_or(0, |b| u32::from_ne_bytes(b) as usize);
         let end = at + LEN + len;
-        (self.text.get(at + LEN..end).unwrap_or_default(), end)
+        (text.get(at + LEN..end).unwrap_or_default(), end)
     }
 
     /// The name and keys of an entry.
@@ -900,20 +964,27 @@ impl<C: AsyncExecutor + ?Sized> Sender for Awaiting<'_, C> {
 /// send (nothing when the plan is empty), complete, until it is done;
 /// at most [`MAX_ROUNDS`].
 #[cfg(any(feature = "tracing", feature = "metrics"))]
-async fn rounds<O: Operation, S: Sender>(op: O, con: S) -> Result<O::Output> {
-    // The one place every operation run passes (features `tracing`,
-    // `metrics`; see `crate::observe`).
-    let mut run = crate::observe::Run::start::<O>();
-    #[cfg(feature = "tracing")]
-    let result = {
-        use tracing::Instrument;
-        let span = run.span();
-        rounds_counted(op, con, &mut run).instrument(span).await
-    };
-    #[cfg(not(feature = "tracing"))]
-    let result = rounds_counted(op, con, &mut run).await;
-    run.finish(&result);
-    result
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn would hold its arguments twice"
+)]
+fn rounds<O: Operation, S: Sender>(op: O, con: S) -> impl Future<Output = Result<O::Output>> {
+    // An `async move` block, not an `async fn`: see `rounds_counted`.
+    async move {
+        // The one place every operation run passes (features `tracing`,
+        // `metrics`; see `crate::observe`).
+        let mut run = crate::observe::Run::start::<O>();
+        #[cfg(feature = "tracing")]
+        let result = {
+            use tracing::Instrument;
+            let span = run.span();
+            rounds_counted(op, con, &mut run).instrument(span).await
+        };
+        #[cfg(not(feature = "tracing"))]
+        let result = rounds_counted(op, con, &mut run).await;
+        run.finish(&result);
+        result
+    }
 }
 
 /// The rounds of one operation (see above); without `tracing` and
@@ -947,44 +1018,55 @@ impl Counter for &mut crate::observe::Run {
     }
 }
 
-async fn rounds_counted<O: Operation, S: Sender>(
+/// The rounds of one operation (see [`rounds`]), counted by `counter`.
+///
+/// A function returning an `async move` block, not an `async fn`: an
+/// `async fn` moves its arguments into locals of its own, so its future
+/// would hold the operation twice (as received and as moved).
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn would hold its arguments twice"
+)]
+fn rounds_counted<O: Operation, S: Sender>(
     mut op: O,
     mut con: S,
     mut counter: impl Counter,
-) -> Result<O::Output> {
-    // Rounds in a row without progress: the cap is on these.
-    let mut stalled = 0;
-    let mut progress = op.progress();
-    while stalled < MAX_ROUNDS {
-        let mut plan = Plan::new();
-        plan.one_server = con.one_server();
-        op.prepare(&mut plan)?;
-        let empty = plan.is_empty();
-        let sites = plan.sites();
-        let values = if empty {
-            Vec::new()
-        } else {
-            let n = plan.len();
-            counter.sent(n);
-            match con.send(plan).await {
-                Ok(values) => values,
-                Err(e) => return Err(unanswered(e, sites, n)),
+) -> impl Future<Output = Result<O::Output>> {
+    async move {
+        // Rounds in a row without progress: the cap is on these.
+        let mut stalled = 0;
+        let mut progress = op.progress();
+        while stalled < MAX_ROUNDS {
+            let mut plan = Plan::new();
+            plan.one_server = con.one_server();
+            op.prepare(&mut plan)?;
+            let empty = plan.is_empty();
+            let sites = plan.sites();
+            let values = if empty {
+                Vec::new()
+            } else {
+                let n = plan.len();
+                counter.sent(n);
+                match con.send(plan).await {
+                    Ok(values) => values,
+                    Err(e) => return Err(unanswered(e, sites, n)),
+                }
+            };
+            match op.complete(&mut Replies::with_sites(values, sites))? {
+                Step::Done(out) => return Ok(out),
+                Step::Again if empty => break,
+                Step::Again => {}
             }
-        };
-        match op.complete(&mut Replies::with_sites(values, sites))? {
-            Step::Done(out) => return Ok(out),
-            Step::Again if empty => break,
-            Step::Again => {}
+            let now = op.progress();
+            if now > progress {
+                progress = now;
+                stalled = 0;
+            } else {
+                stalled += 1;
+            }
         }
-        let now = op.progress();
-        if now > progress {
-            progress = now;
-            stalled = 0;
-        } else {
-            stalled += 1;
-        }
+        Err(too_many_rounds())
     }
-    Err(too_many_rounds())
 }
 
 /// A round trip's failure: [`Error::NoReply`] when the commands were sent
@@ -1443,5 +1525,39 @@ mod tests {
         assert_eq!(names(tail.get(1)).0, "PING");
         assert!(tail.get(2).is_none());
         assert!(Sites::of(&[]).get(0).is_none());
+    }
+
+    #[test]
+    fn sites_past_the_inline_text_move_to_the_heap() {
+        let long = "k".repeat(INLINE);
+        let mut plan = Plan::new();
+        plan.cmd("GET", "short");
+        plan.cmd("GET", &long);
+        plan.cmd("PUBLISH", "{c}name");
+        let sites = plan.sites();
+        assert!(matches!(sites.text, Text::Heap(_)));
+        assert_eq!(names(sites.get(1)), ("GET".to_owned(), vec![long.clone()]));
+        // Built from empty: inline at first, moved to the heap by the long
+        // key, every entry still read back.
+        let all = sites.range(0, 3);
+        assert!(matches!(all.text, Text::Heap(_)));
+        assert_eq!(
+            names(all.get(0)),
+            ("GET".to_owned(), vec!["short".to_owned()])
+        );
+        assert_eq!(names(all.get(1)), ("GET".to_owned(), vec![long]));
+        assert_eq!(
+            names(all.get(2)),
+            ("PUBLISH".to_owned(), vec!["{c}name".to_owned()])
+        );
+        // A short plan stays inline.
+        let mut plan = Plan::new();
+        plan.cmd("PUBLISH", "bench:pub:ticks");
+        let sites = plan.sites();
+        assert!(matches!(sites.text, Text::Inline { .. }));
+        assert_eq!(
+            names(sites.get(0)),
+            ("PUBLISH".to_owned(), vec!["bench:pub:ticks".to_owned()])
+        );
     }
 }
