@@ -169,7 +169,7 @@ elseif ttl_op == 'persist' then
   redis.call('PERSIST', key)
 end
 
-local released = {}
+local released = nil
 if n > 0 then
   -- one call tells both whether the entity is still there (-2: gone, after
   -- a TTL in the past or every field removed) and its expiry
@@ -186,6 +186,7 @@ if n > 0 then
     if olds[i] and olds[i] ~= new then
       unindex(i, uniques[i], olds[i], id)
       if uniques[i] == 'r' then
+        released = released or {}
         released[#released + 1] = i
         released[#released + 1] = olds[i]
       end
@@ -198,4 +199,5 @@ if n > 0 then
   track_expiry(at, id, news, n, exp_key, expv_key)
 end
 
-return {'ok', newver, unpack(released)}
+if released then return {'ok', newver, unpack(released)} end
+return {'ok', newver}
