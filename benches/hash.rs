@@ -369,7 +369,10 @@ fn hand_profile_call<'s>(script: &'s redis::Script, p: &Profile) -> redis::Scrip
         .arg("1")
         .arg(&p.city)
         // no unique-index holders to verify
-        .arg(0);
+        .arg(0)
+        // no reservation tokens; the pending bound of reservations
+        .arg(0)
+        .arg(30_000);
     inv
 }
 

@@ -791,6 +791,42 @@ fn index_memory_is_pruned_after_expiry(r: &mut Runner, ns: &Namespace) {
     );
 }
 
+/// A re-save of a live entity skips the prune (it adds no bookkeeping); a
+/// write to an entity that held no indexed value prunes, including the
+/// entity's own entries from before it expired.
+fn writes_that_add_bookkeeping_prune(r: &mut Runner, ns: &Namespace) {
+    let idx = format!("{ns}:{{user}}:#user:idx:city");
+    let exp = format!("{ns}:{{user}}:#user:exp");
+    r.run(user(1, "a@x", Some("Live")).save().namespace(ns))
+        .unwrap();
+    for id in [2, 3] {
+        r.run(
+            user(id, &format!("e{id}@x"), Some("Old"))
+                .save()
+                .namespace(ns),
+        )
+        .unwrap();
+        r.run(User::expire(&id, Duration::from_millis(50)).namespace(ns))
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(1200));
+    // Entity 3 comes back in another city: its entry of before is gone, and
+    // so are those of entity 2, pruned by the same write.
+    r.run(user(3, "e3@x", Some("New")).save().namespace(ns))
+        .unwrap();
+    let members: Vec<String> = r.cmd("ZRANGE", &idx).arg(0).arg(-1).go();
+    assert_eq!(members, ["3:New:3", "4:Live:1"]);
+    assert_eq!(r.cmd::<i64>("ZCARD", &exp).go(), 0);
+    assert_eq!(
+        r.run(User::find_by_city("New").namespace(ns))
+            .unwrap()
+            .into_iter()
+            .map(|u| u.id)
+            .collect::<Vec<_>>(),
+        [3]
+    );
+}
+
 fn versioned_saves(r: &mut Runner, ns: &Namespace) {
     let mut u = user(1, "v@x", None);
     u.version = r.run(u.save_versioned().namespace(ns)).unwrap();
@@ -900,6 +936,7 @@ matrix!(
     unique_holder_deleted_behind_our_back_does_not_block,
     settled_isolates_prepare_errors,
     index_memory_is_pruned_after_expiry,
+    writes_that_add_bookkeeping_prune,
     versioned_saves,
     scoped_indexes,
     namespaces_isolate,

@@ -133,8 +133,10 @@
 //! * **Indexes never misreport.** Index entries change in the same script as
 //!   the entity; `find_by` reads the entities in a script that checks each one
 //!   still holds the value and removes entries that do not; entries of expired
-//!   entities are pruned by later writes (up to 16 per write), so index memory
-//!   does not grow after entities expire.
+//!   entities are pruned by later writes (up to 16 per write that may add
+//!   expiry bookkeeping: one whose entity held no indexed value; a re-save
+//!   of a live entity skips it), so index memory does not grow after
+//!   entities expire.
 //! * **No CROSSSLOT.** Every key one script touches shares the entity's hash
 //!   tag (or its bucket's); a unique value of the bucketed layout is reserved
 //!   by scripts of its own, in its own bucket's slot.

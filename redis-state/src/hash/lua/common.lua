@@ -19,16 +19,17 @@ end
 
 -- packs a list of optional values (n entries, nil = absent)
 local function pack(vals, n)
-  local out = {}
+  -- models have few indexes: concatenating beats building a table to join
+  local out = ''
   for i = 1, n do
     local v = vals[i]
     if v then
-      out[#out + 1] = '+' .. #v .. ':' .. v
+      out = out .. '+' .. #v .. ':' .. v
     else
-      out[#out + 1] = '-'
+      out = out .. '-'
     end
   end
-  return table.concat(out)
+  return out
 end
 
 -- the n values `pack` wrote, or nil when `s` is not of that shape (written

@@ -72,12 +72,9 @@ end
 if mode == 'insert' and exists then return {'exists'} end
 if (mode == 'update' or mode == 'ttl') and not exists then return {'missing'} end
 
+-- the server's time, read when first needed: a re-save of a live entity
+-- without unique values to check never needs it
 local now = 0
-if n > 0 then
-  now = now_ms()
-  -- index entries of entities that expired more than a second ago
-  prune(now - 1000, 16, n, uniques, exp_key, expv_key)
-end
 
 local newver = ''
 if vfield ~= '' and mode ~= 'ttl' then
@@ -94,6 +91,7 @@ for i = 1, n do
   if uniques[i] == true and touched[i] and present[i] then
     local holder = redis.call('HGET', KEYS[1 + i], values[i])
     if holder and holder ~= id then
+      if now == 0 then now = now_ms() end
       local at = redis.call('ZSCORE', exp_key, holder)
       local hpos = given[i .. ':' .. holder]
       if at and tonumber(at) < now then
@@ -126,6 +124,20 @@ end
 local olds = {}
 if n > 0 then
   olds = redis.call('HMGET', key, unpack(fields, 1, n))
+  -- Index entries of entities that expired more than a second ago are
+  -- pruned (16 at most) by every write that may add expiry bookkeeping:
+  -- one whose entity held no indexed value (new, re-created after it
+  -- expired, or without any). A write to an entity that held one only
+  -- moves its entry, so the bookkeeping grows only in writes that prune,
+  -- and the common re-save skips the TIME and ZRANGEBYSCORE calls.
+  local held = false
+  for i = 1, n do
+    if olds[i] then held = true; break end
+  end
+  if not held then
+    if now == 0 then now = now_ms() end
+    prune(now - 1000, 16, n, uniques, exp_key, expv_key)
+  end
 end
 
 -- reserved values this write takes: their tokens must still be good
@@ -157,13 +169,14 @@ elseif ttl_op == 'persist' then
   redis.call('PERSIST', key)
 end
 
-local released = {}
+local released = nil
 if n > 0 then
   -- one call tells both whether the entity is still there (-2: gone, after
   -- a TTL in the past or every field removed) and its expiry
   local at = redis.call('PEXPIRETIME', key)
   local alive = at ~= -2
-  local news = {}
+  -- the values after the write, in place of the ones sent
+  local news = values
   for i = 1, n do
     local new = olds[i]
     if touched[i] then
@@ -173,6 +186,7 @@ if n > 0 then
     if olds[i] and olds[i] ~= new then
       unindex(i, uniques[i], olds[i], id)
       if uniques[i] == 'r' then
+        released = released or {}
         released[#released + 1] = i
         released[#released + 1] = olds[i]
       end
@@ -185,4 +199,5 @@ if n > 0 then
   track_expiry(at, id, news, n, exp_key, expv_key)
 end
 
-return {'ok', newver, unpack(released)}
+if released then return {'ok', newver, unpack(released)} end
+return {'ok', newver}
