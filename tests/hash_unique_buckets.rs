@@ -587,7 +587,19 @@ fn check_consistent(
     let ids: Vec<u32> = (0..writers)
         .flat_map(|w| (0..8).map(move |i| w * 1000 + i))
         .collect();
-    let loaded = Account::load_many(&ids).namespace(ns).run(con).unwrap();
+    // A restarted primary may still be rejoining (CLUSTERDOWN): wait for
+    // it, with a bound, before checking.
+    let started = std::time::Instant::now();
+    let loaded = loop {
+        match Account::load_many(&ids).namespace(ns).run(con) {
+            Ok(loaded) => break loaded,
+            Err(e) if started.elapsed() < std::time::Duration::from_secs(30) => {
+                eprintln!("waiting for the cluster: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            Err(e) => panic!("the cluster did not come back: {e}"),
+        }
+    };
     let mut holders: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     for a in loaded.into_iter().flatten() {
         holders.entry(a.email.clone()).or_default().push(a.id);
