@@ -585,19 +585,7 @@ impl<M: RedisHash> Operation for Save<'_, M> {
         if let Some(settled) = self.settled.take() {
             // After the write: the members of invalidated tags and the
             // released reservations, then the write's outcome.
-            if self.inv_pending
-                && let Some(inv) = &mut self.inv
-            {
-                self.inv_pending = matches!(inv.complete(replies)?, Step::Again);
-            }
-            let releasing = match &mut self.res {
-                Some(res) => {
-                    res.complete_releases(replies)?;
-                    res.releasing()
-                }
-                None => false,
-            };
-            if self.inv_pending || releasing {
+            if after_write(&mut self.inv_pending, &mut self.inv, &mut self.res, replies)? {
                 self.settled = Some(settled);
                 return Ok(Step::Again);
             }
@@ -744,6 +732,28 @@ impl<M: RedisHash> Save<'_, M> {
             other => other,
         }
     }
+}
+
+/// Reads the round after an entity write or delete: the members of the
+/// invalidated cache tags, then the releases of replaced reservations.
+/// True while either has another round to go.
+fn after_write(
+    inv_pending: &mut bool,
+    inv: &mut Option<CacheInvalidations>,
+    res: &mut Option<super::reserve::Reservations>,
+    replies: &mut Replies,
+) -> Result<bool> {
+    if *inv_pending && let Some(inv) = inv {
+        *inv_pending = matches!(inv.complete(replies)?, Step::Again);
+    }
+    let releasing = match res {
+        Some(res) => {
+            res.complete_releases(replies)?;
+            res.releasing()
+        }
+        None => false,
+    };
+    Ok(*inv_pending || releasing)
 }
 
 /// Reads the parts of a write's reply that concern bucketed unique values:
@@ -1447,19 +1457,7 @@ impl<M: RedisHash> Operation for Delete<M> {
                 Ok(Step::Done(self.existed))
             }
             DeletePhase::Members => {
-                if self.inv_pending
-                    && let Some(inv) = &mut self.inv
-                {
-                    self.inv_pending = matches!(inv.complete(replies)?, Step::Again);
-                }
-                let releasing = match &mut self.res {
-                    Some(res) => {
-                        res.complete_releases(replies)?;
-                        res.releasing()
-                    }
-                    None => false,
-                };
-                if self.inv_pending || releasing {
+                if after_write(&mut self.inv_pending, &mut self.inv, &mut self.res, replies)? {
                     return Ok(Step::Again);
                 }
                 Ok(Step::Done(self.existed))

@@ -98,6 +98,7 @@ static SETTLE: Script = Script::new(
     "redis_state.queue.settle",
     concat!(
         include_str!("lua/common.lua"),
+        include_str!("../stream/lua/effect.lua"),
         include_str!("lua/settle_fn.lua"),
         include_str!("lua/settle.lua")
     ),
@@ -106,6 +107,7 @@ static SETTLE_TAKE: Script = Script::new(
     "redis_state.queue.settle_take",
     concat!(
         include_str!("lua/common.lua"),
+        include_str!("../stream/lua/effect.lua"),
         include_str!("lua/settle_fn.lua"),
         include_str!("lua/take_fn.lua"),
         include_str!("lua/settle_take.lua")

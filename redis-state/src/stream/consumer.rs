@@ -18,7 +18,10 @@ use crate::script::Script;
 static KEEP: Script = Script::new("redis_state.stream.keep", include_str!("lua/keep.lua"));
 static ACK_EFFECT: Script = Script::new(
     "redis_state.stream.ack_effect",
-    include_str!("lua/ack_effect.lua"),
+    concat!(
+        include_str!("lua/effect.lua"),
+        include_str!("lua/ack_effect.lua")
+    ),
 );
 
 // ---------------------------------------------------------------------------

@@ -20,15 +20,7 @@ local function settle(id, token, verdict, err, ms, dead_max, e)
     -- The effect first: a command the server refuses ends the script with
     -- the job still leased (it comes back when the lease runs out), never
     -- with the job out of every set.
-    local i, k = e, 11
-    while i <= #ARGV do
-      local nargs = tonumber(ARGV[i + 1])
-      local call = {ARGV[i], KEYS[k]}
-      for j = 1, nargs do call[#call + 1] = ARGV[i + 1 + j] end
-      redis.call(unpack(call))
-      i = i + 2 + nargs
-      k = k + 1
-    end
+    apply_effect(e, 11)
   end
   redis.call('ZREM', KEYS[5], id)
   redis.call('HDEL', KEYS[7], id)

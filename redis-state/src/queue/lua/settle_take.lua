@@ -1,6 +1,6 @@
 -- A worker's round: settle the job in hand, then take the next one, in one
--- script (one EVALSHA, one TIME). common.lua, settle_fn.lua and take_fn.lua
--- come first.
+-- script (one EVALSHA, one TIME). common.lua, stream/lua/effect.lua,
+-- settle_fn.lua and take_fn.lua come first.
 -- ARGV[1..6] as for settle (id, token, verdict, error, ms, dead max),
 -- ARGV[7] lease ms, ARGV[8] the new token, ARGV[9] max attempts,
 -- ARGV[10..] effect commands.

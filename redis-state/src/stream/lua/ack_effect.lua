@@ -1,3 +1,4 @@
+-- effect.lua comes first.
 -- Apply a Redis-resident effect and acknowledge the entry, atomically, once:
 -- when the entry is no longer pending in the group (another consumer acked
 -- it already), nothing is applied.
@@ -9,14 +10,6 @@ local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
 if #p == 0 then
   return 0
 end
-local i, k = 3, 2
-while i <= #ARGV do
-  local nargs = tonumber(ARGV[i + 1])
-  local call = {ARGV[i], KEYS[k]}
-  for j = 1, nargs do call[#call + 1] = ARGV[i + 1 + j] end
-  redis.call(unpack(call))
-  i = i + 2 + nargs
-  k = k + 1
-end
+apply_effect(3, 2)
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 return 1
