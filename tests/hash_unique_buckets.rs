@@ -479,8 +479,67 @@ fn the_orphan_sweep_leaves_reservations(runner: &mut Runner, ns: &Namespace) {
     assert!(matches!(err, Error::UniqueViolation { .. }), "{err}");
 }
 
+/// A write refused for what the data holds releases the values it had
+/// reserved: no orphan reservation outlives the refusal, and a value the
+/// entity already held stays reserved for it.
+fn refused_writes_release_their_reservations(runner: &mut Runner, ns: &Namespace) {
+    let (a, b) = apart();
+    runner
+        .run(account(a, "kept@example.com").save().namespace(ns))
+        .unwrap();
+    // insert over an existing entity: AlreadyExists.
+    let err = runner
+        .run(account(a, "fresh@example.com").insert().namespace(ns))
+        .unwrap_err();
+    assert!(matches!(err, Error::AlreadyExists { .. }), "{err}");
+    assert_eq!(reservation(runner, ns, "email", "fresh@example.com"), None);
+    // The entity's own value is still reserved for it.
+    let kept = reservation(runner, ns, "email", "kept@example.com");
+    assert_eq!(holder_of(&kept), Some(a.to_string().as_str()), "{kept:?}");
+    let err = runner
+        .run(account(a, "kept@example.com").insert().namespace(ns))
+        .unwrap_err();
+    assert!(matches!(err, Error::AlreadyExists { .. }), "{err}");
+    let after = reservation(runner, ns, "email", "kept@example.com");
+    assert_eq!(after, kept, "a refused write left the held value alone");
+    // update of a missing entity: NotFound.
+    let err = runner
+        .run(
+            Account::update(&b)
+                .set(Account::EMAIL, "lost@example.com".to_owned())
+                .namespace(ns),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err}");
+    assert_eq!(reservation(runner, ns, "email", "lost@example.com"), None);
+    // One value held by another entity, the other free: the free one was
+    // reserved on the way and is released with the violation.
+    let both = Account {
+        handle: Some("free-handle".to_owned()),
+        ..account(b, "kept@example.com")
+    };
+    let err = runner.run(both.save().namespace(ns)).unwrap_err();
+    assert!(
+        matches!(&err, Error::UniqueViolation { field: "email", .. }),
+        "{err}"
+    );
+    assert_eq!(reservation(runner, ns, "handle", "free-handle"), None);
+    assert_eq!(runner.run(Account::load(&b).namespace(ns)).unwrap(), None);
+    // The released values are free for anyone.
+    let taker = Account {
+        handle: Some("free-handle".to_owned()),
+        ..account(b, "fresh@example.com")
+    };
+    runner.run(taker.save().namespace(ns)).unwrap();
+    let found = runner
+        .run(Account::find_by_handle("free-handle").namespace(ns))
+        .unwrap();
+    assert_eq!(found.map(|f| f.id), Some(b));
+}
+
 matrix!(
     a_value_held_elsewhere_is_a_violation,
+    refused_writes_release_their_reservations,
     the_orphan_sweep_leaves_reservations,
     find_unique_reads_across_buckets,
     changing_a_value_releases_the_old_one,

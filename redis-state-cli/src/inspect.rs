@@ -40,6 +40,18 @@ fn cache_entry(raw: &str) -> Option<Json> {
     }))
 }
 
+/// A reservation of a unique value in the bucketed layout:
+/// `<id>|<server ms>.<random hex>` -> (id, token, ms).
+fn reservation(v: &[u8]) -> Option<(String, String, u64)> {
+    let s = std::str::from_utf8(v).ok()?;
+    let (id, token) = s.rsplit_once('|')?;
+    let (ms, random) = token.split_once('.')?;
+    if ms.is_empty() || !ms.bytes().all(|b| b.is_ascii_digit()) || random.is_empty() {
+        return None;
+    }
+    Some((id.to_owned(), token.to_owned(), ms.parse().ok()?))
+}
+
 /// What the key's name says it is, by redis-state's naming rules.
 fn role(key: &str) -> &'static str {
     if key.ends_with("#fence") {
@@ -50,6 +62,8 @@ fn role(key: &str) -> &'static str {
         "secondary index (sorted set of <len>:<value>:<id>)"
     } else if key.contains(":uniq:") && key.contains(":#") {
         "unique index (value -> id)"
+    } else if key.contains(":#") && key.ends_with(":fence") {
+        "unique-value fence (revoked reservation tokens, by the server ms of their revocation)"
     } else if key.contains(":#") {
         "redis-state companion key"
     } else if key.starts_with("lock:") {
@@ -154,6 +168,28 @@ pub(crate) fn inspect(con: &mut Con, key: &str, limit: usize) -> redis_state::Re
                     String::from_utf8_lossy(f).into_owned(),
                     json!(String::from_utf8_lossy(v)),
                 );
+            }
+            // A unique index of the bucketed layout holds reservations,
+            // value -> `<id>|<token>`, not value -> id: told apart by what
+            // the page shows.
+            if role(key).starts_with("unique index")
+                && !fields.is_empty()
+                && fields.iter().all(|(_, v)| reservation(v).is_some())
+            {
+                out.insert(
+                    "role".into(),
+                    json!("unique value reservations (value -> <id>|<token>)"),
+                );
+                let mut held = Map::new();
+                for (f, v) in fields.iter().take(limit) {
+                    if let Some((id, token, at)) = reservation(v) {
+                        held.insert(
+                            String::from_utf8_lossy(f).into_owned(),
+                            json!({"holder": id, "token": token, "reserved_at_unix_ms": at}),
+                        );
+                    }
+                }
+                out.insert("reservations".into(), Json::Object(held));
             }
             out.insert("fields".into(), Json::Object(m));
             out.insert("length".into(), json!(len));

@@ -523,3 +523,45 @@ fn a_bucketed_model_on_a_cluster() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("bucket count"));
 }
+
+/// A bucketed model with a unique field: its values are reserved in their
+/// own buckets' slots.
+#[derive(RedisHash, Debug, Clone, PartialEq)]
+#[redis(key = "cbmember:{id}", buckets = 4)]
+struct CbMember {
+    #[redis(id)]
+    id: u32,
+    #[redis(unique)]
+    email: String,
+}
+
+/// `inspect` of a bucketed unique index says it holds reservations
+/// (value -> `<id>|<token>`) and decodes them.
+#[test]
+fn inspect_decodes_unique_value_reservations() {
+    let ns = Namespace::new(unique_prefix("cli-reserved")).unwrap();
+    let mut con = shared_cluster().connection().unwrap();
+    let member = CbMember {
+        id: 7,
+        email: "ann@example.com".to_owned(),
+    };
+    member.save().namespace(&ns).run(&mut con).unwrap();
+    let key = CbMember::SCHEMA.reservation_key(
+        Some(&ns),
+        &CbMember::SCHEMA.indexes[0],
+        member.email.as_bytes(),
+    );
+    let v = json(&cluster(&["inspect", "--json", &key]));
+    assert_eq!(
+        v["role"], "unique value reservations (value -> <id>|<token>)",
+        "{v:#}"
+    );
+    let held = &v["reservations"]["ann@example.com"];
+    assert_eq!(held["holder"], "7", "{v:#}");
+    let token = held["token"].as_str().unwrap();
+    let stored = v["fields"]["ann@example.com"].as_str().unwrap();
+    assert_eq!(stored, format!("7|{token}"), "{v:#}");
+    assert!(held["reserved_at_unix_ms"].as_u64().unwrap() > 0, "{v:#}");
+    assert_eq!(v["index"]["unique"], true, "{v:#}");
+    assert_eq!(v["index"]["field"], "email", "{v:#}");
+}

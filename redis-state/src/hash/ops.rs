@@ -594,10 +594,21 @@ impl<M: RedisHash> Operation for Save<'_, M> {
         if let Some(res) = &mut self.res
             && res.claiming()
         {
-            res.complete_claims(replies)?;
+            if let Err(e) = res.complete_claims(replies) {
+                // A value held by another entity: the values reserved
+                // meanwhile are released before the error is returned.
+                if release_after_refusal(res, &e) {
+                    self.settled = Some(Err(e));
+                    return Ok(Step::Again);
+                }
+                return Err(e);
+            }
             return Ok(Step::Again);
         }
         let written = self.complete_write(replies);
+        if let (Err(e), Some(res)) = (&written, &mut self.res) {
+            release_after_refusal(res, e);
+        }
         let inv_step = match &mut self.inv {
             Some(inv) => Some(inv.complete(replies)?),
             None => None,
@@ -756,6 +767,26 @@ fn after_write(
     Ok(*inv_pending || releasing)
 }
 
+/// After a write refused for what the data holds (a unique value held by
+/// another entity, the entity present or missing, a version conflict):
+/// queues the release of the values this write reserved, so that no
+/// orphan reservation outlives the refusal. True when there are rounds to
+/// run before the error is returned. Other errors (a dropped connection,
+/// an unexpected reply) release nothing: the reservations are then orphans
+/// that the next saver of the value takes over.
+fn release_after_refusal(res: &mut super::reserve::Reservations, e: &Error) -> bool {
+    if matches!(
+        e,
+        Error::UniqueViolation { .. }
+            | Error::AlreadyExists { .. }
+            | Error::NotFound { .. }
+            | Error::VersionConflict { .. }
+    ) {
+        res.release_claims();
+    }
+    res.releasing()
+}
+
 /// Reads the parts of a write's reply that concern bucketed unique values:
 /// `Ok(None)` after a refused token that was renewed (the write runs
 /// again), the error when it cannot be, and the released values of a
@@ -800,7 +831,7 @@ pub struct Update<M: RedisHash> {
     /// ones released after it.
     res: Option<super::reserve::Reservations>,
     /// The new version, while the replaced reservations are released.
-    settled: Option<u64>,
+    settled: Option<Result<u64>>,
     _m: PhantomData<fn() -> M>,
 }
 
@@ -926,7 +957,7 @@ impl<M: RedisHash> Operation for Update<M> {
     }
 
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<u64>> {
-        if let Some(version) = self.settled {
+        if let Some(settled) = self.settled.take() {
             let releasing = match &mut self.res {
                 Some(res) => {
                     res.complete_releases(replies)?;
@@ -934,36 +965,53 @@ impl<M: RedisHash> Operation for Update<M> {
                 }
                 None => false,
             };
-            return Ok(if releasing {
-                Step::Again
-            } else {
-                Step::Done(version)
-            });
+            if releasing {
+                self.settled = Some(settled);
+                return Ok(Step::Again);
+            }
+            return settled.map(Step::Done);
         }
         if let Some(res) = &mut self.res
             && res.claiming()
         {
-            res.complete_claims(replies)?;
+            if let Err(e) = res.complete_claims(replies) {
+                if release_after_refusal(res, &e) {
+                    self.settled = Some(Err(e));
+                    return Ok(Step::Again);
+                }
+                return Err(e);
+            }
             return Ok(Step::Again);
         }
         let v = replies.next_value()?;
-        if let Some(res) = &mut self.res
-            && reserved_reply(res, &v)?.is_none()
-        {
-            // A refused token, renewed: the write runs again.
+        let written = match &mut self.res {
+            Some(res) => match reserved_reply(res, &v) {
+                // A refused token, renewed: the write runs again.
+                Ok(None) => return Ok(Step::Again),
+                Ok(Some(())) => self.holders.reply(M::SCHEMA, &self.key, v),
+                Err(e) => Err(e),
+            },
+            None => self.holders.reply(M::SCHEMA, &self.key, v),
+        };
+        let settled = match written {
+            Ok(Some(version)) => Ok(version),
+            Ok(None) => return Ok(Step::Again),
+            Err(e) => {
+                let releasing = self
+                    .res
+                    .as_mut()
+                    .is_some_and(|res| release_after_refusal(res, &e));
+                if !releasing {
+                    return Err(e);
+                }
+                Err(e)
+            }
+        };
+        if self.res.as_ref().is_some_and(|r| r.releasing()) {
+            self.settled = Some(settled);
             return Ok(Step::Again);
         }
-        Ok(match self.holders.reply(M::SCHEMA, &self.key, v)? {
-            Some(version) => {
-                if self.res.as_ref().is_some_and(|r| r.releasing()) {
-                    self.settled = Some(version);
-                    Step::Again
-                } else {
-                    Step::Done(version)
-                }
-            }
-            None => Step::Again,
-        })
+        settled.map(Step::Done)
     }
 }
 

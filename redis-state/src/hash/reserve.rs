@@ -424,6 +424,23 @@ impl Reservations {
         }
     }
 
+    /// After a refused write: releases the values this write reserved,
+    /// through the rounds of a replaced value. A value the entity held
+    /// before the write is left alone: the fence round finds the entity
+    /// holding it and revokes nothing.
+    pub(super) fn release_claims(&mut self) {
+        for c in std::mem::take(&mut self.claims) {
+            if let ClaimState::Done(_) = c.state {
+                self.releases.push(Release {
+                    index: c.index,
+                    key: c.key,
+                    value: c.value,
+                    state: ReleaseState::Read,
+                });
+            }
+        }
+    }
+
     /// Whether released values still need rounds.
     pub(super) fn releasing(&self) -> bool {
         !self.releases.is_empty()
