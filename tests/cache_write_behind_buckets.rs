@@ -569,3 +569,67 @@ fn standalone_killed_worker_loses_nothing() {
 fn cluster_killed_worker_loses_nothing() {
     killed_worker_loses_nothing(true);
 }
+
+// ---------------------------------------------------------------------------
+// The local cache on bucketed keys
+
+/// A local copy of a bucketed entry is kept under the type's key prefix
+/// (the bucket's tag comes after it) and dropped by a write-behind from
+/// another connection.
+#[test]
+fn local_copies_of_bucketed_entries_are_kept_and_dropped() {
+    use redis_state::cache::{LocalCache, LocalCacheOptions};
+    let server = shared_server();
+    let ns = Namespace::new(unique_prefix("wbb_local")).unwrap();
+    rt().block_on(async {
+        let mut con = server.async_connection().await.unwrap();
+        let mut other = server.async_connection().await.unwrap();
+        let prefix = format!("{ns}:wbb_account:");
+        let local =
+            LocalCache::connect_async(&server.url(), &[&prefix], LocalCacheOptions::default())
+                .await
+                .unwrap();
+        let cache = Cache::<Account>::new()
+            .namespace(&ns)
+            .with_local(local.clone());
+        let key = cache.key(&1);
+        assert!(key.starts_with(&format!("{prefix}{{")), "{key}");
+        cache
+            .write_behind(&1, &account(1))
+            .run_async(&mut con)
+            .await
+            .unwrap();
+        let read = async |con: &mut redis::aio::MultiplexedConnection| {
+            cache
+                .get_or_load_async(con, &1, || async {
+                    Err::<Option<Account>, String>("the entry is cached".to_owned())
+                })
+                .await
+                .unwrap()
+        };
+        let kept = wait_for(
+            async || {
+                assert_eq!(read(&mut con).await, Some(account(1)));
+                local.contains(&key)
+            },
+            Duration::from_secs(5),
+        )
+        .await;
+        assert!(kept, "a local copy of {key}");
+        let hits = local.stats().hits;
+        assert_eq!(read(&mut con).await, Some(account(1)));
+        assert_eq!(local.stats().hits, hits + 1, "served locally");
+
+        let newer = Account { id: 1, balance: 7 };
+        cache
+            .write_behind(&1, &newer)
+            .run_async(&mut other)
+            .await
+            .unwrap();
+        assert!(
+            wait_for(async || !local.contains(&key), Duration::from_secs(5)).await,
+            "the write dropped the local copy"
+        );
+        assert_eq!(read(&mut con).await, Some(newer));
+    });
+}
