@@ -46,6 +46,16 @@ struct Ledger {
     owner: String,
 }
 
+/// The source of truth of `Account`: its saves and deletes drop the
+/// account's bucketed entry.
+#[derive(RedisHash, Debug, Clone, PartialEq)]
+#[redis(key = "wbb_account_row:{id}", invalidates(Account = "id"))]
+struct AccountRow {
+    #[redis(id)]
+    id: u32,
+    balance: i64,
+}
+
 /// The default number of buckets of `RedisHash` models, for the spread.
 #[derive(Cached, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[cache(key = "wbb_spread:{id}", ttl = "10m", buckets = 64)]
@@ -158,7 +168,37 @@ fn invalidation_on_bucketed_keys(r: &mut Runner, ns: &Namespace) {
     assert!(r.run(ledgers.get(&1)).unwrap().is_some());
 }
 
-matrix!(keys_and_queues_per_bucket, invalidation_on_bucketed_keys);
+/// A `RedisHash` model's `invalidates(Account = "id")` reaches the
+/// bucketed entry on save and on delete.
+fn entity_events_reach_bucketed_keys(r: &mut Runner, ns: &Namespace) {
+    let accounts = Cache::<Account>::new().namespace(ns);
+    for id in [1, 2] {
+        r.run(accounts.write_behind(&id, &account(id))).unwrap();
+    }
+    r.run(AccountRow { id: 1, balance: 5 }.save().namespace(ns))
+        .unwrap();
+    assert_eq!(
+        r.run(accounts.get(&1)).unwrap(),
+        None,
+        "the save dropped it"
+    );
+    assert_eq!(r.run(accounts.get(&2)).unwrap(), Some(account(2)));
+    r.run(AccountRow { id: 2, balance: 5 }.save().namespace(ns))
+        .unwrap();
+    r.run(accounts.set(&2, &account(2))).unwrap();
+    r.run(AccountRow::delete(&2).namespace(ns)).unwrap();
+    assert_eq!(
+        r.run(accounts.get(&2)).unwrap(),
+        None,
+        "the delete dropped it"
+    );
+}
+
+matrix!(
+    keys_and_queues_per_bucket,
+    invalidation_on_bucketed_keys,
+    entity_events_reach_bucketed_keys
+);
 
 // ---------------------------------------------------------------------------
 // The spread over a Cluster's primaries
