@@ -494,6 +494,96 @@ fn cluster_workers_drain_every_bucket() {
     workers_drain_every_bucket(true);
 }
 
+/// A worker restarted under its name first re-reads what it held in every
+/// bucket's queue: nothing is claimed (the entries never go idle long
+/// enough), everything is written.
+fn a_restarted_worker_rereads_its_own_entries(cluster: bool) {
+    const N: u32 = 40;
+    let urls = urls(cluster);
+    let ns = Namespace::new(unique_prefix("wbb_restart")).unwrap();
+    let db = format!("{ns}:db");
+    rt().block_on(async {
+        let mut con = Con::open(&urls).await;
+        let cache = Cache::<Account>::new().namespace(&ns);
+        for id in 0..N {
+            con.run(cache.write_behind(&id, &account(id)))
+                .await
+                .unwrap();
+        }
+        let streams = stream_keys::<Account>(Some(&ns));
+        // The first run reads every queue, fails its first entry and waits
+        // out a long backoff: shut down, it leaves all it read pending.
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let c = calls.clone();
+        let worker = WriteBehindWorker::new(&cache, "w1")
+            .backoff(Duration::from_secs(30), Duration::from_secs(30))
+            .block(Duration::from_millis(50));
+        let (trigger, sd) = shutdown();
+        let mut wc = con.worker_con();
+        let task = tokio::spawn(async move {
+            let handler = move |_: redis_state::cache::QueuedWrite<Account>| {
+                c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async { Err::<(), String>("the source is down".to_owned()) }
+            };
+            match &mut wc {
+                Con::One(c) => worker.process_async(c, sd, handler).await.unwrap(),
+                Con::Cluster(c) => worker.process_async(c, sd, handler).await.unwrap(),
+            }
+        });
+        assert!(
+            wait_for(
+                async || calls.load(std::sync::atomic::Ordering::SeqCst) == 1,
+                Duration::from_secs(10)
+            )
+            .await
+        );
+        trigger.fire();
+        let stats = task.await.unwrap();
+        assert_eq!(stats.done, 0);
+        assert_eq!(
+            con.pending(&streams).await,
+            N as usize,
+            "all read, none settled"
+        );
+
+        // The same name again: its own entries first, from every bucket.
+        let worker = WriteBehindWorker::new(&cache, "w1").block(Duration::from_millis(50));
+        let (trigger, sd) = shutdown();
+        let task = tokio::spawn(run_worker(
+            con.worker_con(),
+            worker,
+            sd,
+            db.clone(),
+            urls.clone(),
+            Duration::ZERO,
+        ));
+        assert!(
+            wait_for(
+                async || con.hlen(&db).await == N as usize,
+                Duration::from_secs(20)
+            )
+            .await,
+            "every write reached the source"
+        );
+        trigger.fire();
+        let stats = task.await.unwrap();
+        assert_eq!(stats.claimed, 0, "nothing went idle for 30 s");
+        assert_eq!(stats.done, u64::from(N));
+        assert_eq!(con.pending(&streams).await, 0);
+        assert_eq!(con.queued(&streams).await, 0);
+    });
+}
+
+#[test]
+fn standalone_a_restarted_worker_rereads_its_own_entries() {
+    a_restarted_worker_rereads_its_own_entries(false);
+}
+
+#[test]
+fn cluster_a_restarted_worker_rereads_its_own_entries() {
+    a_restarted_worker_rereads_its_own_entries(true);
+}
+
 const ENV_URLS: &str = "REDIS_STATE_WBB_URLS";
 const ENV_NS: &str = "REDIS_STATE_WBB_NS";
 

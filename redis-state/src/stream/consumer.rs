@@ -394,12 +394,31 @@ impl<T, C: EventCodec<T>> Consumer<T, C> {
         while !shutdown.is_fired() {
             // (stream, entry, deliveries)
             let mut batch: Vec<(usize, RawEntry, u64)> = Vec::new();
-            if let Some(k) = own_pending.iter().position(|p| *p) {
-                let mut read = self.read_group(keys[k], None);
-                read.from = "0";
-                match io.run(read).await {
-                    Ok(Some(got)) => batch = self.with_deliveries(io, k, keys[k], got).await?,
-                    Ok(None) => own_pending[k] = false,
+            if own_pending.contains(&true) {
+                // Every stream that may still hold some, in one round trip
+                // per node.
+                let pending: Vec<usize> = (0..keys.len()).filter(|k| own_pending[*k]).collect();
+                let reads = crate::op::many(
+                    pending
+                        .iter()
+                        .map(|k| {
+                            let mut read = self.read_group(keys[*k], None);
+                            read.from = "0";
+                            read
+                        })
+                        .collect::<Vec<_>>(),
+                );
+                match io.run(reads).await {
+                    Ok(per_stream) => {
+                        for (k, got) in pending.into_iter().zip(per_stream) {
+                            match got {
+                                Some(got) => {
+                                    batch.extend(self.with_deliveries(io, k, keys[k], got).await?)
+                                }
+                                None => own_pending[k] = false,
+                            }
+                        }
+                    }
                     Err(e) if is_nogroup(&e) => {
                         io.run(self.create()).await?;
                         continue;
