@@ -11,7 +11,11 @@
 //!   trips) against the unprotected hand-written cache-aside (`GET`, `SET
 //!   PX`; target ≥ 0.8×); with `FirstRead::Get` 3 round trips (row 5g);
 //! * **write-behind**: `Cache::write_behind` (one atomic script) against
-//!   `XADD` + `SET` in one pipeline (target ≥ 0.8×);
+//!   `XADD` + `SET` in one pipeline (target ≥ 0.8×); on a private Cluster
+//!   of 3 primaries (rows 6c, 6d), a type with `#[cache(buckets = 64)]`
+//!   (one atomic script) and one without (two ordered round trips) against
+//!   hand-written `XADD` then `SET`, the order that caches nothing when the
+//!   append is refused;
 //! * **invalidation latency**: from a `SET` on another connection to the
 //!   local copy being gone, p50 / p99;
 //! * **local-cache eviction** (row 7): a Zipf-distributed trace (s = 0.99,
@@ -50,6 +54,17 @@ use serde::{Deserialize, Serialize};
 use support::{
     Config, Report, Round, Row, Target, alternate, alternate_each, bench_server, percentile,
 };
+
+/// `User` in the bucketed layout (rows 6c and 6d, on a Cluster): each
+/// entry and its bucket's write-behind queue share a hash tag.
+#[derive(Cached, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cache(key = "bench:buser:{id}", ttl = "1h", beta = 0, buckets = 64)]
+struct BUser {
+    id: u64,
+    name: String,
+    email: String,
+    roles: Vec<String>,
+}
 
 #[derive(Cached, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[cache(key = "bench:user:{id}", ttl = "1h", beta = 0)]
@@ -288,6 +303,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                  still caches the entry)",
                 ),
         );
+    }
+
+    if cfg.wants("6c") || cfg.wants("6d") {
+        cluster_write_behind(&cfg, &mut report, &users);
     }
 
     server.clear(&["bench:user:*", "{bench:user:*", "bench:hand:wb", "#wb:*"]);
@@ -814,4 +833,98 @@ async fn local_eviction(
         }),
     );
     Ok(())
+}
+
+/// Rows 6c and 6d: write-behind on a private Cluster of 3 primaries, the
+/// bucketed type (one script) and the plain one (two ordered round trips)
+/// beside hand-written redis-rs sending `XADD` and then `SET`.
+fn cluster_write_behind(cfg: &Config, report: &mut Report, users: &Cache<User>) {
+    let cluster = redis_state::testing::RedisCluster::start(3).unwrap_or_else(|e| panic!("{e}"));
+    let (mut c_b, mut c_u, mut c_h) = (
+        cluster.connection().unwrap(),
+        cluster.connection().unwrap(),
+        cluster.connection().unwrap(),
+    );
+    let busers = Cache::<BUser>::new();
+    let buser = |id: u64| {
+        let u = user(id);
+        BUser {
+            id,
+            name: u.name,
+            email: u.email,
+            roles: u.roles,
+        }
+    };
+    let n = cfg.scale(500, 20);
+    let [b, u, h] = alternate(
+        &cfg.rounds(60, 2),
+        [
+            &mut |_| {
+                Round::each(n, |i| {
+                    let id = (i % 1000) as u64;
+                    busers.write_behind(&id, &buser(id)).run(&mut c_b).unwrap();
+                })
+            },
+            &mut |_| {
+                Round::each(n, |i| {
+                    let id = (i % 1000) as u64;
+                    users.write_behind(&id, &user(id)).run(&mut c_u).unwrap();
+                })
+            },
+            &mut |_| {
+                Round::each(n, |i| {
+                    let id = (i % 1000) as u64;
+                    let key = format!("bench:huser:{id}");
+                    let mut v = b"rsc1 v1 d0 x0 v\n".to_vec();
+                    serde_json::to_writer(&mut v, &user(id)).unwrap();
+                    let json = serde_json::to_vec(&user(id)).unwrap();
+                    let _: String = redis::cmd("XADD")
+                        .arg("{bench:hand}:wb")
+                        .arg("*")
+                        .arg("id")
+                        .arg(id)
+                        .arg("key")
+                        .arg(&key)
+                        .arg("v")
+                        .arg(json)
+                        .query(&mut c_h)
+                        .unwrap();
+                    let () = redis::cmd("SET")
+                        .arg(&key)
+                        .arg(v)
+                        .arg("PX")
+                        .arg(3_600_000)
+                        .query(&mut c_h)
+                        .unwrap();
+                })
+            },
+        ],
+    );
+    report.push(
+        Row::new(
+            "6c",
+            "write-behind on a Cluster, #[cache(buckets = 64)], blocking",
+            &b,
+        )
+        .hand(&h)
+        .target(Target::MinHandRatio(0.8))
+        .note(
+            "private Cluster of 3 primaries; 1 round trip (the behind script on the \
+             bucket's queue and the entry, one slot, atomic) vs hand-written XADD, then \
+             SET (2 round trips, not atomic)",
+        ),
+    );
+    report.push(
+        Row::new(
+            "6d",
+            "write-behind on a Cluster, no buckets (two rounds), blocking",
+            &u,
+        )
+        .hand(&h)
+        .target(Target::MinHandRatio(0.8))
+        .note(
+            "same Cluster and run as 6c; 2 round trips (capped XADD script on the \
+             type's queue, then the store script) vs hand-written XADD, then SET",
+        ),
+    );
 }

@@ -5,8 +5,10 @@
 //! queued write, and a failing write is printed and dropped.
 //!
 //! [`Cache::write_behind`] appends the source write to a Redis stream and
-//! then writes the entry (one atomic script on one server, two round trips
-//! on a Cluster; either way no entry is cached when the queue refuses the
+//! then writes the entry (one atomic script on one server, and on a Cluster
+//! for a type declared with `#[cache(buckets = 64)]`, whose entries and
+//! per-bucket queues share hash tags; two round trips on a Cluster
+//! otherwise; either way no entry is cached when the queue refuses the
 //! write): once it returns, the write survives a
 //! crash of this process. A [`WriteBehindWorker`] (any number, in any
 //! process) reads the stream as a consumer group and calls your handler:

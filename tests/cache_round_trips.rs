@@ -3,7 +3,9 @@
 //! miss costs two (get-or-lease, then the fill), a hit one; standalone and
 //! Cluster, blocking and async; with `FirstRead::Get` a hit is one plain
 //! `GET` and a miss three (`GET`, the lease, the fill). A write-behind costs one on one server
-//! (the append and the entry in one script) and two on a Cluster.
+//! (the append and the entry in one script) and two on a Cluster, one there
+//! too for a type in the bucketed layout (`#[cache(buckets = N)]`: the
+//! entry and its bucket's queue share a hash tag).
 //!
 //! Each scenario first runs the path once on another id, so that the
 //! server has the scripts cached and no `NOSCRIPT` reload is counted.
@@ -17,6 +19,7 @@ use common::{Topology, namespace};
 use redis::Value;
 use redis_state::cache::{Cache, CacheOptions, FirstRead};
 use redis_state::exec::{AsyncExecutor, SyncExecutor};
+use redis_state::keys::{IdBuf, IdValue};
 use redis_state::op::Plan;
 use redis_state::prelude::*;
 use redis_state::testing::{shared_cluster, shared_server};
@@ -27,6 +30,22 @@ use serde::{Deserialize, Serialize};
 struct Item {
     id: u64,
     name: String,
+}
+
+/// `Item` in the bucketed layout: each entry's key and its write-behind
+/// queue carry the hash tag of its bucket.
+#[derive(Cached, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cache(key = "rtt_bucketed:{id}", ttl = "10m", buckets = 16)]
+struct Bucketed {
+    id: u64,
+    name: String,
+}
+
+fn bucketed(id: u64) -> Bucketed {
+    Bucketed {
+        id,
+        name: format!("bucketed {id}"),
+    }
 }
 
 fn item(id: u64) -> Item {
@@ -478,4 +497,134 @@ fn a_waiting_write_behind_gives_up_after_its_bound() {
     );
     assert_eq!(cache.get(&2).run(&mut con).unwrap(), None);
     assert_eq!(cache.get(&3).run(&mut con).unwrap(), None);
+}
+
+// ---------------------------------------------------------------------------
+// Write-behind in the bucketed layout
+
+fn id_buf(id: u64) -> IdBuf {
+    let mut buf = IdBuf::new();
+    id.write_id(&mut buf);
+    buf
+}
+
+/// The queue of an id's bucket.
+fn bucket_stream(ns: &Namespace, id: u64) -> String {
+    let bucket = Bucketed::SCHEMA.bucket_of(&id_buf(id));
+    redis_state::cache::behind::bucket_stream_key::<Bucketed>(Some(ns), bucket)
+}
+
+/// On a Cluster, a type in the bucketed layout writes behind in one round
+/// trip, blocking and async: the append to its bucket's queue and the
+/// entry in one script (the keys share the bucket's hash tag).
+#[test]
+fn a_bucketed_write_behind_on_a_cluster_is_one_round_trip() {
+    let ns = namespace("a_bucketed_write_behind_on_a_cluster");
+    let cache = Cache::<Bucketed>::new().namespace(&ns);
+    let mut con = Counting::new(shared_cluster().connection().unwrap());
+    cache.write_behind(&1, &bucketed(1)).run(&mut con).unwrap();
+    con.take();
+    for id in 2..=40 {
+        cache
+            .write_behind(&id, &bucketed(id))
+            .run(&mut con)
+            .unwrap();
+        assert_eq!(con.take(), 1, "one round trip for id {id}");
+    }
+    let rt = runtime();
+    let mut a = Counting::new(rt.block_on(shared_cluster().async_connection()).unwrap());
+    for id in 41..=60 {
+        rt.block_on(cache.write_behind(&id, &bucketed(id)).run_async(&mut a))
+            .unwrap();
+        assert_eq!(a.take(), 1, "one round trip for id {id} (async)");
+    }
+    for id in 1..=60 {
+        assert_eq!(cache.get(&id).run(&mut con).unwrap(), Some(bucketed(id)));
+        let key = Bucketed::SCHEMA.key(Some(&ns), &id_buf(id));
+        let stream = bucket_stream(&ns, id);
+        assert_eq!(
+            redis_state::keys::key_slot(key.as_bytes()),
+            redis_state::keys::key_slot(stream.as_bytes()),
+            "{key} and {stream} share a slot"
+        );
+    }
+    // Every write is queued, each in its own bucket's stream.
+    let mut total = 0;
+    for stream in redis_state::cache::behind::stream_keys::<Bucketed>(Some(&ns)) {
+        let len: u64 = redis_state::op::command("XLEN", &stream)
+            .run(&mut con)
+            .unwrap();
+        total += len;
+    }
+    assert_eq!(total, 60);
+}
+
+/// A refused append (the bucket's queue full, or a key of another type in
+/// its place) leaves no entry on a Cluster, refused in the one round trip.
+#[test]
+fn a_refused_bucketed_write_behind_on_a_cluster_caches_nothing() {
+    let ns = namespace("a_refused_bucketed_write_behind");
+    let cache = Cache::<Bucketed>::new().namespace(&ns);
+    let mut con = Counting::new(shared_cluster().connection().unwrap());
+    // Two ids of one bucket, and a third of the same bucket.
+    let bucket_of = |id: u64| Bucketed::SCHEMA.bucket_of(&id_buf(id));
+    let same: Vec<u64> = (1..)
+        .filter(|id| bucket_of(*id) == bucket_of(1))
+        .take(3)
+        .collect();
+    for id in &same[..2] {
+        cache
+            .write_behind(id, &bucketed(*id))
+            .max_queued(2)
+            .run(&mut con)
+            .unwrap();
+    }
+    con.take();
+    let stream = bucket_stream(&ns, same[2]);
+    let err = cache
+        .write_behind(&same[2], &bucketed(same[2]))
+        .max_queued(2)
+        .run(&mut con)
+        .unwrap_err();
+    assert_eq!(con.take(), 1, "refused in the one round trip");
+    match err {
+        redis_state::Error::StreamFull { key, len } => {
+            assert_eq!(key, stream);
+            assert_eq!(len, 2);
+        }
+        other => panic!("expected StreamFull, got {other:?}"),
+    }
+    assert_eq!(cache.get(&same[2]).run(&mut con).unwrap(), None);
+    let queued: u64 = redis_state::op::command("XLEN", &stream)
+        .run(&mut con)
+        .unwrap();
+    assert_eq!(queued, 2, "nothing appended");
+    // The bound is per bucket: an id of another bucket still goes in.
+    let other = (1..).find(|id| bucket_of(*id) != bucket_of(1)).unwrap();
+    cache
+        .write_behind(&other, &bucketed(other))
+        .max_queued(2)
+        .run(&mut con)
+        .unwrap();
+    assert_eq!(
+        cache.get(&other).run(&mut con).unwrap(),
+        Some(bucketed(other))
+    );
+
+    // A queue key of another type: the append fails, nothing is cached.
+    let _: u64 = redis_state::op::command("DEL", &stream)
+        .run(&mut con)
+        .unwrap();
+    let _: () = redis_state::op::command("SET", &stream)
+        .arg("not a stream")
+        .run(&mut con)
+        .unwrap();
+    con.take();
+    let err = cache
+        .write_behind(&same[2], &bucketed(same[2]))
+        .run(&mut con)
+        .unwrap_err();
+    assert_eq!(con.take(), 1);
+    assert_eq!(err.server_code(), Some("WRONGTYPE"), "{err:?}");
+    assert_eq!(cache.get(&same[2]).run(&mut con).unwrap(), None);
 }

@@ -25,6 +25,8 @@ pub(crate) struct Model<'a> {
     pub(crate) plain: bool,
     pub(crate) namespace: Option<String>,
     pub(crate) tags: Vec<Tag<'a>>,
+    /// The bucketed layout's number of buckets (0: not bucketed).
+    pub(crate) buckets: u16,
 }
 
 /// The entry's times, in milliseconds.
@@ -54,8 +56,10 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<
     });
     let template = key.parse(cx, None);
     let mut key_fields = Vec::new();
+    let mut buckets = 0;
     if let Some(t) = &template {
         key_fields = check::key(cx, &container, &key, t, attrs.id.is_some());
+        buckets = check::buckets(cx, t, &key, attrs.buckets.as_ref());
     }
     let tags = check::tags(cx, &container, &attrs.tags);
     let namespace = check_namespace(cx, attrs.common.namespace.as_ref());
@@ -76,5 +80,6 @@ pub(crate) fn parse<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Model<
         plain,
         namespace,
         tags,
+        buckets,
     })
 }

@@ -39,6 +39,8 @@ pub(crate) struct ContainerAttrs {
     pub(crate) tags: Vec<syn::LitStr>,
     /// `format = "plain"`: where it was written; `None` for the envelope.
     pub(crate) plain: Option<Span>,
+    /// `buckets = N`, as written.
+    pub(crate) buckets: Option<syn::LitInt>,
 }
 
 /// The slots of the walk over `#[cache(...)]`.
@@ -55,6 +57,7 @@ struct Slots<'c> {
     tags: Vec<syn::LitStr>,
     /// `true` for `"plain"`, `false` for `"envelope"`.
     format: Attr<'c, (bool, Span)>,
+    buckets: Attr<'c, syn::LitInt>,
 }
 
 impl ContainerAttrs {
@@ -73,6 +76,7 @@ impl ContainerAttrs {
             beta: acx.slot("beta"),
             tags: Vec::new(),
             format: acx.slot("format"),
+            buckets: acx.slot("buckets"),
         };
         acx.each(&input.attrs, |meta| s.parse(acx, &meta));
         ContainerAttrs {
@@ -90,6 +94,7 @@ impl ContainerAttrs {
                 .format
                 .get()
                 .and_then(|(plain, span)| plain.then_some(span)),
+            buckets: s.buckets.get(),
         }
     }
 }
@@ -139,6 +144,17 @@ impl Slots<'_> {
             }
         } else if path.is_ident("tag") {
             self.tags.push(parse_lit_str(meta)?);
+        } else if path.is_ident("buckets") {
+            let lit: syn::Lit = meta.value()?.parse()?;
+            match lit {
+                syn::Lit::Int(n) => self.buckets.set(path, n),
+                other => {
+                    return Err(syn::Error::new_spanned(
+                        other,
+                        "`buckets` takes an integer from 1 to 16384: `#[cache(buckets = 64)]`",
+                    ));
+                }
+            }
         } else if path.is_ident("format") {
             let lit = parse_lit_str(meta)?;
             match lit.value().as_str() {
@@ -160,7 +176,7 @@ fn unknown(acx: AttrCx<'_>, meta: &ParseNestedMeta<'_>) -> syn::Error {
     acx.unknown(
         meta,
         "",
-        "key, id, ttl, jitter, stale, negative_ttl, tag, version, beta, format, namespace, crate",
+        "key, id, ttl, jitter, stale, negative_ttl, tag, version, beta, format, buckets, namespace, crate",
         &[
             (&["tags"], " (write one `tag = \"...\"` per tag)"),
             (

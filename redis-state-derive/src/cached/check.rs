@@ -149,3 +149,31 @@ pub(crate) fn tags<'a>(cx: &Ctxt, container: &Container<'a>, lits: &[syn::LitStr
     }
     tags
 }
+
+/// `buckets = N`: the bucketed layout, opt-in for cached types (entries
+/// keep the layout their key gives unless asked): 1 to 16384, on a key
+/// without a hash tag. 0 when not given.
+pub(crate) fn buckets(
+    cx: &Ctxt,
+    t: &Template,
+    key: &KeyAttr<'_>,
+    lit: Option<&syn::LitInt>,
+) -> u16 {
+    let Some(lit) = lit else {
+        return 0;
+    };
+    let Some(n) = crate::internals::attr::bucket_count(cx, lit) else {
+        return 0;
+    };
+    if t.has_tag() {
+        cx.error_spanned_by(
+            lit,
+            format!(
+                "`buckets` conflicts with the hash tag of the key `{}`: a hash tag puts every entry of a tag in one slot, buckets put each entry in the slot of its bucket; remove one of them",
+                key.src
+            ),
+        );
+        return 0;
+    }
+    n
+}

@@ -102,6 +102,10 @@ fn schema(m: &Model<'_>, p: &TokenStream) -> Chain {
         .with("version", int_lit(m.version, "u32"))
         .with("beta", m.beta)
         .with_some("format", m.plain.then(|| quote!(#p::EntryFormat::Plain)))
+        .with_some(
+            "buckets",
+            (m.buckets > 0).then(|| int_lit(u64::from(m.buckets), "u16")),
+        )
 }
 
 /// What the impls need, as `for<'__r> Ty: Trait` (see `Bounds`): the value

@@ -261,17 +261,8 @@ pub(crate) fn buckets(
             0
         };
     };
-    let n = match lit.base10_parse::<u32>() {
-        Ok(n) if (1..=16384).contains(&n) => n as u16,
-        _ => {
-            cx.error_spanned_by(
-                lit,
-                format!(
-                    "`buckets = {lit}`: the number of buckets is from 1 to 16384 (the slots of a Redis Cluster)"
-                ),
-            );
-            return 0;
-        }
+    let Some(n) = crate::internals::attr::bucket_count(cx, lit) else {
+        return 0;
     };
     if t.has_tag() {
         cx.error_spanned_by(

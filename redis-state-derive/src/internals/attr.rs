@@ -465,3 +465,20 @@ pub(crate) fn lenient_str(attrs: &[syn::Attribute], path: &str, key: &str) -> Op
     });
     found
 }
+
+/// `buckets = N` of the bucketed layout (hash models and cached types
+/// alike): a number of buckets from 1 to 16384, else an error at it.
+pub(crate) fn bucket_count(cx: &Ctxt, lit: &syn::LitInt) -> Option<u16> {
+    match lit.base10_parse::<u32>() {
+        Ok(n) if (1..=16384).contains(&n) => Some(n as u16),
+        _ => {
+            cx.error_spanned_by(
+                lit,
+                format!(
+                    "`buckets = {lit}`: the number of buckets is from 1 to 16384 (the slots of a Redis Cluster)"
+                ),
+            );
+            None
+        }
+    }
+}

@@ -15,9 +15,30 @@
 //! in one script, one round trip, atomically: a refused append (the stream
 //! full, out of memory, a key of another type) stores nothing.
 //!
-//! Otherwise, and for values with tags, it takes two round trips: on a
-//! Cluster the queue and the entry live in different slots, and a pipeline
-//! is neither atomic nor sent in order there. A refused `XADD` would still
+//! # Buckets: one step on a Cluster
+//!
+//! A type declared with `#[cache(buckets = N)]` (the bucketed layout of
+//! `RedisHash` models, same attribute, same rules: 1 to 16384, not with a
+//! hash tag in the key) shares a slot between each entry and its queue:
+//! the id's bucket (FNV-1a of the escaped id, modulo `N`) picks one of `N`
+//! slots spread evenly over the 16,384, the entry key carries that slot's
+//! hash tag after the template's leading text (`product:{<tag>}:42`), and
+//! each bucket has its own queue in the same tag
+//! (`product:{<tag>}:#wb:product`). So every write-behind is the one
+//! script on a Cluster too, and the entries (and their reads) still spread
+//! over every primary, `N / primaries` buckets on each. The bound
+//! [`WriteBehind::max_queued`] is per bucket's queue (the script checks
+//! the queue it appends to; a total would need a counter in another slot,
+//! which the append could not check atomically), so a type's queues hold
+//! at most `N × max_queued` writes; [`WriteBehindWorker::depth`] sums them.
+//! Changing `N` moves every key: entries written under the old layout are
+//! misses, queued writes stay in the old queues (drain them first).
+//!
+//! Otherwise (a Cluster without buckets), and for values with tags, it
+//! takes two round trips: on a Cluster the queue and the entry live in
+//! different slots, and a pipeline is neither atomic nor sent in order
+//! there (values with tags also write tag sets, which live in slots of
+//! their own). A refused `XADD` would still
 //! let the entry be written, and the cache would serve a value the source
 //! of truth never gets. So the `XADD` goes alone, and the entry follows only
 //! when it succeeded; a failure of the second round leaves a queued write
@@ -36,7 +57,14 @@
 //! Workers run the [stream consumer](crate::stream::Consumer) loop, written
 //! once for every stream: they read the stream as a consumer group
 //! (`XREADGROUP`), on a connection of their own (a blocking read never
-//! holds up a shared connection: on one it polls). An entry is
+//! holds up a shared connection: on one it polls). A worker of a bucketed
+//! type drains every bucket's queue in the same loop, one consumer group
+//! per queue: since no `XREADGROUP` can block on streams of several slots,
+//! each pass reads every queue without blocking and claims idle entries of
+//! every queue (one round trip per node each), and a pass that found
+//! nothing pauses 2 ms at first, doubling up to
+//! [`WriteBehindWorker::block`], before the next (what is queued is seen
+//! at most that late; an idle worker sends `2 × N` commands per pause). An entry is
 //! acknowledged and deleted (`XACK`, `XDEL`) only after the
 //! handler returned `Ok`. A worker that dies mid-batch leaves its entries
 //! pending; any worker of the group claims entries idle for longer than
@@ -71,9 +99,12 @@
 //! |---|---|---|
 //! | `<ns>:#wb:{<name>}` | stream | queued writes: fields `id` (escaped id), `key` (entry key), `v` (JSON) |
 //! | `<ns>:#wb:{<name>}:dead` | stream | dead letters |
+//! | `<bucket scope>:#wb:<name>` | stream | bucketed layout: the queued writes of one bucket |
+//! | `<bucket scope>:#wb:<name>:dead` | stream | bucketed layout: that bucket's dead letters |
 //!
 //! `<name>` is the snake_case type name; the braces keep both streams in one
-//! Cluster slot.
+//! Cluster slot. A bucket's scope is `<ns>:<the template's leading
+//! text>{<tag>}` (`app:product:{<tag>}`), the scope of its entries' keys.
 //!
 //! Workers are async (tokio); [`WriteBehindWorker::process_async`] returns after a
 //! graceful shutdown: the entry being handled is finished (or left pending if
@@ -96,7 +127,10 @@ use crate::stream::{
     Consumer, ConsumerOptions, Delivery, EventCodec, RawFields, Retention, Stream,
 };
 
-/// The stream of queued writes of `T` in `ns`.
+/// The stream of queued writes of `T` in `ns`: `<ns>:#wb:{<name>}` for a
+/// type without buckets. A type in the bucketed layout
+/// (`#[cache(buckets = N)]`) has one stream per bucket instead: see
+/// [`bucket_stream_key`] and [`stream_keys`].
 pub fn stream_key<T: Cached>(ns: Option<&Namespace>) -> String {
     let mut out = String::new();
     crate::keys::write_ns_prefix(ns, T::SCHEMA.key.namespace, &mut out);
@@ -106,7 +140,37 @@ pub fn stream_key<T: Cached>(ns: Option<&Namespace>) -> String {
     out
 }
 
-/// The dead-letter stream of `T` in `ns`.
+/// The stream of queued writes of bucket `bucket` of a type in the
+/// bucketed layout: `<bucket scope>:#wb:<name>` (`product:{<tag>}:#wb:product`),
+/// in the slot of the bucket's entries, so that one script appends to it
+/// and stores the entry.
+pub fn bucket_stream_key<T: Cached>(ns: Option<&Namespace>, bucket: u16) -> String {
+    let mut out = T::SCHEMA.bucket_scope(ns, bucket);
+    out.push_str(":#wb:");
+    out.push_str(T::SCHEMA.name);
+    out
+}
+
+/// Every write-behind stream of `T` in `ns`: [`stream_key`], or one
+/// [`bucket_stream_key`] per bucket, in bucket order.
+pub fn stream_keys<T: Cached>(ns: Option<&Namespace>) -> Vec<String> {
+    match T::SCHEMA.buckets {
+        0 => vec![stream_key::<T>(ns)],
+        n => (0..n).map(|b| bucket_stream_key::<T>(ns, b)).collect(),
+    }
+}
+
+/// The stream that queues the write of `id`: its bucket's, or the type's.
+fn stream_of<T: Cached>(ns: Option<&Namespace>, id: &IdBuf) -> String {
+    match T::SCHEMA.buckets {
+        0 => stream_key::<T>(ns),
+        _ => bucket_stream_key::<T>(ns, T::SCHEMA.bucket_of(id)),
+    }
+}
+
+/// The dead-letter stream of `T` in `ns` (of a type without buckets; a
+/// bucketed type has one per bucket, `<bucket stream>:dead`: see
+/// [`WriteBehindWorker::dead_letter_streams`]).
 pub fn dead_letter_key<T: Cached>(ns: Option<&Namespace>) -> String {
     let mut s = stream_key::<T>(ns);
     s.push_str(":dead");
@@ -120,7 +184,8 @@ pub fn dead_letter_key<T: Cached>(ns: Option<&Namespace>) -> String {
 /// [`Cache::write_behind`]. The output is the stream entry id.
 ///
 /// One round trip on one server, or on a Cluster when the queue and the
-/// entry share a slot: the `behind` script appends to the bounded queue
+/// entry share a slot (always, for a type with `buckets`): the `behind`
+/// script appends to the bounded queue
 /// and, only when the queue took the write, stores the entry, atomically.
 /// Otherwise (a Cluster, where they live in different slots and a pipeline
 /// is neither atomic nor sent in order, or a value with tags) two: the
@@ -150,7 +215,8 @@ pub const DEFAULT_MAX_QUEUED: u64 = 1_000_000;
 
 impl<T: Cached> WriteBehind<T> {
     /// The most writes the type's stream may hold (default
-    /// [`DEFAULT_MAX_QUEUED`], at least 1). The policy is **error**: a write
+    /// [`DEFAULT_MAX_QUEUED`], at least 1); in the bucketed layout, the
+    /// most each bucket's stream may hold. The policy is **error**: a write
     /// that finds the stream full fails with [`Error::StreamFull`] and
     /// caches nothing; the caller decides to wait and retry, shed, or write
     /// through. For the **wait** policy see
@@ -186,7 +252,7 @@ impl<T: Cached> Operation for WriteBehind<T> {
             self.ntags = enc.tags.len();
             return Ok(());
         }
-        self.stream = stream_key::<T>(self.set.ns());
+        self.stream = stream_of::<T>(self.set.ns(), self.set.id());
         let id = self.set.id().joined().to_owned();
         let payload = self.set.queued_write(CONTEXT)?.1.to_vec();
         let (key, enc) = self.set.take_encoded(CONTEXT)?;
@@ -251,9 +317,11 @@ where
     T: Cached + Clone + Send + Sync + 'static,
 {
     /// Write-behind: queues the write to the source of truth in the type's
-    /// stream and stores `value` in the cache. One round trip on one
-    /// server (the `behind` script: the append, then the entry, atomically);
-    /// on a Cluster, or for a value with tags, two: the capped `XADD`, then
+    /// stream (its bucket's, in the bucketed layout) and stores `value` in
+    /// the cache. One round trip on one server and, for a type with
+    /// `buckets`, on a Cluster (the `behind` script: the append, then the
+    /// entry, atomically); otherwise on a Cluster, or for a value with
+    /// tags, two: the capped `XADD`, then
     /// (only when it succeeded) the `store` script and one `tag_add` per
     /// tag. Either way a refused append returns its error and caches
     /// nothing (see the [module docs](self)). A [`WriteBehindWorker`]
@@ -438,7 +506,8 @@ pub struct WorkerStats {
 /// Drains the write-behind stream of `T`; see the [module docs](self).
 #[derive(Debug, Clone)]
 pub struct WriteBehindWorker<T> {
-    stream: String,
+    /// Every stream of the type: one, or one per bucket.
+    streams: Vec<String>,
     dead: String,
     group: String,
     consumer: String,
@@ -461,9 +530,10 @@ where
     /// stable name: a restarted worker re-reads its own pending entries).
     pub fn new(cache: &Cache<T>, consumer: impl Into<String>) -> Self {
         let ns = cache.namespace_ref();
+        let streams = stream_keys::<T>(ns);
         WriteBehindWorker {
-            stream: stream_key::<T>(ns),
-            dead: dead_letter_key::<T>(ns),
+            dead: format!("{}:dead", streams[0]),
+            streams,
             group: "redis-state".to_owned(),
             consumer: consumer.into(),
             batch: 16,
@@ -521,26 +591,50 @@ where
         self
     }
     /// How long one `XREADGROUP` blocks (default 250 ms, at most 400 ms so
-    /// async connections' default response timeout never fires).
+    /// async connections' default response timeout never fires). In the
+    /// bucketed layout, where the queues are read without blocking, the
+    /// longest pause between two passes that found nothing.
     pub fn block(mut self, block: Duration) -> Self {
         self.block = block.clamp(Duration::from_millis(1), Duration::from_millis(400));
         self
     }
 
-    /// The stream this worker reads.
+    /// The stream this worker reads: the type's one stream, or, in the
+    /// bucketed layout, bucket 0's (see [`streams`](Self::streams)).
     pub fn stream(&self) -> &str {
-        &self.stream
+        &self.streams[0]
     }
 
-    /// The dead-letter stream.
+    /// Every stream this worker reads: the type's one stream, or one per
+    /// bucket in bucket order (`<bucket scope>:#wb:<name>`).
+    pub fn streams(&self) -> &[String] {
+        &self.streams
+    }
+
+    /// The dead-letter stream of [`stream`](Self::stream).
     pub fn dead_letter_stream(&self) -> &str {
         &self.dead
     }
 
-    /// The number of queued writes not yet settled (`XLEN` of the stream):
-    /// the depth to watch against [`WriteBehind::max_queued`].
-    pub fn depth(&self) -> crate::op::CommandOp<u64> {
-        crate::op::command("XLEN", &self.stream)
+    /// Every dead-letter stream, one per stream of
+    /// [`streams`](Self::streams) (`<stream>:dead`).
+    pub fn dead_letter_streams(&self) -> Vec<String> {
+        self.streams.iter().map(|s| format!("{s}:dead")).collect()
+    }
+
+    /// The number of queued writes not yet settled: the `XLEN` of the
+    /// stream, or the sum over every bucket's stream (one `XLEN` each, in
+    /// one round trip per node). The bound [`WriteBehind::max_queued`]
+    /// applies to each stream, so a bucketed type's depth may reach
+    /// `buckets × max_queued`.
+    pub fn depth(&self) -> impl Operation<Output = u64> + Send + use<T> {
+        crate::op::many(
+            self.streams
+                .iter()
+                .map(|s| crate::op::command::<u64>("XLEN", s))
+                .collect::<Vec<_>>(),
+        )
+        .map(|lens| lens.iter().sum())
     }
 
     /// Runs until `shutdown` fires, handling each queued write with
@@ -578,12 +672,13 @@ where
             ..ConsumerOptions::default()
         };
         let stream = Stream::<Queued<T>, QueuedCodec>::with_codec(
-            self.stream.clone(),
+            self.streams[0].clone(),
             // Never trimmed by the consumer: settled entries are deleted.
             Retention::max_len(u64::MAX),
         );
-        let consumer =
-            Consumer::named(stream.group(self.group.clone()), self.consumer.clone()).options(o);
+        let consumer = Consumer::named(stream.group(self.group.clone()), self.consumer.clone())
+            .options(o)
+            .across(self.streams.clone());
         let stats = consumer
             .run_async(con, &shutdown, |d: Delivery<Queued<T>>| {
                 handler(QueuedWrite {

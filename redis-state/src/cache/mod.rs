@@ -23,6 +23,7 @@
 //! | `version = 2` | the format version: entries written with another version read as a miss, not an error (bump it when the shape changes) |
 //! | `beta = 1.0` | XFetch's β (early refresh eagerness); `0` turns early refresh off. Default 1 |
 //! | `format = "plain"` | store the JSON alone, as other clients do (`SETEX user:42 3600 '{...}'`), instead of the envelope (below); no `stale`, `negative_ttl`, `version` or `beta` with it |
+//! | `buckets = 64` | the bucketed layout (off unless given; 1 to 16384; not with a hash tag in the key): each entry key carries the hash tag of its bucket after the key's leading text (`product:{<tag>}:42`), the bucket and tag computed from the id exactly as for `RedisHash` models; write-behind queues one stream per bucket in that tag, so a write-behind is one atomic script on a Cluster too (see [`behind`]) |
 //! | `namespace = "app"` | static key prefix; an operation's `.namespace(..)` replaces it |
 //! | `crate = "path"` | where `redis_state` is, for crates that re-export it |
 //!
@@ -43,7 +44,9 @@
 //! | `<ns>:#tag:<tag>` | zset | entry keys carrying the tag, scored by their expiry |
 //!
 //! (`{<key>}` stands for the key itself when it has no hash tag, so the three
-//! share a Cluster slot; a key with a hash tag keeps it: `<key>:#lease`.)
+//! share a Cluster slot; a key with a hash tag keeps it: `<key>:#lease`.
+//! Keys of the bucketed layout have their bucket's tag: `product:{<tag>}:42`,
+//! `product:{<tag>}:42:#lease`.)
 //!
 //! An entry is `rsc1 v<version> d<delta ms> x<fresh until, ms> v` then a
 //! newline and the JSON, or `… n` for "not found". The Redis TTL is the TTL
@@ -78,8 +81,9 @@
 //!   fails.
 //! * **Write-behind**: [`Cache::write_behind`] queues the source write in a
 //!   Redis stream and writes the entry (one atomic script on one server,
-//!   two round trips on a Cluster; no entry is written when the queue
-//!   refuses the write); a [`WriteBehindWorker`]
+//!   and on a Cluster for a type with `buckets`; else two round trips on a
+//!   Cluster; no entry is written when the queue refuses the write); a
+//!   [`WriteBehindWorker`]
 //!   drains it (see [`behind`]). Delivery is at-least-once.
 //! * **Plain**: [`Cached::get`], [`Cached::set`], [`Cached::invalidate`]:
 //!   operations as values, batchable with any other operation.
@@ -189,6 +193,12 @@ pub struct CacheSchema {
     pub beta: f64,
     /// How an entry's bytes look.
     pub format: EntryFormat,
+    /// The bucketed layout (`#[cache(buckets = N)]`): the number of
+    /// buckets, 0 for the layout the key template gives alone. Each entry
+    /// key carries its bucket's hash tag, and write-behind queues one
+    /// stream per bucket in that tag, so a write-behind is one script on a
+    /// Cluster too. See [`CacheSchema::bucket_of`].
+    pub buckets: u16,
 }
 
 /// How a cache entry's bytes look (`#[cache(format = "...")]`).
@@ -229,6 +239,7 @@ impl CacheSchema {
             version: 1,
             beta: 1.0,
             format: EntryFormat::Envelope,
+            buckets: 0,
         }
     }
 }
@@ -243,6 +254,7 @@ crate::setters::const_setters!(CacheSchema {
     with_version(version: u32);
     with_beta(beta: f64);
     with_format(format: EntryFormat);
+    with_buckets(buckets: u16);
 });
 
 impl CacheSchema {
@@ -272,12 +284,39 @@ impl CacheSchema {
             version,
             beta,
             format: EntryFormat::Envelope,
+            buckets: 0,
         }
     }
 
-    /// The key of the entry with `id`.
+    /// The key of the entry with `id`: the template rendered, with the
+    /// bucket's hash tag after its leading text in the bucketed layout
+    /// (`product:{<tag>}:42`, as for [`HashSchema::key`](crate::hash::HashSchema::key)).
     pub fn key(&self, ns: Option<&Namespace>, id: &IdBuf) -> String {
-        self.key.render(ns, id)
+        if self.buckets == 0 {
+            return self.key.render(ns, id);
+        }
+        crate::hash::bucketed_key(&self.key, self.buckets, ns, id)
+    }
+
+    /// The bucket of the entry with `id` in the bucketed layout: FNV-1a
+    /// (64 bits) of the id's joined, escaped form, modulo
+    /// [`buckets`](Self::buckets), exactly as for hash models
+    /// ([`HashSchema::bucket_of`](crate::hash::HashSchema::bucket_of)). 0 for
+    /// other types.
+    pub fn bucket_of(&self, id: &IdBuf) -> u16 {
+        crate::hash::bucket_of_joined(id.joined(), self.buckets)
+    }
+
+    /// The Cluster slot of bucket `bucket`: the middle of its share of the
+    /// 16,384 slots cut into [`buckets`](Self::buckets) equal runs.
+    pub fn bucket_slot(&self, bucket: u16) -> u16 {
+        crate::hash::bucket_slot_of(bucket, self.buckets)
+    }
+
+    /// The scope of bucket `bucket` (`<ns>:product:{<tag>}`): its entries'
+    /// keys and its write-behind streams start with it.
+    pub fn bucket_scope(&self, ns: Option<&Namespace>, bucket: u16) -> String {
+        crate::hash::bucket_scope_of(&self.key, self.buckets, ns, bucket)
     }
 
     /// Whether "not found" is remembered: a negative TTL in the envelope
@@ -471,5 +510,49 @@ pub trait CachedKeyed: Cached {
         let mut id = IdBuf::new();
         self.write_id(&mut id);
         Set::new(id, Some(self), 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::HashSchema;
+    use crate::keys::Seg;
+
+    static SEGS: [Seg; 2] = [Seg::Lit("product:"), Seg::Part(0)];
+    const TEMPLATE: KeyTemplate = KeyTemplate {
+        segs: &SEGS,
+        scope: None,
+        namespace: Some("shop"),
+    };
+
+    /// A cached type's bucketed keys are exactly a hash model's with the
+    /// same template and number of buckets: one rendering, one bucket
+    /// function.
+    #[test]
+    fn bucketed_keys_are_the_hash_layout() {
+        let cache = CacheSchema::of("Product")
+            .with_key(TEMPLATE)
+            .with_buckets(64);
+        let hash = HashSchema::of("Product")
+            .with_key(TEMPLATE)
+            .with_buckets(64);
+        let ns = Namespace::new("eu").unwrap();
+        for n in 0..500u32 {
+            let id = id_of(&n);
+            let key = cache.key(Some(&ns), &id);
+            assert_eq!(key, hash.key(Some(&ns), &id));
+            assert_eq!(cache.bucket_of(&id), hash.bucket_of(&id));
+            let b = cache.bucket_of(&id);
+            assert_eq!(
+                cache.bucket_scope(Some(&ns), b),
+                hash.bucket_scope(Some(&ns), b)
+            );
+            assert_eq!(key, format!("{}:{n}", cache.bucket_scope(Some(&ns), b)));
+            assert_eq!(crate::keys::key_slot(key.as_bytes()), cache.bucket_slot(b));
+        }
+        // Without buckets the template alone.
+        let plain = CacheSchema::of("Product").with_key(TEMPLATE);
+        assert_eq!(plain.key(None, &id_of(&7u32)), "shop:product:7");
     }
 }

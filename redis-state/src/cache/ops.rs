@@ -106,7 +106,7 @@ pub(super) fn id_of<Q: IdValue + ?Sized>(id: &Q) -> IdBuf {
 }
 
 pub(super) fn entry_key(schema: &CacheSchema, ns: Option<&Namespace>, id: &IdBuf) -> String {
-    schema.key.render(ns, id)
+    schema.key(ns, id)
 }
 
 /// Milliseconds for a `PX` argument: at least 1, at most

@@ -51,7 +51,9 @@ impl KeyPattern {
 
     /// Every entry of `T` in `ns` (or the type's namespace) whose id starts
     /// with `prefix` (a leading part of the id: one key part or a tuple;
-    /// `&()` for all entries of the type).
+    /// `&()` for all entries of the type). For a type in the bucketed
+    /// layout (`#[cache(buckets = N)]`) the pattern matches every bucket's
+    /// hash tag (`product:{*}:42`).
     ///
     /// The pattern knows `T`'s entry format: for a plain-format type
     /// ([`EntryFormat::Plain`](super::EntryFormat::Plain), entries with no
@@ -64,7 +66,15 @@ impl KeyPattern {
         let mut prefix = String::new();
         crate::keys::write_ns_prefix(ns, key.namespace, &mut prefix);
         let mut out = KeyPattern::new().lit(&prefix);
-        for seg in key.segs {
+        // The bucketed layout: any bucket's hash tag after the leading text.
+        let tag_at = match key.segs.first() {
+            Some(Seg::Lit(_)) => 1,
+            _ => 0,
+        };
+        for (at, seg) in key.segs.iter().enumerate() {
+            if at == tag_at && T::SCHEMA.buckets > 0 {
+                out.0.push_str("{*}:");
+            }
             match *seg {
                 Seg::Lit(s) => out = out.lit(s),
                 Seg::Part(i) if (i as usize) < parts.len() => {
@@ -72,6 +82,9 @@ impl KeyPattern {
                 }
                 Seg::Part(_) => out = out.any(),
             }
+        }
+        if tag_at == key.segs.len() && T::SCHEMA.buckets > 0 {
+            out.0.push_str("{*}:");
         }
         if T::SCHEMA.format == super::EntryFormat::Plain {
             out.1 = PatternScope::AnyString;

@@ -385,15 +385,7 @@ impl HashSchema {
         if self.buckets == 0 {
             return self.key.render(ns, id);
         }
-        let mut out = String::with_capacity(40 + id.joined().len());
-        let rest = self.write_bucket_scope(ns, self.bucket_of(id), &mut out);
-        for seg in rest {
-            match *seg {
-                crate::keys::Seg::Lit(s) => out.push_str(s),
-                crate::keys::Seg::Part(i) => out.push_str(id.part(i as usize)),
-            }
-        }
-        out
+        bucketed_key(&self.key, self.buckets, ns, id)
     }
 
     /// The bucket of the entity with `id` in the bucketed layout: FNV-1a
@@ -413,33 +405,10 @@ impl HashSchema {
     /// Writes the bucket's scope (`<ns>:user:{<tag>}`, the tag being the
     /// smallest decimal number in [`bucket_slot`](Self::bucket_slot)) and
     /// a `:` after it; returns the template segments that follow.
-    fn write_bucket_scope(
-        &self,
-        ns: Option<&Namespace>,
-        bucket: u16,
-        out: &mut String,
-    ) -> &'static [crate::keys::Seg] {
-        crate::keys::write_ns_prefix(ns, self.key.namespace, out);
-        let rest = match self.key.segs.first() {
-            Some(crate::keys::Seg::Lit(lead)) => {
-                out.push_str(lead);
-                &self.key.segs[1..]
-            }
-            _ => self.key.segs,
-        };
-        out.push('{');
-        out.push_str(itoa::Buffer::new().format(crate::keys::slot_tag(self.bucket_slot(bucket))));
-        out.push_str("}:");
-        rest
-    }
-
     /// The scope of bucket `bucket` (`<ns>:user:{<tag>}`), under which its
     /// index partitions live (`<scope>:#<collection>:idx:<field>`).
     pub fn bucket_scope(&self, ns: Option<&Namespace>, bucket: u16) -> String {
-        let mut out = String::with_capacity(32);
-        self.write_bucket_scope(ns, bucket, &mut out);
-        out.pop();
-        out
+        bucket_scope_of(&self.key, self.buckets, ns, bucket)
     }
 
     /// The keys of the index structures, in `KEYS` order (index keys, then the
@@ -538,6 +507,69 @@ pub(crate) fn bucket_of_joined(joined: &str, buckets: u16) -> u16 {
 pub(crate) fn bucket_slot_of(bucket: u16, buckets: u16) -> u16 {
     let n = u32::from(buckets.max(1));
     ((u32::from(bucket) * 2 + 1) * 16384 / (2 * n)).min(16383) as u16
+}
+
+/// Writes the scope of `bucket` among `buckets` for keys of `template`
+/// (`<ns>:user:{<tag>}`, the tag being the smallest decimal number in
+/// [`bucket_slot_of`]) and a `:` after it; returns the template segments
+/// that follow. The one rendering of the bucketed layout, for hash models
+/// and cached types alike.
+fn write_bucket_scope(
+    template: &KeyTemplate,
+    buckets: u16,
+    ns: Option<&Namespace>,
+    bucket: u16,
+    out: &mut String,
+) -> &'static [crate::keys::Seg] {
+    crate::keys::write_ns_prefix(ns, template.namespace, out);
+    let rest = match template.segs.first() {
+        Some(crate::keys::Seg::Lit(lead)) => {
+            out.push_str(lead);
+            &template.segs[1..]
+        }
+        _ => template.segs,
+    };
+    out.push('{');
+    out.push_str(
+        itoa::Buffer::new().format(crate::keys::slot_tag(bucket_slot_of(bucket, buckets))),
+    );
+    out.push_str("}:");
+    rest
+}
+
+/// The scope of `bucket` among `buckets` for keys of `template`
+/// (`<ns>:user:{<tag>}`); see [`HashSchema::bucket_scope`].
+pub(crate) fn bucket_scope_of(
+    template: &KeyTemplate,
+    buckets: u16,
+    ns: Option<&Namespace>,
+    bucket: u16,
+) -> String {
+    let mut out = String::with_capacity(32);
+    write_bucket_scope(template, buckets, ns, bucket, &mut out);
+    out.pop();
+    out
+}
+
+/// The key of `id` under `template` in the bucketed layout of `buckets`
+/// buckets: the template's leading text, its bucket's hash tag, the rest
+/// (`user:{<tag>}:42`); see [`HashSchema::key`].
+pub(crate) fn bucketed_key(
+    template: &KeyTemplate,
+    buckets: u16,
+    ns: Option<&Namespace>,
+    id: &IdBuf,
+) -> String {
+    let mut out = String::with_capacity(40 + id.joined().len());
+    let bucket = bucket_of_joined(id.joined(), buckets);
+    let rest = write_bucket_scope(template, buckets, ns, bucket, &mut out);
+    for seg in rest {
+        match *seg {
+            crate::keys::Seg::Lit(s) => out.push_str(s),
+            crate::keys::Seg::Part(i) => out.push_str(id.part(i as usize)),
+        }
+    }
+    out
 }
 
 #[doc(hidden)]

@@ -227,6 +227,9 @@ pub struct Consumer<T, C> {
     group: Group<T, C>,
     name: String,
     options: ConsumerOptions,
+    /// The streams read under the group's name when there are several
+    /// (write-behind's buckets); empty: the group's own stream.
+    streams: Vec<String>,
 }
 
 impl<T, C> std::fmt::Debug for Consumer<T, C> {
@@ -235,6 +238,7 @@ impl<T, C> std::fmt::Debug for Consumer<T, C> {
             .field("group", &self.group)
             .field("name", &self.name)
             .field("options", &self.options)
+            .field("streams", &self.streams.len().max(1))
             .finish()
     }
 }
@@ -245,6 +249,7 @@ impl<T, C> Clone for Consumer<T, C> {
             group: self.group.clone(),
             name: self.name.clone(),
             options: self.options.clone(),
+            streams: self.streams.clone(),
         }
     }
 }
@@ -263,7 +268,48 @@ impl<T, C: EventCodec<T>> Consumer<T, C> {
             group,
             name,
             options: ConsumerOptions::default(),
+            streams: Vec::new(),
         }
+    }
+
+    /// Reads `streams` (their entries in the group's codec, under the
+    /// group's name, each its own group) instead of the group's stream
+    /// alone: one loop drains them all. For streams in different Cluster
+    /// slots that no single `XREADGROUP` can block on together: each pass
+    /// reads every stream without blocking (one round trip per node),
+    /// claims idle entries of every stream, and, when nothing came, pauses
+    /// 2 ms at first, doubling up to [`ConsumerOptions::block`]. The
+    /// streams are not trimmed by the consumer (write-behind deletes what
+    /// it settles).
+    pub(crate) fn across(mut self, streams: Vec<String>) -> Self {
+        self.streams = if streams.len() > 1 {
+            streams
+        } else {
+            Vec::new()
+        };
+        self
+    }
+
+    /// The keys of the streams read.
+    fn keys(&self) -> Vec<&str> {
+        if self.streams.is_empty() {
+            vec![self.group.stream.key.as_str()]
+        } else {
+            self.streams.iter().map(String::as_str).collect()
+        }
+    }
+
+    /// Creates the group on every stream read.
+    fn create(&self) -> crate::op::Many<super::CreateGroup> {
+        crate::op::many(
+            self.keys()
+                .into_iter()
+                .map(|key| super::CreateGroup {
+                    key: key.to_owned(),
+                    group: self.group.name.clone(),
+                })
+                .collect::<Vec<_>>(),
+        )
     }
 
     /// Replaces the options.
@@ -334,22 +380,47 @@ impl<T, C: EventCodec<T>> Consumer<T, C> {
     {
         let o = &self.options;
         let mut stats = ConsumerStats::default();
-        io.run(self.group.create()).await?;
+        let keys = self.keys();
+        let several = keys.len() > 1;
+        io.run(self.create()).await?;
         let mut next_claim = Instant::now();
         let mut next_trim = Instant::now();
         // A consumer restarted under the name it had first re-reads what
-        // it held (nothing, for a name made by `Group::consumer`).
-        let mut own_pending = true;
+        // it held (nothing, for a name made by `Group::consumer`), stream
+        // by stream.
+        let mut own_pending = vec![true; keys.len()];
+        // The pause after a pass over several streams that found nothing.
+        let mut idle = crate::driver::POLL_FIRST;
         while !shutdown.is_fired() {
-            let mut batch: Vec<(RawEntry, u64)> = Vec::new();
-            if own_pending {
-                let mut read = self.read_group(None);
-                read.from = "0";
-                match io.run(read).await {
-                    Ok(Some(got)) => batch = self.with_deliveries(io, got).await?,
-                    Ok(None) => own_pending = false,
+            // (stream, entry, deliveries)
+            let mut batch: Vec<(usize, RawEntry, u64)> = Vec::new();
+            if own_pending.contains(&true) {
+                // Every stream that may still hold some, in one round trip
+                // per node.
+                let pending: Vec<usize> = (0..keys.len()).filter(|k| own_pending[*k]).collect();
+                let reads = crate::op::many(
+                    pending
+                        .iter()
+                        .map(|k| {
+                            let mut read = self.read_group(keys[*k], None);
+                            read.from = "0";
+                            read
+                        })
+                        .collect::<Vec<_>>(),
+                );
+                match io.run(reads).await {
+                    Ok(per_stream) => {
+                        for (k, got) in pending.into_iter().zip(per_stream) {
+                            match got {
+                                Some(got) => {
+                                    batch.extend(self.with_deliveries(io, k, keys[k], got).await?)
+                                }
+                                None => own_pending[k] = false,
+                            }
+                        }
+                    }
                     Err(e) if is_nogroup(&e) => {
-                        io.run(self.group.create()).await?;
+                        io.run(self.create()).await?;
                         continue;
                     }
                     Err(e) => return Err(e),
@@ -357,35 +428,77 @@ impl<T, C: EventCodec<T>> Consumer<T, C> {
             }
             if batch.is_empty() && Instant::now() >= next_claim {
                 next_claim = Instant::now() + o.claim_every;
-                match io.run(self.autoclaim()).await {
-                    Ok(claimed) if !claimed.is_empty() => {
-                        stats.claimed += claimed.len() as u64;
-                        batch = self.with_deliveries(io, claimed).await?;
+                let claims = crate::op::many(
+                    keys.iter()
+                        .map(|key| self.autoclaim(key))
+                        .collect::<Vec<_>>(),
+                );
+                match io.run(claims).await {
+                    Ok(per_stream) => {
+                        for (k, claimed) in per_stream.into_iter().enumerate() {
+                            if claimed.is_empty() {
+                                continue;
+                            }
+                            stats.claimed += claimed.len() as u64;
+                            batch.extend(self.with_deliveries(io, k, keys[k], claimed).await?);
+                        }
                     }
-                    Ok(_) => {}
                     Err(e) if is_nogroup(&e) => {
-                        io.run(self.group.create()).await?;
+                        io.run(self.create()).await?;
                         continue;
                     }
                     Err(e) => return Err(e),
                 }
             }
             if batch.is_empty() {
-                let read =
-                    read_until(io, Deadline::after(o.block), |block| self.read_group(block)).await;
+                let read = if several {
+                    // Streams in several slots: one non-blocking read of
+                    // each, in one round trip per node.
+                    let reads = crate::op::many(
+                        keys.iter()
+                            .map(|key| self.read_group(key, None))
+                            .collect::<Vec<_>>(),
+                    );
+                    io.run(reads).await.map(|per_stream| {
+                        per_stream
+                            .into_iter()
+                            .enumerate()
+                            .flat_map(|(k, got)| {
+                                got.unwrap_or_default().into_iter().map(move |e| (k, e))
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                } else {
+                    read_until(io, Deadline::after(o.block), |block| {
+                        self.read_group(keys[0], block)
+                    })
+                    .await
+                    .map(|got| {
+                        got.unwrap_or_default()
+                            .into_iter()
+                            .map(|e| (0, e))
+                            .collect()
+                    })
+                };
                 match read {
                     Ok(got) => {
-                        batch = got
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(|e| (e, 1))
-                            .collect();
+                        batch = got.into_iter().map(|(k, e)| (k, e, 1)).collect();
                     }
                     Err(e) if is_nogroup(&e) => {
-                        io.run(self.group.create()).await?;
+                        io.run(self.create()).await?;
                         continue;
                     }
                     Err(e) => return Err(e),
+                }
+                if several {
+                    if batch.is_empty() {
+                        if !pause(io, shutdown, idle).await {
+                            break;
+                        }
+                        idle = (idle * 2).min(o.block.max(crate::driver::POLL_FIRST));
+                    } else {
+                        idle = crate::driver::POLL_FIRST;
+                    }
                 }
             }
             // The first entry was just delivered; each later one is kept
@@ -395,27 +508,36 @@ impl<T, C: EventCodec<T>> Consumer<T, C> {
             let mut kept = true;
             let read_at = Instant::now();
             let safe = o.claim_idle / 2;
-            let ids: Vec<String> = batch.iter().map(|((id, _), _)| id.clone()).collect();
-            for (i, ((id, fields), deliveries)) in batch.into_iter().enumerate() {
+            let ids: Vec<(usize, String)> = batch
+                .iter()
+                .map(|(k, (id, _), _)| (*k, id.clone()))
+                .collect();
+            for (i, (k, (id, fields), deliveries)) in batch.into_iter().enumerate() {
                 if shutdown.is_fired() {
                     break; // the rest stays pending
                 }
                 let fresh = read_at.elapsed() < safe;
                 kept |= fresh;
-                let next = ids.get(i + 1).map(String::as_str).filter(|_| !fresh);
+                let next = ids
+                    .get(i + 1)
+                    .map(|(nk, nid)| (keys[*nk], nid.as_str()))
+                    .filter(|_| !fresh);
                 kept = self
                     .handle(
                         io,
                         shutdown,
                         handler,
-                        (&id, &fields, deliveries),
+                        (keys[k], &id, &fields, deliveries),
                         kept,
                         next,
                         &mut stats,
                     )
                     .await?;
             }
-            if self.group.stream.retention.groups.is_some() && Instant::now() >= next_trim {
+            if !several
+                && self.group.stream.retention.groups.is_some()
+                && Instant::now() >= next_trim
+            {
                 next_trim = Instant::now() + o.trim_every;
                 stats.trimmed += io.run(self.group.stream.trim()).await?;
             }
@@ -431,9 +553,9 @@ impl<T, C: EventCodec<T>> Consumer<T, C> {
         io: &mut I,
         shutdown: &Shutdown,
         handler: &mut F,
-        (id, fields, deliveries): (&str, &RawFields, u64),
+        (key, id, fields, deliveries): (&str, &str, &RawFields, u64),
         kept: bool,
-        next: Option<&str>,
+        next: Option<(&str, &str)>,
         stats: &mut ConsumerStats,
     ) -> Result<bool>
     where
@@ -444,15 +566,15 @@ impl<T, C: EventCodec<T>> Consumer<T, C> {
         E: std::fmt::Display,
     {
         let o = &self.options;
-        if !kept && !io.run(self.keep(id)).await? {
+        if !kept && !io.run(self.keep(key, id)).await? {
             // Claimed by another consumer meanwhile: it is theirs.
             return Ok(false);
         }
-        let at = format!("{}@{id}", self.group.stream.key);
+        let at = format!("{key}@{id}");
         if let Err(e) = C::decode(&at, fields) {
             log::warn!(target: "redis_state::stream", "dead-lettering {at}: {e}");
             stats.dead += 1;
-            io.run(self.dead_letter(id, fields, &e.to_string(), 0, deliveries))
+            io.run(self.dead_letter(key, id, fields, &e.to_string(), 0, deliveries))
                 .await?;
             return Ok(false);
         }
@@ -460,7 +582,7 @@ impl<T, C: EventCodec<T>> Consumer<T, C> {
             let error = format!("delivered {deliveries} times (its consumers did not finish it)");
             log::warn!(target: "redis_state::stream", "dead-lettering {at}: {error}");
             stats.dead += 1;
-            io.run(self.dead_letter(id, fields, &error, 0, deliveries))
+            io.run(self.dead_letter(key, id, fields, &error, 0, deliveries))
                 .await?;
             return Ok(false);
         }
@@ -477,12 +599,12 @@ impl<T, C: EventCodec<T>> Consumer<T, C> {
                 Ok(r) => {
                     let (applied, next_kept) = io
                         .run(Settle {
-                            key: &self.group.stream.key,
+                            key,
                             group: &self.group.name,
                             id,
                             effect: r.into().0,
                             delete: o.delete_acked,
-                            next: next.map(|n| self.keep(n)),
+                            next: next.map(|(nk, n)| self.keep(nk, n)),
                         })
                         .await?;
                     if applied {
@@ -496,7 +618,7 @@ impl<T, C: EventCodec<T>> Consumer<T, C> {
                     let error = e.to_string();
                     log::warn!(target: "redis_state::stream", "dead-lettering {at} after {attempt} attempts: {error}");
                     stats.dead += 1;
-                    io.run(self.dead_letter(id, fields, &error, attempt, deliveries))
+                    io.run(self.dead_letter(key, id, fields, &error, attempt, deliveries))
                         .await?;
                     return Ok(false);
                 }
@@ -506,7 +628,7 @@ impl<T, C: EventCodec<T>> Consumer<T, C> {
                     if !pause(io, shutdown, backoff(o, attempt)).await {
                         return Ok(false); // left pending for the others
                     }
-                    if !io.run(self.keep(id)).await? {
+                    if !io.run(self.keep(key, id)).await? {
                         return Ok(false);
                     }
                     attempt += 1;
@@ -515,9 +637,9 @@ impl<T, C: EventCodec<T>> Consumer<T, C> {
         }
     }
 
-    fn read_group(&self, block: Option<Duration>) -> ReadGroup<'_> {
+    fn read_group<'a>(&'a self, key: &'a str, block: Option<Duration>) -> ReadGroup<'a> {
         ReadGroup {
-            key: &self.group.stream.key,
+            key,
             group: &self.group.name,
             consumer: &self.name,
             count: self.options.batch,
@@ -526,18 +648,18 @@ impl<T, C: EventCodec<T>> Consumer<T, C> {
         }
     }
 
-    fn keep<'a>(&'a self, id: &'a str) -> Keep<'a> {
+    fn keep<'a>(&'a self, key: &'a str, id: &'a str) -> Keep<'a> {
         Keep {
-            key: &self.group.stream.key,
+            key,
             group: &self.group.name,
             consumer: &self.name,
             id,
         }
     }
 
-    fn autoclaim(&self) -> AutoClaim<'_> {
+    fn autoclaim<'a>(&'a self, key: &'a str) -> AutoClaim<'a> {
         AutoClaim {
-            key: &self.group.stream.key,
+            key,
             group: &self.group.name,
             consumer: &self.name,
             idle: crate::random::millis(self.options.claim_idle),
@@ -547,6 +669,7 @@ impl<T, C: EventCodec<T>> Consumer<T, C> {
 
     fn dead_letter<'a>(
         &'a self,
+        key: &'a str,
         id: &'a str,
         fields: &'a RawFields,
         error: &'a str,
@@ -554,8 +677,8 @@ impl<T, C: EventCodec<T>> Consumer<T, C> {
         deliveries: u64,
     ) -> DeadLetter<'a> {
         DeadLetter {
-            key: &self.group.stream.key,
-            dead: self.group.stream.dead_letter_key(),
+            key,
+            dead: format!("{key}:dead"),
             group: &self.group.name,
             id,
             fields,
@@ -568,19 +691,21 @@ impl<T, C: EventCodec<T>> Consumer<T, C> {
         }
     }
 
-    /// Looks up how often each claimed entry was delivered (`XPENDING`
-    /// extended form, this consumer's entries).
+    /// Looks up how often each claimed entry of stream `k` (`key`) was
+    /// delivered (`XPENDING` extended form, this consumer's entries).
     async fn with_deliveries<I: Io>(
         &self,
         io: &mut I,
+        k: usize,
+        key: &str,
         entries: Vec<RawEntry>,
-    ) -> Result<Vec<(RawEntry, u64)>> {
+    ) -> Result<Vec<(usize, RawEntry, u64)>> {
         let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
             return Ok(Vec::new());
         };
         let counts = io
             .run(
-                crate::op::command::<Value>("XPENDING", &self.group.stream.key)
+                crate::op::command::<Value>("XPENDING", key)
                     .arg(&self.group.name)
                     .arg(&first.0)
                     .arg(&last.0)
@@ -603,7 +728,7 @@ impl<T, C: EventCodec<T>> Consumer<T, C> {
             .into_iter()
             .map(|e| {
                 let n = map.get(e.0.as_bytes()).copied().unwrap_or(1);
-                (e, n)
+                (k, e, n)
             })
             .collect())
     }

@@ -1,0 +1,10 @@
+use redis_state::Cached;
+use serde::{Deserialize, Serialize};
+
+#[derive(Cached, Serialize, Deserialize)]
+#[cache(ttl = "10m", buckets = -1)]
+struct Product {
+    id: u64,
+}
+
+fn main() {}
