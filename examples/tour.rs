@@ -61,6 +61,10 @@ const SECTIONS: &[Section] = &[
     ),
     ("Write-behind: a durable queue and a worker", write_behind),
     (
+        "Write-behind on a Cluster: one atomic step per bucket",
+        write_behind_buckets,
+    ),
+    (
         "Invalidation: by entity event, tag and pattern",
         invalidation,
     ),
@@ -453,6 +457,65 @@ fn write_behind(t: &mut Tour) -> Result {
     println!(
         "the worker stored {:?} in the database ({stats:?})",
         stored.lock().expect("database")
+    );
+    Ok(())
+}
+
+/// A cached type in the bucketed layout: each entry key carries the hash
+/// tag of one of 8 buckets, and each bucket has its write-behind queue in
+/// that tag, so on a Cluster the append and the entry are one script.
+#[derive(Cached, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cache(key = "order_view:{id}", ttl = "10m", buckets = 8)]
+struct OrderView {
+    id: u64,
+    total: u64,
+}
+
+fn write_behind_buckets(t: &mut Tour) -> Result {
+    let cluster = RedisCluster::start(3)?;
+    let mut con = cluster.connection()?;
+    let orders = Cache::<OrderView>::new().namespace(&t.ns);
+    for id in 1..=40u64 {
+        orders
+            .write_behind(&id, &OrderView { id, total: id * 10 })
+            .run(&mut con)?;
+    }
+    let worker = WriteBehindWorker::new(&orders, "tour-bucket-worker");
+    println!(
+        "40 writes, each one atomic script: {} queued over {} bucket queues",
+        worker.depth().run(&mut con)?,
+        worker.streams().len()
+    );
+    let stored = std::sync::Arc::new(AtomicUsize::new(0));
+    let handler = {
+        let stored = stored.clone();
+        move |_w: QueuedWrite<OrderView>| {
+            let stored = stored.clone();
+            async move {
+                stored.fetch_add(1, Ordering::Relaxed);
+                Ok::<_, String>(())
+            }
+        }
+    };
+    let drained = worker.clone();
+    let stats = t.rt.block_on(async {
+        let mut worker_con = cluster.async_connection().await?;
+        let (trigger, stop) = shutdown();
+        let task =
+            tokio::spawn(
+                async move { drained.process_async(&mut worker_con, stop, handler).await },
+            );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while stored.load(Ordering::Relaxed) < 40 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        trigger.fire();
+        Ok::<_, Box<dyn std::error::Error>>(task.await??)
+    })?;
+    println!(
+        "one worker drained every bucket: {} written to the source ({stats:?}), {} left queued",
+        stored.load(Ordering::Relaxed),
+        worker.depth().run(&mut con)?
     );
     Ok(())
 }
