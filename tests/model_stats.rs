@@ -204,6 +204,29 @@ fn a_sweep_needs_an_indexed_model(runner: &mut Runner, ns: &Namespace) {
     assert!(err.to_string().contains("SProd"), "{err}");
 }
 
+/// A cached type in the bucketed layout (`#[cache(buckets = 8)]`).
+#[derive(Cached, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cache(key = "bprod:{id}", ttl = "10m", buckets = 8)]
+struct BProd {
+    id: u64,
+}
+
+/// The spec of a bucketed cached type carries its bucket count, and its
+/// statistics count every bucket's entries, wherever their tags put them.
+fn bucketed_cache_entries_are_counted(runner: &mut Runner, ns: &Namespace) {
+    for id in 1..=24 {
+        runner
+            .run(BProd::set(&id, &BProd { id }).namespace(ns))
+            .unwrap();
+    }
+    let spec = ModelSpec::cached::<BProd>(Some(ns));
+    assert_eq!(spec.shape.buckets(), 8);
+    let s = stats(runner, &spec);
+    assert_eq!(s.keys, 24, "{s:?}");
+    assert_eq!(s.keys_per_node.values().sum::<u64>(), 24, "{s:?}");
+    assert_eq!(s.ttl.persistent, 0, "{s:?}");
+}
+
 // ---------------------------------------------------------------------------
 // The bucketed layout: entities and index partitions spread over buckets.
 
@@ -440,6 +463,7 @@ matrix!(
     max_keys_bounds_the_scan,
     orphans_are_found_and_swept,
     a_sweep_needs_an_indexed_model,
+    bucketed_cache_entries_are_counted,
     bucketed_counts_sum_every_partition,
     bucketed_orphans_are_found_and_swept,
     bucketed_expired_entries_are_swept,

@@ -273,7 +273,7 @@ impl ModelSpec {
         ModelSpec {
             name: s.model.to_owned(),
             kind: ModelKind::Cache,
-            shape: KeyShape::from_key_template(&s.key, ns),
+            shape: KeyShape::from_key_template(&s.key, ns).with_buckets(s.buckets),
             collection: None,
             indexes: Vec::new(),
         }
