@@ -37,10 +37,12 @@
 //! once for every stream: they read the stream as a consumer group
 //! (`XREADGROUP`), on a connection of their own (a blocking read never
 //! holds up a shared connection: on one it polls). An entry is
-//! acknowledged and deleted (`XACK`, `XDEL`) only after the
+//! acknowledged and deleted (`XACK` and `XDEL`, or one `XACKDEL` where the
+//! server has it) only after the
 //! handler returned `Ok`. A worker that dies mid-batch leaves its entries
 //! pending; any worker of the group claims entries idle for longer than
-//! [`WriteBehindWorker::claim_idle`] (`XAUTOCLAIM`), and a worker restarted
+//! [`WriteBehindWorker::claim_idle`] (`XAUTOCLAIM`, or the read itself,
+//! `XREADGROUP … CLAIM`, where the server has it), and a worker restarted
 //! under the same consumer name first re-reads its own pending entries. A
 //! live worker keeps the entries it holds: it resets an entry's idle time
 //! before each retry and before the first attempt of each later entry of a
