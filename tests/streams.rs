@@ -2,7 +2,10 @@
 //! fields or JSON; consumer groups with acknowledgements, retries,
 //! dead letters, claims of a dead consumer's entries, effects applied once
 //! with the acknowledgement, the group recreated after NOGROUP, and
-//! trimming that respects live groups but not dead ones.
+//! trimming that respects live groups but not dead ones; idempotent adds,
+//! and which commands a consumer used (the newer servers' `CLAIM` reads and
+//! `XACKDEL`, or Redis 7.0's `XAUTOCLAIM`, `XACK` and `XDEL`), asserted for
+//! the server the tests run on.
 
 mod common;
 
