@@ -3,7 +3,12 @@
 //! `XADD`, the consumer loop against a raw `XREADGROUP` + `XACK` loop, and
 //! the job queue (push, take under a lease, fenced completion) against a
 //! hand-written `BLMOVE` reliable-queue loop (`LPUSH`, `BLMOVE` to a
-//! processing list, `LREM`).
+//! processing list, `LREM`). Rows 4 and 5 claim what a dead consumer left
+//! pending: the consumer on the commands the server has (`XREADGROUP …
+//! CLAIM` on Redis 8.4 and newer) and on the Redis 7.0 ones (`XAUTOCLAIM`,
+//! then `XPENDING` for the delivery counts), against a hand-written
+//! `XAUTOCLAIM COUNT 16` + `XACK` loop. `REDIS_SERVER_BIN` picks the server
+//! (`$(./scripts/redis8 --path)` for Redis 8.6).
 //!
 //! ```text
 //! cargo bench --bench streams
@@ -19,7 +24,7 @@ mod support;
 use redis_state::cache::shutdown;
 use redis_state::prelude::*;
 use redis_state::queue::{Queue, QueueOptions};
-use redis_state::stream::{Retention, Stream};
+use redis_state::stream::{ConsumerOptions, Retention, Stream, StreamFeatures};
 use serde::{Deserialize, Serialize};
 use support::{Config, Report, Round, Row, Target, alternate, bench_server};
 
@@ -191,6 +196,143 @@ fn main() {
             .hand(&h)
             .target(Target::MinHandRatio(0.85))
             .note("hand-written XREADGROUP COUNT 16 + one XACK per entry"),
+    );
+
+    // -- claim what a dead consumer left ----------------------------------------
+    let features = StreamFeatures::detect().run(&mut con).unwrap();
+    report.note(format!("stream features of the server: {features:?}"));
+    let claim_options = |features: Option<StreamFeatures>| {
+        let mut o = ConsumerOptions::default();
+        o.claim_idle = std::time::Duration::from_millis(1);
+        o.claim_every = std::time::Duration::ZERO;
+        o.features = features;
+        o
+    };
+    let newer = Stream::<Order>::new("bench:{s}:claim-newer", Retention::max_len(1_000_000));
+    let older = Stream::<Order>::new("bench:{s}:claim-7.0", Retention::max_len(1_000_000));
+    let raw_claim = "bench:{s}:claim-raw";
+    let mut ocon = server.connection();
+    // `n` entries read by a consumer that died: pending, idle.
+    let left_pending = |con: &mut redis::Connection, key: &str| {
+        let _: Result<(), redis::RedisError> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(key)
+            .arg("g")
+            .arg("0")
+            .arg("MKSTREAM")
+            .query(con);
+        let mut p = redis::pipe();
+        for i in 0..n {
+            let o = order(i);
+            p.cmd("XADD")
+                .arg(key)
+                .arg("*")
+                .arg("id")
+                .arg(o.id)
+                .arg("total")
+                .arg(o.total)
+                .arg("note")
+                .arg(&o.note)
+                .ignore();
+        }
+        p.cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg("g")
+            .arg("ghost")
+            .arg("COUNT")
+            .arg(n)
+            .arg("STREAMS")
+            .arg(key)
+            .arg(">")
+            .ignore();
+        let () = p.query(con).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    };
+    let claim_with = |con: &mut redis::Connection, s: &Stream<Order>, f| {
+        let c = s
+            .group("g")
+            .consumer("bench")
+            .unwrap()
+            .options(claim_options(f));
+        Round::whole(n as u64, || {
+            let (trigger, sd) = shutdown();
+            let mut seen = 0;
+            c.run(con, &sd, |d| {
+                std::hint::black_box(d.event.total);
+                seen += 1;
+                if seen == n {
+                    trigger.fire();
+                }
+                Ok::<_, String>(())
+            })
+            .unwrap();
+        })
+    };
+    let [d_new, d_old, h] = alternate(
+        &rounds,
+        [
+            &mut |_| {
+                left_pending(&mut con, newer.key());
+                claim_with(&mut con, &newer, None)
+            },
+            &mut |_| {
+                left_pending(&mut ocon, older.key());
+                claim_with(&mut ocon, &older, Some(StreamFeatures::BASELINE))
+            },
+            &mut |_| {
+                left_pending(&mut hcon, raw_claim);
+                Round::whole(n as u64, || {
+                    let mut seen = 0;
+                    while seen < n {
+                        let reply: redis::streams::StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+                            .arg(raw_claim)
+                            .arg("g")
+                            .arg("raw")
+                            .arg(1)
+                            .arg("0-0")
+                            .arg("COUNT")
+                            .arg(16)
+                            .query(&mut hcon)
+                            .unwrap();
+                        for e in reply.claimed {
+                            let total: i64 = e.get("total").unwrap();
+                            std::hint::black_box(total);
+                            let _: i64 = redis::cmd("XACK")
+                                .arg(raw_claim)
+                                .arg("g")
+                                .arg(&e.id)
+                                .query(&mut hcon)
+                                .unwrap();
+                            seen += 1;
+                        }
+                    }
+                })
+            },
+        ],
+    );
+    report.push(
+        Row::new(
+            "4",
+            "stream: claim a dead consumer's entries, the server's commands",
+            &d_new,
+        )
+        .hand(&h)
+        .target(Target::MinHandRatio(0.85))
+        .note(if features.xreadgroup_claim {
+            "XREADGROUP … CLAIM reads; hand-written XAUTOCLAIM COUNT 16 + one XACK per entry"
+        } else {
+            "no CLAIM on this server: the XAUTOCLAIM path, as row 5; hand-written XAUTOCLAIM COUNT 16 + one XACK per entry"
+        }),
+    );
+    report.push(
+        Row::new(
+            "5",
+            "stream: claim a dead consumer's entries, Redis 7.0 commands",
+            &d_old,
+        )
+        .hand(&h)
+        .target(Target::MinHandRatio(0.85))
+        .note("XAUTOCLAIM + XPENDING per batch; hand-written XAUTOCLAIM COUNT 16 + one XACK per entry"),
     );
 
     // -- job queue --------------------------------------------------------------

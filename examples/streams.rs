@@ -13,9 +13,14 @@
 //! * **consumer groups**: `group.consumer("billing")` names a consumer
 //!   uniquely; it processes every entry at least once, acknowledges after
 //!   the handler succeeds, retries with backoff, claims what dead consumers
-//!   left (`XAUTOCLAIM`), sends entries that keep failing (or do not decode)
+//!   left (with the read itself, `XREADGROUP … CLAIM`, on Redis 8.4 and
+//!   newer; `XAUTOCLAIM` before), sends entries that keep failing (or do not decode)
 //!   to `<stream>:dead` with the error, and recreates its group after
 //!   `NOGROUP`;
+//! * **idempotent adds**: `add(&e).idempotent(producer, iid)` returns the
+//!   first add's id on a repeat (a retry after a lost reply) and adds
+//!   nothing: `XADD … IDMP` on a stream declared `with_features` of a
+//!   Redis 8.6 server, a script that remembers the ids otherwise;
 //! * **exactly once inside Redis**: a handler that returns an `Effect` has
 //!   its commands applied with the acknowledgement in one script, only while
 //!   the entry is still pending;
@@ -33,7 +38,7 @@ use std::time::Duration;
 
 use redis_state::cache::shutdown;
 use redis_state::prelude::*;
-use redis_state::stream::{ConsumerOptions, Effect, Retention, Stream};
+use redis_state::stream::{ConsumerOptions, Effect, Retention, Stream, StreamFeatures};
 
 #[derive(RedisHash, Debug, Clone, PartialEq)]
 #[redis(key = "order:{id}")]
@@ -48,7 +53,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (_server, client) = connect()?;
     let mut con = client.get_connection()?;
     let tag = format!("{{orders-{}}}", std::process::id());
-    let orders = Stream::<OrderPlaced>::new(format!("{tag}:events"), Retention::max_len(10_000));
+    // What the server offers (one round trip, once): `XADD … IDMP` on 8.6.
+    let features = StreamFeatures::detect().run(&mut con)?;
+    let orders = Stream::<OrderPlaced>::new(format!("{tag}:events"), Retention::max_len(10_000))
+        .with_features(features);
 
     // Typed adds, one pipeline.
     let ids = redis_state::many((1..=5).map(|id| {
@@ -64,6 +72,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("{} -> {:?}", e.id, e.event);
     }
 
+    // An idempotent add: the checkout retries after a lost reply, and the
+    // order is in the stream once.
+    let sixth = OrderPlaced {
+        id: 6,
+        total: 990,
+        coupon: None,
+    };
+    let first = orders
+        .add(&sixth)
+        .idempotent("checkout-1", "order-6")
+        .run(&mut con)?;
+    let retry = orders
+        .add(&sixth)
+        .idempotent("checkout-1", "order-6")
+        .run(&mut con)?;
+    assert_eq!(first, retry);
+    println!("order 6 added once, as {first}");
+
     // A consumer group: the totals are summed with the acknowledgement, in
     // one script, so a redelivered entry is never counted twice.
     let totals = format!("{tag}:totals");
@@ -74,7 +100,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let consumer = group.consumer("billing")?.options(options);
     let (stop, shutdown) = shutdown();
     let stats = consumer.run(&mut con, &shutdown, |d| {
-        if d.event.id == 5 {
+        if d.event.id == 6 {
             stop.fire(); // the last one: stop after it
         }
         if d.event.id == 4 {
@@ -103,6 +129,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .arg(orders.key())
         .arg(orders.dead_letter_key())
         .arg(&totals)
+        .arg(format!("{tag}:events:idmp:checkout-1"))
+        .arg(format!("{tag}:events:idmp:checkout-1:at"))
         .query(&mut con)?;
     Ok(())
 }

@@ -2,7 +2,10 @@
 //! fields or JSON; consumer groups with acknowledgements, retries,
 //! dead letters, claims of a dead consumer's entries, effects applied once
 //! with the acknowledgement, the group recreated after NOGROUP, and
-//! trimming that respects live groups but not dead ones.
+//! trimming that respects live groups but not dead ones; idempotent adds,
+//! and which commands a consumer used (the newer servers' `CLAIM` reads and
+//! `XACKDEL`, or Redis 7.0's `XAUTOCLAIM`, `XACK` and `XDEL`), asserted for
+//! the server the tests run on.
 
 mod common;
 
@@ -15,7 +18,7 @@ use redis_state::stream::{
     Ack, Consumer, ConsumerOptions, ConsumerStats, Delivery, Effect, EventCodec, Retention, Stream,
     StreamFeatures,
 };
-use redis_state::testing::{shared_cluster, shared_server};
+use redis_state::testing::{RedisServer, shared_cluster, shared_server};
 use serde::{Deserialize, Serialize};
 
 #[derive(RedisHash, Debug, Clone, PartialEq)]
@@ -399,7 +402,8 @@ fn trimming_respects_live_groups_only(r: &mut Runner, ns: &Namespace) {
 
 /// The newer stream commands are detected from the server's own command
 /// docs: none on a server older than Redis 8 (Redis 7.0, and Valkey 8,
-/// which reports 7.2 as its Redis version), the fallback the library uses.
+/// which reports 7.2 as its Redis version), the fallback the library uses;
+/// on Redis 8.6 all but `XNACK`.
 fn newer_commands_detected(r: &mut Runner, _ns: &Namespace) {
     let found = r.run(StreamFeatures::detect()).unwrap();
     let info: String = shared_server()
@@ -413,9 +417,21 @@ fn newer_commands_detected(r: &mut Runner, _ns: &Namespace) {
         .to_owned();
     let major: u32 = version.split('.').next().unwrap().parse().unwrap();
     println!("server {version}: {found:?}");
+    let minor: u32 = version.split('.').nth(1).unwrap().parse().unwrap();
     if major < 8 {
         assert!(found.is_baseline(), "{version}: {found:?}");
     }
+    // Redis 8.2: XACKDEL and the trimming policies; 8.4: CLAIM; 8.6: IDMP.
+    let at_least = |a: u32, b: u32| (major, minor) >= (a, b);
+    if at_least(8, 2) {
+        assert!(found.xackdel && found.trim_policies, "{version}: {found:?}");
+    }
+    assert_eq!(
+        found.xreadgroup_claim,
+        at_least(8, 4),
+        "{version}: {found:?}"
+    );
+    assert_eq!(found.xadd_idmp, at_least(8, 6), "{version}: {found:?}");
     // XNACK is a command: COMMAND INFO says whether it exists.
     let xnack: Vec<redis::Value> = shared_server()
         .query(redis::cmd("COMMAND").arg("INFO").arg("XNACK"))
@@ -426,7 +442,131 @@ fn newer_commands_detected(r: &mut Runner, _ns: &Namespace) {
     );
 }
 
+/// The newer commands this server describes, asked on the test support's
+/// own connection.
+fn features_of(r: &mut Runner) -> StreamFeatures {
+    r.run(StreamFeatures::detect()).unwrap()
+}
+
+/// `XINFO STREAM` as field name → value.
+fn stream_info(r: &mut Runner, key: &str) -> std::collections::HashMap<String, redis::Value> {
+    r.cmd("XINFO", "STREAM").arg(key).go()
+}
+
+fn info_int(info: &std::collections::HashMap<String, redis::Value>, field: &str) -> i64 {
+    match info.get(field) {
+        Some(redis::Value::Int(n)) => *n,
+        other => panic!("XINFO STREAM {field}: {other:?}"),
+    }
+}
+
+/// An idempotent add returns the first id on a repeat and adds once: with
+/// `XADD … IDMP` where the server has it (the stream's own IDMP counters
+/// move, no key of the fallback exists), with the script otherwise (its
+/// keys hold the id). A stream declared as having `IDMP` on a server
+/// without it falls back; a capped stream always uses the script.
+fn idempotent_add_adds_once(r: &mut Runner, ns: &Namespace) {
+    let found = features_of(r);
+    let s =
+        Stream::<OrderPlaced>::new(key(ns, "idem"), Retention::max_len(1000)).with_features(found);
+    let first = r.run(s.add(&order(1)).idempotent("p1", "order-1")).unwrap();
+    // A retry after a lost reply, even with other fields: the same id.
+    let again = r.run(s.add(&order(2)).idempotent("p1", "order-1")).unwrap();
+    assert_eq!(again, first);
+    // Another iid, or the same iid of another producer: new entries.
+    let other = r.run(s.add(&order(3)).idempotent("p1", "order-3")).unwrap();
+    let other_producer = r.run(s.add(&order(4)).idempotent("p2", "order-1")).unwrap();
+    assert_ne!(other, first);
+    assert_ne!(other_producer, first);
+    assert_eq!(r.run(s.len()).unwrap(), 3);
+    let all = r.run(s.range("-", "+", 10)).unwrap();
+    assert_eq!(all[0].event, order(1));
+    let seen_key = format!("{}:idmp:p1", s.key());
+    let seen: Vec<(String, String)> = r.cmd("HGETALL", &seen_key).go();
+    let info = stream_info(r, s.key());
+    if found.xadd_idmp {
+        // The server's IDMP: 3 ids recorded, 1 duplicate answered.
+        assert_eq!(info_int(&info, "iids-added"), 3, "{info:?}");
+        assert_eq!(info_int(&info, "iids-duplicates"), 1, "{info:?}");
+        assert!(seen.is_empty(), "{seen:?}");
+    } else {
+        assert!(!info.contains_key("iids-added"), "{info:?}");
+        let mut seen = seen;
+        seen.sort();
+        assert_eq!(
+            seen,
+            vec![
+                ("order-1".to_owned(), first.clone()),
+                ("order-3".to_owned(), other)
+            ]
+        );
+        let ttl: i64 = r.cmd("PTTL", &seen_key).go();
+        assert!(ttl > 0 && ttl <= 100_000, "{ttl}");
+    }
+    // Declared as having IDMP: on a server without it, the script answers
+    // in a second round, with the same contract.
+    let mut claimed = found;
+    claimed.xadd_idmp = true;
+    let declared = Stream::<OrderPlaced>::new(key(ns, "declared"), Retention::max_len(1000))
+        .with_features(claimed);
+    let a = r.run(declared.add(&order(1)).idempotent("p", "x")).unwrap();
+    let b = r.run(declared.add(&order(1)).idempotent("p", "x")).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(r.run(declared.len()).unwrap(), 1);
+    let fallback: u64 = r.cmd("HLEN", &format!("{}:idmp:p", declared.key())).go();
+    assert_eq!(fallback, u64::from(!found.xadd_idmp));
+    // A capped stream: the script on every server; a repeat is answered
+    // before the cap is checked.
+    let capped = Stream::<OrderPlaced>::new(
+        key(ns, "capped"),
+        Retention::max_len(10).respect_groups(Duration::from_secs(60), 1),
+    )
+    .with_features(found);
+    let c1 = r.run(capped.add(&order(1)).idempotent("p", "c1")).unwrap();
+    assert_eq!(
+        r.run(capped.add(&order(1)).idempotent("p", "c1")).unwrap(),
+        c1
+    );
+    assert!(matches!(
+        r.run(capped.add(&order(2)).idempotent("p", "c2")),
+        Err(redis_state::Error::StreamFull { len: 1, .. })
+    ));
+    let kept: u64 = r.cmd("HLEN", &format!("{}:idmp:p", capped.key())).go();
+    assert_eq!(kept, 1);
+    // Empty ids are refused before anything is sent.
+    assert!(matches!(
+        r.run(s.add(&order(5)).idempotent("", "x")),
+        Err(redis_state::Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        r.run(s.add(&order(5)).idempotent("p", "")),
+        Err(redis_state::Error::InvalidArgument { .. })
+    ));
+}
+
+/// The fallback remembers at most 100 ids per producer: the oldest is
+/// forgotten first (a repeat of it adds again), the newer ones are kept.
+fn idempotent_fallback_is_bounded(r: &mut Runner, ns: &Namespace) {
+    let s = Stream::<OrderPlaced>::new(key(ns, "bounded"), Retention::max_len(1000));
+    let first = r.run(s.add(&order(0)).idempotent("p", "0")).unwrap();
+    r.run(redis_state::many(
+        (1..=100).map(|i| s.add(&order(i)).idempotent("p", i.to_string())),
+    ))
+    .unwrap();
+    let seen = format!("{}:idmp:p", s.key());
+    assert_eq!(r.cmd::<u64>("HLEN", &seen).go(), 100);
+    assert_eq!(r.cmd::<u64>("ZCARD", &(seen.clone() + ":at")).go(), 100);
+    let again = r.run(s.add(&order(0)).idempotent("p", "0")).unwrap();
+    assert_ne!(again, first);
+    assert_eq!(r.run(s.len()).unwrap(), 102);
+    let kept = r.run(s.add(&order(100)).idempotent("p", "100")).unwrap();
+    assert_eq!(r.run(s.len()).unwrap(), 102);
+    assert!(!kept.is_empty());
+}
+
 matrix!(
+    idempotent_add_adds_once,
+    idempotent_fallback_is_bounded,
     newer_commands_detected,
     add_range_read,
     json_and_corrupt_entries,
@@ -436,3 +576,152 @@ matrix!(
     group_recreated_after_nogroup,
     trimming_respects_live_groups_only,
 );
+
+// ---------------------------------------------------------------------------
+// Which commands the consumer used: a private server, so that its command
+// statistics count this test's commands only.
+
+/// Calls of `cmd` in the server's `INFO commandstats`.
+fn calls_of(server: &RedisServer, cmd: &str) -> u64 {
+    let info: String = server
+        .query(redis::cmd("INFO").arg("commandstats"))
+        .unwrap();
+    let prefix = format!("cmdstat_{cmd}:calls=");
+    info.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+/// Calls of each command the consumer may use, before and after `f`.
+fn counting(
+    server: &RedisServer,
+    f: impl FnOnce(),
+) -> std::collections::HashMap<&'static str, u64> {
+    const CMDS: [&str; 5] = ["xautoclaim", "xreadgroup", "xack", "xdel", "xackdel"];
+    let before: Vec<u64> = CMDS.iter().map(|c| calls_of(server, c)).collect();
+    f();
+    CMDS.iter()
+        .zip(before)
+        .map(|(c, b)| (*c, calls_of(server, c) - b))
+        .collect()
+}
+
+/// A dead consumer left three entries pending, one of which was deleted
+/// since; a live consumer that deletes what it settles claims and handles
+/// the other two and the new ones, with the same delivery counts on both
+/// paths, and the deleted one leaves the pending list. On a server with
+/// `XREADGROUP … CLAIM` and `XACKDEL` the consumer claims with its reads
+/// (no `XAUTOCLAIM` until its sweep) and settles with `XACKDEL`; told to
+/// use the Redis 7.0 commands, or on an older server, it claims with
+/// `XAUTOCLAIM` and settles with `XACK` and `XDEL`.
+fn claim_and_settle_paths(baseline: bool) {
+    let server = RedisServer::start().unwrap();
+    let mut con = server.connection().unwrap();
+    let found = StreamFeatures::detect().run(&mut con).unwrap();
+    let s = Stream::<OrderPlaced>::new("orders", Retention::max_len(1000));
+    let group = s.group("g");
+    group.create().run(&mut con).unwrap();
+    let ids = redis_state::many((1..=6).map(|i| s.add(&order(i))))
+        .run(&mut con)
+        .unwrap();
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("g")
+        .arg("ghost")
+        .arg("COUNT")
+        .arg(4)
+        .arg("STREAMS")
+        .arg(s.key())
+        .arg(">")
+        .query(&mut con)
+        .unwrap();
+    // Entry 4 is deleted while pending.
+    let _: u64 = redis::cmd("XDEL")
+        .arg(s.key())
+        .arg(&ids[3])
+        .query(&mut con)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(5));
+    let mut o = fast();
+    o.claim_idle = Duration::from_millis(1);
+    o.delete_acked = true;
+    if baseline {
+        o.features = Some(StreamFeatures::BASELINE);
+    }
+    let used = o.features.unwrap_or(found);
+    let c = group.consumer("w").unwrap().options(o.clone());
+    let (trigger, sd) = shutdown();
+    let mut seen = Vec::new();
+    let mut stats = ConsumerStats::default();
+    let calls = counting(&server, || {
+        stats = c
+            .run(&mut con, &sd, |d| {
+                seen.push((d.event.id, d.deliveries));
+                if seen.len() == 5 {
+                    trigger.fire();
+                }
+                Ok::<_, String>(())
+            })
+            .unwrap();
+    });
+    seen.sort();
+    assert_eq!(seen, vec![(1, 2), (2, 2), (3, 2), (5, 1), (6, 1)]);
+    assert_eq!(stats.claimed, 3);
+    assert_eq!(stats.done, 5);
+    assert_eq!(s.len().run(&mut con).unwrap(), 0);
+    println!("{used:?} (server {found:?}): {calls:?}");
+    if used.xreadgroup_claim {
+        assert_eq!(calls["xautoclaim"], 0, "{calls:?}");
+        // The deleted entry is still referenced: CLAIM reads skip it.
+        assert_eq!(group.pending().run(&mut con).unwrap(), 1);
+    } else {
+        assert!(calls["xautoclaim"] >= 1, "{calls:?}");
+        assert_eq!(group.pending().run(&mut con).unwrap(), 0);
+    }
+    if used.xackdel {
+        assert_eq!(calls["xackdel"], 5, "{calls:?}");
+        assert_eq!((calls["xack"], calls["xdel"]), (0, 0), "{calls:?}");
+    } else {
+        assert_eq!((calls["xack"], calls["xdel"]), (5, 5), "{calls:?}");
+        assert_eq!(calls["xackdel"], 0, "{calls:?}");
+    }
+    if !used.xreadgroup_claim {
+        return;
+    }
+    // With CLAIM reads, the sweep (`XAUTOCLAIM` every `sweep_every`) drops
+    // the reference to the deleted entry, as the claim round does above.
+    o.sweep_every = Duration::ZERO;
+    let c = group.consumer("sweeper").unwrap().options(o);
+    let (trigger, sd) = shutdown();
+    let watcher = {
+        let mut other = server.connection().unwrap();
+        let group = group.clone();
+        std::thread::spawn(move || {
+            // A bound that only turns a hang into a failure.
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            let mut pending = group.pending().run(&mut other).unwrap();
+            while pending > 0 && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+                pending = group.pending().run(&mut other).unwrap();
+            }
+            trigger.fire();
+            pending
+        })
+    };
+    let calls = counting(&server, || {
+        c.run(&mut con, &sd, |_| Ok::<_, String>(())).unwrap();
+    });
+    assert_eq!(watcher.join().unwrap(), 0);
+    assert!(calls["xautoclaim"] >= 1, "{calls:?}");
+}
+
+#[test]
+fn consumer_uses_the_newer_commands_the_server_has() {
+    claim_and_settle_paths(false);
+}
+
+#[test]
+fn consumer_told_to_use_the_redis_7_0_commands() {
+    claim_and_settle_paths(true);
+}

@@ -64,11 +64,13 @@
 //! every queue (one round trip per node each), and a pass that found
 //! nothing pauses 2 ms at first, doubling up to
 //! [`WriteBehindWorker::block`], before the next (what is queued is seen
-//! at most that late; an idle worker sends `2 × N` commands per pause). An entry is
-//! acknowledged and deleted (`XACK`, `XDEL`) only after the
+//! at most that late; an idle worker sends `2 × N` commands per pause). An
+//! entry is acknowledged and deleted (`XACK` and `XDEL`, or one `XACKDEL`
+//! where the server has it) only after the
 //! handler returned `Ok`. A worker that dies mid-batch leaves its entries
 //! pending; any worker of the group claims entries idle for longer than
-//! [`WriteBehindWorker::claim_idle`] (`XAUTOCLAIM`), and a worker restarted
+//! [`WriteBehindWorker::claim_idle`] (`XAUTOCLAIM`, or the read itself,
+//! `XREADGROUP … CLAIM`, where the server has it), and a worker restarted
 //! under the same consumer name first re-reads its own pending entries. A
 //! live worker keeps the entries it holds: it resets an entry's idle time
 //! before each retry and before the first attempt of each later entry of a

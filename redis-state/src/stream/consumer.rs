@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use redis::{ToRedisArgs, Value};
 
-use super::{EventCodec, Group, RawEntry, RawFields, entry_list, stream_entries, text};
+use super::{
+    EventCodec, Group, RawEntry, RawFields, StreamFeatures, entry_list, stream_entries, text,
+};
 use crate::cache::Shutdown;
 use crate::driver::{Async, Blocking, Deadline, Io, block_on, read_until};
 use crate::error::{Error, Result};
@@ -108,13 +110,23 @@ pub struct ConsumerOptions {
     /// See `backoff`.
     pub max_backoff: Duration,
     /// How long an entry stays pending and untouched before another
-    /// consumer claims it (`XAUTOCLAIM`; default 30 s). A consumer keeps
+    /// consumer claims it (`XREADGROUP … CLAIM` where the server has it,
+    /// `XAUTOCLAIM` otherwise; default 30 s). A consumer keeps
     /// what it handles (resets the idle time before each retry and before
     /// each entry of a batch after the first), so this must exceed one
     /// handler attempt plus one backoff delay.
     pub claim_idle: Duration,
-    /// How often a consumer looks for idle entries to claim (default 1 s).
+    /// How often a consumer looks for idle entries to claim with
+    /// `XAUTOCLAIM` (default 1 s). On a server with `XREADGROUP … CLAIM`
+    /// every read claims, and this is not used (see `sweep_every`).
     pub claim_every: Duration,
+    /// On a server with `XREADGROUP … CLAIM`: how often a consumer still
+    /// runs one `XAUTOCLAIM` round (default 60 s, the first one after that
+    /// long). A `CLAIM` read skips pending entries whose entry was deleted
+    /// (trimmed by `XADD MAXLEN`, or `XDEL`) and leaves them in the
+    /// group's pending list; `XAUTOCLAIM` drops them, as it does every
+    /// `claim_every` on older servers.
+    pub sweep_every: Duration,
     /// How often a consumer trims a stream declared with
     /// [`Retention::respect_groups`](super::Retention::respect_groups)
     /// (default 1 s).
@@ -128,8 +140,16 @@ pub struct ConsumerOptions {
     pub dead_max_len: u64,
     /// Deletes each entry (`XDEL`) once acknowledged or dead-lettered
     /// (default false): for a stream that is a work queue of one group,
-    /// such as write-behind's.
+    /// such as write-behind's. Where the server has `XACKDEL`, a plain
+    /// acknowledgement and the delete are that one command (`KEEPREF`, as
+    /// `XDEL` does).
     pub delete_acked: bool,
+    /// The newer stream commands to use; `None` (the default): the
+    /// consumer detects them on its connection when it starts
+    /// ([`StreamFeatures::detect`], one round trip), and again when the
+    /// server refuses a `CLAIM` read (a failover to an older server).
+    /// [`StreamFeatures::BASELINE`] keeps it on the Redis 7.0 commands.
+    pub features: Option<StreamFeatures>,
 }
 
 impl Default for ConsumerOptions {
@@ -142,10 +162,12 @@ impl Default for ConsumerOptions {
             max_backoff: Duration::from_secs(5),
             claim_idle: Duration::from_secs(30),
             claim_every: Duration::from_secs(1),
+            sweep_every: Duration::from_secs(60),
             trim_every: Duration::from_secs(1),
             block: Duration::from_millis(400),
             dead_max_len: 10_000,
             delete_acked: false,
+            features: None,
         }
     }
 }
@@ -195,7 +217,11 @@ pub struct Delivery<T> {
 /// At least once: an entry is acknowledged (`XACK`) only after the handler
 /// returned `Ok`; a consumer that dies leaves its entries pending, and any
 /// consumer of the group claims entries idle for longer than
-/// [`ConsumerOptions::claim_idle`] (`XAUTOCLAIM`). A handler error is
+/// [`ConsumerOptions::claim_idle`]: on a server with `XREADGROUP … CLAIM`
+/// (Redis 8.4) with every read, in the same command; on older ones with
+/// an `XAUTOCLAIM` round every [`ConsumerOptions::claim_every`]. Which
+/// commands a consumer uses it finds out when it starts (see
+/// [`ConsumerOptions::features`]); the behaviour is the same. A handler error is
 /// retried in place with exponential backoff and jitter, up to
 /// `max_attempts`; then the entry goes to the dead-letter stream
 /// (`<stream>:dead`) with fields `origin` (its id), `group`, `error`,
@@ -383,7 +409,23 @@ impl<T, C: EventCodec<T>> Consumer<T, C> {
         let keys = self.keys();
         let several = keys.len() > 1;
         io.run(self.create()).await?;
-        let mut next_claim = Instant::now();
+        let mut features = match o.features {
+            Some(f) => f,
+            None => io.run(StreamFeatures::detect()).await?,
+        };
+        // With `CLAIM` reads, the `XAUTOCLAIM` round is a rare sweep.
+        let claim_period = |f: &StreamFeatures| {
+            if f.xreadgroup_claim {
+                o.sweep_every
+            } else {
+                o.claim_every
+            }
+        };
+        let mut next_claim = if features.xreadgroup_claim {
+            Instant::now() + o.sweep_every
+        } else {
+            Instant::now()
+        };
         let mut next_trim = Instant::now();
         // A consumer restarted under the name it had first re-reads what
         // it held (nothing, for a name made by `Group::consumer`), stream
@@ -413,6 +455,7 @@ impl<T, C: EventCodec<T>> Consumer<T, C> {
                         for (k, got) in pending.into_iter().zip(per_stream) {
                             match got {
                                 Some(got) => {
+                                    let got = got.into_iter().map(|(e, _)| e).collect();
                                     batch.extend(self.with_deliveries(io, k, keys[k], got).await?)
                                 }
                                 None => own_pending[k] = false,
@@ -427,7 +470,7 @@ impl<T, C: EventCodec<T>> Consumer<T, C> {
                 }
             }
             if batch.is_empty() && Instant::now() >= next_claim {
-                next_claim = Instant::now() + o.claim_every;
+                next_claim = Instant::now() + claim_period(&features);
                 let claims = crate::op::many(
                     keys.iter()
                         .map(|key| self.autoclaim(key))
@@ -451,12 +494,21 @@ impl<T, C: EventCodec<T>> Consumer<T, C> {
                 }
             }
             if batch.is_empty() {
+                // With `CLAIM`, idle entries of any consumer come first,
+                // then new ones, in one read.
+                let claim = features
+                    .xreadgroup_claim
+                    .then(|| crate::random::millis(o.claim_idle));
                 let read = if several {
                     // Streams in several slots: one non-blocking read of
                     // each, in one round trip per node.
                     let reads = crate::op::many(
                         keys.iter()
-                            .map(|key| self.read_group(key, None))
+                            .map(|key| {
+                                let mut r = self.read_group(key, None);
+                                r.claim = claim;
+                                r
+                            })
                             .collect::<Vec<_>>(),
                     );
                     io.run(reads).await.map(|per_stream| {
@@ -464,28 +516,46 @@ impl<T, C: EventCodec<T>> Consumer<T, C> {
                             .into_iter()
                             .enumerate()
                             .flat_map(|(k, got)| {
-                                got.unwrap_or_default().into_iter().map(move |e| (k, e))
+                                got.unwrap_or_default()
+                                    .into_iter()
+                                    .map(move |(e, n)| (k, e, n))
                             })
                             .collect::<Vec<_>>()
                     })
                 } else {
                     read_until(io, Deadline::after(o.block), |block| {
-                        self.read_group(keys[0], block)
+                        let mut r = self.read_group(keys[0], block);
+                        r.claim = claim;
+                        r
                     })
                     .await
                     .map(|got| {
                         got.unwrap_or_default()
                             .into_iter()
-                            .map(|e| (0, e))
+                            .map(|(e, n)| (0, e, n))
                             .collect()
                     })
                 };
                 match read {
                     Ok(got) => {
-                        batch = got.into_iter().map(|(k, e)| (k, e, 1)).collect();
+                        batch = got;
+                        // Claimed entries were delivered before.
+                        stats.claimed += batch.iter().filter(|(_, _, n)| *n > 1).count() as u64;
                     }
                     Err(e) if is_nogroup(&e) => {
                         io.run(self.create()).await?;
+                        continue;
+                    }
+                    Err(e) if claim.is_some() && e.server_code() == Some("ERR") => {
+                        // A server without `CLAIM` (a failover to an older
+                        // one): look again, go on with what it has.
+                        let now = io.run(StreamFeatures::detect()).await?;
+                        if now.xreadgroup_claim {
+                            return Err(e);
+                        }
+                        log::warn!(target: "redis_state::stream", "{}: the server refused XREADGROUP … CLAIM; using XAUTOCLAIM: {e}", self.group.stream.key);
+                        features = now;
+                        next_claim = Instant::now();
                         continue;
                     }
                     Err(e) => return Err(e),
@@ -525,7 +595,7 @@ impl<T, C: EventCodec<T>> Consumer<T, C> {
                 kept = self
                     .handle(
                         io,
-                        shutdown,
+                        (shutdown, &features),
                         handler,
                         (keys[k], &id, &fields, deliveries),
                         kept,
@@ -551,7 +621,7 @@ impl<T, C: EventCodec<T>> Consumer<T, C> {
     async fn handle<I, F, Fut, R, E>(
         &self,
         io: &mut I,
-        shutdown: &Shutdown,
+        (shutdown, features): (&Shutdown, &StreamFeatures),
         handler: &mut F,
         (key, id, fields, deliveries): (&str, &str, &RawFields, u64),
         kept: bool,
@@ -574,16 +644,22 @@ impl<T, C: EventCodec<T>> Consumer<T, C> {
         if let Err(e) = C::decode(&at, fields) {
             log::warn!(target: "redis_state::stream", "dead-lettering {at}: {e}");
             stats.dead += 1;
-            io.run(self.dead_letter(key, id, fields, &e.to_string(), 0, deliveries))
-                .await?;
+            io.run(
+                self.dead_letter(key, id, fields, &e.to_string(), 0, deliveries)
+                    .ackdel(features),
+            )
+            .await?;
             return Ok(false);
         }
         if deliveries > o.max_deliveries {
             let error = format!("delivered {deliveries} times (its consumers did not finish it)");
             log::warn!(target: "redis_state::stream", "dead-lettering {at}: {error}");
             stats.dead += 1;
-            io.run(self.dead_letter(key, id, fields, &error, 0, deliveries))
-                .await?;
+            io.run(
+                self.dead_letter(key, id, fields, &error, 0, deliveries)
+                    .ackdel(features),
+            )
+            .await?;
             return Ok(false);
         }
         let mut attempt = 1;
@@ -604,6 +680,7 @@ impl<T, C: EventCodec<T>> Consumer<T, C> {
                             id,
                             effect: r.into().0,
                             delete: o.delete_acked,
+                            ackdel: features.xackdel,
                             next: next.map(|(nk, n)| self.keep(nk, n)),
                         })
                         .await?;
@@ -618,8 +695,11 @@ impl<T, C: EventCodec<T>> Consumer<T, C> {
                     let error = e.to_string();
                     log::warn!(target: "redis_state::stream", "dead-lettering {at} after {attempt} attempts: {error}");
                     stats.dead += 1;
-                    io.run(self.dead_letter(key, id, fields, &error, attempt, deliveries))
-                        .await?;
+                    io.run(
+                        self.dead_letter(key, id, fields, &error, attempt, deliveries)
+                            .ackdel(features),
+                    )
+                    .await?;
                     return Ok(false);
                 }
                 Err(e) => {
@@ -645,6 +725,7 @@ impl<T, C: EventCodec<T>> Consumer<T, C> {
             count: self.options.batch,
             block,
             from: ">",
+            claim: None,
         }
     }
 
@@ -687,6 +768,7 @@ impl<T, C: EventCodec<T>> Consumer<T, C> {
             deliveries,
             max_len: self.options.dead_max_len,
             delete: self.options.delete_acked,
+            ackdel: false,
             added: false,
         }
     }
@@ -767,8 +849,11 @@ fn is_nogroup(e: &Error) -> bool {
 // ---------------------------------------------------------------------------
 // Operations of the loop
 
-/// `XREADGROUP GROUP g c COUNT n [BLOCK ms] STREAMS key >`; `None` when
-/// nothing came.
+/// `XREADGROUP GROUP g c COUNT n [BLOCK ms] [CLAIM idle] STREAMS key >`;
+/// `None` when nothing came. The output pairs each entry with its
+/// delivery count as of this read: 1 for a new entry; with `CLAIM`, one
+/// more than the count the reply gives for a claimed one (the server
+/// reports the count before this delivery).
 struct ReadGroup<'a> {
     key: &'a str,
     group: &'a str,
@@ -777,28 +862,81 @@ struct ReadGroup<'a> {
     block: Option<Duration>,
     /// `>` for new entries, `0` for this consumer's pending ones.
     from: &'static str,
+    /// `CLAIM <ms>`: entries idle that long are claimed by the read.
+    claim: Option<u64>,
 }
 
 impl Operation for ReadGroup<'_> {
-    type Output = Option<Vec<RawEntry>>;
+    type Output = Option<Vec<(RawEntry, u64)>>;
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
-        let cmd = plan.cmd_routed("XREADGROUP", self.key);
-        cmd.arg("GROUP")
-            .arg(self.group)
-            .arg(self.consumer)
-            .arg("COUNT")
-            .arg(self.count.max(1));
+        // redis-rs' typed options write `GROUP … COUNT … BLOCK … CLAIM …`.
+        let mut options = redis::streams::StreamReadOptions::default()
+            .group(self.group, self.consumer)
+            .count(self.count.max(1));
         if let Some(b) = self.block {
-            cmd.arg("BLOCK").arg(crate::random::millis(b).max(1));
+            options = options
+                .block(usize::try_from(crate::random::millis(b).max(1)).unwrap_or(usize::MAX));
         }
-        cmd.arg("STREAMS").arg(self.key).arg(self.from);
+        if let Some(idle) = self.claim {
+            options = options
+                .claim(usize::try_from(idle.min(crate::random::MAX_MILLIS)).unwrap_or(usize::MAX));
+        }
+        let cmd = plan.cmd_routed("XREADGROUP", self.key);
+        cmd.arg(&options)
+            .arg("STREAMS")
+            .arg(self.key)
+            .arg(self.from);
         Ok(())
     }
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<Self::Output>> {
         let v = replies.next_value()?;
         let got = stream_entries(&v)?;
-        Ok(Step::Done((!got.is_empty()).then_some(got)))
+        if got.is_empty() {
+            return Ok(Step::Done(None));
+        }
+        let counts = if self.claim.is_some() {
+            claim_counts(&v)
+        } else {
+            Vec::new()
+        };
+        Ok(Step::Done(Some(
+            got.into_iter()
+                .enumerate()
+                .map(|(i, e)| (e, counts.get(i).copied().flatten().unwrap_or(0) + 1))
+                .collect(),
+        )))
     }
+}
+
+/// The delivery counts of a `CLAIM` read's entries, in order: each entry
+/// is `[id, fields, idle ms, delivery count]` (0 for a new entry).
+fn claim_counts(v: &Value) -> Vec<Option<u64>> {
+    let lists: Vec<&Value> = match v {
+        Value::Array(streams) => streams
+            .iter()
+            .filter_map(|s| match s {
+                Value::Array(pair) if pair.len() == 2 => Some(&pair[1]),
+                _ => None,
+            })
+            .collect(),
+        Value::Map(streams) => streams.iter().map(|(_, e)| e).collect(),
+        _ => Vec::new(),
+    };
+    let mut out = Vec::new();
+    for list in lists {
+        if let Value::Array(items) = list {
+            for item in items {
+                out.push(match item {
+                    Value::Array(parts) => match parts.get(3) {
+                        Some(Value::Int(n)) => u64::try_from(*n).ok(),
+                        _ => None,
+                    },
+                    _ => None,
+                });
+            }
+        }
+    }
+    out
 }
 
 /// `XAUTOCLAIM key g c idle 0-0 COUNT n`.
@@ -868,13 +1006,42 @@ struct Settle<'a> {
     id: &'a str,
     effect: Option<Effect>,
     delete: bool,
+    /// The server has `XACKDEL`.
+    ackdel: bool,
     next: Option<Keep<'a>>,
+}
+
+/// `XACKDEL key group KEEPREF IDS 1 id` (Redis 8.2), written by redis-rs'
+/// typed command; its reply is one code per id (1: acknowledged and
+/// deleted).
+fn ack_del(key: &str, group: &str, id: &str) -> redis::Cmd {
+    redis::Cmd::xack_del(
+        key,
+        group,
+        &[id],
+        redis::streams::StreamDeletionPolicy::KeepRef,
+    )
+}
+
+/// The first code of an `XACKDEL` reply, as `XACK` would count it.
+fn ack_del_count(v: &Value) -> Result<i64> {
+    match v {
+        Value::Array(codes) => match codes.first() {
+            Some(Value::Int(1)) => Ok(1),
+            Some(Value::Int(_)) => Ok(0),
+            _ => Err(Error::unexpected("XACKDEL", v)),
+        },
+        _ => Err(Error::unexpected("XACKDEL", v)),
+    }
 }
 
 impl Operation for Settle<'_> {
     type Output = (bool, bool);
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
         match &self.effect {
+            None if self.delete && self.ackdel => {
+                plan.cmd_built(ack_del(self.key, self.group, self.id), self.key.as_bytes());
+            }
             None => {
                 plan.cmd("XACK", self.key).arg(self.group).arg(self.id);
             }
@@ -888,7 +1055,7 @@ impl Operation for Settle<'_> {
                 }
             }
         }
-        if self.delete {
+        if self.delete && !(self.ackdel && self.effect.is_none()) {
             plan.cmd("XDEL", self.key).arg(self.id);
         }
         if let Some(next) = &mut self.next {
@@ -897,8 +1064,13 @@ impl Operation for Settle<'_> {
         Ok(())
     }
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<(bool, bool)>> {
-        let n: i64 = replies.next("XACK")?;
-        if self.delete {
+        let one = self.delete && self.ackdel && self.effect.is_none();
+        let n: i64 = if one {
+            ack_del_count(&replies.next_value()?)?
+        } else {
+            replies.next("XACK")?
+        };
+        if self.delete && !one {
             replies.next_value()?;
         }
         let next = match &mut self.next {
@@ -921,13 +1093,26 @@ struct DeadLetter<'a> {
     deliveries: u64,
     max_len: u64,
     delete: bool,
+    /// The server has `XACKDEL`: with `delete`, one command settles.
+    ackdel: bool,
     added: bool,
+}
+
+impl DeadLetter<'_> {
+    fn ackdel(mut self, features: &StreamFeatures) -> Self {
+        self.ackdel = features.xackdel;
+        self
+    }
 }
 
 impl Operation for DeadLetter<'_> {
     type Output = ();
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
         if self.added {
+            if self.delete && self.ackdel {
+                plan.cmd_built(ack_del(self.key, self.group, self.id), self.key.as_bytes());
+                return Ok(());
+            }
             plan.cmd("XACK", self.key).arg(self.group).arg(self.id);
             if self.delete {
                 plan.cmd("XDEL", self.key).arg(self.id);
@@ -956,7 +1141,7 @@ impl Operation for DeadLetter<'_> {
     }
     fn complete(&mut self, replies: &mut Replies) -> Result<Step<()>> {
         replies.next_value()?;
-        if self.added && self.delete {
+        if self.added && self.delete && !self.ackdel {
             replies.next_value()?;
         }
         if self.added {

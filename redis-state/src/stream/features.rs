@@ -8,16 +8,29 @@ use crate::op::{Operation, Plan, Replies, Step};
 
 /// Which stream commands and options newer than Redis 7.0 (the oldest
 /// server the library supports) a server has, as it describes its own
-/// commands: `COMMAND DOCS XADD XREADGROUP` and `COMMAND INFO XNACK`, one
-/// round trip. Detect once per server (e.g. at start-up) with
-/// [`StreamFeatures::detect`].
+/// commands: `COMMAND DOCS XADD XREADGROUP XTRIM XACKDEL` and `COMMAND
+/// INFO XNACK`, one round trip. Detect once per server (e.g. at start-up)
+/// with [`StreamFeatures::detect`].
 ///
-/// The streams, consumers and queues of this library use the Redis 7.0
-/// commands on every server today (`XADD`, `XREADGROUP` then
-/// `XAUTOCLAIM`, `XACK`); no server they were tested against has the
-/// newer ones (Redis 7.0 and Valkey 8.1 both detect none), so no code path
-/// depends on them yet. Redis-rs has builders for all three
-/// (`StreamAddOptions::idmp`, `StreamReadOptions` with a claim, `xnack`).
+/// Where they are used (each with a Redis 7.0 fallback of the same
+/// contract):
+///
+/// * `xreadgroup_claim`: a [`Consumer`](super::Consumer) claims idle
+///   entries with the read itself (`XREADGROUP … CLAIM`) instead of a
+///   separate `XAUTOCLAIM` round.
+/// * `xackdel`: a consumer that deletes what it settles
+///   ([`ConsumerOptions::delete_acked`](super::ConsumerOptions::delete_acked))
+///   acknowledges and deletes in one command (`XACKDEL`).
+/// * `xadd_idmp`: [`Add::idempotent`](super::Add::idempotent) on a stream
+///   declared [`with_features`](super::Stream::with_features) uses
+///   `XADD … IDMP`.
+/// * `trim_policies` and `xnack` are detected and not used (see
+///   `docs/design.md`, "Newer stream commands").
+///
+/// A consumer detects them itself when it starts
+/// ([`ConsumerOptions::features`]: `None`).
+///
+/// [`ConsumerOptions::features`]: super::ConsumerOptions::features
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StreamFeatures {
@@ -27,7 +40,13 @@ pub struct StreamFeatures {
     /// `XREADGROUP … CLAIM min-idle`: idle pending entries claimed by the
     /// read itself (Redis 8.4).
     pub xreadgroup_claim: bool,
-    /// `XNACK`: a pending entry handed back to the group at once.
+    /// `XACKDEL`: acknowledge and delete in one command (Redis 8.2).
+    pub xackdel: bool,
+    /// The `KEEPREF` / `DELREF` / `ACKED` options of `XTRIM` and `XADD`
+    /// trimming (Redis 8.2).
+    pub trim_policies: bool,
+    /// `XNACK`: a pending entry handed back to the group at once (no
+    /// released server has it yet).
     pub xnack: bool,
 }
 
@@ -36,6 +55,8 @@ impl StreamFeatures {
     pub const BASELINE: StreamFeatures = StreamFeatures {
         xadd_idmp: false,
         xreadgroup_claim: false,
+        xackdel: false,
+        trim_policies: false,
         xnack: false,
     };
 
@@ -65,7 +86,9 @@ impl Operation for DetectStreamFeatures {
         plan.keyless("COMMAND")
             .arg("DOCS")
             .arg("XADD")
-            .arg("XREADGROUP");
+            .arg("XREADGROUP")
+            .arg("XTRIM")
+            .arg("XACKDEL");
         plan.keyless("COMMAND").arg("INFO").arg("XNACK");
         Ok(())
     }
@@ -77,13 +100,20 @@ impl Operation for DetectStreamFeatures {
     }
 }
 
-/// Reads the replies of `COMMAND DOCS XADD XREADGROUP` and `COMMAND INFO
-/// XNACK` (RESP2 or RESP3; an error reply counts as "absent").
+/// Reads the replies of `COMMAND DOCS XADD XREADGROUP XTRIM XACKDEL` and
+/// `COMMAND INFO XNACK` (RESP2 or RESP3; an error reply counts as
+/// "absent"; a command the server does not know is absent from the docs).
 fn features(docs: &Value, info: &Value) -> StreamFeatures {
     let doc = |command: &str| command_doc(docs, command);
     StreamFeatures {
         xadd_idmp: doc("xadd").is_some_and(|d| has_token(d, "IDMP") || has_token(d, "IDMPAUTO")),
         xreadgroup_claim: doc("xreadgroup").is_some_and(|d| has_token(d, "CLAIM")),
+        xackdel: doc("xackdel").is_some(),
+        trim_policies: doc("xtrim").is_some_and(|d| {
+            ["KEEPREF", "DELREF", "ACKED"]
+                .iter()
+                .all(|t| has_token(d, t))
+        }),
         xnack: match info {
             Value::Array(items) => items.iter().any(|i| !matches!(i, Value::Nil)),
             _ => false,
@@ -182,13 +212,34 @@ mod tests {
             ),
         ]);
         let xreadgroup = doc(vec![arg("min-idle-time", Some("CLAIM"), vec![])]);
-        let docs = Value::Array(vec![s("xadd"), xadd, s("xreadgroup"), xreadgroup]);
+        let xtrim = doc(vec![arg(
+            "condition",
+            None,
+            vec![
+                arg("keepref", Some("KEEPREF"), vec![]),
+                arg("delref", Some("DELREF"), vec![]),
+                arg("acked", Some("ACKED"), vec![]),
+            ],
+        )]);
+        let xackdel = doc(vec![arg("key", None, vec![])]);
+        let docs = Value::Array(vec![
+            s("xadd"),
+            xadd,
+            s("xreadgroup"),
+            xreadgroup,
+            s("xtrim"),
+            xtrim,
+            s("xackdel"),
+            xackdel,
+        ]);
         let info = Value::Array(vec![Value::Array(vec![s("xnack"), Value::Int(-5)])]);
         assert_eq!(
             features(&docs, &info),
             StreamFeatures {
                 xadd_idmp: true,
                 xreadgroup_claim: true,
+                xackdel: true,
+                trim_policies: true,
                 xnack: true,
             }
         );
@@ -202,7 +253,12 @@ mod tests {
             arg("nomkstream", Some("NOMKSTREAM"), vec![]),
         ]);
         let xreadgroup = doc(vec![arg("count", Some("COUNT"), vec![])]);
-        let docs = Value::Map(vec![(s("xadd"), xadd), (s("xreadgroup"), xreadgroup)]);
+        let xtrim = doc(vec![arg("limit", Some("LIMIT"), vec![])]);
+        let docs = Value::Map(vec![
+            (s("xadd"), xadd),
+            (s("xreadgroup"), xreadgroup),
+            (s("xtrim"), xtrim),
+        ]);
         let info = Value::Array(vec![Value::Nil]);
         assert!(features(&docs, &info).is_baseline());
         // Replies of another shape count as absent.

@@ -68,6 +68,10 @@ pub(crate) static ADD_CAPPED: Script = Script::new(
     include_str!("lua/add_capped.lua"),
 );
 static TRIM: Script = Script::new("redis_state.stream.trim", include_str!("lua/trim.lua"));
+static ADD_IDEMPOTENT: Script = Script::new(
+    "redis_state.stream.add_idempotent",
+    include_str!("lua/add_idempotent.lua"),
+);
 
 // ---------------------------------------------------------------------------
 // Codecs
@@ -265,6 +269,7 @@ impl Retention {
 pub struct Stream<T, C = Fields> {
     key: String,
     retention: Retention,
+    features: StreamFeatures,
     _t: PhantomData<fn() -> (T, C)>,
 }
 
@@ -273,6 +278,7 @@ impl<T, C> Clone for Stream<T, C> {
         Stream {
             key: self.key.clone(),
             retention: self.retention,
+            features: self.features,
             _t: PhantomData,
         }
     }
@@ -318,8 +324,18 @@ impl<T, C: EventCodec<T>> Stream<T, C> {
         Stream {
             key: key.into(),
             retention,
+            features: StreamFeatures::BASELINE,
             _t: PhantomData,
         }
+    }
+
+    /// Declares which newer stream commands the server has (detect them
+    /// once with [`StreamFeatures::detect`]); without it, adds use the
+    /// Redis 7.0 commands, which every server has. Today it decides how
+    /// [`Add::idempotent`] is done.
+    pub fn with_features(mut self, features: StreamFeatures) -> Self {
+        self.features = features;
+        self
     }
 
     /// The stream key.
@@ -367,6 +383,7 @@ impl<T, C: EventCodec<T>> Stream<T, C> {
         Add {
             key: self.key.clone(),
             retention: self.retention,
+            idmp: self.features.xadd_idmp,
             fields: Some(built),
         }
     }
@@ -503,9 +520,183 @@ impl<T, C: EventCodec<T>> Stream<T, C> {
 pub struct Add {
     key: String,
     retention: Retention,
+    /// The stream was declared on a server with `XADD … IDMP`.
+    idmp: bool,
     /// The whole `XADD` (or, for the capped-add script, the fields as
     /// arguments: name, value, ...), and how many fields.
     fields: Option<Result<(redis::Cmd, usize)>>,
+}
+
+impl Add {
+    /// Makes the add idempotent: a repeat of the same `(producer, iid)`
+    /// (a retry after a lost reply, a producer restarted mid-batch) adds
+    /// nothing and returns the first add's entry id, as long as the first
+    /// is remembered: for 100 s and the newest 100 ids per producer.
+    ///
+    /// * On a stream declared [`with_features`](Stream::with_features) of a
+    ///   server with `XADD … IDMP` (Redis 8.6), and not
+    ///   [`respect_groups`](Retention::respect_groups): `XADD key IDMP
+    ///   producer iid …`; the bounds are the stream's `IDMP-DURATION` and
+    ///   `IDMP-MAXSIZE` (defaults 100 s and 100, `XCFGSET` changes them).
+    /// * Otherwise one script (Redis 7.0): the ids are remembered in two
+    ///   keys of the stream's slot per producer, `<stream>:idmp:<producer>`
+    ///   (a hash iid → entry id) and `…:at` (a sorted set by the server's
+    ///   time), expiring after the window; with `respect_groups`, a repeat
+    ///   is answered before the cap is checked (a retry of an add that went
+    ///   in is never refused as full).
+    ///
+    /// What is idempotent is the add: the iid names the event, whatever
+    /// its fields (a repeat with other fields still returns the first id).
+    /// Once the first is forgotten, a repeat adds again. A server that
+    /// refuses `IDMP` (declared wrongly, or a failover to an older server)
+    /// gets the script in a second round trip. The two paths keep separate
+    /// records: an add done by one is not seen by the other. `producer`
+    /// and `iid` must not be empty ([`Error::InvalidArgument`]).
+    pub fn idempotent(self, producer: impl Into<String>, iid: impl Into<String>) -> IdempotentAdd {
+        IdempotentAdd {
+            add: self,
+            producer: producer.into(),
+            iid: iid.into(),
+            fallback: false,
+            args: None,
+        }
+    }
+}
+
+/// How long (ms) and how many ids per producer the fallback of
+/// [`Add::idempotent`] remembers: `XADD … IDMP`'s defaults.
+const IDEMPOTENT_WINDOW_MS: u64 = 100_000;
+const IDEMPOTENT_MOST: u64 = 100;
+
+/// See [`Add::idempotent`].
+#[derive(Debug)]
+pub struct IdempotentAdd {
+    add: Add,
+    producer: String,
+    iid: String,
+    /// The server refused `IDMP`: the script from now on.
+    fallback: bool,
+    /// The fields (name, value, ...), kept for a second round.
+    args: Option<Vec<Vec<u8>>>,
+}
+
+impl IdempotentAdd {
+    /// The fields as arguments, from the command `Stream::add` wrote.
+    fn fields(&mut self) -> Result<&[Vec<u8>]> {
+        if self.args.is_none() {
+            let (built, n) = match self.add.fields.take() {
+                Some(f) => f?,
+                None => return Err(Error::unexpected("an idempotent add", &Value::Nil)),
+            };
+            if n == 0 {
+                return Err(Error::InvalidArgument {
+                    operation: "Stream::add",
+                    reason: format!("the event has no field to store in `{}`", self.add.key),
+                });
+            }
+            let all: Vec<Vec<u8>> = built
+                .args_iter()
+                .filter_map(|a| match a {
+                    redis::Arg::Simple(b) => Some(b.to_vec()),
+                    _ => None,
+                })
+                .collect();
+            let skip = all.len().saturating_sub(2 * n);
+            self.args = Some(all.into_iter().skip(skip).collect());
+        }
+        Ok(self.args.as_deref().unwrap_or_default())
+    }
+
+    /// The keys the fallback remembers ids in, in the stream's slot.
+    fn seen_keys(&self) -> Result<[String; 3]> {
+        let key = &self.add.key;
+        let slot = crate::keys::key_slot(key.as_bytes());
+        let tagged = format!("{key}:idmp:");
+        let base = if crate::keys::key_slot(tagged.as_bytes()) == slot {
+            key.clone()
+        } else {
+            format!("{{{key}}}")
+        };
+        let seen = format!("{base}:idmp:{}", self.producer);
+        let at = format!("{seen}:at");
+        if crate::keys::key_slot(seen.as_bytes()) != slot {
+            return Err(Error::InvalidArgument {
+                operation: "Add::idempotent",
+                reason: format!(
+                    "no key beside `{key}` shares its Cluster slot: give the stream key a hash tag"
+                ),
+            });
+        }
+        Ok([key.clone(), seen, at])
+    }
+}
+
+impl Operation for IdempotentAdd {
+    type Output = String;
+    fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
+        if self.producer.is_empty() || self.iid.is_empty() {
+            return Err(Error::InvalidArgument {
+                operation: "Add::idempotent",
+                reason: format!(
+                    "the producer and the idempotent id must not be empty (producer `{}`, iid `{}`)",
+                    self.producer, self.iid
+                ),
+            });
+        }
+        let retention = self.add.retention;
+        let use_idmp = self.add.idmp && !self.fallback && retention.groups.is_none();
+        let fields = self.fields()?.to_vec();
+        if use_idmp {
+            use redis::streams::{StreamAddOptions, StreamTrimStrategy, StreamTrimmingMode};
+            let mode = if retention.approx {
+                StreamTrimmingMode::Approx
+            } else {
+                StreamTrimmingMode::Exact
+            };
+            let trim = match retention.limit {
+                Limit::MaxLen(n) => {
+                    StreamTrimStrategy::maxlen(mode, usize::try_from(n).unwrap_or(usize::MAX))
+                }
+                Limit::MaxAge(_) => StreamTrimStrategy::minid(mode, retention.args().1),
+            };
+            let options = StreamAddOptions::default()
+                .idmp(&self.producer, &self.iid)
+                .trim(trim);
+            let cmd = redis::Cmd::xadd_options(&self.add.key, "*", &fields, &options);
+            plan.cmd_built(cmd, self.add.key.as_bytes());
+            return Ok(());
+        }
+        let keys = self.seen_keys()?;
+        let (kind, value) = match retention.groups {
+            Some(_) => ("", String::new()),
+            None => retention.args(),
+        };
+        let cmd = plan.script(&ADD_IDEMPOTENT, &keys)?;
+        cmd.arg(&self.iid)
+            .arg(IDEMPOTENT_WINDOW_MS)
+            .arg(IDEMPOTENT_MOST)
+            .arg(retention.groups.map_or(0, |g| g.cap))
+            .arg(kind)
+            .arg(retention.mark())
+            .arg(value);
+        for f in &fields {
+            cmd.arg(&f[..]);
+        }
+        Ok(())
+    }
+    fn complete(&mut self, replies: &mut Replies) -> Result<Step<String>> {
+        let reply = replies.next_raw()?;
+        let refused = self.add.idmp
+            && !self.fallback
+            && self.add.retention.groups.is_none()
+            && matches!(&reply, Value::ServerError(e) if e.code() == "ERR");
+        if refused {
+            // An older server (no `IDMP`): it added nothing.
+            self.fallback = true;
+            return Ok(Step::Again);
+        }
+        added(reply, &self.add.key).map(Step::Done)
+    }
 }
 
 /// Appends the arguments of `from` to `to`.
@@ -735,7 +926,7 @@ impl<T, C: EventCodec<T>> Group<T, C> {
     /// A consumer named `<prefix>-<16 random hex digits>`: unique by
     /// construction, so two processes never share one consumer's pending
     /// entries; what a dead consumer held is claimed by the others
-    /// (`XAUTOCLAIM`, see [`Consumer`]).
+    /// (`XREADGROUP … CLAIM` or `XAUTOCLAIM`, see [`Consumer`]).
     pub fn consumer(&self, prefix: &str) -> Result<Consumer<T, C>> {
         let name = format!("{prefix}-{}", crate::random::hex_token(8)?);
         Ok(Consumer::new(self.clone(), name))
