@@ -187,7 +187,8 @@ fn same_state_with_expiry_field(r: &mut Runner, ns: &Namespace) {
     assert!(!s.iter().any(|l| l.contains(":Oslo:")), "{s:?}");
 
     // an entity that expires: its entries stay until a write prunes them
-    let soon = Utc::now().timestamp_millis() + 1_000;
+    // (2 s ahead, so that both saves take it alive even on a slow machine)
+    let soon = Utc::now().timestamp_millis() + 2_000;
     p.save(r, &card(3, Some("Nice"), 5, None, Some(soon)));
     let wait = soon + 1_300 - Utc::now().timestamp_millis();
     std::thread::sleep(Duration::from_millis(wait.max(0) as u64));
