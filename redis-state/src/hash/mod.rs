@@ -468,6 +468,17 @@ impl HashSchema {
             && self.expires_at.is_none()
     }
 
+    /// True when `save` goes out as the compact save script
+    /// (`lua/save.lua`): no version field and no unique index, so the write
+    /// has nothing to check, and every indexed field is one saves write.
+    pub(crate) fn compact_save(&self) -> bool {
+        self.version.is_none()
+            && self
+                .indexes
+                .iter()
+                .all(|ix| !ix.unique && self.writes(ix.field))
+    }
+
     fn field_names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.fields.iter().map(|f| f.name)
     }
@@ -479,7 +490,7 @@ impl HashSchema {
     }
 
     /// Total length of the field names (to size commands).
-    fn names_len(&self) -> usize {
+    pub(crate) fn names_len(&self) -> usize {
         self.fields.iter().map(|f| f.name.len()).sum()
     }
 }

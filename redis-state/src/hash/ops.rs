@@ -25,6 +25,26 @@ crate::script! {
 }
 
 crate::script! {
+    /// The plain save of a model without a version field or unique index,
+    /// in a compact form of the write script's `save` mode (the same state
+    /// after it). See `lua/save.lua` for the layout of `rest`.
+    pub(super) struct SaveScript {
+        name: "redis_state.hash.save",
+        keys: [entity, ..indexes],
+        args: [id: &str, ..rest],
+        returns: Value,
+        // The shared helpers inside a function that only a write that
+        // prunes calls: defining them is not paid by every save.
+        lua: concat!(
+            "local function pruning()\n",
+            include_str!("lua/common.lua"),
+            "return prune, now_ms\nend\n",
+            include_str!("lua/save.lua"),
+        ),
+    }
+}
+
+crate::script! {
     /// Deletes an entity with its index entries; returns 1 if it existed
     /// (with the reserved values to release, for bucketed unique fields).
     pub(super) struct DeleteScript {
@@ -332,6 +352,80 @@ fn push_write(
     script.rest(a.0).prepare(plan)
 }
 
+/// Writes the compact save script's call (`lua/save.lua`) straight into
+/// the plan: the fields set, each index's field by its position among the
+/// arguments, then the fields removed.
+fn push_save(
+    plan: &mut Plan,
+    schema: &'static HashSchema,
+    ns: Option<&Namespace>,
+    id: &IdBuf,
+    key: &str,
+    w: &FieldWriter,
+    ttl: TtlOp,
+) -> Result<()> {
+    let nfields = schema.fields.len();
+    let written = |i: usize| schema.writes(i);
+    let nset = (0..nfields)
+        .filter(|&i| written(i) && w.get(i).is_some())
+        .count();
+    let ndel = (0..nfields)
+        .filter(|&i| written(i) && w.get(i).is_none())
+        .count();
+    let n = schema.indexes.len();
+    let index_keys = schema.index_keys(ns, id)?;
+    let mut keys: Vec<&str> = Vec::with_capacity(1 + index_keys.len());
+    keys.push(key);
+    keys.extend(index_keys.iter().map(String::as_str));
+    let joined = id.joined();
+    let cmd = plan.script_sized(
+        SaveScript::script(),
+        &keys,
+        5 + n + 2 * nset + ndel,
+        joined.len() + 24 + 4 * n + schema.names_len() + w.encoded_len(),
+    )?;
+    let mut num = itoa::Buffer::new();
+    cmd.arg(joined);
+    match ttl {
+        TtlOp::Keep => cmd.arg("keep").arg(""),
+        TtlOp::Px(ms) => cmd.arg("px").arg(num.format(ms)),
+        TtlOp::PxAt(at) => cmd.arg("pxat").arg(num.format(at)),
+        TtlOp::Persist => cmd.arg("persist").arg(""),
+    };
+    // ARGV positions (1-based): id, ttl op, ttl value, n positions, nset,
+    // then the pairs.
+    let set_from = 5 + n;
+    let del_from = set_from + 2 * nset;
+    for ix in schema.indexes {
+        let (mut set_at, mut del_at) = (0usize, 0usize);
+        for i in 0..ix.field {
+            if written(i) {
+                match w.get(i) {
+                    Some(_) => set_at += 1,
+                    None => del_at += 1,
+                }
+            }
+        }
+        let pos = match w.get(ix.field) {
+            Some(_) => (set_from + 2 * set_at) as i64,
+            None => -((del_from + del_at) as i64),
+        };
+        cmd.arg(num.format(pos));
+    }
+    cmd.arg(num.format(nset));
+    for (i, f) in schema.fields.iter().enumerate() {
+        if let (true, Some(v)) = (written(i), w.get(i)) {
+            cmd.arg(f.name).arg(v);
+        }
+    }
+    for (i, f) in schema.fields.iter().enumerate() {
+        if written(i) && w.get(i).is_none() {
+            cmd.arg(f.name);
+        }
+    }
+    Ok(())
+}
+
 /// The kind of an index as the scripts read it: `1` unique (beside the
 /// entities), `r` unique reserved in the value's own slot (the bucketed
 /// layout), `0` plain index.
@@ -469,6 +563,10 @@ pub struct Save<'a, M: RedisHash> {
     ns: Option<Namespace>,
     key: String,
     plain: bool,
+    /// The write goes out as the compact save script (`lua/save.lua`).
+    compact: bool,
+    /// The compact save script is not used (see [`Save::__general_script`]).
+    general: bool,
     /// Cache entries depending on the entity.
     inv: Option<CacheInvalidations>,
     /// The write's outcome (its version, or why it was refused) while a
@@ -494,6 +592,8 @@ impl<'a, M: RedisHash> Save<'a, M> {
             ns: None,
             key: String::new(),
             plain: false,
+            compact: false,
+            general: false,
             inv: None,
             settled: None,
             holders: Holders::default(),
@@ -501,6 +601,17 @@ impl<'a, M: RedisHash> Save<'a, M> {
             inv_pending: false,
             res: None,
         }
+    }
+}
+
+impl<M: RedisHash> Save<'_, M> {
+    /// Sends the save through the general write script even where the
+    /// compact save script applies, for tests that compare the state the
+    /// two leave: not public API, no semver guarantees.
+    #[doc(hidden)]
+    pub fn __general_script(mut self) -> Self {
+        self.general = true;
+        self
     }
 }
 
@@ -693,6 +804,11 @@ impl<M: RedisHash> Save<'_, M> {
             }
             return Ok(());
         }
+        self.compact = self.mode == WriteMode::Save && !self.general && schema.compact_save();
+        if self.compact {
+            let ttl = full_write_ttl(schema, self.entity.expires_at_ms());
+            return push_save(plan, schema, self.ns.as_ref(), &id, &self.key, &w, ttl);
+        }
         let tokens = self.res.as_ref().map(|r| r.tokens()).unwrap_or_default();
         let changes = (0..schema.fields.len())
             .map(|i| match w.get(i) {
@@ -725,6 +841,12 @@ impl<M: RedisHash> Save<'_, M> {
             return match v {
                 Value::Int(_) => Ok(Some(0)),
                 other => Err(Error::unexpected("HSET", &other)),
+            };
+        }
+        if self.compact {
+            return match v {
+                Value::Int(1) => Ok(Some(0)),
+                other => Err(Error::unexpected(SaveScript::script().name(), &other)),
             };
         }
         if let Some(res) = &mut self.res {
