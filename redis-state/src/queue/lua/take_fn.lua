@@ -50,8 +50,11 @@ local function take(lease, token, max_attempts, dead_max, woken)
   end
   local attempt = tonumber(j[2] or '0') + 1
   local until_ms = now + lease
-  redis.call('HSET', KEYS[1], id .. ':a', attempt, id .. ':t', token, id .. ':l', until_ms)
-  redis.call('ZADD', KEYS[4], until_ms, id)
+  -- Numbers written as integer text here: a Lua number passed to
+  -- redis.call is formatted by the server with %.17g, dearer.
+  local until_s = string.format('%d', until_ms)
+  redis.call('HSET', KEYS[1], id .. ':a', string.format('%d', attempt), id .. ':t', token, id .. ':l', until_s)
+  redis.call('ZADD', KEYS[4], until_s, id)
   if until_ms < due then due = until_ms end
   if due ~= was then redis.call('SET', KEYS[7], due) end
   if woken and redis.call('ZCARD', KEYS[2]) > 0 and redis.call('LLEN', KEYS[6]) == 0 then
