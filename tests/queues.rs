@@ -79,8 +79,8 @@ fn priorities_then_fifo(r: &mut Runner, ns: &Namespace) {
     assert_eq!(order, vec![2, 4, 1, 3, 5]);
     assert_eq!(r.run(q.counts()).unwrap(), (0, 0, 0, 0));
     // Nothing left behind but the id counter.
-    let data: u64 = r.cmd("HLEN", &q.key("data")).go();
-    assert_eq!(data, 0);
+    let fields: u64 = r.cmd("HLEN", &q.key("jobs")).go();
+    assert_eq!(fields, 0);
 }
 
 fn delayed_jobs_become_due(r: &mut Runner, ns: &Namespace) {
@@ -169,7 +169,7 @@ fn retries_then_dead_letters(r: &mut Runner, ns: &Namespace) {
     r.run(redis_state::many((1..=5).map(|i| q.push(&task(i)))))
         .unwrap();
     // A payload another client wrote badly: dead at once, with the reason.
-    let _: i64 = r.cmd("HSET", &q.key("data")).arg("junk").arg("{nope").go();
+    let _: i64 = r.cmd("HSET", &q.key("jobs")).arg("junk").arg("{nope").go();
     let _: i64 = r.cmd("ZADD", &q.key("ready")).arg(-10).arg("junk").go();
     let (trigger, sd) = shutdown();
     let mut seen = BTreeSet::new();
@@ -202,6 +202,50 @@ fn retries_then_dead_letters(r: &mut Runner, ns: &Namespace) {
     assert!(matches!(junk.data, Err(redis_state::Error::Decode(_))));
     assert!(junk.error.contains("JSON"));
     assert_eq!(r.run(q.counts()).unwrap(), (0, 0, 0, 2));
+}
+
+/// A job written in the layout before `<q>:jobs` (one hash per field) is
+/// met with a typed error naming that layout and put back untouched; the
+/// new layout's jobs behind it wait, and nothing is lost.
+fn a_job_of_the_old_layout_is_named_not_lost(r: &mut Runner, ns: &Namespace) {
+    let q = queue(ns, "old", Duration::from_secs(30));
+    let id = "0000000000000001";
+    let payload = serde_json::to_string(&task(7)).unwrap();
+    let _: i64 = r.cmd("HSET", &q.key("data")).arg(id).arg(&payload).go();
+    let _: i64 = r.cmd("HSET", &q.key("prio")).arg(id).arg(0).go();
+    let _: i64 = r.cmd("ZADD", &q.key("ready")).arg(0).arg(id).go();
+    let (): () = r.cmd("SET", &q.key("seq")).arg(1).go();
+    for _ in 0..2 {
+        match r.run(q.take()) {
+            Err(redis_state::Error::QueueLayout { queue, job, key }) => {
+                assert_eq!(queue, q.name());
+                assert_eq!(job, id);
+                assert_eq!(key, q.key("data"));
+            }
+            other => panic!("expected the old layout named, got {other:?}"),
+        }
+        assert_eq!(r.run(q.counts()).unwrap(), (1, 0, 0, 0));
+    }
+    // A worker stops on it with the same error, the job still ready.
+    let (_trigger, sd) = shutdown();
+    let w = q.worker();
+    let got = match r {
+        Runner::Sync(con) => w.run(con, &sd, |_| Ok::<_, String>(())),
+        Runner::SyncCluster(con) => w.run(con, &sd, |_| Ok::<_, String>(())),
+        Runner::Async(rt, con) => {
+            rt.block_on(w.run_async(con, &sd, |_| async { Ok::<_, String>(()) }))
+        }
+        Runner::AsyncCluster(rt, con) => {
+            rt.block_on(w.run_async(con, &sd, |_| async { Ok::<_, String>(()) }))
+        }
+    };
+    assert!(
+        matches!(got, Err(redis_state::Error::QueueLayout { .. })),
+        "{got:?}"
+    );
+    assert_eq!(r.run(q.counts()).unwrap(), (1, 0, 0, 0));
+    let kept: Option<String> = r.cmd("HGET", &q.key("data")).arg(id).go();
+    assert_eq!(kept.as_deref(), Some(payload.as_str()));
 }
 
 fn a_dead_worker_loses_nothing(r: &mut Runner, ns: &Namespace) {
@@ -263,6 +307,7 @@ matrix!(
     fenced_completion_after_the_lease_ran_out,
     a_refused_effect_keeps_the_job,
     retries_then_dead_letters,
+    a_job_of_the_old_layout_is_named_not_lost,
     a_dead_worker_loses_nothing,
     list_queue_and_bad_payloads,
 );

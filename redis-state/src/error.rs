@@ -370,6 +370,22 @@ pub enum Error {
         /// The job id.
         job: String,
     },
+
+    /// A job queue holds jobs written in the key layout before one hash per
+    /// queue (`<q>:data`, `<q>:prio`, `<q>:attempts`, `<q>:token`,
+    /// `<q>:errors`): the job met was put back untouched. Drain those jobs
+    /// with the version that wrote them, then run this one.
+    #[error(
+        "queue `{queue}` holds job `{job}` in the old key layout (`{key}`): drain it with the version that pushed it"
+    )]
+    QueueLayout {
+        /// The queue name.
+        queue: String,
+        /// The job met.
+        job: String,
+        /// The old layout's payload hash that holds it.
+        key: String,
+    },
 }
 
 /// ` on `key`` / ` on `a`, `b`` for a message; nothing without keys.
@@ -500,6 +516,7 @@ impl Error {
             | Error::CrossSlot { .. }
             | Error::InvalidKeyPart { .. }
             | Error::InvalidConfig { .. }
+            | Error::QueueLayout { .. }
             | Error::Entropy(_)
             | Error::ScoreNotEncodable { .. }
             | Error::InvalidArgument { .. }

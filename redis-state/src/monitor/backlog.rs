@@ -575,7 +575,8 @@ pub struct ActiveJob {
 }
 
 /// The `count` jobs of queue `name` whose lease ends first: `ZRANGE
-/// <q>:active … WITHSCORES`, then `HMGET` of their attempts and `TIME`.
+/// <q>:active … WITHSCORES`, then `HMGET` of their attempts (`<id>:a` in
+/// `<q>:jobs`) and `TIME`.
 pub fn queue_active(name: &str, count: usize) -> QueueActive {
     QueueActive {
         base: queue_base(name),
@@ -604,9 +605,9 @@ impl Operation for QueueActive {
                     .arg("WITHSCORES");
             }
             Some(ids) => {
-                let cmd = plan.cmd("HMGET", format!("{base}:attempts"));
+                let cmd = plan.cmd("HMGET", format!("{base}:jobs"));
                 for (id, _) in ids {
-                    cmd.arg(id);
+                    cmd.arg(format!("{id}:a"));
                 }
                 plan.script(&crate::queue::SERVER_TIME, &[format!("{base}:seq")])?;
             }
@@ -642,12 +643,8 @@ impl Operation for QueueActive {
 /// the ids moved. A dead job whose payload is gone stays dead.
 pub fn queue_replay(name: &str, count: usize) -> QueueReplay {
     QueueReplay {
-        keys: queue_base(name).map(|base| {
-            [
-                "dead", "ready", "data", "prio", "attempts", "errors", "notify",
-            ]
-            .map(|p| format!("{base}:{p}"))
-        }),
+        keys: queue_base(name)
+            .map(|base| ["dead", "ready", "jobs", "notify"].map(|p| format!("{base}:{p}"))),
         count,
     }
 }
@@ -672,7 +669,7 @@ fn bad_queue_name(name: &str) -> Error {
 /// See [`queue_replay`].
 #[derive(Debug)]
 pub struct QueueReplay {
-    keys: std::result::Result<[String; 7], String>,
+    keys: std::result::Result<[String; 4], String>,
     count: usize,
 }
 

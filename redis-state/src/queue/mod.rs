@@ -24,8 +24,10 @@
 //!   by priority, oldest first among equals) or *delayed* (a sorted set by
 //!   due time).
 //! * **take**: promotes the delayed jobs that are due and reclaims the jobs
-//!   whose lease ran out (at most 100 of each per call; no pub/sub, no
-//!   sweeper process: the workers' own calls do it, by the server's clock),
+//!   whose lease ran out (at most 100 of each per call, and only once the
+//!   earliest due time or lease end, kept in `<q>:due`, has passed; no
+//!   pub/sub, no sweeper process: the workers' own calls do it, by the
+//!   server's clock),
 //!   then pops the ready job of highest priority under a *lease* (the
 //!   visibility timeout, separate from any delay) with a fresh random
 //!   token. A job whose lease ran out goes back to ready (its attempt
@@ -49,12 +51,19 @@
 //! | key | type | content |
 //! |---|---|---|
 //! | `<q>:seq` | string | the last job id |
-//! | `<q>:data`, `<q>:prio`, `<q>:attempts`, `<q>:token`, `<q>:errors` | hash | job id → payload (JSON), ready score, attempts so far, lease token, last error |
+//! | `<q>:jobs` | hash | per job id `<id>`: fields `<id>` the payload (JSON), `<id>:p` its ready score, `<id>:a` attempts so far, `<id>:t` lease token, `<id>:l` lease end (ms), `<id>:e` last error |
 //! | `<q>:ready` | sorted set | ready jobs, by minus the priority |
 //! | `<q>:delayed` | sorted set | delayed and retrying jobs, by due time (ms) |
 //! | `<q>:active` | sorted set | leased jobs, by lease end (ms) |
 //! | `<q>:dead` | sorted set | dead jobs, by the time they died |
+//! | `<q>:due` | string | a lower bound (ms) of the earliest due time and lease end: takes look at `delayed` and `active` only once it has passed |
 //! | `<q>:notify` | list | a wake-up token for blocked workers |
+//!
+//! Before this layout, each job field had its own hash (`<q>:data`,
+//! `<q>:prio`, `<q>:attempts`, `<q>:token`, `<q>:errors`). A take that meets
+//! a job left there puts it back untouched and fails with
+//! [`Error::QueueLayout`]: drain such a queue with the version that pushed
+//! its jobs before running this one, and never run both on one queue.
 //!
 //! [`ListQueue`] is the plain form other clients use (`RPUSH` / `BLPOP` of
 //! JSON at `queue:<name>`): simple and interoperable, but a job popped by a
@@ -115,13 +124,17 @@ static SETTLE_TAKE: Script = Script::new(
 );
 
 /// The keys of the take and settle scripts, in their order (the Lua's
-/// `KEYS[1..10]`; a completion's effect keys follow).
-const SCRIPT_KEYS: [&str; 10] = [
-    "data", "prio", "ready", "delayed", "active", "attempts", "token", "errors", "dead", "notify",
+/// `KEYS[1..8]`; a completion's effect keys follow). `data` is the payload
+/// hash of the layout before `jobs`, only read to name a job left in it.
+const SCRIPT_KEYS: [&str; 8] = [
+    "jobs", "ready", "delayed", "active", "dead", "notify", "due", "data",
 ];
 
+/// Where the wake-up list is in [`SCRIPT_KEYS`].
+const NOTIFY: usize = 5;
+
 /// The keys of the push script, in its order.
-const PUSH_KEYS: [&str; 6] = ["seq", "data", "prio", "ready", "delayed", "notify"];
+const PUSH_KEYS: [&str; 6] = ["seq", "jobs", "ready", "delayed", "notify", "due"];
 
 /// A queue of jobs of type `T` (JSON payloads); see the [module docs](self).
 pub struct Queue<T> {
@@ -386,7 +399,8 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> Queue<T> {
     /// The newest `count` dead jobs, with their last error.
     pub fn dead(&self, count: usize) -> Dead<T> {
         Dead {
-            keys: self.keys(&["dead", "data", "errors", "attempts"]),
+            keys: self.keys(&["dead", "jobs"]),
+            queue: self.name.clone(),
             count,
             ids: None,
             _t: PhantomData,
@@ -481,8 +495,7 @@ impl Operation for TakeRaw {
     fn prepare(&mut self, plan: &mut Plan) -> Result<()> {
         let keys = self.keys.as_ref().map_err(clone_err)?;
         if let Some(b) = self.block {
-            // keys[9] is the wake-up list.
-            plan.cmd("BLPOP", &keys[9])
+            plan.cmd("BLPOP", &keys[NOTIFY])
                 .arg(format!("{:.3}", b.as_secs_f64().max(0.001)));
         }
         let token = crate::random::hex_token(16)?;
@@ -490,7 +503,8 @@ impl Operation for TakeRaw {
             .arg(crate::random::millis(self.lease).max(1))
             .arg(&token)
             .arg(self.max_attempts)
-            .arg(self.dead_max);
+            .arg(self.dead_max)
+            .arg(u8::from(self.block.is_some()));
         self.token = Some(token);
         Ok(())
     }
@@ -504,6 +518,25 @@ impl Operation for TakeRaw {
 }
 
 impl TakeRaw {
+    /// The error for job `id` met in the layout before `<q>:jobs`.
+    fn old_layout(&self, id: &[u8]) -> Error {
+        let key = self
+            .keys
+            .as_ref()
+            .map(|k| k[SCRIPT_KEYS.len() - 1].clone())
+            .unwrap_or_default();
+        let queue = key
+            .strip_prefix("queue:{")
+            .and_then(|k| k.strip_suffix("}:data"))
+            .unwrap_or_default()
+            .to_owned();
+        Error::QueueLayout {
+            queue,
+            job: String::from_utf8_lossy(id).into_owned(),
+            key,
+        }
+    }
+
     /// The take script's reply: `{id, payload, attempt}` or `{false, ms}`.
     fn decode(&mut self, v: Value) -> Result<Option<Taken>> {
         let Value::Array(parts) = v else {
@@ -522,6 +555,9 @@ impl TakeRaw {
                     attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
                     token: self.token.take().unwrap_or_default(),
                 }))
+            }
+            (Some(Value::Nil), Some(Value::Int(-2)), Some(Value::BulkString(id)), None) => {
+                Err(self.old_layout(&id))
             }
             (Some(Value::Nil), ..) => Ok(None),
             (a, b, c, d) => {
@@ -559,7 +595,7 @@ fn clone_err(e: &Error) -> Error {
 }
 
 fn decode<T: serde::de::DeserializeOwned>(queue: &str, t: &Taken) -> Result<T> {
-    let at = format!("queue:{{{queue}}}:data#{}", t.id);
+    let at = format!("queue:{{{queue}}}:jobs#{}", t.id);
     let Some(raw) = &t.payload else {
         return Err(DecodeError::new(at, Some(&t.id), "JSON", None).into());
     };
@@ -701,6 +737,7 @@ impl Operation for Settle {
 #[derive(Debug)]
 pub struct Dead<T> {
     keys: Result<Vec<String>>,
+    queue: String,
     count: usize,
     ids: Option<Vec<String>>,
     _t: PhantomData<fn() -> T>,
@@ -718,11 +755,10 @@ impl<T: serde::de::DeserializeOwned> Operation for Dead<T> {
                     .arg("REV");
             }
             Some(ids) if !ids.is_empty() => {
-                for k in &keys[1..] {
-                    let cmd = plan.cmd("HMGET", k);
-                    for id in ids {
-                        cmd.arg(id);
-                    }
+                // Per job its payload, last error and attempts.
+                let cmd = plan.cmd("HMGET", &keys[1]);
+                for id in ids {
+                    cmd.arg(id).arg(format!("{id}:e")).arg(format!("{id}:a"));
                 }
             }
             Some(_) => {}
@@ -740,25 +776,26 @@ impl<T: serde::de::DeserializeOwned> Operation for Dead<T> {
                 Step::Again
             });
         };
-        let data: Vec<Option<Vec<u8>>> = replies.next("HMGET")?;
-        let errors: Vec<Option<String>> = replies.next("HMGET")?;
-        let attempts: Vec<Option<u32>> = replies.next("HMGET")?;
-        let queue = self.keys.as_ref().map(|k| k[0].clone()).unwrap_or_default();
+        let fields: Vec<Option<Vec<u8>>> = replies.next("HMGET")?;
+        let text = |b: Option<&Vec<u8>>| {
+            b.map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default()
+        };
         Ok(Step::Done(
             ids.iter()
-                .enumerate()
-                .map(|(i, id)| {
+                .zip(fields.chunks(3))
+                .map(|(id, f)| {
                     let t = Taken {
                         id: id.clone(),
-                        payload: data.get(i).cloned().flatten(),
+                        payload: f.first().cloned().flatten(),
                         attempt: 0,
                         token: String::new(),
                     };
                     DeadJob {
                         id: id.clone(),
-                        data: decode::<T>(&queue, &t),
-                        error: errors.get(i).cloned().flatten().unwrap_or_default(),
-                        attempts: attempts.get(i).copied().flatten().unwrap_or(0),
+                        data: decode::<T>(&self.queue, &t),
+                        error: text(f.get(1).and_then(Option::as_ref)),
+                        attempts: text(f.get(2).and_then(Option::as_ref)).parse().unwrap_or(0),
                     }
                 })
                 .collect(),

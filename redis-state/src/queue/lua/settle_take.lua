@@ -5,9 +5,9 @@
 -- ARGV[7] lease ms, ARGV[8] the new token, ARGV[9] max attempts,
 -- ARGV[10..] effect commands.
 -- Returns the settlement's outcome followed by take's reply:
--- {outcome, id, payload, attempt} or {outcome, false, ms or -1}.
+-- {outcome, id, payload, attempt} or {outcome, false, ms or -1 or -2}.
 local dead_max = tonumber(ARGV[6])
 local outcome = settle(ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), dead_max, 10)
-local r = take(tonumber(ARGV[7]), ARGV[8], tonumber(ARGV[9]), dead_max)
+local r = take(tonumber(ARGV[7]), ARGV[8], tonumber(ARGV[9]), dead_max, false)
 table.insert(r, 1, outcome)
 return r
