@@ -54,6 +54,31 @@ struct Memo {
     extra: Option<String>,
 }
 
+/// One index, on an `Option` field, and an expiry field: the compact
+/// script's single-index path (scalars, no tables) through the same steps.
+#[derive(RedisHash, Debug, Clone, PartialEq)]
+#[redis(key = "{{spot}}:{id}")]
+struct Spot {
+    #[redis(id)]
+    id: u64,
+    name: String,
+    #[redis(index)]
+    city: Option<String>,
+    note: Option<String>,
+    #[redis(expires_at)]
+    until: Option<DateTime<Utc>>,
+}
+
+fn spot(id: u64, city: Option<&str>, _tier: u8, note: Option<&str>, until: Option<i64>) -> Spot {
+    Spot {
+        id,
+        name: format!("spot {id}"),
+        city: city.map(str::to_owned),
+        note: note.map(str::to_owned),
+        until: until.map(|ms| Utc.timestamp_millis_opt(ms).unwrap()),
+    }
+}
+
 fn card(id: u64, city: Option<&str>, tier: u8, note: Option<&str>, until: Option<i64>) -> Card {
     Card {
         id,
@@ -150,40 +175,63 @@ fn dump(r: &mut Runner, ns: &Namespace, keys: &[String], exact: bool) -> Vec<Str
     out
 }
 
-fn card_keys() -> Vec<String> {
-    let mut keys: Vec<String> = (1..=6).map(|id| format!("{{card}}:{id}")).collect();
-    for k in ["idx:city", "idx:tier", "exp", "expv"] {
-        keys.push(format!("{{card}}:#card:{k}"));
+/// The entities and the index and bookkeeping keys of a model named
+/// `name` with the given indexes.
+fn model_keys(name: &str, indexes: &[&str]) -> Vec<String> {
+    let mut keys: Vec<String> = (1..=6).map(|id| format!("{{{name}}}:{id}")).collect();
+    for k in indexes
+        .iter()
+        .map(|i| format!("idx:{i}"))
+        .chain(["exp".into(), "expv".into()])
+    {
+        keys.push(format!("{{{name}}}:#{name}:{k}"));
     }
     keys
 }
+
+/// Builds an entity of the steps' model: id, city, tier (ignored by a
+/// model without it), note, expiry (epoch ms).
+type Make<M> = fn(u64, Option<&str>, u8, Option<&str>, Option<i64>) -> M;
 
 /// `None` fields, TTL changes (none, an expiry, none again, one in the
 /// past), index moves and removals, an entity that expires, the prune of
 /// its entries by a later new entity, and its re-creation.
 fn same_state_with_expiry_field(r: &mut Runner, ns: &Namespace) {
+    expiry_steps(r, ns, &model_keys("card", &["city", "tier"]), card);
+}
+
+/// The same steps with one index: the compact script's single-index path.
+fn same_state_with_one_index(r: &mut Runner, ns: &Namespace) {
+    expiry_steps(r, ns, &model_keys("spot", &["city"]), spot);
+}
+
+fn expiry_steps<M: RedisHash + Sync>(
+    r: &mut Runner,
+    ns: &Namespace,
+    keys: &[String],
+    card: Make<M>,
+) {
     let p = Pair::new(ns);
-    let keys = card_keys();
     let now = Utc::now().timestamp_millis();
     let hour = now + 3_600_000;
 
     p.save(r, &card(1, Some("Paris"), 1, None, None));
     p.save(r, &card(2, None, 2, Some("n"), Some(hour)));
-    let s = p.same(r, &keys, true, "new entities");
+    let s = p.same(r, keys, true, "new entities");
     assert!(s.iter().any(|l| l.contains("5:Paris:1")), "{s:?}");
 
     // an index move, and an expiry where there was none
     p.save(r, &card(1, Some("Lyon"), 1, Some("x"), Some(hour)));
     // an index value where there was none, and no expiry any more
     p.save(r, &card(2, Some("Rome"), 3, None, None));
-    let s = p.same(r, &keys, true, "index moves, TTL changes");
+    let s = p.same(r, keys, true, "index moves, TTL changes");
     assert!(s.iter().any(|l| l.contains("4:Lyon:1")), "{s:?}");
 
     // an expiry in the past: the entity is gone at once, with its entries
     p.save(r, &card(4, Some("Oslo"), 4, None, Some(now - 5_000)));
     // an indexed value removed
     p.save(r, &card(1, None, 1, None, Some(hour)));
-    let s = p.same(r, &keys, true, "removed value, past expiry");
+    let s = p.same(r, keys, true, "removed value, past expiry");
     assert!(!s.iter().any(|l| l.contains(":Oslo:")), "{s:?}");
 
     // an entity that expires: its entries stay until a write prunes them
@@ -192,12 +240,12 @@ fn same_state_with_expiry_field(r: &mut Runner, ns: &Namespace) {
     p.save(r, &card(3, Some("Nice"), 5, None, Some(soon)));
     let wait = soon + 1_300 - Utc::now().timestamp_millis();
     std::thread::sleep(Duration::from_millis(wait.max(0) as u64));
-    let s = p.same(r, &keys, true, "expired, not yet pruned");
+    let s = p.same(r, keys, true, "expired, not yet pruned");
     assert!(s.iter().any(|l| l.contains("4:Nice:3")), "{s:?}");
 
     // a new entity prunes them
     p.save(r, &card(5, Some("Bern"), 1, None, Some(hour)));
-    let s = p.same(r, &keys, true, "pruned by a new entity");
+    let s = p.same(r, keys, true, "pruned by a new entity");
     assert!(!s.iter().any(|l| l.contains(":Nice:")), "{s:?}");
 
     // the expired entity comes back; a batch of saves
@@ -210,7 +258,7 @@ fn same_state_with_expiry_field(r: &mut Runner, ns: &Namespace) {
             card(2, Some("Rome"), 3, Some("r"), Some(hour)),
         ],
     );
-    p.same(r, &keys, true, "re-created, save_many");
+    p.same(r, keys, true, "re-created, save_many");
 }
 
 /// A fixed TTL: the same keys, entries and bookkeeping (expiry times
@@ -277,6 +325,7 @@ fn compact_saves_load_and_find(r: &mut Runner, ns: &Namespace) {
 
 matrix!(
     same_state_with_expiry_field,
+    same_state_with_one_index,
     same_state_with_fixed_ttl,
     compact_saves_load_and_find,
 );
