@@ -209,53 +209,53 @@ fn expiry_steps<M: RedisHash + Sync>(
     r: &mut Runner,
     ns: &Namespace,
     keys: &[String],
-    card: Make<M>,
+    make: Make<M>,
 ) {
     let p = Pair::new(ns);
     let now = Utc::now().timestamp_millis();
     let hour = now + 3_600_000;
 
-    p.save(r, &card(1, Some("Paris"), 1, None, None));
-    p.save(r, &card(2, None, 2, Some("n"), Some(hour)));
+    p.save(r, &make(1, Some("Paris"), 1, None, None));
+    p.save(r, &make(2, None, 2, Some("n"), Some(hour)));
     let s = p.same(r, keys, true, "new entities");
     assert!(s.iter().any(|l| l.contains("5:Paris:1")), "{s:?}");
 
     // an index move, and an expiry where there was none
-    p.save(r, &card(1, Some("Lyon"), 1, Some("x"), Some(hour)));
+    p.save(r, &make(1, Some("Lyon"), 1, Some("x"), Some(hour)));
     // an index value where there was none, and no expiry any more
-    p.save(r, &card(2, Some("Rome"), 3, None, None));
+    p.save(r, &make(2, Some("Rome"), 3, None, None));
     let s = p.same(r, keys, true, "index moves, TTL changes");
     assert!(s.iter().any(|l| l.contains("4:Lyon:1")), "{s:?}");
 
     // an expiry in the past: the entity is gone at once, with its entries
-    p.save(r, &card(4, Some("Oslo"), 4, None, Some(now - 5_000)));
+    p.save(r, &make(4, Some("Oslo"), 4, None, Some(now - 5_000)));
     // an indexed value removed
-    p.save(r, &card(1, None, 1, None, Some(hour)));
+    p.save(r, &make(1, None, 1, None, Some(hour)));
     let s = p.same(r, keys, true, "removed value, past expiry");
     assert!(!s.iter().any(|l| l.contains(":Oslo:")), "{s:?}");
 
     // an entity that expires: its entries stay until a write prunes them
     // (2 s ahead, so that both saves take it alive even on a slow machine)
     let soon = Utc::now().timestamp_millis() + 2_000;
-    p.save(r, &card(3, Some("Nice"), 5, None, Some(soon)));
+    p.save(r, &make(3, Some("Nice"), 5, None, Some(soon)));
     let wait = soon + 1_300 - Utc::now().timestamp_millis();
     std::thread::sleep(Duration::from_millis(wait.max(0) as u64));
     let s = p.same(r, keys, true, "expired, not yet pruned");
     assert!(s.iter().any(|l| l.contains("4:Nice:3")), "{s:?}");
 
     // a new entity prunes them
-    p.save(r, &card(5, Some("Bern"), 1, None, Some(hour)));
+    p.save(r, &make(5, Some("Bern"), 1, None, Some(hour)));
     let s = p.same(r, keys, true, "pruned by a new entity");
     assert!(!s.iter().any(|l| l.contains(":Nice:")), "{s:?}");
 
     // the expired entity comes back; a batch of saves
-    p.save(r, &card(3, Some("Nice"), 5, Some("back"), None));
+    p.save(r, &make(3, Some("Nice"), 5, Some("back"), None));
     p.save_many(
         r,
         &[
-            card(5, Some("Bern"), 2, None, None),
-            card(6, None, 6, Some("six"), Some(hour)),
-            card(2, Some("Rome"), 3, Some("r"), Some(hour)),
+            make(5, Some("Bern"), 2, None, None),
+            make(6, None, 6, Some("six"), Some(hour)),
+            make(2, Some("Rome"), 3, Some("r"), Some(hour)),
         ],
     );
     p.same(r, keys, true, "re-created, save_many");
